@@ -1,0 +1,2 @@
+# libsnap: every .c in libsnap/ is part of the library.
+LIBSNAP_SRCS += $(wildcard libsnap/*.c)

@@ -1,0 +1,172 @@
+/* Errors, deadlines, logging and memory helpers shared by libsnap's rooms. */
+#include "snap_base.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+const char *snap_strerror(int rc)
+{
+    switch (rc) {
+    case SNAP_OK: return "success";
+    case SNAP_ERROR_FAIL: return "failed";
+    case SNAP_ERROR_INVAL: return "invalid argument";
+    case SNAP_ERROR_NOTFOUND: return "not found";
+    case SNAP_ERROR_EXISTS: return "already exists";
+    case SNAP_ERROR_TIMEDOUT: return "timed out";
+    case SNAP_ERROR_PROTOCOL: return "protocol error";
+    case SNAP_ERROR_PEER: return "peer reported an error";
+    case SNAP_ERROR_IO: return "I/O error";
+    case SNAP_ERROR_BUSY: return "busy";
+    case SNAP_ERROR_NOMEM: return "out of memory";
+    case SNAP_ERROR_CLOSED: return "connection closed";
+    case SNAP_ERROR_UNSUPPORTED: return "not supported";
+    case SNAP_ERROR_GUEST_FROZEN: return "guest may be left frozen";
+    default: return "unknown error";
+    }
+}
+
+int snap_err_set(snap_err *err, int code, const char *fmt, ...)
+{
+    if (!err)
+        return code;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    err->code = code;
+    return code;
+}
+
+int snap_err_errno(snap_err *err, int code, int errnum, const char *fmt, ...)
+{
+    if (!err)
+        return code;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    if (n >= 0 && (size_t)n < sizeof err->msg)
+        snprintf(err->msg + n, sizeof err->msg - (size_t)n, ": %s", strerror(errnum));
+    err->code = code;
+    return code;
+}
+
+int snap_err_context(snap_err *err, const char *fmt, ...)
+{
+    if (!err)
+        return SNAP_ERROR_FAIL;
+    char old[SNAP_ERRMSG_MAX];
+    va_list ap;
+    memcpy(old, err->msg, sizeof old);
+    va_start(ap, fmt);
+    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    va_end(ap);
+    /* Long messages are cut at the end: the outer context matters most. */
+    if (n >= 0 && (size_t)n < sizeof err->msg) {
+        size_t at = (size_t)n;
+        const char *parts[2] = {": ", old};
+        for (int i = 0; i < 2 && at < sizeof err->msg - 1; i++) {
+            size_t l = strnlen(parts[i], sizeof err->msg - 1 - at);
+            memcpy(err->msg + at, parts[i], l);
+            at += l;
+        }
+        err->msg[at] = '\0';
+    }
+    if (!err->code)
+        err->code = SNAP_ERROR_FAIL;
+    return err->code;
+}
+
+void snap_err_clear(snap_err *err)
+{
+    if (err) {
+        err->code = 0;
+        err->msg[0] = '\0';
+    }
+}
+
+uint64_t snap_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t snap_deadline_in(int timeout_ms)
+{
+    return timeout_ms < 0 ? SNAP_DEADLINE_NEVER : snap_now_ms() + (uint64_t)timeout_ms;
+}
+
+int snap_deadline_poll_ms(uint64_t deadline)
+{
+    if (deadline == SNAP_DEADLINE_NEVER)
+        return -1;
+    uint64_t now = snap_now_ms();
+    if (now >= deadline)
+        return 0;
+    uint64_t left = deadline - now;
+    return left > 0x7fffffff ? 0x7fffffff : (int)left;
+}
+
+void snap_log(xentoollog_logger *lg, xentoollog_level level, const char *fmt, ...)
+{
+    if (!lg)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    xtl_logv(lg, level, -1, "libsnap", fmt, ap);
+    va_end(ap);
+}
+
+static void snap_oom(void)
+{
+    fputs("libsnap: out of memory\n", stderr);
+    abort();
+}
+
+void *snap_xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    if (!p)
+        snap_oom();
+    return p;
+}
+
+void *snap_xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p)
+        snap_oom();
+    return p;
+}
+
+void *snap_xrealloc(void *p, size_t n)
+{
+    void *q = realloc(p, n ? n : 1);
+    if (!q)
+        snap_oom();
+    return q;
+}
+
+char *snap_xstrdup(const char *s)
+{
+    char *p = strdup(s ? s : "");
+    if (!p)
+        snap_oom();
+    return p;
+}
+
+char *snap_xasprintf(const char *fmt, ...)
+{
+    va_list ap;
+    char *s = NULL;
+    va_start(ap, fmt);
+    int n = vasprintf(&s, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        snap_oom();
+    return s;
+}
