@@ -20,23 +20,189 @@ extern "C" {
 #endif
 
 /* Return codes. 0 is success; every error is negative. */
-#define SNAP_OK 0
-#define SNAP_ERROR_FAIL -1        /* unspecified failure */
-#define SNAP_ERROR_INVAL -2       /* bad argument or input */
-#define SNAP_ERROR_NOTFOUND -3    /* no such domain, disk, snapshot or file */
-#define SNAP_ERROR_EXISTS -4      /* name or file already exists */
-#define SNAP_ERROR_TIMEDOUT -5    /* a peer did not answer in time */
-#define SNAP_ERROR_PROTOCOL -6    /* a peer sent something malformed or unexpected */
-#define SNAP_ERROR_PEER -7        /* a peer reported an error (QMP, agent, qemu-img) */
-#define SNAP_ERROR_IO -8          /* a local system call failed */
-#define SNAP_ERROR_BUSY -9        /* locked, or an image is in use by a running QEMU */
-#define SNAP_ERROR_NOMEM -10      /* out of memory */
-#define SNAP_ERROR_CLOSED -11     /* a peer closed the connection */
-#define SNAP_ERROR_UNSUPPORTED -12 /* not possible for this domain, disk or format */
+#define SNAP_OK                 0
+#define SNAP_ERROR_FAIL         -1  /* unspecified failure */
+#define SNAP_ERROR_INVAL        -2  /* bad argument or input */
+#define SNAP_ERROR_NOTFOUND     -3  /* no such domain, disk, snapshot or file */
+#define SNAP_ERROR_EXISTS       -4  /* name or file already exists */
+#define SNAP_ERROR_TIMEDOUT     -5  /* a peer did not answer in time */
+#define SNAP_ERROR_PROTOCOL     -6  /* a peer sent something malformed or unexpected */
+#define SNAP_ERROR_PEER         -7  /* a peer reported an error (QMP, agent, qemu-img) */
+#define SNAP_ERROR_IO           -8  /* a local system call failed */
+#define SNAP_ERROR_BUSY         -9  /* locked, or an image is in use by a running QEMU */
+#define SNAP_ERROR_NOMEM        -10 /* out of memory */
+#define SNAP_ERROR_CLOSED       -11 /* a peer closed the connection */
+#define SNAP_ERROR_UNSUPPORTED  -12 /* not possible for this domain, disk or format */
 #define SNAP_ERROR_GUEST_FROZEN -13 /* the guest's filesystems may still be frozen */
 
 /* A short constant name for a return code ("timed out", "busy", ...). */
 const char *snap_strerror(int rc);
+
+/* ------------------------------------------------------------------ context */
+
+typedef struct snap_ctx snap_ctx;
+struct xentoollog_logger;
+
+/*
+ * Where the hypervisor-facing operations go (domain lookup, pause/unpause,
+ * memory save/restore). AUTO picks LIBXL when a Xen privcmd device exists
+ * (/dev/xen/privcmd or /proc/xen/privcmd) and SIM (xlsim's simulated dom0:
+ * xenstore + QMP) otherwise. The environment variable XLSNAP_PLATFORM
+ * ("libxl" or "sim") overrides AUTO.
+ */
+typedef enum snap_platform_kind {
+    SNAP_PLATFORM_AUTO = 0,
+    SNAP_PLATFORM_LIBXL,
+    SNAP_PLATFORM_SIM,
+} snap_platform_kind;
+
+/*
+ * Allocates a context. lg receives progress and diagnostics (may be NULL).
+ * Directories default to Xen's and xlsnap's own, overridable by environment:
+ *   XLSNAP_STATEDIR      xlsnap's metadata and journal  (/var/lib/xlsnap)
+ *   XLSNAP_XEN_STATEDIR  libxl's userdata directory     (/var/lib/xen)
+ *   XLSNAP_XEN_RUNDIR    QMP sockets qmp-libxl-<domid>  (/var/run/xen)
+ *   XENSTORED_PATH       the xenstore socket (libxenstore's own variable)
+ */
+int snap_ctx_alloc(snap_ctx **pctx, snap_platform_kind platform,
+                   struct xentoollog_logger *lg);
+void snap_ctx_free(snap_ctx *ctx);
+/* The message of the last failed call on ctx ("" when none). */
+const char *snap_ctx_errmsg(const snap_ctx *ctx);
+/* The platform actually in use (never AUTO). */
+snap_platform_kind snap_ctx_platform(const snap_ctx *ctx);
+
+/* ------------------------------------------------------------------ create */
+
+typedef enum snap_method {
+    SNAP_METHOD_AUTO = 0, /* internal for qcow2 disks, external otherwise */
+    SNAP_METHOD_INTERNAL,
+    SNAP_METHOD_EXTERNAL,
+} snap_method;
+
+typedef enum snap_quiesce_policy {
+    SNAP_QUIESCE_AUTO =
+        0,            /* best-effort when the domain has an agent channel, else off */
+    SNAP_QUIESCE_OFF, /* crash-consistent */
+    SNAP_QUIESCE_BEST_EFFORT, /* freeze if the agent answers, else crash-consistent */
+    SNAP_QUIESCE_REQUIRED,    /* refuse unless the guest's filesystems freeze */
+} snap_quiesce_policy;
+
+/* Progress of long steps (memory save): bytes done of total (total 0 = unknown). */
+typedef void snap_progress_fn(void *opaque, const char *what, uint64_t done,
+                              uint64_t total);
+
+typedef struct snap_create_params {
+    const char *name;        /* NULL: generated from the current time */
+    const char *description; /* may be NULL */
+    snap_method method;
+    const char *const *disks; /* vdevs to include (n_disks of them); NULL: all */
+    size_t n_disks;
+    const char *overlay_dir; /* external overlays; NULL: beside each base image */
+    snap_quiesce_policy quiesce;
+    int freeze_timeout_ms; /* agent freeze reply timeout; 0: default (10000) */
+    int freeze_budget_ms;  /* abort and thaw if frozen longer; 0: no budget */
+    int freeze_lease_ms;   /* thawed by a watchdog if xlsnap dies; 0: default (10000) */
+    bool memory;           /* also save the domain's memory (checkpoint) */
+    bool dry_run;          /* plan only: change nothing */
+    snap_progress_fn *progress;
+    void *progress_opaque;
+} snap_create_params;
+
+void snap_create_params_init(snap_create_params *params);
+
+/* ------------------------------------------------------------------ records */
+
+typedef struct snap_disk_info {
+    char *vdev;          /* "xvda" */
+    char *backend;       /* "qdisk", "phy", ... */
+    char *method;        /* "internal" or "external" */
+    char *format;        /* format of the snapshotted image */
+    char *base_path;     /* the image snapshotted (external: now a backing file) */
+    char *overlay_path;  /* external only: the new active image */
+    char *internal_name; /* internal only: the qcow2 snapshot's name */
+} snap_disk_info;
+
+typedef struct snap_info {
+    char *name;
+    char *description;    /* "" when none */
+    char *parent;         /* NULL for a root */
+    int64_t creation_sec; /* UTC */
+    int32_t creation_nsec;
+    char *domain_name;
+    char *domain_uuid;
+    char *domain_state; /* "running", "paused" or "shutoff" at snapshot time */
+    bool current;       /* the domain's current snapshot */
+    bool incomplete;    /* an interrupted operation is journaled for it */
+    size_t n_disks;
+    snap_disk_info *disks;
+    size_t n_excluded;
+    char **excluded;      /* vdevs left out */
+    char *quiesce_policy; /* "required", "best-effort" or "off" */
+    bool quiesced;        /* filesystems were frozen (else crash-consistent) */
+    int frozen_count;     /* filesystems frozen */
+    int64_t frozen_ms;    /* freeze window, freeze sent -> thaw reply */
+    bool thaw_ok;
+    char *memory_path; /* NULL: disk-only snapshot */
+    uint64_t memory_size;
+    size_t n_children;
+    char *json; /* the whole record, as stored (JSON) */
+} snap_info;
+
+void snap_info_free(snap_info *info);
+void snap_info_list_free(snap_info **list, size_t n);
+
+/*
+ * Takes a snapshot of domain (a name or a domid). On success *info_out (if
+ * not NULL) receives the record. With params->dry_run, nothing changes and
+ * *plan_out (if not NULL) receives the plan as JSON (malloc'd).
+ */
+int snap_create(snap_ctx *ctx, const char *domain, const snap_create_params *params,
+                snap_info **info_out, char **plan_out);
+
+/* The domain's snapshots in creation order (*list_out malloc'd, free with
+ * snap_info_list_free). */
+int snap_list(snap_ctx *ctx, const char *domain, snap_info ***list_out, size_t *n_out);
+
+/* One snapshot by name. */
+int snap_info_get(snap_ctx *ctx, const char *domain, const char *name,
+                  snap_info **info_out);
+
+/* ------------------------------------------------------------------ revert / delete */
+
+typedef enum snap_revert_state {
+    SNAP_REVERT_STATE_AS_SNAPSHOT = 0, /* as the domain was at snapshot time */
+    SNAP_REVERT_STATE_RUNNING,
+    SNAP_REVERT_STATE_PAUSED,
+} snap_revert_state;
+
+typedef struct snap_revert_params {
+    snap_revert_state state;
+    bool force; /* required to revert to a disk-only snapshot of a running domain */
+    bool dry_run;
+    snap_progress_fn *progress;
+    void *progress_opaque;
+} snap_revert_params;
+
+void snap_revert_params_init(snap_revert_params *params);
+int snap_revert(snap_ctx *ctx, const char *domain, const char *name,
+                const snap_revert_params *params);
+
+typedef enum snap_delete_scope {
+    SNAP_DELETE_ONE = 0,       /* the snapshot; its children are reparented */
+    SNAP_DELETE_CHILDREN,      /* the snapshot and all its descendants */
+    SNAP_DELETE_CHILDREN_ONLY, /* only its descendants */
+} snap_delete_scope;
+
+typedef struct snap_delete_params {
+    snap_delete_scope scope;
+    bool metadata_only; /* forget the records, leave storage alone */
+    bool dry_run;
+} snap_delete_params;
+
+void snap_delete_params_init(snap_delete_params *params);
+int snap_delete(snap_ctx *ctx, const char *domain, const char *name,
+                const snap_delete_params *params);
 
 #ifdef __cplusplus
 }

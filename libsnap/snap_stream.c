@@ -38,13 +38,14 @@ int snap_unix_connect(const char *path, int timeout_ms, int *fd_out, snap_err *e
         close(fd);
         if (r == 0)
             return snap_err_set(err, SNAP_ERROR_TIMEDOUT,
-                                "connect to %s: no answer within %d ms", path, timeout_ms);
+                                "connect to %s: no answer within %d ms", path,
+                                timeout_ms);
         return snap_err_errno(err, SNAP_ERROR_IO, e, "connect to %s", path);
     }
     close(fd);
-    return snap_err_errno(err, e == ENOENT || e == ECONNREFUSED ? SNAP_ERROR_NOTFOUND
-                                                                : SNAP_ERROR_IO,
-                          e, "connect to %s", path);
+    return snap_err_errno(
+        err, e == ENOENT || e == ECONNREFUSED ? SNAP_ERROR_NOTFOUND : SNAP_ERROR_IO, e,
+        "connect to %s", path);
 }
 
 void snap_stream_init(snap_stream *s, int fd, const char *peer, size_t max_line)
@@ -65,8 +66,8 @@ void snap_stream_close(snap_stream *s)
     s->len = s->cap = 0;
 }
 
-int snap_stream_write_all(snap_stream *s, const void *data, size_t len,
-                          uint64_t deadline, snap_err *err)
+int snap_stream_write_all(snap_stream *s, const void *data, size_t len, uint64_t deadline,
+                          snap_err *err)
 {
     const char *p = data;
     if (s->fd < 0)
@@ -81,9 +82,10 @@ int snap_stream_write_all(snap_stream *s, const void *data, size_t len,
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno != EAGAIN)
-            return snap_err_errno(err, errno == EPIPE || errno == ECONNRESET
-                                           ? SNAP_ERROR_CLOSED : SNAP_ERROR_IO,
-                                  errno, "%s: write", s->peer);
+            return snap_err_errno(
+                err,
+                errno == EPIPE || errno == ECONNRESET ? SNAP_ERROR_CLOSED : SNAP_ERROR_IO,
+                errno, "%s: write", s->peer);
         struct pollfd pf = {.fd = s->fd, .events = POLLOUT};
         int r = poll(&pf, 1, snap_deadline_poll_ms(deadline));
         if (r == 0)
@@ -144,7 +146,8 @@ static int snap_stream_fill(snap_stream *s, uint64_t deadline, snap_err *err)
         if (errno == EINTR)
             continue;
         if (errno == ECONNRESET)
-            return snap_err_set(err, SNAP_ERROR_CLOSED, "%s reset the connection", s->peer);
+            return snap_err_set(err, SNAP_ERROR_CLOSED, "%s reset the connection",
+                                s->peer);
         if (errno != EAGAIN)
             return snap_err_errno(err, SNAP_ERROR_IO, errno, "%s: read", s->peer);
         struct pollfd pf = {.fd = s->fd, .events = POLLIN};
@@ -165,8 +168,8 @@ int snap_stream_read_line(snap_stream *s, char **line_out, size_t *len_out,
     if (s->fd < 0)
         return snap_err_set(err, SNAP_ERROR_CLOSED, "%s: connection is closed", s->peer);
     for (;;) {
-        char *nl = s->len > scanned ? memchr(s->buf + scanned, '\n', s->len - scanned)
-                                    : NULL;
+        char *nl =
+            s->len > scanned ? memchr(s->buf + scanned, '\n', s->len - scanned) : NULL;
         if (nl) {
             size_t at = (size_t)(nl - s->buf);
             if (at > s->max_line)
@@ -182,6 +185,6 @@ int snap_stream_read_line(snap_stream *s, char **line_out, size_t *len_out,
             return rc;
     }
     s->len = 0;
-    return snap_err_set(err, SNAP_ERROR_PROTOCOL,
-                        "%s sent a line longer than %zu bytes", s->peer, s->max_line);
+    return snap_err_set(err, SNAP_ERROR_PROTOCOL, "%s sent a line longer than %zu bytes",
+                        s->peer, s->max_line);
 }

@@ -10,11 +10,11 @@
 #include "snap_base.h"
 
 typedef struct snap_stream {
-    int fd;             /* -1 when closed */
-    char *buf;          /* bytes received but not yet returned */
+    int fd;    /* -1 when closed */
+    char *buf; /* bytes received but not yet returned */
     size_t len, cap;
-    size_t max_line;    /* longest acceptable line, in bytes */
-    char peer[256];     /* for messages, e.g. "QMP /run/xen/qmp-libxl-3" */
+    size_t max_line; /* longest acceptable line, in bytes */
+    char peer[256];  /* for messages, e.g. "QMP /run/xen/qmp-libxl-3" */
 } snap_stream;
 
 /*
@@ -27,8 +27,8 @@ int snap_unix_connect(const char *path, int timeout_ms, int *fd_out, snap_err *e
 void snap_stream_init(snap_stream *s, int fd, const char *peer, size_t max_line);
 void snap_stream_close(snap_stream *s);
 
-int snap_stream_write_all(snap_stream *s, const void *data, size_t len,
-                          uint64_t deadline, snap_err *err);
+int snap_stream_write_all(snap_stream *s, const void *data, size_t len, uint64_t deadline,
+                          snap_err *err);
 
 /*
  * Reads one line. On success *line_out is a malloc'd NUL-terminated string

@@ -96,8 +96,7 @@ static void th_kill_all(void)
             th_kill(th_children[i]);
 }
 
-static int th_rm_entry(const char *path, const struct stat *st, int flag,
-                       struct FTW *ftw)
+static int th_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
     (void)flag;

@@ -33,39 +33,39 @@ void th_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define TH_RUN(fn) th_run_test(#fn, fn)
 
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond))                                                           \
-            th_fail_at(__FILE__, __LINE__, "CHECK(%s)", #cond);                \
+#define CHECK(cond)                                                                      \
+    do {                                                                                 \
+        if (!(cond))                                                                     \
+            th_fail_at(__FILE__, __LINE__, "CHECK(%s)", #cond);                          \
     } while (0)
-#define REQUIRE(cond)                                                          \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            th_fail_at(__FILE__, __LINE__, "REQUIRE(%s)", #cond);              \
-            return;                                                            \
-        }                                                                      \
+#define REQUIRE(cond)                                                                    \
+    do {                                                                                 \
+        if (!(cond)) {                                                                   \
+            th_fail_at(__FILE__, __LINE__, "REQUIRE(%s)", #cond);                        \
+            return;                                                                      \
+        }                                                                                \
     } while (0)
-#define CHECK_INT(a, b)                                                        \
-    do {                                                                       \
-        long long th_a_ = (long long)(a), th_b_ = (long long)(b);              \
-        if (th_a_ != th_b_)                                                    \
-            th_fail_at(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b,   \
-                       th_a_, th_b_);                                          \
+#define CHECK_INT(a, b)                                                                  \
+    do {                                                                                 \
+        long long th_a_ = (long long)(a), th_b_ = (long long)(b);                        \
+        if (th_a_ != th_b_)                                                              \
+            th_fail_at(__FILE__, __LINE__, "%s == %s: %lld != %lld", #a, #b, th_a_,      \
+                       th_b_);                                                           \
     } while (0)
-#define CHECK_STR(a, b)                                                        \
-    do {                                                                       \
-        const char *th_a_ = (a), *th_b_ = (b);                                 \
-        if (!th_a_ || !th_b_ || strcmp(th_a_, th_b_) != 0)                     \
-            th_fail_at(__FILE__, __LINE__, "%s == %s: \"%s\" != \"%s\"", #a,   \
-                       #b, th_a_ ? th_a_ : "(null)", th_b_ ? th_b_ : "(null)");\
+#define CHECK_STR(a, b)                                                                  \
+    do {                                                                                 \
+        const char *th_a_ = (a), *th_b_ = (b);                                           \
+        if (!th_a_ || !th_b_ || strcmp(th_a_, th_b_) != 0)                               \
+            th_fail_at(__FILE__, __LINE__, "%s == %s: \"%s\" != \"%s\"", #a, #b,         \
+                       th_a_ ? th_a_ : "(null)", th_b_ ? th_b_ : "(null)");              \
     } while (0)
 /* Checks that haystack contains needle. */
-#define CHECK_CONTAINS(haystack, needle)                                       \
-    do {                                                                       \
-        const char *th_h_ = (haystack), *th_n_ = (needle);                     \
-        if (!th_h_ || !strstr(th_h_, th_n_))                                   \
-            th_fail_at(__FILE__, __LINE__, "%s contains \"%s\": got \"%s\"",   \
-                       #haystack, th_n_, th_h_ ? th_h_ : "(null)");            \
+#define CHECK_CONTAINS(haystack, needle)                                                 \
+    do {                                                                                 \
+        const char *th_h_ = (haystack), *th_n_ = (needle);                               \
+        if (!th_h_ || !strstr(th_h_, th_n_))                                             \
+            th_fail_at(__FILE__, __LINE__, "%s contains \"%s\": got \"%s\"", #haystack,  \
+                       th_n_, th_h_ ? th_h_ : "(null)");                                 \
     } while (0)
 
 /* A private directory for this test program, removed at exit. */
@@ -85,7 +85,8 @@ const char *th_top_path(const char *name);
 pid_t th_spawn(char *const argv[], const char *log_path);
 /* Sends SIGTERM, waits up to 5 s, then SIGKILL; unregisters. */
 void th_kill(pid_t pid);
-/* Waits for a registered child to exit by itself; returns its wait status or -1 on timeout. */
+/* Waits for a registered child to exit by itself; returns its wait status or -1 on
+ * timeout. */
 int th_wait(pid_t pid, int timeout_ms);
 /* Polls until path exists (and, for sockets, accepts a connection). */
 bool th_wait_for_socket(const char *path, int timeout_ms);

@@ -1,0 +1,56 @@
+/*
+ * libsnap's private view of the context and the platform interface. Not
+ * installed.
+ */
+#ifndef SNAP_INTERNAL_H
+#define SNAP_INTERNAL_H
+
+#include "libsnap.h"
+#include "snap_base.h"
+
+typedef enum snap_domain_state {
+    SNAP_DOMAIN_RUNNING,
+    SNAP_DOMAIN_PAUSED,
+    SNAP_DOMAIN_SHUTOFF, /* exists in the toolstack, no device model serving its disks */
+} snap_domain_state;
+
+const char *snap_domain_state_name(snap_domain_state state);
+
+/* A domain as the platform knows it. */
+typedef struct snap_domain_ref {
+    uint32_t domid;
+    char name[256];
+    char uuid[40]; /* "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx" */
+    snap_domain_state state;
+} snap_domain_ref;
+
+/*
+ * What needs a hypervisor, behind one small interface: real Xen through
+ * libxl (snap_platform_libxl.c), or xlsim's simulated dom0 (snap_platform_sim.c).
+ */
+typedef struct snap_platform_ops {
+    const char *name;
+    /* Finds a domain by name or domid. */
+    int (*lookup)(snap_ctx *ctx, const char *qualifier, snap_domain_ref *dom,
+                  snap_err *err);
+    int (*pause)(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err);
+    int (*unpause)(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err);
+} snap_platform_ops;
+
+extern const snap_platform_ops snap_platform_sim;
+extern const snap_platform_ops snap_platform_libxl;
+
+struct snap_ctx {
+    xentoollog_logger *lg;
+    snap_platform_kind platform;
+    const snap_platform_ops *ops;
+    snap_err err;
+    char *statedir;     /* xlsnap's own: metadata, journal, locks */
+    char *xen_statedir; /* libxl's userdata */
+    char *xen_rundir;   /* QMP sockets */
+};
+
+/* Returns rc after copying err into ctx (the message snap_ctx_errmsg shows). */
+int snap_ctx_fail(snap_ctx *ctx, const snap_err *err);
+
+#endif

@@ -1,0 +1,307 @@
+/*
+ * The snapshot-* subcommands: option parsing and calls into libsnap.
+ * Printing lives in xlsnap_output.c.
+ *
+ * Copyright (C) 2026 The xlsnap authors. GPL-2.0-only (see COPYING).
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "xlsnap.h"
+#include "xlsnap_output.h"
+
+/* Parses a non-negative integer option or exits 2 with a usage error. */
+static int parse_uint_opt(const char *opt, const char *val, long max)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(val, &end, 10);
+    if (errno || end == val || *end || v < 0 || v > max) {
+        fprintf(stderr, "invalid value for %s: '%s' (expected 0..%ld)\n", opt, val, max);
+        exit(2);
+    }
+    return (int)v;
+}
+
+static snap_quiesce_policy parse_quiesce(const char *val)
+{
+    if (!strcmp(val, "required"))
+        return SNAP_QUIESCE_REQUIRED;
+    if (!strcmp(val, "best-effort"))
+        return SNAP_QUIESCE_BEST_EFFORT;
+    if (!strcmp(val, "off"))
+        return SNAP_QUIESCE_OFF;
+    fprintf(stderr, "invalid value for --quiesce: '%s' (required, best-effort or off)\n",
+            val);
+    exit(2);
+}
+
+/* Splits "a,b,c" into a malloc'd vector (entries point into the copy *buf). */
+static const char **split_disks(const char *list, size_t *n_out, char **buf)
+{
+    *buf = strdup(list);
+    size_t n = 1;
+    for (const char *p = list; *p; p++)
+        n += *p == ',';
+    const char **v = calloc(n, sizeof *v);
+    if (!*buf || !v) {
+        perror("xlsnap");
+        exit(EXIT_FAILURE);
+    }
+    size_t i = 0;
+    for (char *save = NULL, *tok = strtok_r(*buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save))
+        v[i++] = tok;
+    if (i == 0) {
+        fprintf(stderr, "--disks needs at least one disk name\n");
+        exit(2);
+    }
+    *n_out = i;
+    return v;
+}
+
+/* Reports a libsnap failure the xl way and returns EXIT_FAILURE. */
+static int report_failure(const char *what, int rc)
+{
+    const char *msg = snap_ctx_errmsg(xlsnap_ctx());
+    fprintf(stderr, "xlsnap: %s failed: %s\n", what, *msg ? msg : snap_strerror(rc));
+    return EXIT_FAILURE;
+}
+
+static void print_progress(void *opaque, const char *what, uint64_t done, uint64_t total)
+{
+    (void)opaque;
+    if (!isatty(STDERR_FILENO))
+        return;
+    if (total)
+        fprintf(stderr, "\r%s: %llu / %llu MiB (%d%%)", what,
+                (unsigned long long)(done >> 20), (unsigned long long)(total >> 20),
+                (int)(done * 100 / total));
+    else
+        fprintf(stderr, "\r%s: %llu MiB", what, (unsigned long long)(done >> 20));
+    if (total && done >= total)
+        fputc('\n', stderr);
+}
+
+enum {
+    OPT_DISKS = 256,
+    OPT_OVERLAY_DIR,
+    OPT_FREEZE_TIMEOUT,
+    OPT_FREEZE_BUDGET,
+    OPT_JSON,
+    OPT_TREE,
+    OPT_ROOTS,
+    OPT_LEAVES,
+    OPT_RUNNING,
+    OPT_PAUSED,
+    OPT_FORCE,
+    OPT_CHILDREN,
+    OPT_CHILDREN_ONLY,
+    OPT_METADATA
+};
+
+int main_snapshot_create(int argc, char **argv)
+{
+    static const struct option opts[] = {{"description", 1, 0, 'd'},
+                                         {"internal", 0, 0, 'i'},
+                                         {"external", 0, 0, 'e'},
+                                         {"memory", 0, 0, 'm'},
+                                         {"disks", 1, 0, OPT_DISKS},
+                                         {"overlay-dir", 1, 0, OPT_OVERLAY_DIR},
+                                         {"quiesce", 1, 0, 'q'},
+                                         {"freeze-timeout", 1, 0, OPT_FREEZE_TIMEOUT},
+                                         {"freeze-budget", 1, 0, OPT_FREEZE_BUDGET},
+                                         {"json", 0, 0, OPT_JSON},
+                                         COMMON_LONG_OPTS};
+    snap_create_params p;
+    char *disks_buf = NULL;
+    const char **disks = NULL;
+    bool json = false;
+    int opt;
+    snap_create_params_init(&p);
+    SWITCH_FOREACH_OPT(opt, "d:iemq:", opts, "snapshot-create", 1)
+    {
+    case 'd': p.description = optarg; break;
+    case 'i':
+    case 'e':
+        if (p.method != SNAP_METHOD_AUTO) {
+            fprintf(stderr, "-i/--internal and -e/--external exclude each other\n");
+            return 2;
+        }
+        p.method = opt == 'i' ? SNAP_METHOD_INTERNAL : SNAP_METHOD_EXTERNAL;
+        break;
+    case 'm': p.memory = true; break;
+    case 'q': p.quiesce = parse_quiesce(optarg); break;
+    case OPT_DISKS:
+        free(disks);
+        free(disks_buf);
+        disks = split_disks(optarg, &p.n_disks, &disks_buf);
+        p.disks = disks;
+        break;
+    case OPT_OVERLAY_DIR: p.overlay_dir = optarg; break;
+    case OPT_FREEZE_TIMEOUT:
+        p.freeze_timeout_ms = parse_uint_opt("--freeze-timeout", optarg, 3600) * 1000;
+        break;
+    case OPT_FREEZE_BUDGET:
+        p.freeze_budget_ms = parse_uint_opt("--freeze-budget", optarg, 3600000);
+        break;
+    case OPT_JSON: json = true; break;
+    }
+    if (argc - optind > 2) {
+        fprintf(stderr, "'xlsnap snapshot-create' takes at most 2 arguments.\n\n");
+        help("snapshot-create");
+        return 2;
+    }
+    const char *domain = argv[optind];
+    p.name = argv[optind + 1];
+    p.dry_run = dryrun_only;
+    p.progress = print_progress;
+
+    snap_info *info = NULL;
+    char *plan = NULL;
+    int rc = snap_create(xlsnap_ctx(), domain, &p, &info, &plan);
+    int ret = EXIT_SUCCESS;
+    if (rc)
+        ret = report_failure("snapshot-create", rc);
+    else if (plan)
+        printf("%s\n", plan);
+    else if (json)
+        printf("%s\n", info->json);
+    else
+        print_created(info);
+    free(plan);
+    snap_info_free(info);
+    free(disks);
+    free(disks_buf);
+    return ret;
+}
+
+int main_snapshot_list(int argc, char **argv)
+{
+    static const struct option opts[] = {{"tree", 0, 0, OPT_TREE},
+                                         {"roots", 0, 0, OPT_ROOTS},
+                                         {"leaves", 0, 0, OPT_LEAVES},
+                                         {"json", 0, 0, OPT_JSON},
+                                         COMMON_LONG_OPTS};
+    enum list_filter filter = LIST_ALL;
+    bool tree = false, json = false;
+    int opt;
+    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-list", 1)
+    {
+    case OPT_TREE: tree = true; break;
+    case OPT_ROOTS:
+    case OPT_LEAVES:
+        if (filter != LIST_ALL) {
+            fprintf(stderr, "--roots and --leaves exclude each other\n");
+            return 2;
+        }
+        filter = opt == OPT_ROOTS ? LIST_ROOTS : LIST_LEAVES;
+        break;
+    case OPT_JSON: json = true; break;
+    }
+    if (tree && filter != LIST_ALL) {
+        fprintf(stderr, "--tree cannot be combined with --roots or --leaves\n");
+        return 2;
+    }
+    snap_info **list = NULL;
+    size_t n = 0;
+    int rc = snap_list(xlsnap_ctx(), argv[optind], &list, &n);
+    if (rc)
+        return report_failure("snapshot-list", rc);
+    if (json)
+        print_list_json(list, n, filter);
+    else if (tree)
+        print_tree(list, n);
+    else
+        print_list_table(list, n, filter);
+    snap_info_list_free(list, n);
+    return EXIT_SUCCESS;
+}
+
+int main_snapshot_info(int argc, char **argv)
+{
+    static const struct option opts[] = {{"json", 0, 0, OPT_JSON}, COMMON_LONG_OPTS};
+    bool json = false;
+    int opt;
+    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-info", 2)
+    {
+    case OPT_JSON: json = true; break;
+    }
+    snap_info *info = NULL;
+    int rc = snap_info_get(xlsnap_ctx(), argv[optind], argv[optind + 1], &info);
+    if (rc)
+        return report_failure("snapshot-info", rc);
+    if (json)
+        printf("%s\n", info->json);
+    else
+        print_info(info);
+    snap_info_free(info);
+    return EXIT_SUCCESS;
+}
+
+int main_snapshot_revert(int argc, char **argv)
+{
+    static const struct option opts[] = {{"running", 0, 0, OPT_RUNNING},
+                                         {"paused", 0, 0, OPT_PAUSED},
+                                         {"force", 0, 0, OPT_FORCE},
+                                         COMMON_LONG_OPTS};
+    snap_revert_params p;
+    int opt;
+    snap_revert_params_init(&p);
+    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-revert", 2)
+    {
+    case OPT_RUNNING:
+    case OPT_PAUSED:
+        if (p.state != SNAP_REVERT_STATE_AS_SNAPSHOT) {
+            fprintf(stderr, "--running and --paused exclude each other\n");
+            return 2;
+        }
+        p.state =
+            opt == OPT_RUNNING ? SNAP_REVERT_STATE_RUNNING : SNAP_REVERT_STATE_PAUSED;
+        break;
+    case OPT_FORCE: p.force = true; break;
+    }
+    p.force = p.force || force_execution;
+    p.dry_run = dryrun_only;
+    p.progress = print_progress;
+    int rc = snap_revert(xlsnap_ctx(), argv[optind], argv[optind + 1], &p);
+    if (rc)
+        return report_failure("snapshot-revert", rc);
+    if (!p.dry_run)
+        printf("Domain %s reverted to snapshot %s.\n", argv[optind], argv[optind + 1]);
+    return EXIT_SUCCESS;
+}
+
+int main_snapshot_delete(int argc, char **argv)
+{
+    static const struct option opts[] = {{"children", 0, 0, OPT_CHILDREN},
+                                         {"children-only", 0, 0, OPT_CHILDREN_ONLY},
+                                         {"metadata", 0, 0, OPT_METADATA},
+                                         COMMON_LONG_OPTS};
+    snap_delete_params p;
+    int opt;
+    snap_delete_params_init(&p);
+    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-delete", 2)
+    {
+    case OPT_CHILDREN:
+    case OPT_CHILDREN_ONLY:
+        if (p.scope != SNAP_DELETE_ONE) {
+            fprintf(stderr, "--children and --children-only exclude each other\n");
+            return 2;
+        }
+        p.scope = opt == OPT_CHILDREN ? SNAP_DELETE_CHILDREN : SNAP_DELETE_CHILDREN_ONLY;
+        break;
+    case OPT_METADATA: p.metadata_only = true; break;
+    }
+    p.dry_run = dryrun_only;
+    int rc = snap_delete(xlsnap_ctx(), argv[optind], argv[optind + 1], &p);
+    if (rc)
+        return report_failure("snapshot-delete", rc);
+    if (!p.dry_run)
+        printf("Snapshot %s of domain %s deleted.\n", argv[optind + 1], argv[optind]);
+    return EXIT_SUCCESS;
+}
