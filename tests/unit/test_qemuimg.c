@@ -1,0 +1,508 @@
+/*
+ * Tests of snap_qemuimg against the real qemu-img (and qemu-io to write and
+ * verify data, and a real QEMU to hold an image's lock). Every image lives in
+ * th_tmpdir(). Fake qemu-img scripts appear only to observe concurrency and
+ * to inject a hang.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "snap_child.h"
+#include "snap_qemuimg.h"
+#include "th.h"
+
+static int initial_fds;
+
+static int count_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
+}
+
+/* Our children that still exist (zombies included), from /proc/<pid>/stat. */
+static int our_children(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char path[300], line[1024];
+        long ppid;
+        snprintf(path, sizeof path, "/proc/%s/stat", e->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f)
+            continue;
+        if (fgets(line, sizeof line, f)) {
+            char *p = strrchr(line, ')');
+            if (p && sscanf(p + 1, " %*c %ld", &ppid) == 1 && ppid == (long)getpid())
+                n++;
+        }
+        fclose(f);
+    }
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* A fresh 1 MiB qcow2 in the tmpdir; returns its path (static rotating). */
+static const char *make_image(const char *name)
+{
+    const char *path = th_path(name);
+    unlink(path);
+    if (th_runl(NULL, NULL, "qemu-img", "create", "-q", "-f", "qcow2", path, "1M", NULL))
+        th_fail_at(__FILE__, __LINE__, "qemu-img create %s failed", path);
+    return path;
+}
+
+/* Runs one qemu-io command on a qcow2 image; returns its exit code. */
+static int qemu_io(const char *path, const char *cmd)
+{
+    return th_runl(NULL, NULL, "qemu-io", "-f", "qcow2", "-c", cmd, path, NULL);
+}
+
+static size_t snapshot_count(const char *path)
+{
+    snap_qimg_info info;
+    snap_err err;
+    if (snap_qimg_info_get(NULL, path, SNAP_QIMG_FORCE_SHARE, &info, &err)) {
+        th_note("info %s: %s", path, err.msg);
+        return (size_t)-1;
+    }
+    size_t n = info.n_snapshots;
+    snap_qimg_info_dispose(&info);
+    return n;
+}
+
+static void test_parse_info_model(void)
+{
+    const char *json =
+        "{\"snapshots\":[{\"icount\":0,\"vm-clock-nsec\":5,\"name\":\"s1\","
+        "\"date-sec\":1700000000,\"date-nsec\":15550000,\"vm-clock-sec\":3,\"id\":\"1\","
+        "\"vm-state-size\":4096}],\"virtual-size\":1048576,\"filename\":\"ov.qcow2\","
+        "\"cluster-size\":65536,\"format\":\"qcow2\",\"actual-size\":200704,"
+        "\"format-specific\":{\"type\":\"qcow2\",\"data\":{\"corrupt\":true}},"
+        "\"full-backing-filename\":\"/d/base.qcow2\",\"backing-filename\":\"base.qcow2\","
+        "\"backing-filename-format\":\"qcow2\",\"dirty-flag\":true}";
+    snap_qimg_info info;
+    snap_err err;
+    REQUIRE(snap_qimg_parse_info(json, &info, &err) == 0);
+    CHECK_STR(info.filename, "ov.qcow2");
+    CHECK_STR(info.format, "qcow2");
+    CHECK_INT(info.virtual_size, 1048576);
+    CHECK_INT(info.cluster_size, 65536);
+    CHECK_STR(info.backing_file, "base.qcow2");
+    CHECK_STR(info.full_backing_file, "/d/base.qcow2");
+    CHECK_STR(info.backing_format, "qcow2");
+    CHECK(info.dirty && info.corrupt);
+    REQUIRE(info.n_snapshots == 1);
+    const snap_qimg_snapshot *s = snap_qimg_find_snapshot(&info, "s1");
+    REQUIRE(s);
+    CHECK_STR(s->id, "1");
+    CHECK_INT(s->vm_state_size, 4096);
+    CHECK_INT(s->date_sec, 1700000000);
+    CHECK_INT(s->date_nsec, 15550000);
+    CHECK_INT(s->vm_clock_sec, 3);
+    CHECK_INT(s->vm_clock_nsec, 5);
+    CHECK_INT(s->icount, 0);
+    CHECK(!snap_qimg_find_snapshot(&info, "s2"));
+    snap_qimg_info_dispose(&info);
+
+    snap_qimg_chain chain;
+    CHECK_INT(snap_qimg_parse_chain("{\"filename\":\"x\"}", &chain, &err),
+              SNAP_ERROR_PROTOCOL);
+    CHECK_INT(snap_qimg_parse_info("{\"filename\":", &info, &err), SNAP_ERROR_PROTOCOL);
+    CHECK_INT(snap_qimg_parse_info("[]", &info, &err), SNAP_ERROR_PROTOCOL);
+}
+
+static void test_snapshot_create_apply_restores_data(void)
+{
+    const char *img = make_image("a.qcow2");
+    snap_err err;
+    REQUIRE(qemu_io(img, "write -P 0xaa 0 64k") == 0);
+    CHECK_INT(snap_qimg_snapshot_create(NULL, img, "before", &err), 0);
+    REQUIRE(qemu_io(img, "write -P 0xbb 0 64k") == 0);
+    CHECK(qemu_io(img, "read -P 0xaa 0 64k") != 0);
+
+    snap_qimg_info info;
+    REQUIRE(snap_qimg_info_get(NULL, img, 0, &info, &err) == 0);
+    CHECK_STR(info.format, "qcow2");
+    CHECK_INT(info.virtual_size, 1 << 20);
+    REQUIRE(info.n_snapshots == 1);
+    CHECK_STR(info.snapshots[0].name, "before");
+    CHECK_STR(info.snapshots[0].id, "1");
+    CHECK_INT(info.snapshots[0].vm_state_size, 0);
+    CHECK(info.snapshots[0].date_sec > 1600000000);
+    snap_qimg_info_dispose(&info);
+
+    CHECK_INT(snap_qimg_snapshot_apply(NULL, img, "before", &err), 0);
+    CHECK_INT(qemu_io(img, "read -P 0xaa 0 64k"), 0);
+    CHECK_INT(snapshot_count(img), 1);
+}
+
+static void test_snapshot_duplicate_and_digit_names_refused(void)
+{
+    const char *img = make_image("dup.qcow2");
+    snap_err err;
+    REQUIRE(snap_qimg_snapshot_create(NULL, img, "s1", &err) == 0);
+    CHECK_INT(snap_qimg_snapshot_create(NULL, img, "s1", &err), SNAP_ERROR_EXISTS);
+    char want[4200];
+    snprintf(want, sizeof want, "image %s already has a snapshot named 's1' (id 1)", img);
+    CHECK_STR(err.msg, want);
+    CHECK_INT(snap_qimg_snapshot_create(NULL, img, "42", &err), SNAP_ERROR_INVAL);
+    CHECK_CONTAINS(err.msg, "made of digits");
+    CHECK_INT(snapshot_count(img), 1);
+    /* "1" is s1's id: qemu-img -d 1 would delete s1. */
+    CHECK_INT(snap_qimg_snapshot_delete(NULL, img, "1", &err), SNAP_ERROR_INVAL);
+    CHECK_CONTAINS(err.msg, "'1' is the id of snapshot 's1'");
+    CHECK_INT(snapshot_count(img), 1);
+}
+
+static void test_snapshot_delete_and_missing_errors_verbatim(void)
+{
+    const char *img = make_image("del.qcow2");
+    snap_err err;
+    REQUIRE(snap_qimg_snapshot_create(NULL, img, "s1", &err) == 0);
+    REQUIRE(snap_qimg_snapshot_create(NULL, img, "s2", &err) == 0);
+    CHECK_INT(snap_qimg_snapshot_delete(NULL, img, "s1", &err), 0);
+    snap_qimg_info info;
+    REQUIRE(snap_qimg_info_get(NULL, img, 0, &info, &err) == 0);
+    CHECK_INT(info.n_snapshots, 1);
+    CHECK(!snap_qimg_find_snapshot(&info, "s1") && snap_qimg_find_snapshot(&info, "s2"));
+    snap_qimg_info_dispose(&info);
+
+    CHECK_INT(snap_qimg_snapshot_delete(NULL, img, "nope", &err), SNAP_ERROR_NOTFOUND);
+    CHECK_CONTAINS(err.msg, "qemu-img snapshot -d 'nope' on ");
+    CHECK_CONTAINS(err.msg, "exited with error status 1: qemu-img: Could not delete "
+                            "snapshot 'nope': snapshot not found");
+    CHECK_INT(snap_qimg_snapshot_apply(NULL, img, "nope", &err), SNAP_ERROR_NOTFOUND);
+    CHECK_CONTAINS(err.msg, "qemu-img: Could not apply snapshot 'nope': Failed to load "
+                            "snapshot: No such file or directory");
+    CHECK_INT(snap_qimg_snapshot_create(NULL, th_path("absent.qcow2"), "x", &err),
+              SNAP_ERROR_NOTFOUND);
+    CHECK_CONTAINS(err.msg, "absent.qcow2': No such file or directory");
+}
+
+/* A qemu-img wrapper that logs its lifetime, so concurrency is observable. */
+static const char *make_timing_wrapper(void)
+{
+    const char *path = th_path("qemu-img-timed");
+    char text[1024];
+    snprintf(text, sizeof text,
+             "#!/bin/sh\n"
+             "echo \"start $(date +%%s%%N)\" >> %s\n"
+             "sleep 0.3\n"
+             "qemu-img \"$@\"; rc=$?\n"
+             "echo \"end $(date +%%s%%N)\" >> %s\n"
+             "exit $rc\n",
+             th_path("timing.log"), th_path("timing.log"));
+    if (!th_write_file(path, text) || chmod(path, 0755) != 0)
+        th_fail_at(__FILE__, __LINE__, "cannot write %s", path);
+    return path;
+}
+
+/* Highest number of wrapper runs alive at once, from the timing log. */
+static int peak_from_log(const char *log)
+{
+    char *text = th_read_file(log);
+    long long ev[64];
+    int kinds[64], n = 0, alive = 0, peak = 0;
+    for (char *line = text ? strtok(text, "\n") : NULL; line && n < 64;
+         line = strtok(NULL, "\n")) {
+        kinds[n] = strncmp(line, "start", 5) == 0 ? 1 : -1;
+        ev[n++] = atoll(strchr(line, ' ') + 1);
+    }
+    free(text);
+    for (int i = 0; i < n; i++) { /* events sorted by time */
+        for (int j = i + 1; j < n; j++)
+            if (ev[j] < ev[i]) {
+                long long t = ev[i];
+                int k = kinds[i];
+                ev[i] = ev[j], kinds[i] = kinds[j];
+                ev[j] = t, kinds[j] = k;
+            }
+        alive += kinds[i];
+        peak = alive > peak ? alive : peak;
+    }
+    return peak;
+}
+
+static void test_parallel_create_on_eight_images(void)
+{
+    char names[8][32];
+    const char *paths[8];
+    for (int i = 0; i < 8; i++) {
+        snprintf(names[i], sizeof names[i], "par%d.qcow2", i);
+        paths[i] = strdup(make_image(names[i]));
+    }
+    snap_qimg_opts o = {.binary = make_timing_wrapper(), .max_parallel = 8};
+    snap_err per[8], err;
+    uint64_t t0 = snap_now_ms();
+    CHECK_INT(
+        snap_qimg_snapshot_many(&o, SNAP_QIMG_SNAP_CREATE, paths, 8, "p1", per, &err), 0);
+    uint64_t took = snap_now_ms() - t0;
+    /* 16 runs (list + create per image) of >= 0.3 s each: serially >= 4.8 s. */
+    th_note("8 images, list + create in parallel: %llu ms", (unsigned long long)took);
+    CHECK(took < 3000);
+    CHECK(peak_from_log(th_path("timing.log")) >= 6);
+    CHECK_INT(our_children(), 0);
+    for (int i = 0; i < 8; i++) {
+        CHECK_INT(per[i].code, 0);
+        CHECK_INT(snapshot_count(paths[i]), 1);
+    }
+    /* One duplicate: the check fails on that image and nothing is written. */
+    REQUIRE(snap_qimg_snapshot_create(NULL, paths[3], "p2", &err) == 0);
+    CHECK_INT(
+        snap_qimg_snapshot_many(NULL, SNAP_QIMG_SNAP_CREATE, paths, 8, "p2", per, &err),
+        SNAP_ERROR_EXISTS);
+    CHECK_CONTAINS(err.msg, "1 of 8 images failed the check (none written), first: ");
+    CHECK_INT(per[3].code, SNAP_ERROR_EXISTS);
+    CHECK_INT(per[0].code, 0);
+    CHECK_INT(snapshot_count(paths[0]), 1);
+    CHECK_INT(snapshot_count(paths[3]), 2);
+    /* Delete p1 everywhere in parallel. */
+    CHECK_INT(
+        snap_qimg_snapshot_many(NULL, SNAP_QIMG_SNAP_DELETE, paths, 8, "p1", per, &err),
+        0);
+    CHECK_INT(snapshot_count(paths[7]), 0);
+    CHECK_INT(snapshot_count(paths[3]), 1);
+    for (int i = 0; i < 8; i++)
+        free((char *)paths[i]);
+}
+
+static void test_overlay_create_and_backing_chain(void)
+{
+    const char *base = make_image("base.qcow2");
+    const char *ovl = th_path("ovl.qcow2");
+    snap_err err;
+    REQUIRE(qemu_io(base, "write -P 0xaa 0 64k") == 0);
+    REQUIRE(snap_qimg_create_overlay(NULL, ovl, base, "qcow2", &err) == 0);
+    struct stat st;
+    REQUIRE(stat(ovl, &st) == 0);
+    CHECK_INT(st.st_mode & 0777, 0600);
+    snap_qimg_chain chain;
+    REQUIRE(snap_qimg_chain_get(NULL, ovl, 0, &chain, &err) == 0);
+    REQUIRE(chain.n == 2);
+    CHECK_STR(chain.images[0].filename, ovl);
+    CHECK_STR(chain.images[0].backing_file, base);
+    CHECK_STR(chain.images[0].backing_format, "qcow2");
+    CHECK_STR(chain.images[1].filename, base);
+    CHECK(!chain.images[1].backing_file);
+    snap_qimg_chain_dispose(&chain);
+    CHECK_INT(qemu_io(ovl, "read -P 0xaa 0 64k"), 0);
+
+    /* An existing overlay is never overwritten. */
+    REQUIRE(qemu_io(ovl, "write -P 0xcc 64k 64k") == 0);
+    CHECK_INT(snap_qimg_create_overlay(NULL, ovl, base, "qcow2", &err),
+              SNAP_ERROR_EXISTS);
+    CHECK_CONTAINS(err.msg, "already exists; refusing to overwrite it");
+    CHECK_INT(qemu_io(ovl, "read -P 0xcc 64k 64k"), 0);
+
+    /* A failed create leaves no placeholder behind. */
+    const char *bad = th_path("bad-ovl.qcow2");
+    CHECK(snap_qimg_create_overlay(NULL, bad, th_path("no-base.qcow2"), "qcow2", &err) !=
+          0);
+    CHECK_CONTAINS(err.msg, "qemu-img create on ");
+    CHECK(access(bad, F_OK) != 0);
+}
+
+static void test_commit_merges_into_base(void)
+{
+    const char *base = make_image("cbase.qcow2");
+    const char *ovl = th_path("covl.qcow2");
+    snap_err err;
+    REQUIRE(qemu_io(base, "write -P 0xaa 0 64k") == 0);
+    REQUIRE(snap_qimg_create_overlay(NULL, ovl, base, "qcow2", &err) == 0);
+    REQUIRE(qemu_io(ovl, "write -P 0xbb 0 64k") == 0);
+    CHECK(qemu_io(base, "read -P 0xbb 0 64k") != 0);
+    CHECK_INT(snap_qimg_commit(NULL, ovl, &err), 0);
+    CHECK_INT(qemu_io(base, "read -P 0xbb 0 64k"), 0);
+}
+
+static void test_rebase_safe_and_unsafe(void)
+{
+    const char *base = make_image("rbase.qcow2");
+    const char *other = make_image("rother.qcow2");
+    const char *ovl = th_path("rovl.qcow2");
+    snap_err err;
+    REQUIRE(qemu_io(base, "write -P 0xaa 0 64k") == 0);
+    REQUIRE(snap_qimg_create_overlay(NULL, ovl, base, "qcow2", &err) == 0);
+    /* Unsafe: only the header changes. */
+    CHECK_INT(snap_qimg_rebase(NULL, ovl, other, "qcow2", true, &err), 0);
+    snap_qimg_info info;
+    REQUIRE(snap_qimg_info_get(NULL, ovl, 0, &info, &err) == 0);
+    CHECK_STR(info.backing_file, other);
+    snap_qimg_info_dispose(&info);
+    CHECK(qemu_io(ovl, "read -P 0xaa 0 64k") != 0);
+    /* Back onto base unsafely, then safely drop the backing file: data copied in. */
+    CHECK_INT(snap_qimg_rebase(NULL, ovl, base, "qcow2", true, &err), 0);
+    CHECK_INT(snap_qimg_rebase(NULL, ovl, NULL, NULL, false, &err), 0);
+    REQUIRE(snap_qimg_info_get(NULL, ovl, 0, &info, &err) == 0);
+    CHECK(!info.backing_file);
+    snap_qimg_info_dispose(&info);
+    CHECK_INT(qemu_io(ovl, "read -P 0xaa 0 64k"), 0);
+    CHECK_INT(snap_qimg_rebase(NULL, ovl, base, NULL, false, &err), SNAP_ERROR_INVAL);
+}
+
+/* Copies src to dst and points L1 entry 0 of dst at a misaligned L2 table. */
+static bool corrupt_copy(const char *src, const char *dst)
+{
+    if (th_runl(NULL, NULL, "cp", src, dst, NULL) != 0)
+        return false;
+    int fd = open(dst, O_RDWR | O_CLOEXEC);
+    unsigned char b[8];
+    bool ok = fd >= 0 && pread(fd, b, 8, 40) == 8; /* header: l1_table_offset */
+    unsigned long long l1 = 0, entry = 0;
+    for (int i = 0; ok && i < 8; i++)
+        l1 = l1 << 8 | b[i];
+    ok = ok && pread(fd, b, 8, (off_t)l1) == 8;
+    for (int i = 0; ok && i < 8; i++)
+        entry = entry << 8 | b[i];
+    entry |= 0x200;
+    for (int i = 7; ok && i >= 0; i--, entry >>= 8)
+        b[i] = (unsigned char)entry;
+    ok = ok && pwrite(fd, b, 8, (off_t)l1) == 8;
+    if (fd >= 0)
+        close(fd);
+    return ok;
+}
+
+static void test_check_reports_corruption(void)
+{
+    const char *img = make_image("chk.qcow2");
+    const char *bad = th_path("chk-bad.qcow2");
+    snap_qimg_check res;
+    snap_err err;
+    REQUIRE(qemu_io(img, "write -P 0xaa 0 64k") == 0);
+    REQUIRE(snap_qimg_check_image(NULL, img, 0, &res, &err) == 0);
+    CHECK(res.clean);
+    CHECK(res.total_clusters > 0);
+    REQUIRE(corrupt_copy(img, bad));
+    REQUIRE(snap_qimg_check_image(NULL, bad, 0, &res, &err) == 0);
+    CHECK(!res.clean);
+    CHECK(res.corruptions > 0);
+    th_note("corrupted copy: %lld corruptions, %lld leaks", res.corruptions, res.leaks);
+    REQUIRE(snap_qimg_check_image(NULL, img, 0, &res, &err) == 0);
+    CHECK(res.clean);
+    CHECK_INT(snap_qimg_check_image(NULL, th_path("none.qcow2"), 0, &res, &err),
+              SNAP_ERROR_NOTFOUND);
+}
+
+static void test_hanging_qemu_img_times_out(void)
+{
+    const char *fake = th_path("qemu-img-hangs");
+    REQUIRE(th_write_file(fake, "#!/bin/sh\necho 'hanging' >&2\nexec sleep 100\n"));
+    REQUIRE(chmod(fake, 0755) == 0);
+    snap_qimg_opts o = {.binary = fake, .timeout_ms = 400};
+    snap_qimg_info info;
+    snap_err err;
+    uint64_t t0 = snap_now_ms();
+    CHECK_INT(snap_qimg_info_get(&o, th_path("x.qcow2"), 0, &info, &err),
+              SNAP_ERROR_TIMEDOUT);
+    CHECK(snap_now_ms() - t0 < 3000);
+    CHECK_CONTAINS(err.msg, "qemu-img info on ");
+    CHECK_CONTAINS(err.msg, "was killed by timeout after 0.4 s: hanging");
+    CHECK_INT(our_children(), 0);
+}
+
+/* Waits until a running QEMU holds img (qemu-img cannot lock it). */
+static bool wait_locked(const char *img)
+{
+    for (int i = 0; i < 200; i++) {
+        snap_qimg_info info;
+        snap_err err;
+        int rc = snap_qimg_info_get(NULL, img, 0, &info, &err);
+        snap_qimg_info_dispose(&info);
+        if (rc == SNAP_ERROR_BUSY)
+            return true;
+        usleep(50000);
+    }
+    return false;
+}
+
+static void test_image_held_by_qemu_is_refused(void)
+{
+    const char *img = make_image("locked.qcow2");
+    const char *other = make_image("free.qcow2");
+    snap_err err;
+    REQUIRE(snap_qimg_snapshot_create(NULL, img, "old", &err) == 0);
+    char drive[4200];
+    snprintf(drive, sizeof drive, "file=%s,format=qcow2,if=none,id=d0", img);
+    char *argv[] = {"qemu-system-x86_64",
+                    "-accel",
+                    "tcg",
+                    "-nodefaults",
+                    "-display",
+                    "none",
+                    "-S",
+                    "-drive",
+                    drive,
+                    NULL};
+    pid_t qemu = th_spawn(argv, th_path("qemu.log"));
+    REQUIRE(qemu > 0);
+    REQUIRE(wait_locked(img));
+
+    CHECK_INT(snap_qimg_snapshot_create(NULL, img, "new", &err), SNAP_ERROR_BUSY);
+    char want[4200];
+    snprintf(want, sizeof want,
+             "image %s is in use by a running QEMU; refusing to write it", img);
+    CHECK_CONTAINS(err.msg, want);
+    CHECK_CONTAINS(err.msg, "Failed to get shared \"write\" lock");
+    CHECK_INT(snap_qimg_snapshot_delete(NULL, img, "old", &err), SNAP_ERROR_BUSY);
+    CHECK_INT(snap_qimg_commit(NULL, img, &err), SNAP_ERROR_BUSY);
+    const char *both[] = {other, img};
+    snap_err per[2];
+    CHECK_INT(
+        snap_qimg_snapshot_many(NULL, SNAP_QIMG_SNAP_CREATE, both, 2, "new", per, &err),
+        SNAP_ERROR_BUSY);
+    CHECK_INT(per[0].code, 0);
+    CHECK_INT(per[1].code, SNAP_ERROR_BUSY);
+    /* Read-only with force-share still works while QEMU runs. */
+    snap_qimg_info info;
+    CHECK_INT(snap_qimg_info_get(NULL, img, SNAP_QIMG_FORCE_SHARE, &info, &err), 0);
+    CHECK_INT(info.n_snapshots, 1);
+    snap_qimg_info_dispose(&info);
+    th_kill(qemu);
+    /* Unchanged: only "old", and the free image was not written either. */
+    REQUIRE(snap_qimg_info_get(NULL, img, 0, &info, &err) == 0);
+    CHECK_INT(info.n_snapshots, 1);
+    CHECK(snap_qimg_find_snapshot(&info, "old") != NULL);
+    snap_qimg_info_dispose(&info);
+    CHECK_INT(snapshot_count(other), 0);
+}
+
+static void test_no_leaks_no_zombies(void)
+{
+    CHECK_INT(count_fds(), initial_fds);
+    CHECK_INT(our_children(), 0);
+}
+
+int main(void)
+{
+    th_tmpdir();
+    initial_fds = count_fds();
+    TH_RUN(test_parse_info_model);
+    TH_RUN(test_snapshot_create_apply_restores_data);
+    TH_RUN(test_snapshot_duplicate_and_digit_names_refused);
+    TH_RUN(test_snapshot_delete_and_missing_errors_verbatim);
+    TH_RUN(test_parallel_create_on_eight_images);
+    TH_RUN(test_overlay_create_and_backing_chain);
+    TH_RUN(test_commit_merges_into_base);
+    TH_RUN(test_rebase_safe_and_unsafe);
+    TH_RUN(test_check_reports_corruption);
+    TH_RUN(test_hanging_qemu_img_times_out);
+    TH_RUN(test_image_held_by_qemu_is_refused);
+    TH_RUN(test_no_leaks_no_zombies);
+    return th_finish();
+}
