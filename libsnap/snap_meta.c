@@ -1,0 +1,671 @@
+/* Snapshot records: names, structs and their JSON form; see snap_meta.h. */
+#include "snap_meta.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "snap_json.h"
+
+/* ------------------------------------------------------------- names */
+
+/* Length of the UTF-8 sequence at s (1..4), or 0 when it is not valid UTF-8. */
+static int utf8_seq_len(const unsigned char *s, uint32_t *cp)
+{
+    int len;
+    uint32_t c = s[0], min;
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
+    if ((c & 0xe0) == 0xc0)
+        len = 2, c &= 0x1f, min = 0x80;
+    else if ((c & 0xf0) == 0xe0)
+        len = 3, c &= 0x0f, min = 0x800;
+    else if ((c & 0xf8) == 0xf0)
+        len = 4, c &= 0x07, min = 0x10000;
+    else
+        return 0;
+    for (int i = 1; i < len; i++) {
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+        c = c << 6 | (s[i] & 0x3f);
+    }
+    /* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
+    if (c < min || (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
+        return 0;
+    *cp = c;
+    return len;
+}
+
+int snap_meta_name_check(const char *name, snap_err *err)
+{
+    if (!name || !*name)
+        return snap_err_set(err, SNAP_ERROR_INVAL, "snapshot name is empty");
+    size_t len = strlen(name);
+    if (len > SNAP_META_NAME_MAX)
+        return snap_err_set(err, SNAP_ERROR_INVAL,
+                            "snapshot name is %zu bytes long (at most %d)", len,
+                            SNAP_META_NAME_MAX);
+    if (name[0] == '.' || name[0] == '-')
+        return snap_err_set(err, SNAP_ERROR_INVAL,
+                            "snapshot name '%s' must not start with '%c'", name, name[0]);
+    for (size_t i = 0; i < len;) {
+        uint32_t cp;
+        int n = utf8_seq_len((const unsigned char *)name + i, &cp);
+        if (n == 0)
+            return snap_err_set(err, SNAP_ERROR_INVAL,
+                                "snapshot name is not valid UTF-8 (byte %zu)", i);
+        if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0))
+            return snap_err_set(err, SNAP_ERROR_INVAL,
+                                "snapshot name contains a control character (byte %zu)",
+                                i);
+        if (cp == '/')
+            return snap_err_set(err, SNAP_ERROR_INVAL,
+                                "snapshot name '%s' must not contain '/'", name);
+        i += (size_t)n;
+    }
+    return 0;
+}
+
+bool snap_meta_name_valid(const char *name)
+{
+    return snap_meta_name_check(name, NULL) == 0;
+}
+
+char *snap_meta_name_default(snap_meta_store *st, int64_t when)
+{
+    time_t t = (time_t)when;
+    struct tm tm;
+    char base[64];
+    gmtime_r(&t, &tm);
+    strftime(base, sizeof base, "%Y-%m-%dT%H-%M-%SZ", &tm);
+    char *name = snap_xstrdup(base);
+    for (int n = 2; st && snap_meta_exists(st, name); n++) {
+        free(name);
+        name = snap_xasprintf("%s-%d", base, n);
+    }
+    return name;
+}
+
+/* ------------------------------------------------------------- enums */
+
+/* Record strings and the enum values they stand for (AUTO has none). */
+typedef struct enum_name {
+    const char *name;
+    int value;
+} enum_name;
+
+static const enum_name domstate_names[] = {{"running", SNAP_DOMAIN_RUNNING},
+                                           {"paused", SNAP_DOMAIN_PAUSED},
+                                           {"shutoff", SNAP_DOMAIN_SHUTOFF}};
+static const enum_name method_names[] = {{"internal", SNAP_METHOD_INTERNAL},
+                                         {"external", SNAP_METHOD_EXTERNAL}};
+static const enum_name policy_names[] = {{"required", SNAP_QUIESCE_REQUIRED},
+                                         {"best-effort", SNAP_QUIESCE_BEST_EFFORT},
+                                         {"off", SNAP_QUIESCE_OFF}};
+static const enum_name consistency_names[] = {
+    {"quiesced", SNAP_META_QUIESCED}, {"crash-consistent", SNAP_META_CRASH_CONSISTENT}};
+
+#define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
+
+/* The value of string s in names, or -1. */
+static int parse_enum(const char *s, const enum_name *names, int n)
+{
+    for (int i = 0; s && i < n; i++)
+        if (strcmp(s, names[i].name) == 0)
+            return names[i].value;
+    return -1;
+}
+
+static const char *enum_str(int v, const enum_name *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (names[i].value == v)
+            return names[i].name;
+    return NULL;
+}
+
+#define ENUM_FUNCS(type, fn, names)                                                      \
+    const char *snap_meta_##fn##_name(type v)                                            \
+    {                                                                                    \
+        const char *s = enum_str((int)v, names, N_OF(names));                            \
+        return s ? s : "unknown";                                                        \
+    }                                                                                    \
+    int snap_meta_##fn##_parse(const char *s, type *out)                                 \
+    {                                                                                    \
+        int v = parse_enum(s, names, N_OF(names));                                       \
+        if (v >= 0)                                                                      \
+            *out = (type)v;                                                              \
+        return v < 0 ? -1 : 0;                                                           \
+    }
+
+ENUM_FUNCS(snap_domain_state, domstate, domstate_names)
+ENUM_FUNCS(snap_method, method, method_names)
+ENUM_FUNCS(snap_quiesce_policy, policy, policy_names)
+ENUM_FUNCS(snap_meta_consistency, consistency, consistency_names)
+
+/* ------------------------------------------------------------- structs */
+
+void snap_meta_init(snap_meta *m)
+{
+    memset(m, 0, sizeof *m);
+    m->domain.domid = -1;
+    m->quiesce.policy = SNAP_QUIESCE_OFF;
+    m->quiesce.state = SNAP_META_CRASH_CONSISTENT;
+}
+
+static void disk_dispose(snap_meta_disk *d)
+{
+    free(d->vdev);
+    free(d->backend);
+    free(d->format);
+    free(d->base_path);
+    free(d->overlay_path);
+    free(d->overlay_format);
+    free(d->qemu_snap_name);
+    free(d->qemu_snap_id);
+    free(d->node_before);
+    free(d->node_after);
+}
+
+void snap_meta_dispose(snap_meta *m)
+{
+    free(m->name);
+    free(m->description);
+    free(m->parent);
+    free(m->domain.name);
+    free(m->domain.uuid);
+    for (size_t i = 0; i < m->n_disks; i++)
+        disk_dispose(&m->disks[i]);
+    free(m->disks);
+    for (size_t i = 0; i < m->n_excluded; i++)
+        free(m->excluded[i]);
+    free(m->excluded);
+    free(m->memory_path);
+    yajl_tree_free(m->config);
+    snap_meta_init(m);
+}
+
+snap_meta_disk *snap_meta_add_disk(snap_meta *m)
+{
+    m->disks = snap_xrealloc(m->disks, (m->n_disks + 1) * sizeof *m->disks);
+    snap_meta_disk *d = &m->disks[m->n_disks++];
+    memset(d, 0, sizeof *d);
+    return d;
+}
+
+void snap_meta_add_excluded(snap_meta *m, const char *vdev)
+{
+    m->excluded = snap_xrealloc(m->excluded, (m->n_excluded + 1) * sizeof *m->excluded);
+    m->excluded[m->n_excluded++] = snap_xstrdup(vdev);
+}
+
+int snap_meta_set_config_text(snap_meta *m, const char *json, snap_err *err)
+{
+    yajl_val v = NULL;
+    if (json && !(v = snap_json_parse(json, "domain config", err)))
+        return err ? err->code : SNAP_ERROR_PROTOCOL;
+    yajl_tree_free(m->config);
+    m->config = v;
+    return 0;
+}
+
+void snap_meta_stamp_now(snap_meta *m)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    m->ctime_sec = ts.tv_sec;
+    m->ctime_nsec = (int32_t)ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------- validation */
+
+static int disk_validate(const snap_meta_disk *d, size_t i, const char *what,
+                         snap_err *err)
+{
+    const char *missing = NULL;
+    if (!d->vdev || !*d->vdev)
+        missing = "vdev";
+    else if (!d->backend)
+        missing = "backend";
+    else if (!d->format)
+        missing = "format";
+    else if (!d->base_path)
+        missing = "base_path";
+    else if (d->method == SNAP_METHOD_EXTERNAL && !d->overlay_path)
+        missing = "overlay_path";
+    else if (d->method == SNAP_METHOD_EXTERNAL && !d->overlay_format)
+        missing = "overlay_format";
+    else if (d->method == SNAP_METHOD_INTERNAL && !d->qemu_snap_name)
+        missing = "qemu_snapshot_name";
+    if (missing)
+        return snap_err_set(
+            err, SNAP_ERROR_INVAL, "%s: field 'disks[%zu].%s': required%s", what, i,
+            missing,
+            d->method == SNAP_METHOD_EXTERNAL ? " for an external snapshot" : "");
+    return 0;
+}
+
+static bool vdev_seen(const snap_meta *m, size_t n_disks, size_t n_excl, const char *vdev)
+{
+    for (size_t i = 0; i < n_disks; i++)
+        if (strcmp(m->disks[i].vdev, vdev) == 0)
+            return true;
+    for (size_t i = 0; i < n_excl; i++)
+        if (strcmp(m->excluded[i], vdev) == 0)
+            return true;
+    return false;
+}
+
+static int disks_validate(const snap_meta *m, const char *what, snap_err *err)
+{
+    for (size_t i = 0; i < m->n_disks; i++) {
+        if (disk_validate(&m->disks[i], i, what, err) < 0)
+            return err ? err->code : SNAP_ERROR_INVAL;
+        if (vdev_seen(m, i, 0, m->disks[i].vdev))
+            return snap_err_set(err, SNAP_ERROR_INVAL, "%s: disk %s is listed twice",
+                                what, m->disks[i].vdev);
+    }
+    for (size_t i = 0; i < m->n_excluded; i++)
+        if (!m->excluded[i] || vdev_seen(m, m->n_disks, i, m->excluded[i]))
+            return snap_err_set(err, SNAP_ERROR_INVAL,
+                                "%s: field 'excluded_disks[%zu]': empty or listed twice",
+                                what, i);
+    return 0;
+}
+
+int snap_meta_validate(const snap_meta *m, const char *what, snap_err *err)
+{
+    if (snap_meta_name_check(m->name, err) < 0)
+        return snap_err_context(err, "%s: field 'name'", what);
+    if (m->parent && snap_meta_name_check(m->parent, err) < 0)
+        return snap_err_context(err, "%s: field 'parent'", what);
+    if (m->parent && strcmp(m->parent, m->name) == 0)
+        return snap_err_set(err, SNAP_ERROR_INVAL, "%s: snapshot '%s' is its own parent",
+                            what, m->name);
+    if (m->ctime_nsec < 0 || m->ctime_nsec >= 1000000000)
+        return snap_err_set(err, SNAP_ERROR_INVAL,
+                            "%s: field 'creation_time.nsec': out of range", what);
+    if (!m->domain.name || !*m->domain.name)
+        return snap_err_set(err, SNAP_ERROR_INVAL, "%s: field 'domain.name': required",
+                            what);
+    if (!snap_uuid_valid(m->domain.uuid))
+        return snap_err_set(err, SNAP_ERROR_INVAL, "%s: field 'domain.uuid': not a UUID",
+                            what);
+    if (m->has_memory && (!m->memory_path || !*m->memory_path))
+        return snap_err_set(err, SNAP_ERROR_INVAL, "%s: field 'memory.path': required",
+                            what);
+    if (m->quiesce.frozen_count < 0 || m->quiesce.window_ms < 0)
+        return snap_err_set(err, SNAP_ERROR_INVAL, "%s: field 'quiesce': negative count",
+                            what);
+    return disks_validate(m, what, err);
+}
+
+/* ------------------------------------------------------------- writing */
+
+static void gen_disk(yajl_gen g, const snap_meta_disk *d)
+{
+    yajl_gen_map_open(g);
+    snap_json_kv_str(g, "vdev", d->vdev);
+    snap_json_kv_str(g, "backend", d->backend);
+    snap_json_kv_str(g, "method", snap_meta_method_name(d->method));
+    snap_json_kv_str(g, "format", d->format);
+    snap_json_kv_str(g, "base_path", d->base_path);
+    snap_json_kv_str(g, "overlay_path", d->overlay_path);
+    snap_json_kv_str(g, "overlay_format", d->overlay_format);
+    snap_json_kv_str(g, "qemu_snapshot_name", d->qemu_snap_name);
+    snap_json_kv_str(g, "qemu_snapshot_id", d->qemu_snap_id);
+    snap_json_kv_str(g, "node_before", d->node_before);
+    snap_json_kv_str(g, "node_after", d->node_after);
+    yajl_gen_map_close(g);
+}
+
+static void gen_quiesce(yajl_gen g, const snap_meta_quiesce *q)
+{
+    yajl_gen_map_open(g);
+    snap_json_kv_str(g, "policy", snap_meta_policy_name(q->policy));
+    snap_json_kv_bool(g, "agent_present", q->agent_present);
+    snap_json_kv_int(g, "frozen_count", q->frozen_count);
+    snap_json_kv_int(g, "window_ms", q->window_ms);
+    snap_json_kv_bool(g, "thaw_ok", q->thaw_ok);
+    snap_json_kv_str(g, "state", snap_meta_consistency_name(q->state));
+    yajl_gen_map_close(g);
+}
+
+static void gen_domain(yajl_gen g, const snap_meta *m)
+{
+    yajl_gen_map_open(g);
+    snap_json_kv_str(g, "name", m->domain.name);
+    snap_json_kv_str(g, "uuid", m->domain.uuid);
+    snap_json_key(g, "domid");
+    if (m->domain.domid >= 0)
+        snap_json_int(g, m->domain.domid);
+    else
+        snap_json_null(g);
+    snap_json_kv_str(g, "state", snap_meta_domstate_name(m->domain.state));
+    yajl_gen_map_close(g);
+}
+
+/*
+ * {"version": 1, "name", "description", "creation_time": {"sec", "nsec"},
+ *  "parent", "domain": {"name", "uuid", "domid", "state"}, "disks": [...],
+ *  "excluded_disks": [...], "quiesce": {...}, "memory": {"path", "size"} | null,
+ *  "config": <libxl-json> | null}
+ */
+char *snap_meta_to_json(const snap_meta *m)
+{
+    yajl_gen g = snap_json_gen_new(true);
+    yajl_gen_map_open(g);
+    snap_json_kv_int(g, "version", SNAP_META_VERSION);
+    snap_json_kv_str(g, "name", m->name);
+    snap_json_kv_str(g, "description", m->description);
+    snap_json_key(g, "creation_time");
+    yajl_gen_map_open(g);
+    snap_json_kv_int(g, "sec", m->ctime_sec);
+    snap_json_kv_int(g, "nsec", m->ctime_nsec);
+    yajl_gen_map_close(g);
+    snap_json_kv_str(g, "parent", m->parent);
+    snap_json_key(g, "domain");
+    gen_domain(g, m);
+    snap_json_key(g, "disks");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < m->n_disks; i++)
+        gen_disk(g, &m->disks[i]);
+    yajl_gen_array_close(g);
+    snap_json_key(g, "excluded_disks");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < m->n_excluded; i++)
+        snap_json_str(g, m->excluded[i]);
+    yajl_gen_array_close(g);
+    snap_json_key(g, "quiesce");
+    gen_quiesce(g, &m->quiesce);
+    snap_json_key(g, "memory");
+    if (m->has_memory) {
+        yajl_gen_map_open(g);
+        snap_json_kv_str(g, "path", m->memory_path);
+        snap_json_kv_int(g, "size", (long long)m->memory_size);
+        yajl_gen_map_close(g);
+    } else {
+        snap_json_null(g);
+    }
+    snap_json_key(g, "config");
+    snap_json_tree(g, m->config);
+    yajl_gen_map_close(g);
+    return snap_json_gen_finish(g, NULL);
+}
+
+/* ------------------------------------------------------------- reading */
+
+/* Strict typed access to parsed files; see snap_meta.h. */
+int snap_meta_field_err(const snap_meta_reader *r, const char *key, const char *msg)
+{
+    return snap_err_set(r->err, SNAP_ERROR_INVAL, "%s: field '%s%s': %s", r->what,
+                        r->prefix, key, msg);
+}
+
+/* A string member; nullable ones may also be null or absent (-> NULL). */
+int snap_meta_read_str(const snap_meta_reader *r, yajl_val obj, const char *key,
+                       bool nullable, char **out)
+{
+    yajl_val v = snap_json_get(obj, key);
+    *out = NULL;
+    if (nullable && (!v || YAJL_IS_NULL(v)))
+        return 0;
+    if (!v)
+        return snap_meta_field_err(r, key, "missing");
+    if (!YAJL_IS_STRING(v))
+        return snap_meta_field_err(
+            r, key, nullable ? "expected a string or null" : "expected a string");
+    *out = snap_xstrdup(v->u.string);
+    return 0;
+}
+
+int snap_meta_read_int(const snap_meta_reader *r, yajl_val obj, const char *key,
+                       long long min, long long max, long long *out)
+{
+    yajl_val v = snap_json_get(obj, key);
+    if (!v)
+        return snap_meta_field_err(r, key, "missing");
+    if (!YAJL_IS_INTEGER(v))
+        return snap_meta_field_err(r, key, "expected an integer");
+    if (YAJL_GET_INTEGER(v) < min || YAJL_GET_INTEGER(v) > max)
+        return snap_meta_field_err(r, key, "out of range");
+    *out = YAJL_GET_INTEGER(v);
+    return 0;
+}
+
+int snap_meta_read_bool(const snap_meta_reader *r, yajl_val obj, const char *key,
+                        bool *out)
+{
+    if (!snap_json_get(obj, key))
+        return snap_meta_field_err(r, key, "missing");
+    if (!snap_json_get_bool(obj, key, out))
+        return snap_meta_field_err(r, key, "expected true or false");
+    return 0;
+}
+
+/* A string member that must be one of names[]; its index goes to *out. */
+static int get_enum(const snap_meta_reader *r, yajl_val obj, const char *key,
+                    const enum_name *names, int n, int *out)
+{
+    char *s;
+    if (snap_meta_read_str(r, obj, key, false, &s) < 0)
+        return r->err ? r->err->code : SNAP_ERROR_INVAL;
+    *out = parse_enum(s, names, n);
+    free(s);
+    if (*out >= 0)
+        return 0;
+    char msg[256];
+    int at = snprintf(msg, sizeof msg, "expected one of");
+    for (int i = 0; i < n && at > 0 && (size_t)at < sizeof msg; i++)
+        at += snprintf(msg + at, sizeof msg - (size_t)at, "%s \"%s\"", i ? "," : "",
+                       names[i].name);
+    return snap_meta_field_err(r, key, msg);
+}
+
+#define GET_ENUM(r, obj, key, names, out) get_enum(r, obj, key, names, N_OF(names), out)
+
+/* An object member (nullable: null or absent -> NULL). */
+int snap_meta_read_obj(const snap_meta_reader *r, yajl_val obj, const char *key,
+                       bool nullable, yajl_val *out)
+{
+    yajl_val v = snap_json_get(obj, key);
+    *out = NULL;
+    if (nullable && (!v || YAJL_IS_NULL(v)))
+        return 0;
+    if (!YAJL_IS_OBJECT(v))
+        return snap_meta_field_err(r, key, v ? "expected an object" : "missing");
+    *out = v;
+    return 0;
+}
+
+#define RC(r) ((r)->err ? (r)->err->code : SNAP_ERROR_INVAL)
+
+static int parse_disk(const snap_meta_reader *parent, yajl_val v, size_t i,
+                      snap_meta_disk *d)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof prefix, "disks[%zu].", i);
+    snap_meta_reader r = {parent->what, parent->err, prefix};
+    if (!YAJL_IS_OBJECT(v)) {
+        snap_meta_reader top = {parent->what, parent->err, ""};
+        prefix[strlen(prefix) - 1] = '\0';
+        return snap_meta_field_err(&top, prefix, "expected an object");
+    }
+    int method;
+    if (snap_meta_read_str(&r, v, "vdev", false, &d->vdev) < 0 ||
+        snap_meta_read_str(&r, v, "backend", false, &d->backend) < 0 ||
+        GET_ENUM(&r, v, "method", method_names, &method) < 0 ||
+        snap_meta_read_str(&r, v, "format", false, &d->format) < 0 ||
+        snap_meta_read_str(&r, v, "base_path", false, &d->base_path) < 0 ||
+        snap_meta_read_str(&r, v, "overlay_path", true, &d->overlay_path) < 0 ||
+        snap_meta_read_str(&r, v, "overlay_format", true, &d->overlay_format) < 0 ||
+        snap_meta_read_str(&r, v, "qemu_snapshot_name", true, &d->qemu_snap_name) < 0 ||
+        snap_meta_read_str(&r, v, "qemu_snapshot_id", true, &d->qemu_snap_id) < 0 ||
+        snap_meta_read_str(&r, v, "node_before", true, &d->node_before) < 0 ||
+        snap_meta_read_str(&r, v, "node_after", true, &d->node_after) < 0)
+        return RC(&r);
+    d->method = (snap_method)method;
+    return 0;
+}
+
+static int parse_disks(const snap_meta_reader *r, yajl_val root, snap_meta *m)
+{
+    yajl_val disks = snap_json_get(root, "disks");
+    if (!YAJL_IS_ARRAY(disks))
+        return snap_meta_field_err(r, "disks", disks ? "expected an array" : "missing");
+    for (size_t i = 0; i < disks->u.array.len; i++)
+        if (parse_disk(r, disks->u.array.values[i], i, snap_meta_add_disk(m)) < 0)
+            return RC(r);
+    yajl_val excl = snap_json_get(root, "excluded_disks");
+    if (!YAJL_IS_ARRAY(excl))
+        return snap_meta_field_err(r, "excluded_disks",
+                                   excl ? "expected an array" : "missing");
+    for (size_t i = 0; i < excl->u.array.len; i++) {
+        yajl_val e = excl->u.array.values[i];
+        if (!YAJL_IS_STRING(e)) {
+            char key[64];
+            snprintf(key, sizeof key, "excluded_disks[%zu]", i);
+            return snap_meta_field_err(r, key, "expected a string");
+        }
+        snap_meta_add_excluded(m, e->u.string);
+    }
+    return 0;
+}
+
+static int parse_domain(const snap_meta_reader *parent, yajl_val root, snap_meta *m)
+{
+    yajl_val dom;
+    if (snap_meta_read_obj(parent, root, "domain", false, &dom) < 0)
+        return RC(parent);
+    snap_meta_reader r = {parent->what, parent->err, "domain."};
+    int state;
+    if (snap_meta_read_str(&r, dom, "name", false, &m->domain.name) < 0 ||
+        snap_meta_read_str(&r, dom, "uuid", false, &m->domain.uuid) < 0 ||
+        GET_ENUM(&r, dom, "state", domstate_names, &state) < 0)
+        return RC(&r);
+    m->domain.state = (snap_domain_state)state;
+    yajl_val domid = snap_json_get(dom, "domid");
+    long long id = -1;
+    if (domid && !YAJL_IS_NULL(domid) &&
+        snap_meta_read_int(&r, dom, "domid", 0, 0x7fef, &id) < 0)
+        return RC(&r);
+    m->domain.domid = (int)id;
+    return 0;
+}
+
+static int parse_quiesce(const snap_meta_reader *parent, yajl_val root,
+                         snap_meta_quiesce *q)
+{
+    yajl_val v;
+    if (snap_meta_read_obj(parent, root, "quiesce", false, &v) < 0)
+        return RC(parent);
+    snap_meta_reader r = {parent->what, parent->err, "quiesce."};
+    int policy, state;
+    long long frozen, window;
+    if (GET_ENUM(&r, v, "policy", policy_names, &policy) < 0 ||
+        snap_meta_read_bool(&r, v, "agent_present", &q->agent_present) < 0 ||
+        snap_meta_read_int(&r, v, "frozen_count", 0, 1 << 20, &frozen) < 0 ||
+        snap_meta_read_int(&r, v, "window_ms", 0, INT64_MAX, &window) < 0 ||
+        snap_meta_read_bool(&r, v, "thaw_ok", &q->thaw_ok) < 0 ||
+        GET_ENUM(&r, v, "state", consistency_names, &state) < 0)
+        return RC(&r);
+    q->policy = (snap_quiesce_policy)policy;
+    q->state = (snap_meta_consistency)state;
+    q->frozen_count = (int)frozen;
+    q->window_ms = window;
+    return 0;
+}
+
+static int parse_times_and_memory(const snap_meta_reader *parent, yajl_val root,
+                                  snap_meta *m)
+{
+    yajl_val t, mem;
+    long long sec, nsec, size;
+    if (snap_meta_read_obj(parent, root, "creation_time", false, &t) < 0)
+        return RC(parent);
+    snap_meta_reader rt = {parent->what, parent->err, "creation_time."};
+    if (snap_meta_read_int(&rt, t, "sec", 0, INT64_MAX, &sec) < 0 ||
+        snap_meta_read_int(&rt, t, "nsec", 0, 999999999, &nsec) < 0)
+        return RC(&rt);
+    m->ctime_sec = sec;
+    m->ctime_nsec = (int32_t)nsec;
+    if (snap_meta_read_obj(parent, root, "memory", true, &mem) < 0)
+        return RC(parent);
+    if (!mem)
+        return 0;
+    snap_meta_reader rm = {parent->what, parent->err, "memory."};
+    if (snap_meta_read_str(&rm, mem, "path", false, &m->memory_path) < 0 ||
+        snap_meta_read_int(&rm, mem, "size", 0, INT64_MAX, &size) < 0)
+        return RC(&rm);
+    m->has_memory = true;
+    m->memory_size = (uint64_t)size;
+    return 0;
+}
+
+/* Moves the "config" member out of root (so freeing root keeps it). */
+static int take_config(const snap_meta_reader *r, yajl_val root, snap_meta *m)
+{
+    for (size_t i = 0; i < root->u.object.len; i++) {
+        if (strcmp(root->u.object.keys[i], "config") != 0)
+            continue;
+        yajl_val v = root->u.object.values[i];
+        if (YAJL_IS_NULL(v))
+            return 0;
+        if (!YAJL_IS_OBJECT(v))
+            return snap_meta_field_err(r, "config", "expected an object or null");
+        root->u.object.values[i] = NULL;
+        m->config = v;
+        return 0;
+    }
+    return 0;
+}
+
+static int parse_root(const snap_meta_reader *r, yajl_val root, snap_meta *m)
+{
+    long long version;
+    if (!YAJL_IS_OBJECT(root))
+        return snap_err_set(r->err, SNAP_ERROR_INVAL, "%s: expected a JSON object",
+                            r->what);
+    if (snap_meta_read_int(r, root, "version", 0, INT32_MAX, &version) < 0)
+        return RC(r);
+    if (version != SNAP_META_VERSION)
+        return snap_err_set(r->err, SNAP_ERROR_UNSUPPORTED,
+                            "%s: metadata version %lld is not supported (this xlsnap "
+                            "reads version %d)",
+                            r->what, version, SNAP_META_VERSION);
+    if (snap_meta_read_str(r, root, "name", false, &m->name) < 0 ||
+        snap_meta_read_str(r, root, "description", true, &m->description) < 0 ||
+        snap_meta_read_str(r, root, "parent", true, &m->parent) < 0 ||
+        parse_times_and_memory(r, root, m) < 0 || parse_domain(r, root, m) < 0 ||
+        parse_disks(r, root, m) < 0 || parse_quiesce(r, root, &m->quiesce) < 0 ||
+        take_config(r, root, m) < 0)
+        return RC(r);
+    return snap_meta_validate(m, r->what, r->err);
+}
+
+int snap_meta_from_json(snap_meta *m, const char *text, const char *what, snap_err *err)
+{
+    snap_err local;
+    if (!err)
+        err = &local;
+    snap_meta_init(m);
+    const char *p = text;
+    while (*p == ' ' || *p == '\n' || *p == '\t' || *p == '\r')
+        p++;
+    if (!*p)
+        return snap_err_set(err, SNAP_ERROR_INVAL, "%s: empty file", what);
+    yajl_val root = snap_json_parse(text, what, err);
+    if (!root) {
+        err->code = SNAP_ERROR_INVAL; /* a damaged file, not a misbehaving peer */
+        return err->code;
+    }
+    snap_meta_reader r = {what, err, ""};
+    int rc = parse_root(&r, root, m);
+    yajl_tree_free(root);
+    if (rc < 0)
+        snap_meta_dispose(m);
+    return rc;
+}

@@ -1,0 +1,257 @@
+/*
+ * Snapshot metadata: one JSON file per snapshot, <dir>/<name>.json in the
+ * domain directory of snap_meta_store.h, and the tree derived from them.
+ *
+ * Snapshot names (snap_meta_name_valid): 1..128 bytes of valid UTF-8 (no
+ * overlong forms, no surrogates), no '/', no control characters (C0, DEL,
+ * C1; so no newlines or tabs), not starting with '.' or '-'. Such a name is
+ * a safe file name, a safe command-line argument and never collides with
+ * the store's own dot-files.
+ *
+ * Default names (snap_meta_name_default): the UTC creation time as
+ * "2026-11-22T04-31-05Z" (ISO 8601 with '-' for ':', which file systems,
+ * scp and Windows shares all accept; it sorts in time order), with "-2",
+ * "-3"... appended when that name is taken.
+ *
+ * File format (version 1; other versions are refused): see snap_meta_to_json.
+ * Reading is strict: a known field of the wrong type, a missing required
+ * field or a name that differs from the file name is an error naming the
+ * file and the field. Unknown fields are ignored (forward compatible).
+ *
+ * The current snapshot lives in its own tiny file, .current
+ * ({"version":1,"current":"<name>"|null}): moving it is one atomic rename of
+ * one small file, whatever the number of snapshots, and it never rewrites
+ * a snapshot's record (a per-snapshot "current_since" stamp would need two
+ * writes or trust in clocks that may step backwards).
+ *
+ * Writers must hold the domain lock (snap_lock.h); readers need not.
+ * Not installed.
+ */
+#ifndef SNAP_META_H
+#define SNAP_META_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <yajl/yajl_tree.h>
+
+#include "snap_base.h"
+#include "snap_internal.h"
+#include "snap_meta_store.h"
+
+#define SNAP_META_VERSION  1
+#define SNAP_META_NAME_MAX 128
+
+/* ------------------------------------------------------------- names */
+
+/* Checks the rule above; the error says what is wrong with which name. */
+int snap_meta_name_check(const char *name, snap_err *err);
+bool snap_meta_name_valid(const char *name);
+/*
+ * A default name from the time `when` (UTC), unique in the store (st may be
+ * NULL: no uniqueness check). malloc'd.
+ */
+char *snap_meta_name_default(snap_meta_store *st, int64_t when);
+
+/* ------------------------------------------------------------- records */
+
+/*
+ * snap_method and snap_quiesce_policy come from libsnap.h and the domain
+ * state from snap_internal.h; a record never holds an AUTO value.
+ */
+typedef enum snap_meta_consistency {
+    SNAP_META_QUIESCED,
+    SNAP_META_CRASH_CONSISTENT,
+} snap_meta_consistency;
+
+/* Enum <-> record string ("running", "internal", "best-effort", "crash-consistent"). */
+const char *snap_meta_domstate_name(snap_domain_state s);
+const char *snap_meta_method_name(snap_method m);
+const char *snap_meta_policy_name(snap_quiesce_policy p);
+const char *snap_meta_consistency_name(snap_meta_consistency c);
+/* 0 and *out set, or -1 for an unknown string (AUTO is never accepted). */
+int snap_meta_domstate_parse(const char *s, snap_domain_state *out);
+int snap_meta_method_parse(const char *s, snap_method *out);
+int snap_meta_policy_parse(const char *s, snap_quiesce_policy *out);
+int snap_meta_consistency_parse(const char *s, snap_meta_consistency *out);
+
+/* One snapshotted disk. Strings are malloc'd; NULL means "none". */
+typedef struct snap_meta_disk {
+    char *vdev;    /* "xvda" */
+    char *backend; /* "qdisk", "phy", ... */
+    snap_method method;
+    char *format;    /* format of base_path: "qcow2", "raw" */
+    char *base_path; /* internal: the image snapshotted; external: the new backing file */
+    char *overlay_path;   /* external: the overlay created on top (required) */
+    char *overlay_format; /* external (required) */
+    char *qemu_snap_name; /* internal: name in the qcow2 snapshot table (required) */
+    char *qemu_snap_id;   /* internal: its id, when known */
+    char *node_before;    /* qdisk: top node-name before the snapshot */
+    char *node_after;     /* qdisk external: node-name of the new overlay */
+} snap_meta_disk;
+
+typedef struct snap_meta_quiesce {
+    snap_quiesce_policy policy;
+    bool agent_present;
+    int frozen_count;  /* filesystems the agent froze */
+    int64_t window_ms; /* time from freeze sent to thaw answered */
+    bool thaw_ok;
+    snap_meta_consistency state;
+} snap_meta_quiesce;
+
+typedef struct snap_meta {
+    char *name;
+    char *description; /* NULL: none */
+    int64_t ctime_sec; /* creation time, UTC */
+    int32_t ctime_nsec;
+    char *parent; /* NULL: a root */
+    struct {
+        char *name;
+        char *uuid;
+        int domid; /* -1 when the domain was shut off */
+        snap_domain_state state;
+    } domain;
+    snap_meta_disk *disks;
+    size_t n_disks;
+    char **excluded; /* vdevs left out of the snapshot */
+    size_t n_excluded;
+    snap_meta_quiesce quiesce;
+    bool has_memory;
+    char *memory_path;
+    uint64_t memory_size;
+    yajl_val config; /* libxl-json domain config, owned (yajl_tree_free); NULL: none */
+} snap_meta;
+
+void snap_meta_init(snap_meta *m);
+void snap_meta_dispose(snap_meta *m);
+/* Appends a zeroed disk and returns it (valid until the next append). */
+snap_meta_disk *snap_meta_add_disk(snap_meta *m);
+void snap_meta_add_excluded(snap_meta *m, const char *vdev);
+/* Replaces the embedded config with the parsed JSON text (NULL: none). */
+int snap_meta_set_config_text(snap_meta *m, const char *json, snap_err *err);
+/* Sets the creation time to now. */
+void snap_meta_stamp_now(snap_meta *m);
+
+/* Semantic checks done before every store and after every load. */
+int snap_meta_validate(const snap_meta *m, const char *what, snap_err *err);
+/* The file's JSON text (beautified), malloc'd. */
+char *snap_meta_to_json(const snap_meta *m);
+/*
+ * Parses a file's text into m (initialised here). what names the source in
+ * errors ("<path>: field 'disks[1].vdev': expected a string").
+ */
+int snap_meta_from_json(snap_meta *m, const char *text, const char *what, snap_err *err);
+
+/*
+ * Strict readers of parsed JSON files (shared with the journal). Errors say
+ * "<what>: field '<prefix><key>': expected a string". Nullable strings and
+ * objects may also be null or absent (-> NULL).
+ */
+typedef struct snap_meta_reader {
+    const char *what; /* the file */
+    snap_err *err;
+    const char *prefix; /* "" or "disks[1]." */
+} snap_meta_reader;
+
+int snap_meta_field_err(const snap_meta_reader *r, const char *key, const char *msg);
+int snap_meta_read_str(const snap_meta_reader *r, yajl_val obj, const char *key,
+                       bool nullable, char **out);
+int snap_meta_read_int(const snap_meta_reader *r, yajl_val obj, const char *key,
+                       long long min, long long max, long long *out);
+int snap_meta_read_bool(const snap_meta_reader *r, yajl_val obj, const char *key,
+                        bool *out);
+int snap_meta_read_obj(const snap_meta_reader *r, yajl_val obj, const char *key,
+                       bool nullable, yajl_val *out);
+
+/* ------------------------------------------------------------- storage */
+
+/*
+ * Writes m as <name>.json atomically. With exclusive, an existing snapshot
+ * of that name is SNAP_ERROR_EXISTS (create); without, it is replaced.
+ */
+int snap_meta_save(snap_meta_store *st, const snap_meta *m, bool exclusive,
+                   snap_err *err);
+/* Loads snapshot name; missing: SNAP_ERROR_NOTFOUND "snapshot 'x' of domain d ...". */
+int snap_meta_load(snap_meta_store *st, const char *name, snap_meta *m, snap_err *err);
+bool snap_meta_exists(snap_meta_store *st, const char *name);
+/*
+ * Removes snapshot name's record. If it was the current snapshot, current
+ * moves to its parent first (so a crash in between leaves a valid state).
+ */
+int snap_meta_remove(snap_meta_store *st, const char *name, snap_err *err);
+/*
+ * Makes every child of name a child of new_parent (NULL: they become roots),
+ * one atomic write per child. Idempotent: re-running it after a crash
+ * finishes the job. Used by delete before snap_meta_remove.
+ */
+int snap_meta_reparent_children(snap_meta_store *st, const char *name,
+                                const char *new_parent, snap_err *err);
+
+/* *name_out: the current snapshot's name (malloc'd), or NULL when there is none. */
+int snap_meta_get_current(snap_meta_store *st, char **name_out, snap_err *err);
+/* Points current at name (NULL: none) with one atomic write. */
+int snap_meta_set_current(snap_meta_store *st, const char *name, snap_err *err);
+
+/* ------------------------------------------------------------- tree */
+
+/* The summary of a snapshot that listing needs (kept in the .index cache). */
+typedef struct snap_meta_entry {
+    char *name;
+    char *parent;
+    char *description;
+    int64_t ctime_sec;
+    int32_t ctime_nsec;
+    snap_domain_state domstate;
+    unsigned n_disks, n_internal, n_external, n_excluded;
+    snap_meta_consistency consistency;
+    bool has_memory;
+} snap_meta_entry;
+
+#define SNAP_META_NONE ((size_t)-1)
+
+typedef struct snap_meta_node {
+    snap_meta_entry e;
+    size_t parent;    /* index, or SNAP_META_NONE for roots */
+    size_t *children; /* indexes, in creation order */
+    size_t n_children;
+    unsigned depth;       /* 0 for roots */
+    bool dangling_parent; /* names a parent that does not exist (shown as a root) */
+    bool in_cycle;        /* its parent chain looped (shown as a root) */
+} snap_meta_node;
+
+typedef struct snap_meta_tree {
+    snap_meta_node *nodes; /* in creation order (time, then name) */
+    size_t n;
+    size_t current;  /* index, or SNAP_META_NONE */
+    char **problems; /* hand-edit damage found: unreadable files, cycles, ... */
+    size_t n_problems;
+    size_t *hash_; /* private: name lookup */
+    size_t hash_size_;
+} snap_meta_tree;
+
+void snap_meta_tree_init(snap_meta_tree *t);
+void snap_meta_tree_dispose(snap_meta_tree *t);
+/*
+ * Lists the domain's snapshots and derives the tree. Uses and refreshes the
+ * .index cache (entries keyed by inode, size, mtime and ctime of each file;
+ * the per-snapshot files are always the truth). Damaged files are reported
+ * in t->problems and left out, not fatal.
+ */
+int snap_meta_tree_load(snap_meta_store *st, snap_meta_tree *t, snap_err *err);
+/*
+ * Builds the tree from entries (ownership of the array and its strings passes
+ * to t) and current's name (may be NULL). For callers with their own entries.
+ */
+void snap_meta_tree_build(snap_meta_tree *t, snap_meta_entry *entries, size_t n,
+                          const char *current);
+/* Summary of a full record (strings copied). */
+void snap_meta_entry_from_meta(snap_meta_entry *e, const snap_meta *m);
+void snap_meta_entry_dispose(snap_meta_entry *e);
+
+size_t snap_meta_tree_find(const snap_meta_tree *t, const char *name);
+/* Descendants of node i in depth-first pre-order (malloc'd, *n set; i excluded). */
+size_t *snap_meta_tree_descendants(const snap_meta_tree *t, size_t i, size_t *n);
+/* Roots (resp. leaves) in creation order (malloc'd, *n set). */
+size_t *snap_meta_tree_roots(const snap_meta_tree *t, size_t *n);
+size_t *snap_meta_tree_leaves(const snap_meta_tree *t, size_t *n);
+
+#endif
