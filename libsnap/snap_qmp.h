@@ -1,0 +1,252 @@
+/*
+ * QMP client room: one short-lived connection to a QEMU monitor socket.
+ *
+ * QEMU serves ONE client per QMP socket (a second client gets no greeting
+ * until the first leaves), so: connect, do the job, snap_qmp_close() promptly.
+ *
+ * Protocol handling (see docs in qemu-facts.md):
+ *  - the greeting is read under the connect timeout (version kept), then
+ *    qmp_capabilities is negotiated;
+ *  - every command carries an id "libsnap-N"; one command is in flight at a
+ *    time; replies with another id (left over from a command that timed out)
+ *    are discarded; an id-less error reply (QEMU's JSON parse errors) is the
+ *    answer to the command in flight;
+ *  - events arriving at any time are queued in order (bounded: the oldest are
+ *    dropped past SNAP_QMP_MAX_EVENTS) for snap_qmp_next_event/wait_event;
+ *  - a peer error becomes SNAP_ERROR_PEER with the text
+ *    "QMP <command>: <class>: <desc>", desc verbatim;
+ *  - a line longer than the reply limit (SNAP_QMP_MAX_REPLY unless changed)
+ *    is refused, and so is any further use of that connection.
+ *
+ * Every call takes its own timeout in milliseconds (< 0: no limit) and an
+ * err that must not be NULL.
+ */
+#ifndef SNAP_QMP_H
+#define SNAP_QMP_H
+
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "snap_json.h"
+
+#define SNAP_QMP_MAX_REPLY  (8u << 20) /* bytes in one reply or event line */
+#define SNAP_QMP_MAX_EVENTS 4096       /* queued events kept */
+
+typedef struct snap_qmp snap_qmp;
+
+/* ------------------------------------------------------------- connection */
+
+/*
+ * Connects to the QMP socket at path, reads the greeting and negotiates
+ * capabilities, all within timeout_ms. A QEMU busy with another client
+ * gives no greeting: that is SNAP_ERROR_TIMEDOUT with a message saying so.
+ */
+int snap_qmp_connect(const char *path, int timeout_ms, snap_qmp **qmp_out, snap_err *err);
+/* Closes the connection (QEMU then serves its next client) and frees. NULL ok. */
+void snap_qmp_close(snap_qmp *qmp);
+/* Debug log of every command and reply; lg may be NULL. */
+void snap_qmp_set_logger(snap_qmp *qmp, xentoollog_logger *lg);
+/* Changes the longest accepted reply/event line (bytes). */
+void snap_qmp_set_max_reply(snap_qmp *qmp, size_t max_bytes);
+
+/* QEMU's version from the greeting, e.g. 7.2.22; package string may be "". */
+void snap_qmp_version(const snap_qmp *qmp, int *major, int *minor, int *micro);
+const char *snap_qmp_package(const snap_qmp *qmp);
+/* True when QEMU is at least major.minor. */
+bool snap_qmp_version_at_least(const snap_qmp *qmp, int major, int minor);
+
+/* ------------------------------------------------------------- commands */
+
+/*
+ * Emits the members of the "arguments" object (keys and values) into g;
+ * the object itself is opened and closed by the caller of the function.
+ */
+typedef void snap_qmp_args_fn(yajl_gen g, void *opaque);
+
+/*
+ * Runs one command. args may be NULL (no "arguments"). On success, when
+ * ret_out is not NULL, *ret_out is the "return" value (a yajl tree the
+ * caller frees with yajl_tree_free).
+ */
+int snap_qmp_execute(snap_qmp *qmp, const char *cmd, snap_qmp_args_fn *args, void *opaque,
+                     yajl_val *ret_out, int timeout_ms, snap_err *err);
+/* snap_qmp_execute with arguments taken from a parsed tree (an object or NULL). */
+int snap_qmp_execute_tree(snap_qmp *qmp, const char *cmd, yajl_val args,
+                          yajl_val *ret_out, int timeout_ms, snap_err *err);
+/* Like snap_qmp_execute, passing fd to QEMU (SCM_RIGHTS) with the command. */
+int snap_qmp_execute_with_fd(snap_qmp *qmp, const char *cmd, snap_qmp_args_fn *args,
+                             void *opaque, int fd, yajl_val *ret_out, int timeout_ms,
+                             snap_err *err);
+
+/* ------------------------------------------------------------- events */
+
+typedef struct snap_qmp_event {
+    char *name;        /* "STOP", "JOB_STATUS_CHANGE", ... */
+    yajl_val data;     /* the "data" object, or NULL */
+    long long seconds; /* QEMU's timestamp */
+    long long microseconds;
+} snap_qmp_event;
+
+void snap_qmp_event_free(snap_qmp_event *ev);
+
+/* Pops the oldest queued event without any I/O; NULL when none is queued. */
+snap_qmp_event *snap_qmp_next_event(snap_qmp *qmp);
+/* Reads whatever QEMU sends within timeout_ms, queuing events; 0 or an error. */
+int snap_qmp_poll_events(snap_qmp *qmp, int timeout_ms, snap_err *err);
+/* Number of events queued, and how many were dropped because the queue was full. */
+size_t snap_qmp_events_queued(const snap_qmp *qmp);
+size_t snap_qmp_events_dropped(const snap_qmp *qmp);
+
+typedef bool snap_qmp_event_filter(const snap_qmp_event *ev, void *opaque);
+
+/*
+ * Waits for the first event named name (and accepted by filter, when not
+ * NULL), taking it from the queue if it already arrived; other events stay
+ * queued in order. SNAP_ERROR_TIMEDOUT when it does not come in time.
+ */
+int snap_qmp_wait_event(snap_qmp *qmp, const char *name, snap_qmp_event_filter *filter,
+                        void *opaque, int timeout_ms, snap_qmp_event **ev_out,
+                        snap_err *err);
+
+/* ------------------------------------------------------------- run state */
+
+typedef struct snap_qmp_status {
+    bool running;
+    char status[32]; /* "running", "paused", "prelaunch", "postmigrate", ... */
+} snap_qmp_status;
+
+int snap_qmp_stop(snap_qmp *qmp, int timeout_ms, snap_err *err);
+int snap_qmp_cont(snap_qmp *qmp, int timeout_ms, snap_err *err);
+int snap_qmp_query_status(snap_qmp *qmp, snap_qmp_status *st, int timeout_ms,
+                          snap_err *err);
+
+/* ------------------------------------------------------------- disks */
+
+typedef struct snap_qmp_snapshot {
+    char *id;
+    char *name;
+    long long vm_state_size;
+    long long date_sec, date_nsec;
+    long long vm_clock_sec, vm_clock_nsec;
+} snap_qmp_snapshot;
+
+/* One image of a backing chain. */
+typedef struct snap_qmp_image {
+    char *file;      /* file name as QEMU opened it */
+    char *format;    /* "qcow2", "raw", ... */
+    char *node_name; /* format node's name; NULL if QEMU did not list it */
+    snap_qmp_snapshot *snapshots;
+    size_t n_snapshots;
+} snap_qmp_image;
+
+typedef struct snap_qmp_disk {
+    char *device;    /* drive id ("drive0", "ide0-hd0"); "" for -blockdev disks */
+    char *qdev;      /* QOM path or id of the device; may be "" */
+    char *node_name; /* root (active layer) node-name, e.g. "xvda-qcow2" */
+    bool read_only;
+    /* chain[0] is the active image, chain[1] its backing file, ... */
+    snap_qmp_image *chain;
+    size_t chain_len;
+} snap_qmp_disk;
+
+typedef struct snap_qmp_disks {
+    snap_qmp_disk *disk;
+    size_t n;
+} snap_qmp_disks;
+
+/*
+ * query-block + query-named-block-nodes as a disk model. Drives without a
+ * medium (empty CD-ROMs) are left out.
+ */
+int snap_qmp_query_disks(snap_qmp *qmp, snap_qmp_disks *disks, int timeout_ms,
+                         snap_err *err);
+void snap_qmp_disks_free(snap_qmp_disks *disks);
+/*
+ * The disk known by name: drive id, root node-name, qdev id ("xvda" for
+ * /machine/peripheral/xvda/...), or a node-name of its chain. NULL if none.
+ */
+const snap_qmp_disk *snap_qmp_disks_find(const snap_qmp_disks *disks, const char *name);
+/* What QMP block commands accept for this disk: the drive id, else the root node-name. */
+const char *snap_qmp_disk_target(const snap_qmp_disk *disk);
+/* The snapshot of the disk's active image named name, or NULL. */
+const snap_qmp_snapshot *snap_qmp_disk_find_snapshot(const snap_qmp_disk *disk,
+                                                     const char *name);
+
+/* ------------------------------------------------------------- transactions */
+
+typedef struct snap_qmp_tx snap_qmp_tx;
+
+snap_qmp_tx *snap_qmp_tx_new(void);
+void snap_qmp_tx_free(snap_qmp_tx *tx);
+size_t snap_qmp_tx_len(const snap_qmp_tx *tx);
+/* blockdev-snapshot-internal-sync; target: a drive id or a root node-name. */
+void snap_qmp_tx_add_internal(snap_qmp_tx *tx, const char *target, const char *name);
+/*
+ * blockdev-snapshot-sync to a new overlay file (absolute path) in format.
+ * Either device (a drive id; snapshot_node_name optional) or node_name (then
+ * snapshot_node_name is required by QEMU); pass NULL for the other.
+ */
+void snap_qmp_tx_add_external(snap_qmp_tx *tx, const char *device, const char *node_name,
+                              const char *snapshot_node_name, const char *snapshot_file,
+                              const char *format);
+/*
+ * Runs the actions as one atomic QMP transaction. Before sending, refuses
+ * (SNAP_ERROR_EXISTS) an overlay file that already exists, because QEMU
+ * would silently overwrite it. When QEMU rejects the transaction, overlay
+ * files it created for earlier actions are removed (QEMU leaves them).
+ */
+int snap_qmp_transaction(snap_qmp *qmp, const snap_qmp_tx *tx, int timeout_ms,
+                         snap_err *err);
+/* blockdev-snapshot-delete-internal-sync (not a transaction action in QEMU). */
+int snap_qmp_delete_internal(snap_qmp *qmp, const char *target, const char *name,
+                             int timeout_ms, snap_err *err);
+
+/* ------------------------------------------------------------- migration */
+
+/* Progress of a migration: bytes sent and QEMU's estimate of the total. */
+typedef void snap_qmp_progress_fn(uint64_t transferred, uint64_t total, void *opaque);
+
+/*
+ * Saves the VM state into fd (the caller keeps its own fd; QEMU gets a copy
+ * through getfd): raises max-bandwidth, migrate "fd:NAME", then polls
+ * query-migrate until completed or failed (QEMU's error-desc verbatim). On
+ * timeout the migration is cancelled. Stop the VM first for a consistent image.
+ */
+int snap_qmp_migrate_to_fd(snap_qmp *qmp, int fd, snap_qmp_progress_fn *progress,
+                           void *opaque, int timeout_ms, snap_err *err);
+/* The same into a new file (created 0600, must not exist; removed on failure). */
+int snap_qmp_migrate_to_file(snap_qmp *qmp, const char *path,
+                             snap_qmp_progress_fn *progress, void *opaque, int timeout_ms,
+                             snap_err *err);
+
+/* ------------------------------------------------------------- jobs */
+
+typedef struct snap_qmp_job {
+    char id[128];
+    char type[32];   /* "commit", "snapshot-save", ... */
+    char status[32]; /* "running", "ready", "concluded", ... */
+    long long current_progress, total_progress;
+    char *error; /* QEMU's error text, or NULL */
+} snap_qmp_job;
+
+/* query-jobs for one job id: SNAP_ERROR_NOTFOUND when QEMU has no such job. */
+int snap_qmp_query_job(snap_qmp *qmp, const char *job_id, snap_qmp_job *job,
+                       int timeout_ms, snap_err *err);
+void snap_qmp_job_clear(snap_qmp_job *job);
+/* Waits (events + query-jobs) until the job reaches status (or concludes). */
+int snap_qmp_wait_job(snap_qmp *qmp, const char *job_id, const char *status,
+                      snap_qmp_job *job, int timeout_ms, snap_err *err);
+int snap_qmp_job_dismiss(snap_qmp *qmp, const char *job_id, int timeout_ms,
+                         snap_err *err);
+
+/*
+ * Active-layer commit of disk target (drive id or root node-name) into
+ * base_node (NULL: the bottom of the chain): block-commit with job_id,
+ * wait for ready, block-job-complete, wait for concluded, check the job's
+ * error, job-dismiss. On failure the job is cancelled and dismissed; the
+ * chain is then unchanged (an active commit only pivots on completion).
+ */
+int snap_qmp_commit_active(snap_qmp *qmp, const char *target, const char *base_node,
+                           const char *job_id, int timeout_ms, snap_err *err);
+
+#endif

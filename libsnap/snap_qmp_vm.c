@@ -1,0 +1,168 @@
+/* QMP run state and memory-state saving (migration to a file); see snap_qmp.h. */
+#include "snap_qmp.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Saving to a local file: do not let QEMU's 128 MiB/s default throttle it. */
+#define QMP_MIGRATE_BANDWIDTH (64LL << 30)
+/* How often query-migrate is asked for progress. */
+#define QMP_MIGRATE_POLL_MS 50
+
+int snap_qmp_stop(snap_qmp *q, int timeout_ms, snap_err *err)
+{
+    return snap_qmp_execute(q, "stop", NULL, NULL, NULL, timeout_ms, err);
+}
+
+int snap_qmp_cont(snap_qmp *q, int timeout_ms, snap_err *err)
+{
+    return snap_qmp_execute(q, "cont", NULL, NULL, NULL, timeout_ms, err);
+}
+
+int snap_qmp_query_status(snap_qmp *q, snap_qmp_status *st, int timeout_ms, snap_err *err)
+{
+    yajl_val ret = NULL;
+    memset(st, 0, sizeof *st);
+    int rc = snap_qmp_execute(q, "query-status", NULL, NULL, &ret, timeout_ms, err);
+    if (rc)
+        return rc;
+    const char *status = snap_json_get_string(ret, "status");
+    if (!status || !snap_json_get_bool(ret, "running", &st->running)) {
+        yajl_tree_free(ret);
+        return snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                            "QMP query-status: reply lacks status/running");
+    }
+    snprintf(st->status, sizeof st->status, "%s", status);
+    yajl_tree_free(ret);
+    return 0;
+}
+
+/* ------------------------------------------------------------- migration */
+
+typedef struct qmp_kv {
+    const char *key;
+    const char *str;
+    long long num;
+} qmp_kv;
+
+/* One string member (num unused) or, with str NULL, one integer member. */
+static void qmp_kv_args(yajl_gen g, void *opaque)
+{
+    const qmp_kv *kv = opaque;
+    if (kv->str)
+        snap_json_kv_str(g, kv->key, kv->str);
+    else
+        snap_json_kv_int(g, kv->key, kv->num);
+}
+
+/* Reads status, progress and error of query-migrate. */
+static int qmp_query_migrate(snap_qmp *q, char *status, size_t status_len,
+                             uint64_t *transferred, uint64_t *total, char **error,
+                             int timeout_ms, snap_err *err)
+{
+    yajl_val ret = NULL;
+    int rc = snap_qmp_execute(q, "query-migrate", NULL, NULL, &ret, timeout_ms, err);
+    if (rc)
+        return rc;
+    const char *s = snap_json_get_string(ret, "status");
+    snprintf(status, status_len, "%s", s ? s : "");
+    yajl_val ram = snap_json_get_object(ret, "ram");
+    long long t = 0, n = 0;
+    if (snap_json_get_int(ram, "transferred", &t))
+        *transferred = (uint64_t)t;
+    if (snap_json_get_int(ram, "total", &n))
+        *total = (uint64_t)n;
+    const char *e = snap_json_get_string(ret, "error-desc");
+    *error = e ? snap_xstrdup(e) : NULL;
+    yajl_tree_free(ret);
+    return 0;
+}
+
+/* Polls query-migrate until completed/failed/cancelled; events stay queued. */
+static int qmp_migrate_wait(snap_qmp *q, snap_qmp_progress_fn *progress, void *opaque,
+                            uint64_t deadline, snap_err *err)
+{
+    uint64_t transferred = 0, total = 0;
+    for (;;) {
+        char status[32], *error = NULL;
+        int rc = qmp_query_migrate(q, status, sizeof status, &transferred, &total, &error,
+                                   snap_deadline_poll_ms(deadline), err);
+        if (rc)
+            return rc;
+        if (progress)
+            progress(transferred, total, opaque);
+        if (strcmp(status, "completed") == 0)
+            return 0;
+        if (strcmp(status, "failed") == 0 || strcmp(status, "cancelled") == 0) {
+            snap_err_set(err, SNAP_ERROR_PEER, "QMP migrate: migration %s: %s", status,
+                         error ? error : "(QEMU gave no reason)");
+            free(error);
+            return err->code;
+        }
+        free(error);
+        if (snap_deadline_poll_ms(deadline) == 0)
+            return snap_err_set(
+                err, SNAP_ERROR_TIMEDOUT,
+                "QMP migrate: still %s after the time limit (%llu of %llu "
+                "bytes)",
+                status, (unsigned long long)transferred, (unsigned long long)total);
+        /* Sleep on the socket, so events are read while we wait. */
+        int wait = snap_deadline_poll_ms(deadline);
+        rc = snap_qmp_poll_events(
+            q, wait >= 0 && wait < QMP_MIGRATE_POLL_MS ? wait : QMP_MIGRATE_POLL_MS, err);
+        if (rc)
+            return rc;
+    }
+}
+
+int snap_qmp_migrate_to_fd(snap_qmp *q, int fd, snap_qmp_progress_fn *progress,
+                           void *opaque, int timeout_ms, snap_err *err)
+{
+    uint64_t deadline = snap_deadline_in(timeout_ms);
+    static const char fdname[] = "libsnap-migrate";
+    qmp_kv name = {"fdname", fdname, 0};
+    qmp_kv bw = {"max-bandwidth", NULL, QMP_MIGRATE_BANDWIDTH};
+    qmp_kv uri = {"uri", "fd:libsnap-migrate", 0};
+    snap_err ignored;
+
+    int rc = snap_qmp_execute_with_fd(q, "getfd", qmp_kv_args, &name, fd, NULL,
+                                      snap_deadline_poll_ms(deadline), err);
+    if (!rc)
+        rc = snap_qmp_execute(q, "migrate-set-parameters", qmp_kv_args, &bw, NULL,
+                              snap_deadline_poll_ms(deadline), err);
+    if (!rc) {
+        rc = snap_qmp_execute(q, "migrate", qmp_kv_args, &uri, NULL,
+                              snap_deadline_poll_ms(deadline), err);
+        if (!rc)
+            rc = qmp_migrate_wait(q, progress, opaque, deadline, err);
+        if (rc == SNAP_ERROR_TIMEDOUT)
+            snap_qmp_execute(q, "migrate_cancel", NULL, NULL, NULL, 2000, &ignored);
+    }
+    /* QEMU consumes the fd when migration starts; if it did not, release it. */
+    snap_qmp_execute(q, "closefd", qmp_kv_args, &name, NULL, 2000, &ignored);
+    return rc;
+}
+
+int snap_qmp_migrate_to_file(snap_qmp *q, const char *path,
+                             snap_qmp_progress_fn *progress, void *opaque, int timeout_ms,
+                             snap_err *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return snap_err_errno(err, errno == EEXIST ? SNAP_ERROR_EXISTS : SNAP_ERROR_IO,
+                              errno, "memory state file %s", path);
+    int rc = snap_qmp_migrate_to_fd(q, fd, progress, opaque, timeout_ms, err);
+    if (!rc && fsync(fd) < 0)
+        rc = snap_err_errno(err, SNAP_ERROR_IO, errno, "fsync");
+    close(fd);
+    if (rc) {
+        unlink(path);
+        return snap_err_context(err, "saving memory state to %s", path);
+    }
+    return 0;
+}
