@@ -518,7 +518,11 @@ static int read_for_update(snap_xs *xs, xs_transaction_t t, snap_xs_params_undo 
     free(u->old_libxl_params);
     u->backend_path = u->type = u->old_backend_params = u->old_libxl_params = NULL;
     /* libxl's sanity check: the device must still exist. */
-    int rc = read_key(xs, t, u->libxl_path, "frontend", true, &frontend, err);
+    int rc = read_key(xs, t, u->libxl_path, "frontend", false, &frontend, err);
+    if (!rc && !frontend)
+        rc = snap_err_set(err, SNAP_ERROR_NOTFOUND,
+                          "%s/frontend does not exist (disk %s being removed?)",
+                          u->libxl_path, u->vdev);
     free(frontend);
     if (!rc)
         rc = read_key(xs, t, u->libxl_path, "dev", true, &dev, err);
