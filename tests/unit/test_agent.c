@@ -3,7 +3,11 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <signal.h>
+#include <sys/stat.h>
+
 #include "fake_peer.h"
+#include "snap_agent.h"
 #include "snap_json.h"
 #include "snap_stream.h"
 #include "th.h"
@@ -130,10 +134,562 @@ static void test_fake_peer_cuts_lines_and_accepts_again(void)
     fake_peer_free(fp);
 }
 
+/* ------------------------------------------------------------ agent vs fake peer */
+
+/* Every script starts with the client's opening sync. */
+#define SYNC_OK FP_EXPECT("guest-sync-delimited"), FP_SEND("\xff{\"return\": %ID%}\n")
+#define PARSE_ERROR_REPLY                                                                \
+    "{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, stray "     \
+    "'\\\\uFFFD'\"}}\n"
+
+static snap_agent *open_fake(const char *path)
+{
+    snap_agent *ag = NULL;
+    snap_err err;
+    if (snap_agent_open(path, 2000, NULL, &ag, &err) != 0)
+        th_note("open: %s", err.msg);
+    return ag;
+}
+
+static void test_freeze_thaw_happy_path_counts(void)
+{
+    static const fake_step script[] = {
+        SYNC_OK,
+        FP_EXPECT("{\"execute\":\"guest-fsfreeze-freeze\"}"),
+        FP_SEND("{\"return\": 3}\n"),
+        FP_EXPECT("guest-fsfreeze-thaw"),
+        FP_SEND("{\"return\": 3}\n"),
+        FP_EXPECT("{\"execute\":\"guest-fsfreeze-freeze-list\",\"arguments\":"
+                  "{\"mountpoints\":[\"/\",\"/var\"]}}"),
+        FP_SEND("{\"return\": 2}\n"),
+        FP_EXPECT("guest-fsfreeze-thaw"),
+        FP_SEND("{\"return\": 2}\n"),
+    };
+    const char *path = th_path("happy.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    REQUIRE(fp);
+    snap_agent *ag = open_fake(path);
+    snap_agent_freeze_result res;
+    snap_err err;
+    CHECK(ag);
+    if (ag) {
+        CHECK_INT(snap_agent_freeze(ag, NULL, 0, 1000, 1000, &res, &err), 0);
+        CHECK_INT(res.state, SNAP_AGENT_FROZEN);
+        CHECK_INT(res.frozen, 3);
+        CHECK_STR(res.message, "froze 3 filesystems");
+        CHECK_INT(snap_agent_thaw(ag, 1000, 1000, &res, &err), 0);
+        CHECK_INT(res.state, SNAP_AGENT_THAWED);
+        CHECK_INT(res.thawed, 3);
+        const char *mps[] = {"/", "/var"};
+        CHECK_INT(snap_agent_freeze(ag, mps, 2, 1000, 1000, &res, &err), 0);
+        CHECK_INT(res.frozen, 2);
+        CHECK_INT(snap_agent_thaw(ag, 1000, 1000, &res, &err), 0);
+        CHECK_INT(res.thawed, 2);
+    }
+    snap_agent_close(ag);
+    CHECK(fake_peer_wait(fp, 2000));
+    CHECK_STR(fake_peer_error(fp), "");
+    /* The opening sync was 0xFF-delimited and carried a number id. */
+    const char *first = fake_peer_received(fp, 0);
+    CHECK(first && first[0] == '\xff');
+    CHECK_CONTAINS(first, "{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":");
+    fake_peer_free(fp);
+}
+
+static void test_freeze_hangs_then_status_frozen_then_thawed(void)
+{
+    static const fake_step script[] = {
+        SYNC_OK,
+        FP_EXPECT("guest-fsfreeze-freeze"),
+        FP_SLEEP(400), /* the client gives up after 100 ms */
+        FP_SEND("{\"return\": 2}\n"),
+        FP_EXPECT("guest-sync-delimited"),
+        FP_SEND(PARSE_ERROR_REPLY "\xff{\"return\": %ID%}\n"),
+        FP_EXPECT("guest-fsfreeze-status"),
+        FP_SEND("{\"return\": \"frozen\"}\n"),
+        FP_EXPECT("guest-fsfreeze-thaw"),
+        FP_SEND("{\"return\": 2}\n"),
+        FP_EXPECT("guest-fsfreeze-status"),
+        FP_SEND("{\"return\": \"thawed\"}\n"),
+    };
+    const char *path = th_path("hang-thawed.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    REQUIRE(fp);
+    snap_agent *ag = open_fake(path);
+    snap_agent_freeze_result res;
+    snap_err err;
+    CHECK(ag);
+    if (ag) {
+        CHECK_INT(snap_agent_freeze(ag, NULL, 0, 100, 3000, &res, &err),
+                  SNAP_ERROR_TIMEDOUT);
+        CHECK_INT(res.state, SNAP_AGENT_THAWED);
+        CHECK_INT(res.frozen, 2); /* the late reply was noticed */
+        CHECK_INT(res.thawed, 2);
+        CHECK(res.thaw_sent);
+        CHECK_CONTAINS(res.message,
+                       "agent: guest-fsfreeze-freeze: no reply within 100 ms");
+        CHECK_CONTAINS(res.message, "recovery: late reply 2; resynced");
+        CHECK_CONTAINS(res.message, "status frozen; thawed 2; status thawed");
+        CHECK_CONTAINS(res.message, "; result: the guest is thawed");
+        CHECK_STR(err.msg, res.message);
+        th_note("%s", res.message);
+    }
+    snap_agent_close(ag);
+    CHECK(fake_peer_wait(fp, 2000));
+    CHECK_STR(fake_peer_error(fp), "");
+    fake_peer_free(fp);
+}
+
+static void test_freeze_never_answered_is_unknown(void)
+{
+    static const fake_step script[] = {
+        SYNC_OK,
+        FP_EXPECT("guest-fsfreeze-freeze"),
+        FP_SLEEP(700), /* past the freeze timeout and the recovery budget */
+        FP_EXPECT("guest-sync-delimited"),
+        FP_EXPECT("guest-fsfreeze-thaw"), /* queued blind, for when it wakes up */
+    };
+    const char *path = th_path("hang-unknown.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    REQUIRE(fp);
+    snap_agent *ag = open_fake(path);
+    snap_agent_freeze_result res;
+    snap_err err;
+    CHECK(ag);
+    if (ag) {
+        CHECK_INT(snap_agent_freeze(ag, NULL, 0, 100, 300, &res, &err),
+                  SNAP_ERROR_GUEST_FROZEN);
+        CHECK_INT(res.state, SNAP_AGENT_UNKNOWN);
+        CHECK_INT(res.frozen, -1);
+        CHECK_INT(res.thawed, -1);
+        CHECK(res.thaw_sent);
+        CHECK_CONTAINS(err.msg, "agent: guest-fsfreeze-freeze: no reply within 100 ms");
+        CHECK_CONTAINS(err.msg, "guest-sync-delimited: no reply carrying id");
+        CHECK_CONTAINS(err.msg, "a thaw was queued");
+        CHECK_CONTAINS(err.msg, "may still be frozen (state unknown)");
+        CHECK_INT(err.code, SNAP_ERROR_GUEST_FROZEN);
+        th_note("%s", res.message);
+    }
+    CHECK(fake_peer_wait(fp, 3000));
+    uint64_t t0 = snap_now_ms();
+    snap_agent_close(ag); /* tries to drain: bounded */
+    CHECK(snap_now_ms() - t0 <= SNAP_AGENT_CLOSE_DRAIN_MS + 500);
+    fake_peer_stop(fp);
+    /* The drain was a real resync attempt. */
+    CHECK_INT(fake_peer_count_received(fp, "guest-sync-delimited"), 3);
+    fake_peer_free(fp);
+}
+
+static void test_sync_skips_garbage_stale_ids_and_parse_errors(void)
+{
+    static const fake_step script[] = {
+        FP_EXPECT("guest-sync-delimited"),
+        FP_SEND("garbage that is not json\n"),
+        FP_SEND("\xff{\"return\": 1}\n"), /* a stale sync reply */
+        FP_SEND(PARSE_ERROR_REPLY),
+        FP_SEND("{\"return\": {}}\n"),           /* a stale command reply */
+        FP_SEND("junk\xff{\"return\": %ID%}\n"), /* the reply, after garbage */
+        FP_EXPECT("guest-ping"),
+        FP_SEND("\xff{\"return\": 12}\n{\"return\": {}}\n"),
+    };
+    const char *path = th_path("garbage.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    REQUIRE(fp);
+    snap_agent *ag = open_fake(path);
+    snap_err err;
+    CHECK(ag);
+    if (ag)
+        CHECK_INT(snap_agent_ping(ag, 1000, &err), 0);
+    snap_agent_close(ag);
+    CHECK(fake_peer_wait(fp, 2000));
+    CHECK_STR(fake_peer_error(fp), "");
+    fake_peer_free(fp);
+}
+
+static void test_open_fails_clearly(void)
+{
+    snap_agent *ag = NULL;
+    snap_err err;
+    CHECK_INT(snap_agent_open(th_path("nobody.sock"), 200, NULL, &ag, &err),
+              SNAP_ERROR_NOTFOUND);
+    CHECK_CONTAINS(err.msg, "nobody.sock");
+    CHECK(ag == NULL);
+
+    /* Only wrong ids come back: the sync never completes. */
+    static const fake_step script[] = {
+        FP_EXPECT("guest-sync-delimited"),
+        FP_SEND("\xff{\"return\": 7}\n\xff{\"return\": \"x\"}\n"),
+    };
+    const char *path = th_path("wrong-ids.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    REQUIRE(fp);
+    CHECK_INT(snap_agent_open(path, 300, NULL, &ag, &err), SNAP_ERROR_TIMEDOUT);
+    CHECK_CONTAINS(err.msg, "guest-sync-delimited: no reply carrying id");
+    CHECK_CONTAINS(err.msg, "(2 lines skipped)");
+    CHECK(ag == NULL);
+    fake_peer_free(fp);
+}
+
+static void test_close_mid_line(void)
+{
+    static const fake_step script[] = {
+        SYNC_OK,
+        FP_EXPECT("guest-ping"),
+        FP_SEND("{\"return\": {"),
+        FP_CLOSE(),
+    };
+    const char *path = th_path("midline.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    REQUIRE(fp);
+    snap_agent *ag = open_fake(path);
+    snap_err err;
+    CHECK(ag);
+    if (ag) {
+        CHECK_INT(snap_agent_ping(ag, 1000, &err), SNAP_ERROR_CLOSED);
+        CHECK_CONTAINS(err.msg, "agent: guest-ping: qemu-ga ");
+        CHECK_CONTAINS(err.msg, "closed the connection in the middle of a line");
+        snap_agent_fs_state st;
+        CHECK(snap_agent_fsfreeze_status(ag, 200, &st, &err) != 0);
+        CHECK_INT(st, SNAP_AGENT_UNKNOWN);
+    }
+    snap_agent_close(ag);
+    CHECK(fake_peer_wait(fp, 2000));
+    fake_peer_free(fp);
+}
+
+static void test_huge_reply_is_bounded_then_resynced(void)
+{
+    static const fake_step script[] = {
+        SYNC_OK,
+        FP_EXPECT("guest-info"),
+        FP_SEND("{\"return\": \""),
+        FP_FILL("x", 20u << 20),
+        FP_SEND("\"}\n"),
+        FP_EXPECT("guest-sync-delimited"),
+        FP_SEND("\xff{\"return\": %ID%}\n"),
+        FP_EXPECT("guest-ping"),
+        FP_SEND("{\"return\": {}}\n"),
+    };
+    const char *path = th_path("huge.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    REQUIRE(fp);
+    snap_agent *ag = open_fake(path);
+    snap_err err;
+    snap_agent_info info;
+    CHECK(ag);
+    if (ag) {
+        CHECK_INT(snap_agent_get_info(ag, 5000, &info, &err), SNAP_ERROR_PROTOCOL);
+        CHECK_CONTAINS(err.msg, "agent: guest-info: ");
+        CHECK_CONTAINS(err.msg, "sent a line longer than 4194304 bytes");
+        CHECK(info.commands == NULL);
+        CHECK_INT(snap_agent_ping(ag, 5000, &err), 0);
+    }
+    snap_agent_close(ag);
+    CHECK(fake_peer_wait(fp, 5000));
+    CHECK_STR(fake_peer_error(fp), "");
+    fake_peer_free(fp);
+}
+
+static void test_timeout_then_resync_before_next_command(void)
+{
+    static const fake_step script[] = {
+        SYNC_OK,
+        FP_EXPECT("guest-ping"),
+        FP_SLEEP(300),
+        FP_SEND("{\"return\": {}}\n"), /* late: must not be taken for the next reply */
+        FP_EXPECT("guest-sync-delimited"),
+        FP_SEND(PARSE_ERROR_REPLY "\xff{\"return\": %ID%}\n"),
+        FP_EXPECT("guest-fsfreeze-status"),
+        FP_SEND("{\"return\": \"thawed\"}\n"),
+    };
+    const char *path = th_path("resync.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    REQUIRE(fp);
+    snap_agent *ag = open_fake(path);
+    snap_err err;
+    CHECK(ag);
+    if (ag) {
+        CHECK_INT(snap_agent_ping(ag, 100, &err), SNAP_ERROR_TIMEDOUT);
+        CHECK_STR(err.msg, "agent: guest-ping: no reply within 100 ms");
+        snap_agent_fs_state st;
+        CHECK_INT(snap_agent_fsfreeze_status(ag, 2000, &st, &err), 0);
+        CHECK_INT(st, SNAP_AGENT_THAWED);
+    }
+    snap_agent_close(ag);
+    CHECK(fake_peer_wait(fp, 2000));
+    CHECK_STR(fake_peer_error(fp), "");
+    fake_peer_free(fp);
+}
+
+#define DISABLED_DESC    "Command guest-fsfreeze-freeze has been disabled"
+#define FROZEN_DESC(cmd) "Command " cmd " has been disabled: the agent is in frozen state"
+
+static void test_agent_error_replies_verbatim(void)
+{
+    static const fake_step script[] = {
+        SYNC_OK,
+        FP_EXPECT("guest-fsfreeze-freeze"),
+        FP_SEND("{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"" DISABLED_DESC
+                "\"}}\n"),
+        FP_EXPECT("guest-fsfreeze-status"),
+        FP_SEND("{\"return\": \"thawed\"}\n"),
+        FP_EXPECT("guest-ping"),
+        FP_SEND("{\"error\": {\"desc\": \"no class here\"}}\n"),
+        FP_EXPECT("guest-ping"),
+        FP_SEND("{\"neither\": 1}\n"),
+        FP_EXPECT("guest-sync-delimited"),
+        FP_SEND("\xff{\"return\": %ID%}\n"),
+        FP_EXPECT("guest-fsfreeze-status"),
+        FP_SEND("{\"return\": \"melting\"}\n"),
+    };
+    const char *path = th_path("errors.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    REQUIRE(fp);
+    snap_agent *ag = open_fake(path);
+    snap_agent_freeze_result res;
+    snap_err err;
+    snap_agent_fs_state st;
+    CHECK(ag);
+    if (ag) {
+        CHECK_INT(snap_agent_freeze(ag, NULL, 0, 1000, 1000, &res, &err),
+                  SNAP_ERROR_PEER);
+        CHECK(strncmp(
+                  err.msg,
+                  "agent: guest-fsfreeze-freeze: CommandNotFound: " DISABLED_DESC,
+                  strlen(
+                      "agent: guest-fsfreeze-freeze: CommandNotFound: " DISABLED_DESC)) ==
+              0);
+        CHECK_INT(res.state, SNAP_AGENT_THAWED);
+        CHECK(!res.thaw_sent);
+        CHECK_INT(snap_agent_ping(ag, 1000, &err), SNAP_ERROR_PEER);
+        CHECK_STR(err.msg, "agent: guest-ping: (no class): no class here");
+        CHECK_INT(snap_agent_ping(ag, 1000, &err), SNAP_ERROR_PROTOCOL);
+        CHECK_CONTAINS(err.msg, "neither \"return\" nor \"error\"");
+        CHECK_INT(snap_agent_fsfreeze_status(ag, 1000, &st, &err), SNAP_ERROR_PROTOCOL);
+        CHECK_CONTAINS(err.msg, "unexpected status melting");
+    }
+    snap_agent_close(ag);
+    CHECK(fake_peer_wait(fp, 2000));
+    CHECK_STR(fake_peer_error(fp), "");
+    fake_peer_free(fp);
+}
+
+static void test_frozen_state_refusals(void)
+{
+    static const fake_step script[] = {
+        SYNC_OK,
+        /* Someone froze the guest before us (e.g. a crashed earlier run). */
+        FP_EXPECT("guest-fsfreeze-freeze-list"),
+        FP_SEND("{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"" FROZEN_DESC(
+            "guest-fsfreeze-freeze-list") "\"}}\n"),
+        FP_EXPECT("guest-fsfreeze-status"),
+        FP_SEND("{\"return\": \"frozen\"}\n"),
+        FP_EXPECT("guest-fsfreeze-thaw"),
+        FP_SEND("{\"return\": 1}\n"),
+        FP_EXPECT("guest-fsfreeze-status"),
+        FP_SEND("{\"return\": \"thawed\"}\n"),
+        /* A thaw that is refused and leaves the agent frozen. */
+        FP_EXPECT("guest-fsfreeze-thaw"),
+        FP_SEND("{\"error\": {\"class\": \"GenericError\", \"desc\": \"failed to thaw: "
+                "Device or resource busy\"}}\n"),
+        FP_EXPECT("guest-fsfreeze-status"),
+        FP_SEND("{\"return\": \"frozen\"}\n"),
+        FP_EXPECT("guest-fsfreeze-thaw"),
+        FP_SEND("{\"error\": {\"class\": \"GenericError\", \"desc\": \"failed to thaw: "
+                "Device or resource busy\"}}\n"),
+    };
+    const char *path = th_path("frozen.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    REQUIRE(fp);
+    snap_agent *ag = open_fake(path);
+    snap_agent_freeze_result res;
+    snap_err err;
+    const char *mps[] = {"/"};
+    CHECK(ag);
+    if (ag) {
+        CHECK_INT(snap_agent_freeze(ag, mps, 1, 1000, 1000, &res, &err), SNAP_ERROR_PEER);
+        CHECK_CONTAINS(err.msg,
+                       "agent: guest-fsfreeze-freeze-list: CommandNotFound: " FROZEN_DESC(
+                           "guest-fsfreeze-freeze-list"));
+        CHECK_CONTAINS(err.msg, "status frozen; thawed 1; status thawed");
+        CHECK_INT(res.state, SNAP_AGENT_THAWED);
+        CHECK_INT(res.thawed, 1);
+        CHECK_INT(snap_agent_thaw(ag, 1000, 1000, &res, &err), SNAP_ERROR_GUEST_FROZEN);
+        CHECK_INT(res.state, SNAP_AGENT_UNKNOWN);
+        CHECK_CONTAINS(err.msg,
+                       "agent: guest-fsfreeze-thaw: GenericError: failed to thaw");
+        CHECK_CONTAINS(err.msg, "may still be frozen");
+    }
+    snap_agent_close(ag);
+    CHECK(fake_peer_wait(fp, 2000));
+    CHECK_STR(fake_peer_error(fp), "");
+    fake_peer_free(fp);
+}
+
+/* ------------------------------------------------------------ the real qemu-ga */
+
+/*
+ * The host's own qemu-ga must never freeze: this machine's filesystems would
+ * stop. Every freeze/thaw command is blocked, and the list is verified.
+ */
+static const char REAL_AGENT_BLOCKED[] =
+    "guest-fsfreeze-freeze,guest-fsfreeze-freeze-list,guest-fsfreeze-thaw";
+
+static bool blocklist_is_complete(const char *list)
+{
+    static const char *const must[] = {
+        "guest-fsfreeze-freeze", "guest-fsfreeze-freeze-list", "guest-fsfreeze-thaw"};
+    char *copy = strdup(list), *save = NULL;
+    int found = 0;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save))
+        for (size_t i = 0; i < sizeof must / sizeof must[0]; i++)
+            if (strcmp(t, must[i]) == 0)
+                found |= 1 << i;
+    free(copy);
+    return found == 7;
+}
+
+static const char *find_qemu_ga(void)
+{
+    static const char *const where[] = {"/usr/sbin/qemu-ga", "/usr/bin/qemu-ga",
+                                        "/usr/local/bin/qemu-ga"};
+    for (size_t i = 0; i < sizeof where / sizeof where[0]; i++)
+        if (access(where[i], X_OK) == 0)
+            return where[i];
+    return NULL;
+}
+
+static pid_t start_real_agent(const char *sock, const char *statedir)
+{
+    const char *bin = find_qemu_ga();
+    if (!bin || !blocklist_is_complete(REAL_AGENT_BLOCKED))
+        return -1;
+    mkdir(statedir, 0700);
+    char *argv[] = {(char *)bin,
+                    "-m",
+                    "unix-listen",
+                    "-p",
+                    (char *)sock,
+                    "-t",
+                    (char *)statedir,
+                    "-b",
+                    (char *)REAL_AGENT_BLOCKED,
+                    NULL};
+    pid_t pid = th_spawn(argv, th_path("qemu-ga.log"));
+    if (pid > 0 && !th_wait_for_socket(sock, 5000)) {
+        th_kill(pid);
+        return -1;
+    }
+    return pid;
+}
+
+static void check_real_agent_info(snap_agent *ag)
+{
+    snap_agent_info info;
+    snap_err err;
+    REQUIRE(snap_agent_get_info(ag, 2000, &info, &err) == 0);
+    CHECK(info.version && info.version[0]);
+    CHECK(info.n_commands > 10);
+    CHECK(snap_agent_info_can(&info, "guest-ping"));
+    CHECK(snap_agent_info_can(&info, "guest-fsfreeze-status"));
+    CHECK(!snap_agent_info_can(&info, "guest-fsfreeze-freeze"));
+    CHECK(!snap_agent_info_can(&info, "guest-fsfreeze-freeze-list"));
+    CHECK(!snap_agent_info_can(&info, "guest-fsfreeze-thaw"));
+    CHECK(!snap_agent_info_can(&info, "guest-no-such-command"));
+    th_note("host qemu-ga %s, %zu commands", info.version, info.n_commands);
+    snap_agent_info_dispose(&info);
+}
+
+/* Only after the agent itself confirmed every freeze command is disabled. */
+static bool real_agent_freeze_is_blocked(snap_agent *ag)
+{
+    snap_agent_info info;
+    snap_err err;
+    if (snap_agent_get_info(ag, 2000, &info, &err) != 0)
+        return false;
+    bool blocked = info.n_commands > 0 && snap_agent_info_can(&info, "guest-ping") &&
+                   !snap_agent_info_can(&info, "guest-fsfreeze-freeze") &&
+                   !snap_agent_info_can(&info, "guest-fsfreeze-freeze-list") &&
+                   !snap_agent_info_can(&info, "guest-fsfreeze-thaw");
+    snap_agent_info_dispose(&info);
+    return blocked;
+}
+
+static void check_real_agent_refuses_freeze(snap_agent *ag, const char *statedir)
+{
+    snap_agent_freeze_result res;
+    snap_err err;
+    int count = -1;
+    REQUIRE(real_agent_freeze_is_blocked(ag));
+    CHECK_INT(snap_agent_freeze(ag, NULL, 0, 2000, 2000, &res, &err), SNAP_ERROR_PEER);
+    CHECK_CONTAINS(err.msg, "agent: guest-fsfreeze-freeze: CommandNotFound: Command "
+                            "guest-fsfreeze-freeze has been disabled");
+    CHECK_INT(res.state, SNAP_AGENT_THAWED);
+    CHECK(!res.thaw_sent);
+    const char *mps[] = {"/nonexistent-mountpoint"};
+    CHECK_INT(snap_agent_fsfreeze_freeze(ag, mps, 1, 2000, &count, &err),
+              SNAP_ERROR_PEER);
+    CHECK_STR(err.msg, "agent: guest-fsfreeze-freeze-list: CommandNotFound: Command "
+                       "guest-fsfreeze-freeze-list has been disabled");
+    CHECK_INT(snap_agent_fsfreeze_thaw(ag, 2000, &count, &err), SNAP_ERROR_PEER);
+    CHECK_STR(err.msg, "agent: guest-fsfreeze-thaw: CommandNotFound: Command "
+                       "guest-fsfreeze-thaw has been disabled");
+    CHECK_INT(count, -1);
+    /* Nothing was frozen: qemu-ga's frozen marker was never created. */
+    char *marker = snap_xasprintf("%s/qga.state.isfrozen", statedir);
+    CHECK(access(marker, F_OK) != 0);
+    free(marker);
+}
+
+static void test_real_agent_with_freeze_blocked(void)
+{
+    if (!find_qemu_ga()) {
+        th_skip("qemu-ga not installed (package qemu-guest-agent)");
+        return;
+    }
+    REQUIRE(blocklist_is_complete(REAL_AGENT_BLOCKED));
+    const char *sock = th_path("qga.sock");
+    const char *statedir = th_path("qga-state");
+    pid_t pid = start_real_agent(sock, statedir);
+    REQUIRE(pid > 0);
+    snap_agent *ag = NULL;
+    snap_err err;
+    snap_agent_fs_state st;
+    CHECK_INT(snap_agent_open(sock, 5000, NULL, &ag, &err), 0);
+    REQUIRE(ag);
+    CHECK_INT(snap_agent_ping(ag, 2000, &err), 0);
+    check_real_agent_info(ag);
+    CHECK_INT(snap_agent_fsfreeze_status(ag, 2000, &st, &err), 0);
+    CHECK_INT(st, SNAP_AGENT_THAWED);
+    check_real_agent_refuses_freeze(ag, statedir);
+    /* Resync on demand, many times: each id is fresh and matched exactly. */
+    for (int i = 0; i < 20; i++)
+        CHECK_INT(snap_agent_sync(ag, 2000, &err), 0);
+    CHECK_INT(snap_agent_ping(ag, 2000, &err), 0);
+    snap_agent_close(ag);
+    /* The agent served us and is still alive for the next client. */
+    CHECK(kill(pid, 0) == 0);
+    CHECK_INT(snap_agent_open(sock, 5000, NULL, &ag, &err), 0);
+    CHECK(ag && snap_agent_ping(ag, 2000, &err) == 0);
+    snap_agent_close(ag);
+    th_kill(pid);
+}
+
 int main(void)
 {
     TH_RUN(test_fake_peer_echoes_captured_ids);
     TH_RUN(test_fake_peer_reports_mismatch_and_stops_promptly);
     TH_RUN(test_fake_peer_cuts_lines_and_accepts_again);
+    TH_RUN(test_freeze_thaw_happy_path_counts);
+    TH_RUN(test_freeze_hangs_then_status_frozen_then_thawed);
+    TH_RUN(test_freeze_never_answered_is_unknown);
+    TH_RUN(test_sync_skips_garbage_stale_ids_and_parse_errors);
+    TH_RUN(test_open_fails_clearly);
+    TH_RUN(test_close_mid_line);
+    TH_RUN(test_huge_reply_is_bounded_then_resynced);
+    TH_RUN(test_timeout_then_resync_before_next_command);
+    TH_RUN(test_agent_error_replies_verbatim);
+    TH_RUN(test_frozen_state_refusals);
+    TH_RUN(test_real_agent_with_freeze_blocked);
     return th_finish();
 }

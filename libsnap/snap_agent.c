@@ -1,0 +1,564 @@
+/* The guest-agent (qemu-ga) client; see snap_agent.h. */
+#include "snap_agent.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "snap_json.h"
+#include "snap_stream.h"
+
+struct snap_agent {
+    snap_stream s;
+    xentoollog_logger *lg;
+    bool need_sync; /* replies may be pending: resync before the next command */
+};
+
+typedef void agent_args_fn(yajl_gen g, const void *opaque);
+/* Called with each non-sync line skipped while resyncing. */
+typedef void agent_line_fn(void *opaque, const char *line);
+
+#define AGENT_SYNC_CMD            "guest-sync-delimited"
+#define AGENT_DEFAULT_RECOVERY_MS 5000
+
+/* A positive id that survives any JSON number parser (< 2^53). */
+static long long agent_random_id(void)
+{
+    uint64_t v = 0;
+    if (getrandom(&v, sizeof v, GRND_NONBLOCK) != (ssize_t)sizeof v)
+        v = snap_now_ms() ^ ((uint64_t)getpid() << 20);
+    v &= (UINT64_C(1) << 53) - 1;
+    return v ? (long long)v : 1;
+}
+
+/* {"execute": cmd, "arguments": {...}} + '\n', after an optional 0xFF. */
+static char *agent_request(const char *cmd, agent_args_fn *args, const void *opaque,
+                           bool delimit)
+{
+    yajl_gen g = snap_json_gen_new(false);
+    yajl_gen_map_open(g);
+    snap_json_kv_str(g, "execute", cmd);
+    if (args) {
+        snap_json_key(g, "arguments");
+        yajl_gen_map_open(g);
+        args(g, opaque);
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_map_close(g);
+    char *json = snap_json_gen_finish(g, NULL);
+    char *req = snap_xasprintf("%s%s\n", delimit ? "\xff" : "", json);
+    free(json);
+    return req;
+}
+
+static int agent_send(snap_agent *ag, const char *cmd, agent_args_fn *args,
+                      const void *opaque, bool delimit, uint64_t deadline, snap_err *err)
+{
+    char *req = agent_request(cmd, args, opaque, delimit);
+    snap_log(ag->lg, XTL_DEBUG, "agent: -> %s", req + (delimit ? 1 : 0));
+    int rc = snap_stream_write_all(&ag->s, req, strlen(req), deadline, err);
+    free(req);
+    if (rc) {
+        ag->need_sync = true; /* a partial request may be in the agent's parser */
+        return snap_err_context(err, "%s", cmd);
+    }
+    return 0;
+}
+
+static void agent_sync_args(yajl_gen g, const void *opaque)
+{
+    snap_json_kv_int(g, "id", *(const long long *)opaque);
+}
+
+/* True when line carries a delimited sync reply {"return": id}. */
+static bool agent_is_sync_reply(const char *line, size_t len, long long id)
+{
+    const char *ff = memrchr(line, '\xff', len);
+    if (!ff)
+        return false;
+    snap_err ignored;
+    yajl_val v = snap_json_parse(ff + 1, "sync reply", &ignored);
+    long long got = 0;
+    bool match = v && snap_json_get_int(v, "return", &got) && got == id;
+    yajl_tree_free(v);
+    return match;
+}
+
+/*
+ * Sends 0xFF + guest-sync-delimited and discards input until the reply with
+ * the same id; lines that are not sync replies go to `other` (when set).
+ */
+static int agent_sync_until(snap_agent *ag, uint64_t deadline, agent_line_fn *other,
+                            void *opaque, snap_err *err)
+{
+    long long id = agent_random_id();
+    int rc = agent_send(ag, AGENT_SYNC_CMD, agent_sync_args, &id, true, deadline, err);
+    if (rc)
+        return rc;
+    unsigned skipped = 0;
+    for (;;) {
+        char *line = NULL;
+        size_t len = 0;
+        rc = snap_stream_read_line(&ag->s, &line, &len, deadline, err);
+        if (rc == SNAP_ERROR_PROTOCOL) { /* an overlong line: garbage, skip it */
+            skipped++;
+            continue;
+        }
+        if (rc == SNAP_ERROR_TIMEDOUT)
+            return snap_err_set(
+                err, rc, "%s: no reply carrying id %lld in time (%u %s skipped)",
+                AGENT_SYNC_CMD, id, skipped, skipped == 1 ? "line" : "lines");
+        if (rc)
+            return snap_err_context(err, "%s", AGENT_SYNC_CMD);
+        if (agent_is_sync_reply(line, len, id)) {
+            free(line);
+            ag->need_sync = false;
+            snap_log(ag->lg, XTL_DEBUG, "agent: synced (id %lld, %u lines skipped)", id,
+                     skipped);
+            return 0;
+        }
+        if (other && !memchr(line, '\xff', len))
+            other(opaque, line);
+        skipped++;
+        free(line);
+    }
+}
+
+/* Reads the reply to cmd: the parsed document, with "return" in it. */
+static int agent_read_reply(snap_agent *ag, const char *cmd, uint64_t deadline,
+                            int timeout_ms, yajl_val *doc_out, snap_err *err)
+{
+    for (;;) {
+        char *line = NULL;
+        size_t len = 0;
+        int rc = snap_stream_read_line(&ag->s, &line, &len, deadline, err);
+        if (rc == SNAP_ERROR_TIMEDOUT) {
+            ag->need_sync = true;
+            return snap_err_set(err, rc, "agent: %s: no reply within %d ms", cmd,
+                                timeout_ms);
+        }
+        if (rc) {
+            ag->need_sync = true;
+            return snap_err_context(err, "agent: %s", cmd);
+        }
+        if (memchr(line, '\xff', len)) { /* a stale sync reply */
+            free(line);
+            continue;
+        }
+        yajl_val doc = snap_json_parse(line, "reply", err);
+        if (!doc) {
+            ag->need_sync = true;
+            snap_err_set(err, SNAP_ERROR_PROTOCOL, "agent: %s: malformed reply: %.200s",
+                         cmd, line);
+            free(line);
+            return err->code;
+        }
+        free(line);
+        yajl_val error = snap_json_get_object(doc, "error");
+        if (error) {
+            const char *cls = snap_json_get_string(error, "class");
+            const char *desc = snap_json_get_string(error, "desc");
+            snap_err_set(err, SNAP_ERROR_PEER, "agent: %s: %s: %s", cmd,
+                         cls ? cls : "(no class)", desc ? desc : "(no description)");
+            yajl_tree_free(doc);
+            return SNAP_ERROR_PEER;
+        }
+        if (snap_json_get(doc, "return")) {
+            *doc_out = doc;
+            return 0;
+        }
+        yajl_tree_free(doc);
+        ag->need_sync = true;
+        return snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                            "agent: %s: reply has neither \"return\" nor \"error\"", cmd);
+    }
+}
+
+/* One command: resync first when needed, send, read the reply document. */
+static int agent_exec(snap_agent *ag, const char *cmd, agent_args_fn *args,
+                      const void *opaque, int timeout_ms, yajl_val *doc_out,
+                      snap_err *err)
+{
+    uint64_t deadline = snap_deadline_in(timeout_ms);
+    *doc_out = NULL;
+    if (ag->need_sync) {
+        int rc = agent_sync_until(ag, deadline, NULL, NULL, err);
+        if (rc)
+            return snap_err_context(err, "agent: %s: resync before the command failed",
+                                    cmd);
+    }
+    int rc = agent_send(ag, cmd, args, opaque, false, deadline, err);
+    if (rc)
+        return snap_err_context(err, "agent");
+    return agent_read_reply(ag, cmd, deadline, timeout_ms, doc_out, err);
+}
+
+/* A command whose "return" is an integer (a count). */
+static int agent_exec_int(snap_agent *ag, const char *cmd, agent_args_fn *args,
+                          const void *opaque, int timeout_ms, int *out, snap_err *err)
+{
+    yajl_val doc;
+    int rc = agent_exec(ag, cmd, args, opaque, timeout_ms, &doc, err);
+    if (rc)
+        return rc;
+    long long v = 0;
+    if (!snap_json_get_int(doc, "return", &v) || v < 0 || v > INT32_MAX)
+        rc = snap_err_set(err, SNAP_ERROR_PROTOCOL, "agent: %s: return is not a count",
+                          cmd);
+    else
+        *out = (int)v;
+    yajl_tree_free(doc);
+    return rc;
+}
+
+/* ------------------------------------------------------------ public */
+
+int snap_agent_open(const char *path, int timeout_ms, xentoollog_logger *lg,
+                    snap_agent **out, snap_err *err)
+{
+    uint64_t deadline = snap_deadline_in(timeout_ms);
+    int fd = -1;
+    *out = NULL;
+    int rc = snap_unix_connect(path, timeout_ms, &fd, err);
+    if (rc)
+        return snap_err_context(err, "agent");
+    snap_agent *ag = snap_xcalloc(1, sizeof *ag);
+    char *peer = snap_xasprintf("qemu-ga %s", path);
+    snap_stream_init(&ag->s, fd, peer, SNAP_AGENT_MAX_LINE);
+    free(peer);
+    ag->lg = lg;
+    rc = agent_sync_until(ag, deadline, NULL, NULL, err);
+    if (rc) {
+        snap_err_context(err, "agent %s", path);
+        snap_stream_close(&ag->s);
+        free(ag);
+        return rc;
+    }
+    *out = ag;
+    return 0;
+}
+
+void snap_agent_close(snap_agent *ag)
+{
+    if (!ag)
+        return;
+    if (ag->need_sync && ag->s.fd >= 0) {
+        snap_err ignored;
+        if (agent_sync_until(ag, snap_deadline_in(SNAP_AGENT_CLOSE_DRAIN_MS), NULL, NULL,
+                             &ignored))
+            snap_log(ag->lg, XTL_WARN, "agent: closing with replies unread: %s",
+                     ignored.msg);
+    }
+    snap_stream_close(&ag->s);
+    free(ag);
+}
+
+int snap_agent_sync(snap_agent *ag, int timeout_ms, snap_err *err)
+{
+    int rc = agent_sync_until(ag, snap_deadline_in(timeout_ms), NULL, NULL, err);
+    return rc ? snap_err_context(err, "agent") : 0;
+}
+
+int snap_agent_ping(snap_agent *ag, int timeout_ms, snap_err *err)
+{
+    yajl_val doc;
+    int rc = agent_exec(ag, "guest-ping", NULL, NULL, timeout_ms, &doc, err);
+    yajl_tree_free(doc);
+    return rc;
+}
+
+static int agent_parse_info(yajl_val ret, snap_agent_info *out, snap_err *err)
+{
+    const char *version = snap_json_get_string(ret, "version");
+    yajl_val cmds = snap_json_get_array(ret, "supported_commands");
+    if (!version || !cmds)
+        return snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                            "agent: guest-info: no version or supported_commands");
+    out->version = snap_xstrdup(version);
+    out->commands = snap_xcalloc(snap_json_array_len(cmds) + 1, sizeof *out->commands);
+    for (size_t i = 0; i < snap_json_array_len(cmds); i++) {
+        yajl_val c = snap_json_array_at(cmds, i);
+        const char *name = snap_json_get_string(c, "name");
+        bool enabled = false;
+        if (!name)
+            continue;
+        snap_json_get_bool(c, "enabled", &enabled);
+        out->commands[out->n_commands].name = snap_xstrdup(name);
+        out->commands[out->n_commands++].enabled = enabled;
+    }
+    return 0;
+}
+
+int snap_agent_get_info(snap_agent *ag, int timeout_ms, snap_agent_info *out,
+                        snap_err *err)
+{
+    yajl_val doc;
+    memset(out, 0, sizeof *out);
+    int rc = agent_exec(ag, "guest-info", NULL, NULL, timeout_ms, &doc, err);
+    if (rc)
+        return rc;
+    rc = agent_parse_info(snap_json_get_object(doc, "return"), out, err);
+    yajl_tree_free(doc);
+    return rc;
+}
+
+void snap_agent_info_dispose(snap_agent_info *info)
+{
+    if (!info)
+        return;
+    for (size_t i = 0; i < info->n_commands; i++)
+        free(info->commands[i].name);
+    free(info->commands);
+    free(info->version);
+    memset(info, 0, sizeof *info);
+}
+
+bool snap_agent_info_can(const snap_agent_info *info, const char *command)
+{
+    for (size_t i = 0; i < info->n_commands; i++)
+        if (strcmp(info->commands[i].name, command) == 0)
+            return info->commands[i].enabled;
+    return false;
+}
+
+const char *snap_agent_fs_state_name(snap_agent_fs_state state)
+{
+    switch (state) {
+    case SNAP_AGENT_THAWED: return "thawed";
+    case SNAP_AGENT_FROZEN: return "frozen";
+    case SNAP_AGENT_UNKNOWN: break;
+    }
+    return "unknown";
+}
+
+int snap_agent_fsfreeze_status(snap_agent *ag, int timeout_ms, snap_agent_fs_state *out,
+                               snap_err *err)
+{
+    yajl_val doc;
+    *out = SNAP_AGENT_UNKNOWN;
+    int rc = agent_exec(ag, "guest-fsfreeze-status", NULL, NULL, timeout_ms, &doc, err);
+    if (rc)
+        return rc;
+    const char *s = snap_json_get_string(doc, "return");
+    if (s && strcmp(s, "thawed") == 0)
+        *out = SNAP_AGENT_THAWED;
+    else if (s && strcmp(s, "frozen") == 0)
+        *out = SNAP_AGENT_FROZEN;
+    else
+        rc = snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                          "agent: guest-fsfreeze-status: unexpected status %s",
+                          s ? s : "(not a string)");
+    yajl_tree_free(doc);
+    return rc;
+}
+
+struct agent_mountpoints {
+    const char *const *v;
+    size_t n;
+};
+
+static void agent_mountpoints_args(yajl_gen g, const void *opaque)
+{
+    const struct agent_mountpoints *mp = opaque;
+    snap_json_key(g, "mountpoints");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < mp->n; i++)
+        snap_json_str(g, mp->v[i]);
+    yajl_gen_array_close(g);
+}
+
+int snap_agent_fsfreeze_freeze(snap_agent *ag, const char *const *mountpoints, size_t n,
+                               int timeout_ms, int *count_out, snap_err *err)
+{
+    struct agent_mountpoints mp = {mountpoints, n};
+    if (mountpoints)
+        return agent_exec_int(ag, "guest-fsfreeze-freeze-list", agent_mountpoints_args,
+                              &mp, timeout_ms, count_out, err);
+    return agent_exec_int(ag, "guest-fsfreeze-freeze", NULL, NULL, timeout_ms, count_out,
+                          err);
+}
+
+int snap_agent_fsfreeze_thaw(snap_agent *ag, int timeout_ms, int *count_out,
+                             snap_err *err)
+{
+    return agent_exec_int(ag, "guest-fsfreeze-thaw", NULL, NULL, timeout_ms, count_out,
+                          err);
+}
+
+/* ------------------------------------------------------------ safe freeze/thaw */
+
+static void agent_story_add(snap_agent_freeze_result *res, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void agent_story_add(snap_agent_freeze_result *res, const char *fmt, ...)
+{
+    size_t used = strlen(res->message);
+    va_list ap;
+    /* Items are "; "-separated, except right after "recovery: ". */
+    if (used >= 2 && strcmp(res->message + used - 2, ": ") != 0 &&
+        used + 3 < sizeof res->message) {
+        memcpy(res->message + used, "; ", 3);
+        used += 2;
+    }
+    if (used + 1 >= sizeof res->message)
+        return;
+    va_start(ap, fmt);
+    vsnprintf(res->message + used, sizeof res->message - used, fmt, ap);
+    va_end(ap);
+}
+
+static void agent_result_init(snap_agent_freeze_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->state = SNAP_AGENT_UNKNOWN;
+    res->frozen = res->thawed = -1;
+}
+
+/* While resyncing: the late reply of the command that timed out. */
+struct agent_late {
+    int *count;
+    snap_agent_freeze_result *res;
+};
+
+static void agent_note_late_reply(void *opaque, const char *line)
+{
+    struct agent_late *late = opaque;
+    snap_err ignored;
+    yajl_val doc = snap_json_parse(line, "late reply", &ignored);
+    long long n = 0;
+    yajl_val error = snap_json_get_object(doc, "error");
+    const char *desc = snap_json_get_string(error, "desc");
+    if (snap_json_get_int(doc, "return", &n) && n >= 0 && n <= INT32_MAX) {
+        *late->count = (int)n;
+        agent_story_add(late->res, "late reply %lld", n);
+    } else if (desc && strncmp(desc, "JSON parse error", 16) != 0) {
+        /* Not the throw-away reply to our 0xFF: the late command failed. */
+        agent_story_add(late->res, "late reply: %s", desc);
+    }
+    yajl_tree_free(doc);
+}
+
+static int agent_time_left(uint64_t deadline)
+{
+    int left = snap_deadline_poll_ms(deadline);
+    return left < 0 ? AGENT_DEFAULT_RECOVERY_MS : left;
+}
+
+/*
+ * The agent did not answer: queue a thaw anyway, so that an agent stuck in a
+ * slow freeze thaws as soon as it gets to it.
+ */
+static void agent_queue_thaw(snap_agent *ag, snap_agent_freeze_result *res)
+{
+    snap_err ignored;
+    if (ag->s.fd < 0)
+        return;
+    if (agent_send(ag, "guest-fsfreeze-thaw", NULL, NULL, false, snap_deadline_in(200),
+                   &ignored) != 0)
+        return;
+    res->thaw_sent = true;
+    ag->need_sync = true;
+    agent_story_add(res, "a thaw was queued");
+}
+
+/* Status, and a thaw when frozen; leaves res->state what the agent last said. */
+static void agent_status_and_thaw(snap_agent *ag, uint64_t deadline,
+                                  snap_agent_freeze_result *res)
+{
+    snap_err e;
+    snap_agent_fs_state st;
+    if (snap_agent_fsfreeze_status(ag, agent_time_left(deadline), &st, &e) != 0) {
+        agent_story_add(res, "%s", e.msg);
+        return;
+    }
+    agent_story_add(res, "status %s", snap_agent_fs_state_name(st));
+    res->state = st;
+    if (st != SNAP_AGENT_FROZEN)
+        return;
+    int count = 0;
+    res->thaw_sent = true;
+    res->state = SNAP_AGENT_UNKNOWN;
+    if (snap_agent_fsfreeze_thaw(ag, agent_time_left(deadline), &count, &e) != 0) {
+        agent_story_add(res, "%s", e.msg);
+        return;
+    }
+    res->thawed = count;
+    agent_story_add(res, "thawed %d", count);
+    if (snap_agent_fsfreeze_status(ag, agent_time_left(deadline), &st, &e) != 0) {
+        agent_story_add(res, "%s", e.msg);
+        return;
+    }
+    agent_story_add(res, "status %s", snap_agent_fs_state_name(st));
+    res->state = st;
+}
+
+/*
+ * After a failed freeze or thaw (cause in err): resync (noting a late reply
+ * into *late_count), poll status, thaw if frozen; report what the guest was
+ * left in.
+ */
+static int agent_recover(snap_agent *ag, int cause, int *late_count, int recovery_ms,
+                         snap_agent_freeze_result *res, snap_err *err)
+{
+    uint64_t deadline =
+        snap_deadline_in(recovery_ms > 0 ? recovery_ms : AGENT_DEFAULT_RECOVERY_MS);
+    snprintf(res->message, sizeof res->message, "%.1536s; recovery: ", err->msg);
+    res->state = SNAP_AGENT_UNKNOWN;
+    if (ag->need_sync) {
+        struct agent_late late = {late_count, res};
+        snap_err e;
+        if (agent_sync_until(ag, deadline, agent_note_late_reply, &late, &e) != 0) {
+            agent_story_add(res, "%s", e.msg);
+            if (e.code != SNAP_ERROR_CLOSED)
+                agent_queue_thaw(ag, res);
+            goto done;
+        }
+        agent_story_add(res, "resynced");
+    } else {
+        agent_story_add(res, "still in step");
+    }
+    agent_status_and_thaw(ag, deadline, res);
+done:
+    if (res->state == SNAP_AGENT_THAWED) {
+        agent_story_add(res, "result: the guest is thawed");
+        return snap_err_set(err, cause, "%s", res->message);
+    }
+    agent_story_add(res, "result: the guest's filesystems may still be frozen (state %s)",
+                    snap_agent_fs_state_name(res->state));
+    return snap_err_set(err, SNAP_ERROR_GUEST_FROZEN, "%s", res->message);
+}
+
+int snap_agent_freeze(snap_agent *ag, const char *const *mountpoints, size_t n,
+                      int timeout_ms, int recovery_ms, snap_agent_freeze_result *res,
+                      snap_err *err)
+{
+    int count = 0;
+    agent_result_init(res);
+    int rc = snap_agent_fsfreeze_freeze(ag, mountpoints, n, timeout_ms, &count, err);
+    if (rc)
+        return agent_recover(ag, rc, &res->frozen, recovery_ms, res, err);
+    res->frozen = count;
+    res->state = count > 0 ? SNAP_AGENT_FROZEN : SNAP_AGENT_THAWED;
+    snprintf(res->message, sizeof res->message, "froze %d filesystem%s%s", count,
+             count == 1 ? "" : "s", count ? "" : " (nothing to freeze)");
+    return 0;
+}
+
+int snap_agent_thaw(snap_agent *ag, int timeout_ms, int recovery_ms,
+                    snap_agent_freeze_result *res, snap_err *err)
+{
+    int count = 0;
+    agent_result_init(res);
+    res->thaw_sent = true;
+    int rc = snap_agent_fsfreeze_thaw(ag, timeout_ms, &count, err);
+    if (rc)
+        return agent_recover(ag, rc, &res->thawed, recovery_ms, res, err);
+    res->thawed = count;
+    res->state = SNAP_AGENT_THAWED;
+    snprintf(res->message, sizeof res->message, "thawed %d filesystem%s", count,
+             count == 1 ? "" : "s");
+    return 0;
+}

@@ -1,0 +1,123 @@
+/*
+ * The guest-agent room: a client for qemu-ga (the QEMU guest agent) over its
+ * channel socket. Private to libsnap.
+ *
+ * Protocol (see docs and qemu's qga/): no greeting; one JSON request per line,
+ * one reply per line, {"return": ...} or {"error": {"class", "desc"}}. Before
+ * use, and after ANY timeout or malformed reply, the client resynchronises:
+ * it sends 0xFF then guest-sync-delimited with a random id and discards
+ * input until the 0xFF-prefixed reply carrying exactly that id (stale
+ * replies, garbage and the parse-error reply the 0xFF provokes are skipped).
+ *
+ * Every call is bounded by a timeout in milliseconds. Agent error replies are
+ * surfaced verbatim: "agent: guest-fsfreeze-freeze: CommandNotFound: Command
+ * guest-fsfreeze-freeze has been disabled".
+ *
+ * Freezing safely: snap_agent_freeze()/snap_agent_thaw() never leave the
+ * caller guessing. If the freeze (or thaw) fails or times out they resync,
+ * poll guest-fsfreeze-status, thaw when the guest is frozen, and report the
+ * state the guest was left in (snap_agent_freeze_result).
+ */
+#ifndef SNAP_AGENT_H
+#define SNAP_AGENT_H
+
+#include "snap_base.h"
+
+/* Longest reply accepted (guest-info, guest-get-fsinfo are a few KiB). */
+#define SNAP_AGENT_MAX_LINE (4u << 20)
+/* What snap_agent_close() spends draining an agent left out of step. */
+#define SNAP_AGENT_CLOSE_DRAIN_MS 1000
+
+typedef struct snap_agent snap_agent;
+
+/*
+ * Connects to the agent's channel socket and synchronises, all within
+ * timeout_ms. lg may be NULL.
+ */
+int snap_agent_open(const char *path, int timeout_ms, xentoollog_logger *lg,
+                    snap_agent **out, snap_err *err);
+/*
+ * Closes the connection. If replies may still be pending (after a timeout)
+ * it first resyncs for up to SNAP_AGENT_CLOSE_DRAIN_MS, because qemu-ga over
+ * unix-listen may exit when a client leaves replies unread. NULL is a no-op.
+ */
+void snap_agent_close(snap_agent *ag);
+
+/* Resynchronises now (guest-sync-delimited, random id). */
+int snap_agent_sync(snap_agent *ag, int timeout_ms, snap_err *err);
+/* guest-ping. */
+int snap_agent_ping(snap_agent *ag, int timeout_ms, snap_err *err);
+
+/* ------------------------------------------------------------ guest-info */
+
+typedef struct snap_agent_command {
+    char *name;
+    bool enabled; /* false when blocked (-b) or refused in frozen state */
+} snap_agent_command;
+
+typedef struct snap_agent_info {
+    char *version;
+    size_t n_commands;
+    snap_agent_command *commands;
+} snap_agent_info;
+
+int snap_agent_get_info(snap_agent *ag, int timeout_ms, snap_agent_info *out,
+                        snap_err *err);
+void snap_agent_info_dispose(snap_agent_info *info);
+/* The capability check: the agent supports `command` AND has it enabled. */
+bool snap_agent_info_can(const snap_agent_info *info, const char *command);
+
+/* ------------------------------------------------------------ fsfreeze */
+
+typedef enum snap_agent_fs_state {
+    SNAP_AGENT_THAWED,
+    SNAP_AGENT_FROZEN,
+    SNAP_AGENT_UNKNOWN, /* the agent did not say: assume the guest may be frozen */
+} snap_agent_fs_state;
+
+/* "thawed", "frozen", "unknown". */
+const char *snap_agent_fs_state_name(snap_agent_fs_state state);
+
+/* guest-fsfreeze-status: the agent's own flag ("thawed"/"frozen"). */
+int snap_agent_fsfreeze_status(snap_agent *ag, int timeout_ms, snap_agent_fs_state *out,
+                               snap_err *err);
+
+/*
+ * The raw commands, one request each, no recovery: *count_out is the number
+ * of filesystems frozen/thawed. mountpoints NULL (n 0) freezes all. Prefer
+ * snap_agent_freeze/snap_agent_thaw, which recover.
+ */
+int snap_agent_fsfreeze_freeze(snap_agent *ag, const char *const *mountpoints, size_t n,
+                               int timeout_ms, int *count_out, snap_err *err);
+int snap_agent_fsfreeze_thaw(snap_agent *ag, int timeout_ms, int *count_out,
+                             snap_err *err);
+
+typedef struct snap_agent_freeze_result {
+    snap_agent_fs_state state;     /* the state the guest was left in */
+    int frozen;                    /* count in the freeze reply (even late); -1: none */
+    int thawed;                    /* count in a thaw reply; -1: none */
+    bool thaw_sent;                /* a thaw was sent (possibly unanswered) */
+    char message[SNAP_ERRMSG_MAX]; /* the whole story, for the user */
+} snap_agent_freeze_result;
+
+/*
+ * Freezes (all filesystems, or guest-fsfreeze-freeze-list of mountpoints),
+ * waiting timeout_ms for the reply. On success res->state is FROZEN (or
+ * THAWED when the agent froze 0 filesystems) and 0 is returned. On any
+ * failure it spends up to recovery_ms resyncing, polling status and thawing,
+ * then returns the freeze's error code when the guest is known THAWED, or
+ * SNAP_ERROR_GUEST_FROZEN when it is FROZEN or UNKNOWN; err and res->message
+ * say what the agent said and what recovery found.
+ */
+int snap_agent_freeze(snap_agent *ag, const char *const *mountpoints, size_t n,
+                      int timeout_ms, int recovery_ms, snap_agent_freeze_result *res,
+                      snap_err *err);
+
+/*
+ * Thaws, with the same recovery and reporting: 0 with res->state THAWED, or
+ * an error (SNAP_ERROR_GUEST_FROZEN when the guest may still be frozen).
+ */
+int snap_agent_thaw(snap_agent *ag, int timeout_ms, int recovery_ms,
+                    snap_agent_freeze_result *res, snap_err *err);
+
+#endif
