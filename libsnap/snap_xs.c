@@ -109,9 +109,7 @@ static int xs_failure(xs_transaction_t t, int e, snap_err *err, const char *op,
 {
     if (e == EAGAIN && t != XBT_NULL)
         return SNAP_XS_RETRY;
-    int code = e == ENOENT   ? SNAP_ERROR_NOTFOUND
-               : e == EACCES ? SNAP_ERROR_INVAL
-                             : SNAP_ERROR_IO;
+    int code = e == ENOENT ? SNAP_ERROR_NOTFOUND : SNAP_ERROR_IO;
     return snap_err_errno(err, code, e, "xenstore %s %s", op, path);
 }
 
