@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -346,6 +347,38 @@ static int child_attrs(posix_spawnattr_t *at)
     return rc;
 }
 
+/*
+ * Finds argv0 the way execvp() would (PATH, default "/bin:/usr/bin"), so a
+ * missing program is reported the same whatever posix_spawn's implementation
+ * (some cannot report exec failures and exit 127 instead).
+ */
+static int resolve_program(const char *argv0, char **path_out)
+{
+    if (strchr(argv0, '/')) {
+        *path_out = snap_xstrdup(argv0);
+        return access(argv0, X_OK) == 0 ? 0 : errno;
+    }
+    const char *path = getenv("PATH");
+    int rc = ENOENT;
+    char *dirs = snap_xstrdup(path && *path ? path : "/bin:/usr/bin"), *save = NULL;
+    for (char *d = strtok_r(dirs, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        char *cand = snap_xasprintf("%s/%s", *d ? d : ".", argv0);
+        struct stat st;
+        if (stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
+            if (access(cand, X_OK) == 0) {
+                *path_out = cand;
+                free(dirs);
+                return 0;
+            }
+            rc = EACCES;
+        }
+        free(cand);
+    }
+    free(dirs);
+    *path_out = NULL;
+    return rc;
+}
+
 static int start_failed(struct child *c, int errnum, const char *doing)
 {
     int code = errnum == ENOENT || errnum == EACCES ? SNAP_ERROR_NOTFOUND : SNAP_ERROR_IO;
@@ -361,7 +394,10 @@ static int spawn_child(struct child *c, pid_t *pid_out)
     int outp[2] = {-1, -1}, errp[2] = {-1, -1};
     posix_spawn_file_actions_t fa;
     posix_spawnattr_t at;
-    int rc;
+    char *prog = NULL;
+    int rc = resolve_program(c->argv[0], &prog);
+    if (rc)
+        goto out;
     if ((c->opts.capture_stdout && pipe2(outp, O_CLOEXEC | O_NONBLOCK) < 0) ||
         pipe2(errp, O_CLOEXEC | O_NONBLOCK) < 0) {
         rc = errno;
@@ -376,7 +412,7 @@ static int spawn_child(struct child *c, pid_t *pid_out)
         goto out;
     rc = child_attrs(&at);
     if (!rc) {
-        rc = posix_spawnp(pid_out, c->argv[0], &fa, &at, c->argv, environ);
+        rc = posix_spawn(pid_out, prog, &fa, &at, c->argv, environ);
         posix_spawnattr_destroy(&at);
     }
     posix_spawn_file_actions_destroy(&fa);
@@ -386,6 +422,7 @@ static int spawn_child(struct child *c, pid_t *pid_out)
         outp[0] = errp[0] = -1;
     }
 out:
+    free(prog);
     close_fd(&outp[0]);
     close_fd(&outp[1]);
     close_fd(&errp[0]);
