@@ -770,7 +770,13 @@ static void test_daemonizes_with_pid_file(void)
     int st = th_wait(parent, 10000);
     CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
     REQUIRE(th_wait_for_socket(sock, 10000));
-    char *text = th_read_file(pidfile);
+    /* The pid file follows the double fork: wait for it. */
+    char *text = NULL;
+    for (int i = 0; i < 200 && !(text && strchr(text, '\n')); i++) {
+        free(text);
+        usleep(50000);
+        text = th_read_file(pidfile);
+    }
     REQUIRE(text);
     pid_t pid = (pid_t)atol(text);
     free(text);

@@ -126,7 +126,8 @@ static int rm_subtree(struct xsd_txn *t, const char *name, const char *root)
     unsigned int childlen = n->childlen;
     if (!children)
         return ENOMEM;
-    memcpy(children, n->children, childlen);
+    if (childlen)
+        memcpy(children, n->children, childlen);
     int rc = 0;
     for (unsigned int i = 0; i < childlen && !rc;
          i += (unsigned int)strlen(children + i) + 1) {
