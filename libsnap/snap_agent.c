@@ -388,6 +388,99 @@ int snap_agent_fsfreeze_thaw(snap_agent *ag, int timeout_ms, int *count_out,
                           err);
 }
 
+/* ------------------------------------------------------------ guest-get-fsinfo */
+
+static char *agent_dup_member(yajl_val v, const char *key)
+{
+    const char *s = snap_json_get_string(v, key);
+    return s ? snap_xstrdup(s) : NULL;
+}
+
+static int agent_int_member(yajl_val v, const char *key)
+{
+    long long n = -1;
+    if (!snap_json_get_int(v, key, &n) || n < INT32_MIN || n > INT32_MAX)
+        return -1;
+    return (int)n;
+}
+
+static void agent_parse_fs_disk(yajl_val v, snap_agent_fs_disk *d)
+{
+    yajl_val pci = snap_json_get_object(v, "pci-controller");
+    d->bus_type = agent_dup_member(v, "bus-type");
+    d->dev = agent_dup_member(v, "dev");
+    d->serial = agent_dup_member(v, "serial");
+    d->pci_domain = agent_int_member(pci, "domain");
+    d->pci_bus = agent_int_member(pci, "bus");
+    d->pci_slot = agent_int_member(pci, "slot");
+    d->pci_function = agent_int_member(pci, "function");
+    d->bus = agent_int_member(v, "bus");
+    d->target = agent_int_member(v, "target");
+    d->unit = agent_int_member(v, "unit");
+}
+
+static int agent_parse_fs(yajl_val v, snap_agent_fs *fs, snap_err *err)
+{
+    fs->name = agent_dup_member(v, "name");
+    fs->mountpoint = agent_dup_member(v, "mountpoint");
+    fs->type = agent_dup_member(v, "type");
+    if (!fs->name || !fs->mountpoint || !fs->type)
+        return snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                            "agent: guest-get-fsinfo: a filesystem without name, "
+                            "mountpoint or type");
+    yajl_val disks = snap_json_get_array(v, "disk");
+    size_t n = snap_json_array_len(disks);
+    fs->disks = snap_xcalloc(n + 1, sizeof *fs->disks);
+    for (size_t i = 0; i < n; i++)
+        agent_parse_fs_disk(snap_json_array_at(disks, i), &fs->disks[fs->n_disks++]);
+    return 0;
+}
+
+int snap_agent_get_fsinfo(snap_agent *ag, int timeout_ms, snap_agent_fs **fs_out,
+                          size_t *n_out, snap_err *err)
+{
+    yajl_val doc;
+    *fs_out = NULL;
+    *n_out = 0;
+    int rc = agent_exec(ag, "guest-get-fsinfo", NULL, NULL, timeout_ms, &doc, err);
+    if (rc)
+        return rc;
+    yajl_val list = snap_json_get_array(doc, "return");
+    size_t n = snap_json_array_len(list);
+    snap_agent_fs *fs = snap_xcalloc(n + 1, sizeof *fs);
+    if (!list)
+        rc = snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                          "agent: guest-get-fsinfo: return is not a list");
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = agent_parse_fs(snap_json_array_at(list, i), &fs[i], err);
+    yajl_tree_free(doc);
+    if (rc) {
+        snap_agent_fsinfo_free(fs, n);
+        return rc;
+    }
+    *fs_out = fs;
+    *n_out = n;
+    return 0;
+}
+
+void snap_agent_fsinfo_free(snap_agent_fs *fs, size_t n)
+{
+    if (!fs)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < fs[i].n_disks; j++) {
+            free(fs[i].disks[j].bus_type);
+            free(fs[i].disks[j].dev);
+            free(fs[i].disks[j].serial);
+        }
+        free(fs[i].disks);
+        free(fs[i].name);
+        free(fs[i].mountpoint);
+        free(fs[i].type);
+    }
+    free(fs);
+}
+
 /* ------------------------------------------------------------ safe freeze/thaw */
 
 static void agent_story_add(snap_agent_freeze_result *res, const char *fmt, ...)
@@ -554,8 +647,15 @@ int snap_agent_thaw(snap_agent *ag, int timeout_ms, int recovery_ms,
     agent_result_init(res);
     res->thaw_sent = true;
     int rc = snap_agent_fsfreeze_thaw(ag, timeout_ms, &count, err);
-    if (rc)
-        return agent_recover(ag, rc, &res->thawed, recovery_ms, res, err);
+    if (rc) {
+        rc = agent_recover(ag, rc, &res->thawed, recovery_ms, res, err);
+        /* The goal is a thawed guest: reached, even if the first reply was lost. */
+        if (res->state == SNAP_AGENT_THAWED) {
+            snap_err_clear(err);
+            return 0;
+        }
+        return rc;
+    }
     res->thawed = count;
     res->state = SNAP_AGENT_THAWED;
     snprintf(res->message, sizeof res->message, "thawed %d filesystem%s", count,

@@ -67,6 +67,30 @@ void snap_agent_info_dispose(snap_agent_info *info);
 /* The capability check: the agent supports `command` AND has it enabled. */
 bool snap_agent_info_can(const snap_agent_info *info, const char *command);
 
+/* ------------------------------------------------------------ guest-get-fsinfo */
+
+/* A disk under a guest filesystem; integers are -1 when the agent did not say. */
+typedef struct snap_agent_fs_disk {
+    char *bus_type; /* "virtio", "scsi", "xen", "ide", ... (NULL: unknown) */
+    char *dev;      /* guest device node, e.g. "/dev/xvda1" (may be NULL) */
+    char *serial;   /* may be NULL */
+    int pci_domain, pci_bus, pci_slot, pci_function;
+    int bus, target, unit;
+} snap_agent_fs_disk;
+
+typedef struct snap_agent_fs {
+    char *name;       /* "vda1", "dm-0" */
+    char *mountpoint; /* "/" */
+    char *type;       /* "ext4" */
+    size_t n_disks;
+    snap_agent_fs_disk *disks;
+} snap_agent_fs;
+
+/* Mounted filesystems and the disks under them (useful for freeze-list). */
+int snap_agent_get_fsinfo(snap_agent *ag, int timeout_ms, snap_agent_fs **fs_out,
+                          size_t *n_out, snap_err *err);
+void snap_agent_fsinfo_free(snap_agent_fs *fs, size_t n);
+
 /* ------------------------------------------------------------ fsfreeze */
 
 typedef enum snap_agent_fs_state {
@@ -114,8 +138,9 @@ int snap_agent_freeze(snap_agent *ag, const char *const *mountpoints, size_t n,
                       snap_err *err);
 
 /*
- * Thaws, with the same recovery and reporting: 0 with res->state THAWED, or
- * an error (SNAP_ERROR_GUEST_FROZEN when the guest may still be frozen).
+ * Thaws, with the same recovery and reporting. Returns 0 whenever the guest
+ * ends THAWED (also when recovery had to confirm it: res->message tells), else
+ * SNAP_ERROR_GUEST_FROZEN (state FROZEN or UNKNOWN).
  */
 int snap_agent_thaw(snap_agent *ag, int timeout_ms, int recovery_ms,
                     snap_agent_freeze_result *res, snap_err *err);

@@ -526,6 +526,103 @@ static void test_frozen_state_refusals(void)
     fake_peer_free(fp);
 }
 
+static void test_thaw_timeouts(void)
+{
+    static const fake_step script[] = {
+        SYNC_OK,
+        /* A slow thaw whose reply comes late: recovery confirms thawed. */
+        FP_EXPECT("guest-fsfreeze-thaw"),
+        FP_SLEEP(250),
+        FP_SEND("{\"return\": 4}\n"),
+        FP_EXPECT("guest-sync-delimited"),
+        FP_SEND(PARSE_ERROR_REPLY "\xff{\"return\": %ID%}\n"),
+        FP_EXPECT("guest-fsfreeze-status"),
+        FP_SEND("{\"return\": \"thawed\"}\n"),
+        /* A thaw never answered: unknown. */
+        FP_EXPECT("guest-fsfreeze-thaw"),
+        FP_SLEEP(-1),
+    };
+    const char *path = th_path("thaw.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    REQUIRE(fp);
+    snap_agent *ag = open_fake(path);
+    snap_agent_freeze_result res;
+    snap_err err;
+    CHECK(ag);
+    if (ag) {
+        CHECK_INT(snap_agent_thaw(ag, 100, 2000, &res, &err), 0);
+        CHECK_INT(res.state, SNAP_AGENT_THAWED);
+        CHECK_INT(res.thawed, 4);
+        CHECK_CONTAINS(res.message, "agent: guest-fsfreeze-thaw: no reply within 100 ms; "
+                                    "recovery: late reply 4; resynced; status thawed");
+        CHECK_INT(snap_agent_thaw(ag, 100, 200, &res, &err), SNAP_ERROR_GUEST_FROZEN);
+        CHECK_INT(res.state, SNAP_AGENT_UNKNOWN);
+        CHECK_INT(res.thawed, -1);
+        CHECK_CONTAINS(err.msg, "may still be frozen (state unknown)");
+    }
+    CHECK(!fake_peer_wait(fp, 10)); /* still hanging, as scripted */
+    CHECK_INT(fake_peer_steps_done(fp), FP_N(script) - 1);
+    CHECK_STR(fake_peer_error(fp), "");
+    snap_agent_close(ag);
+    fake_peer_free(fp);
+}
+
+static void test_fsinfo_parsed_with_pci_addresses(void)
+{
+    static const fake_step script[] = {
+        SYNC_OK,
+        FP_EXPECT("guest-get-fsinfo"),
+        FP_SEND("{\"return\": [{\"name\": \"xvda1\", \"mountpoint\": \"/\", \"type\": "
+                "\"ext4\", "
+                "\"disk\": [{\"bus-type\": \"xen\", \"bus\": 0, \"target\": 0, \"unit\": "
+                "51712, "
+                "\"pci-controller\": {\"domain\": 0, \"bus\": 0, \"slot\": 4, "
+                "\"function\": 1}, "
+                "\"dev\": \"/dev/xvda1\", \"serial\": \"disk-0\"}]}, "
+                "{\"name\": \"tmpfs\", \"mountpoint\": \"/run\", \"type\": \"tmpfs\", "
+                "\"disk\": []}]}\n"),
+        FP_EXPECT("guest-get-fsinfo"),
+        FP_SEND("{\"return\": [{\"name\": \"vda\", \"disk\": []}]}\n"),
+        FP_EXPECT("guest-get-fsinfo"),
+        FP_SEND("{\"return\": {}}\n"),
+    };
+    const char *path = th_path("fsinfo.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    REQUIRE(fp);
+    snap_agent *ag = open_fake(path);
+    snap_agent_fs *fs = NULL;
+    size_t n = 0;
+    snap_err err;
+    CHECK(ag);
+    if (ag && snap_agent_get_fsinfo(ag, 1000, &fs, &n, &err) == 0) {
+        CHECK_INT(n, 2);
+        CHECK_STR(fs[0].mountpoint, "/");
+        CHECK_STR(fs[0].type, "ext4");
+        CHECK_INT(fs[0].n_disks, 1);
+        CHECK_STR(fs[0].disks[0].bus_type, "xen");
+        CHECK_STR(fs[0].disks[0].dev, "/dev/xvda1");
+        CHECK_STR(fs[0].disks[0].serial, "disk-0");
+        CHECK_INT(fs[0].disks[0].pci_slot, 4);
+        CHECK_INT(fs[0].disks[0].pci_function, 1);
+        CHECK_INT(fs[0].disks[0].unit, 51712);
+        CHECK_STR(fs[1].mountpoint, "/run");
+        CHECK_INT(fs[1].n_disks, 0);
+        snap_agent_fsinfo_free(fs, n);
+    } else {
+        CHECK(!"guest-get-fsinfo failed");
+    }
+    if (ag) {
+        CHECK_INT(snap_agent_get_fsinfo(ag, 1000, &fs, &n, &err), SNAP_ERROR_PROTOCOL);
+        CHECK_CONTAINS(err.msg, "without name, mountpoint or type");
+        CHECK(fs == NULL && n == 0);
+        CHECK_INT(snap_agent_get_fsinfo(ag, 1000, &fs, &n, &err), SNAP_ERROR_PROTOCOL);
+        CHECK_CONTAINS(err.msg, "return is not a list");
+    }
+    snap_agent_close(ag);
+    CHECK(fake_peer_wait(fp, 2000));
+    fake_peer_free(fp);
+}
+
 /* ------------------------------------------------------------ the real qemu-ga */
 
 /*
@@ -600,6 +697,22 @@ static void check_real_agent_info(snap_agent *ag)
     snap_agent_info_dispose(&info);
 }
 
+/* Read-only: the host's own mounts (virtual filesystems are not listed). */
+static void check_real_agent_fsinfo(snap_agent *ag)
+{
+    snap_agent_fs *fs = NULL;
+    size_t n = 0;
+    snap_err err;
+    REQUIRE(snap_agent_get_fsinfo(ag, 5000, &fs, &n, &err) == 0);
+    for (size_t i = 0; i < n; i++) {
+        CHECK(fs[i].mountpoint[0] == '/');
+        CHECK(fs[i].type[0] != '\0');
+    }
+    th_note("host qemu-ga lists %zu filesystem(s)%s%s", n, n ? ", first " : "",
+            n ? fs[0].mountpoint : "");
+    snap_agent_fsinfo_free(fs, n);
+}
+
 /* Only after the agent itself confirmed every freeze command is disabled. */
 static bool real_agent_freeze_is_blocked(snap_agent *ag)
 {
@@ -661,6 +774,7 @@ static void test_real_agent_with_freeze_blocked(void)
     check_real_agent_info(ag);
     CHECK_INT(snap_agent_fsfreeze_status(ag, 2000, &st, &err), 0);
     CHECK_INT(st, SNAP_AGENT_THAWED);
+    check_real_agent_fsinfo(ag);
     check_real_agent_refuses_freeze(ag, statedir);
     /* Resync on demand, many times: each id is fresh and matched exactly. */
     for (int i = 0; i < 20; i++)
@@ -690,6 +804,8 @@ int main(void)
     TH_RUN(test_timeout_then_resync_before_next_command);
     TH_RUN(test_agent_error_replies_verbatim);
     TH_RUN(test_frozen_state_refusals);
+    TH_RUN(test_thaw_timeouts);
+    TH_RUN(test_fsinfo_parsed_with_pci_addresses);
     TH_RUN(test_real_agent_with_freeze_blocked);
     return th_finish();
 }
