@@ -347,12 +347,17 @@ static int check_name(const char *name, snap_qimg_snap_op op, snap_err *err)
  * Decides from the image's current snapshot table whether op may run:
  * create needs a new name; apply/delete refuse a name that is another
  * snapshot's id (qemu-img matches ids first). A missing name for apply or
- * delete is left to qemu-img, whose own words the caller then gets.
+ * delete is refused when must_exist, else left to qemu-img, whose own words
+ * the caller then gets.
  */
 static int precheck_table(const snap_qimg_info *info, snap_qimg_snap_op op,
-                          const char *path, const char *name, snap_err *err)
+                          const char *path, const char *name, bool must_exist,
+                          snap_err *err)
 {
     const snap_qimg_snapshot *same = snap_qimg_find_snapshot(info, name);
+    if (op != SNAP_QIMG_SNAP_CREATE && must_exist && !same)
+        return snap_err_set(err, SNAP_ERROR_NOTFOUND,
+                            "image %s has no snapshot named '%s'", path, name);
     if (op == SNAP_QIMG_SNAP_CREATE && same)
         return snap_err_set(err, SNAP_ERROR_EXISTS,
                             "image %s already has a snapshot named '%s' (id %s)", path,
@@ -388,7 +393,7 @@ static int snapshot_one(const snap_qimg_opts *o, snap_qimg_snap_op op, const cha
     /* Listing without -U also tells whether a running QEMU holds the image. */
     rc = info_get(o, path, 0, true, &info, err);
     if (!rc)
-        rc = precheck_table(&info, op, path, name, err);
+        rc = precheck_table(&info, op, path, name, false, err);
     snap_qimg_info_dispose(&info);
     if (rc)
         return rc;
@@ -440,7 +445,7 @@ static size_t precheck_many(const snap_qimg_opts *o, snap_qimg_snap_op op,
         if (!rc)
             rc = snap_qimg_parse_info(r->out, &info, &per_disk[i]);
         if (!rc) {
-            rc = precheck_table(&info, op, paths[i], name, &per_disk[i]);
+            rc = precheck_table(&info, op, paths[i], name, true, &per_disk[i]);
             snap_qimg_info_dispose(&info);
         }
         failed += rc != 0;

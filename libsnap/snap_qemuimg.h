@@ -108,8 +108,9 @@ typedef enum snap_qimg_snap_op {
 
 /*
  * One snapshot operation on n images, in parallel children. First every
- * image is listed (in parallel) and checked (lock, duplicate or missing
- * name); if any check fails no image is written. Then the operation runs on
+ * image is listed (in parallel) and checked (lock; for create a duplicate
+ * name, for apply/delete a missing one); if any check fails no image is
+ * written. Then the operation runs on
  * all of them; per_disk[i] (n entries) gets each image's outcome (code 0 on
  * success). Undoing a partial success is the caller's policy.
  */

