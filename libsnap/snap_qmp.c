@@ -90,6 +90,12 @@ size_t snap_qmp_events_dropped(const snap_qmp *q)
     return q->ev_dropped;
 }
 
+/* True once deadline has passed: ends loops a chatty peer could keep going. */
+static bool qmp_out_of_time(uint64_t deadline)
+{
+    return snap_deadline_poll_ms(deadline) == 0;
+}
+
 /* Takes the first queued event matching name and filter, if any. */
 static snap_qmp_event *qmp_take_event(snap_qmp *q, const char *name,
                                       snap_qmp_event_filter *filter, void *opaque)
@@ -197,7 +203,7 @@ int snap_qmp_poll_events(snap_qmp *q, int timeout_ms, snap_err *err)
         }
         if (reply) /* Left over from a command that timed out: nobody waits. */
             yajl_tree_free(reply);
-        if (!snap_stream_has_line(&q->s) && snap_deadline_poll_ms(deadline) == 0)
+        if (qmp_out_of_time(deadline))
             return 0;
     }
 }
@@ -207,9 +213,14 @@ int snap_qmp_wait_event(snap_qmp *q, const char *name, snap_qmp_event_filter *fi
                         snap_err *err)
 {
     uint64_t deadline = snap_deadline_in(timeout_ms);
+    bool read_once = false;
     *ev_out = NULL;
     for (;;) {
-        snap_qmp_event *ev = qmp_take_event(q, name, filter, opaque);
+        /* Only the first pass scans the queue; later only a new tail can match. */
+        bool tail_matches = q->ev_tail && strcmp(q->ev_tail->ev->name, name) == 0 &&
+                            (!filter || filter(q->ev_tail->ev, opaque));
+        snap_qmp_event *ev =
+            !read_once || tail_matches ? qmp_take_event(q, name, filter, opaque) : NULL;
         if (ev) {
             *ev_out = ev;
             return 0;
@@ -219,13 +230,17 @@ int snap_qmp_wait_event(snap_qmp *q, const char *name, snap_qmp_event_filter *fi
                                 "%s: connection unusable after an earlier error",
                                 q->s.peer);
         yajl_val reply = NULL;
-        int rc = qmp_read_message(q, deadline, &reply, err);
+        /* After one read, the clock decides: a peer may flood other events. */
+        int rc = read_once && qmp_out_of_time(deadline)
+                     ? SNAP_ERROR_TIMEDOUT
+                     : qmp_read_message(q, deadline, &reply, err);
+        yajl_tree_free(reply);
+        read_once = true;
         if (rc == SNAP_ERROR_TIMEDOUT)
             return snap_err_set(err, rc, "%s: no %s event within %d ms", q->s.peer, name,
                                 timeout_ms);
         if (rc)
             return snap_err_context(err, "waiting for %s event", name);
-        yajl_tree_free(reply);
     }
 }
 
@@ -326,14 +341,19 @@ static int qmp_await_reply(snap_qmp *q, const char *id, uint64_t deadline,
         int rc = qmp_read_message(q, deadline, &reply, err);
         if (rc)
             return rc;
-        if (!reply)
+        if (!reply) {
+            if (qmp_out_of_time(deadline)) /* a peer flooding events */
+                return snap_err_set(err, SNAP_ERROR_TIMEDOUT, "out of time");
             continue;
+        }
         yajl_val rid = snap_json_get(reply, "id");
         yajl_val error = snap_json_get_object(reply, "error");
         bool ours = rid ? YAJL_IS_STRING(rid) && strcmp(rid->u.string, id) == 0 : !!error;
         if (!ours) {
             snap_log(q->lg, XTL_DEBUG, "QMP %s: dropping a stale reply", q->path);
             yajl_tree_free(reply);
+            if (qmp_out_of_time(deadline))
+                return snap_err_set(err, SNAP_ERROR_TIMEDOUT, "out of time");
             continue;
         }
         rc = error ? qmp_reply_error(error, err) : 0;

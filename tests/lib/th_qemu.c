@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "th.h"
@@ -33,12 +32,35 @@ static void th_qemu_note_log(const th_qemu *vm)
     }
 }
 
-/* Waits until the QMP socket file exists while QEMU still runs. */
+/*
+ * True when a unix socket bound to path is listening, read from
+ * /proc/net/unix (a probing connect would take QMP's only client slot).
+ */
+static bool th_qemu_socket_listens(const char *path)
+{
+    FILE *f = fopen("/proc/net/unix", "re");
+    char line[4096 + 128];
+    bool listening = false;
+    if (!f)
+        return false;
+    while (!listening && fgets(line, sizeof line, f)) {
+        /* Num RefCount Protocol Flags Type St Inode Path */
+        unsigned long flags = 0;
+        char sock_path[4096 + 1];
+        line[strcspn(line, "\n")] = '\0';
+        if (sscanf(line, "%*s %*s %*s %lx %*s %*s %*s %4096s", &flags, sock_path) == 2 &&
+            strcmp(sock_path, path) == 0)
+            listening = (flags & 0x10000) != 0; /* __SO_ACCEPTCON */
+    }
+    fclose(f);
+    return listening;
+}
+
+/* Waits until the QMP socket listens, while QEMU still runs. */
 static bool th_qemu_wait_socket(th_qemu *vm)
 {
-    struct stat st;
     for (int waited = 0; waited < TH_QEMU_START_MS * 1000; waited += TH_QEMU_POLL_US) {
-        if (stat(vm->qmp_path, &st) == 0 && S_ISSOCK(st.st_mode))
+        if (th_qemu_socket_listens(vm->qmp_path))
             return true;
         if (!th_qemu_alive(vm)) {
             th_fail_at(__FILE__, __LINE__, "QEMU exited during start-up");

@@ -790,6 +790,82 @@ static void test_fake_unexpected_messages(void)
     fake_peer_free(fp);
 }
 
+static void test_fake_event_flood_is_bounded(void)
+{
+    /* More events than the queue keeps, in one burst, and nothing else. */
+    size_t n_events = SNAP_QMP_MAX_EVENTS + 100, one = strlen(EVENT("FLOOD"));
+    char *burst = malloc(n_events * one + 1);
+    REQUIRE(burst);
+    for (size_t i = 0; i < n_events; i++)
+        memcpy(burst + i * one, EVENT("FLOOD"), one);
+    burst[n_events * one] = '\0';
+    fake_step script[] = {NEGOTIATE, FP_SEND(burst), FP_SLEEP(-1)};
+    fake_peer *fp = start_peer("flood.sock", script, FP_N(script));
+    free(burst);
+    REQUIRE(fp);
+    snap_qmp *q = connect_or_fail(th_path("flood.sock"));
+    REQUIRE(q);
+    snap_err err;
+    snap_qmp_event *ev = NULL;
+    uint64_t t0 = snap_now_ms();
+    CHECK_INT(snap_qmp_wait_event(q, "NEVER", NULL, NULL, 300, &ev, &err),
+              SNAP_ERROR_TIMEDOUT);
+    CHECK(snap_now_ms() - t0 < 3000); /* the flood does not extend the wait */
+    CHECK(ev == NULL);
+    /* Slow machines (valgrind) may not have read everything yet. */
+    for (int i = 0;
+         i < 100 && snap_qmp_events_queued(q) + snap_qmp_events_dropped(q) < n_events;
+         i++)
+        CHECK_INT(snap_qmp_poll_events(q, 200, &err), 0);
+    CHECK_INT(snap_qmp_events_queued(q), SNAP_QMP_MAX_EVENTS);
+    CHECK_INT(snap_qmp_events_dropped(q), 100);
+    snap_qmp_close(q);
+    fake_peer_free(fp);
+}
+
+#define JOB_CONCLUDED_WITH_ERROR                                                         \
+    "{\"return\": [{\"current-progress\": 0, \"status\": \"concluded\", "                \
+    "\"total-progress\": 10, \"type\": \"commit\", \"id\": \"j1\", "                     \
+    "\"error\": \"Input/output error\"}], \"id\": %ID%}\n"
+
+static void test_fake_commit_job_failure_is_reported_and_dismissed(void)
+{
+    static const fake_step script[] = {
+        NEGOTIATE,
+        FP_EXPECT("block-commit"),
+        FP_SEND("{\"return\": {}, \"id\": %ID%}\n"),
+        FP_EXPECT("query-jobs"),
+        FP_SEND(JOB_CONCLUDED_WITH_ERROR),
+        FP_EXPECT("query-jobs"), /* cleanup: look before acting */
+        FP_SEND(JOB_CONCLUDED_WITH_ERROR),
+        FP_EXPECT("query-jobs"),
+        FP_SEND(JOB_CONCLUDED_WITH_ERROR),
+        FP_EXPECT("job-dismiss"),
+        FP_SEND("{\"return\": {}, \"id\": %ID%}\n"),
+    };
+    fake_peer *fp = start_peer("job.sock", script, FP_N(script));
+    REQUIRE(fp);
+    snap_qmp *q = connect_or_fail(th_path("job.sock"));
+    REQUIRE(q);
+    snap_err err;
+    CHECK_INT(snap_qmp_commit_active(q, "xvda-qcow2", NULL, "j1", 5000, &err),
+              SNAP_ERROR_PEER);
+    CHECK_STR(err.msg, "disk xvda-qcow2: commit: job j1 concluded before reaching ready: "
+                       "Input/output error");
+    CHECK(fake_peer_wait(fp, 2000));
+    CHECK_INT(fake_peer_count_received(fp, "job-cancel"), 0);
+    snap_err perr;
+    yajl_val sent = snap_json_parse(fake_peer_received(fp, 1), "block-commit", &perr);
+    yajl_val args = snap_json_get_object(sent, "arguments");
+    CHECK_STR(snap_json_get_string(args, "job-id"), "j1");
+    CHECK_STR(snap_json_get_string(args, "device"), "xvda-qcow2");
+    bool auto_dismiss = true;
+    CHECK(snap_json_get_bool(args, "auto-dismiss", &auto_dismiss) && !auto_dismiss);
+    yajl_tree_free(sent);
+    snap_qmp_close(q);
+    fake_peer_free(fp);
+}
+
 int main(void)
 {
     TH_RUN(test_missing_socket_is_not_found);
@@ -803,6 +879,8 @@ int main(void)
     TH_RUN(test_fake_idless_parse_error);
     TH_RUN(test_fake_huge_reply_is_refused);
     TH_RUN(test_fake_unexpected_messages);
+    TH_RUN(test_fake_event_flood_is_bounded);
+    TH_RUN(test_fake_commit_job_failure_is_reported_and_dismissed);
     TH_RUN(test_connect_reads_version_and_status);
     TH_RUN(test_second_client_times_out_on_greeting);
     TH_RUN(test_peer_error_is_verbatim);
