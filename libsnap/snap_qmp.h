@@ -132,9 +132,11 @@ typedef struct snap_qmp_snapshot {
 
 /* One image of a backing chain. */
 typedef struct snap_qmp_image {
-    char *file;      /* file name as QEMU opened it */
-    char *format;    /* "qcow2", "raw", ... */
-    char *node_name; /* format node's name; NULL if QEMU did not list it */
+    char *file;   /* file name as QEMU opened it */
+    char *format; /* "qcow2", "raw", ... */
+    /* Format node's name; NULL if QEMU did not list it. Backing nodes are found
+     * by file name + driver, so a file opened twice may name either node. */
+    char *node_name;
     snap_qmp_snapshot *snapshots;
     size_t n_snapshots;
 } snap_qmp_image;
@@ -211,6 +213,8 @@ typedef void snap_qmp_progress_fn(uint64_t transferred, uint64_t total, void *op
  * through getfd): raises max-bandwidth, migrate "fd:NAME", then polls
  * query-migrate until completed or failed (QEMU's error-desc verbatim). On
  * timeout the migration is cancelled. Stop the VM first for a consistent image.
+ * Afterwards QEMU sits in "postmigrate" (cont before migrating again), and the
+ * raised max-bandwidth stays set in that QEMU.
  */
 int snap_qmp_migrate_to_fd(snap_qmp *qmp, int fd, snap_qmp_progress_fn *progress,
                            void *opaque, int timeout_ms, snap_err *err);

@@ -166,6 +166,9 @@ int snap_qmp_commit_active(snap_qmp *q, const char *target, const char *base_nod
 {
     uint64_t deadline = snap_deadline_in(timeout_ms);
     qmp_commit_args a = {job_id, target, base_node};
+    if (!target || !job_id)
+        return snap_err_set(err, SNAP_ERROR_INVAL,
+                            "block-commit needs a disk and a job id");
     int rc = snap_qmp_execute(q, "block-commit", qmp_commit_args_gen, &a, NULL,
                               timeout_ms, err);
     if (rc)
