@@ -137,11 +137,9 @@ int snap_meta_remove(snap_meta_store *st, const char *name, snap_err *err)
     if (rc == 0 && current && strcmp(current, name) == 0) {
         /* A damaged record has no readable parent: current becomes none. */
         snap_meta m;
-        const char *parent = NULL;
-        if (snap_meta_load(st, name, &m, NULL) == 0)
-            parent = m.parent;
-        rc = snap_meta_set_current(st, parent, err);
-        if (parent)
+        bool loaded = snap_meta_load(st, name, &m, NULL) == 0;
+        rc = snap_meta_set_current(st, loaded ? m.parent : NULL, err);
+        if (loaded)
             snap_meta_dispose(&m);
     }
     free(current);

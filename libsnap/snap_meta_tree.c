@@ -19,6 +19,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <yajl/yajl_parse.h>
+
 #include "snap_json.h"
 
 #define INDEX_FILE    ".index"
@@ -195,91 +197,214 @@ enum {
     IX_LEN
 };
 
-static const char *index_name_at(const void *ctx, size_t i)
+/*
+ * The index is read with yajl's event parser straight into rows: yajl_tree
+ * would allocate a node per value and grows arrays one element at a time,
+ * which made 10,000 rows quadratic.
+ */
+typedef struct index_parse {
+    int depth; /* 1: root object, 2: entries array, 3: a row */
+    int key;   /* member of the root being read: 1 version, 2 entries, 0 other */
+    long long version;
+    int col;    /* column within the current row */
+    listed row; /* the row being read */
+    listed *rows;
+    size_t n, cap;
+} index_parse;
+
+static int ix_value_ok(index_parse *p, int col_lo, int col_hi)
 {
-    yajl_val entries = (yajl_val)ctx;
-    return YAJL_GET_STRING(entries->u.array.values[i]->u.array.values[IX_NAME]);
+    return p->depth == 3 && p->col >= col_lo && p->col <= col_hi;
 }
 
-static bool index_entry_ok(yajl_val a)
+static int ix_null(void *ctx)
 {
-    if (!YAJL_IS_ARRAY(a) || a->u.array.len != IX_LEN ||
-        !YAJL_IS_STRING(a->u.array.values[IX_NAME]))
-        return false;
-    for (int i = IX_KEY; i < IX_LEN; i++) {
-        yajl_val v = a->u.array.values[i];
-        bool str = i == IX_PARENT || i == IX_DESC;
-        if (str           ? !(YAJL_IS_STRING(v) || YAJL_IS_NULL(v))
-            : i == IX_MEM ? !(YAJL_IS_TRUE(v) || YAJL_IS_FALSE(v))
-                          : !YAJL_IS_INTEGER(v))
-            return false;
+    index_parse *p = ctx;
+    if (!(ix_value_ok(p, IX_PARENT, IX_DESC)))
+        return 0;
+    p->col++;
+    return 1;
+}
+
+static int ix_bool(void *ctx, int b)
+{
+    index_parse *p = ctx;
+    if (!ix_value_ok(p, IX_MEM, IX_MEM))
+        return 0;
+    p->row.e.has_memory = b != 0;
+    p->col++;
+    return 1;
+}
+
+static int ix_int(void *ctx, long long v)
+{
+    index_parse *p = ctx;
+    if (p->depth == 1 && p->key == 1) {
+        p->version = v;
+        return 1;
     }
-    return true;
+    if (!ix_value_ok(p, IX_KEY, IX_CONS) || p->col == IX_PARENT || p->col == IX_DESC ||
+        v < 0 || v > INT64_MAX / 2)
+        return 0;
+    snap_meta_entry *e = &p->row.e;
+    switch (p->col) {
+    case IX_CSEC: e->ctime_sec = v; break;
+    case IX_CNSEC: e->ctime_nsec = (int32_t)(v % 1000000000); break;
+    case IX_STATE:
+        if (v > SNAP_DOMAIN_SHUTOFF)
+            return 0;
+        e->domstate = (snap_domain_state)v;
+        break;
+    case IX_DISKS: e->n_disks = (unsigned)v; break;
+    case IX_INT: e->n_internal = (unsigned)v; break;
+    case IX_EXT: e->n_external = (unsigned)v; break;
+    case IX_EXCL: e->n_excluded = (unsigned)v; break;
+    case IX_CONS:
+        if (v > SNAP_META_CRASH_CONSISTENT)
+            return 0;
+        e->consistency = (snap_meta_consistency)v;
+        break;
+    default: p->row.key[p->col - IX_KEY] = v; break;
+    }
+    p->col++;
+    return 1;
 }
 
-static char *opt_str(yajl_val v)
+static int ix_string(void *ctx, const unsigned char *s, size_t len)
 {
-    return YAJL_IS_STRING(v) ? snap_xstrdup(v->u.string) : NULL;
+    index_parse *p = ctx;
+    if (!(ix_value_ok(p, IX_NAME, IX_NAME) || ix_value_ok(p, IX_PARENT, IX_DESC)))
+        return 0;
+    char *copy = snap_xmalloc(len + 1);
+    memcpy(copy, s, len);
+    copy[len] = '\0';
+    char **slot = p->col == IX_NAME     ? &p->row.e.name
+                  : p->col == IX_PARENT ? &p->row.e.parent
+                                        : &p->row.e.description;
+    *slot = copy;
+    p->col++;
+    return 1;
 }
 
-/* Fills it->e from index row a when the row's key matches the file. */
-static bool entry_from_index(listed *it, yajl_val a)
+static int ix_map_key(void *ctx, const unsigned char *s, size_t len)
 {
-    yajl_val *v = a->u.array.values;
-    for (int k = 0; k < 6; k++)
-        if (YAJL_GET_INTEGER(v[IX_KEY + k]) != it->key[k])
-            return false;
-    long long state = YAJL_GET_INTEGER(v[IX_STATE]), cons = YAJL_GET_INTEGER(v[IX_CONS]);
-    if (state < 0 || state > SNAP_DOMAIN_SHUTOFF || cons < 0 ||
-        cons > SNAP_META_CRASH_CONSISTENT)
-        return false;
-    snap_meta_entry *e = &it->e;
-    e->parent = opt_str(v[IX_PARENT]);
-    e->description = opt_str(v[IX_DESC]);
-    e->ctime_sec = YAJL_GET_INTEGER(v[IX_CSEC]);
-    e->ctime_nsec = (int32_t)YAJL_GET_INTEGER(v[IX_CNSEC]);
-    e->domstate = (snap_domain_state)state;
-    e->n_disks = (unsigned)YAJL_GET_INTEGER(v[IX_DISKS]);
-    e->n_internal = (unsigned)YAJL_GET_INTEGER(v[IX_INT]);
-    e->n_external = (unsigned)YAJL_GET_INTEGER(v[IX_EXT]);
-    e->n_excluded = (unsigned)YAJL_GET_INTEGER(v[IX_EXCL]);
-    e->consistency = (snap_meta_consistency)cons;
-    e->has_memory = YAJL_IS_TRUE(v[IX_MEM]);
-    return true;
+    index_parse *p = ctx;
+    p->key = len == 7 && memcmp(s, "version", 7) == 0   ? 1
+             : len == 7 && memcmp(s, "entries", 7) == 0 ? 2
+                                                        : 0;
+    return p->depth == 1 && p->key != 0;
+}
+
+static int ix_start_map(void *ctx)
+{
+    index_parse *p = ctx;
+    return p->depth++ == 0;
+}
+
+static int ix_end_map(void *ctx)
+{
+    index_parse *p = ctx;
+    return p->depth-- == 1;
+}
+
+static int ix_start_array(void *ctx)
+{
+    index_parse *p = ctx;
+    if (!((p->depth == 1 && p->key == 2) || p->depth == 2))
+        return 0;
+    if (p->depth++ == 2) {
+        memset(&p->row, 0, sizeof p->row);
+        p->col = 0;
+    }
+    return 1;
+}
+
+static int ix_end_array(void *ctx)
+{
+    index_parse *p = ctx;
+    if (p->depth-- != 3)
+        return 1;
+    if (p->col != IX_LEN || !p->row.e.name)
+        return 0;
+    if (p->n == p->cap) {
+        p->cap = p->cap ? 2 * p->cap : 64;
+        p->rows = snap_xrealloc(p->rows, p->cap * sizeof *p->rows);
+    }
+    p->rows[p->n++] = p->row;
+    memset(&p->row, 0, sizeof p->row);
+    return 1;
+}
+
+static const yajl_callbacks index_callbacks = {
+    ix_null,      ix_bool,    ix_int,     NULL,           NULL,        ix_string,
+    ix_start_map, ix_map_key, ix_end_map, ix_start_array, ix_end_array};
+
+static void rows_free(listed *rows, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        snap_meta_entry_dispose(&rows[i].e);
+    free(rows);
+}
+
+/* The index's rows (*n of them); none when it is missing, damaged or stale in format. */
+static listed *read_index(snap_meta_store *st, size_t *n)
+{
+    char *text = NULL;
+    size_t len = 0;
+    index_parse p;
+    memset(&p, 0, sizeof p);
+    *n = 0;
+    if (snap_meta_store_read(st, INDEX_FILE, &text, &len, NULL) < 0)
+        return NULL;
+    yajl_handle h = yajl_alloc(&index_callbacks, NULL, &p);
+    bool ok = h && yajl_parse(h, (const unsigned char *)text, len) == yajl_status_ok &&
+              yajl_complete_parse(h) == yajl_status_ok && p.version == INDEX_VERSION;
+    if (h)
+        yajl_free(h);
+    free(text);
+    snap_meta_entry_dispose(&p.row.e); /* a row cut short by an error */
+    if (!ok) {
+        rows_free(p.rows, p.n);
+        return NULL;
+    }
+    *n = p.n;
+    return p.rows;
+}
+
+static const char *row_name_at(const void *ctx, size_t i)
+{
+    return ((const listed *)ctx)[i].e.name;
 }
 
 /* Takes what it can from the index; anything missing or stale marks it dirty. */
 static void apply_index(snap_meta_store *st, listing *l)
 {
-    char *text = NULL;
-    yajl_val root = NULL, entries = NULL;
-    long long version = 0;
-    if (snap_meta_store_read(st, INDEX_FILE, &text, NULL, NULL) == 0)
-        root = yajl_tree_parse(text, NULL, 0);
-    free(text);
-    if (snap_json_get_int(root, "version", &version) && version == INDEX_VERSION)
-        entries = snap_json_get_array(root, "entries");
-    size_t n = snap_json_array_len(entries), used = 0;
-    bool ok = true;
-    for (size_t i = 0; i < n && ok; i++)
-        ok = index_entry_ok(entries->u.array.values[i]);
-    if (!ok)
-        n = 0;
+    size_t n = 0, used = 0;
+    listed *rows = read_index(st, &n);
     name_hash h;
     nh_init(&h, n);
-    for (size_t i = 0; i < n; i++)
-        h.slots[nh_slot(&h, index_name_at(entries, i), index_name_at, entries)] = i + 1;
+    for (size_t i = 0; i < n; i++) {
+        size_t s = nh_slot(&h, rows[i].e.name, row_name_at, rows);
+        if (!h.slots[s])
+            h.slots[s] = i + 1;
+    }
     for (size_t i = 0; i < l->n; i++) {
-        size_t s = nh_slot(&h, l->items[i].e.name, index_name_at, entries);
-        if (h.slots[s] &&
-            entry_from_index(&l->items[i], entries->u.array.values[h.slots[s] - 1])) {
-            l->items[i].have_entry = true;
-            used++;
-        }
+        listed *it = &l->items[i];
+        size_t s = nh_slot(&h, it->e.name, row_name_at, rows);
+        listed *row = h.slots[s] ? &rows[h.slots[s] - 1] : NULL;
+        if (!row || memcmp(row->key, it->key, sizeof it->key) != 0)
+            continue;
+        /* Move the row's entry over; the row keeps an equal name for the hash. */
+        char *name = it->e.name;
+        it->e = row->e;
+        memset(&row->e, 0, sizeof row->e);
+        row->e.name = name;
+        it->have_entry = true;
+        used++;
     }
     l->dirty = used != n || used != l->n;
     free(h.slots);
-    yajl_tree_free(root);
+    rows_free(rows, n);
 }
 
 static void gen_index_row(yajl_gen g, const listed *it)
