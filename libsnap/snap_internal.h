@@ -50,6 +50,10 @@ struct snap_ctx {
     char *xen_rundir;   /* QMP sockets */
 };
 
+/* <xen_rundir>/qmp-libxl-<domid>: the QMP socket libxl (and xlsim) give a device model.
+ */
+char *snap_qmp_socket_path(snap_ctx *ctx, uint32_t domid);
+
 /* Returns rc after copying err into ctx (the message snap_ctx_errmsg shows). */
 int snap_ctx_fail(snap_ctx *ctx, const snap_err *err);
 

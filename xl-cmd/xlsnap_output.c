@@ -62,6 +62,7 @@ void print_created(const snap_info *s)
 void print_list_table(snap_info **list, size_t n, enum list_filter filter)
 {
     char tbuf[32];
+    bool incomplete = false;
     printf("%-32s %-19s  %-8s %-9s %5s  %-16s %-6s %s\n", "Name", "Creation time (UTC)",
            "State", "Location", "Disks", "Consistency", "Memory", "Parent");
     for (size_t i = 0; i < n; i++) {
@@ -69,6 +70,7 @@ void print_list_table(snap_info **list, size_t n, enum list_filter filter)
         if (!included(s, filter))
             continue;
         char name[64];
+        incomplete = incomplete || s->incomplete;
         snprintf(name, sizeof name, "%s%s", s->name,
                  s->current ? " *" : (s->incomplete ? " !" : ""));
         printf("%-32s %-19s  %-8s %-9s %5zu  %-16s %-6s %s\n", name,

@@ -1,0 +1,284 @@
+/*
+ * snapshot-create: plan -> journal -> freeze -> one QMP transaction -> thaw
+ * -> xenstore + stored config -> metadata -> journal cleared. Offline disks
+ * are snapshotted by qemu-img children instead of QMP. Any failure after the
+ * journal is written is undone from the journal (snap_rollback.c).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "snap_domcfg.h"
+#include "snap_orch.h"
+#include "snap_qemuimg.h"
+
+/* Journals every file and snapshot this run may create, before creating any. */
+static void journal_intent(snap_journal *j, const snap_plan *plan, char *prev_current)
+{
+    j->prev_current = prev_current;
+    for (size_t i = 0; i < plan->n_disks; i++) {
+        const snap_plan_disk *pd = &plan->disks[i];
+        snap_journal_disk *jd = snap_journal_add_disk(j, pd->disk->xs->vdev);
+        jd->image = snap_xstrdup(pd->disk->xs->path);
+        if (pd->method == SNAP_METHOD_INTERNAL)
+            jd->internal_created = snap_xstrdup(plan->name);
+        else
+            jd->overlay_created = snap_xstrdup(pd->overlay_path);
+    }
+}
+
+static snap_qmp_tx *build_transaction(const snap_plan *plan)
+{
+    snap_qmp_tx *tx = snap_qmp_tx_new();
+    for (size_t i = 0; i < plan->n_disks; i++) {
+        const snap_plan_disk *pd = &plan->disks[i];
+        if (pd->method == SNAP_METHOD_INTERNAL)
+            snap_qmp_tx_add_internal(tx, pd->disk->node_name, plan->name);
+        else
+            snap_qmp_tx_add_external(tx, NULL, pd->disk->node_name, pd->overlay_node,
+                                     pd->overlay_path, "qcow2");
+    }
+    return tx;
+}
+
+/*
+ * Freeze, transaction, thaw: the transaction is the only thing inside the
+ * frozen window (QMP is connected and the actions built beforehand).
+ */
+static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, const snap_plan *plan,
+                            snap_quiesce *q, snap_journal *j, snap_quiesce_result *qres,
+                            snap_err *err)
+{
+    snap_qmp *qmp;
+    snap_qmp_tx *tx = build_transaction(plan);
+    int rc = snap_qmp_connect(s->dom.qmp_path, SNAP_QMP_TIMEOUT_MS, &qmp, err);
+    if (rc) {
+        snap_qmp_tx_free(tx);
+        return snap_err_context(err, "domain %s: device model", s->dom.ref.name);
+    }
+    snap_qmp_set_logger(qmp, ctx->lg);
+    if (q)
+        rc = snap_quiesce_freeze(ctx, q, &s->st, j, err);
+    if (!rc)
+        rc = snap_qmp_transaction(qmp, tx, SNAP_QMP_TIMEOUT_MS, err);
+    if (q) {
+        snap_err terr;
+        int trc = snap_quiesce_thaw(q, qres, &terr);
+        if (trc && !rc) {
+            rc = trc;
+            *err = terr;
+        } else if (trc) {
+            snap_log(ctx->lg, XTL_ERROR, "%s", terr.msg);
+        }
+    }
+    snap_qmp_close(qmp);
+    snap_qmp_tx_free(tx);
+    return rc ? snap_err_context(err, "domain %s", s->dom.ref.name) : 0;
+}
+
+/* Offline: internal snapshots in parallel qemu-img children, then overlays. */
+static int snapshot_via_qemu_img(const snap_plan *plan, snap_err *err)
+{
+    const char **paths = snap_xcalloc(plan->n_disks, sizeof *paths);
+    snap_err *per_disk = snap_xcalloc(plan->n_disks, sizeof *per_disk);
+    size_t n = 0;
+    int rc = 0;
+    for (size_t i = 0; i < plan->n_disks; i++)
+        if (plan->disks[i].method == SNAP_METHOD_INTERNAL)
+            paths[n++] = plan->disks[i].disk->xs->path;
+    if (n)
+        rc = snap_qimg_snapshot_many(NULL, SNAP_QIMG_SNAP_CREATE, paths, n, plan->name,
+                                     per_disk, err);
+    for (size_t i = 0; i < plan->n_disks && !rc; i++) {
+        const snap_plan_disk *pd = &plan->disks[i];
+        if (pd->method != SNAP_METHOD_EXTERNAL)
+            continue;
+        rc = snap_qimg_create_overlay(NULL, pd->overlay_path, pd->disk->xs->path,
+                                      pd->disk->xs->format, err);
+        if (rc)
+            snap_err_context(err, "disk %s", pd->disk->xs->vdev);
+    }
+    free(paths);
+    free(per_disk);
+    return rc;
+}
+
+/* Points xenstore and the stored config at the new overlays (old values journaled). */
+static int switch_to_overlays(snap_ctx *ctx, snap_session *s, const snap_plan *plan,
+                              snap_journal *j, snap_err *err)
+{
+    snap_xs_params_change *xc = snap_xcalloc(plan->n_disks, sizeof *xc);
+    snap_domcfg_disk_change *dc = snap_xcalloc(plan->n_disks, sizeof *dc);
+    size_t n = 0;
+    for (size_t i = 0; i < plan->n_disks; i++) {
+        const snap_plan_disk *pd = &plan->disks[i];
+        if (pd->method != SNAP_METHOD_EXTERNAL)
+            continue;
+        snap_journal_disk *jd = snap_journal_find_disk(j, pd->disk->xs->vdev);
+        jd->has_old = true;
+        jd->old_params = snap_xstrdup(pd->disk->xs->params);
+        jd->old_format = snap_xstrdup(pd->disk->xs->format);
+        jd->old_pdev_path = snap_xstrdup(pd->disk->xs->path);
+        xc[n] = (snap_xs_params_change){pd->disk->xs->vdev, "qcow2", pd->overlay_path};
+        dc[n] = (snap_domcfg_disk_change){pd->disk->xs->vdev, pd->overlay_path, "qcow2"};
+        n++;
+    }
+    int rc = n ? snap_journal_update(&s->st, j, err) : 0;
+    if (n && !rc) {
+        snap_xs *xs;
+        rc = snap_xs_open(&xs, err);
+        if (!rc) {
+            rc = snap_xs_disks_set_params(xs, s->dom.ref.domid, xc, n, NULL, err);
+            snap_xs_close(xs);
+        }
+        if (!rc)
+            rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_XENSTORE_DONE, err);
+        if (!rc)
+            rc = snap_domcfg_set_disks(ctx->xen_statedir, s->dom.ref.domid,
+                                       s->dom.ref.uuid, dc, n, SNAP_LOCK_TIMEOUT_MS, NULL,
+                                       err);
+        if (!rc)
+            rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_CONFIG_DONE, err);
+    }
+    free(xc);
+    free(dc);
+    return rc;
+}
+
+static void record_disks(snap_meta *m, const snap_plan *plan)
+{
+    for (size_t i = 0; i < plan->n_disks; i++) {
+        const snap_plan_disk *pd = &plan->disks[i];
+        snap_meta_disk *md = snap_meta_add_disk(m);
+        md->vdev = snap_xstrdup(pd->disk->xs->vdev);
+        md->backend = snap_xstrdup(pd->disk->xs->backend_type);
+        md->method = pd->method;
+        md->format = snap_xstrdup(pd->disk->xs->format);
+        md->base_path = snap_xstrdup(pd->disk->xs->path);
+        if (pd->via_qmp)
+            md->node_before = snap_xstrdup(pd->disk->node_name);
+        if (pd->method == SNAP_METHOD_EXTERNAL) {
+            md->overlay_path = snap_xstrdup(pd->overlay_path);
+            md->overlay_format = snap_xstrdup("qcow2");
+            md->node_after = pd->overlay_node ? snap_xstrdup(pd->overlay_node) : NULL;
+        } else {
+            md->qemu_snap_name = snap_xstrdup(plan->name);
+        }
+    }
+    for (size_t i = 0; i < plan->n_excluded; i++)
+        snap_meta_add_excluded(m, plan->excluded[i]);
+}
+
+static int record_snapshot(snap_session *s, const snap_plan *plan,
+                           const snap_quiesce_result *qres, const char *parent,
+                           snap_meta *m, snap_err *err)
+{
+    snap_meta_init(m);
+    m->name = snap_xstrdup(plan->name);
+    m->description = snap_xstrdup(plan->description);
+    snap_meta_stamp_now(m);
+    m->parent = parent ? snap_xstrdup(parent) : NULL;
+    m->domain.name = snap_xstrdup(s->dom.ref.name);
+    m->domain.uuid = snap_xstrdup(s->dom.ref.uuid);
+    m->domain.domid =
+        s->dom.ref.state == SNAP_DOMAIN_SHUTOFF ? -1 : (int)s->dom.ref.domid;
+    m->domain.state = s->dom.ref.state;
+    record_disks(m, plan);
+    m->quiesce.policy = plan->quiesce;
+    m->quiesce.agent_present = s->dom.agent_path != NULL;
+    m->quiesce.frozen_count = qres->frozen_count;
+    m->quiesce.window_ms = qres->window_ms;
+    m->quiesce.thaw_ok = !qres->attempted || qres->thaw_ok;
+    m->quiesce.state = qres->frozen ? SNAP_META_QUIESCED : SNAP_META_CRASH_CONSISTENT;
+    int rc = snap_meta_set_config_text(m, s->dom.config, err);
+    if (!rc)
+        rc = snap_meta_save(&s->st, m, true, err);
+    if (!rc)
+        rc = snap_meta_set_current(&s->st, m->name, err);
+    return rc;
+}
+
+static int plan_is_offline(const snap_plan *plan)
+{
+    return plan->n_disks && !plan->disks[0].via_qmp;
+}
+
+/* Everything after the journal is written; on failure the caller rolls back. */
+static int create_journaled(snap_ctx *ctx, snap_session *s, const snap_plan *plan,
+                            snap_quiesce *q, snap_journal *j, snap_meta *m, snap_err *err)
+{
+    snap_quiesce_result qres = {0};
+    int rc = plan_is_offline(plan) ? snapshot_via_qemu_img(plan, err)
+                                   : snapshot_via_qmp(ctx, s, plan, q, j, &qres, err);
+    if (!rc)
+        rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_DISKS_DONE, err);
+    if (!rc)
+        rc = switch_to_overlays(ctx, s, plan, j, err);
+    if (!rc)
+        rc = record_snapshot(s, plan, &qres, j->prev_current, m, err);
+    if (!rc)
+        rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_METADATA_DONE, err);
+    return rc;
+}
+
+static int create_in_session(snap_ctx *ctx, snap_session *s, const snap_create_params *p,
+                             snap_meta *m, char **plan_out, snap_err *err)
+{
+    snap_plan plan;
+    snap_quiesce *q = NULL;
+    snap_journal j;
+    char *current = NULL;
+    int rc = snap_plan_create(ctx, &s->dom, &s->st, p, &plan, err);
+    if (!rc && p->dry_run && plan_out)
+        *plan_out = snap_plan_to_json(&plan, &s->dom);
+    if (rc || p->dry_run)
+        goto out_plan;
+    rc = snap_meta_get_current(&s->st, &current, err);
+    if (!rc)
+        rc = snap_quiesce_prepare(ctx, &s->dom, &plan, &q, err);
+    if (rc)
+        goto out_plan;
+    snap_journal_init(&j, SNAP_JOURNAL_CREATE, plan.name);
+    journal_intent(&j, &plan, current);
+    rc = snap_journal_begin(&s->st, &j, err);
+    if (!rc) {
+        rc = create_journaled(ctx, s, &plan, q, &j, m, err);
+        snap_quiesce_free(q); /* thaws if still frozen */
+        q = NULL;
+        if (rc) {
+            snap_err rerr;
+            if (snap_rollback_create(ctx, s, &j, &rerr))
+                snap_err_context(err, "%s; and then %s", err->msg, rerr.msg);
+        } else {
+            rc = snap_journal_finish(&s->st, err);
+        }
+    }
+    snap_journal_dispose(&j); /* owns current */
+out_plan:
+    snap_quiesce_free(q);
+    snap_plan_dispose(&plan);
+    return rc;
+}
+
+int snap_create(snap_ctx *ctx, const char *domain, const snap_create_params *p,
+                snap_info **info_out, char **plan_out)
+{
+    snap_session s;
+    snap_meta m;
+    snap_err *err = &ctx->err;
+    snap_err_clear(err);
+    snap_meta_init(&m);
+    if (info_out)
+        *info_out = NULL;
+    if (plan_out)
+        *plan_out = NULL;
+    int rc = snap_session_open(ctx, domain, !p->dry_run, &s, err);
+    if (!rc)
+        rc = create_in_session(ctx, &s, p, &m, plan_out, err);
+    if (!rc && info_out && !p->dry_run) {
+        *info_out = snap_info_from_meta(&m);
+        (*info_out)->current = true;
+    }
+    snap_meta_dispose(&m);
+    snap_session_close(&s);
+    return rc ? snap_ctx_fail(ctx, err) : 0;
+}

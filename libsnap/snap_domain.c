@@ -1,0 +1,182 @@
+/*
+ * Resolving a domain: the platform names it, xenstore lists its disks as
+ * libxl does, the stored libxl config gives its agent channel, and its
+ * device model's QMP says which disks QEMU serves and through which node.
+ * Everything a plan needs is gathered here, before anything is touched.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "snap_domcfg.h"
+#include "snap_json.h"
+#include "snap_orch.h"
+
+static void vdisk_dispose(snap_vdisk *d)
+{
+    free(d->node_name);
+    for (size_t i = 0; i < d->n_node_names; i++)
+        free(d->node_names[i]);
+    free(d->node_names);
+    for (size_t i = 0; i < d->n_snapshots; i++)
+        free(d->snapshots[i]);
+    free(d->snapshots);
+}
+
+void snap_domain_dispose(snap_domain *dom)
+{
+    for (size_t i = 0; i < dom->n_disks; i++)
+        vdisk_dispose(&dom->disks[i]);
+    snap_xs_disks_free(dom->xs_disks, dom->n_disks);
+    free(dom->disks);
+    free(dom->qmp_path);
+    free(dom->agent_path);
+    free(dom->config);
+    memset(dom, 0, sizeof *dom);
+}
+
+snap_vdisk *snap_domain_find_disk(snap_domain *dom, const char *vdev)
+{
+    for (size_t i = 0; i < dom->n_disks; i++)
+        if (!strcmp(dom->disks[i].xs->vdev, vdev))
+            return &dom->disks[i];
+    return NULL;
+}
+
+/* The agent channel's socket path from the stored config, NULL when none. */
+static char *agent_path_from_config(const char *config, snap_err *err)
+{
+    yajl_val root = snap_json_parse(config, "stored domain config", err);
+    if (!root)
+        return NULL;
+    char *path = NULL;
+    yajl_val channels = snap_json_get_array(root, "channels");
+    for (size_t i = 0; i < snap_json_array_len(channels) && !path; i++) {
+        yajl_val ch = snap_json_array_at(channels, i);
+        const char *name = snap_json_get_string(ch, "name");
+        const char *p =
+            snap_json_get_string(snap_json_get_object(ch, "connection.socket"), "path");
+        if (name && p && !strcmp(name, SNAP_AGENT_CHANNEL))
+            path = snap_xstrdup(p);
+    }
+    yajl_tree_free(root);
+    return path;
+}
+
+static char **strv_push(char **v, size_t *n, const char *s)
+{
+    v = snap_xrealloc(v, (*n + 1) * sizeof *v);
+    v[(*n)++] = snap_xstrdup(s);
+    return v;
+}
+
+/* Fills the QMP view of d from the device model's disk model. */
+static void vdisk_attach_qmp(snap_vdisk *d, const snap_qmp_disk *q)
+{
+    d->served = true;
+    d->node_name = snap_xstrdup(snap_qmp_disk_target(q));
+    d->chain_len = q->chain_len;
+    for (size_t i = 0; i < q->chain_len; i++)
+        if (q->chain[i].node_name)
+            d->node_names =
+                strv_push(d->node_names, &d->n_node_names, q->chain[i].node_name);
+    if (q->chain_len)
+        for (size_t i = 0; i < q->chain[0].n_snapshots; i++)
+            d->snapshots =
+                strv_push(d->snapshots, &d->n_snapshots, q->chain[0].snapshots[i].name);
+}
+
+/* QEMU's block driver for a libxl disk format, as xen-block maps it. */
+static const char *qemu_driver(const char *format)
+{
+    if (!format || !strcmp(format, "raw") || !strcmp(format, "empty"))
+        return "raw";
+    if (!strcmp(format, "vhd"))
+        return "vpc";
+    return format;
+}
+
+/*
+ * The QMP disk serving d: the one whose active image is d's current image
+ * (xenstore params follow external snapshots), else Xen's own node-name
+ * "<vdev>-<driver>" for a disk QEMU opened before any snapshot.
+ */
+static const snap_qmp_disk *match_qmp_disk(const snap_qmp_disks *qd, const snap_vdisk *d)
+{
+    for (size_t i = 0; i < qd->n; i++)
+        if (qd->disk[i].chain_len && d->xs->path &&
+            !strcmp(qd->disk[i].chain[0].file, d->xs->path))
+            return &qd->disk[i];
+    char node[300];
+    snprintf(node, sizeof node, "%s-%s", d->xs->vdev, qemu_driver(d->xs->format));
+    return snap_qmp_disks_find(qd, node);
+}
+
+static int resolve_qmp(snap_domain *dom, snap_err *err)
+{
+    snap_qmp *qmp;
+    snap_qmp_disks qd = {0};
+    int rc = snap_qmp_connect(dom->qmp_path, SNAP_QMP_TIMEOUT_MS, &qmp, err);
+    if (!rc) {
+        rc = snap_qmp_query_disks(qmp, &qd, SNAP_QMP_TIMEOUT_MS, err);
+        snap_qmp_close(qmp);
+    }
+    if (rc)
+        return snap_err_context(err, "domain %s: device model", dom->ref.name);
+    for (size_t i = 0; i < dom->n_disks; i++) {
+        const snap_qmp_disk *q = match_qmp_disk(&qd, &dom->disks[i]);
+        if (q)
+            vdisk_attach_qmp(&dom->disks[i], q);
+    }
+    snap_qmp_disks_free(&qd);
+    return 0;
+}
+
+static int resolve_disks(snap_domain *dom, snap_err *err)
+{
+    snap_xs *xs;
+    size_t n = 0;
+    int rc = snap_xs_open(&xs, err);
+    if (rc)
+        return rc;
+    rc = snap_xs_domain_disks(xs, dom->ref.domid, &dom->xs_disks, &n, err);
+    snap_xs_close(xs);
+    if (rc)
+        return snap_err_context(err, "domain %s: disks", dom->ref.name);
+    dom->disks = snap_xcalloc(n, sizeof *dom->disks);
+    for (size_t i = 0; i < n; i++)
+        dom->disks[i].xs = &dom->xs_disks[i];
+    dom->n_disks = n;
+    for (size_t i = 0; i < n; i++)
+        if (!dom->disks[i].xs->backend_agrees)
+            return snap_err_set(
+                err, SNAP_ERROR_INVAL,
+                "domain %s, disk %s: xenstore backend params disagree with "
+                "libxl's copy; refusing to touch an inconsistent disk",
+                dom->ref.name, dom->disks[i].xs->vdev);
+    return 0;
+}
+
+int snap_domain_resolve(snap_ctx *ctx, const char *qualifier, snap_domain *dom,
+                        snap_err *err)
+{
+    memset(dom, 0, sizeof *dom);
+    int rc = ctx->ops->lookup(ctx, qualifier, &dom->ref, err);
+    if (rc)
+        return rc;
+    rc = resolve_disks(dom, err);
+    if (rc)
+        return rc;
+    rc = snap_domcfg_read(ctx->xen_statedir, dom->ref.domid, dom->ref.uuid, &dom->config,
+                          &dom->config_len, err);
+    if (rc)
+        return snap_err_context(err, "domain %s: stored configuration", dom->ref.name);
+    dom->agent_path = agent_path_from_config(dom->config, err);
+    if (err->code == SNAP_ERROR_PROTOCOL)
+        return snap_err_context(err, "domain %s", dom->ref.name);
+    snap_err_clear(err);
+    if (dom->ref.state != SNAP_DOMAIN_SHUTOFF) {
+        dom->qmp_path = snap_qmp_socket_path(ctx, dom->ref.domid);
+        rc = resolve_qmp(dom, err);
+    }
+    return rc;
+}

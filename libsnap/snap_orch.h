@@ -1,0 +1,150 @@
+/*
+ * The orchestrator's private model: a domain resolved from the platform,
+ * xenstore, the stored libxl config and its device model's QMP; the plan of
+ * a snapshot; and the steps create/revert/delete are built from.
+ * Policy lives here; protocol lives in the rooms (snap_qmp, snap_agent,
+ * snap_xs, snap_domcfg, snap_qemuimg, snap_meta). Not installed.
+ */
+#ifndef SNAP_ORCH_H
+#define SNAP_ORCH_H
+
+#include "snap_internal.h"
+#include "snap_journal.h"
+#include "snap_lock.h"
+#include "snap_meta.h"
+#include "snap_qmp.h"
+#include "snap_xs.h"
+
+/* Guest-agent channel name libxl users give qemu-ga. */
+#define SNAP_AGENT_CHANNEL "org.qemu.guest_agent.0"
+/* Longest backing chain an external snapshot may grow. */
+#define SNAP_MAX_CHAIN                 32
+#define SNAP_QMP_TIMEOUT_MS            10000
+#define SNAP_LOCK_TIMEOUT_MS           30000
+#define SNAP_DEFAULT_FREEZE_TIMEOUT_MS 10000
+#define SNAP_DEFAULT_LEASE_MS          10000
+
+/* One disk of the domain as xlsnap sees it. */
+typedef struct snap_vdisk {
+    snap_xs_disk *xs;  /* what xenstore (libxl's copy + backend) says */
+    bool served;       /* a running device model has its image open */
+    char *node_name;   /* QMP: its active node ("xvda-qcow2" or an overlay's) */
+    size_t chain_len;  /* images in its backing chain, active included */
+    char **node_names; /* every node-name in the chain (for new unique ones) */
+    size_t n_node_names;
+    char **snapshots; /* internal snapshot names on the active image */
+    size_t n_snapshots;
+} snap_vdisk;
+
+typedef struct snap_domain {
+    snap_domain_ref ref;
+    snap_vdisk *disks;
+    size_t n_disks;
+    snap_xs_disk *xs_disks; /* owned; disks[i].xs points into it */
+    char *qmp_path;         /* NULL when no device model runs */
+    char *agent_path;       /* the agent channel's socket, NULL when none */
+    char *config;           /* the stored libxl-json, as stored (NUL-terminated) */
+    size_t config_len;
+} snap_domain;
+
+/* Finds the domain and everything about its disks; validates consistency. */
+int snap_domain_resolve(snap_ctx *ctx, const char *qualifier, snap_domain *dom,
+                        snap_err *err);
+void snap_domain_dispose(snap_domain *dom);
+snap_vdisk *snap_domain_find_disk(snap_domain *dom, const char *vdev);
+
+/* ------------------------------------------------------------------ plan */
+
+typedef struct snap_plan_disk {
+    snap_vdisk *disk;
+    snap_method method; /* INTERNAL or EXTERNAL */
+    bool via_qmp;       /* in the QMP transaction; else qemu-img children */
+    char *overlay_path; /* EXTERNAL */
+    char *overlay_node; /* EXTERNAL via QMP: the new node's name */
+} snap_plan_disk;
+
+typedef struct snap_plan {
+    char *name;
+    char *description;
+    snap_quiesce_policy quiesce; /* resolved: never AUTO */
+    bool memory;
+    int freeze_timeout_ms, freeze_budget_ms, lease_ms;
+    snap_plan_disk *disks;
+    size_t n_disks;
+    char **excluded;
+    size_t n_excluded;
+    char **notes; /* why disks were excluded, what policy was chosen */
+    size_t n_notes;
+} snap_plan;
+
+/* Checks everything a create needs before anything is touched. */
+int snap_plan_create(snap_ctx *ctx, snap_domain *dom, snap_meta_store *st,
+                     const snap_create_params *params, snap_plan *plan, snap_err *err);
+void snap_plan_dispose(snap_plan *plan);
+/* The plan as JSON, for -N (malloc'd). */
+char *snap_plan_to_json(const snap_plan *plan, const snap_domain *dom);
+
+/* ------------------------------------------------------------------ quiesce */
+
+/* The outcome of a freeze window, for the record. */
+typedef struct snap_quiesce_result {
+    bool attempted;
+    bool frozen;
+    int frozen_count;
+    int64_t window_ms; /* freeze sent -> thaw answered */
+    bool thaw_ok;
+} snap_quiesce_result;
+
+typedef struct snap_quiesce snap_quiesce;
+/*
+ * Opens the agent and checks it can freeze. With policy REQUIRED any problem
+ * is an error; with BEST_EFFORT it is logged and *q is NULL (crash-consistent).
+ */
+int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan *plan,
+                         snap_quiesce **q, snap_err *err);
+/*
+ * Starts the lease watchdog (journaled), then freezes. On failure the guest is
+ * thawed (or the error says it may not be) and the watchdog released.
+ */
+int snap_quiesce_freeze(snap_ctx *ctx, snap_quiesce *q, snap_meta_store *st,
+                        snap_journal *j, snap_err *err);
+/* Milliseconds since the freeze was sent. */
+int64_t snap_quiesce_elapsed_ms(const snap_quiesce *q);
+/* Thaws, releases the watchdog, fills res. Safe to call when not frozen. */
+int snap_quiesce_thaw(snap_quiesce *q, snap_quiesce_result *res, snap_err *err);
+/* Closes the agent (thawing first if still frozen). NULL ok. */
+void snap_quiesce_free(snap_quiesce *q);
+/*
+ * Thaws a guest a dead xlsnap left frozen (journal recovery): connects to the
+ * agent and thaws when its status is not "thawed".
+ */
+int snap_quiesce_recover(snap_ctx *ctx, const char *agent_path, snap_err *err);
+
+/* ------------------------------------------------------------------ sessions */
+
+/* An operation's hold on a domain: its store, lock and (recovered) journal. */
+typedef struct snap_session {
+    snap_domain dom;
+    snap_meta_store st;
+    snap_lock lock;
+    bool st_open;
+} snap_session;
+
+/*
+ * Resolves the domain, opens its state directory, takes the domain lock and
+ * finishes or rolls back any operation a dead xlsnap left journaled.
+ */
+int snap_session_open(snap_ctx *ctx, const char *qualifier, bool create_dir,
+                      snap_session *s, snap_err *err);
+void snap_session_close(snap_session *s);
+
+/* Undoes a create recorded in journal j (this run's failure or a dead run's). */
+int snap_rollback_create(snap_ctx *ctx, snap_session *s, const snap_journal *j,
+                         snap_err *err);
+/* Rolls back (or forward) a journaled operation whose owner is gone. */
+int snap_recover_journal(snap_ctx *ctx, snap_session *s, bool *recovered, snap_err *err);
+
+/* A snap_meta as the public snap_info (n_children, current filled by caller). */
+snap_info *snap_info_from_meta(const snap_meta *m);
+
+#endif

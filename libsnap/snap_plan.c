@@ -1,0 +1,372 @@
+/*
+ * Planning a snapshot: which disks, which method, which files, which
+ * quiesce policy — and every check that can be made before anything is
+ * touched (name unique and safe, overlays absent, formats supported, chains
+ * not too deep, disks reachable the safe way).
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "snap_json.h"
+#include "snap_orch.h"
+#include "snap_qemuimg.h"
+
+static char **strv_add(char **v, size_t *n, char *owned)
+{
+    v = snap_xrealloc(v, (*n + 1) * sizeof *v);
+    v[(*n)++] = owned;
+    return v;
+}
+
+void snap_plan_dispose(snap_plan *plan)
+{
+    for (size_t i = 0; i < plan->n_disks; i++) {
+        free(plan->disks[i].overlay_path);
+        free(plan->disks[i].overlay_node);
+    }
+    free(plan->disks);
+    for (size_t i = 0; i < plan->n_excluded; i++)
+        free(plan->excluded[i]);
+    free(plan->excluded);
+    for (size_t i = 0; i < plan->n_notes; i++)
+        free(plan->notes[i]);
+    free(plan->notes);
+    free(plan->name);
+    free(plan->description);
+    memset(plan, 0, sizeof *plan);
+}
+
+static bool requested(const snap_create_params *p, const char *vdev)
+{
+    for (size_t i = 0; i < p->n_disks; i++)
+        if (!strcmp(p->disks[i], vdev))
+            return true;
+    return false;
+}
+
+/* --disks names only existing disks, each once. */
+static int check_requested_disks(snap_domain *dom, const snap_create_params *p,
+                                 snap_err *err)
+{
+    for (size_t i = 0; i < p->n_disks; i++) {
+        if (!snap_domain_find_disk(dom, p->disks[i])) {
+            char have[512] = "";
+            for (size_t k = 0; k < dom->n_disks; k++)
+                snprintf(have + strlen(have), sizeof have - strlen(have), "%s%s",
+                         k ? ", " : "", dom->disks[k].xs->vdev);
+            return snap_err_set(err, SNAP_ERROR_NOTFOUND,
+                                "domain %s has no disk '%s' (it has: %s)", dom->ref.name,
+                                p->disks[i], *have ? have : "none");
+        }
+        for (size_t k = 0; k < i; k++)
+            if (!strcmp(p->disks[k], p->disks[i]))
+                return snap_err_set(err, SNAP_ERROR_INVAL, "disk '%s' is listed twice",
+                                    p->disks[i]);
+    }
+    return 0;
+}
+
+/* Why a disk cannot be snapshotted at all (CD-ROM, read-only, empty), or NULL. */
+static const char *unsnapshottable(const snap_vdisk *d)
+{
+    if (d->xs->is_cdrom)
+        return "a CD-ROM";
+    if (!d->xs->readwrite)
+        return "read-only";
+    if (!d->xs->path || !*d->xs->path ||
+        (d->xs->format && !strcmp(d->xs->format, "empty")))
+        return "empty";
+    return NULL;
+}
+
+static int plan_quiesce(snap_domain *dom, const snap_create_params *p, snap_plan *plan,
+                        snap_err *err)
+{
+    snap_quiesce_policy q = p->quiesce;
+    if (q == SNAP_QUIESCE_AUTO)
+        q = dom->agent_path ? SNAP_QUIESCE_BEST_EFFORT : SNAP_QUIESCE_OFF;
+    if (q == SNAP_QUIESCE_REQUIRED && !dom->agent_path)
+        return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                            "domain %s has no guest-agent channel (%s): it cannot be "
+                            "quiesced; use --quiesce=best-effort or off",
+                            dom->ref.name, SNAP_AGENT_CHANNEL);
+    if (q != SNAP_QUIESCE_OFF && dom->ref.state == SNAP_DOMAIN_PAUSED) {
+        if (q == SNAP_QUIESCE_REQUIRED)
+            return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                                "domain %s is paused: its guest agent cannot freeze "
+                                "filesystems; unpause it or use --quiesce=best-effort",
+                                dom->ref.name);
+        plan->notes = strv_add(plan->notes, &plan->n_notes,
+                               snap_xstrdup("domain is paused: crash-consistent"));
+    }
+    if (dom->ref.state == SNAP_DOMAIN_SHUTOFF && q != SNAP_QUIESCE_OFF)
+        plan->notes = strv_add(plan->notes, &plan->n_notes,
+                               snap_xstrdup("domain is shut off: nothing to freeze"));
+    plan->quiesce = q;
+    return 0;
+}
+
+/* "<dir>/<stem>.<name>.qcow2", stem = the base file name without its extension. */
+static char *overlay_path_for(const char *dir, const char *base, const char *vdev,
+                              const char *name, bool with_vdev)
+{
+    char *b = snap_xstrdup(base);
+    char *file = basename(b);
+    char *dot = strrchr(file, '.');
+    if (dot && dot != file)
+        *dot = '\0';
+    char *p = with_vdev ? snap_xasprintf("%s/%s.%s.%s.qcow2", dir, file, vdev, name)
+                        : snap_xasprintf("%s/%s.%s.qcow2", dir, file, name);
+    free(b);
+    return p;
+}
+
+/* The directory overlays go to: absolute, existing, writable. */
+static int overlay_dir_for(const snap_create_params *p, const char *base, char **out,
+                           snap_err *err)
+{
+    char *dir = NULL;
+    if (p->overlay_dir) {
+        dir = realpath(p->overlay_dir, NULL);
+        if (!dir)
+            return snap_err_errno(err, SNAP_ERROR_NOTFOUND, errno, "overlay directory %s",
+                                  p->overlay_dir);
+    } else {
+        char *b = snap_xstrdup(base);
+        dir = snap_xstrdup(dirname(b));
+        free(b);
+    }
+    struct stat sb;
+    int rc = 0;
+    if (stat(dir, &sb) != 0)
+        rc = snap_err_errno(err, SNAP_ERROR_NOTFOUND, errno, "overlay directory %s", dir);
+    else if (!S_ISDIR(sb.st_mode))
+        rc = snap_err_set(err, SNAP_ERROR_INVAL,
+                          "overlay directory %s is not a directory", dir);
+    else if (access(dir, W_OK | X_OK) != 0)
+        rc = snap_err_errno(err, SNAP_ERROR_IO, errno, "overlay directory %s", dir);
+    if (rc) {
+        free(dir);
+        return rc;
+    }
+    *out = dir;
+    return 0;
+}
+
+/* A node-name "<vdev>-ovl<k>" no node of the chain has. */
+static char *new_node_name(const snap_vdisk *d)
+{
+    for (size_t k = d->chain_len;; k++) {
+        char *n = snap_xasprintf("%s-ovl%zu", d->xs->vdev, k);
+        bool taken = false;
+        for (size_t i = 0; i < d->n_node_names && !taken; i++)
+            taken = !strcmp(d->node_names[i], n);
+        if (!taken)
+            return n;
+        free(n);
+    }
+}
+
+/* Reads what an offline image holds: chain length and internal snapshots. */
+static int probe_offline_image(snap_vdisk *d, snap_err *err)
+{
+    snap_qimg_chain chain = {0};
+    int rc = snap_qimg_chain_get(NULL, d->xs->path, 0, &chain, err);
+    if (rc)
+        return snap_err_context(err, "disk %s", d->xs->vdev);
+    d->chain_len = chain.n;
+    for (size_t i = 0; chain.n && i < chain.images[0].n_snapshots; i++) {
+        d->snapshots = snap_xrealloc(d->snapshots, (d->n_snapshots + 1) * sizeof(char *));
+        d->snapshots[d->n_snapshots++] = snap_xstrdup(chain.images[0].snapshots[i].name);
+    }
+    snap_qimg_chain_dispose(&chain);
+    return 0;
+}
+
+static int plan_external(const snap_create_params *p, snap_plan *plan, snap_plan_disk *pd,
+                         snap_err *err)
+{
+    snap_vdisk *d = pd->disk;
+    if (d->chain_len >= SNAP_MAX_CHAIN)
+        return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                            "disk %s: backing chain already %zu images deep (limit %d); "
+                            "delete older external snapshots first",
+                            d->xs->vdev, d->chain_len, SNAP_MAX_CHAIN);
+    char *dir = NULL;
+    int rc = overlay_dir_for(p, d->xs->path, &dir, err);
+    if (rc)
+        return snap_err_context(err, "disk %s", d->xs->vdev);
+    pd->overlay_path = overlay_path_for(dir, d->xs->path, d->xs->vdev, plan->name, false);
+    for (size_t i = 0; i < plan->n_disks; i++)
+        if (plan->disks[i].overlay_path && &plan->disks[i] != pd &&
+            !strcmp(plan->disks[i].overlay_path, pd->overlay_path)) {
+            free(pd->overlay_path);
+            pd->overlay_path =
+                overlay_path_for(dir, d->xs->path, d->xs->vdev, plan->name, true);
+            break;
+        }
+    free(dir);
+    struct stat sb;
+    if (lstat(pd->overlay_path, &sb) == 0)
+        return snap_err_set(
+            err, SNAP_ERROR_EXISTS,
+            "disk %s: overlay %s already exists; refusing to overwrite it", d->xs->vdev,
+            pd->overlay_path);
+    if (pd->via_qmp)
+        pd->overlay_node = new_node_name(d);
+    return 0;
+}
+
+static int plan_disk(snap_domain *dom, const snap_create_params *p, snap_plan *plan,
+                     snap_plan_disk *pd, snap_err *err)
+{
+    snap_vdisk *d = pd->disk;
+    const char *vdev = d->xs->vdev;
+    const char *fmt = d->xs->format ? d->xs->format : "raw";
+    pd->method = p->method;
+    if (pd->method == SNAP_METHOD_AUTO)
+        pd->method = !strcmp(fmt, "qcow2") ? SNAP_METHOD_INTERNAL : SNAP_METHOD_EXTERNAL;
+    if (pd->method == SNAP_METHOD_INTERNAL && strcmp(fmt, "qcow2"))
+        return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                            "disk %s: internal snapshots need a qcow2 image (%s is %s); "
+                            "use --external",
+                            vdev, d->xs->path, fmt);
+    if (dom->ref.state != SNAP_DOMAIN_SHUTOFF) {
+        if (!d->served)
+            return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                                "disk %s (%s backend, %s) is not served by the domain's "
+                                "QEMU, so it cannot "
+                                "be snapshotted safely while the domain exists; leave it "
+                                "out with --disks "
+                                "or shut the domain down",
+                                vdev, d->xs->backend_type, d->xs->path);
+        pd->via_qmp = true;
+    } else {
+        int rc = probe_offline_image(d, err);
+        if (rc)
+            return rc;
+    }
+    for (size_t i = 0; i < d->n_snapshots; i++)
+        if (pd->method == SNAP_METHOD_INTERNAL && !strcmp(d->snapshots[i], plan->name))
+            return snap_err_set(err, SNAP_ERROR_EXISTS,
+                                "disk %s: image %s already has an internal snapshot "
+                                "named '%s'",
+                                vdev, d->xs->path, plan->name);
+    return pd->method == SNAP_METHOD_EXTERNAL ? plan_external(p, plan, pd, err) : 0;
+}
+
+static int plan_name(snap_meta_store *st, const snap_create_params *p, snap_plan *plan,
+                     snap_err *err)
+{
+    if (p->name) {
+        int rc = snap_meta_name_check(p->name, err);
+        if (rc)
+            return rc;
+        plan->name = snap_xstrdup(p->name);
+    } else {
+        plan->name = snap_meta_name_default(st, (int64_t)time(NULL));
+    }
+    if (snap_meta_exists(st, plan->name))
+        return snap_err_set(err, SNAP_ERROR_EXISTS,
+                            "snapshot '%s' of domain %s already exists", plan->name,
+                            st->label);
+    return 0;
+}
+
+int snap_plan_create(snap_ctx *ctx, snap_domain *dom, snap_meta_store *st,
+                     const snap_create_params *p, snap_plan *plan, snap_err *err)
+{
+    (void)ctx;
+    memset(plan, 0, sizeof *plan);
+    int rc = plan_name(st, p, plan, err);
+    if (!rc)
+        rc = check_requested_disks(dom, p, err);
+    if (!rc)
+        rc = plan_quiesce(dom, p, plan, err);
+    if (rc)
+        return rc;
+    if (p->memory)
+        return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                            "memory checkpoints (--memory) are not available yet");
+    plan->description = snap_xstrdup(p->description ? p->description : "");
+    plan->freeze_timeout_ms =
+        p->freeze_timeout_ms > 0 ? p->freeze_timeout_ms : SNAP_DEFAULT_FREEZE_TIMEOUT_MS;
+    plan->freeze_budget_ms = p->freeze_budget_ms;
+    plan->lease_ms = p->freeze_lease_ms > 0 ? p->freeze_lease_ms : SNAP_DEFAULT_LEASE_MS;
+    plan->disks = snap_xcalloc(dom->n_disks, sizeof *plan->disks);
+    for (size_t i = 0; i < dom->n_disks && !rc; i++) {
+        snap_vdisk *d = &dom->disks[i];
+        const char *why = unsnapshottable(d);
+        bool wanted = !p->n_disks || requested(p, d->xs->vdev);
+        if (wanted && why && p->n_disks)
+            return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                                "disk %s is %s: it has no "
+                                "snapshot",
+                                d->xs->vdev, why);
+        if (!wanted || why) {
+            plan->excluded =
+                strv_add(plan->excluded, &plan->n_excluded, snap_xstrdup(d->xs->vdev));
+            if (why)
+                plan->notes =
+                    strv_add(plan->notes, &plan->n_notes,
+                             snap_xasprintf("disk %s left out: %s", d->xs->vdev, why));
+            continue;
+        }
+        snap_plan_disk *pd = &plan->disks[plan->n_disks++];
+        pd->disk = d;
+        rc = plan_disk(dom, p, plan, pd, err);
+    }
+    if (!rc && plan->n_disks == 0)
+        rc = snap_err_set(err, SNAP_ERROR_INVAL, "domain %s: no disk to snapshot",
+                          dom->ref.name);
+    return rc;
+}
+
+char *snap_plan_to_json(const snap_plan *plan, const snap_domain *dom)
+{
+    yajl_gen g = snap_json_gen_new(true);
+    yajl_gen_map_open(g);
+    snap_json_kv_str(g, "domain", dom->ref.name);
+    snap_json_kv_int(g, "domid", dom->ref.domid);
+    snap_json_kv_str(g, "state", snap_domain_state_name(dom->ref.state));
+    snap_json_kv_str(g, "snapshot", plan->name);
+    snap_json_kv_str(g, "quiesce", snap_meta_policy_name(plan->quiesce));
+    snap_json_kv_str(g, "agent", dom->agent_path);
+    snap_json_key(g, "disks");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < plan->n_disks; i++) {
+        const snap_plan_disk *pd = &plan->disks[i];
+        yajl_gen_map_open(g);
+        snap_json_kv_str(g, "vdev", pd->disk->xs->vdev);
+        snap_json_kv_str(g, "method", snap_meta_method_name(pd->method));
+        snap_json_kv_str(g, "via", pd->via_qmp ? "qmp-transaction" : "qemu-img");
+        snap_json_kv_str(g, "image", pd->disk->xs->path);
+        snap_json_kv_str(g, "format", pd->disk->xs->format);
+        if (pd->via_qmp)
+            snap_json_kv_str(g, "node", pd->disk->node_name);
+        if (pd->overlay_path) {
+            snap_json_kv_str(g, "overlay", pd->overlay_path);
+            snap_json_kv_str(g, "overlay-node", pd->overlay_node);
+        }
+        yajl_gen_map_close(g);
+    }
+    yajl_gen_array_close(g);
+    snap_json_key(g, "excluded");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < plan->n_excluded; i++)
+        snap_json_str(g, plan->excluded[i]);
+    yajl_gen_array_close(g);
+    snap_json_key(g, "notes");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < plan->n_notes; i++)
+        snap_json_str(g, plan->notes[i]);
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+    return snap_json_gen_finish(g, NULL);
+}

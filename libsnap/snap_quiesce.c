@@ -1,0 +1,269 @@
+/*
+ * Quiescing: freeze the guest's filesystems through its agent for the
+ * shortest possible window, and make sure they are thawed whatever happens.
+ *
+ * The freeze lease: before the freeze is sent a watchdog process is forked
+ * (in its own session, holding no descriptor but one pipe). If xlsnap dies,
+ * the pipe reaches EOF and the watchdog thaws the guest at once; if xlsnap
+ * hangs past the lease deadline, the watchdog kills it (the lease is over:
+ * its holder lost the right to keep the guest frozen) and thaws. After a
+ * successful thaw xlsnap releases the watchdog with one byte. The watchdog's
+ * pid and deadline are journaled, so the next xlsnap run can check it did
+ * its job.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "snap_agent.h"
+#include "snap_orch.h"
+
+#define AGENT_OPEN_TIMEOUT_MS 5000
+#define AGENT_CMD_TIMEOUT_MS  5000
+#define THAW_TIMEOUT_MS       10000
+#define RECOVERY_MS           15000
+
+struct snap_quiesce {
+    snap_ctx *ctx;
+    char *agent_path;
+    snap_agent *ag;
+    snap_quiesce_policy policy;
+    int freeze_timeout_ms, budget_ms, lease_ms;
+    pid_t watchdog;
+    int watchdog_fd; /* write end: one byte releases the watchdog */
+    uint64_t freeze_sent_ms;
+    bool maybe_frozen;
+    int frozen_count;
+};
+
+int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan *plan,
+                         snap_quiesce **out, snap_err *err)
+{
+    *out = NULL;
+    if (plan->quiesce == SNAP_QUIESCE_OFF || dom->ref.state != SNAP_DOMAIN_RUNNING)
+        return 0;
+    snap_agent *ag = NULL;
+    snap_agent_info info = {0};
+    int rc = snap_agent_open(dom->agent_path, AGENT_OPEN_TIMEOUT_MS, ctx->lg, &ag, err);
+    if (!rc)
+        rc = snap_agent_get_info(ag, AGENT_CMD_TIMEOUT_MS, &info, err);
+    if (!rc && (!snap_agent_info_can(&info, "guest-fsfreeze-freeze") ||
+                !snap_agent_info_can(&info, "guest-fsfreeze-thaw")))
+        rc = snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                          "the guest agent does not offer guest-fsfreeze-freeze/thaw");
+    snap_agent_info_dispose(&info);
+    if (rc) {
+        snap_agent_close(ag);
+        snap_err_context(err, "domain %s: guest agent at %s", dom->ref.name,
+                         dom->agent_path);
+        if (plan->quiesce == SNAP_QUIESCE_REQUIRED)
+            return rc;
+        snap_log(ctx->lg, XTL_WARN, "%s; taking a crash-consistent snapshot", err->msg);
+        snap_err_clear(err);
+        return 0;
+    }
+    snap_quiesce *q = snap_xcalloc(1, sizeof *q);
+    q->ctx = ctx;
+    q->agent_path = snap_xstrdup(dom->agent_path);
+    q->ag = ag;
+    q->policy = plan->quiesce;
+    q->freeze_timeout_ms = plan->freeze_timeout_ms;
+    q->budget_ms = plan->freeze_budget_ms;
+    q->lease_ms = plan->lease_ms;
+    q->watchdog = -1;
+    q->watchdog_fd = -1;
+    *out = q;
+    return 0;
+}
+
+/* The watchdog's thaw: connect (the agent serves one client), sync, thaw. */
+static int thaw_via_new_connection(const char *agent_path, int open_timeout_ms,
+                                   snap_err *err)
+{
+    snap_agent *ag;
+    snap_agent_fs_state st = SNAP_AGENT_UNKNOWN;
+    snap_agent_freeze_result res;
+    int rc = 0;
+    uint64_t until = snap_deadline_in(open_timeout_ms);
+    /* The dead client's connection may take a moment to be dropped. */
+    do {
+        rc = snap_agent_open(agent_path, AGENT_OPEN_TIMEOUT_MS, NULL, &ag, err);
+        if (rc)
+            usleep(100000);
+    } while (rc && snap_now_ms() < until);
+    if (rc)
+        return rc;
+    rc = snap_agent_fsfreeze_status(ag, AGENT_CMD_TIMEOUT_MS, &st, err);
+    if (rc || st != SNAP_AGENT_THAWED)
+        rc = snap_agent_thaw(ag, THAW_TIMEOUT_MS, RECOVERY_MS, &res, err);
+    snap_agent_close(ag);
+    return rc;
+}
+
+/*
+ * Closes every descriptor but keep: the watchdog must hold no QMP socket (QEMU
+ * serves one client), no lock and no caller's pipe.
+ */
+static void close_all_but(int keep)
+{
+    int nul = open("/dev/null", O_RDWR);
+    for (int fd = 0; fd < 3 && nul >= 0; fd++)
+        dup2(nul, fd);
+    for (int fd = 3; fd < 1024; fd++)
+        if (fd != keep)
+            close(fd);
+}
+
+static void watchdog_main(int rfd, pid_t parent, uint64_t deadline,
+                          const char *agent_path, int open_timeout_ms)
+{
+    setsid();
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+    close_all_but(rfd);
+    for (;;) {
+        struct pollfd p = {.fd = rfd, .events = POLLIN};
+        int r = poll(&p, 1, snap_deadline_poll_ms(deadline));
+        if (r < 0 && errno == EINTR)
+            continue;
+        char c;
+        ssize_t n = r > 0 ? read(rfd, &c, 1) : 0;
+        if (n == 1)
+            _exit(0); /* released: the guest was thawed */
+        if (r == 0)   /* the lease ran out with xlsnap still alive: end it */
+            kill(parent, SIGKILL);
+        break; /* EOF: xlsnap died */
+    }
+    snap_err err;
+    _exit(thaw_via_new_connection(agent_path, open_timeout_ms, &err) ? 1 : 0);
+}
+
+static int start_watchdog(snap_quiesce *q, snap_meta_store *st, snap_journal *j,
+                          snap_err *err)
+{
+    int pfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0)
+        return snap_err_errno(err, SNAP_ERROR_IO, errno, "freeze watchdog: pipe");
+    uint64_t deadline = snap_deadline_in(q->freeze_timeout_ms + q->lease_ms);
+    int64_t deadline_rt = snap_realtime_ms() + q->freeze_timeout_ms + q->lease_ms;
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        close(pfd[0]);
+        close(pfd[1]);
+        return snap_err_errno(err, SNAP_ERROR_IO, errno, "freeze watchdog: fork");
+    }
+    if (pid == 0) {
+        close(pfd[1]);
+        watchdog_main(pfd[0], parent, deadline, q->agent_path,
+                      q->freeze_timeout_ms + AGENT_OPEN_TIMEOUT_MS);
+    }
+    close(pfd[0]);
+    q->watchdog = pid;
+    q->watchdog_fd = pfd[1];
+    snap_journal_set_watchdog(j, pid, deadline_rt);
+    return snap_journal_set_phase(st, j, SNAP_PHASE_FROZEN, err);
+}
+
+/* Tells the watchdog the guest is thawed and reaps it. */
+static void release_watchdog(snap_quiesce *q)
+{
+    if (q->watchdog_fd >= 0) {
+        ssize_t n = write(q->watchdog_fd, "R", 1);
+        (void)n;
+        close(q->watchdog_fd);
+        q->watchdog_fd = -1;
+    }
+    if (q->watchdog > 0) {
+        while (waitpid(q->watchdog, NULL, 0) < 0 && errno == EINTR)
+            ;
+        q->watchdog = -1;
+    }
+}
+
+int snap_quiesce_freeze(snap_ctx *ctx, snap_quiesce *q, snap_meta_store *st,
+                        snap_journal *j, snap_err *err)
+{
+    snap_agent_freeze_result res;
+    int rc = start_watchdog(q, st, j, err);
+    if (rc)
+        return rc;
+    q->freeze_sent_ms = snap_now_ms();
+    q->maybe_frozen = true;
+    rc = snap_agent_freeze(q->ag, NULL, 0, q->freeze_timeout_ms, RECOVERY_MS, &res, err);
+    if (rc) {
+        if (rc != SNAP_ERROR_GUEST_FROZEN) {
+            q->maybe_frozen = false;
+            release_watchdog(q);
+        }
+        /* Else the watchdog stays armed: it thaws when we exit. */
+        return snap_err_context(err, "freeze");
+    }
+    q->frozen_count = res.frozen;
+    snap_log(ctx->lg, XTL_DETAIL, "froze %d filesystems in %llu ms", res.frozen,
+             (unsigned long long)(snap_now_ms() - q->freeze_sent_ms));
+    if (q->budget_ms > 0 && snap_quiesce_elapsed_ms(q) >= q->budget_ms)
+        return snap_err_set(err, SNAP_ERROR_TIMEDOUT,
+                            "freeze took %lld ms, over the freeze budget of %d ms",
+                            (long long)snap_quiesce_elapsed_ms(q), q->budget_ms);
+    return 0;
+}
+
+int64_t snap_quiesce_elapsed_ms(const snap_quiesce *q)
+{
+    return q->freeze_sent_ms ? (int64_t)(snap_now_ms() - q->freeze_sent_ms) : 0;
+}
+
+int snap_quiesce_thaw(snap_quiesce *q, snap_quiesce_result *res, snap_err *err)
+{
+    memset(res, 0, sizeof *res);
+    if (!q || !q->freeze_sent_ms)
+        return 0;
+    res->attempted = true;
+    if (!q->maybe_frozen)
+        return 0;
+    snap_agent_freeze_result ar;
+    int rc = snap_agent_thaw(q->ag, THAW_TIMEOUT_MS, RECOVERY_MS, &ar, err);
+    res->window_ms = snap_quiesce_elapsed_ms(q);
+    res->frozen = q->frozen_count > 0;
+    res->frozen_count = q->frozen_count;
+    res->thaw_ok = rc == 0;
+    if (rc)
+        return snap_err_context(err, "thaw");
+    q->maybe_frozen = false;
+    release_watchdog(q);
+    return 0;
+}
+
+void snap_quiesce_free(snap_quiesce *q)
+{
+    if (!q)
+        return;
+    if (q->maybe_frozen) {
+        snap_quiesce_result res;
+        snap_err err;
+        if (snap_quiesce_thaw(q, &res, &err))
+            snap_log(q->ctx->lg, XTL_ERROR, "%s", err.msg);
+    }
+    snap_agent_close(q->ag);
+    /* Still armed only if the thaw failed: closing our end makes it try again. */
+    if (q->watchdog_fd >= 0)
+        close(q->watchdog_fd);
+    free(q->agent_path);
+    free(q);
+}
+
+int snap_quiesce_recover(snap_ctx *ctx, const char *agent_path, snap_err *err)
+{
+    (void)ctx;
+    int rc = thaw_via_new_connection(agent_path, AGENT_OPEN_TIMEOUT_MS, err);
+    return rc ? snap_err_context(err, "thawing the guest left frozen") : 0;
+}

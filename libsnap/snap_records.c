@@ -1,0 +1,164 @@
+/*
+ * snapshot-list and snapshot-info: records read from the metadata store,
+ * turned into the public snap_info. Listing needs no lock (writers replace
+ * files atomically); an operation journaled for a snapshot marks it
+ * incomplete until the next xlsnap run on the domain recovers it.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "snap_orch.h"
+
+static char *dup_or_null(const char *s)
+{
+    return s ? snap_xstrdup(s) : NULL;
+}
+
+snap_info *snap_info_from_meta(const snap_meta *m)
+{
+    snap_info *s = snap_xcalloc(1, sizeof *s);
+    s->name = snap_xstrdup(m->name);
+    s->description = snap_xstrdup(m->description ? m->description : "");
+    s->parent = dup_or_null(m->parent);
+    s->creation_sec = m->ctime_sec;
+    s->creation_nsec = m->ctime_nsec;
+    s->domain_name = snap_xstrdup(m->domain.name);
+    s->domain_uuid = snap_xstrdup(m->domain.uuid);
+    s->domain_state = snap_xstrdup(snap_meta_domstate_name(m->domain.state));
+    s->disks = snap_xcalloc(m->n_disks, sizeof *s->disks);
+    s->n_disks = m->n_disks;
+    for (size_t i = 0; i < m->n_disks; i++) {
+        const snap_meta_disk *md = &m->disks[i];
+        snap_disk_info *d = &s->disks[i];
+        d->vdev = snap_xstrdup(md->vdev);
+        d->backend = snap_xstrdup(md->backend);
+        d->method = snap_xstrdup(snap_meta_method_name(md->method));
+        d->format = snap_xstrdup(md->format);
+        d->base_path = snap_xstrdup(md->base_path);
+        d->overlay_path = dup_or_null(md->overlay_path);
+        d->internal_name = dup_or_null(md->qemu_snap_name);
+    }
+    s->excluded = snap_xcalloc(m->n_excluded, sizeof *s->excluded);
+    s->n_excluded = m->n_excluded;
+    for (size_t i = 0; i < m->n_excluded; i++)
+        s->excluded[i] = snap_xstrdup(m->excluded[i]);
+    s->quiesce_policy = snap_xstrdup(snap_meta_policy_name(m->quiesce.policy));
+    s->quiesced = m->quiesce.state == SNAP_META_QUIESCED;
+    s->frozen_count = m->quiesce.frozen_count;
+    s->frozen_ms = m->quiesce.window_ms;
+    s->thaw_ok = m->quiesce.thaw_ok;
+    s->memory_path = m->has_memory ? dup_or_null(m->memory_path) : NULL;
+    s->memory_size = m->memory_size;
+    s->json = snap_meta_to_json(m);
+    return s;
+}
+
+/* The domain's store for reading; NOTFOUND when it has never had a snapshot. */
+static int open_for_reading(snap_ctx *ctx, const char *domain, snap_domain_ref *ref,
+                            snap_meta_store *st, snap_err *err)
+{
+    int rc = ctx->ops->lookup(ctx, domain, ref, err);
+    if (!rc)
+        rc = snap_meta_store_open(st, ctx->statedir, ref->uuid, ref->name, false, err);
+    return rc;
+}
+
+/* The snapshot an unrecovered journal is about, or NULL (malloc'd). */
+static char *journaled_snapshot(snap_meta_store *st)
+{
+    snap_journal j;
+    bool found = false;
+    snap_err ignore;
+    char *name = NULL;
+    if (snap_journal_load(st, &j, &found, &ignore) == 0 && found) {
+        name = snap_xstrdup(j.snapshot);
+        snap_journal_dispose(&j);
+    }
+    return name;
+}
+
+static int load_info(snap_meta_store *st, const snap_meta_tree *t, const char *name,
+                     const char *journaled, snap_info **out, snap_err *err)
+{
+    snap_meta m;
+    int rc = snap_meta_load(st, name, &m, err);
+    if (rc)
+        return rc;
+    snap_info *s = snap_info_from_meta(&m);
+    size_t i = snap_meta_tree_find(t, name);
+    if (i != SNAP_META_NONE) {
+        s->n_children = t->nodes[i].n_children;
+        s->current = t->current == i;
+    }
+    s->incomplete = journaled && !strcmp(journaled, name);
+    snap_meta_dispose(&m);
+    *out = s;
+    return 0;
+}
+
+int snap_list(snap_ctx *ctx, const char *domain, snap_info ***list_out, size_t *n_out)
+{
+    snap_err *err = &ctx->err;
+    snap_domain_ref ref;
+    snap_meta_store st;
+    snap_meta_tree t;
+    snap_err_clear(err);
+    *list_out = NULL;
+    *n_out = 0;
+    int rc = open_for_reading(ctx, domain, &ref, &st, err);
+    if (rc == SNAP_ERROR_NOTFOUND && ref.uuid[0]) {
+        snap_err_clear(err); /* a domain without snapshots */
+        *list_out = snap_xcalloc(1, sizeof **list_out);
+        return 0;
+    }
+    if (rc)
+        return snap_ctx_fail(ctx, err);
+    snap_meta_tree_init(&t);
+    rc = snap_meta_tree_load(&st, &t, err);
+    char *journaled = journaled_snapshot(&st);
+    snap_info **list = snap_xcalloc(t.n + 1, sizeof *list);
+    size_t n = 0;
+    for (size_t i = 0; i < t.n && !rc; i++) {
+        rc = load_info(&st, &t, t.nodes[i].e.name, journaled, &list[n], err);
+        if (!rc)
+            n++;
+    }
+    for (size_t i = 0; i < t.n_problems; i++)
+        snap_log(ctx->lg, XTL_WARN, "%s", t.problems[i]);
+    free(journaled);
+    snap_meta_tree_dispose(&t);
+    snap_meta_store_close(&st);
+    if (rc) {
+        snap_info_list_free(list, n);
+        return snap_ctx_fail(ctx, err);
+    }
+    *list_out = list;
+    *n_out = n;
+    return 0;
+}
+
+int snap_info_get(snap_ctx *ctx, const char *domain, const char *name, snap_info **out)
+{
+    snap_err *err = &ctx->err;
+    snap_domain_ref ref;
+    snap_meta_store st;
+    snap_meta_tree t;
+    snap_err_clear(err);
+    *out = NULL;
+    memset(&ref, 0, sizeof ref);
+    int rc = open_for_reading(ctx, domain, &ref, &st, err);
+    if (rc == SNAP_ERROR_NOTFOUND && ref.uuid[0])
+        rc = snap_err_set(err, SNAP_ERROR_NOTFOUND, "domain %s has no snapshot '%s'",
+                          ref.name, name);
+    if (rc)
+        return snap_ctx_fail(ctx, err);
+    snap_meta_tree_init(&t);
+    rc = snap_meta_tree_load(&st, &t, err);
+    char *journaled = journaled_snapshot(&st);
+    if (!rc)
+        rc = load_info(&st, &t, name, journaled, out, err);
+    free(journaled);
+    snap_meta_tree_dispose(&t);
+    snap_meta_store_close(&st);
+    return rc ? snap_ctx_fail(ctx, err) : 0;
+}

@@ -1,0 +1,213 @@
+/*
+ * Rolling back a create from its journal alone, so that the same code undoes
+ * a failure in this process and an operation a dead xlsnap left behind:
+ *  - an overlay QEMU now writes to is merged back into the image below it
+ *    (active block-commit: nothing the guest wrote since is lost), then the
+ *    file is removed; an overlay QEMU does not use is just removed;
+ *  - an internal snapshot the operation created is deleted (QMP when a device
+ *    model serves the disk, qemu-img when not);
+ *  - xenstore params and the stored config get their old values back.
+ * Every step tolerates "already undone", so a crash during rollback is
+ * recovered by rolling back again.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "snap_domcfg.h"
+#include "snap_orch.h"
+#include "snap_qemuimg.h"
+
+#define COMMIT_TIMEOUT_MS 600000
+
+/* The QMP disk whose chain holds file (at any depth), or NULL. */
+static const snap_qmp_disk *disk_with_file(const snap_qmp_disks *qd, const char *file,
+                                           size_t *depth)
+{
+    for (size_t i = 0; i < qd->n; i++)
+        for (size_t k = 0; k < qd->disk[i].chain_len; k++)
+            if (!strcmp(qd->disk[i].chain[k].file, file)) {
+                *depth = k;
+                return &qd->disk[i];
+            }
+    return NULL;
+}
+
+/* Merges an overlay QEMU is using back into its backing node, then removes it. */
+static int undo_overlay_qmp(snap_qmp *qmp, const snap_qmp_disks *qd,
+                            const snap_journal_disk *jd, snap_err *err)
+{
+    size_t depth;
+    const snap_qmp_disk *q = disk_with_file(qd, jd->overlay_created, &depth);
+    if (q && depth != 0)
+        return snap_err_set(
+            err, SNAP_ERROR_BUSY,
+            "disk %s: overlay %s is now the backing file of a newer image; "
+            "not removing it",
+            jd->vdev, jd->overlay_created);
+    if (q) {
+        if (q->chain_len < 2 || !q->chain[1].node_name)
+            return snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                                "disk %s: cannot find the node below overlay %s",
+                                jd->vdev, jd->overlay_created);
+        char job[160];
+        snprintf(job, sizeof job, "xlsnap-rollback-%s", jd->vdev);
+        int rc =
+            snap_qmp_commit_active(qmp, snap_qmp_disk_target(q), q->chain[1].node_name,
+                                   job, COMMIT_TIMEOUT_MS, err);
+        if (rc)
+            return snap_err_context(err, "disk %s: merging overlay %s back", jd->vdev,
+                                    jd->overlay_created);
+    }
+    if (unlink(jd->overlay_created) != 0 && errno != ENOENT)
+        return snap_err_errno(err, SNAP_ERROR_IO, errno, "disk %s: removing overlay %s",
+                              jd->vdev, jd->overlay_created);
+    return 0;
+}
+
+static int undo_internal_qmp(snap_qmp *qmp, const snap_qmp_disks *qd,
+                             const snap_journal_disk *jd, snap_err *err)
+{
+    size_t depth;
+    const snap_qmp_disk *q = disk_with_file(qd, jd->image, &depth);
+    if (!q || depth != 0 || !snap_qmp_disk_find_snapshot(q, jd->internal_created))
+        return 0; /* never made, or already deleted */
+    int rc = snap_qmp_delete_internal(qmp, snap_qmp_disk_target(q), jd->internal_created,
+                                      SNAP_QMP_TIMEOUT_MS, err);
+    return rc ? snap_err_context(err, "disk %s", jd->vdev) : 0;
+}
+
+static int undo_disk_offline(const snap_journal_disk *jd, snap_err *err)
+{
+    if (jd->overlay_created && unlink(jd->overlay_created) != 0 && errno != ENOENT)
+        return snap_err_errno(err, SNAP_ERROR_IO, errno, "disk %s: removing overlay %s",
+                              jd->vdev, jd->overlay_created);
+    if (jd->internal_created) {
+        int rc = snap_qimg_snapshot_delete(NULL, jd->image, jd->internal_created, err);
+        if (rc && rc != SNAP_ERROR_NOTFOUND)
+            return snap_err_context(err, "disk %s", jd->vdev);
+        snap_err_clear(err);
+    }
+    return 0;
+}
+
+static int undo_storage(snap_session *s, const snap_journal *j, snap_err *err)
+{
+    snap_qmp *qmp = NULL;
+    snap_qmp_disks qd = {0};
+    int rc = 0;
+    if (s->dom.qmp_path) {
+        rc = snap_qmp_connect(s->dom.qmp_path, SNAP_QMP_TIMEOUT_MS, &qmp, err);
+        if (!rc)
+            rc = snap_qmp_query_disks(qmp, &qd, SNAP_QMP_TIMEOUT_MS, err);
+    }
+    for (size_t i = 0; i < j->n_disks && !rc; i++) {
+        const snap_journal_disk *jd = &j->disks[i];
+        if (!qmp)
+            rc = undo_disk_offline(jd, err);
+        else if (jd->overlay_created)
+            rc = undo_overlay_qmp(qmp, &qd, jd, err);
+        else if (jd->internal_created)
+            rc = undo_internal_qmp(qmp, &qd, jd, err);
+    }
+    snap_qmp_disks_free(&qd);
+    snap_qmp_close(qmp);
+    return rc;
+}
+
+/* Puts xenstore and the stored config back to the journaled old values. */
+static int undo_backend(snap_ctx *ctx, snap_session *s, const snap_journal *j,
+                        snap_err *err)
+{
+    snap_xs_params_change *xc = snap_xcalloc(j->n_disks, sizeof *xc);
+    snap_domcfg_disk_change *dc = snap_xcalloc(j->n_disks, sizeof *dc);
+    size_t n = 0;
+    for (size_t i = 0; i < j->n_disks; i++) {
+        const snap_journal_disk *jd = &j->disks[i];
+        if (!jd->has_old)
+            continue;
+        xc[n] = (snap_xs_params_change){jd->vdev, jd->old_format, jd->old_pdev_path};
+        dc[n] = (snap_domcfg_disk_change){jd->vdev, jd->old_pdev_path, jd->old_format};
+        n++;
+    }
+    int rc = 0;
+    if (n) {
+        snap_xs *xs;
+        rc = snap_xs_open(&xs, err);
+        if (!rc) {
+            rc = snap_xs_disks_set_params(xs, s->dom.ref.domid, xc, n, NULL, err);
+            snap_xs_close(xs);
+        }
+        if (!rc)
+            rc = snap_domcfg_set_disks(ctx->xen_statedir, s->dom.ref.domid,
+                                       s->dom.ref.uuid, dc, n, SNAP_LOCK_TIMEOUT_MS, NULL,
+                                       err);
+    }
+    free(xc);
+    free(dc);
+    return rc;
+}
+
+int snap_rollback_create(snap_ctx *ctx, snap_session *s, const snap_journal *j,
+                         snap_err *err)
+{
+    snap_log(ctx->lg, XTL_INFO, "rolling back snapshot '%s' of domain %s", j->snapshot,
+             s->dom.ref.name);
+    /* Backend first: QEMU must not be pointed at a file we are about to remove. */
+    int rc = undo_backend(ctx, s, j, err);
+    if (!rc)
+        rc = undo_storage(s, j, err);
+    if (!rc && snap_meta_exists(&s->st, j->snapshot))
+        rc = snap_meta_remove(&s->st, j->snapshot, err);
+    if (!rc)
+        rc = snap_meta_set_current(&s->st, j->prev_current, err);
+    if (!rc)
+        rc = snap_journal_finish(&s->st, err);
+    return rc ? snap_err_context(err, "rolling back snapshot '%s'", j->snapshot) : 0;
+}
+
+/* Waits for a watchdog still busy thawing, then makes sure the guest is thawed. */
+static int recover_freeze(snap_ctx *ctx, snap_session *s, const snap_journal *j,
+                          snap_err *err)
+{
+    if (j->phase != SNAP_PHASE_FROZEN || !s->dom.agent_path ||
+        s->dom.ref.state != SNAP_DOMAIN_RUNNING)
+        return 0;
+    for (int waited = 0; snap_journal_watchdog_alive(j) && waited < 30000; waited += 100)
+        usleep(100000);
+    return snap_quiesce_recover(ctx, s->dom.agent_path, err);
+}
+
+int snap_recover_journal(snap_ctx *ctx, snap_session *s, bool *recovered, snap_err *err)
+{
+    snap_journal j;
+    bool found = false;
+    *recovered = false;
+    int rc = snap_journal_load(&s->st, &j, &found, err);
+    if (rc || !found)
+        return rc;
+    if (snap_journal_owner_alive(&j)) {
+        rc = snap_err_set(err, SNAP_ERROR_BUSY,
+                          "domain %s: xlsnap pid %d is still working on snapshot '%s'",
+                          s->dom.ref.name, (int)j.owner_pid, j.snapshot);
+        snap_journal_dispose(&j);
+        return rc;
+    }
+    snap_log(ctx->lg, XTL_NOTICE, "domain %s: recovering the interrupted %s of '%s' (%s)",
+             s->dom.ref.name, snap_journal_op_name(j.op), j.snapshot,
+             snap_journal_phase_name(j.phase));
+    *recovered = true;
+    rc = recover_freeze(ctx, s, &j, err);
+    if (!rc && j.phase == SNAP_PHASE_METADATA_DONE)
+        rc = snap_journal_finish(&s->st, err);
+    else if (!rc && j.op == SNAP_JOURNAL_CREATE)
+        rc = snap_rollback_create(ctx, s, &j, err);
+    else if (!rc)
+        rc = snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                          "domain %s: cannot recover an interrupted %s yet; see %s",
+                          s->dom.ref.name, snap_journal_op_name(j.op), s->st.dir);
+    snap_journal_dispose(&j);
+    return rc ? snap_err_context(err, "recovery") : 0;
+}
