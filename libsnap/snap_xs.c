@@ -485,9 +485,10 @@ void snap_xs_params_undo_dispose(snap_xs_params_undo *u)
 }
 
 typedef struct set_params {
-    const char *format, *path;          /* the new values */
-    snap_xs_params_undo *u;             /* libxl_path filled in; the rest per attempt */
-    const snap_xs_params_undo *restore; /* or: write these old values back */
+    const snap_xs_params_change *changes; /* the new values, n of them */
+    snap_xs_params_undo *u;               /* n: libxl_path filled in; the rest per attempt */
+    const snap_xs_params_undo *restore;   /* or: write these n old values back */
+    size_t n;
 } set_params;
 
 /* libxl__xs_writev of {type, params} under dir; NULL params removes it. */
@@ -505,7 +506,7 @@ static int write_type_params(snap_xs *xs, xs_transaction_t t, const char *dir,
     return rc;
 }
 
-/* Reads what the update needs and remembers the old values in s->u. */
+/* Reads what the update needs and remembers the old values in u. */
 static int read_for_update(snap_xs *xs, xs_transaction_t t, snap_xs_params_undo *u,
                            snap_err *err)
 {
@@ -540,50 +541,83 @@ static int read_for_update(snap_xs *xs, xs_transaction_t t, snap_xs_params_undo 
     return rc;
 }
 
-static int set_params_txn(snap_xs *xs, xs_transaction_t t, void *opaque, snap_err *err)
+static int restore_one(snap_xs *xs, xs_transaction_t t, const snap_xs_params_undo *r,
+                       snap_err *err)
 {
-    set_params *s = opaque;
-    const snap_xs_params_undo *r = s->restore;
-    if (r) {
-        int rc = write_type_params(xs, t, r->backend_path, r->type, r->old_backend_params,
-                                   err);
-        return rc ? rc
-                  : write_type_params(xs, t, r->libxl_path, r->type, r->old_libxl_params,
-                                      err);
-    }
-    int rc = read_for_update(xs, t, s->u, err);
+    int rc = write_type_params(xs, t, r->backend_path, r->type, r->old_backend_params, err);
+    return rc ? rc
+              : write_type_params(xs, t, r->libxl_path, r->type, r->old_libxl_params, err);
+}
+
+static int set_one(snap_xs *xs, xs_transaction_t t, const snap_xs_params_change *c,
+                   snap_xs_params_undo *u, snap_err *err)
+{
+    int rc = read_for_update(xs, t, u, err);
     if (rc)
         return rc;
-    char *params = snap_xs_params_for(s->u->type, s->format, s->path, err);
+    char *params = snap_xs_params_for(u->type, c->format, c->path, err);
     if (!params)
         return err->code;
     /* Backend first, then libxl's copy: the order cdrom_insert_inserted uses. */
-    rc = write_type_params(xs, t, s->u->backend_path, s->u->type, params, err);
+    rc = write_type_params(xs, t, u->backend_path, u->type, params, err);
     if (!rc)
-        rc = write_type_params(xs, t, s->u->libxl_path, s->u->type, params, err);
+        rc = write_type_params(xs, t, u->libxl_path, u->type, params, err);
     free(params);
     return rc;
 }
 
-/* libxl's copy of the disk whose "dev" is vdev. */
-static int find_libxl_path(snap_xs *xs, uint32_t domid, const char *vdev,
-                           char **libxl_path, snap_err *err)
+static int set_params_txn(snap_xs *xs, xs_transaction_t t, void *opaque, snap_err *err)
 {
-    snap_xs_disk *disks;
-    size_t n;
-    int rc = snap_xs_domain_disks(xs, domid, &disks, &n, err);
-    if (rc)
-        return rc;
-    rc = snap_err_set(err, SNAP_ERROR_NOTFOUND, "domain %u has no disk %s in xenstore",
-                      domid, vdev);
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(disks[i].vdev, vdev) == 0) {
-            *libxl_path = snap_xstrdup(disks[i].libxl_path);
-            snap_err_clear(err);
-            rc = 0;
-            break;
-        }
-    snap_xs_disks_free(disks, n);
+    set_params *s = opaque;
+    int rc = 0;
+    for (size_t i = 0; i < s->n && !rc; i++)
+        rc = s->restore ? restore_one(xs, t, &s->restore[i], err)
+                        : set_one(xs, t, &s->changes[i], &s->u[i], err);
+    return rc;
+}
+
+/* libxl's copy of each disk whose "dev" is vdev (one read of the disk list). */
+static int find_libxl_paths(snap_xs *xs, uint32_t domid, const snap_xs_params_change *c,
+                            snap_xs_params_undo *u, size_t n, snap_err *err)
+{
+    snap_xs_disk *disks = NULL;
+    size_t nd = 0;
+    int rc = snap_xs_domain_disks(xs, domid, &disks, &nd, err);
+    for (size_t k = 0; k < n && !rc; k++) {
+        for (size_t i = 0; i < nd && !u[k].libxl_path; i++)
+            if (strcmp(disks[i].vdev, c[k].vdev) == 0)
+                u[k].libxl_path = snap_xstrdup(disks[i].libxl_path);
+        if (!u[k].libxl_path)
+            rc = snap_err_set(err, SNAP_ERROR_NOTFOUND, "domain %u has no disk %s in xenstore",
+                              domid, c[k].vdev);
+    }
+    snap_xs_disks_free(disks, nd);
+    return rc;
+}
+
+int snap_xs_disks_set_params(snap_xs *xs, uint32_t domid,
+                             const snap_xs_params_change *changes, size_t n,
+                             snap_xs_params_undo *undo, snap_err *err)
+{
+    snap_xs_params_undo *u = snap_xcalloc(n, sizeof *u);
+    set_params s = {.changes = changes, .u = u, .n = n};
+    for (size_t i = 0; i < n; i++) {
+        u[i].domid = domid;
+        u[i].vdev = snap_xstrdup(changes[i].vdev);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "setting params of %zu disk%s of domain %u", n,
+             n == 1 ? "" : "s", domid);
+    int rc = find_libxl_paths(xs, domid, changes, u, n, err);
+    if (!rc)
+        rc = snap_xs_transaction(xs, what, set_params_txn, &s, err);
+    for (size_t i = 0; i < n; i++) {
+        if (rc || !undo)
+            snap_xs_params_undo_dispose(&u[i]);
+        else
+            undo[i] = u[i];
+    }
+    free(u);
     return rc;
 }
 
@@ -591,26 +625,22 @@ int snap_xs_disk_set_params(snap_xs *xs, uint32_t domid, const char *vdev,
                             const char *format, const char *path,
                             snap_xs_params_undo *undo, snap_err *err)
 {
-    snap_xs_params_undo u = {.domid = domid, .vdev = snap_xstrdup(vdev)};
-    set_params s = {.format = format, .path = path, .u = &u};
+    snap_xs_params_change c = {.vdev = vdev, .format = format, .path = path};
+    return snap_xs_disks_set_params(xs, domid, &c, 1, undo, err);
+}
+
+int snap_xs_disks_restore_params(snap_xs *xs, const snap_xs_params_undo *undo, size_t n,
+                                 snap_err *err)
+{
+    set_params s = {.restore = undo, .n = n};
     char what[128];
-    snprintf(what, sizeof what, "setting params of disk %s of domain %u", vdev, domid);
-    int rc = find_libxl_path(xs, domid, vdev, &u.libxl_path, err);
-    if (!rc)
-        rc = snap_xs_transaction(xs, what, set_params_txn, &s, err);
-    if (rc || !undo)
-        snap_xs_params_undo_dispose(&u);
-    else
-        *undo = u;
-    return rc;
+    snprintf(what, sizeof what, "restoring params of %zu disk%s of domain %u", n,
+             n == 1 ? "" : "s", n ? undo[0].domid : 0);
+    return snap_xs_transaction(xs, what, set_params_txn, &s, err);
 }
 
 int snap_xs_disk_restore_params(snap_xs *xs, const snap_xs_params_undo *undo,
                                 snap_err *err)
 {
-    set_params s = {.restore = undo};
-    char what[128];
-    snprintf(what, sizeof what, "restoring params of disk %s of domain %u", undo->vdev,
-             undo->domid);
-    return snap_xs_transaction(xs, what, set_params_txn, &s, err);
+    return snap_xs_disks_restore_params(xs, undo, 1, err);
 }

@@ -130,6 +130,23 @@ typedef struct snap_xs_params_undo {
 int snap_xs_disk_set_params(snap_xs *xs, uint32_t domid, const char *vdev,
                             const char *format, const char *path,
                             snap_xs_params_undo *undo, snap_err *err);
+/* One disk's new image, for snap_xs_disks_set_params. */
+typedef struct snap_xs_params_change {
+    const char *vdev;
+    const char *format;
+    const char *path;
+} snap_xs_params_change;
+
+/*
+ * The same for n disks in ONE transaction (all switch or none); undo (n
+ * entries, optional) receives each disk's old values.
+ */
+int snap_xs_disks_set_params(snap_xs *xs, uint32_t domid,
+                             const snap_xs_params_change *changes, size_t n,
+                             snap_xs_params_undo *undo, snap_err *err);
+/* Writes n disks' old params back in one transaction. */
+int snap_xs_disks_restore_params(snap_xs *xs, const snap_xs_params_undo *undo, size_t n,
+                                 snap_err *err);
 /* Writes the old params back (one transaction). */
 int snap_xs_disk_restore_params(snap_xs *xs, const snap_xs_params_undo *undo,
                                 snap_err *err);
