@@ -160,6 +160,24 @@ static int snap_stream_fill(snap_stream *s, uint64_t deadline, snap_err *err)
     }
 }
 
+/*
+ * Drops buffered bytes of an over-long line up to and including its '\n'.
+ * Returns true when the line's end was found (complete lines after it stay).
+ */
+static bool snap_stream_skip_long_line(snap_stream *s)
+{
+    char *nl = s->len ? memchr(s->buf, '\n', s->len) : NULL;
+    if (!nl) {
+        s->len = 0;
+        return false;
+    }
+    size_t drop = (size_t)(nl - s->buf) + 1;
+    memmove(s->buf, s->buf + drop, s->len - drop);
+    s->len -= drop;
+    s->skipping = false;
+    return true;
+}
+
 int snap_stream_read_line(snap_stream *s, char **line_out, size_t *len_out,
                           uint64_t deadline, snap_err *err)
 {
@@ -168,8 +186,14 @@ int snap_stream_read_line(snap_stream *s, char **line_out, size_t *len_out,
     if (s->fd < 0)
         return snap_err_set(err, SNAP_ERROR_CLOSED, "%s: connection is closed", s->peer);
     for (;;) {
-        char *nl =
-            s->len > scanned ? memchr(s->buf + scanned, '\n', s->len - scanned) : NULL;
+        if (s->skipping && !snap_stream_skip_long_line(s)) {
+            int rc = snap_stream_fill(s, deadline, err);
+            if (rc)
+                return rc;
+            continue;
+        }
+        char *nl = s->len > scanned ? memchr(s->buf + scanned, '\n', s->len - scanned)
+                                    : NULL;
         if (nl) {
             size_t at = (size_t)(nl - s->buf);
             if (at > s->max_line)
@@ -184,7 +208,8 @@ int snap_stream_read_line(snap_stream *s, char **line_out, size_t *len_out,
         if (rc)
             return rc;
     }
-    s->len = 0;
-    return snap_err_set(err, SNAP_ERROR_PROTOCOL, "%s sent a line longer than %zu bytes",
-                        s->peer, s->max_line);
+    s->skipping = true;
+    snap_stream_skip_long_line(s);
+    return snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                        "%s sent a line longer than %zu bytes", s->peer, s->max_line);
 }

@@ -14,6 +14,7 @@ typedef struct snap_stream {
     char *buf; /* bytes received but not yet returned */
     size_t len, cap;
     size_t max_line; /* longest acceptable line, in bytes */
+    bool skipping;   /* dropping the rest of an over-long line */
     char peer[256];  /* for messages, e.g. "QMP /run/xen/qmp-libxl-3" */
 } snap_stream;
 
@@ -35,8 +36,9 @@ int snap_stream_write_all(snap_stream *s, const void *data, size_t len, uint64_t
  * without the '\n' (and without a trailing '\r'), *len_out its length.
  * Errors: SNAP_ERROR_TIMEDOUT (nothing consumed beyond what was buffered),
  * SNAP_ERROR_CLOSED (EOF or reset; a partial last line is reported),
- * SNAP_ERROR_PROTOCOL (line longer than max_line: the stream is then out of
- * step and must be closed), SNAP_ERROR_IO.
+ * SNAP_ERROR_PROTOCOL (line longer than max_line: that line is dropped, and
+ * the next call skips what is left of it and returns the line after),
+ * SNAP_ERROR_IO.
  */
 int snap_stream_read_line(snap_stream *s, char **line_out, size_t *len_out,
                           uint64_t deadline, snap_err *err);

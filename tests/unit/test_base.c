@@ -86,6 +86,14 @@ static void test_stream_rejects_oversize_line(void)
               SNAP_ERROR_PROTOCOL);
     CHECK(line == NULL);
     CHECK_CONTAINS(err.msg, "longer than 100 bytes");
+    /* The rest of the long line is skipped; the lines after it survive. */
+    CHECK(write(peer, "tail\nnext\nlast\n", 15) == 15);
+    CHECK_INT(snap_stream_read_line(&s, &line, NULL, snap_deadline_in(1000), &err), 0);
+    CHECK_STR(line, "next");
+    free(line);
+    CHECK_INT(snap_stream_read_line(&s, &line, NULL, snap_deadline_in(1000), &err), 0);
+    CHECK_STR(line, "last");
+    free(line);
     close(peer);
     snap_stream_close(&s);
 }
