@@ -7,7 +7,8 @@ pkgs=(
     libxen-dev libyajl-dev          # libxenlight, libxenstore, libxlutil, yajl
     xen-utils-4.17 xenstore-utils   # Xen's test-xenstore, xenstore-read & co.
     qemu-system-x86 qemu-utils      # guests, qemu-img
-    e2fsprogs cpio busybox-static   # test guest image
+    qemu-guest-agent                # qemu-ga for the test guest (never run as a host service)
+    e2fsprogs cpio xz-utils         # test guest image (busybox comes from its .deb)
     clang libclang-rt-14-dev        # fuzzers, sanitizers
     groff-base mandoc               # man page lint
     valgrind

@@ -23,6 +23,7 @@ static bool th_cur_failed, th_cur_skipped;
 static const char *th_cur_name;
 static char th_dir[4096];
 static pid_t th_children[TH_MAX_CHILDREN];
+static bool th_adopted[TH_MAX_CHILDREN]; /* not our child: poll, do not waitpid */
 static bool th_hooks_installed;
 
 static void th_note_v(const char *fmt, va_list ap)
@@ -189,15 +190,51 @@ const char *th_top_path(const char *name)
 
 /* ------------------------------------------------------------ processes */
 
-static void th_register(pid_t pid)
+static void th_register_as(pid_t pid, bool adopted)
 {
     for (int i = 0; i < TH_MAX_CHILDREN; i++)
         if (th_children[i] <= 0) {
             th_children[i] = pid;
+            th_adopted[i] = adopted;
             return;
         }
     fprintf(stderr, "th: too many children\n");
     kill(pid, SIGKILL);
+}
+
+static void th_register(pid_t pid)
+{
+    th_register_as(pid, false);
+}
+
+void th_adopt(pid_t pid)
+{
+    th_install_hooks();
+    if (pid > 0)
+        th_register_as(pid, true);
+}
+
+static bool th_is_adopted(pid_t pid)
+{
+    for (int i = 0; i < TH_MAX_CHILDREN; i++)
+        if (th_children[i] == pid)
+            return th_adopted[i];
+    return false;
+}
+
+/* An adopted process is gone when it no longer exists or is a zombie. */
+static bool th_foreign_gone(pid_t pid)
+{
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return true;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *rp = strrchr(buf, ')');
+    return rp && (rp[2] == 'Z' || rp[2] == 'X');
 }
 
 static void th_unregister(pid_t pid)
@@ -255,6 +292,15 @@ void th_kill(pid_t pid)
 {
     if (pid <= 0)
         return;
+    if (th_is_adopted(pid)) {
+        kill(pid, SIGTERM);
+        for (int waited = 0; waited < 5000 && !th_foreign_gone(pid); waited += 20)
+            usleep(20000);
+        if (!th_foreign_gone(pid))
+            kill(pid, SIGKILL);
+        th_unregister(pid);
+        return;
+    }
     if (kill(pid, SIGTERM) == 0 && th_wait(pid, 5000) != -1)
         return;
     kill(pid, SIGKILL);

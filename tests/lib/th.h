@@ -83,6 +83,12 @@ const char *th_top_path(const char *name);
  * -1 on failure.
  */
 pid_t th_spawn(char *const argv[], const char *log_path);
+/*
+ * Registers a process the test did not start itself (e.g. the QEMU that
+ * `xlsim create` leaves running) so that it is killed at exit and on signals
+ * like th_spawn's children. th_kill() stops it (polling, not waitpid).
+ */
+void th_adopt(pid_t pid);
 /* Sends SIGTERM, waits up to 5 s, then SIGKILL; unregisters. */
 void th_kill(pid_t pid);
 /* Waits for a registered child to exit by itself; returns its wait status or -1 on
