@@ -17,7 +17,7 @@ struct snap_agent {
     bool need_sync; /* replies may be pending: resync before the next command */
 };
 
-typedef void agent_args_fn(yajl_gen g, const void *opaque);
+typedef snap_json_members_fn agent_args_fn;
 /* Called with each non-sync line skipped while resyncing. */
 typedef void agent_line_fn(void *opaque, const char *line);
 
@@ -34,30 +34,11 @@ static long long agent_random_id(void)
     return v ? (long long)v : 1;
 }
 
-/* {"execute": cmd, "arguments": {...}} + '\n', after an optional 0xFF. */
-static char *agent_request(const char *cmd, agent_args_fn *args, const void *opaque,
-                           bool delimit)
-{
-    yajl_gen g = snap_json_gen_new(false);
-    yajl_gen_map_open(g);
-    snap_json_kv_str(g, "execute", cmd);
-    if (args) {
-        snap_json_key(g, "arguments");
-        yajl_gen_map_open(g);
-        args(g, opaque);
-        yajl_gen_map_close(g);
-    }
-    yajl_gen_map_close(g);
-    char *json = snap_json_gen_finish(g, NULL);
-    char *req = snap_xasprintf("%s%s\n", delimit ? "\xff" : "", json);
-    free(json);
-    return req;
-}
-
 static int agent_send(snap_agent *ag, const char *cmd, agent_args_fn *args,
                       const void *opaque, bool delimit, uint64_t deadline, snap_err *err)
 {
-    char *req = agent_request(cmd, args, opaque, delimit);
+    char *req =
+        snap_json_qapi_command(delimit ? "\xff" : NULL, cmd, args, opaque, NULL, NULL);
     snap_log(ag->lg, XTL_DEBUG, "agent: -> %s", req + (delimit ? 1 : 0));
     int rc = snap_stream_write_all(&ag->s, req, strlen(req), deadline, err);
     free(req);

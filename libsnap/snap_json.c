@@ -178,3 +178,33 @@ char *snap_json_gen_finish(yajl_gen g, size_t *len_out)
         *len_out = len;
     return s;
 }
+
+char *snap_json_qapi_command(const char *prefix, const char *cmd,
+                             snap_json_members_fn *args, const void *opaque,
+                             const char *id, size_t *len_out)
+{
+    yajl_gen g = snap_json_gen_new(false);
+    yajl_gen_map_open(g);
+    snap_json_kv_str(g, "execute", cmd);
+    if (args) {
+        snap_json_key(g, "arguments");
+        yajl_gen_map_open(g);
+        args(g, opaque);
+        yajl_gen_map_close(g);
+    }
+    if (id)
+        snap_json_kv_str(g, "id", id);
+    yajl_gen_map_close(g);
+    size_t len;
+    char *json = snap_json_gen_finish(g, &len);
+    size_t plen = prefix ? strlen(prefix) : 0;
+    char *line = snap_xmalloc(plen + len + 2);
+    memcpy(line, prefix ? prefix : "", plen);
+    memcpy(line + plen, json, len);
+    line[plen + len] = '\n';
+    line[plen + len + 1] = '\0';
+    free(json);
+    if (len_out)
+        *len_out = plen + len + 1;
+    return line;
+}

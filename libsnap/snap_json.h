@@ -42,6 +42,19 @@ void snap_json_kv_int(yajl_gen g, const char *key, long long v);
 void snap_json_kv_bool(yajl_gen g, const char *key, bool v);
 /* Re-emits a parsed tree (for copying documents through unchanged). */
 void snap_json_tree(yajl_gen g, yajl_val v);
+/* Emits the members of a JSON object (keys and values) into g. */
+typedef void snap_json_members_fn(yajl_gen g, const void *opaque);
+
+/*
+ * A QAPI command line, as QMP and qemu-ga take it:
+ * [prefix]{"execute": cmd[, "arguments": {members}][, "id": id]}\n
+ * prefix may be NULL (qemu-ga's resync sends "\xff" first); args and id may be
+ * NULL. *len_out (optional) receives the length. malloc'd.
+ */
+char *snap_json_qapi_command(const char *prefix, const char *cmd,
+                             snap_json_members_fn *args, const void *opaque,
+                             const char *id, size_t *len_out);
+
 /* Returns the generated text as a malloc'd string and frees g. */
 char *snap_json_gen_finish(yajl_gen g, size_t *len_out);
 

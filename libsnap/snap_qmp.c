@@ -246,30 +246,6 @@ int snap_qmp_wait_event(snap_qmp *q, const char *name, snap_qmp_event_filter *fi
 
 /* ------------------------------------------------------------- commands */
 
-/* Builds {"execute": cmd, "arguments": {...}, "id": id} plus a newline. */
-static char *qmp_build_command(const char *cmd, snap_qmp_args_fn *args, void *opaque,
-                               const char *id, size_t *len_out)
-{
-    yajl_gen g = snap_json_gen_new(false);
-    yajl_gen_map_open(g);
-    snap_json_kv_str(g, "execute", cmd);
-    if (args) {
-        snap_json_key(g, "arguments");
-        yajl_gen_map_open(g);
-        args(g, opaque);
-        yajl_gen_map_close(g);
-    }
-    snap_json_kv_str(g, "id", id);
-    yajl_gen_map_close(g);
-    size_t len;
-    char *text = snap_json_gen_finish(g, &len);
-    text = snap_xrealloc(text, len + 2);
-    text[len] = '\n';
-    text[len + 1] = '\0';
-    *len_out = len + 1;
-    return text;
-}
-
 /* Sends the first bytes of data together with fd (SCM_RIGHTS); returns bytes sent. */
 static int qmp_send_fd(snap_qmp *q, const char *data, size_t len, int fd,
                        uint64_t deadline, size_t *sent, snap_err *err)
@@ -365,7 +341,7 @@ static int qmp_await_reply(snap_qmp *q, const char *id, uint64_t deadline,
 }
 
 static int qmp_execute_fd(snap_qmp *q, const char *cmd, snap_qmp_args_fn *args,
-                          void *opaque, int fd, yajl_val *ret_out, int timeout_ms,
+                          const void *opaque, int fd, yajl_val *ret_out, int timeout_ms,
                           snap_err *err)
 {
     uint64_t deadline = snap_deadline_in(timeout_ms);
@@ -378,7 +354,7 @@ static int qmp_execute_fd(snap_qmp *q, const char *cmd, snap_qmp_args_fn *args,
                             q->s.peer);
     snprintf(id, sizeof id, "libsnap-%llu", ++q->next_id);
     size_t len;
-    char *text = qmp_build_command(cmd, args, opaque, id, &len);
+    char *text = snap_json_qapi_command(NULL, cmd, args, opaque, id, &len);
     int rc = qmp_send(q, text, len, fd, deadline, err);
     free(text);
     if (rc) {
@@ -395,15 +371,15 @@ static int qmp_execute_fd(snap_qmp *q, const char *cmd, snap_qmp_args_fn *args,
     return 0;
 }
 
-int snap_qmp_execute(snap_qmp *q, const char *cmd, snap_qmp_args_fn *args, void *opaque,
-                     yajl_val *ret_out, int timeout_ms, snap_err *err)
+int snap_qmp_execute(snap_qmp *q, const char *cmd, snap_qmp_args_fn *args,
+                     const void *opaque, yajl_val *ret_out, int timeout_ms, snap_err *err)
 {
     return qmp_execute_fd(q, cmd, args, opaque, -1, ret_out, timeout_ms, err);
 }
 
 int snap_qmp_execute_with_fd(snap_qmp *q, const char *cmd, snap_qmp_args_fn *args,
-                             void *opaque, int fd, yajl_val *ret_out, int timeout_ms,
-                             snap_err *err)
+                             const void *opaque, int fd, yajl_val *ret_out,
+                             int timeout_ms, snap_err *err)
 {
     if (fd < 0)
         return snap_err_set(err, SNAP_ERROR_INVAL, "QMP %s: no file descriptor", cmd);
@@ -411,9 +387,9 @@ int snap_qmp_execute_with_fd(snap_qmp *q, const char *cmd, snap_qmp_args_fn *arg
 }
 
 /* Emits the members of a parsed object. */
-static void qmp_tree_args(yajl_gen g, void *opaque)
+static void qmp_tree_args(yajl_gen g, const void *opaque)
 {
-    yajl_val args = opaque;
+    const struct yajl_val_s *args = opaque;
     for (size_t i = 0; i < args->u.object.len; i++) {
         snap_json_key(g, args->u.object.keys[i]);
         snap_json_tree(g, args->u.object.values[i]);

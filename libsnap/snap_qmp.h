@@ -61,22 +61,23 @@ bool snap_qmp_version_at_least(const snap_qmp *qmp, int major, int minor);
  * Emits the members of the "arguments" object (keys and values) into g;
  * the object itself is opened and closed by the caller of the function.
  */
-typedef void snap_qmp_args_fn(yajl_gen g, void *opaque);
+typedef snap_json_members_fn snap_qmp_args_fn;
 
 /*
  * Runs one command. args may be NULL (no "arguments"). On success, when
  * ret_out is not NULL, *ret_out is the "return" value (a yajl tree the
  * caller frees with yajl_tree_free).
  */
-int snap_qmp_execute(snap_qmp *qmp, const char *cmd, snap_qmp_args_fn *args, void *opaque,
-                     yajl_val *ret_out, int timeout_ms, snap_err *err);
+int snap_qmp_execute(snap_qmp *qmp, const char *cmd, snap_qmp_args_fn *args,
+                     const void *opaque, yajl_val *ret_out, int timeout_ms,
+                     snap_err *err);
 /* snap_qmp_execute with arguments taken from a parsed tree (an object or NULL). */
 int snap_qmp_execute_tree(snap_qmp *qmp, const char *cmd, yajl_val args,
                           yajl_val *ret_out, int timeout_ms, snap_err *err);
 /* Like snap_qmp_execute, passing fd to QEMU (SCM_RIGHTS) with the command. */
 int snap_qmp_execute_with_fd(snap_qmp *qmp, const char *cmd, snap_qmp_args_fn *args,
-                             void *opaque, int fd, yajl_val *ret_out, int timeout_ms,
-                             snap_err *err);
+                             const void *opaque, int fd, yajl_val *ret_out,
+                             int timeout_ms, snap_err *err);
 
 /* ------------------------------------------------------------- events */
 

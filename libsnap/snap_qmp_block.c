@@ -123,7 +123,7 @@ static int qmp_parse_disks(snap_qmp_disks *disks, yajl_val blocks, yajl_val node
     return 0;
 }
 
-static void qmp_flat_args(yajl_gen g, void *opaque)
+static void qmp_flat_args(yajl_gen g, const void *opaque)
 {
     (void)opaque;
     snap_json_kv_bool(g, "flat", true);
@@ -280,7 +280,7 @@ static void qmp_kv_opt(yajl_gen g, const char *key, const char *value)
         snap_json_kv_str(g, key, value);
 }
 
-static void qmp_tx_args(yajl_gen g, void *opaque)
+static void qmp_tx_args(yajl_gen g, const void *opaque)
 {
     const snap_qmp_tx *tx = opaque;
     snap_json_key(g, "actions");
@@ -363,7 +363,7 @@ typedef struct qmp_delete_args {
     const char *device, *name;
 } qmp_delete_args;
 
-static void qmp_delete_args_gen(yajl_gen g, void *opaque)
+static void qmp_delete_args_gen(yajl_gen g, const void *opaque)
 {
     const qmp_delete_args *a = opaque;
     snap_json_kv_str(g, "device", a->device);

@@ -93,12 +93,12 @@ int snap_qmp_wait_job(snap_qmp *q, const char *job_id, const char *status,
     }
 }
 
-static void qmp_id_args(yajl_gen g, void *opaque)
+static void qmp_id_args(yajl_gen g, const void *opaque)
 {
     snap_json_kv_str(g, "id", opaque);
 }
 
-static void qmp_device_args(yajl_gen g, void *opaque)
+static void qmp_device_args(yajl_gen g, const void *opaque)
 {
     snap_json_kv_str(g, "device", opaque);
 }
@@ -113,7 +113,7 @@ typedef struct qmp_commit_args {
     const char *job_id, *device, *base_node;
 } qmp_commit_args;
 
-static void qmp_commit_args_gen(yajl_gen g, void *opaque)
+static void qmp_commit_args_gen(yajl_gen g, const void *opaque)
 {
     const qmp_commit_args *a = opaque;
     snap_json_kv_str(g, "job-id", a->job_id);

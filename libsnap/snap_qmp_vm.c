@@ -51,7 +51,7 @@ typedef struct qmp_kv {
 } qmp_kv;
 
 /* One string member (num unused) or, with str NULL, one integer member. */
-static void qmp_kv_args(yajl_gen g, void *opaque)
+static void qmp_kv_args(yajl_gen g, const void *opaque)
 {
     const qmp_kv *kv = opaque;
     if (kv->str)
