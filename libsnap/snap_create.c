@@ -7,7 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snap_domcfg.h"
 #include "snap_orch.h"
 #include "snap_qemuimg.h"
 
@@ -58,8 +57,11 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, const snap_plan *pla
     snap_qmp_set_logger(qmp, ctx->lg);
     if (q)
         rc = snap_quiesce_freeze(ctx, q, &s->st, j, err);
-    if (!rc)
+    if (!rc) {
+        snap_trace("tx-sent");
         rc = snap_qmp_transaction(qmp, tx, SNAP_QMP_TIMEOUT_MS, err);
+        snap_trace("tx-replied");
+    }
     if (q) {
         snap_err terr;
         int trc = snap_quiesce_thaw(q, qres, &terr);
@@ -70,6 +72,7 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, const snap_plan *pla
             snap_log(ctx->lg, XTL_ERROR, "%s", terr.msg);
         }
     }
+    snap_trace_flush(); /* XLSNAP_TRACE: after the window */
     snap_qmp_close(qmp);
     snap_qmp_tx_free(tx);
     return rc ? snap_err_context(err, "domain %s", s->dom.ref.name) : 0;
@@ -106,8 +109,7 @@ static int snapshot_via_qemu_img(const snap_plan *plan, snap_err *err)
 static int switch_to_overlays(snap_ctx *ctx, snap_session *s, const snap_plan *plan,
                               snap_journal *j, snap_err *err)
 {
-    snap_xs_params_change *xc = snap_xcalloc(plan->n_disks, sizeof *xc);
-    snap_domcfg_disk_change *dc = snap_xcalloc(plan->n_disks, sizeof *dc);
+    snap_disk_switch *sw = snap_xcalloc(plan->n_disks, sizeof *sw);
     size_t n = 0;
     for (size_t i = 0; i < plan->n_disks; i++) {
         const snap_plan_disk *pd = &plan->disks[i];
@@ -118,29 +120,14 @@ static int switch_to_overlays(snap_ctx *ctx, snap_session *s, const snap_plan *p
         jd->old_params = snap_xstrdup(pd->disk->xs->params);
         jd->old_format = snap_xstrdup(pd->disk->xs->format);
         jd->old_pdev_path = snap_xstrdup(pd->disk->xs->path);
-        xc[n] = (snap_xs_params_change){pd->disk->xs->vdev, "qcow2", pd->overlay_path};
-        dc[n] = (snap_domcfg_disk_change){pd->disk->xs->vdev, pd->overlay_path, "qcow2"};
-        n++;
+        sw[n++] = (snap_disk_switch){pd->disk->xs->vdev, "qcow2", pd->overlay_path};
     }
     int rc = n ? snap_journal_update(&s->st, j, err) : 0;
-    if (n && !rc) {
-        snap_xs *xs;
-        rc = snap_xs_open(&xs, err);
-        if (!rc) {
-            rc = snap_xs_disks_set_params(xs, s->dom.ref.domid, xc, n, NULL, err);
-            snap_xs_close(xs);
-        }
-        if (!rc)
-            rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_XENSTORE_DONE, err);
-        if (!rc)
-            rc = snap_domcfg_set_disks(ctx->xen_statedir, s->dom.ref.domid,
-                                       s->dom.ref.uuid, dc, n, SNAP_LOCK_TIMEOUT_MS, NULL,
-                                       err);
-        if (!rc)
-            rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_CONFIG_DONE, err);
-    }
-    free(xc);
-    free(dc);
+    if (n && !rc)
+        rc = snap_switch_disks(ctx, &s->dom.ref, sw, n, err);
+    if (n && !rc)
+        rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_CONFIG_DONE, err);
+    free(sw);
     return rc;
 }
 

@@ -119,6 +119,32 @@ void snap_quiesce_free(snap_quiesce *q);
  * agent and thaws when its status is not "thawed".
  */
 int snap_quiesce_recover(snap_ctx *ctx, const char *agent_path, snap_err *err);
+/*
+ * Opt-in timing trace of the freeze window (for `make bench`): with
+ * XLSNAP_TRACE=<file> set, snap_trace stamps an event (freeze-sent,
+ * freeze-replied, tx-sent, tx-replied, thaw-sent, thaw-replied) in memory,
+ * CLOCK_MONOTONIC nanoseconds; snap_trace_flush appends "<event> <ns>" lines
+ * to the file once the window is over, so no I/O happens inside it.
+ */
+void snap_trace(const char *event);
+void snap_trace_flush(void);
+
+/* ------------------------------------------------------------------ disks */
+
+/* A disk pointed at another image. */
+typedef struct snap_disk_switch {
+    const char *vdev;
+    const char *format;
+    const char *path;
+} snap_disk_switch;
+
+/*
+ * Points disks at other images in xenstore (one transaction) and in the
+ * stored libxl config (under libxl's userdata lock). Journal the old values
+ * first: a failure between the two is undone by rolling back.
+ */
+int snap_switch_disks(snap_ctx *ctx, const snap_domain_ref *ref,
+                      const snap_disk_switch *sw, size_t n, snap_err *err);
 
 /* ------------------------------------------------------------------ sessions */
 

@@ -16,7 +16,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "snap_domcfg.h"
 #include "snap_orch.h"
 #include "snap_qemuimg.h"
 
@@ -121,32 +120,14 @@ static int undo_storage(snap_session *s, const snap_journal *j, snap_err *err)
 static int undo_backend(snap_ctx *ctx, snap_session *s, const snap_journal *j,
                         snap_err *err)
 {
-    snap_xs_params_change *xc = snap_xcalloc(j->n_disks, sizeof *xc);
-    snap_domcfg_disk_change *dc = snap_xcalloc(j->n_disks, sizeof *dc);
+    snap_disk_switch *sw = snap_xcalloc(j->n_disks, sizeof *sw);
     size_t n = 0;
-    for (size_t i = 0; i < j->n_disks; i++) {
-        const snap_journal_disk *jd = &j->disks[i];
-        if (!jd->has_old)
-            continue;
-        xc[n] = (snap_xs_params_change){jd->vdev, jd->old_format, jd->old_pdev_path};
-        dc[n] = (snap_domcfg_disk_change){jd->vdev, jd->old_pdev_path, jd->old_format};
-        n++;
-    }
-    int rc = 0;
-    if (n) {
-        snap_xs *xs;
-        rc = snap_xs_open(&xs, err);
-        if (!rc) {
-            rc = snap_xs_disks_set_params(xs, s->dom.ref.domid, xc, n, NULL, err);
-            snap_xs_close(xs);
-        }
-        if (!rc)
-            rc = snap_domcfg_set_disks(ctx->xen_statedir, s->dom.ref.domid,
-                                       s->dom.ref.uuid, dc, n, SNAP_LOCK_TIMEOUT_MS, NULL,
-                                       err);
-    }
-    free(xc);
-    free(dc);
+    for (size_t i = 0; i < j->n_disks; i++)
+        if (j->disks[i].has_old)
+            sw[n++] = (snap_disk_switch){j->disks[i].vdev, j->disks[i].old_format,
+                                         j->disks[i].old_pdev_path};
+    int rc = snap_switch_disks(ctx, &s->dom.ref, sw, n, err);
+    free(sw);
     return rc;
 }
 
