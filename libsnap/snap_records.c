@@ -64,7 +64,7 @@ static int open_for_reading(snap_ctx *ctx, const char *domain, snap_domain_ref *
 }
 
 /* The snapshot an unrecovered journal is about, or NULL (malloc'd). */
-static char *journaled_snapshot(snap_meta_store *st)
+static char *journaled_snapshot(snap_meta_store *st, char **journal_json)
 {
     snap_journal j;
     bool found = false;
@@ -72,9 +72,30 @@ static char *journaled_snapshot(snap_meta_store *st)
     char *name = NULL;
     if (snap_journal_load(st, &j, &found, &ignore) == 0 && found) {
         name = snap_xstrdup(j.snapshot);
+        if (journal_json)
+            *journal_json = snap_journal_to_json(&j);
         snap_journal_dispose(&j);
     }
     return name;
+}
+
+/*
+ * A create that died before writing its record has only the journal: list
+ * it as incomplete so the user sees it until the next run recovers it.
+ */
+static snap_info *incomplete_info(const snap_domain_ref *ref, const char *name,
+                                  char *journal_json)
+{
+    snap_info *s = snap_xcalloc(1, sizeof *s);
+    s->name = snap_xstrdup(name);
+    s->description = snap_xstrdup("interrupted operation (see the journal)");
+    s->domain_name = snap_xstrdup(ref->name);
+    s->domain_uuid = snap_xstrdup(ref->uuid);
+    s->domain_state = snap_xstrdup("unknown");
+    s->quiesce_policy = snap_xstrdup("unknown");
+    s->incomplete = true;
+    s->json = journal_json;
+    return s;
 }
 
 static int load_info(snap_meta_store *st, const snap_meta_tree *t, const char *name,
@@ -115,14 +136,20 @@ int snap_list(snap_ctx *ctx, const char *domain, snap_info ***list_out, size_t *
         return snap_ctx_fail(ctx, err);
     snap_meta_tree_init(&t);
     rc = snap_meta_tree_load(&st, &t, err);
-    char *journaled = journaled_snapshot(&st);
-    snap_info **list = snap_xcalloc(t.n + 1, sizeof *list);
+    char *journal_json = NULL;
+    char *journaled = journaled_snapshot(&st, &journal_json);
+    snap_info **list = snap_xcalloc(t.n + 2, sizeof *list);
     size_t n = 0;
     for (size_t i = 0; i < t.n && !rc; i++) {
         rc = load_info(&st, &t, t.nodes[i].e.name, journaled, &list[n], err);
         if (!rc)
             n++;
     }
+    if (!rc && journaled && snap_meta_tree_find(&t, journaled) == SNAP_META_NONE) {
+        list[n++] = incomplete_info(&ref, journaled, journal_json);
+        journal_json = NULL;
+    }
+    free(journal_json);
     for (size_t i = 0; i < t.n_problems; i++)
         snap_log(ctx->lg, XTL_WARN, "%s", t.problems[i]);
     free(journaled);
@@ -154,7 +181,7 @@ int snap_info_get(snap_ctx *ctx, const char *domain, const char *name, snap_info
         return snap_ctx_fail(ctx, err);
     snap_meta_tree_init(&t);
     rc = snap_meta_tree_load(&st, &t, err);
-    char *journaled = journaled_snapshot(&st);
+    char *journaled = journaled_snapshot(&st, NULL);
     if (!rc)
         rc = load_info(&st, &t, name, journaled, out, err);
     free(journaled);
