@@ -55,7 +55,10 @@ bool th_guest_start(th_guest_vm *vm, const char *name, const char *const disks[]
                     const char *append);
 /* Waits for the guest's "XLSNAP-GUEST-READY" console line (agent started). */
 bool th_guest_wait_ready(const th_guest_vm *vm, int timeout_ms);
-/* Waits for QEMU to exit by itself; true if it did within timeout_ms. */
+/*
+ * Waits for QEMU to exit by itself; true if it did within timeout_ms. Also
+ * works on a QEMU the test did not fork (th_adopt()ed, e.g. xlsim's).
+ */
 bool th_guest_wait_exit(th_guest_vm *vm, int timeout_ms);
 /* Kills QEMU (by PID) if it still runs. */
 void th_guest_stop(th_guest_vm *vm);
