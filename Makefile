@@ -125,7 +125,7 @@ deps:
 	@tools/deps.sh
 
 demo: deps all
-	@tools/demo.sh
+	@XLSNAP_BUILDDIR=$(abspath $(BUILD)) tools/demo.sh
 
 bench: deps all
 	@tools/bench.sh
