@@ -4,8 +4,11 @@
  * are snapshotted by qemu-img children instead of QMP. Any failure after the
  * journal is written is undone from the journal (snap_rollback.c).
  */
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "snap_orch.h"
 #include "snap_qemuimg.h"
@@ -40,6 +43,25 @@ static snap_qmp_tx *build_transaction(const snap_plan *plan)
 }
 
 /*
+ * Test hook, for tests/guest/test_create_*.c only: XLSNAP_TEST_PAUSE_AFTER_FREEZE=<ms>
+ * holds the frozen window open (after the freeze is journaled, before the
+ * transaction) and says so on stderr, so a test can act inside the window
+ * (SIGKILL xlsnap, break an overlay path) deterministically.
+ */
+static void test_hook_pause_after_freeze(void)
+{
+    const char *v = getenv("XLSNAP_TEST_PAUSE_AFTER_FREEZE");
+    long ms = v ? strtol(v, NULL, 10) : 0;
+    if (ms <= 0)
+        return;
+    fprintf(stderr, "xlsnap: test hook: frozen, pausing %ld ms\n", ms);
+    fflush(stderr);
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/*
  * Freeze, transaction, thaw: the transaction is the only thing inside the
  * frozen window (QMP is connected and the actions built beforehand).
  */
@@ -57,6 +79,8 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, const snap_plan *pla
     snap_qmp_set_logger(qmp, ctx->lg);
     if (q)
         rc = snap_quiesce_freeze(ctx, q, &s->st, j, err);
+    if (!rc && q)
+        test_hook_pause_after_freeze();
     if (!rc) {
         snap_trace("tx-sent");
         rc = snap_qmp_transaction(qmp, tx, SNAP_QMP_TIMEOUT_MS, err);
