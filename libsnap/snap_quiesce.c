@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "snap_agent.h"
@@ -198,7 +199,9 @@ int snap_quiesce_freeze(snap_ctx *ctx, snap_quiesce *q, snap_meta_store *st,
         return rc;
     q->freeze_sent_ms = snap_now_ms();
     q->maybe_frozen = true;
+    snap_trace("freeze-sent");
     rc = snap_agent_freeze(q->ag, NULL, 0, q->freeze_timeout_ms, RECOVERY_MS, &res, err);
+    snap_trace("freeze-replied");
     if (rc) {
         if (rc != SNAP_ERROR_GUEST_FROZEN) {
             q->maybe_frozen = false;
@@ -231,7 +234,9 @@ int snap_quiesce_thaw(snap_quiesce *q, snap_quiesce_result *res, snap_err *err)
     if (!q->maybe_frozen)
         return 0;
     snap_agent_freeze_result ar;
+    snap_trace("thaw-sent");
     int rc = snap_agent_thaw(q->ag, THAW_TIMEOUT_MS, RECOVERY_MS, &ar, err);
+    snap_trace("thaw-replied");
     res->window_ms = snap_quiesce_elapsed_ms(q);
     res->frozen = q->frozen_count > 0;
     res->frozen_count = q->frozen_count;
@@ -266,4 +271,36 @@ int snap_quiesce_recover(snap_ctx *ctx, const char *agent_path, snap_err *err)
     (void)ctx;
     int rc = thaw_via_new_connection(agent_path, AGENT_OPEN_TIMEOUT_MS, err);
     return rc ? snap_err_context(err, "thawing the guest left frozen") : 0;
+}
+
+static struct {
+    const char *event; /* a string literal */
+    uint64_t ns;
+} trace_events[16];
+static size_t trace_n;
+
+void snap_trace(const char *event)
+{
+    static int enabled = -1;
+    if (enabled < 0)
+        enabled = getenv("XLSNAP_TRACE") != NULL;
+    if (!enabled || trace_n == sizeof trace_events / sizeof trace_events[0])
+        return;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    trace_events[trace_n].event = event;
+    trace_events[trace_n++].ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void snap_trace_flush(void)
+{
+    const char *path = getenv("XLSNAP_TRACE");
+    int fd = path && trace_n ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)
+                             : -1;
+    for (size_t i = 0; fd >= 0 && i < trace_n; i++)
+        dprintf(fd, "%s %llu\n", trace_events[i].event,
+                (unsigned long long)trace_events[i].ns);
+    if (fd >= 0)
+        close(fd);
+    trace_n = 0;
 }
