@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "snap_memory.h"
 #include "snap_orch.h"
 #include "snap_qemuimg.h"
 
@@ -180,8 +181,8 @@ static void record_disks(snap_meta *m, const snap_plan *plan)
 }
 
 static int record_snapshot(snap_session *s, const snap_plan *plan,
-                           const snap_quiesce_result *qres, const char *parent,
-                           snap_meta *m, snap_err *err)
+                           const snap_quiesce_result *qres, const snap_memory_save *ms,
+                           const char *parent, snap_meta *m, snap_err *err)
 {
     snap_meta_init(m);
     m->name = snap_xstrdup(plan->name);
@@ -200,6 +201,11 @@ static int record_snapshot(snap_session *s, const snap_plan *plan,
     m->quiesce.window_ms = qres->window_ms;
     m->quiesce.thaw_ok = !qres->attempted || qres->thaw_ok;
     m->quiesce.state = qres->frozen ? SNAP_META_QUIESCED : SNAP_META_CRASH_CONSISTENT;
+    if (ms->path) {
+        m->has_memory = true;
+        m->memory_path = snap_xstrdup(ms->path);
+        m->memory_size = ms->size;
+    }
     int rc = snap_meta_set_config_text(m, s->dom.config, err);
     if (!rc)
         rc = snap_meta_save(&s->st, m, true, err);
@@ -213,21 +219,55 @@ static int plan_is_offline(const snap_plan *plan)
     return plan->n_disks && !plan->disks[0].via_qmp;
 }
 
+/*
+ * Checkpoint: pause, disks in one transaction, memory, resume (also after a
+ * failure, before the rollback: the domain must not stay paused by us).
+ */
+static int snapshot_with_memory(snap_ctx *ctx, snap_session *s, const snap_plan *plan,
+                                snap_journal *j, const snap_create_params *p,
+                                snap_memory_save *ms, snap_err *err)
+{
+    snap_quiesce_result none = {0};
+    ms->path = snap_memory_path(&s->st, plan->name);
+    int rc = snap_memory_pause(ctx, s, ms, err);
+    if (rc)
+        return rc;
+    bool attempted = false;
+    rc = snapshot_via_qmp(ctx, s, plan, NULL, j, &none, err);
+    if (!rc) {
+        attempted = true;
+        rc = snap_memory_write(ctx, s, j, ms, p->progress, p->progress_opaque, err);
+    }
+    snap_err rerr;
+    int rrc = snap_memory_resume(ctx, s, ms, attempted, &rerr);
+    if (rrc && !rc) {
+        *err = rerr;
+        rc = rrc;
+    } else if (rrc) {
+        snap_err_context(err, "domain left paused (%s)", rerr.msg);
+    }
+    return rc;
+}
+
 /* Everything after the journal is written; on failure the caller rolls back. */
 static int create_journaled(snap_ctx *ctx, snap_session *s, const snap_plan *plan,
-                            snap_quiesce *q, snap_journal *j, snap_meta *m, snap_err *err)
+                            const snap_create_params *p, snap_quiesce *q, snap_journal *j,
+                            snap_meta *m, snap_err *err)
 {
     snap_quiesce_result qres = {0};
-    int rc = plan_is_offline(plan) ? snapshot_via_qemu_img(plan, err)
-                                   : snapshot_via_qmp(ctx, s, plan, q, j, &qres, err);
+    snap_memory_save ms = {0};
+    int rc = plan->memory            ? snapshot_with_memory(ctx, s, plan, j, p, &ms, err)
+             : plan_is_offline(plan) ? snapshot_via_qemu_img(plan, err)
+                                     : snapshot_via_qmp(ctx, s, plan, q, j, &qres, err);
     if (!rc)
         rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_DISKS_DONE, err);
     if (!rc)
         rc = switch_to_overlays(ctx, s, plan, j, err);
     if (!rc)
-        rc = record_snapshot(s, plan, &qres, j->prev_current, m, err);
+        rc = record_snapshot(s, plan, &qres, &ms, j->prev_current, m, err);
     if (!rc)
         rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_METADATA_DONE, err);
+    snap_memory_save_dispose(&ms);
     return rc;
 }
 
@@ -252,7 +292,7 @@ static int create_in_session(snap_ctx *ctx, snap_session *s, const snap_create_p
     journal_intent(&j, &plan, current);
     rc = snap_journal_begin(&s->st, &j, err);
     if (!rc) {
-        rc = create_journaled(ctx, s, &plan, q, &j, m, err);
+        rc = create_journaled(ctx, s, &plan, p, q, &j, m, err);
         snap_quiesce_free(q); /* thaws if still frozen */
         q = NULL;
         if (rc) {

@@ -35,6 +35,27 @@ typedef struct snap_platform_ops {
                   snap_err *err);
     int (*pause)(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err);
     int (*unpause)(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err);
+    /*
+     * Memory checkpoint of a paused domain into fd, in the format start()
+     * restores (libxl: xl's save format; sim: QEMU's migration stream).
+     * The domain stays paused; resume_after_save() makes it usable again
+     * (running, or paused when running is false).
+     */
+    int (*save_memory)(snap_ctx *ctx, const snap_domain_ref *dom, int fd,
+                       snap_progress_fn *progress, void *opaque, snap_err *err);
+    int (*resume_after_save)(snap_ctx *ctx, const snap_domain_ref *dom, bool running,
+                             snap_err *err);
+    /* Ends the domain's execution; afterwards no process holds its disks. */
+    int (*stop)(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err);
+    /*
+     * Starts the domain from config (libxl-json text), restoring memory_path
+     * when not NULL, else booting afresh; ends paused or running. dom->domid
+     * is updated (a new domain on Xen, the same on the sim).
+     */
+    int (*start)(snap_ctx *ctx, snap_domain_ref *dom, const char *config,
+                 const char *memory_path, bool paused, snap_err *err);
+    /* After stop() the domain stays known (xenstore, stored config): the sim. */
+    bool keeps_stopped_domain;
 } snap_platform_ops;
 
 extern const snap_platform_ops snap_platform_sim;

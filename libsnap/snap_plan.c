@@ -112,6 +112,27 @@ static int plan_quiesce(snap_domain *dom, const snap_create_params *p, snap_plan
     return 0;
 }
 
+/*
+ * A memory checkpoint pauses the domain around the disk snapshots, so disks
+ * and memory agree without a freeze; a freeze would even be saved with the
+ * memory and restored as a frozen guest.
+ */
+static int plan_memory(snap_domain *dom, snap_plan *plan, snap_err *err)
+{
+    if (dom->ref.state == SNAP_DOMAIN_SHUTOFF)
+        return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                            "domain %s is shut off: it has no memory to save; "
+                            "leave out --memory",
+                            dom->ref.name);
+    plan->memory = true;
+    if (plan->quiesce != SNAP_QUIESCE_OFF)
+        plan->notes = strv_add(plan->notes, &plan->n_notes,
+                               snap_xstrdup("memory checkpoint: the domain is paused "
+                                            "around the snapshot, no freeze needed"));
+    plan->quiesce = SNAP_QUIESCE_OFF;
+    return 0;
+}
+
 /* "<dir>/<stem>.<name>.qcow2", stem = the base file name without its extension. */
 static char *overlay_path_for(const char *dir, const char *base, const char *vdev,
                               const char *name, bool with_vdev)
@@ -292,8 +313,9 @@ int snap_plan_create(snap_ctx *ctx, snap_domain *dom, snap_meta_store *st,
     if (rc)
         return rc;
     if (p->memory)
-        return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
-                            "memory checkpoints (--memory) are not available yet");
+        rc = plan_memory(dom, plan, err);
+    if (rc)
+        return rc;
     plan->description = snap_xstrdup(p->description ? p->description : "");
     plan->freeze_timeout_ms =
         p->freeze_timeout_ms > 0 ? p->freeze_timeout_ms : SNAP_DEFAULT_FREEZE_TIMEOUT_MS;
@@ -338,6 +360,7 @@ char *snap_plan_to_json(const snap_plan *plan, const snap_domain *dom)
     snap_json_kv_str(g, "snapshot", plan->name);
     snap_json_kv_str(g, "quiesce", snap_meta_policy_name(plan->quiesce));
     snap_json_kv_str(g, "agent", dom->agent_path);
+    snap_json_kv_bool(g, "memory", plan->memory);
     snap_json_key(g, "disks");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < plan->n_disks; i++) {

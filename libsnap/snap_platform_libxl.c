@@ -4,9 +4,12 @@
  * long-held context would keep libxl's event machinery (and its SIGCHLD
  * handling) alive inside the caller's process.
  */
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <libxl.h>
 #include <libxl_utils.h>
@@ -88,9 +91,201 @@ static int libxl_unpause(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *er
     return libxl_set_paused(ctx, dom, false, err);
 }
 
+/* xl's save file header (tools/xl/xl_saverestore.c), so `xl restore` reads ours. */
+static const char xl_save_magic[32] = "Xen saved domain, xl format\n \0 \r";
+#define XL_MANDATORY_FLAG_JSON     (1U << 0)
+#define XL_MANDATORY_FLAG_STREAMV2 (1U << 1)
+
+typedef struct xl_save_header {
+    char magic[32];
+    uint32_t byteorder; /* 0x01020304 in the writer's order */
+    uint32_t mandatory_flags;
+    uint32_t optional_flags;
+    uint32_t optional_data_len;
+} xl_save_header;
+
+static int write_all(int fd, const void *buf, size_t len, snap_err *err)
+{
+    const char *p = buf;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return snap_err_errno(err, SNAP_ERROR_IO, errno, "writing the save header");
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+/* Header + (u32 length, config JSON with its NUL), as xl save writes them. */
+static int write_xl_header(int fd, const char *config, snap_err *err)
+{
+    uint32_t clen = (uint32_t)strlen(config) + 1;
+    xl_save_header h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, xl_save_magic, sizeof h.magic);
+    h.byteorder = 0x01020304;
+    h.mandatory_flags = XL_MANDATORY_FLAG_JSON | XL_MANDATORY_FLAG_STREAMV2;
+    h.optional_data_len = (uint32_t)sizeof clen + clen;
+    int rc = write_all(fd, &h, sizeof h, err);
+    if (!rc)
+        rc = write_all(fd, &clen, sizeof clen, err);
+    if (!rc)
+        rc = write_all(fd, config, clen, err);
+    return rc;
+}
+
+/* Checks the header and leaves fd at the libxl stream. */
+static int read_xl_header(int fd, const char *path, snap_err *err)
+{
+    xl_save_header h;
+    if (read(fd, &h, sizeof h) != (ssize_t)sizeof h ||
+        memcmp(h.magic, xl_save_magic, sizeof h.magic) || h.byteorder != 0x01020304)
+        return snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                            "%s is not a memory checkpoint in xl's save format", path);
+    if (!(h.mandatory_flags & XL_MANDATORY_FLAG_STREAMV2))
+        return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                            "%s: legacy (v1) libxl stream not supported", path);
+    if (lseek(fd, (off_t)h.optional_data_len, SEEK_CUR) < 0)
+        return snap_err_errno(err, SNAP_ERROR_IO, errno, "%s", path);
+    return 0;
+}
+
+static int libxl_save_memory(snap_ctx *ctx, const snap_domain_ref *dom, int fd,
+                             snap_progress_fn *progress, void *opaque, snap_err *err)
+{
+    libxl_ctx *lctx;
+    libxl_domain_config dc;
+    int rc = libxl_open(ctx, &lctx, err);
+    if (rc)
+        return rc;
+    libxl_domain_config_init(&dc);
+    int lrc = libxl_retrieve_domain_configuration(lctx, dom->domid, &dc, NULL);
+    char *json = lrc ? NULL : libxl_domain_config_to_json(lctx, &dc);
+    if (!json)
+        rc = snap_err_set(err, SNAP_ERROR_FAIL,
+                          "domain %s: cannot retrieve its configuration (rc=%d)",
+                          dom->name, lrc);
+    if (!rc)
+        rc = write_xl_header(fd, json, err);
+    if (progress && !rc)
+        progress(opaque, "Saving memory", 0, 0);
+    if (!rc && (lrc = libxl_domain_suspend(lctx, dom->domid, fd, 0, NULL)) != 0)
+        rc = snap_err_set(err, SNAP_ERROR_FAIL,
+                          "libxl_domain_suspend of domain %s failed (rc=%d)", dom->name,
+                          lrc);
+    free(json);
+    libxl_domain_config_dispose(&dc);
+    libxl_ctx_free(lctx);
+    return rc;
+}
+
+/* What `xl save -c` does after the save: resume the suspended domain. */
+static int libxl_resume_after_save(snap_ctx *ctx, const snap_domain_ref *dom,
+                                   bool running, snap_err *err)
+{
+    libxl_ctx *lctx;
+    int rc = libxl_open(ctx, &lctx, err);
+    if (rc)
+        return rc;
+    int lrc = libxl_domain_resume(lctx, dom->domid, 1, NULL);
+    libxl_ctx_free(lctx);
+    if (lrc)
+        return snap_err_set(err, SNAP_ERROR_FAIL,
+                            "libxl_domain_resume of domain %s failed (rc=%d)", dom->name,
+                            lrc);
+    return running ? 0 : libxl_pause(ctx, dom, err);
+}
+
+static int libxl_stop(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
+{
+    libxl_ctx *lctx;
+    int rc = libxl_open(ctx, &lctx, err);
+    if (rc)
+        return rc;
+    int lrc = libxl_domain_destroy(lctx, dom->domid, NULL);
+    libxl_ctx_free(lctx);
+    if (lrc)
+        return snap_err_set(err, SNAP_ERROR_FAIL,
+                            "libxl_domain_destroy of domain %s failed (rc=%d)", dom->name,
+                            lrc);
+    return 0;
+}
+
+/* Creates the domain (paused, as libxl leaves it), afresh or from a checkpoint. */
+static int libxl_create(libxl_ctx *lctx, libxl_domain_config *dc, uint32_t *domid,
+                        const char *memory_path, snap_err *err)
+{
+    int lrc, rc = 0;
+    if (!memory_path) {
+        lrc = libxl_domain_create_new(lctx, dc, domid, NULL, NULL);
+        return lrc ? snap_err_set(err, SNAP_ERROR_FAIL,
+                                  "libxl_domain_create_new failed (rc=%d)", lrc)
+                   : 0;
+    }
+    int fd = open(memory_path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return snap_err_errno(err, SNAP_ERROR_NOTFOUND, errno, "memory checkpoint %s",
+                              memory_path);
+    rc = read_xl_header(fd, memory_path, err);
+    if (!rc) {
+        libxl_domain_restore_params params;
+        libxl_domain_restore_params_init(&params);
+        params.stream_version = 2;
+        lrc = libxl_domain_create_restore(lctx, dc, domid, fd, -1, &params, NULL, NULL);
+        libxl_domain_restore_params_dispose(&params);
+        if (lrc)
+            rc = snap_err_set(err, SNAP_ERROR_FAIL,
+                              "libxl_domain_create_restore from %s failed (rc=%d)",
+                              memory_path, lrc);
+    }
+    close(fd);
+    return rc;
+}
+
+static int libxl_start(snap_ctx *ctx, snap_domain_ref *dom, const char *config,
+                       const char *memory_path, bool paused, snap_err *err)
+{
+    libxl_ctx *lctx;
+    libxl_domain_config dc;
+    uint32_t domid = 0;
+    int rc = libxl_open(ctx, &lctx, err);
+    if (rc)
+        return rc;
+    libxl_domain_config_init(&dc);
+    int lrc = libxl_domain_config_from_json(lctx, &dc, config);
+    if (lrc) {
+        rc = snap_err_set(err, SNAP_ERROR_INVAL,
+                          "domain %s: stored configuration does not parse (rc=%d)",
+                          dom->name, lrc);
+        goto out;
+    }
+    rc = libxl_create(lctx, &dc, &domid, memory_path, err);
+    if (rc)
+        snap_err_context(err, "domain %s", dom->name);
+    if (!rc) {
+        dom->domid = domid;
+        if (!paused && libxl_domain_unpause(lctx, domid, NULL))
+            rc =
+                snap_err_set(err, SNAP_ERROR_FAIL, "cannot unpause domain %s", dom->name);
+        dom->state = paused ? SNAP_DOMAIN_PAUSED : SNAP_DOMAIN_RUNNING;
+    }
+out:
+    libxl_domain_config_dispose(&dc);
+    libxl_ctx_free(lctx);
+    return rc;
+}
+
 const snap_platform_ops snap_platform_libxl = {
     .name = "libxl",
     .lookup = libxl_lookup,
     .pause = libxl_pause,
     .unpause = libxl_unpause,
+    .save_memory = libxl_save_memory,
+    .resume_after_save = libxl_resume_after_save,
+    .stop = libxl_stop,
+    .start = libxl_start,
+    .keeps_stopped_domain = false,
 };

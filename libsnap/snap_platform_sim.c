@@ -6,16 +6,22 @@
  * its images are released and may be handled offline with qemu-img.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "snap_child.h"
 #include "snap_internal.h"
 #include "snap_meta_store.h"
 #include "snap_qmp.h"
 #include "snap_xs.h"
 
-#define SIM_QMP_TIMEOUT_MS 5000
+#define SIM_QMP_TIMEOUT_MS   5000
+#define SIM_SAVE_TIMEOUT_MS  600000
+#define SIM_STOP_TIMEOUT_MS  15000
+#define SIM_START_TIMEOUT_MS 180000
 
 /* Domain ids are decimal numbers; anything else is a name (as in libxl). */
 static bool parse_domid(const char *s, uint32_t *out)
@@ -128,9 +134,159 @@ static int sim_unpause(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
     return sim_set_paused(ctx, dom, false, err);
 }
 
+typedef struct sim_progress {
+    snap_progress_fn *fn;
+    void *opaque;
+} sim_progress;
+
+static void sim_progress_cb(uint64_t done, uint64_t total, void *opaque)
+{
+    sim_progress *p = opaque;
+    if (p->fn)
+        p->fn(p->opaque, "Saving memory", done, total);
+}
+
+/* QEMU is stopped already: its migration stream is the checkpoint. */
+static int sim_save_memory(snap_ctx *ctx, const snap_domain_ref *dom, int fd,
+                           snap_progress_fn *progress, void *opaque, snap_err *err)
+{
+    snap_qmp *qmp;
+    sim_progress p = {progress, opaque};
+    char *path = snap_qmp_socket_path(ctx, dom->domid);
+    int rc = snap_qmp_connect(path, SIM_QMP_TIMEOUT_MS, &qmp, err);
+    free(path);
+    if (!rc) {
+        snap_qmp_set_logger(qmp, ctx->lg);
+        rc = snap_qmp_migrate_to_fd(qmp, fd, sim_progress_cb, &p, SIM_SAVE_TIMEOUT_MS,
+                                    err);
+        snap_qmp_close(qmp);
+    }
+    return rc ? snap_err_context(err, "saving the memory of domain %s", dom->name) : 0;
+}
+
+/*
+ * After a completed migration QEMU sits in "postmigrate" with its images
+ * inactive; only `cont` activates them again. A domain that stays paused is
+ * therefore continued and stopped at once (its vCPUs run for a moment).
+ */
+static int sim_resume_after_save(snap_ctx *ctx, const snap_domain_ref *dom, bool running,
+                                 snap_err *err)
+{
+    snap_qmp *qmp;
+    char *path = snap_qmp_socket_path(ctx, dom->domid);
+    int rc = snap_qmp_connect(path, SIM_QMP_TIMEOUT_MS, &qmp, err);
+    free(path);
+    if (!rc) {
+        rc = snap_qmp_cont(qmp, SIM_QMP_TIMEOUT_MS, err);
+        if (!rc && !running)
+            rc = snap_qmp_stop(qmp, SIM_QMP_TIMEOUT_MS, err);
+        snap_qmp_close(qmp);
+    }
+    return rc ? snap_err_context(err, "resuming domain %s", dom->name) : 0;
+}
+
+static pid_t sim_dm_pid(uint32_t domid)
+{
+    snap_xs *xs;
+    snap_err ignore;
+    char path[96], *pid_s = NULL;
+    if (snap_xs_open(&xs, &ignore))
+        return -1;
+    snprintf(path, sizeof path, "/local/domain/%u/image/device-model-pid", domid);
+    snap_xs_read_opt(xs, XBT_NULL, path, &pid_s, &ignore);
+    snap_xs_close(xs);
+    long pid = pid_s ? strtol(pid_s, NULL, 10) : -1;
+    free(pid_s);
+    return pid > 0 ? (pid_t)pid : -1;
+}
+
+static bool sim_wait_gone(pid_t pid, int timeout_ms)
+{
+    uint64_t deadline = snap_deadline_in(timeout_ms);
+    while (snap_proc_alive(pid, 0)) {
+        if (snap_deadline_poll_ms(deadline) == 0)
+            return false;
+        usleep(20 * 1000);
+    }
+    return true;
+}
+
+/* QMP quit, then waits for the process: QEMU holds its image locks until it exits. */
+static int sim_stop(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
+{
+    pid_t pid = sim_dm_pid(dom->domid);
+    if (pid <= 0 || !snap_proc_alive(pid, 0))
+        return 0;
+    snap_qmp *qmp;
+    snap_err qerr;
+    char *path = snap_qmp_socket_path(ctx, dom->domid);
+    if (snap_qmp_connect(path, SIM_QMP_TIMEOUT_MS, &qmp, &qerr) == 0) {
+        snap_qmp_execute(qmp, "quit", NULL, NULL, NULL, SIM_QMP_TIMEOUT_MS, &qerr);
+        snap_qmp_close(qmp);
+    } else {
+        snap_log(ctx->lg, XTL_WARN, "domain %s: %s; sending SIGTERM to QEMU [%d]",
+                 dom->name, qerr.msg, (int)pid);
+        kill(pid, SIGTERM);
+    }
+    free(path);
+    if (!sim_wait_gone(pid, SIM_STOP_TIMEOUT_MS)) {
+        kill(pid, SIGKILL);
+        if (!sim_wait_gone(pid, 5000))
+            return snap_err_set(err, SNAP_ERROR_TIMEDOUT,
+                                "domain %s: QEMU [%d] does not exit", dom->name,
+                                (int)pid);
+    }
+    return 0;
+}
+
+/* xlsim's binary: $XLSNAP_XLSIM, else "xlsim" in PATH. */
+static const char *sim_xlsim_binary(void)
+{
+    const char *b = getenv("XLSNAP_XLSIM");
+    return b && *b ? b : "xlsim";
+}
+
+/*
+ * `xlsim restore [-p] <domid> <file>` or `xlsim relaunch [-p] <domid>`: a
+ * new device model for the same domain, from its stored configuration
+ * (which the caller already pointed at the right images).
+ */
+static int sim_start(snap_ctx *ctx, snap_domain_ref *dom, const char *config,
+                     const char *memory_path, bool paused, snap_err *err)
+{
+    (void)config;
+    char domid[16];
+    snprintf(domid, sizeof domid, "%u", dom->domid);
+    const char *argv[7];
+    size_t n = 0;
+    argv[n++] = sim_xlsim_binary();
+    argv[n++] = memory_path ? "restore" : "relaunch";
+    if (paused)
+        argv[n++] = "-p";
+    argv[n++] = domid;
+    if (memory_path)
+        argv[n++] = memory_path;
+    argv[n] = NULL;
+    snap_child_opts o = {.timeout_ms = SIM_START_TIMEOUT_MS};
+    snap_child_result res;
+    int rc = snap_child_run("xlsim", argv, &o, &res, err);
+    snap_child_result_dispose(&res);
+    (void)ctx;
+    if (rc)
+        return snap_err_context(err, "%s domain %s",
+                                memory_path ? "restoring" : "starting", dom->name);
+    dom->state = paused ? SNAP_DOMAIN_PAUSED : SNAP_DOMAIN_RUNNING;
+    return 0;
+}
+
 const snap_platform_ops snap_platform_sim = {
     .name = "sim",
     .lookup = sim_lookup,
     .pause = sim_pause,
     .unpause = sim_unpause,
+    .save_memory = sim_save_memory,
+    .resume_after_save = sim_resume_after_save,
+    .stop = sim_stop,
+    .start = sim_start,
+    .keeps_stopped_domain = true,
 };

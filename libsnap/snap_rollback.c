@@ -142,6 +142,9 @@ int snap_rollback_create(snap_ctx *ctx, snap_session *s, const snap_journal *j,
         rc = undo_storage(s, j, err);
     if (!rc && snap_meta_exists(&s->st, j->snapshot))
         rc = snap_meta_remove(&s->st, j->snapshot, err);
+    if (!rc && j->memory_created && unlink(j->memory_created) != 0 && errno != ENOENT)
+        rc = snap_err_errno(err, SNAP_ERROR_IO, errno, "removing memory file %s",
+                            j->memory_created);
     if (!rc)
         rc = snap_meta_set_current(&s->st, j->prev_current, err);
     if (!rc)

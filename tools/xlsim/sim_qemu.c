@@ -131,7 +131,8 @@ static int count_online(const libxl_domain_build_info *b)
     return n ? n : 1;
 }
 
-static void machine_args(argv_builder *a, const libxl_domain_config *d, bool paused)
+static void machine_args(argv_builder *a, const libxl_domain_config *d, bool paused,
+                         bool incoming)
 {
     const libxl_domain_build_info *b = &d->b_info;
     if (kvm_usable()) {
@@ -156,10 +157,13 @@ static void machine_args(argv_builder *a, const libxl_domain_config *d, bool pau
         arg(a, snap_xstrdup("-no-reboot"));
     if (paused)
         arg(a, snap_xstrdup("-S"));
+    /* A restore: the state arrives later through migrate-incoming (xl restore). */
+    if (incoming)
+        args2(a, "-incoming", snap_xstrdup("defer"));
 }
 
 char **sim_qemu_argv(const sim_env *env, uint32_t domid, const libxl_domain_config *d,
-                     bool paused)
+                     bool paused, bool incoming)
 {
     argv_builder a = {0};
     arg(&a, snap_xstrdup(env->qemu));
@@ -178,7 +182,7 @@ char **sim_qemu_argv(const sim_env *env, uint32_t domid, const libxl_domain_conf
     args2(&a, "-display", snap_xstrdup("none"));
     args2(&a, "-serial", snap_xasprintf("file:%s/console-%u.log", env->rundir, domid));
     args2(&a, "-pidfile", snap_xasprintf("%s/qemu-dm-%u.pid", env->rundir, domid));
-    machine_args(&a, d, paused);
+    machine_args(&a, d, paused, incoming);
     for (int i = 0; i < d->num_disks; i++)
         disk_args(&a, &d->disks[i]);
     channel_args(&a, d);
@@ -294,9 +298,9 @@ static int wait_started(pid_t pid, const char *qmp, const char *logfile, snap_er
 }
 
 int sim_qemu_start(const sim_env *env, uint32_t domid, const libxl_domain_config *d,
-                   bool paused, pid_t *pid_out, snap_err *err)
+                   bool paused, bool incoming, pid_t *pid_out, snap_err *err)
 {
-    char **argv = sim_qemu_argv(env, domid, d, paused);
+    char **argv = sim_qemu_argv(env, domid, d, paused, incoming);
     char *qmp = sim_qmp_path(env, domid);
     char *logfile = log_path(env, d);
     unlink(qmp); /* a stale socket from an earlier domain with this domid */

@@ -35,6 +35,10 @@ static void usage(FILE *out)
             "  pause <dom>             pause the domain (QMP stop)\n"
             "  unpause <dom>           unpause the domain (QMP cont)\n"
             "  domid <name>            print a domain's id\n"
+            "  relaunch [-p] <dom>     start a stopped domain's device model again\n"
+            "                          from its stored config (same domid)\n"
+            "  restore [-p] <dom> <file>  the same, loading the memory checkpoint\n"
+            "                          <file> (a QEMU migration stream)\n"
             "\n"
             "<dom> is a domain name or id.\n"
             "\n"
@@ -88,7 +92,7 @@ static int check_boot_files(const libxl_domain_build_info *b, snap_err *err)
 static int dry_run(const sim_env *env, libxl_domain_config *d)
 {
     char *json = libxl_domain_config_to_json(NULL, d);
-    char **argv = sim_qemu_argv(env, 0, d, false);
+    char **argv = sim_qemu_argv(env, 0, d, false, false);
     printf("%s\n", json ? json : "null");
     for (char **p = argv; *p; p++)
         printf("%s%s", p == argv ? "" : " ", *p);
@@ -99,8 +103,8 @@ static int dry_run(const sim_env *env, libxl_domain_config *d)
 }
 
 /* Registers, stores and starts; undoes the registration when QEMU fails. */
-static int create_domain(const sim_env *env, libxl_domain_config *d, bool paused,
-                         snap_err *err)
+static int create_domain(const sim_env *env, libxl_domain_config *d, const char *cfg,
+                         bool paused, snap_err *err)
 {
     struct xs_handle *xs = sim_xs_open(err);
     if (!xs)
@@ -116,7 +120,9 @@ static int create_domain(const sim_env *env, libxl_domain_config *d, bool paused
     pid_t pid = -1;
     rc = sim_userdata_store_config(env, domid, uuid, d, err);
     if (!rc)
-        rc = sim_qemu_start(env, domid, d, paused, &pid, err);
+        rc = sim_userdata_store_xl(env, domid, uuid, cfg, err);
+    if (!rc)
+        rc = sim_qemu_start(env, domid, d, paused, false, &pid, err);
     if (!rc)
         rc = sim_xs_record_dm(xs, domid, pid, err);
     if (rc) {
@@ -165,7 +171,7 @@ static int cmd_create(const sim_env *env, int argc, char **argv)
     if (!rc)
         rc = mkdir_p(env->rundir, &err);
     if (!rc)
-        rc = create_domain(env, &d, paused, &err);
+        rc = create_domain(env, &d, cfg, paused, &err);
     libxl_domain_config_dispose(&d);
     return rc ? fail(&err) : EXIT_SUCCESS;
 }
@@ -224,6 +230,34 @@ static int cmd_qmp(const sim_env *env, const char *dom, const char *command)
     return rc ? fail(&err) : EXIT_SUCCESS;
 }
 
+/* relaunch [-p] <dom> | restore [-p] <dom> <file> */
+static int cmd_relaunch(const sim_env *env, int argc, char **argv, bool restore)
+{
+    bool paused = false;
+    int opt;
+    while ((opt = getopt(argc, argv, "+ph")) != -1) {
+        switch (opt) {
+        case 'p': paused = true; break;
+        case 'h': usage(stdout); return EXIT_SUCCESS;
+        default: return 2;
+        }
+    }
+    if (optind + (restore ? 2 : 1) != argc) {
+        fprintf(stderr, "'xlsim %s' requires a domain%s.\n", argv[0],
+                restore ? " and a memory file" : "");
+        return 2;
+    }
+    uint32_t domid;
+    struct xs_handle *xs = open_domain(argv[optind], &domid);
+    if (!xs)
+        return EXIT_FAILURE;
+    xs_close(xs);
+    snap_err err;
+    snap_err_clear(&err);
+    int rc = sim_relaunch(env, domid, restore ? argv[optind + 1] : NULL, paused, &err);
+    return rc ? fail(&err) : EXIT_SUCCESS;
+}
+
 static int cmd_domid(const char *name)
 {
     uint32_t domid;
@@ -252,6 +286,8 @@ int main(int argc, char **argv)
         return cmd_create(&env, argc - 1, argv + 1);
     if (!strcmp(cmd, "list"))
         return sim_list(&env);
+    if (!strcmp(cmd, "relaunch") || !strcmp(cmd, "restore"))
+        return cmd_relaunch(&env, argc - 1, argv + 1, !strcmp(cmd, "restore"));
     bool one_dom = !strcmp(cmd, "destroy") || !strcmp(cmd, "pause") ||
                    !strcmp(cmd, "unpause") || !strcmp(cmd, "domid");
     if (!one_dom) {

@@ -104,11 +104,11 @@ char *sim_qmp_path(const sim_env *env, uint32_t domid);
  * If QEMU exits first, fails with what QEMU printed.
  */
 int sim_qemu_start(const sim_env *env, uint32_t domid,
-                   const libxl_domain_config *d_config, bool paused, pid_t *pid_out,
-                   snap_err *err);
+                   const libxl_domain_config *d_config, bool paused, bool incoming,
+                   pid_t *pid_out, snap_err *err);
 /* Builds QEMU's argv (NULL-terminated, malloc'd strings); for tests and -n. */
 char **sim_qemu_argv(const sim_env *env, uint32_t domid,
-                     const libxl_domain_config *d_config, bool paused);
+                     const libxl_domain_config *d_config, bool paused, bool incoming);
 void sim_argv_free(char **argv);
 /*
  * Ends the device model: QMP quit (SIGTERM if QMP does not answer, SIGKILL
@@ -119,6 +119,24 @@ int sim_qemu_stop(const sim_env *env, uint32_t domid, pid_t pid, int timeout_ms,
                   snap_err *err);
 /* True if pid is a live (not zombie) process. */
 bool sim_pid_alive(pid_t pid);
+
+/* ------------------------------------------------------------ restart */
+
+/*
+ * Stores the xl config file's text as userdata "xl", as xl does, so the
+ * domain can be started again later (relaunch/restore).
+ */
+int sim_userdata_store_xl(const sim_env *env, uint32_t domid, const char *uuid,
+                          const char *cfg_path, snap_err *err);
+/*
+ * A new device model for an existing domain whose QEMU is gone: the config
+ * from userdata "xl", its disks as the stored libxl-json says (they may have
+ * been switched to other images since), same domid. With memory_file, QEMU
+ * starts with -incoming defer and loads that migration stream (`xl restore`).
+ * Ends paused or running.
+ */
+int sim_relaunch(const sim_env *env, uint32_t domid, const char *memory_file, bool paused,
+                 snap_err *err);
 
 /* ------------------------------------------------------------ QMP */
 
