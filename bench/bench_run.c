@@ -1,0 +1,75 @@
+/*
+ * bench_run: runs one command as a fresh process and prints what a user
+ * feels: its wall time and its peak resident set size.
+ *
+ *   bench_run [-o OUT] -- COMMAND [ARG...]
+ *
+ * prints "<wall_ms> <maxrss_kb> <exit status>" on stdout; the command's own
+ * stdout and stderr go to OUT (default /dev/null). The peak RSS comes from
+ * wait4(): the largest of the command and of the children it waited for.
+ *
+ * Copyright (C) 2026 The xlsnap authors. GPL-2.0-only (see COPYING).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+static void child(const char *out, char **argv)
+{
+    int fd = open(out, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0) {
+        fprintf(stderr, "bench_run: %s: %s\n", out, strerror(errno));
+        _exit(126);
+    }
+    execvp(argv[0], argv);
+    fprintf(stderr, "bench_run: %s: %s\n", argv[0], strerror(errno));
+    _exit(127);
+}
+
+int main(int argc, char **argv)
+{
+    const char *out = "/dev/null";
+    int i = 1;
+    if (i + 1 < argc && !strcmp(argv[i], "-o")) {
+        out = argv[i + 1];
+        i += 2;
+    }
+    if (i < argc && !strcmp(argv[i], "--"))
+        i++;
+    if (i >= argc) {
+        fprintf(stderr, "usage: bench_run [-o OUT] -- COMMAND [ARG...]\n");
+        return 2;
+    }
+    double t0 = now_ms();
+    pid_t pid = fork();
+    if (pid < 0) {
+        perror("bench_run: fork");
+        return 1;
+    }
+    if (pid == 0)
+        child(out, argv + i);
+    int status;
+    struct rusage ru;
+    while (wait4(pid, &status, 0, &ru) < 0)
+        if (errno != EINTR) {
+            perror("bench_run: wait4");
+            return 1;
+        }
+    double wall = now_ms() - t0;
+    int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    printf("%.3f %ld %d\n", wall, ru.ru_maxrss, code);
+    return 0;
+}
