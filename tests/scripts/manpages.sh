@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# docs: every man page in docs/ passes `mandoc -T lint` (warnings and up) and
+# `groff -ww -z`, renders with `man -l` without a word on stderr, and xlsnap(1)
+# documents every subcommand and long option the command's own table has.
+set -u
+top=${XLSNAP_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+build=${XLSNAP_BUILDDIR:-$top/build}
+pass=0 fail=0
+check() { # check NAME COMMAND...
+    if "${@:2}"; then
+        echo "PASS $1"
+        pass=$((pass + 1))
+    else
+        echo "FAIL $1"
+        fail=$((fail + 1))
+    fi
+}
+quiet() { local out; out=$("$@" 2>&1) && [ -z "$out" ] || { echo "$out" | head -n 20; return 1; }; }
+renders() { local err; err=$(MANWIDTH=80 man -l "$1" 2>&1 >/dev/null) && [ -z "$err" ] || { echo "$err"; return 1; }; }
+
+pages=("$top"/docs/*.[1-8])
+check "man pages exist (xlsnap.1, libsnap.3, xlsnap-snapshot.5)" \
+    test -f "$top/docs/xlsnap.1" -a -f "$top/docs/libsnap.3" -a -f "$top/docs/xlsnap-snapshot.5"
+for p in "${pages[@]}"; do
+    n=$(basename "$p")
+    check "$n: mandoc -T lint -W warning" quiet mandoc -T lint -W warning "$p"
+    check "$n: groff -ww -z" quiet groff -ww -z -man "$p"
+    if command -v man >/dev/null; then check "$n: man -l renders quietly" renders "$p"; fi
+done
+
+# xlsnap(1) against the command itself: `xlsnap help` lists the subcommands,
+# `xlsnap help CMD` their options.
+page=$(MANWIDTH=200 man -l "$top/docs/xlsnap.1" 2>/dev/null | sed 's/\x08.//g')
+if [ -x "$build/xlsnap" ]; then
+    cmds=$("$build/xlsnap" help | awk '/^ snapshot-/ { print $1 }')
+    check "xlsnap help lists subcommands" test -n "$cmds"
+    for c in $cmds; do
+        check "xlsnap(1) documents $c" grep -q "^   $c" <<<"$page"
+        for o in $("$build/xlsnap" help "$c" | grep -oE -- '--[a-z-]+' | sort -u); do
+            check "xlsnap(1) documents $c $o" grep -q -- "$o" <<<"$page"
+        done
+    done
+else
+    echo "# $build/xlsnap not built: option coverage not checked"
+    fail=$((fail + 1))
+fi
+echo "$pass passed, $fail failed, 0 skipped"
+[ "$fail" -eq 0 ]
