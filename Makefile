@@ -145,6 +145,8 @@ install: all
 	    libsnap/libsnap.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/libsnap.pc
 	$(foreach m,$(MAN_PAGES),install -d $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m))) && \
 	    install -m 0644 $(m) $(DESTDIR)$(MANDIR)/man$(subst .,,$(suffix $(m)))/;)
+	install -d $(DESTDIR)$(DATADIR)/bash-completion/completions
+	install -m 0644 tools/completion/xlsnap.bash $(DESTDIR)$(DATADIR)/bash-completion/completions/xlsnap
 
 clean:
 	rm -rf build
