@@ -322,7 +322,9 @@ int snap_create(snap_ctx *ctx, const char *domain, const snap_create_params *p,
         *info_out = NULL;
     if (plan_out)
         *plan_out = NULL;
-    int rc = snap_session_open(ctx, domain, !p->dry_run, &s, err);
+    /* -N too: the lock and the name check need the domain's directory (an
+     * empty directory is no snapshot state); a fresh domain has none yet. */
+    int rc = snap_session_open(ctx, domain, true, &s, err);
     if (!rc)
         rc = create_in_session(ctx, &s, p, &m, plan_out, err);
     if (!rc && info_out && !p->dry_run) {
