@@ -1,0 +1,382 @@
+/*
+ * snapshot-create, -list and -info through the real `xlsnap` command on a
+ * domain made by `xlsim create` (issue 5, "Tests"): one booted guest whose
+ * writer appends to xvdb serves every case, in order: plan (-N), quiesced
+ * internal snapshot with the filesystem inside it proven clean, refusals
+ * (name clash, unknown disk, name already in an image, overlay already there)
+ * that change nothing, excluded disk, external snapshot (QEMU, xenstore and
+ * the libxl config on the overlays, bases clean), list/info output, and last
+ * an offline domain snapshotted by qemu-img children.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "snap_json.h"
+#include "snap_qmp.h"
+#include "th.h"
+#include "th_qemu.h"
+#include "th_xlsim.h"
+
+#define BOOT_TIMEOUT_MS 120000
+#define MIN_RECORDS     10
+
+static th_xlsim_dom g;
+static bool g_up;
+
+/* ------------------------------------------------------------ helpers */
+
+static bool guest_up(void)
+{
+    if (!g_up)
+        th_skip("the guest did not boot");
+    return g_up;
+}
+
+/* Thawed by the agent's own account, and a write in the guest succeeds. */
+static void check_thawed(const char *file, int line)
+{
+    char *status = th_xlsim_fsfreeze_status(&g);
+    if (!status || strcmp(status, "thawed") != 0)
+        th_fail_at(file, line, "guest filesystems: %s", status ? status : "(no answer)");
+    free(status);
+    if (th_xlsim_guest_sh(&g, "echo probe >/mnt/vdb/probe && sync", NULL) != 0)
+        th_fail_at(file, line, "a write in the guest failed after the command");
+}
+#define CHECK_THAWED() check_thawed(__FILE__, __LINE__)
+
+/* The writer's log as the live guest sees it now has at least n records. */
+static bool wait_for_records(long n)
+{
+    for (int tries = 0; tries < 150; tries++) {
+        char *text = NULL;
+        th_xlsim_guest_sh(&g, "cat /mnt/vdb/writer.log", &text);
+        th_writer_log log;
+        bool ok = text && th_writer_log_parse(text, &log) && log.records >= n;
+        free(text);
+        if (ok)
+            return true;
+        usleep(200000);
+    }
+    return false;
+}
+
+/* The ext4 in image's internal snapshot name, as a raw file; NULL on failure. */
+static const char *snapshot_to_raw(const char *image, const char *name)
+{
+    const char *raw = th_path(name);
+    char *opt = snap_xasprintf("snapshot.name=%s", name);
+    char *err = NULL;
+    int rc = th_runl(NULL, &err, "qemu-img", "convert", "-U", "-l", opt, "-O", "raw",
+                     image, raw, (char *)NULL);
+    if (rc != 0)
+        th_fail_at(__FILE__, __LINE__, "qemu-img convert -l %s %s: %s", opt, image,
+                   err ? err : "");
+    free(opt);
+    free(err);
+    return rc == 0 ? raw : NULL;
+}
+
+/* A clean ext4 whose writer log is complete (records as a prefix, none torn). */
+static void check_clean_fs(const char *raw, const char *what)
+{
+    CHECK_INT(th_ext4_needs_recovery(raw), 0);
+    CHECK_INT(th_ext4_fsck(raw), 0);
+    char *text = th_ext4_cat(raw, "/writer.log");
+    th_writer_log log;
+    if (!text || !th_writer_log_parse(text, &log))
+        th_fail_at(__FILE__, __LINE__, "%s: writer log: %s", what,
+                   text ? log.problem : "absent");
+    else
+        th_note("%s: writer log 1..%ld, complete", what, log.last);
+    free(text);
+}
+
+/* Runs a command that must fail and leave everything as it was. */
+static void check_refused(const char *const argv[], const char *expect)
+{
+    char *before = th_world_capture(&g, TH_WORLD_LIVE);
+    th_cmd r;
+    th_xlsnapv(&r, argv);
+    if (r.rc != 1)
+        th_fail_at(__FILE__, __LINE__, "expected exit 1: %s", th_cmd_describe(&r));
+    CHECK_CONTAINS(r.err, expect);
+    char *after = th_world_capture(&g, TH_WORLD_LIVE);
+    CHECK_WORLD(before, after);
+    CHECK_THAWED();
+    free(before);
+    free(after);
+    th_cmd_free(&r);
+}
+
+/* The active path of disk vdev per xenstore ("qcow2:/path" -> "/path"). */
+static char *active_path(const char *vdev)
+{
+    char *params = th_xlsim_backend(&g, vdev, "params");
+    char *colon = params ? strchr(params, ':') : NULL;
+    char *path = colon ? snap_xstrdup(colon + 1) : NULL;
+    free(params);
+    return path;
+}
+
+/* ------------------------------------------------------------ cases */
+
+static void test_boot(void)
+{
+    th_xlsim_opts o = {.extra = "xlsnap.writer=vdb xlsnap.writer_ms=20"};
+    REQUIRE(th_xlsim_create(&g, "g1", &o));
+    REQUIRE(th_xlsim_wait_agent(&g, BOOT_TIMEOUT_MS));
+    REQUIRE(wait_for_records(MIN_RECORDS));
+    g_up = true;
+}
+
+static void test_plan_changes_nothing(void)
+{
+    if (!guest_up())
+        return;
+    char *before = th_world_capture(&g, TH_WORLD_LIVE);
+    th_cmd r;
+    th_xlsnap(&r, "-N", "snapshot-create", "-e", "g1", "p1", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "xvda");
+    CHECK_CONTAINS(r.out, "xvdb");
+    CHECK_CONTAINS(r.out, "external");
+    CHECK_CONTAINS(r.out, "root.p1.qcow2");
+    CHECK_CONTAINS(r.out, "data.p1.qcow2");
+    char *after = th_world_capture(&g, TH_WORLD_LIVE);
+    CHECK_WORLD(before, after);
+    CHECK_THAWED();
+    free(before);
+    free(after);
+    th_cmd_free(&r);
+}
+
+static void test_internal_quiesced(void)
+{
+    if (!guest_up())
+        return;
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-create", "-d", "first one", "g1", "s1", NULL);
+    if (r.rc != 0)
+        th_fail_at(__FILE__, __LINE__, "%s", th_cmd_describe(&r));
+    CHECK_CONTAINS(r.out, "quiesced");
+    th_cmd_free(&r);
+    CHECK(th_qemu_img_has_snapshot(g.root, "s1"));
+    CHECK(th_qemu_img_has_snapshot(g.data, "s1"));
+    CHECK_THAWED();
+    /* The filesystem inside the snapshot: clean, the writer's log complete. */
+    const char *raw = snapshot_to_raw(g.data, "s1");
+    if (raw)
+        check_clean_fs(raw, "data.qcow2@s1");
+    if (raw)
+        unlink(raw);
+}
+
+static void test_refusals_change_nothing(void)
+{
+    if (!guest_up())
+        return;
+    const char *clash[] = {"snapshot-create", "g1", "s1", NULL};
+    check_refused(clash, "already exists");
+    const char *unknown[] = {"snapshot-create", "--disks", "xvda,xvdz", "g1", "u1", NULL};
+    check_refused(unknown, "xvdz");
+    const char *bad_name[] = {"snapshot-create", "-i", "g1", "bad/name", NULL};
+    check_refused(bad_name, "bad/name");
+}
+
+/* An internal snapshot already in one image (made through QEMU) is refused. */
+static void test_name_already_in_image(void)
+{
+    if (!guest_up())
+        return;
+    snap_err err = {0};
+    snap_qmp *qmp = NULL;
+    snap_qmp_tx *tx = snap_qmp_tx_new();
+    snap_qmp_tx_add_internal(tx, "xvdb-qcow2", "q1");
+    if (snap_qmp_connect(g.vm.qmp_path, 10000, &qmp, &err) != 0 ||
+        snap_qmp_transaction(qmp, tx, 10000, &err) != 0)
+        th_fail_at(__FILE__, __LINE__, "QMP internal snapshot: %s", err.msg);
+    snap_qmp_close(qmp);
+    snap_qmp_tx_free(tx);
+    REQUIRE(th_qemu_img_has_snapshot(g.data, "q1"));
+    const char *argv[] = {"snapshot-create", "g1", "q1", NULL};
+    check_refused(argv, "already has an internal snapshot");
+    CHECK(!th_qemu_img_has_snapshot(g.root, "q1"));
+}
+
+/* QEMU would silently overwrite an existing overlay: xlsnap refuses. */
+static void test_overlay_exists(void)
+{
+    if (!guest_up())
+        return;
+    char *planted = snap_xasprintf("%s/data.o1.qcow2", g.disk_dir);
+    REQUIRE(th_write_file(planted, "precious\n"));
+    const char *argv[] = {"snapshot-create", "-e", "g1", "o1", NULL};
+    check_refused(argv, "already exists");
+    char *text = th_read_file(planted);
+    CHECK_STR(text, "precious\n");
+    free(text);
+    unlink(planted);
+    free(planted);
+}
+
+static void test_excluded_disk(void)
+{
+    if (!guest_up())
+        return;
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-create", "--disks", "xvda", "g1", "x1", NULL);
+    if (r.rc != 0)
+        th_fail_at(__FILE__, __LINE__, "%s", th_cmd_describe(&r));
+    th_cmd_free(&r);
+    CHECK(th_qemu_img_has_snapshot(g.root, "x1"));
+    CHECK(!th_qemu_img_has_snapshot(g.data, "x1"));
+    th_xlsnap(&r, "snapshot-info", "--json", "g1", "x1", NULL);
+    CHECK_INT(r.rc, 0);
+    snap_err err = {0};
+    yajl_val v = snap_json_parse(r.out, "snapshot-info --json", &err);
+    CHECK(v != NULL);
+    yajl_val excluded = snap_json_get_array(v, "excluded_disks");
+    CHECK_INT(snap_json_array_len(excluded), 1);
+    CHECK_CONTAINS(r.out, "\"xvdb\"");
+    yajl_tree_free(v);
+    th_cmd_free(&r);
+    CHECK_THAWED();
+}
+
+/* QEMU's active layer of vdev is overlay, backed by base. */
+static void check_qemu_on_overlay(const char *node, const char *overlay, const char *base)
+{
+    snap_err err = {0};
+    snap_qmp *qmp = NULL;
+    snap_qmp_disks disks = {0};
+    if (snap_qmp_connect(g.vm.qmp_path, 10000, &qmp, &err) != 0 ||
+        snap_qmp_query_disks(qmp, &disks, 10000, &err) != 0) {
+        th_fail_at(__FILE__, __LINE__, "QMP: %s", err.msg);
+    } else {
+        const snap_qmp_disk *d = snap_qmp_disks_find(&disks, node);
+        CHECK(d && d->chain_len >= 2);
+        if (d && d->chain_len >= 2) {
+            CHECK_STR(d->chain[0].file, overlay);
+            CHECK_STR(d->chain[1].file, base);
+        }
+    }
+    snap_qmp_disks_free(&disks);
+    snap_qmp_close(qmp);
+}
+
+static void test_external(void)
+{
+    if (!guest_up())
+        return;
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-create", "-e", "g1", "e1", NULL);
+    if (r.rc != 0)
+        th_fail_at(__FILE__, __LINE__, "%s", th_cmd_describe(&r));
+    th_cmd_free(&r);
+    char *ov_root = snap_xasprintf("%s/root.e1.qcow2", g.disk_dir);
+    char *ov_data = snap_xasprintf("%s/data.e1.qcow2", g.disk_dir);
+    CHECK(access(ov_root, F_OK) == 0 && access(ov_data, F_OK) == 0);
+    check_qemu_on_overlay("xvda", ov_root, g.root);
+    check_qemu_on_overlay("xvdb", ov_data, g.data);
+    char *pa = th_xlsim_backend(&g, "xvda", "params");
+    char *pb = th_xlsim_backend(&g, "xvdb", "params");
+    char *want_a = snap_xasprintf("qcow2:%s", ov_root);
+    char *want_b = snap_xasprintf("qcow2:%s", ov_data);
+    CHECK_STR(pa, want_a);
+    CHECK_STR(pb, want_b);
+    char *userdata = th_xlsim_userdata(&g);
+    CHECK_CONTAINS(userdata, ov_root);
+    CHECK_CONTAINS(userdata, ov_data);
+    CHECK_THAWED();
+    /* The base images, no longer written, hold clean filesystems. */
+    const char *raw = th_image_to_raw(g.data);
+    if (raw)
+        check_clean_fs(raw, "data.qcow2 (base)");
+    raw = th_image_to_raw(g.root);
+    if (raw)
+        CHECK_INT(th_ext4_needs_recovery(raw), 0);
+    free(pa), free(pb), free(want_a), free(want_b), free(userdata);
+    free(ov_root), free(ov_data);
+}
+
+static void test_list_and_info(void)
+{
+    if (!guest_up())
+        return;
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-list", "g1", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "s1 ");
+    CHECK_CONTAINS(r.out, "x1 ");
+    CHECK_CONTAINS(r.out, "e1 *");
+    CHECK(!strstr(r.out, "q1") && !strstr(r.out, "o1") && !strstr(r.out, "p1"));
+    th_cmd_free(&r);
+    th_xlsnap(&r, "snapshot-list", "--tree", "g1", NULL);
+    CHECK_INT(r.rc, 0);
+    /* A chain: s1 -> x1 -> e1, each deeper than its parent. */
+    const char *s1 = strstr(r.out, "s1"), *x1 = strstr(r.out, "x1"),
+               *e1 = strstr(r.out, "e1");
+    CHECK(s1 && x1 && e1 && s1 < x1 && x1 < e1);
+    th_cmd_free(&r);
+    th_xlsnap(&r, "snapshot-list", "--json", "g1", NULL);
+    CHECK_INT(r.rc, 0);
+    snap_err err = {0};
+    yajl_val v = snap_json_parse(r.out, "snapshot-list --json", &err);
+    CHECK(v && (YAJL_IS_ARRAY(v) || YAJL_IS_OBJECT(v)));
+    if (!v)
+        th_note("list --json: %s", err.msg);
+    yajl_tree_free(v);
+    th_cmd_free(&r);
+    th_xlsnap(&r, "snapshot-info", "g1", "s1", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "first one");
+    CHECK_CONTAINS(r.out, "quiesced");
+    th_cmd_free(&r);
+    th_xlsnap(&r, "snapshot-info", "g1", "nosuch", NULL);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS(r.err, "nosuch");
+    th_cmd_free(&r);
+}
+
+/* Powered off from inside: QEMU is gone, the domain stays; qemu-img does the work. */
+static void test_offline(void)
+{
+    if (!guest_up())
+        return;
+    REQUIRE(th_xlsim_poweroff(&g, 30000));
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-create", "g1", "off1", NULL);
+    if (r.rc != 0)
+        th_fail_at(__FILE__, __LINE__, "%s", th_cmd_describe(&r));
+    th_cmd_free(&r);
+    char *a = active_path("xvda"), *b = active_path("xvdb");
+    REQUIRE(a && b);
+    CHECK(th_qemu_img_has_snapshot(a, "off1"));
+    CHECK(th_qemu_img_has_snapshot(b, "off1"));
+    th_xlsnap(&r, "snapshot-info", "--json", "g1", "off1", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "shut");
+    th_cmd_free(&r);
+    free(a);
+    free(b);
+}
+
+int main(void)
+{
+    TH_RUN(test_boot);
+    TH_RUN(test_internal_quiesced);
+    TH_RUN(test_plan_changes_nothing);
+    TH_RUN(test_refusals_change_nothing);
+    TH_RUN(test_name_already_in_image);
+    TH_RUN(test_overlay_exists);
+    TH_RUN(test_excluded_disk);
+    TH_RUN(test_external);
+    TH_RUN(test_list_and_info);
+    TH_RUN(test_offline);
+    if (g_up)
+        th_xlsim_destroy(&g);
+    return th_finish();
+}
