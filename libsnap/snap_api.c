@@ -1,26 +1,6 @@
 /*
- * snapshot-revert and snapshot-delete: not implemented yet (issue 6); they
- * say so clearly instead of pretending.
+ * Public entry points whose work lives elsewhere: snapshot-revert is in
+ * snap_revert.c, snapshot-delete in snap_delete.c. Kept for the parameter
+ * helpers' neighbours in snap_ctx.c.
  */
 #include "snap_internal.h"
-
-static int not_yet(snap_ctx *ctx, const char *what)
-{
-    snap_err_set(&ctx->err, SNAP_ERROR_UNSUPPORTED,
-                 "%s is not available yet in this version of xlsnap", what);
-    return SNAP_ERROR_UNSUPPORTED;
-}
-
-int snap_revert(snap_ctx *ctx, const char *domain, const char *name,
-                const snap_revert_params *params)
-{
-    (void)domain, (void)name, (void)params;
-    return not_yet(ctx, "snapshot-revert");
-}
-
-int snap_delete(snap_ctx *ctx, const char *domain, const char *name,
-                const snap_delete_params *params)
-{
-    (void)domain, (void)name, (void)params;
-    return not_yet(ctx, "snapshot-delete");
-}

@@ -18,6 +18,7 @@
 
 #include "snap_orch.h"
 #include "snap_qemuimg.h"
+#include "snap_revert.h"
 
 #define COMMIT_TIMEOUT_MS 600000
 
@@ -152,6 +153,37 @@ int snap_rollback_create(snap_ctx *ctx, snap_session *s, const snap_journal *j,
     return rc ? snap_err_context(err, "rolling back snapshot '%s'", j->snapshot) : 0;
 }
 
+int snap_rollback_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
+                         snap_err *err)
+{
+    int rc = 0;
+    snap_domain_ref now;
+    snap_err ignored;
+    bool started = j->phase >= SNAP_PHASE_CONFIG_DONE &&
+                   ctx->ops->lookup(ctx, s->dom.ref.name, &now, &ignored) == 0 &&
+                   now.state != SNAP_DOMAIN_SHUTOFF;
+    if (j->phase >= SNAP_PHASE_DOMAIN_STARTED || started) {
+        snap_log(ctx->lg, XTL_INFO, "finishing the revert of domain %s to '%s'",
+                 s->dom.ref.name, j->snapshot);
+        rc = snap_meta_set_current(&s->st, j->snapshot, err);
+        return rc ? rc : snap_journal_finish(&s->st, err);
+    }
+    snap_log(ctx->lg, XTL_INFO, "rolling back the revert of domain %s to '%s'",
+             s->dom.ref.name, j->snapshot);
+    /* The toolstack first: nothing may point at an overlay about to go. */
+    if (j->phase >= SNAP_PHASE_DISKS_DONE && ctx->ops->keeps_stopped_domain)
+        rc = undo_backend(ctx, s, j, err);
+    for (size_t i = 0; i < j->n_disks && !rc; i++) {
+        const char *o = j->disks[i].overlay_created;
+        if (o && unlink(o) != 0 && errno != ENOENT)
+            rc = snap_err_errno(err, SNAP_ERROR_IO, errno, "disk %s: removing overlay %s",
+                                j->disks[i].vdev, o);
+    }
+    if (!rc)
+        rc = snap_journal_finish(&s->st, err);
+    return rc ? snap_err_context(err, "rolling back the revert to '%s'", j->snapshot) : 0;
+}
+
 /* Waits for a watchdog still busy thawing, then makes sure the guest is thawed. */
 static int recover_freeze(snap_ctx *ctx, snap_session *s, const snap_journal *j,
                           snap_err *err)
@@ -188,6 +220,10 @@ int snap_recover_journal(snap_ctx *ctx, snap_session *s, bool *recovered, snap_e
         rc = snap_journal_finish(&s->st, err);
     else if (!rc && j.op == SNAP_JOURNAL_CREATE)
         rc = snap_rollback_create(ctx, s, &j, err);
+    else if (!rc && j.op == SNAP_JOURNAL_REVERT)
+        rc = snap_rollback_revert(ctx, s, &j, err);
+    else if (!rc && j.op == SNAP_JOURNAL_DELETE)
+        rc = snap_recover_delete(ctx, s, &j, err);
     else if (!rc)
         rc = snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
                           "domain %s: cannot recover an interrupted %s yet; see %s",

@@ -1,0 +1,311 @@
+/*
+ * snapshot-revert: plan -> journal -> stop the domain -> disks (internal:
+ * `qemu-img snapshot -a` in parallel children; external: a NEW overlay on
+ * the snapshot point, never a write into a backing file) -> xenstore +
+ * stored config at the new overlays -> restore the memory checkpoint or boot
+ * afresh -> current moves -> journal cleared.
+ *
+ * Applying an internal snapshot discards the image's present state: that
+ * is what a revert asks for, and it cannot be undone. So after a failure
+ * past the stop, what can be undone is (new overlays, xenstore, config) and
+ * the domain is started again PAUSED and not booted, with the reason in the
+ * error: a defined state that never runs a guest on half-reverted disks.
+ */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "snap_domcfg.h"
+#include "snap_memory.h"
+#include "snap_qemuimg.h"
+#include "snap_revert.h"
+
+typedef struct revert_disk {
+    const snap_meta_disk *md;
+    snap_vdisk *disk;  /* the domain's disk as it is now */
+    char *new_overlay; /* external: the new active image */
+} revert_disk;
+
+typedef struct revert_plan {
+    snap_meta m;
+    revert_disk *disks;
+    size_t n;
+    const char *memory; /* the checkpoint to restore, or NULL */
+    bool was_live;      /* a device model ran the domain */
+    bool start;         /* start the domain at the end */
+    bool end_paused;
+} revert_plan;
+
+static void revert_plan_dispose(revert_plan *rp)
+{
+    for (size_t i = 0; i < rp->n; i++)
+        free(rp->disks[i].new_overlay);
+    free(rp->disks);
+    snap_meta_dispose(&rp->m);
+}
+
+/* "<overlay dir>/<base stem>.<name>.r<k>.qcow2", the first k not taken. */
+static char *new_overlay_path(const snap_meta_disk *md, const char *name)
+{
+    char *o = snap_xstrdup(md->overlay_path), *b = snap_xstrdup(md->base_path);
+    char *dir = dirname(o), *stem = basename(b);
+    char *dot = strrchr(stem, '.');
+    if (dot && dot != stem)
+        *dot = '\0';
+    char *path = NULL;
+    struct stat sb;
+    for (unsigned k = 1;; k++) {
+        path = snap_xasprintf("%s/%s.%s.r%u.qcow2", dir, stem, name, k);
+        if (lstat(path, &sb) != 0)
+            break;
+        free(path);
+    }
+    free(o);
+    free(b);
+    return path;
+}
+
+static int check_disk(snap_session *s, revert_disk *rd, const char *name, snap_err *err)
+{
+    const snap_meta_disk *md = rd->md;
+    rd->disk = snap_domain_find_disk(&s->dom, md->vdev);
+    if (!rd->disk)
+        return snap_err_set(err, SNAP_ERROR_NOTFOUND,
+                            "snapshot '%s': domain %s has no disk %s any more", name,
+                            s->dom.ref.name, md->vdev);
+    if (access(md->base_path, R_OK) != 0)
+        return snap_err_errno(err, SNAP_ERROR_NOTFOUND, errno,
+                              "snapshot '%s', disk %s: image %s", name, md->vdev,
+                              md->base_path);
+    if (md->method == SNAP_METHOD_EXTERNAL) {
+        rd->new_overlay = new_overlay_path(md, name);
+        return 0;
+    }
+    if (strcmp(rd->disk->xs->path, md->base_path) != 0)
+        return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                            "snapshot '%s', disk %s: the internal snapshot is in %s but "
+                            "the disk now uses %s (an external snapshot was taken "
+                            "since); applying it would corrupt the images above it",
+                            name, md->vdev, md->base_path, rd->disk->xs->path);
+    return 0;
+}
+
+/* Running state after the revert: the flags, else as at snapshot time. */
+static int plan_state(snap_session *s, const snap_revert_params *p, revert_plan *rp,
+                      snap_err *err)
+{
+    rp->was_live = s->dom.ref.state != SNAP_DOMAIN_SHUTOFF;
+    if (rp->m.has_memory) {
+        if (access(rp->m.memory_path, R_OK) != 0)
+            return snap_err_errno(err, SNAP_ERROR_NOTFOUND, errno,
+                                  "snapshot '%s': memory file %s", rp->m.name,
+                                  rp->m.memory_path);
+        rp->memory = rp->m.memory_path;
+        rp->start = true;
+        rp->end_paused = p->state == SNAP_REVERT_STATE_PAUSED ||
+                         (p->state == SNAP_REVERT_STATE_AS_SNAPSHOT &&
+                          rp->m.domain.state == SNAP_DOMAIN_PAUSED);
+        return 0;
+    }
+    if (rp->was_live && !p->force)
+        return snap_err_set(err, SNAP_ERROR_INVAL,
+                            "snapshot '%s' of domain %s has no memory: reverting the "
+                            "%s domain to it throws away its running state and boots "
+                            "it afresh; use --force",
+                            rp->m.name, s->dom.ref.name,
+                            snap_domain_state_name(s->dom.ref.state));
+    rp->start = rp->was_live || p->state != SNAP_REVERT_STATE_AS_SNAPSHOT;
+    rp->end_paused = p->state == SNAP_REVERT_STATE_PAUSED;
+    return 0;
+}
+
+static int plan_revert(snap_session *s, const char *name, const snap_revert_params *p,
+                       revert_plan *rp, snap_err *err)
+{
+    memset(rp, 0, sizeof *rp);
+    int rc = snap_meta_load(&s->st, name, &rp->m, err);
+    if (rc)
+        return rc;
+    rp->disks = snap_xcalloc(rp->m.n_disks, sizeof *rp->disks);
+    for (size_t i = 0; i < rp->m.n_disks && !rc; i++) {
+        rp->disks[rp->n].md = &rp->m.disks[i];
+        rc = check_disk(s, &rp->disks[rp->n++], name, err);
+    }
+    return rc ? rc : plan_state(s, p, rp, err);
+}
+
+static void journal_intent(snap_journal *j, const revert_plan *rp, char *prev_current)
+{
+    j->prev_current = prev_current;
+    for (size_t i = 0; i < rp->n; i++) {
+        const revert_disk *rd = &rp->disks[i];
+        snap_journal_disk *jd = snap_journal_add_disk(j, rd->md->vdev);
+        jd->image = snap_xstrdup(rd->md->base_path);
+        if (rd->new_overlay) {
+            jd->overlay_created = snap_xstrdup(rd->new_overlay);
+            jd->has_old = true;
+            jd->old_params = snap_xstrdup(rd->disk->xs->params);
+            jd->old_format = snap_xstrdup(rd->disk->xs->format);
+            jd->old_pdev_path = snap_xstrdup(rd->disk->xs->path);
+        }
+    }
+}
+
+/* Internal disks in parallel children, then the new overlays. */
+static int revert_storage(const revert_plan *rp, snap_err *err)
+{
+    const char **paths = snap_xcalloc(rp->n, sizeof *paths);
+    snap_err *per_disk = snap_xcalloc(rp->n, sizeof *per_disk);
+    size_t n = 0;
+    int rc = 0;
+    for (size_t i = 0; i < rp->n; i++)
+        if (!rp->disks[i].new_overlay)
+            paths[n++] = rp->disks[i].md->base_path;
+    if (n)
+        rc = snap_qimg_snapshot_many(NULL, SNAP_QIMG_SNAP_APPLY, paths, n, rp->m.name,
+                                     per_disk, err);
+    for (size_t i = 0; i < rp->n && !rc; i++) {
+        const revert_disk *rd = &rp->disks[i];
+        if (!rd->new_overlay)
+            continue;
+        rc = snap_qimg_create_overlay(NULL, rd->new_overlay, rd->md->base_path,
+                                      rd->md->format, err);
+        if (rc)
+            snap_err_context(err, "disk %s", rd->md->vdev);
+    }
+    free(paths);
+    free(per_disk);
+    return rc;
+}
+
+/*
+ * The new overlays in the toolstack's view. Where the platform forgets a
+ * stopped domain (Xen), only the config the domain is started from changes.
+ */
+static int switch_disks(snap_ctx *ctx, snap_session *s, const revert_plan *rp,
+                        char **config, snap_err *err)
+{
+    snap_disk_switch *sw = snap_xcalloc(rp->n, sizeof *sw);
+    snap_domcfg_disk_change *dc = snap_xcalloc(rp->n, sizeof *dc);
+    size_t n = 0;
+    for (size_t i = 0; i < rp->n; i++)
+        if (rp->disks[i].new_overlay) {
+            sw[n] = (snap_disk_switch){rp->disks[i].md->vdev, "qcow2",
+                                       rp->disks[i].new_overlay};
+            dc[n] = (snap_domcfg_disk_change){rp->disks[i].md->vdev,
+                                              rp->disks[i].new_overlay, "qcow2"};
+            n++;
+        }
+    size_t len;
+    int rc = snap_domcfg_edit_disks(s->dom.config, s->dom.config_len, dc, n, config, &len,
+                                    NULL, err);
+    if (!rc && n && ctx->ops->keeps_stopped_domain)
+        rc = snap_switch_disks(ctx, &s->dom.ref, sw, n, err);
+    free(sw);
+    free(dc);
+    return rc;
+}
+
+static int revert_journaled(snap_ctx *ctx, snap_session *s, const revert_plan *rp,
+                            snap_journal *j, snap_err *err)
+{
+    char *config = NULL;
+    int rc = 0;
+    if (rp->was_live) {
+        rc = ctx->ops->stop(ctx, &s->dom.ref, err);
+        if (!rc)
+            rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_DOMAIN_STOPPED, err);
+    }
+    if (!rc)
+        rc = revert_storage(rp, err);
+    if (!rc)
+        rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_DISKS_DONE, err);
+    if (!rc)
+        rc = switch_disks(ctx, s, rp, &config, err);
+    if (!rc)
+        rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_CONFIG_DONE, err);
+    if (!rc && rp->start) {
+        snap_log(ctx->lg, XTL_INFO, "domain %s: %s", s->dom.ref.name,
+                 rp->memory ? "restoring the memory checkpoint" : "booting afresh");
+        rc = ctx->ops->start(ctx, &s->dom.ref, config, rp->memory, rp->end_paused, err);
+        if (!rc)
+            rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_DOMAIN_STARTED, err);
+    }
+    free(config);
+    if (!rc)
+        rc = snap_meta_set_current(&s->st, rp->m.name, err);
+    if (!rc)
+        rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_METADATA_DONE, err);
+    return rc;
+}
+
+/*
+ * After a failure: undo what can be (new overlays, xenstore, config; the
+ * journal says what), then give a domain that ran its device model back,
+ * paused and not booted. Appends what happened to err.
+ */
+static void revert_failed(snap_ctx *ctx, snap_session *s, const revert_plan *rp,
+                          const snap_journal *j, snap_err *err)
+{
+    snap_err rerr;
+    if (snap_rollback_revert(ctx, s, j, &rerr)) {
+        snap_err_context(err, "undoing the revert also failed (%s)", rerr.msg);
+        return;
+    }
+    if (!rp->was_live || j->phase < SNAP_PHASE_DOMAIN_STOPPED)
+        return;
+    snap_domain_ref ref = s->dom.ref;
+    if (ctx->ops->start(ctx, &ref, s->dom.config, NULL, true, &rerr))
+        snap_err_context(err, "domain %s left shut off (%s)", ref.name, rerr.msg);
+    else
+        snap_err_context(err,
+                         "domain %s left paused and not booted; reverted "
+                         "disks keep the snapshot's state",
+                         ref.name);
+}
+
+static int revert_in_session(snap_ctx *ctx, snap_session *s, const char *name,
+                             const snap_revert_params *p, snap_err *err)
+{
+    revert_plan rp;
+    char *current = NULL;
+    int rc = plan_revert(s, name, p, &rp, err);
+    if (!rc)
+        rc = snap_meta_get_current(&s->st, &current, err);
+    if (rc || p->dry_run) {
+        free(current);
+        revert_plan_dispose(&rp);
+        return rc;
+    }
+    snap_journal j;
+    snap_journal_init(&j, SNAP_JOURNAL_REVERT, name);
+    journal_intent(&j, &rp, current);
+    rc = snap_journal_begin(&s->st, &j, err);
+    if (!rc) {
+        rc = revert_journaled(ctx, s, &rp, &j, err);
+        if (rc)
+            revert_failed(ctx, s, &rp, &j, err);
+        else
+            rc = snap_journal_finish(&s->st, err);
+    }
+    snap_journal_dispose(&j);
+    revert_plan_dispose(&rp);
+    return rc;
+}
+
+int snap_revert(snap_ctx *ctx, const char *domain, const char *name,
+                const snap_revert_params *p)
+{
+    snap_session s;
+    snap_err *err = &ctx->err;
+    snap_err_clear(err);
+    int rc = snap_session_open(ctx, domain, false, &s, err);
+    if (!rc)
+        rc = revert_in_session(ctx, &s, name, p, err);
+    snap_session_close(&s);
+    return rc ? snap_ctx_fail(ctx, err) : 0;
+}
