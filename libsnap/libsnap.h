@@ -146,7 +146,11 @@ typedef struct snap_info {
     char *memory_path; /* NULL: disk-only snapshot */
     uint64_t memory_size;
     size_t n_children;
-    char *json; /* the whole record, as stored (JSON) */
+    char *json;                      /* the whole record, as stored (JSON) */
+    unsigned n_internal, n_external; /* disks by method */
+    bool has_memory;                 /* a memory image was saved */
+    bool summary; /* from snap_list_summaries: disks, excluded, memory_path and json
+                     are NULL (n_disks and n_excluded still count them) */
 } snap_info;
 
 void snap_info_free(snap_info *info);
@@ -163,6 +167,13 @@ int snap_create(snap_ctx *ctx, const char *domain, const snap_create_params *par
 /* The domain's snapshots in creation order (*list_out malloc'd, free with
  * snap_info_list_free). */
 int snap_list(snap_ctx *ctx, const char *domain, snap_info ***list_out, size_t *n_out);
+/*
+ * Like snap_list, from the store's index instead of every full record (a
+ * list of 10,000 in milliseconds): each snap_info has summary set and only
+ * the fields a table or tree shows. Free with snap_info_list_free.
+ */
+int snap_list_summaries(snap_ctx *ctx, const char *domain, snap_info ***list_out,
+                        size_t *n_out);
 
 /* One snapshot by name. */
 int snap_info_get(snap_ctx *ctx, const char *domain, const char *name,

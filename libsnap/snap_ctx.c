@@ -113,7 +113,7 @@ void snap_info_free(snap_info *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; i < s->n_disks; i++) {
+    for (size_t i = 0; s->disks && i < s->n_disks; i++) { /* NULL in summaries */
         snap_disk_info *d = &s->disks[i];
         free(d->vdev);
         free(d->backend);
@@ -124,7 +124,7 @@ void snap_info_free(snap_info *s)
         free(d->internal_name);
     }
     free(s->disks);
-    for (size_t i = 0; i < s->n_excluded; i++)
+    for (size_t i = 0; s->excluded && i < s->n_excluded; i++)
         free(s->excluded[i]);
     free(s->excluded);
     free(s->name);

@@ -37,6 +37,8 @@ snap_info *snap_info_from_meta(const snap_meta *m)
         d->base_path = snap_xstrdup(md->base_path);
         d->overlay_path = dup_or_null(md->overlay_path);
         d->internal_name = dup_or_null(md->qemu_snap_name);
+        s->n_internal += md->method == SNAP_METHOD_INTERNAL;
+        s->n_external += md->method == SNAP_METHOD_EXTERNAL;
     }
     s->excluded = snap_xcalloc(m->n_excluded, sizeof *s->excluded);
     s->n_excluded = m->n_excluded;
@@ -49,6 +51,7 @@ snap_info *snap_info_from_meta(const snap_meta *m)
     s->thaw_ok = m->quiesce.thaw_ok;
     s->memory_path = m->has_memory ? dup_or_null(m->memory_path) : NULL;
     s->memory_size = m->memory_size;
+    s->has_memory = m->has_memory;
     s->json = snap_meta_to_json(m);
     return s;
 }
@@ -117,7 +120,35 @@ static int load_info(snap_meta_store *st, const snap_meta_tree *t, const char *n
     return 0;
 }
 
-int snap_list(snap_ctx *ctx, const char *domain, snap_info ***list_out, size_t *n_out)
+/* Node i of the tree as a summary snap_info (no record is read). */
+static snap_info *summary_info(const snap_domain_ref *ref, const snap_meta_tree *t,
+                               size_t i, const char *journaled)
+{
+    const snap_meta_entry *e = &t->nodes[i].e;
+    snap_info *s = snap_xcalloc(1, sizeof *s);
+    s->summary = true;
+    s->name = snap_xstrdup(e->name);
+    s->description = snap_xstrdup(e->description ? e->description : "");
+    s->parent = dup_or_null(e->parent);
+    s->creation_sec = e->ctime_sec;
+    s->creation_nsec = e->ctime_nsec;
+    s->domain_name = snap_xstrdup(ref->name);
+    s->domain_uuid = snap_xstrdup(ref->uuid);
+    s->domain_state = snap_xstrdup(snap_meta_domstate_name(e->domstate));
+    s->current = t->current == i;
+    s->incomplete = journaled && !strcmp(journaled, e->name);
+    s->n_disks = e->n_disks;
+    s->n_internal = e->n_internal;
+    s->n_external = e->n_external;
+    s->n_excluded = e->n_excluded;
+    s->quiesced = e->consistency == SNAP_META_QUIESCED;
+    s->has_memory = e->has_memory;
+    s->n_children = t->nodes[i].n_children;
+    return s;
+}
+
+static int list_records(snap_ctx *ctx, const char *domain, bool full,
+                        snap_info ***list_out, size_t *n_out)
 {
     snap_err *err = &ctx->err;
     snap_domain_ref ref;
@@ -141,7 +172,10 @@ int snap_list(snap_ctx *ctx, const char *domain, snap_info ***list_out, size_t *
     snap_info **list = snap_xcalloc(t.n + 2, sizeof *list);
     size_t n = 0;
     for (size_t i = 0; i < t.n && !rc; i++) {
-        rc = load_info(&st, &t, t.nodes[i].e.name, journaled, &list[n], err);
+        if (full)
+            rc = load_info(&st, &t, t.nodes[i].e.name, journaled, &list[n], err);
+        else
+            list[n] = summary_info(&ref, &t, i, journaled);
         if (!rc)
             n++;
     }
@@ -162,6 +196,17 @@ int snap_list(snap_ctx *ctx, const char *domain, snap_info ***list_out, size_t *
     *list_out = list;
     *n_out = n;
     return 0;
+}
+
+int snap_list(snap_ctx *ctx, const char *domain, snap_info ***list_out, size_t *n_out)
+{
+    return list_records(ctx, domain, true, list_out, n_out);
+}
+
+int snap_list_summaries(snap_ctx *ctx, const char *domain, snap_info ***list_out,
+                        size_t *n_out)
+{
+    return list_records(ctx, domain, false, list_out, n_out);
 }
 
 int snap_info_get(snap_ctx *ctx, const char *domain, const char *name, snap_info **out)

@@ -29,11 +29,9 @@ static const char *consistency(const snap_info *s)
 /* "internal", "external" or "mixed" over the snapshot's disks. */
 static const char *location(const snap_info *s)
 {
-    const char *m = s->n_disks ? s->disks[0].method : "none";
-    for (size_t i = 1; i < s->n_disks; i++)
-        if (strcmp(s->disks[i].method, m) != 0)
-            return "mixed";
-    return m;
+    if (s->n_internal && s->n_external)
+        return "mixed";
+    return s->n_internal ? "internal" : s->n_external ? "external" : "none";
 }
 
 static bool included(const snap_info *s, enum list_filter filter)
@@ -75,7 +73,7 @@ void print_list_table(snap_info **list, size_t n, enum list_filter filter)
                  s->current ? " *" : (s->incomplete ? " !" : ""));
         printf("%-32s %-19s  %-8s %-9s %5zu  %-16s %-6s %s\n", name,
                fmt_time(s->creation_sec, tbuf, sizeof tbuf), s->domain_state, location(s),
-               s->n_disks, consistency(s), s->memory_path ? "yes" : "no",
+               s->n_disks, consistency(s), s->has_memory ? "yes" : "no",
                s->parent ? s->parent : "-");
     }
     printf(

@@ -209,7 +209,9 @@ int main_snapshot_list(int argc, char **argv)
     }
     snap_info **list = NULL;
     size_t n = 0;
-    int rc = snap_list(xlsnap_ctx(), argv[optind], &list, &n);
+    /* Tables and trees need only the index; --json prints whole records. */
+    int rc = json ? snap_list(xlsnap_ctx(), argv[optind], &list, &n)
+                  : snap_list_summaries(xlsnap_ctx(), argv[optind], &list, &n);
     if (rc)
         return report_failure("snapshot-list", rc);
     if (json)
