@@ -87,7 +87,7 @@ die() {
 }
 guest() { xlsnap-demo-agent sh "$agent" "$1"; }
 # A command's "not available yet" answer marks a pending step.
-is_pending() { grep -q 'not available yet' "$tmp/out"; }
+is_pending() { grep -Eq 'not (available )?yet' "$tmp/out"; }
 
 # image_file IMG SNAPSHOT FILE: FILE's content in IMG's internal SNAPSHOT ("" = live).
 image_file() {

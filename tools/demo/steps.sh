@@ -40,8 +40,8 @@ boot_guest() {
     ok "guest agent answered after $((SECONDS - t)) s"
     show guest 'grep /mnt/ /proc/mounts; sleep 0.5; tail -n 2 /mnt/vdb/writer.log' ||
         die "reading the guest's mounts and writer log"
-    guest 'echo "written before s1" > /mnt/vdb/marker && sync' || die "writing the marker"
-    check "wrote /mnt/vdb/marker = 'written before s1' in the guest" true
+    guest 'echo "v1 (before s1)" > /mnt/vdb/marker && sync' || die "writing the marker"
+    ok "wrote /mnt/vdb/marker = 'v1 (before s1)' in the guest"
 }
 
 # Remembers the QEMU of the domain (by PID, to stop it at exit).
@@ -68,12 +68,12 @@ internal_snapshot() {
             image_clean "$tmp/disks/$d.qcow2" s1
     done
     s1_log=$(image_file "$tmp/disks/data.qcow2" s1 /writer.log)
-    check "data.qcow2@s1 holds marker 'written before s1' and $(wc -l <<<"$s1_log") writer records" \
-        test "$(image_file "$tmp/disks/data.qcow2" s1 /marker)" = "written before s1"
+    check "data.qcow2@s1 holds marker 'v1 (before s1)' and $(wc -l <<<"$s1_log") writer records" \
+        test "$(image_file "$tmp/disks/data.qcow2" s1 /marker)" = "v1 (before s1)"
 }
 
 external_snapshot() {
-    guest 'echo "written after s1" > /mnt/vdb/marker && sync' || die "writing the marker"
+    guest 'echo "v2 (before s2)" > /mnt/vdb/marker && sync' || die "writing the marker"
     caption "An external snapshot (new overlays; the old images become backing files)"
     show xlsnap snapshot-create -e "$dom" s2 || die "snapshot-create -e s2"
     local i
@@ -89,6 +89,10 @@ external_snapshot() {
         check "$d.qcow2 (now a backing file) still holds s1" \
             grep -qw s1 <(qemu-img snapshot -l -U "$tmp/disks/$d.qcow2")
     done
+    # The backing file is s2's data, frozen from now on.
+    s2_log=$(image_file "$tmp/disks/data.qcow2" "" /writer.log)
+    check "data.qcow2 (s2's data) holds marker 'v2 (before s2)'" \
+        test "$(image_file "$tmp/disks/data.qcow2" "" /marker)" = "v2 (before s2)"
 }
 
 list_and_info() {
@@ -105,7 +109,7 @@ list_and_info() {
 
 write_after() {
     caption "Data written after the snapshots"
-    guest 'echo "written after s2" > /mnt/vdb/marker && sync' || die "writing the marker"
+    guest 'echo "v3 (after s2)" > /mnt/vdb/marker && sync' || die "writing the marker"
     show guest 'cat /mnt/vdb/marker; echo "writer records: $(wc -l < /mnt/vdb/writer.log)"'
     guest 'cat /mnt/vdb/writer.log' >"$tmp/work/writer.log" || bad "reading writer.log"
     writer_gap_ms=$(awk 'NR > 1 && $2 - prev > max { max = $2 - prev } { prev = $2 }
@@ -113,8 +117,8 @@ write_after() {
 }
 
 revert_step() {
-    caption "snapshot-revert to s1 (disk-only snapshot of a running domain: --force)"
-    if ! show xlsnap snapshot-revert --force "$dom" s1; then
+    caption "snapshot-revert to s2 (disk-only snapshot of a running domain: --force)"
+    if ! show xlsnap snapshot-revert --force "$dom" s2; then
         if is_pending; then
             pending+=("snapshot-revert")
             echo "    PENDING: snapshot-revert is not in this build yet (being written)"
@@ -125,12 +129,12 @@ revert_step() {
     track_qemu
     xlsnap-demo-agent wait "$agent" 90 || die "the guest agent did not answer after revert"
     show guest 'cat /mnt/vdb/marker' || bad "reading the marker after revert"
-    check "the marker is back to 'written before s1'" \
-        test "$(guest 'cat /mnt/vdb/marker')" = "written before s1"
+    check "the marker is back to 'v2 (before s2)'" \
+        test "$(guest 'cat /mnt/vdb/marker')" = "v2 (before s2)"
     local live
     live=$(guest 'cat /mnt/vdb/writer.log')
-    check "the writer log starts with exactly the $(wc -l <<<"$s1_log") records of s1" \
-        test "${live:0:${#s1_log}}" = "$s1_log"
+    check "the writer log starts with exactly the $(wc -l <<<"$s2_log") records of s2" \
+        test "${live:0:${#s2_log}}" = "$s2_log"
 }
 
 delete_step() {
