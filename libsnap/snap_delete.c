@@ -1,16 +1,421 @@
+/*
+ * snapshot-delete. Internal: the qcow2 snapshot goes (QMP
+ * blockdev-snapshot-delete-internal-sync while a device model serves the
+ * image, `qemu-img snapshot -d` when not). External: the snapshot's overlay
+ * O is merged into its base B, so what the guest wrote after the snapshot is
+ * kept: an active O by an active block-commit (QMP, pivoting QEMU to B) or
+ * `qemu-img commit`, then xenstore and the stored config point at B; an O
+ * deeper in the chain by an intermediate commit (QEMU rewrites the image
+ * above it) or `qemu-img commit` + `rebase -u` of the image above. Merging
+ * writes into B, so it is refused while any other image is built on B, or
+ * more than one on O: their data would change under them.
+ * Children are reparented (and re-based in their records); --metadata only
+ * forgets records; --children/--children-only as virsh (leaves first).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "snap_memory.h"
+#include "snap_qemuimg.h"
 #include "snap_revert.h"
+
+#define COMMIT_TIMEOUT_MS 600000
+
+/* ------------------------------------------------------------ who uses an image */
+
+typedef struct image_set {
+    char **paths;
+    size_t n;
+} image_set;
+
+static void set_add(image_set *s, const char *p)
+{
+    if (!p)
+        return;
+    for (size_t i = 0; i < s->n; i++)
+        if (!strcmp(s->paths[i], p))
+            return;
+    s->paths = snap_xrealloc(s->paths, (s->n + 1) * sizeof *s->paths);
+    s->paths[s->n++] = snap_xstrdup(p);
+}
+
+static void set_free(image_set *s)
+{
+    for (size_t i = 0; i < s->n; i++)
+        free(s->paths[i]);
+    free(s->paths);
+}
+
+/* Every image xlsnap knows of for the domain: records and current disks. */
+static int known_images(snap_session *s, image_set *out, snap_err *err)
+{
+    snap_meta_tree t;
+    snap_meta_tree_init(&t);
+    int rc = snap_meta_tree_load(&s->st, &t, err);
+    for (size_t i = 0; i < t.n && !rc; i++) {
+        snap_meta m;
+        if (snap_meta_load(&s->st, t.nodes[i].e.name, &m, err))
+            continue;
+        for (size_t k = 0; k < m.n_disks; k++) {
+            set_add(out, m.disks[k].base_path);
+            set_add(out, m.disks[k].overlay_path);
+        }
+        snap_meta_dispose(&m);
+    }
+    snap_err_clear(err);
+    for (size_t i = 0; i < s->dom.n_disks; i++)
+        set_add(out, s->dom.disks[i].xs->path);
+    snap_meta_tree_dispose(&t);
+    return rc;
+}
+
+/* The known images whose backing file is file (except `except`). */
+static void users_of(const image_set *known, const char *file, const char *except,
+                     image_set *users)
+{
+    for (size_t i = 0; i < known->n; i++) {
+        if (except && !strcmp(known->paths[i], except))
+            continue;
+        snap_qimg_info info;
+        snap_err ignored;
+        if (access(known->paths[i], F_OK) != 0 ||
+            snap_qimg_info_get(NULL, known->paths[i], SNAP_QIMG_FORCE_SHARE, &info,
+                               &ignored))
+            continue;
+        if (info.full_backing_file && !strcmp(info.full_backing_file, file))
+            set_add(users, known->paths[i]);
+        snap_qimg_info_dispose(&info);
+    }
+}
+
+/* ------------------------------------------------------------ internal */
+
+static const snap_qmp_disk *disk_with_file(const snap_qmp_disks *qd, const char *file,
+                                           size_t *depth)
+{
+    for (size_t i = 0; i < qd->n; i++)
+        for (size_t k = 0; k < qd->disk[i].chain_len; k++)
+            if (!strcmp(qd->disk[i].chain[k].file, file)) {
+                *depth = k;
+                return &qd->disk[i];
+            }
+    return NULL;
+}
+
+static int delete_internal(snap_qmp *qmp, const snap_qmp_disks *qd,
+                           const snap_meta_disk *md, snap_err *err)
+{
+    size_t depth = 0;
+    const snap_qmp_disk *q = qmp ? disk_with_file(qd, md->base_path, &depth) : NULL;
+    if (q && depth != 0)
+        return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                            "disk %s: %s is a read-only backing file of the running "
+                            "domain now; delete the newer external snapshots first",
+                            md->vdev, md->base_path);
+    int rc;
+    if (q) {
+        if (!snap_qmp_disk_find_snapshot(q, md->qemu_snap_name))
+            return 0; /* already gone */
+        rc = snap_qmp_delete_internal(qmp, snap_qmp_disk_target(q), md->qemu_snap_name,
+                                      SNAP_QMP_TIMEOUT_MS, err);
+    } else {
+        rc = snap_qimg_snapshot_delete(NULL, md->base_path, md->qemu_snap_name, err);
+        if (rc == SNAP_ERROR_NOTFOUND)
+            rc = 0, snap_err_clear(err);
+    }
+    return rc ? snap_err_context(err, "disk %s", md->vdev) : 0;
+}
+
+/* ------------------------------------------------------------ external */
+
+typedef struct ext_ctx {
+    snap_ctx *ctx;
+    snap_session *s;
+    snap_qmp *qmp;
+    const snap_qmp_disks *qd;
+    const image_set *known;
+} ext_ctx;
+
+static void job_args(yajl_gen g, const void *opaque)
+{
+    const char *const *a = opaque; /* job-id, device, top-node, base-node */
+    snap_json_kv_str(g, "job-id", a[0]);
+    snap_json_kv_str(g, "device", a[1]);
+    snap_json_kv_str(g, "top-node", a[2]);
+    snap_json_kv_str(g, "base-node", a[3]);
+    snap_json_kv_bool(g, "auto-dismiss", false);
+}
+
+/* block-commit of an intermediate node: a job that ends by itself. */
+static int commit_intermediate(snap_qmp *qmp, const snap_qmp_disk *q, size_t depth,
+                               const char *vdev, snap_err *err)
+{
+    char job_id[160];
+    snprintf(job_id, sizeof job_id, "xlsnap-delete-%s", vdev);
+    const char *a[4] = {job_id, snap_qmp_disk_target(q), q->chain[depth].node_name,
+                        q->chain[depth + 1].node_name};
+    if (!a[2] || !a[3])
+        return snap_err_set(err, SNAP_ERROR_PROTOCOL, "QEMU did not name the nodes");
+    int rc = snap_qmp_execute(qmp, "block-commit", job_args, a, NULL, SNAP_QMP_TIMEOUT_MS,
+                              err);
+    snap_qmp_job job = {0};
+    if (!rc)
+        rc = snap_qmp_wait_job(qmp, job_id, "concluded", &job, COMMIT_TIMEOUT_MS, err);
+    if (!rc && job.error)
+        rc = snap_err_set(err, SNAP_ERROR_PEER, "commit job %s failed: %s", job_id,
+                          job.error);
+    snap_err ignored;
+    snap_qmp_job_dismiss(qmp, job_id, SNAP_QMP_TIMEOUT_MS, &ignored);
+    snap_qmp_job_clear(&job);
+    return rc;
+}
+
+/* Merges O (= md->overlay_path) into B with QEMU; *was_active when O was on top. */
+static int merge_live(const ext_ctx *x, const snap_qmp_disk *q, size_t depth,
+                      const snap_meta_disk *md, snap_err *err)
+{
+    if (depth + 1 >= q->chain_len || strcmp(q->chain[depth + 1].file, md->base_path))
+        return snap_err_set(err, SNAP_ERROR_INVAL,
+                            "disk %s: %s is not backed by %s any more", md->vdev,
+                            md->overlay_path, md->base_path);
+    if (depth > 0)
+        return commit_intermediate(x->qmp, q, depth, md->vdev, err);
+    char job_id[160];
+    snprintf(job_id, sizeof job_id, "xlsnap-delete-%s", md->vdev);
+    return snap_qmp_commit_active(x->qmp, snap_qmp_disk_target(q), q->chain[1].node_name,
+                                  job_id, COMMIT_TIMEOUT_MS, err);
+}
+
+/* Offline: qemu-img commit O, then the image above O re-based onto B. */
+static int merge_offline(const snap_meta_disk *md, const char *above, snap_err *err)
+{
+    int rc = snap_qimg_commit(NULL, md->overlay_path, err);
+    if (!rc && above)
+        rc = snap_qimg_rebase(NULL, above, md->base_path, md->format, true, err);
+    return rc;
+}
+
+static int check_users(const ext_ctx *x, const snap_meta_disk *md, image_set *users_o,
+                       snap_err *err)
+{
+    image_set users_b = {0};
+    users_of(x->known, md->base_path, md->overlay_path, &users_b);
+    users_of(x->known, md->overlay_path, NULL, users_o);
+    int rc = 0;
+    if (users_b.n)
+        rc = snap_err_set(err, SNAP_ERROR_BUSY,
+                          "disk %s: %s is also the backing file of %s; merging %s into "
+                          "it would change that image's data",
+                          md->vdev, md->base_path, users_b.paths[0], md->overlay_path);
+    else if (users_o->n > 1)
+        rc = snap_err_set(err, SNAP_ERROR_BUSY,
+                          "disk %s: %s is the backing file of both %s and %s; refusing "
+                          "to remove it",
+                          md->vdev, md->overlay_path, users_o->paths[0],
+                          users_o->paths[1]);
+    set_free(&users_b);
+    return rc;
+}
+
+static int delete_external(const ext_ctx *x, const snap_meta_disk *md, snap_err *err)
+{
+    if (access(md->overlay_path, F_OK) != 0)
+        return 0; /* merged already (a re-run) */
+    image_set users_o = {0};
+    int rc = check_users(x, md, &users_o, err);
+    size_t depth = 0;
+    const snap_qmp_disk *q =
+        x->qmp ? disk_with_file(x->qd, md->overlay_path, &depth) : NULL;
+    snap_vdisk *vd = snap_domain_find_disk(&x->s->dom, md->vdev);
+    bool active = vd && !strcmp(vd->xs->path, md->overlay_path);
+    if (!rc)
+        rc = q ? merge_live(x, q, depth, md, err)
+               : merge_offline(md, users_o.n ? users_o.paths[0] : NULL, err);
+    if (!rc && active) {
+        snap_disk_switch sw = {md->vdev, md->format, md->base_path};
+        rc = snap_switch_disks(x->ctx, &x->s->dom.ref, &sw, 1, err);
+    }
+    if (!rc && unlink(md->overlay_path) != 0 && errno != ENOENT)
+        rc = snap_err_errno(err, SNAP_ERROR_IO, errno, "removing %s", md->overlay_path);
+    set_free(&users_o);
+    return rc ? snap_err_context(err, "disk %s: merging %s into %s", md->vdev,
+                                 md->overlay_path, md->base_path)
+              : 0;
+}
+
+/* Children's records named O as their base: it is B now. */
+static int rebase_children_records(snap_session *s, const snap_meta *m, snap_err *err)
+{
+    snap_meta_tree t;
+    snap_meta_tree_init(&t);
+    int rc = snap_meta_tree_load(&s->st, &t, err);
+    for (size_t i = 0; i < t.n && !rc; i++) {
+        snap_meta c;
+        if (snap_meta_load(&s->st, t.nodes[i].e.name, &c, err))
+            continue;
+        bool changed = false;
+        for (size_t k = 0; k < c.n_disks; k++)
+            for (size_t d = 0; d < m->n_disks; d++)
+                if (m->disks[d].overlay_path &&
+                    !strcmp(c.disks[k].vdev, m->disks[d].vdev) &&
+                    !strcmp(c.disks[k].base_path, m->disks[d].overlay_path)) {
+                    free(c.disks[k].base_path);
+                    c.disks[k].base_path = snap_xstrdup(m->disks[d].base_path);
+                    changed = true;
+                }
+        if (changed)
+            rc = snap_meta_save(&s->st, &c, false, err);
+        snap_meta_dispose(&c);
+    }
+    snap_meta_tree_dispose(&t);
+    return rc;
+}
+
+/* ------------------------------------------------------------ one snapshot */
+
+static int delete_storage(snap_ctx *ctx, snap_session *s, const snap_meta *m,
+                          snap_err *err)
+{
+    snap_qmp *qmp = NULL;
+    snap_qmp_disks qd = {0};
+    image_set known = {0};
+    int rc = 0;
+    if (s->dom.qmp_path) {
+        rc = snap_qmp_connect(s->dom.qmp_path, SNAP_QMP_TIMEOUT_MS, &qmp, err);
+        if (!rc)
+            rc = snap_qmp_query_disks(qmp, &qd, SNAP_QMP_TIMEOUT_MS, err);
+    }
+    if (!rc)
+        rc = known_images(s, &known, err);
+    ext_ctx x = {ctx, s, qmp, &qd, &known};
+    for (size_t i = 0; i < m->n_disks && !rc; i++)
+        rc = m->disks[i].method == SNAP_METHOD_INTERNAL
+                 ? delete_internal(qmp, &qd, &m->disks[i], err)
+                 : delete_external(&x, &m->disks[i], err);
+    set_free(&known);
+    snap_qmp_disks_free(&qd);
+    snap_qmp_close(qmp);
+    return rc;
+}
+
+/* Children to the parent, the record and memory file gone (current moves up). */
+static int delete_metadata(snap_session *s, const snap_meta *m, snap_err *err)
+{
+    int rc = snap_meta_reparent_children(&s->st, m->name, m->parent, err);
+    if (!rc)
+        rc = rebase_children_records(s, m, err);
+    if (!rc && m->has_memory)
+        rc = snap_memory_remove(m->memory_path, err);
+    if (!rc)
+        rc = snap_meta_remove(&s->st, m->name, err);
+    return rc;
+}
+
+static int delete_one(snap_ctx *ctx, snap_session *s, const char *name, bool meta_only,
+                      snap_err *err)
+{
+    snap_meta m;
+    int rc = snap_meta_load(&s->st, name, &m, err);
+    if (rc)
+        return rc;
+    snap_journal j;
+    snap_journal_init(&j, SNAP_JOURNAL_DELETE, name);
+    for (size_t i = 0; i < m.n_disks; i++) {
+        snap_journal_disk *jd = snap_journal_add_disk(&j, m.disks[i].vdev);
+        jd->image = snap_xstrdup(m.disks[i].base_path);
+    }
+    rc = snap_journal_begin(&s->st, &j, err);
+    if (!rc && !meta_only)
+        rc = delete_storage(ctx, s, &m, err);
+    if (!rc)
+        rc = snap_journal_set_phase(&s->st, &j, SNAP_PHASE_DISKS_DONE, err);
+    if (!rc)
+        rc = delete_metadata(s, &m, err);
+    if (!rc || j.owner_pid) {
+        snap_err ferr;
+        int frc = snap_journal_finish(&s->st, &ferr);
+        if (frc && !rc)
+            rc = frc, *err = ferr;
+    }
+    snap_journal_dispose(&j);
+    snap_meta_dispose(&m);
+    return rc ? snap_err_context(err, "deleting snapshot '%s'", name) : 0;
+}
 
 int snap_recover_delete(snap_ctx *ctx, snap_session *s, const snap_journal *j,
                         snap_err *err)
 {
-    (void)ctx, (void)s, (void)j;
-    return snap_err_set(err, SNAP_ERROR_UNSUPPORTED, "not yet");
+    snap_meta m;
+    int rc = 0;
+    if (j->phase >= SNAP_PHASE_DISKS_DONE &&
+        snap_meta_load(&s->st, j->snapshot, &m, err) == 0) {
+        snap_log(ctx->lg, XTL_NOTICE, "finishing the deletion of '%s'", j->snapshot);
+        rc = delete_metadata(s, &m, err);
+        snap_meta_dispose(&m);
+    } else {
+        snap_log(ctx->lg, XTL_NOTICE,
+                 "the deletion of '%s' stopped before its storage was done; its record "
+                 "stays, run snapshot-delete again",
+                 j->snapshot);
+    }
+    snap_err_clear(err);
+    return rc ? rc : snap_journal_finish(&s->st, err);
+}
+
+/* The snapshots to delete, leaves first. */
+static int targets(snap_session *s, const char *name, snap_delete_scope scope,
+                   char ***out, size_t *n, snap_err *err)
+{
+    snap_meta_tree t;
+    snap_meta_tree_init(&t);
+    int rc = snap_meta_tree_load(&s->st, &t, err);
+    size_t i = rc ? SNAP_META_NONE : snap_meta_tree_find(&t, name);
+    if (!rc && i == SNAP_META_NONE)
+        rc = snap_err_set(err, SNAP_ERROR_NOTFOUND,
+                          "snapshot '%s' of domain %s not found", name, s->dom.ref.name);
+    *n = 0;
+    *out = NULL;
+    if (!rc) {
+        size_t nd = 0, *d = scope == SNAP_DELETE_ONE
+                                ? NULL
+                                : snap_meta_tree_descendants(&t, i, &nd);
+        *out = snap_xcalloc(nd + 1, sizeof **out);
+        for (size_t k = nd; k > 0; k--) /* pre-order reversed: children before parents */
+            (*out)[(*n)++] = snap_xstrdup(t.nodes[d[k - 1]].e.name);
+        if (scope != SNAP_DELETE_CHILDREN_ONLY)
+            (*out)[(*n)++] = snap_xstrdup(name);
+        free(d);
+    }
+    snap_meta_tree_dispose(&t);
+    return rc;
 }
 
 int snap_delete(snap_ctx *ctx, const char *domain, const char *name,
-                const snap_delete_params *params)
+                const snap_delete_params *p)
 {
-    (void)domain, (void)name, (void)params;
-    snap_err_set(&ctx->err, SNAP_ERROR_UNSUPPORTED, "snapshot-delete: not yet");
-    return SNAP_ERROR_UNSUPPORTED;
+    snap_session s;
+    snap_err *err = &ctx->err;
+    snap_err_clear(err);
+    char **list = NULL;
+    size_t n = 0;
+    int rc = snap_session_open(ctx, domain, false, &s, err);
+    if (!rc)
+        rc = targets(&s, name, p->scope, &list, &n, err);
+    for (size_t i = 0; i < n && !rc && !p->dry_run; i++) {
+        snap_log(ctx->lg, XTL_INFO, "deleting snapshot '%s'", list[i]);
+        rc = delete_one(ctx, &s, list[i], p->metadata_only, err);
+        /* A merge may have switched disks: later steps need the present view. */
+        if (!rc && i + 1 < n) {
+            snap_domain_dispose(&s.dom);
+            rc = snap_domain_resolve(ctx, domain, &s.dom, err);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        free(list[i]);
+    free(list);
+    snap_session_close(&s);
+    return rc ? snap_ctx_fail(ctx, err) : 0;
 }
