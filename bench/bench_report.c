@@ -12,9 +12,6 @@
  *   limit LABEL MAX SECTION CASE METRIC   (check: median <= MAX; '_' in
  *                                          LABEL is printed as ' ')
  *   ratio LABEL MAX S1 C1 M1 S2 C2 M2     (check: median1 / median2 <= MAX)
- *   growth LABEL MAX SECTION METRIC CASE0 CASE1 CASE2
- *       (check: (median2 - median0) / (median1 - median0) <= MAX; with cases
- *        of 10, 1,000 and 10,000 items, 10 is linear and 100 quadratic)
  * Every ratio is of medians measured in the same run.
  *
  * Copyright (C) 2026 The xlsnap authors. GPL-2.0-only (see COPYING).
@@ -129,10 +126,10 @@ static void add_check(report *r, const char *label, double max, bool known, doub
     c->value = value;
 }
 
-/* One "limit", "ratio" or "growth" line (f: its fields, after the keyword). */
+/* One "limit" or "ratio" line (f: its fields, after the keyword). */
 static void parse_check(report *r, const char *kind, char f[][FIELD_MAX], int n)
 {
-    double max = atof(f[1]), a = 0, b = 0, c = 0;
+    double max = atof(f[1]), a = 0, b = 0;
     bool known = false;
     if (!strcmp(kind, "limit") && n == 5) {
         known = median_at(r, f[2], f[3], f[4], &a);
@@ -141,11 +138,6 @@ static void parse_check(report *r, const char *kind, char f[][FIELD_MAX], int n)
         known = median_at(r, f[2], f[3], f[4], &a) &&
                 median_at(r, f[5], f[6], f[7], &b) && b > 0;
         add_check(r, f[0], max, known, known ? a / b : 0);
-    } else if (!strcmp(kind, "growth") && n == 7) {
-        known = median_at(r, f[2], f[4], f[3], &a) &&
-                median_at(r, f[2], f[5], f[3], &b) &&
-                median_at(r, f[2], f[6], f[3], &c) && b > a;
-        add_check(r, f[0], max, known, known ? (c - a) / (b - a) : 0);
     } else {
         fprintf(stderr, "bench_report: malformed %s line ignored\n", kind);
     }
@@ -176,7 +168,7 @@ static void parse_line(report *r, char *line)
     }
     int n = sscanf(rest, "%127s %127s %127s %127s %127s %127s %127s %127s", f[0], f[1],
                    f[2], f[3], f[4], f[5], f[6], f[7]);
-    if (!strcmp(kind, "limit") || !strcmp(kind, "ratio") || !strcmp(kind, "growth"))
+    if (!strcmp(kind, "limit") || !strcmp(kind, "ratio"))
         parse_check(r, kind, f, n);
     else if (n == 3)
         add_sample(r, kind, f[0], f[1], atof(f[2]));

@@ -4,7 +4,8 @@
  *
  *   bench_run [-o OUT] -- COMMAND [ARG...]
  *
- * prints "<wall_ms> <maxrss_kb> <exit status>" on stdout; the command's own
+ * prints "<wall_ms> <maxrss_kb> <exit status> <cpu_ms>" on stdout (cpu: user +
+ * system time, steadier than wall time on a busy machine); the command's own
  * stdout and stderr go to OUT (default /dev/null). The peak RSS comes from
  * wait4(): the largest of the command and of the children it waited for.
  *
@@ -70,6 +71,8 @@ int main(int argc, char **argv)
         }
     double wall = now_ms() - t0;
     int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    printf("%.3f %ld %d\n", wall, ru.ru_maxrss, code);
+    double cpu = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+                 (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+    printf("%.3f %ld %d %.3f\n", wall, ru.ru_maxrss, code, cpu);
     return 0;
 }
