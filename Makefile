@@ -82,8 +82,11 @@ $(LIBSNAP_A): $(LIBSNAP_OBJS)
 	rm -f $@
 	ar rcs $@ $^
 
-$(LIBSNAP_SO): $(LIBSNAP_OBJS)
-	$(CC) -shared -Wl,-soname,libsnap.so.$(SNAP_SOMAJOR) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS) -lpthread
+# Only the API of libsnap.h is exported (libsnap/libsnap.map); the static
+# library keeps everything for the in-tree tools and tests.
+$(LIBSNAP_SO): $(LIBSNAP_OBJS) libsnap/libsnap.map
+	$(CC) -shared -Wl,-soname,libsnap.so.$(SNAP_SOMAJOR) -Wl,--version-script=libsnap/libsnap.map \
+	    $(ALL_LDFLAGS) -o $@ $(LIBSNAP_OBJS) $(PKG_LIBS) -lpthread
 	ln -sf libsnap.so.$(SNAP_VERSION) $(BUILD)/libsnap.so.$(SNAP_SOMAJOR)
 	ln -sf libsnap.so.$(SNAP_VERSION) $(BUILD)/libsnap.so
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# libsnap.so exports exactly the functions libsnap.h declares (libsnap/libsnap.map):
+# no internal symbol leaks into the ABI, and no public function is missing.
+set -u
+top=${XLSNAP_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
+so=${XLSNAP_BUILDDIR:?}/libsnap.so
+pass=0 fail=0
+declared=$(grep -v '^typedef' "$top/libsnap/libsnap.h" | grep -oE '^[a-z_ ]+\**(snap_[a-z_]+)\(' | grep -oE 'snap_[a-z_]+\($' |
+    tr -d '(' | sort -u)
+exported=$(nm -D --defined-only "$so" | awk '$2 == "T" {print $3}' | sed 's/@.*//' | sort -u)
+if [ -n "$declared" ] && [ "$declared" = "$exported" ]; then
+    echo "PASS exports match libsnap.h ($(echo "$declared" | wc -l) functions)"
+    pass=$((pass + 1))
+else
+    echo "FAIL exports differ from libsnap.h:"
+    diff <(echo "$declared") <(echo "$exported") | sed 's/^/    /'
+    fail=$((fail + 1))
+fi
+if nm -D --defined-only "$so" | grep -q ' snap_qmp_'; then
+    echo "FAIL internal snap_qmp_* symbols are exported"
+    fail=$((fail + 1))
+else
+    echo "PASS no internal symbols exported"
+    pass=$((pass + 1))
+fi
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
