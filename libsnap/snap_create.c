@@ -271,6 +271,27 @@ static int create_journaled(snap_ctx *ctx, snap_session *s, const snap_plan *pla
     return rc;
 }
 
+/*
+ * The new snapshot's parent must have a readable record: building on a
+ * damaged one would hide the damage under a new branch of the tree.
+ */
+static int create_check_parent(snap_meta_store *st, const char *current, snap_err *err)
+{
+    if (!current)
+        return 0;
+    snap_meta m;
+    int rc = snap_meta_load(st, current, &m, err);
+    if (rc == SNAP_ERROR_NOTFOUND) {
+        snap_err_clear(err); /* a dangling .current: the new snapshot is a root */
+        return 0;
+    }
+    if (rc)
+        return snap_err_context(err, "the current snapshot '%s' (the new one's parent)",
+                                current);
+    snap_meta_dispose(&m);
+    return 0;
+}
+
 static int create_in_session(snap_ctx *ctx, snap_session *s, const snap_create_params *p,
                              snap_meta *m, char **plan_out, snap_err *err)
 {
@@ -284,6 +305,8 @@ static int create_in_session(snap_ctx *ctx, snap_session *s, const snap_create_p
     if (rc || p->dry_run)
         goto out_plan;
     rc = snap_meta_get_current(&s->st, &current, err);
+    if (!rc)
+        rc = create_check_parent(&s->st, current, err);
     if (!rc)
         rc = snap_quiesce_prepare(ctx, &s->dom, &plan, &q, err);
     if (rc)
