@@ -11,6 +11,8 @@
  * recovered by rolling back again.
  */
 #include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,45 @@ static const snap_qmp_disk *disk_with_file(const snap_qmp_disks *qd, const char 
                 return &qd->disk[i];
             }
     return NULL;
+}
+
+/*
+ * The journal names each overlay before it exists, so a file found there is
+ * removed only if it is what this operation made: a qcow2 whose backing file
+ * is the disk's image. Anything else (a file someone put there in the
+ * meantime, which the pre-transaction check refused to overwrite) is left.
+ */
+static bool overlay_is_ours(const char *overlay, const char *image)
+{
+    unsigned char h[20];
+    FILE *f = fopen(overlay, "rbe");
+    if (!f)
+        return false;
+    bool ok = fread(h, 1, sizeof h, f) == sizeof h && !memcmp(h, "QFI\xfb", 4);
+    uint64_t off = 0;
+    uint32_t len = 0;
+    for (int i = 8; ok && i < 16; i++)
+        off = off << 8 | h[i];
+    for (int i = 16; ok && i < 20; i++)
+        len = len << 8 | h[i];
+    char name[4096];
+    ok = ok && off && len > 0 && len < sizeof name &&
+         fseeko(f, (off_t)off, SEEK_SET) == 0 && fread(name, 1, len, f) == len;
+    fclose(f);
+    if (ok)
+        name[len] = '\0';
+    return ok && !strcmp(name, image);
+}
+
+/* Removes an overlay this operation created; ENOENT or not ours: nothing to do. */
+static int remove_overlay(const snap_journal_disk *jd, snap_err *err)
+{
+    if (!overlay_is_ours(jd->overlay_created, jd->image))
+        return 0;
+    if (unlink(jd->overlay_created) != 0 && errno != ENOENT)
+        return snap_err_errno(err, SNAP_ERROR_IO, errno, "disk %s: removing overlay %s",
+                              jd->vdev, jd->overlay_created);
+    return 0;
 }
 
 /* Merges an overlay QEMU is using back into its backing node, then removes it. */
@@ -61,10 +102,7 @@ static int undo_overlay_qmp(snap_qmp *qmp, const snap_qmp_disks *qd,
             return snap_err_context(err, "disk %s: merging overlay %s back", jd->vdev,
                                     jd->overlay_created);
     }
-    if (unlink(jd->overlay_created) != 0 && errno != ENOENT)
-        return snap_err_errno(err, SNAP_ERROR_IO, errno, "disk %s: removing overlay %s",
-                              jd->vdev, jd->overlay_created);
-    return 0;
+    return remove_overlay(jd, err);
 }
 
 static int undo_internal_qmp(snap_qmp *qmp, const snap_qmp_disks *qd,
@@ -81,9 +119,11 @@ static int undo_internal_qmp(snap_qmp *qmp, const snap_qmp_disks *qd,
 
 static int undo_disk_offline(const snap_journal_disk *jd, snap_err *err)
 {
-    if (jd->overlay_created && unlink(jd->overlay_created) != 0 && errno != ENOENT)
-        return snap_err_errno(err, SNAP_ERROR_IO, errno, "disk %s: removing overlay %s",
-                              jd->vdev, jd->overlay_created);
+    if (jd->overlay_created) {
+        int rc = remove_overlay(jd, err);
+        if (rc)
+            return rc;
+    }
     if (jd->internal_created) {
         int rc = snap_qimg_snapshot_delete(NULL, jd->image, jd->internal_created, err);
         if (rc && rc != SNAP_ERROR_NOTFOUND)
