@@ -7,7 +7,8 @@
  * them, the old overlays kept); a disk-only snapshot refuses a live domain
  * without --force (nothing changes) and boots it afresh with it; a qemu-img
  * child killed during the revert ends in a clear error, a paused domain,
- * no journal, current unchanged and images that pass qemu-img check.
+ * no journal, current unchanged and images that pass qemu-img check; a
+ * memory file that does not fit ends in ENOSPC with nothing left behind.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -294,6 +295,51 @@ static void test_qemu_img_killed(void)
     CHECK_GUEST("C", "none");
 }
 
+/*
+ * The memory file cannot be written (a 2 MiB tmpfs as xlsnap's state
+ * directory): a clear error, the domain running, no snapshot left in any
+ * image, no memory file, no journal.
+ */
+static void test_memory_enospc(void)
+{
+    if (!guest_up())
+        return;
+    const char *small = th_path("small-state");
+    char *mk[] = {"mkdir", "-p", (char *)small, NULL};
+    char *mnt[] = {"mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", (char *)small, NULL};
+    if (th_run(mk, NULL, NULL) != 0 || th_run(mnt, NULL, NULL) != 0) {
+        th_skip("cannot mount a small tmpfs here");
+        return;
+    }
+    char *saved = strdup(getenv("XLSNAP_STATEDIR"));
+    setenv("XLSNAP_STATEDIR", small, 1);
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-create", "-m", g.name, "full", NULL);
+    setenv("XLSNAP_STATEDIR", saved, 1);
+    free(saved);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS(r.err, "No space left on device");
+    th_note("memory file on a full disk: %s", r.err ? r.err : "");
+    th_cmd_free(&r);
+    check_running();
+    char *out = NULL;
+    th_runl(&out, NULL, "find", small, "-name", "*.mem", "-o", "-name", ".journal.json",
+            "-o", "-name", "full.json", (char *)NULL);
+    CHECK_STR(out, "");
+    free(out);
+    char *params = th_xlsim_backend(&g, "xvda", "params");
+    if (params && strchr(params, ':')) {
+        th_runl(&out, NULL, "qemu-img", "snapshot", "-l", "-U", strchr(params, ':') + 1,
+                (char *)NULL);
+        CHECK(!out || !strstr(out, " full "));
+        free(out);
+    }
+    free(params);
+    CHECK(th_xlsim_guest_sh(&g, "echo alive >/mnt/vdb/alive && sync", NULL) == 0);
+    char *um[] = {"umount", (char *)small, NULL};
+    th_run(um, NULL, NULL);
+}
+
 /* With QEMU gone, every image of the domain passes a strict check. */
 static void test_images_clean_offline(void)
 {
@@ -321,6 +367,7 @@ int main(void)
     TH_RUN(test_external_memory);
     TH_RUN(test_disk_only_needs_force);
     TH_RUN(test_qemu_img_killed);
+    TH_RUN(test_memory_enospc);
     if (g_up)
         TH_RUN(test_images_clean_offline);
     return th_finish();
