@@ -235,7 +235,7 @@ static void test_transaction_fails(void)
     int status = th_wait(pid, 90000);
     char *log = th_read_file(th_path("t1.log"));
     CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 1);
-    CHECK_CONTAINS(log, "xvdb");
+    CHECK_CONTAINS(log, "data.t1.qcow2");
     th_note("xlsnap: %s", log ? log : "");
     rmdir(ov_data);
     CHECK(access(ov_root, F_OK) != 0); /* the overlay it did create is gone */

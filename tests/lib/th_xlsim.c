@@ -558,7 +558,10 @@ static int th_world_meta_entry(const char *path, const struct stat *st, int type
     /* Lock files carry no state: one left behind by a failed run is no change. */
     if (type == FTW_F && st->st_size == 0 && strstr(base, "lock"))
         return 0;
-    if (type == FTW_F)
+    /* .index is a cache derived from the records; rebuilding it is no change. */
+    if (type == FTW_F && !strcmp(base, ".index"))
+        th_buf_addf(th_world_meta_buf, "meta %s (cache)\n", rel);
+    else if (type == FTW_F)
         th_buf_addf(th_world_meta_buf, "meta %s mode=%o size=%lld hash=%016llx\n", rel,
                     (unsigned)st->st_mode, (long long)st->st_size,
                     (unsigned long long)th_hash_file(path));
