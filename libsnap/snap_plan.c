@@ -148,6 +148,27 @@ static char *overlay_path_for(const char *dir, const char *base, const char *vde
     return p;
 }
 
+/*
+ * QEMU (root) creates the overlay after our lstat() said the name is free: in
+ * a directory someone else can write to, a symlink planted in between would
+ * make it truncate any file. Only directories writable by us alone qualify.
+ */
+static int overlay_dir_private(const char *dir, const struct stat *sb, snap_err *err)
+{
+    if (sb->st_uid != geteuid())
+        return snap_err_set(err, SNAP_ERROR_INVAL,
+                            "overlay directory %s belongs to uid %u, not to us: refusing "
+                            "to create overlays where others could plant symlinks",
+                            dir, (unsigned)sb->st_uid);
+    if (sb->st_mode & (S_IWGRP | S_IWOTH))
+        return snap_err_set(err, SNAP_ERROR_INVAL,
+                            "overlay directory %s is writable by group or others (mode "
+                            "%04o): refusing to create overlays where others could plant "
+                            "symlinks",
+                            dir, (unsigned)(sb->st_mode & 07777));
+    return 0;
+}
+
 /* The directory overlays go to: absolute, existing, writable. */
 static int overlay_dir_for(const snap_create_params *p, const char *base, char **out,
                            snap_err *err)
@@ -172,6 +193,8 @@ static int overlay_dir_for(const snap_create_params *p, const char *base, char *
                           "overlay directory %s is not a directory", dir);
     else if (access(dir, W_OK | X_OK) != 0)
         rc = snap_err_errno(err, SNAP_ERROR_IO, errno, "overlay directory %s", dir);
+    else
+        rc = overlay_dir_private(dir, &sb, err);
     if (rc) {
         free(dir);
         return rc;

@@ -117,14 +117,16 @@ expect_refused "unknown domain id" "4242" snapshot-list 4242
 echo x >"$T/afile"
 expect_refused "overlay dir is a file" "afile" snapshot-create -q off -e --overlay-dir="$T/afile" victim s1
 expect_refused "overlay dir missing" "nosuchdir" snapshot-create -q off -e --overlay-dir="$T/nosuchdir" victim s1
+mkdir -m 1777 "$T/shared"
+expect_refused "overlay dir writable by others" "others" snapshot-create -q off -e --overlay-dir="$T/shared" victim s1
 mkdir -p "$T/mnt-ro" "$T/mnt-full"
-if mount -t tmpfs -o size=1m,ro tmpfs "$T/mnt-ro" 2>/dev/null; then
+if mount -t tmpfs -o size=1m,mode=0755,ro tmpfs "$T/mnt-ro" 2>/dev/null; then
     expect_refused "overlay dir read-only" "mnt-ro" snapshot-create -q off -e --overlay-dir="$T/mnt-ro" victim s1
 else
     echo "SKIP overlay dir read-only: cannot mount tmpfs"
     skip=$((skip + 1))
 fi
-if mount -t tmpfs -o size=64k tmpfs "$T/mnt-full" 2>/dev/null; then
+if mount -t tmpfs -o size=64k,mode=0755 tmpfs "$T/mnt-full" 2>/dev/null; then
     dd if=/dev/zero of="$T/mnt-full/fill" bs=4k 2>/dev/null
     expect_refused "overlay dir on a full filesystem" "No space left" snapshot-create -q off -e --overlay-dir="$T/mnt-full" victim s1
 else
