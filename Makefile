@@ -131,7 +131,7 @@ demo: deps all
 	@XLSNAP_BUILDDIR=$(abspath $(BUILD)) tools/demo.sh
 
 bench: deps all
-	@tools/bench.sh
+	@XLSNAP_BUILDDIR=$(abspath $(BUILD)) tools/bench.sh
 
 format:
 	clang-format -i $(shell git ls-files '*.c' '*.h')
