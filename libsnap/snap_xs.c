@@ -506,6 +506,27 @@ static int write_type_params(snap_xs *xs, xs_transaction_t t, const char *dir,
     return rc;
 }
 
+/*
+ * Writes go only to this disk's own backend directory: the path libxl
+ * recorded must be /local/domain/<backend-domid>/backend/<kind>/<domid>/<devid>
+ * for the same domid and devid as the /libxl/<domid>/device/vbd/<devid> entry.
+ */
+static int check_backend_path(const char *libxl_path, const char *backend, snap_err *err)
+{
+    unsigned domid, devid, bdom, bdomid, bdevid;
+    char kind[64];
+    int n = -1;
+    if (sscanf(libxl_path, "/libxl/%u/device/vbd/%u", &domid, &devid) == 2 &&
+        sscanf(backend, "/local/domain/%u/backend/%63[a-z0-9_]/%u/%u%n", &bdom, kind,
+               &bdomid, &bdevid, &n) == 4 &&
+        n == (int)strlen(backend) && bdomid == domid && bdevid == devid)
+        return 0;
+    return snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                        "%s/backend is '%s', not this disk's backend directory: refusing "
+                        "to write there",
+                        libxl_path, backend);
+}
+
 /* Reads what the update needs and remembers the old values in u. */
 static int read_for_update(snap_xs *xs, xs_transaction_t t, snap_xs_params_undo *u,
                            snap_err *err)
@@ -531,6 +552,8 @@ static int read_for_update(snap_xs *xs, xs_transaction_t t, snap_xs_params_undo 
     free(dev);
     if (!rc)
         rc = read_key(xs, t, u->libxl_path, "backend", true, &u->backend_path, err);
+    if (!rc)
+        rc = check_backend_path(u->libxl_path, u->backend_path, err);
     if (!rc)
         rc = read_key(xs, t, u->libxl_path, "type", true, &u->type, err);
     if (!rc)

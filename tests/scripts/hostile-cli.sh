@@ -134,6 +134,16 @@ else
     skip=$((skip + 1))
 fi
 
+# ---------------------------------------------------------- xenstore confinement
+# libxl's record of the backend path, tampered with: xlsnap must not follow it.
+bk=/libxl/$domid/device/vbd/51712/backend
+orig_bk=$(xenstore-read "$bk")
+xenstore-write "$bk" "/local/domain/0/backend/qdisk/$domid/51712/../../../../../tool"
+expect_refused "libxl backend path outside the disk's backend" "backend" snapshot-create -q off -e victim s1
+xenstore-write "$bk" "/local/domain/7/backend/qdisk/$((domid + 1))/51712"
+expect_refused "libxl backend path of another domain" "backend" snapshot-create -q off -e victim s1
+xenstore-write "$bk" "$orig_bk"
+
 # ---------------------------------------------------------- damaged metadata
 meta=$dom_state/base.json
 cp "$meta" "$T/base.json.good"
