@@ -93,6 +93,12 @@ else
     bad "baseline snapshot-create succeeds" "$(cat "$T/err")"
 fi
 dom_state=$(find "$XLSNAP_STATEDIR" -name base.json -printf '%h\n' | head -n 1)
+loose=$(find "$XLSNAP_STATEDIR" \( -type d ! -perm 700 \) -o \( -type f ! -perm 600 \))
+if [ -z "$loose" ]; then
+    ok "state dirs are 0700 and files 0600"
+else
+    bad "state modes" "$(echo "$loose" | head -n 3 | tr '\n' ' ')"
+fi
 
 # ---------------------------------------------------------- snapshot names
 expect_refused "name with /" "name" snapshot-create -q off victim 'a/b'
