@@ -48,7 +48,9 @@ int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan 
                          snap_quiesce **out, snap_err *err)
 {
     *out = NULL;
-    if (plan->quiesce == SNAP_QUIESCE_OFF || dom->ref.state != SNAP_DOMAIN_RUNNING)
+    /* No agent channel (the plan refused that for REQUIRED), or no running guest. */
+    if (plan->quiesce == SNAP_QUIESCE_OFF || !dom->agent_path ||
+        dom->ref.state != SNAP_DOMAIN_RUNNING)
         return 0;
     snap_agent *ag = NULL;
     snap_agent_info info = {0};

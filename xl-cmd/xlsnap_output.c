@@ -15,6 +15,8 @@ static const char *fmt_time(int64_t sec, char *buf, size_t len)
 {
     time_t t = (time_t)sec;
     struct tm tm;
+    if (sec == 0) /* an interrupted create has no record yet */
+        return "-";
     if (!gmtime_r(&t, &tm) || !strftime(buf, len, "%Y-%m-%d %H:%M:%S", &tm))
         snprintf(buf, len, "%lld", (long long)sec);
     return buf;

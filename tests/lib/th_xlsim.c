@@ -59,6 +59,8 @@ bool th_xlsim_init(void)
     setenv("XLSNAP_XEN_RUNDIR", th_xlsim_rundir(), 1);
     setenv("XLSNAP_STATEDIR", th_xlsim_statedir(), 1);
     setenv("XLSNAP_PLATFORM", "sim", 1);
+    /* The sim platform restarts domains through xlsim: use the one under test. */
+    setenv("XLSNAP_XLSIM", th_build_path("xlsim"), 1);
     if (th_start_xenstored(NULL) < 0)
         return false;
     th_xlsim_ready = true;
@@ -558,10 +560,13 @@ static int th_world_meta_entry(const char *path, const struct stat *st, int type
     /* Lock files carry no state: one left behind by a failed run is no change. */
     if (type == FTW_F && st->st_size == 0 && strstr(base, "lock"))
         return 0;
-    /* .index is a cache derived from the records; rebuilding it is no change. */
+    /*
+     * .index is a cache derived from the records: creating or rebuilding it
+     * (any list does) is no change.
+     */
     if (type == FTW_F && !strcmp(base, ".index"))
-        th_buf_addf(th_world_meta_buf, "meta %s (cache)\n", rel);
-    else if (type == FTW_F)
+        return 0;
+    if (type == FTW_F)
         th_buf_addf(th_world_meta_buf, "meta %s mode=%o size=%lld hash=%016llx\n", rel,
                     (unsigned)st->st_mode, (long long)st->st_size,
                     (unsigned long long)th_hash_file(path));
