@@ -24,6 +24,9 @@ typedef struct snap_domain_ref {
     snap_domain_state state;
 } snap_domain_ref;
 
+/* A held QMP socket lock (platform-specific). */
+typedef struct snap_qmp_lock snap_qmp_lock;
+
 /*
  * What needs a hypervisor, behind one small interface: real Xen through
  * libxl (snap_platform_libxl.c), or xlsim's simulated dom0 (snap_platform_sim.c).
@@ -56,6 +59,16 @@ typedef struct snap_platform_ops {
                  const char *memory_path, bool paused, snap_err *err);
     /* After stop() the domain stays known (xenstore, stored config): the sim. */
     bool keeps_stopped_domain;
+    /*
+     * QEMU serves one client per QMP socket and libxl takes its userdata lock
+     * "qmp-socket-lock" around each of its QMP connections (libxl_qmp.c,
+     * libxl__ev_qmplock), so a tool holding the socket stalls libxl instead of
+     * queueing behind it. Take this around every connect..close of the
+     * domain's QMP socket, briefly. NULL when the platform needs no lock.
+     */
+    int (*qmp_lock)(snap_ctx *ctx, const snap_domain_ref *dom, int timeout_ms,
+                    snap_qmp_lock **lock, snap_err *err);
+    void (*qmp_unlock)(snap_qmp_lock *lock); /* NULL lock: no-op */
 } snap_platform_ops;
 
 extern const snap_platform_ops snap_platform_sim;
