@@ -137,34 +137,57 @@ revert_step() {
         test "${live:0:${#s2_log}}" = "$s2_log"
 }
 
+# chain_clean IMG: IMG and every backing file under it pass `qemu-img check`
+# (which, unlike `qemu-img info`, has no --backing-chain).
+chain_clean() {
+    local f files
+    files=$(qemu-img info -U --backing-chain "$1" | sed -n 's/^image: //p')
+    [ -n "$files" ] || return 1
+    while read -r f; do
+        qemu-img check -U "$f" >/dev/null || return 1
+    done <<<"$files"
+}
+
 delete_step() {
-    caption "snapshot-delete of the external snapshot s2 (the chain stays intact)"
-    local before
-    before=$(guest 'cat /mnt/vdb/marker')
-    if ! show xlsnap snapshot-delete "$dom" s2; then
+    # s2 cannot go now: the revert built the domain's new overlays on its images.
+    # The external snapshot to delete is s3, taken on the reverted domain: its
+    # overlays (where the domain runs) are merged back into their backing files.
+    guest 'echo "v4 (after the revert)" > /mnt/vdb/marker && sync' || die "writing the marker"
+    caption "snapshot-delete of an external snapshot (s3; the chain stays intact)"
+    show xlsnap snapshot-create -e "$dom" s3 || die "snapshot-create -e s3"
+    local i bases=()
+    for i in 0 1; do
+        bases+=("$(qemu-img info -U "$(xs_params "$domid" $i | sed 's/^qcow2://')" |
+            sed -n 's/^backing file: //p')")
+    done
+    guest 'echo "v5 (after s3)" > /mnt/vdb/marker && sync' || die "writing the marker"
+    if ! show xlsnap snapshot-delete "$dom" s3; then
         if is_pending; then
             pending+=("snapshot-delete")
             echo "    PENDING: snapshot-delete is not in this build yet (being written)"
             return
         fi
-        die "snapshot-delete s2"
+        die "snapshot-delete s3"
     fi
     show xlsnap snapshot-list --tree "$dom"
-    check "s2 is gone from the list" bash -c '! grep -qw s2 "$1"' _ "$tmp/out"
-    check "s1 is still listed" grep -qw s1 "$tmp/out"
+    check "s3 is gone from the list" bash -c '! grep -qw s3 "$1"' _ "$tmp/out"
+    check "s1 and s2 are still listed" \
+        bash -c 'grep -qw s1 "$1" && grep -qw s2 "$1"' _ "$tmp/out"
     for i in 0 1; do
         local img
         img=$(xs_params "$domid" $i | sed 's/^qcow2://')
+        check "xenstore: ${vdevs[$i]} is back on $(basename "${bases[$i]}")" \
+            test "$img" = "${bases[$i]}"
         check "$(basename "$img") (active) and its whole backing chain check clean" \
-            qemu-img check -U --backing-chain "$img" 2>/dev/null ||
-            qemu-img check -U "$img"
+            chain_clean "$img"
     done
     for d in "${disks[@]}"; do
         check "$d.qcow2 still holds s1" \
             grep -qw s1 <(qemu-img snapshot -l -U "$tmp/disks/$d.qcow2")
     done
-    check "the guest still reads its data ('$before')" \
-        test "$(guest 'cat /mnt/vdb/marker')" = "$before"
+    show guest 'cat /mnt/vdb/marker' || bad "reading the marker after delete"
+    check "the guest still reads what it wrote after s3 ('v5 (after s3)')" \
+        test "$(guest 'cat /mnt/vdb/marker')" = "v5 (after s3)"
 }
 
 freeze_window() {
