@@ -131,13 +131,53 @@ static int delete_internal(snap_qmp *qmp, const snap_qmp_disks *qd,
 
 /* ------------------------------------------------------------ external */
 
+static void job_args_device(yajl_gen g, const void *opaque)
+{
+    snap_json_kv_str(g, "device", opaque);
+}
+
 typedef struct ext_ctx {
     snap_ctx *ctx;
     snap_session *s;
     snap_qmp *qmp;
     const snap_qmp_disks *qd;
     const image_set *known;
+    snap_journal *j; /* marks a disk "merging" before its base changes */
 } ext_ctx;
+
+/*
+ * A commit job an earlier, interrupted delete left in QEMU (its QMP
+ * connection dropped, xlsnap killed): an active commit is completed (the
+ * pivot it was heading for), an intermediate one waited for; *merged says
+ * the overlay's data is in the base now. No such job: *merged false.
+ */
+static int finish_leftover_job(snap_qmp *qmp, const char *job_id, bool *merged,
+                               snap_err *err)
+{
+    snap_qmp_job job = {0};
+    *merged = false;
+    int rc = snap_qmp_query_job(qmp, job_id, &job, SNAP_QMP_TIMEOUT_MS, err);
+    if (rc == SNAP_ERROR_NOTFOUND) {
+        snap_err_clear(err);
+        return 0;
+    }
+    snap_qmp_job_clear(&job);
+    if (!rc)
+        rc = snap_qmp_wait_job(qmp, job_id, "ready", &job, COMMIT_TIMEOUT_MS, err);
+    bool ready = !rc && !strcmp(job.status, "ready");
+    snap_qmp_job_clear(&job);
+    if (ready)
+        rc = snap_qmp_execute(qmp, "block-job-complete", job_args_device, job_id, NULL,
+                              SNAP_QMP_TIMEOUT_MS, err);
+    if (!rc)
+        rc = snap_qmp_wait_job(qmp, job_id, "concluded", &job, COMMIT_TIMEOUT_MS, err);
+    *merged = !rc && !job.error;
+    snap_qmp_job_clear(&job);
+    if (!rc)
+        rc = snap_qmp_job_dismiss(qmp, job_id, SNAP_QMP_TIMEOUT_MS, err);
+    return rc ? snap_err_context(err, "finishing the interrupted commit job %s", job_id)
+              : 0;
+}
 
 static void job_args(yajl_gen g, const void *opaque)
 {
@@ -220,20 +260,45 @@ static int check_users(const ext_ctx *x, const snap_meta_disk *md, image_set *us
     return rc;
 }
 
+/* The journal says the base is about to change: recovery must finish the merge. */
+static int mark_merging(const ext_ctx *x, const char *vdev, snap_err *err)
+{
+    snap_journal_disk *jd = snap_journal_find_disk(x->j, vdev);
+    if (!jd || jd->merging)
+        return 0;
+    jd->merging = true;
+    return snap_journal_update(&x->s->st, x->j, err);
+}
+
+static int merge(const ext_ctx *x, const snap_meta_disk *md, const image_set *users_o,
+                 snap_err *err)
+{
+    char job_id[160];
+    snprintf(job_id, sizeof job_id, "xlsnap-delete-%s", md->vdev);
+    bool merged = false;
+    int rc = x->qmp ? finish_leftover_job(x->qmp, job_id, &merged, err) : 0;
+    if (rc || merged)
+        return rc;
+    size_t depth = 0;
+    const snap_qmp_disk *q =
+        x->qmp ? disk_with_file(x->qd, md->overlay_path, &depth) : NULL;
+    rc = mark_merging(x, md->vdev, err);
+    if (!rc)
+        rc = q ? merge_live(x, q, depth, md, err)
+               : merge_offline(md, users_o->n ? users_o->paths[0] : NULL, err);
+    return rc;
+}
+
 static int delete_external(const ext_ctx *x, const snap_meta_disk *md, snap_err *err)
 {
     if (access(md->overlay_path, F_OK) != 0)
         return 0; /* merged already (a re-run) */
     image_set users_o = {0};
     int rc = check_users(x, md, &users_o, err);
-    size_t depth = 0;
-    const snap_qmp_disk *q =
-        x->qmp ? disk_with_file(x->qd, md->overlay_path, &depth) : NULL;
     snap_vdisk *vd = snap_domain_find_disk(&x->s->dom, md->vdev);
     bool active = vd && !strcmp(vd->xs->path, md->overlay_path);
     if (!rc)
-        rc = q ? merge_live(x, q, depth, md, err)
-               : merge_offline(md, users_o.n ? users_o.paths[0] : NULL, err);
+        rc = merge(x, md, &users_o, err);
     if (!rc && active) {
         snap_disk_switch sw = {md->vdev, md->format, md->base_path};
         rc = snap_switch_disks(x->ctx, &x->s->dom.ref, &sw, 1, err);
@@ -277,27 +342,27 @@ static int rebase_children_records(snap_session *s, const snap_meta *m, snap_err
 /* ------------------------------------------------------------ one snapshot */
 
 static int delete_storage(snap_ctx *ctx, snap_session *s, const snap_meta *m,
-                          snap_err *err)
+                          snap_journal *j, snap_err *err)
 {
     snap_qmp *qmp = NULL;
     snap_qmp_disks qd = {0};
     image_set known = {0};
     int rc = 0;
     if (s->dom.qmp_path) {
-        rc = snap_qmp_connect(s->dom.qmp_path, SNAP_QMP_TIMEOUT_MS, &qmp, err);
+        rc = snap_domain_qmp_open(ctx, &s->dom, &qmp, err);
         if (!rc)
             rc = snap_qmp_query_disks(qmp, &qd, SNAP_QMP_TIMEOUT_MS, err);
     }
     if (!rc)
         rc = known_images(s, &known, err);
-    ext_ctx x = {ctx, s, qmp, &qd, &known};
+    ext_ctx x = {ctx, s, qmp, &qd, &known, j};
     for (size_t i = 0; i < m->n_disks && !rc; i++)
         rc = m->disks[i].method == SNAP_METHOD_INTERNAL
                  ? delete_internal(qmp, &qd, &m->disks[i], err)
                  : delete_external(&x, &m->disks[i], err);
     set_free(&known);
     snap_qmp_disks_free(&qd);
-    snap_qmp_close(qmp);
+    snap_domain_qmp_close(ctx, qmp);
     return rc;
 }
 
@@ -329,12 +394,20 @@ static int delete_one(snap_ctx *ctx, snap_session *s, const char *name, bool met
     }
     rc = snap_journal_begin(&s->st, &j, err);
     if (!rc && !meta_only)
-        rc = delete_storage(ctx, s, &m, err);
+        rc = delete_storage(ctx, s, &m, &j, err);
     if (!rc)
         rc = snap_journal_set_phase(&s->st, &j, SNAP_PHASE_DISKS_DONE, err);
     if (!rc)
         rc = delete_metadata(s, &m, err);
-    if (!rc || j.owner_pid) {
+    bool merging = false;
+    for (size_t i = 0; i < j.n_disks; i++)
+        merging = merging || j.disks[i].merging;
+    if (rc && merging) /* the base changed: only finishing the merge is consistent */
+        snap_err_context(err,
+                         "the merge was interrupted and stays journaled; the next "
+                         "xlsnap command on domain %s finishes it",
+                         s->dom.ref.name);
+    else if (!rc || j.owner_pid) {
         snap_err ferr;
         int frc = snap_journal_finish(&s->st, &ferr);
         if (frc && !rc)
@@ -345,11 +418,46 @@ static int delete_one(snap_ctx *ctx, snap_session *s, const char *name, bool met
     return rc ? snap_err_context(err, "deleting snapshot '%s'", name) : 0;
 }
 
+/*
+ * A merge that began changed the base: the snapshot's record no longer
+ * describes it, so the only consistent end is the delete finished (every
+ * step re-runs: a commit job QEMU still holds is completed, a merged
+ * overlay is skipped).
+ */
+static int recover_merge(snap_ctx *ctx, snap_session *s, const snap_journal *j,
+                         snap_err *err)
+{
+    snap_meta m;
+    snap_journal jj;
+    int rc = snap_meta_load(&s->st, j->snapshot, &m, err);
+    if (rc)
+        return rc == SNAP_ERROR_NOTFOUND ? (snap_err_clear(err), 0) : rc;
+    snap_log(ctx->lg, XTL_NOTICE, "finishing the interrupted merge of '%s'", j->snapshot);
+    char *text = snap_journal_to_json(j);
+    rc = snap_journal_from_json(&jj, text, "journal", err);
+    free(text);
+    if (!rc) {
+        rc = delete_storage(ctx, s, &m, &jj, err);
+        snap_journal_dispose(&jj);
+    }
+    if (!rc)
+        rc = delete_metadata(s, &m, err);
+    snap_meta_dispose(&m);
+    return rc ? snap_err_context(err, "finishing the deletion of '%s'", j->snapshot) : 0;
+}
+
 int snap_recover_delete(snap_ctx *ctx, snap_session *s, const snap_journal *j,
                         snap_err *err)
 {
     snap_meta m;
     int rc = 0;
+    bool merging = false;
+    for (size_t i = 0; i < j->n_disks; i++)
+        merging = merging || j->disks[i].merging;
+    if (j->phase < SNAP_PHASE_DISKS_DONE && merging) {
+        rc = recover_merge(ctx, s, j, err);
+        return rc ? rc : snap_journal_finish(&s->st, err);
+    }
     if (j->phase >= SNAP_PHASE_DISKS_DONE &&
         snap_meta_load(&s->st, j->snapshot, &m, err) == 0) {
         snap_log(ctx->lg, XTL_NOTICE, "finishing the deletion of '%s'", j->snapshot);

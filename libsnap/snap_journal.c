@@ -50,6 +50,7 @@ void snap_journal_dispose(snap_journal *j)
     free(j->snapshot);
     free(j->prev_current);
     free(j->memory_created);
+    free(j->domain_state);
     for (size_t i = 0; i < j->n_disks; i++)
         disk_dispose(&j->disks[i]);
     free(j->disks);
@@ -128,6 +129,8 @@ static void gen_disk(yajl_gen g, const snap_journal_disk *d)
         snap_json_null(g);
     }
     snap_json_kv_bool(g, "done", d->done);
+    if (d->merging)
+        snap_json_kv_bool(g, "merging", true);
     yajl_gen_map_close(g);
 }
 
@@ -146,6 +149,8 @@ char *snap_journal_to_json(const snap_journal *j)
     gen_process(g, "watchdog", j->watchdog_pid, j->watchdog_start);
     snap_json_kv_str(g, "prev_current", j->prev_current);
     snap_json_kv_str(g, "memory_created", j->memory_created);
+    if (j->domain_state)
+        snap_json_kv_str(g, "domain_state", j->domain_state);
     snap_json_key(g, "disks");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < j->n_disks; i++)
@@ -210,6 +215,10 @@ static int read_disk(const snap_meta_reader *parent, yajl_val v, size_t i,
         snap_meta_read_bool(&r, v, "done", &d->done) < 0 ||
         snap_meta_read_obj(&r, v, "old", true, &old) < 0)
         return RC(&r);
+    /* Optional: journals written before it existed have no "merging". */
+    if (snap_json_get(v, "merging") &&
+        snap_meta_read_bool(&r, v, "merging", &d->merging) < 0)
+        return RC(&r);
     if (!old)
         return 0;
     snprintf(prefix, sizeof prefix, "disks[%zu].old.", i);
@@ -259,6 +268,7 @@ static int read_root(const snap_meta_reader *r, yajl_val root, snap_journal *j)
         snap_meta_read_int(r, root, "lease_deadline_ms", 0, INT64_MAX, &lease) < 0 ||
         snap_meta_read_str(r, root, "prev_current", true, &j->prev_current) < 0 ||
         snap_meta_read_str(r, root, "memory_created", true, &j->memory_created) < 0 ||
+        snap_meta_read_str(r, root, "domain_state", true, &j->domain_state) < 0 ||
         read_disks(r, root, j) < 0)
         return RC(r);
     j->op = (snap_journal_op)op;

@@ -62,6 +62,7 @@ typedef struct snap_journal_disk {
     char *old_format;       /* ... and "format"/config format */
     char *old_pdev_path;    /* libxl config pdev_path before the change */
     bool done;              /* this disk's storage step completed */
+    bool merging;           /* delete: a merge into image began (image changes) */
 } snap_journal_disk;
 
 typedef struct snap_journal {
@@ -77,6 +78,10 @@ typedef struct snap_journal {
     uint64_t watchdog_start;
     char *prev_current;   /* the current snapshot before the operation */
     char *memory_created; /* memory file this operation created */
+    /* The domain's state before the operation ("running", "paused",
+     * "shutoff"), for recovery to restart it accordingly; NULL: not recorded
+     * (journals of older xlsnap versions). */
+    char *domain_state;
     snap_journal_disk *disks;
     size_t n_disks;
 } snap_journal;

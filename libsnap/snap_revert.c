@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "snap_domcfg.h"
@@ -138,9 +139,11 @@ static int plan_revert(snap_session *s, const char *name, const snap_revert_para
     return rc ? rc : plan_state(s, p, rp, err);
 }
 
-static void journal_intent(snap_journal *j, const revert_plan *rp, char *prev_current)
+static void journal_intent(snap_journal *j, const snap_session *s, const revert_plan *rp,
+                           char *prev_current)
 {
     j->prev_current = prev_current;
+    j->domain_state = snap_xstrdup(snap_domain_state_name(s->dom.ref.state));
     for (size_t i = 0; i < rp->n; i++) {
         const revert_disk *rd = &rp->disks[i];
         snap_journal_disk *jd = snap_journal_add_disk(j, rd->md->vdev);
@@ -210,6 +213,24 @@ static int switch_disks(snap_ctx *ctx, snap_session *s, const revert_plan *rp,
     return rc;
 }
 
+/*
+ * Test hook, for tests/guest/test_revert*.c only: XLSNAP_TEST_PAUSE_IN_REVERT=<ms>
+ * waits after the domain is stopped (and journaled so) before the disks are
+ * touched, and says so on stderr, so a test can SIGKILL xlsnap mid-revert.
+ */
+static void test_hook_pause_in_revert(void)
+{
+    const char *v = getenv("XLSNAP_TEST_PAUSE_IN_REVERT");
+    long ms = v ? strtol(v, NULL, 10) : 0;
+    if (ms <= 0)
+        return;
+    fprintf(stderr, "xlsnap: test hook: domain stopped, pausing %ld ms\n", ms);
+    fflush(stderr);
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
 static int revert_journaled(snap_ctx *ctx, snap_session *s, const revert_plan *rp,
                             snap_journal *j, snap_err *err)
 {
@@ -220,6 +241,8 @@ static int revert_journaled(snap_ctx *ctx, snap_session *s, const revert_plan *r
         if (!rc)
             rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_DOMAIN_STOPPED, err);
     }
+    if (!rc)
+        test_hook_pause_in_revert();
     if (!rc)
         rc = revert_storage(rp, err);
     if (!rc)
@@ -259,6 +282,13 @@ static void revert_failed(snap_ctx *ctx, snap_session *s, const revert_plan *rp,
     if (!rp->was_live || j->phase < SNAP_PHASE_DOMAIN_STOPPED)
         return;
     snap_domain_ref ref = s->dom.ref;
+    snap_domain_ref now;
+    if (ctx->ops->lookup(ctx, ref.name, &now, &rerr) == 0 &&
+        now.state != SNAP_DOMAIN_SHUTOFF) { /* the rollback restarted it */
+        snap_err_context(err, "domain %s restarted %s on its disks as they were",
+                         ref.name, snap_domain_state_name(now.state));
+        return;
+    }
     if (ctx->ops->start(ctx, &ref, s->dom.config, NULL, true, &rerr))
         snap_err_context(err, "domain %s left shut off (%s)", ref.name, rerr.msg);
     else
@@ -283,7 +313,7 @@ static int revert_in_session(snap_ctx *ctx, snap_session *s, const char *name,
     }
     snap_journal j;
     snap_journal_init(&j, SNAP_JOURNAL_REVERT, name);
-    journal_intent(&j, &rp, current);
+    journal_intent(&j, s, &rp, current);
     rc = snap_journal_begin(&s->st, &j, err);
     if (!rc) {
         rc = revert_journaled(ctx, s, &rp, &j, err);
