@@ -120,23 +120,28 @@ static int load_info(snap_meta_store *st, const snap_meta_tree *t, const char *n
     return 0;
 }
 
-/* Node i of the tree as a summary snap_info (no record is read). */
-static snap_info *summary_info(const snap_domain_ref *ref, const snap_meta_tree *t,
-                               size_t i, const char *journaled)
+/*
+ * Node i of the tree as a summary snap_info (no record is read). Its strings
+ * move over from the tree (10,000 copies fewer): the tree must not look names
+ * up afterwards.
+ */
+static snap_info *summary_info(const snap_domain_ref *ref, snap_meta_tree *t, size_t i,
+                               const char *journaled)
 {
-    const snap_meta_entry *e = &t->nodes[i].e;
+    snap_meta_entry *e = &t->nodes[i].e;
     snap_info *s = snap_xcalloc(1, sizeof *s);
     s->summary = true;
-    s->name = snap_xstrdup(e->name);
-    s->description = snap_xstrdup(e->description ? e->description : "");
-    s->parent = dup_or_null(e->parent);
+    s->name = e->name;
+    s->description = e->description ? e->description : snap_xstrdup("");
+    s->parent = e->parent;
+    e->name = e->description = e->parent = NULL;
     s->creation_sec = e->ctime_sec;
     s->creation_nsec = e->ctime_nsec;
     s->domain_name = snap_xstrdup(ref->name);
     s->domain_uuid = snap_xstrdup(ref->uuid);
     s->domain_state = snap_xstrdup(snap_meta_domstate_name(e->domstate));
     s->current = t->current == i;
-    s->incomplete = journaled && !strcmp(journaled, e->name);
+    s->incomplete = journaled && !strcmp(journaled, s->name);
     s->n_disks = e->n_disks;
     s->n_internal = e->n_internal;
     s->n_external = e->n_external;
@@ -145,6 +150,25 @@ static snap_info *summary_info(const snap_domain_ref *ref, const snap_meta_tree 
     s->has_memory = e->has_memory;
     s->n_children = t->nodes[i].n_children;
     return s;
+}
+
+/*
+ * Damaged metadata (unreadable records, a dangling .current, cycles) fails
+ * the listing with PROTOCOL naming the first problem; every problem is also
+ * logged at verbose level (xlsnap -v) so a user can see them all.
+ */
+static int report_damage(snap_ctx *ctx, const snap_meta_tree *t, snap_err *err)
+{
+    if (!t->n_problems)
+        return 0;
+    for (size_t i = 0; i < t->n_problems; i++)
+        snap_log(ctx->lg, XTL_VERBOSE, "damaged metadata: %s", t->problems[i]);
+    if (t->n_problems == 1)
+        return snap_err_set(err, SNAP_ERROR_PROTOCOL, "damaged metadata: %s",
+                            t->problems[0]);
+    return snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                        "damaged metadata: %s (and %zu more problem%s, -v lists them)",
+                        t->problems[0], t->n_problems - 1, t->n_problems > 2 ? "s" : "");
 }
 
 static int list_records(snap_ctx *ctx, const char *domain, bool full,
@@ -171,6 +195,7 @@ static int list_records(snap_ctx *ctx, const char *domain, bool full,
     char *journaled = journaled_snapshot(&st, &journal_json);
     snap_info **list = snap_xcalloc(t.n + 2, sizeof *list);
     size_t n = 0;
+    bool journal_only = journaled && snap_meta_tree_find(&t, journaled) == SNAP_META_NONE;
     for (size_t i = 0; i < t.n && !rc; i++) {
         if (full)
             rc = load_info(&st, &t, t.nodes[i].e.name, journaled, &list[n], err);
@@ -179,23 +204,24 @@ static int list_records(snap_ctx *ctx, const char *domain, bool full,
         if (!rc)
             n++;
     }
-    if (!rc && journaled && snap_meta_tree_find(&t, journaled) == SNAP_META_NONE) {
+    if (!rc && journal_only) {
         list[n++] = incomplete_info(&ref, journaled, journal_json);
         journal_json = NULL;
     }
     free(journal_json);
-    for (size_t i = 0; i < t.n_problems; i++)
-        snap_log(ctx->lg, XTL_WARN, "%s", t.problems[i]);
+    if (!rc)
+        rc = report_damage(ctx, &t, err);
     free(journaled);
     snap_meta_tree_dispose(&t);
     snap_meta_store_close(&st);
-    if (rc) {
+    if (rc && rc != SNAP_ERROR_PROTOCOL) {
         snap_info_list_free(list, n);
         return snap_ctx_fail(ctx, err);
     }
+    /* Damaged metadata: the readable part is still handed out. */
     *list_out = list;
     *n_out = n;
-    return 0;
+    return rc ? snap_ctx_fail(ctx, err) : 0;
 }
 
 int snap_list(snap_ctx *ctx, const char *domain, snap_info ***list_out, size_t *n_out)
