@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statvfs.h>
 #include <time.h>
 
 #include "snap_memory.h"
@@ -62,6 +63,53 @@ static void test_hook_pause_after_freeze(void)
         ;
 }
 
+/* The file a disk's snapshot writes: its overlay, or the image itself. */
+static const char *written_file(const snap_plan_disk *pd)
+{
+    return pd->method == SNAP_METHOD_EXTERNAL ? pd->overlay_path : pd->disk->xs->path;
+}
+
+/* Less than 1 MiB left for root on the file system that holds (or would hold) path. */
+static bool on_full_fs(const char *path)
+{
+    char *dir = snap_xstrdup(path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *(slash == dir ? slash + 1 : slash) = '\0';
+    struct statvfs sv;
+    bool full = statvfs(dir, &sv) == 0 && (uint64_t)sv.f_bfree * sv.f_frsize < (1u << 20);
+    free(dir);
+    return full;
+}
+
+/*
+ * QEMU rejects a transaction without saying which action failed ("Could not
+ * write qcow2 header: No space left on device"): name the disks and files
+ * involved, only those on a full file system when that is the complaint.
+ */
+static void name_failed_disks(const snap_plan *plan, snap_err *err)
+{
+    bool nospace = strstr(err->msg, "No space left") != NULL;
+    size_t n_full = 0;
+    for (size_t i = 0; nospace && i < plan->n_disks; i++)
+        n_full += on_full_fs(written_file(&plan->disks[i]));
+    char ctx[1024] = "";
+    size_t len = 0;
+    for (size_t i = 0; i < plan->n_disks && len < sizeof ctx; i++) {
+        const snap_plan_disk *pd = &plan->disks[i];
+        bool full = n_full && on_full_fs(written_file(pd));
+        if (n_full && !full)
+            continue;
+        int w = snprintf(ctx + len, sizeof ctx - len, "%sdisk %s, %s %s%s",
+                         len ? "; " : "", pd->disk->xs->vdev,
+                         pd->method == SNAP_METHOD_EXTERNAL ? "overlay" : "image",
+                         written_file(pd), full ? " (file system full)" : "");
+        len += w > 0 ? (size_t)w : 0;
+    }
+    if (len)
+        snap_err_context(err, "%s", ctx);
+}
+
 /*
  * Freeze, transaction, thaw: the transaction is the only thing inside the
  * frozen window (QMP is connected and the actions built beforehand).
@@ -72,12 +120,12 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, const snap_plan *pla
 {
     snap_qmp *qmp;
     snap_qmp_tx *tx = build_transaction(plan);
-    int rc = snap_qmp_connect(s->dom.qmp_path, SNAP_QMP_TIMEOUT_MS, &qmp, err);
+    /* Connected (and QMP-locked) before the freeze: nothing to wait for inside it. */
+    int rc = snap_domain_qmp_open(ctx, &s->dom, &qmp, err);
     if (rc) {
         snap_qmp_tx_free(tx);
-        return snap_err_context(err, "domain %s: device model", s->dom.ref.name);
+        return rc;
     }
-    snap_qmp_set_logger(qmp, ctx->lg);
     if (q)
         rc = snap_quiesce_freeze(ctx, q, &s->st, j, err);
     if (!rc && q)
@@ -86,6 +134,8 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, const snap_plan *pla
         snap_trace("tx-sent");
         rc = snap_qmp_transaction(qmp, tx, SNAP_QMP_TIMEOUT_MS, err);
         snap_trace("tx-replied");
+        if (rc == SNAP_ERROR_PEER)
+            name_failed_disks(plan, err);
     }
     if (q) {
         snap_err terr;
@@ -98,7 +148,7 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, const snap_plan *pla
         }
     }
     snap_trace_flush(); /* XLSNAP_TRACE: after the window */
-    snap_qmp_close(qmp);
+    snap_domain_qmp_close(ctx, qmp);
     snap_qmp_tx_free(tx);
     return rc ? snap_err_context(err, "domain %s", s->dom.ref.name) : 0;
 }

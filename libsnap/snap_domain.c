@@ -111,14 +111,38 @@ static const snap_qmp_disk *match_qmp_disk(const snap_qmp_disks *qd, const snap_
     return snap_qmp_disks_find(qd, node);
 }
 
-static int resolve_qmp(snap_domain *dom, snap_err *err)
+int snap_domain_qmp_open(snap_ctx *ctx, const snap_domain *dom, snap_qmp **qmp,
+                         snap_err *err)
+{
+    int rc = 0;
+    if (ctx->ops->qmp_lock && !ctx->qmp_lock)
+        rc = ctx->ops->qmp_lock(ctx, &dom->ref, SNAP_QMP_TIMEOUT_MS, &ctx->qmp_lock, err);
+    if (!rc)
+        rc = snap_qmp_connect(dom->qmp_path, SNAP_QMP_TIMEOUT_MS, qmp, err);
+    if (!rc) {
+        snap_qmp_set_logger(*qmp, ctx->lg);
+        return 0;
+    }
+    snap_domain_qmp_close(ctx, NULL);
+    return snap_err_context(err, "domain %s: device model", dom->ref.name);
+}
+
+void snap_domain_qmp_close(snap_ctx *ctx, snap_qmp *qmp)
+{
+    snap_qmp_close(qmp);
+    if (ctx->qmp_lock && ctx->ops->qmp_unlock)
+        ctx->ops->qmp_unlock(ctx->qmp_lock);
+    ctx->qmp_lock = NULL;
+}
+
+static int resolve_qmp(snap_ctx *ctx, snap_domain *dom, snap_err *err)
 {
     snap_qmp *qmp;
     snap_qmp_disks qd = {0};
-    int rc = snap_qmp_connect(dom->qmp_path, SNAP_QMP_TIMEOUT_MS, &qmp, err);
+    int rc = snap_domain_qmp_open(ctx, dom, &qmp, err);
     if (!rc) {
         rc = snap_qmp_query_disks(qmp, &qd, SNAP_QMP_TIMEOUT_MS, err);
-        snap_qmp_close(qmp);
+        snap_domain_qmp_close(ctx, qmp);
     }
     if (rc)
         return snap_err_context(err, "domain %s: device model", dom->ref.name);
@@ -176,7 +200,7 @@ int snap_domain_resolve(snap_ctx *ctx, const char *qualifier, snap_domain *dom,
     snap_err_clear(err);
     if (dom->ref.state != SNAP_DOMAIN_SHUTOFF) {
         dom->qmp_path = snap_qmp_socket_path(ctx, dom->ref.domid);
-        rc = resolve_qmp(dom, err);
+        rc = resolve_qmp(ctx, dom, err);
     }
     return rc;
 }

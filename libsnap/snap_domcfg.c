@@ -81,7 +81,15 @@ static int lock_is_current(int fd, const char *path, bool *current, snap_err *er
 int snap_domcfg_lock_acquire(const char *statedir, uint32_t domid, const char *uuid,
                              int timeout_ms, snap_domcfg_lock **out, snap_err *err)
 {
-    char *path = snap_domcfg_userdata_path(statedir, domid, uuid, "l", USERID_LOCK);
+    return snap_userdata_lock_acquire(statedir, domid, uuid, USERID_LOCK, timeout_ms, out,
+                                      err);
+}
+
+int snap_userdata_lock_acquire(const char *statedir, uint32_t domid, const char *uuid,
+                               const char *lock_id, int timeout_ms,
+                               snap_domcfg_lock **out, snap_err *err)
+{
+    char *path = snap_domcfg_userdata_path(statedir, domid, uuid, "l", lock_id);
     /*
      * Mirrors libxl__lock_file: open O_RDWR|O_CREAT 0666, flock(LOCK_EX),
      * then check the path still names our inode. A holder unlinks the file

@@ -51,6 +51,13 @@ typedef struct snap_domcfg_lock snap_domcfg_lock;
  */
 int snap_domcfg_lock_acquire(const char *statedir, uint32_t domid, const char *uuid,
                              int timeout_ms, snap_domcfg_lock **out, snap_err *err);
+/*
+ * The same protocol on another of libxl's userdata locks, e.g.
+ * "qmp-socket-lock" (libxl__ev_qmplock: serialises use of the QMP socket).
+ */
+int snap_userdata_lock_acquire(const char *statedir, uint32_t domid, const char *uuid,
+                               const char *lock_id, int timeout_ms,
+                               snap_domcfg_lock **out, snap_err *err);
 /* Releases as libxl__unlock_file does: unlink, then close. NULL is a no-op. */
 void snap_domcfg_lock_release(snap_domcfg_lock *lock);
 

@@ -79,9 +79,10 @@ struct snap_ctx {
     snap_platform_kind platform;
     const snap_platform_ops *ops;
     snap_err err;
-    char *statedir;     /* xlsnap's own: metadata, journal, locks */
-    char *xen_statedir; /* libxl's userdata */
-    char *xen_rundir;   /* QMP sockets */
+    char *statedir;          /* xlsnap's own: metadata, journal, locks */
+    char *xen_statedir;      /* libxl's userdata */
+    char *xen_rundir;        /* QMP sockets */
+    snap_qmp_lock *qmp_lock; /* held while a domain's QMP socket is open */
 };
 
 /* <xen_rundir>/qmp-libxl-<domid>: the QMP socket libxl (and xlsim) give a device model.

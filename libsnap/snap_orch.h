@@ -47,6 +47,16 @@ typedef struct snap_domain {
     size_t config_len;
 } snap_domain;
 
+/*
+ * Connects to the domain's device model under the toolstack's QMP lock
+ * (libxl's qmp-socket-lock on Xen: libxl and xlsnap must not talk to the same
+ * one-client QMP socket at once). One such connection per ctx at a time;
+ * close it promptly with snap_domain_qmp_close, which releases the lock.
+ */
+int snap_domain_qmp_open(snap_ctx *ctx, const snap_domain *dom, snap_qmp **qmp,
+                         snap_err *err);
+void snap_domain_qmp_close(snap_ctx *ctx, snap_qmp *qmp);
+
 /* Finds the domain and everything about its disks; validates consistency. */
 int snap_domain_resolve(snap_ctx *ctx, const char *qualifier, snap_domain *dom,
                         snap_err *err);

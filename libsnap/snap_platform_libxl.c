@@ -287,79 +287,31 @@ out:
 #define QMP_LOCK_USERID "qmp-socket-lock"
 
 struct snap_qmp_lock {
-    char *path;
-    int fd;
+    snap_domcfg_lock *lock;
 };
 
-/* flock(LOCK_EX), polled until the deadline (libxl itself blocks in a child). */
-static int qmp_flock(int fd, const char *path, int timeout_ms, snap_err *err)
-{
-    uint64_t deadline = snap_deadline_in(timeout_ms);
-    unsigned pause_us = 1000;
-    while (flock(fd, LOCK_EX | LOCK_NB) != 0) {
-        if (errno == EINTR)
-            continue;
-        if (errno != EWOULDBLOCK)
-            return snap_err_errno(err, SNAP_ERROR_IO, errno, "flock %s", path);
-        if (snap_deadline_poll_ms(deadline) == 0)
-            return snap_err_set(err, SNAP_ERROR_BUSY,
-                                "%s: still locked after %d ms (libxl talking to the "
-                                "domain's QEMU?)",
-                                path, timeout_ms);
-        usleep(pause_us);
-        if (pause_us < 50000)
-            pause_us *= 2;
-    }
-    return 0;
-}
-
-/* True when path still names fd's inode: a holder unlinks before it unlocks. */
-static bool qmp_lock_is_current(int fd, const char *path)
-{
-    struct stat fst, st;
-    return fstat(fd, &fst) == 0 && stat(path, &st) == 0 && st.st_dev == fst.st_dev &&
-           st.st_ino == fst.st_ino;
-}
-
-/* The libxl__lock_file protocol on userdata-l.<domid>.<uuid>.qmp-socket-lock. */
+/* libxl's own lock file protocol on userdata-l.<domid>.<uuid>.qmp-socket-lock. */
 static int libxl_qmp_lock(snap_ctx *ctx, const snap_domain_ref *dom, int timeout_ms,
                           snap_qmp_lock **out, snap_err *err)
 {
-    char *path = snap_domcfg_userdata_path(ctx->xen_statedir, dom->domid, dom->uuid, "l",
-                                           QMP_LOCK_USERID);
-    for (;;) {
-        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
-        if (fd < 0) {
-            int rc =
-                snap_err_errno(err, SNAP_ERROR_IO, errno,
-                               "domain %s: cannot open QMP lock %s", dom->name, path);
-            free(path);
-            return rc;
-        }
-        int rc = qmp_flock(fd, path, timeout_ms, err);
-        if (rc) {
-            close(fd);
-            free(path);
-            return snap_err_context(err, "domain %s", dom->name);
-        }
-        if (qmp_lock_is_current(fd, path)) {
-            snap_qmp_lock *lock = snap_xmalloc(sizeof *lock);
-            lock->path = path;
-            lock->fd = fd;
-            *out = lock;
-            return 0;
-        }
-        close(fd); /* won on an unlinked file: try again */
-    }
+    snap_domcfg_lock *lock;
+    int rc = snap_userdata_lock_acquire(ctx->xen_statedir, dom->domid, dom->uuid,
+                                        QMP_LOCK_USERID, timeout_ms, &lock, err);
+    if (rc)
+        return snap_err_context(err,
+                                "domain %s: libxl's QMP lock (is libxl talking to "
+                                "its device model?)",
+                                dom->name);
+    *out = snap_xmalloc(sizeof **out);
+    (*out)->lock = lock;
+    return 0;
 }
 
 static void libxl_qmp_unlock(snap_qmp_lock *lock)
 {
     if (!lock)
         return;
-    unlink(lock->path); /* as libxl__unlock_file: unlink, then close */
-    close(lock->fd);
-    free(lock->path);
+    snap_domcfg_lock_release(lock->lock);
     free(lock);
 }
 

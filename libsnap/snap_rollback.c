@@ -133,13 +133,14 @@ static int undo_disk_offline(const snap_journal_disk *jd, snap_err *err)
     return 0;
 }
 
-static int undo_storage(snap_session *s, const snap_journal *j, snap_err *err)
+static int undo_storage(snap_ctx *ctx, snap_session *s, const snap_journal *j,
+                        snap_err *err)
 {
     snap_qmp *qmp = NULL;
     snap_qmp_disks qd = {0};
     int rc = 0;
     if (s->dom.qmp_path) {
-        rc = snap_qmp_connect(s->dom.qmp_path, SNAP_QMP_TIMEOUT_MS, &qmp, err);
+        rc = snap_domain_qmp_open(ctx, &s->dom, &qmp, err);
         if (!rc)
             rc = snap_qmp_query_disks(qmp, &qd, SNAP_QMP_TIMEOUT_MS, err);
     }
@@ -153,7 +154,7 @@ static int undo_storage(snap_session *s, const snap_journal *j, snap_err *err)
             rc = undo_internal_qmp(qmp, &qd, jd, err);
     }
     snap_qmp_disks_free(&qd);
-    snap_qmp_close(qmp);
+    snap_domain_qmp_close(ctx, qmp);
     return rc;
 }
 
@@ -180,7 +181,7 @@ int snap_rollback_create(snap_ctx *ctx, snap_session *s, const snap_journal *j,
     /* Backend first: QEMU must not be pointed at a file we are about to remove. */
     int rc = undo_backend(ctx, s, j, err);
     if (!rc)
-        rc = undo_storage(s, j, err);
+        rc = undo_storage(ctx, s, j, err);
     if (!rc && snap_meta_exists(&s->st, j->snapshot))
         rc = snap_meta_remove(&s->st, j->snapshot, err);
     if (!rc && j->memory_created && unlink(j->memory_created) != 0 && errno != ENOENT)
@@ -191,6 +192,40 @@ int snap_rollback_create(snap_ctx *ctx, snap_session *s, const snap_journal *j,
     if (!rc)
         rc = snap_journal_finish(&s->st, err);
     return rc ? snap_err_context(err, "rolling back snapshot '%s'", j->snapshot) : 0;
+}
+
+/*
+ * A revert stops the domain before it touches the disks. Once rolled back,
+ * the domain journaled as running or paused is started again: as it was
+ * when its disks are as before (the running guest boots afresh: its memory
+ * went with the stopped device model), else paused and not booted (applied
+ * internal snapshots cannot be undone): never a guest booted on
+ * half-reverted disks. Journals without domain_state (older xlsnap) leave
+ * the domain as it is.
+ */
+static int restart_after_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
+                                snap_err *err)
+{
+    snap_domain_ref now;
+    snap_err ignored;
+    if (!j->domain_state || !strcmp(j->domain_state, "shutoff") ||
+        !ctx->ops->keeps_stopped_domain ||
+        ctx->ops->lookup(ctx, s->dom.ref.name, &now, &ignored) != 0 ||
+        now.state != SNAP_DOMAIN_SHUTOFF)
+        return 0;
+    bool intact = true;
+    for (size_t i = 0; i < j->n_disks; i++)
+        intact = intact && (j->phase < SNAP_PHASE_DOMAIN_STOPPED ||
+                            j->disks[i].overlay_created != NULL);
+    bool paused = !intact || !strcmp(j->domain_state, "paused");
+    snap_log(ctx->lg, XTL_NOTICE, "domain %s was %s before the interrupted revert: %s",
+             now.name, j->domain_state,
+             !intact  ? "starting it paused and not booted (its internal snapshots "
+                        "may be applied already)"
+             : paused ? "starting it paused"
+                      : "booting it afresh on its disks as they were");
+    int rc = ctx->ops->start(ctx, &now, s->dom.config, NULL, paused, err);
+    return rc ? snap_err_context(err, "restarting domain %s", now.name) : 0;
 }
 
 int snap_rollback_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
@@ -219,6 +254,8 @@ int snap_rollback_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
             rc = snap_err_errno(err, SNAP_ERROR_IO, errno, "disk %s: removing overlay %s",
                                 j->disks[i].vdev, o);
     }
+    if (!rc)
+        rc = restart_after_revert(ctx, s, j, err);
     if (!rc)
         rc = snap_journal_finish(&s->st, err);
     return rc ? snap_err_context(err, "rolling back the revert to '%s'", j->snapshot) : 0;
