@@ -12,6 +12,7 @@ pkgs=(
     clang libclang-rt-14-dev        # fuzzers, sanitizers
     groff-base mandoc               # man page lint
     valgrind
+    debootstrap                     # dom0 of the nested Xen testbed (make check-xen)
 )
 missing=()
 for p in "${pkgs[@]}"; do
