@@ -202,7 +202,9 @@ bench_memory() {
     fi
     for i in 1 2; do
         : >"$T/log/last.log"
-        if ! run memory "disks=2" "$B/xlsnap" -v snapshot-create -m "$name" "memory-$i"; then
+        rm -f "$T/trace"
+        if ! XLSNAP_TRACE=$T/trace run memory "disks=2" \
+            "$B/xlsnap" -v snapshot-create -m "$name" "memory-$i"; then
             sample "pending memory checkpoint: snapshot-create -m failed (see above)"
             return
         fi
@@ -212,13 +214,26 @@ bench_memory() {
             sample "pending memory checkpoint: no 'memory saved' line in xlsnap -v output"
             return
         fi
+        memory_trace_samples "$T/trace"
         sample "memory disks=2 save_MBps $(awk -v m="$mib" -v t="$ms" 'BEGIN {printf "%.1f", m * 1.048576 / (t / 1000)}')"
         local r
         r=$("$B/bench_run" -- dd if=/dev/zero of="$XLSNAP_STATEDIR/raw.bin" bs=1M count="$mib" conv=fsync)
         sample "memory raw-dd save_MBps $(awk -v m="$mib" -v t="${r%% *}" 'BEGIN {printf "%.1f", m * 1.048576 / (t / 1000)}')"
         rm -f "$XLSNAP_STATEDIR/raw.bin"
     done
-    sample "pending memory checkpoint: time the guest stays paused (needs trace points in snap_memory.c)"
+}
+
+# From snap_memory.c's XLSNAP_TRACE points: how long the guest stayed paused
+# (pause -> resume: disk snapshots + memory save + fsync + cont), and the
+# save split into QEMU's migration (to the file) and the final fsync.
+memory_trace_samples() {
+    awk '{ t[$1] = $2 }
+        END {
+            if (!("memory-paused" in t) || !("memory-resumed" in t)) exit
+            printf "memory disks=2 paused_ms %.3f\n", (t["memory-resumed"] - t["memory-paused"]) / 1e6
+            printf "memory disks=2 migrate_ms %.3f\n", (t["memory-save-sent"] - t["memory-save-start"]) / 1e6
+            printf "memory disks=2 fsync_ms %.3f\n", (t["memory-save-synced"] - t["memory-save-sent"]) / 1e6
+        }' "$1" >>"$samples"
 }
 
 checks() {

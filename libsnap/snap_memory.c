@@ -25,8 +25,10 @@ int snap_memory_pause(snap_ctx *ctx, snap_session *s, snap_memory_save *ms, snap
     if (s->dom.ref.state != SNAP_DOMAIN_RUNNING)
         return 0;
     int rc = ctx->ops->pause(ctx, &s->dom.ref, err);
-    if (!rc)
+    if (!rc) {
         ms->paused_by_us = true;
+        snap_trace("memory-paused"); /* XLSNAP_TRACE: how long the guest stays paused */
+    }
     return rc;
 }
 
@@ -43,9 +45,12 @@ int snap_memory_write(snap_ctx *ctx, snap_session *s, snap_journal *j,
         return snap_err_errno(err, errno == EEXIST ? SNAP_ERROR_EXISTS : SNAP_ERROR_IO,
                               errno, "memory file %s", ms->path);
     uint64_t t0 = snap_now_ms();
+    snap_trace("memory-save-start");
     rc = ctx->ops->save_memory(ctx, &s->dom.ref, fd, progress, opaque, err);
+    snap_trace("memory-save-sent");
     if (!rc && fsync(fd) < 0)
         rc = snap_err_errno(err, SNAP_ERROR_IO, errno, "memory file %s: fsync", ms->path);
+    snap_trace("memory-save-synced");
     struct stat sb;
     if (!rc && fstat(fd, &sb) == 0)
         ms->size = (uint64_t)sb.st_size;
@@ -70,6 +75,10 @@ int snap_memory_resume(snap_ctx *ctx, snap_session *s, snap_memory_save *ms, boo
         rc = ctx->ops->resume_after_save(ctx, &s->dom.ref, ms->paused_by_us, err);
     else if (ms->paused_by_us)
         rc = ctx->ops->unpause(ctx, &s->dom.ref, err);
+    if (!rc && ms->paused_by_us) {
+        snap_trace("memory-resumed");
+        snap_trace_flush();
+    }
     if (!rc)
         ms->paused_by_us = false;
     return rc;

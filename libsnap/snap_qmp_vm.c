@@ -11,8 +11,11 @@
 
 /* Saving to a local file: do not let QEMU's 128 MiB/s default throttle it. */
 #define QMP_MIGRATE_BANDWIDTH (64LL << 30)
-/* How often query-migrate is asked for progress. */
-#define QMP_MIGRATE_POLL_MS 50
+/*
+ * How often query-migrate is asked for progress: the end of the save is seen
+ * at most this late (50 ms cost 2% of a 1-second checkpoint on average).
+ */
+#define QMP_MIGRATE_POLL_MS 10
 
 int snap_qmp_stop(snap_qmp *q, int timeout_ms, snap_err *err)
 {
