@@ -23,6 +23,8 @@ typedef void agent_line_fn(void *opaque, const char *line);
 
 #define AGENT_SYNC_CMD            "guest-sync-delimited"
 #define AGENT_DEFAULT_RECOVERY_MS 5000
+#define AGENT_WAIT_ATTEMPT_MS     1000 /* snap_agent_open_wait: one sync attempt */
+#define AGENT_WAIT_PAUSE_MS       200  /* and between connections */
 
 /* A positive id that survives any JSON number parser (< 2^53). */
 static long long agent_random_id(void)
@@ -195,12 +197,33 @@ static int agent_exec_int(snap_agent *ag, const char *cmd, agent_args_fn *args,
     return rc;
 }
 
+/* What is left of deadline for the next call (a default when there is none). */
+static int agent_time_left(uint64_t deadline)
+{
+    int left = snap_deadline_poll_ms(deadline);
+    return left < 0 ? AGENT_DEFAULT_RECOVERY_MS : left;
+}
+
+/* Detaches the "return" member from a reply document and frees the rest. */
+static yajl_val agent_take_return(yajl_val doc)
+{
+    yajl_val ret = NULL;
+    for (size_t i = 0; YAJL_IS_OBJECT(doc) && i < doc->u.object.len; i++) {
+        if (strcmp(doc->u.object.keys[i], "return") == 0 && !ret) {
+            ret = doc->u.object.values[i];
+            doc->u.object.values[i] = NULL; /* yajl_tree_free skips NULL */
+        }
+    }
+    yajl_tree_free(doc);
+    return ret;
+}
+
 /* ------------------------------------------------------------ public */
 
-int snap_agent_open(const char *path, int timeout_ms, xentoollog_logger *lg,
-                    snap_agent **out, snap_err *err)
+/* Connects to the channel socket; no sync yet. */
+static int agent_connect(const char *path, int timeout_ms, xentoollog_logger *lg,
+                         snap_agent **out, snap_err *err)
 {
-    uint64_t deadline = snap_deadline_in(timeout_ms);
     int fd = -1;
     *out = NULL;
     int rc = snap_unix_connect(path, timeout_ms, &fd, err);
@@ -211,11 +234,28 @@ int snap_agent_open(const char *path, int timeout_ms, xentoollog_logger *lg,
     snap_stream_init(&ag->s, fd, peer, SNAP_AGENT_MAX_LINE);
     free(peer);
     ag->lg = lg;
+    *out = ag;
+    return 0;
+}
+
+static void agent_free(snap_agent *ag)
+{
+    snap_stream_close(&ag->s);
+    free(ag);
+}
+
+int snap_agent_open(const char *path, int timeout_ms, xentoollog_logger *lg,
+                    snap_agent **out, snap_err *err)
+{
+    uint64_t deadline = snap_deadline_in(timeout_ms);
+    snap_agent *ag = NULL;
+    int rc = agent_connect(path, timeout_ms, lg, &ag, err);
+    if (rc)
+        return rc;
     rc = agent_sync_until(ag, deadline, NULL, NULL, err);
     if (rc) {
         snap_err_context(err, "agent %s", path);
-        snap_stream_close(&ag->s);
-        free(ag);
+        agent_free(ag);
         return rc;
     }
     *out = ag;
@@ -233,8 +273,7 @@ void snap_agent_close(snap_agent *ag)
             snap_log(ag->lg, XTL_WARN, "agent: closing with replies unread: %s",
                      ignored.msg);
     }
-    snap_stream_close(&ag->s);
-    free(ag);
+    agent_free(ag);
 }
 
 int snap_agent_sync(snap_agent *ag, int timeout_ms, snap_err *err)
@@ -249,6 +288,73 @@ int snap_agent_ping(snap_agent *ag, int timeout_ms, snap_err *err)
     int rc = agent_exec(ag, "guest-ping", NULL, NULL, timeout_ms, &doc, err);
     yajl_tree_free(doc);
     return rc;
+}
+
+/*
+ * Syncs in attempts of at most AGENT_WAIT_ATTEMPT_MS on one connection: an
+ * agent that starts later reads the queued requests, and each attempt's new
+ * id makes the older replies stale.
+ */
+static int agent_sync_retrying(snap_agent *ag, uint64_t deadline, snap_err *err)
+{
+    for (;;) {
+        uint64_t attempt = snap_deadline_in(AGENT_WAIT_ATTEMPT_MS);
+        int rc = agent_sync_until(ag, attempt < deadline ? attempt : deadline, NULL, NULL,
+                                  err);
+        if (rc != SNAP_ERROR_TIMEDOUT || snap_deadline_poll_ms(deadline) == 0)
+            return rc;
+    }
+}
+
+int snap_agent_open_wait(const char *path, int timeout_ms, xentoollog_logger *lg,
+                         snap_agent **out, snap_err *err)
+{
+    uint64_t deadline = snap_deadline_in(timeout_ms);
+    *out = NULL;
+    for (;;) {
+        snap_agent *ag = NULL;
+        int rc = agent_connect(path, agent_time_left(deadline), lg, &ag, err);
+        if (!rc)
+            rc = agent_sync_retrying(ag, deadline, err);
+        if (!rc) {
+            *out = ag;
+            return 0;
+        }
+        if (ag)
+            agent_free(ag);
+        int left = snap_deadline_poll_ms(deadline);
+        if (left >= 0 && left < AGENT_WAIT_PAUSE_MS)
+            return snap_err_context(err, "agent %s: no answer within %d ms", path,
+                                    timeout_ms);
+        usleep(AGENT_WAIT_PAUSE_MS * 1000); /* not there yet, or it hung up */
+    }
+}
+
+int snap_agent_execute(snap_agent *ag, const char *cmd, snap_json_members_fn *args,
+                       const void *opaque, yajl_val *ret_out, int timeout_ms,
+                       snap_err *err)
+{
+    yajl_val doc;
+    if (ret_out)
+        *ret_out = NULL;
+    int rc = agent_exec(ag, cmd, args, opaque, timeout_ms, &doc, err);
+    if (rc)
+        return rc;
+    if (ret_out)
+        *ret_out = agent_take_return(doc);
+    else
+        yajl_tree_free(doc);
+    return 0;
+}
+
+int snap_agent_send(snap_agent *ag, const char *cmd, snap_json_members_fn *args,
+                    const void *opaque, int timeout_ms, snap_err *err)
+{
+    uint64_t deadline = snap_deadline_in(timeout_ms);
+    if (ag->need_sync && agent_sync_until(ag, deadline, NULL, NULL, err) != 0)
+        return snap_err_context(err, "agent: %s: resync before the command failed", cmd);
+    int rc = agent_send(ag, cmd, args, opaque, false, deadline, err);
+    return rc ? snap_err_context(err, "agent") : 0;
 }
 
 static int agent_parse_info(yajl_val ret, snap_agent_info *out, snap_err *err)
@@ -462,6 +568,220 @@ void snap_agent_fsinfo_free(snap_agent_fs *fs, size_t n)
     free(fs);
 }
 
+/* ------------------------------------------------------------ inside the guest */
+
+/* Decodes qemu-ga's base64 (whitespace tolerated); false on any other byte. */
+static bool agent_base64_decode(const char *in, char **out, size_t *len_out)
+{
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    char *buf = snap_xmalloc(strlen(in) / 4 * 3 + 4);
+    size_t n = 0;
+    unsigned acc = 0;
+    int bits = 0;
+    for (const char *p = in; *p && *p != '='; p++) {
+        const char *pos = strchr(alphabet, *p);
+        if (*p == '\n' || *p == '\r')
+            continue;
+        if (!pos) {
+            free(buf);
+            return false;
+        }
+        acc = (acc << 6) | (unsigned)(pos - alphabet);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            buf[n++] = (char)((acc >> bits) & 0xff);
+        }
+    }
+    buf[n] = '\0';
+    *out = buf;
+    *len_out = n;
+    return true;
+}
+
+/* Decodes the base64 member key of v (absent: empty) into *out. */
+static int agent_b64_member(yajl_val v, const char *key, const char *cmd, char **out,
+                            size_t *len_out, snap_err *err)
+{
+    const char *b64 = snap_json_get_string(v, key);
+    if (!agent_base64_decode(b64 ? b64 : "", out, len_out))
+        return snap_err_set(err, SNAP_ERROR_PROTOCOL, "agent: %s: %s is not base64", cmd,
+                            key);
+    return 0;
+}
+
+static void agent_exec_args(yajl_gen g, const void *opaque)
+{
+    const char *const *argv = opaque;
+    snap_json_kv_str(g, "path", argv[0]);
+    snap_json_key(g, "arg");
+    yajl_gen_array_open(g);
+    for (size_t i = 1; argv[i]; i++)
+        snap_json_str(g, argv[i]);
+    yajl_gen_array_close(g);
+    snap_json_kv_bool(g, "capture-output", true);
+}
+
+static void agent_pid_args(yajl_gen g, const void *opaque)
+{
+    snap_json_kv_int(g, "pid", *(const long long *)opaque);
+}
+
+/* Fills res from a guest-exec-status reply that says exited. */
+static int agent_exec_finished(yajl_val st, snap_agent_exec_result *res, snap_err *err)
+{
+    long long code = -1, sig = 0;
+    snap_json_get_int(st, "exitcode", &code);
+    snap_json_get_int(st, "signal", &sig);
+    res->exitcode = sig ? -1 : (int)code;
+    res->signal = (int)sig;
+    bool cut_out = false, cut_err = false;
+    snap_json_get_bool(st, "out-truncated", &cut_out);
+    snap_json_get_bool(st, "err-truncated", &cut_err);
+    res->truncated = cut_out || cut_err;
+    int rc = agent_b64_member(st, "out-data", "guest-exec-status", &res->out,
+                              &res->out_len, err);
+    if (!rc)
+        rc = agent_b64_member(st, "err-data", "guest-exec-status", &res->err,
+                              &res->err_len, err);
+    return rc;
+}
+
+int snap_agent_guest_exec(snap_agent *ag, const char *const argv[], int timeout_ms,
+                          snap_agent_exec_result *res, snap_err *err)
+{
+    uint64_t deadline = snap_deadline_in(timeout_ms);
+    yajl_val ret = NULL;
+    long long pid = 0;
+    memset(res, 0, sizeof *res);
+    res->exitcode = -1;
+    int rc = snap_agent_execute(ag, "guest-exec", agent_exec_args, argv, &ret, timeout_ms,
+                                err);
+    if (!rc && !snap_json_get_int(ret, "pid", &pid))
+        rc = snap_err_set(err, SNAP_ERROR_PROTOCOL, "agent: guest-exec: no pid");
+    yajl_tree_free(ret);
+    while (!rc) {
+        bool exited = false;
+        rc = snap_agent_execute(ag, "guest-exec-status", agent_pid_args, &pid, &ret,
+                                agent_time_left(deadline), err);
+        if (!rc && snap_json_get_bool(ret, "exited", &exited) && exited) {
+            rc = agent_exec_finished(ret, res, err);
+            yajl_tree_free(ret);
+            break;
+        }
+        yajl_tree_free(ret);
+        if (!rc && snap_deadline_poll_ms(deadline) == 0)
+            rc = snap_err_set(err, SNAP_ERROR_TIMEDOUT,
+                              "agent: guest-exec %s: still running after %d ms", argv[0],
+                              timeout_ms);
+        if (!rc)
+            usleep(20 * 1000);
+    }
+    if (rc) {
+        snap_agent_exec_result_dispose(res);
+        return snap_err_context(err, "running %s in the guest", argv[0]);
+    }
+    return 0;
+}
+
+void snap_agent_exec_result_dispose(snap_agent_exec_result *res)
+{
+    if (!res)
+        return;
+    free(res->out);
+    free(res->err);
+    memset(res, 0, sizeof *res);
+    res->exitcode = -1;
+}
+
+struct agent_file {
+    const char *path;
+    long long handle;
+};
+
+static void agent_file_open_args(yajl_gen g, const void *opaque)
+{
+    snap_json_kv_str(g, "path", ((const struct agent_file *)opaque)->path);
+    snap_json_kv_str(g, "mode", "r");
+}
+
+static void agent_file_handle_args(yajl_gen g, const void *opaque)
+{
+    snap_json_kv_int(g, "handle", ((const struct agent_file *)opaque)->handle);
+}
+
+static void agent_file_read_args(yajl_gen g, const void *opaque)
+{
+    agent_file_handle_args(g, opaque);
+    snap_json_kv_int(g, "count", 1 << 20);
+}
+
+/* guest-file-read until EOF, appending to *data. */
+static int agent_read_chunks(snap_agent *ag, const struct agent_file *f, size_t max_bytes,
+                             uint64_t deadline, char **data, size_t *len, snap_err *err)
+{
+    for (;;) {
+        yajl_val ret = NULL;
+        char *chunk = NULL;
+        size_t n = 0;
+        bool eof = false;
+        int rc = snap_agent_execute(ag, "guest-file-read", agent_file_read_args, f, &ret,
+                                    agent_time_left(deadline), err);
+        if (!rc)
+            rc = agent_b64_member(ret, "buf-b64", "guest-file-read", &chunk, &n, err);
+        snap_json_get_bool(ret, "eof", &eof);
+        yajl_tree_free(ret);
+        if (!rc && *len + n > max_bytes)
+            rc = snap_err_set(err, SNAP_ERROR_PROTOCOL, "longer than %zu bytes",
+                              max_bytes);
+        if (rc) {
+            free(chunk);
+            return rc;
+        }
+        *data = snap_xrealloc(*data, *len + n + 1);
+        memcpy(*data + *len, chunk, n + 1);
+        *len += n;
+        free(chunk);
+        if (eof || n == 0)
+            return 0;
+    }
+}
+
+int snap_agent_read_file(snap_agent *ag, const char *path, size_t max_bytes,
+                         int timeout_ms, char **data_out, size_t *len_out, snap_err *err)
+{
+    uint64_t deadline = snap_deadline_in(timeout_ms);
+    struct agent_file f = {path, 0};
+    yajl_val ret = NULL;
+    char *data = snap_xstrdup("");
+    size_t len = 0;
+    *data_out = NULL;
+    int rc = snap_agent_execute(ag, "guest-file-open", agent_file_open_args, &f, &ret,
+                                timeout_ms, err);
+    if (!rc && !YAJL_IS_INTEGER(ret))
+        rc = snap_err_set(err, SNAP_ERROR_PROTOCOL, "agent: guest-file-open: no handle");
+    if (!rc) {
+        f.handle = YAJL_GET_INTEGER(ret);
+        rc = agent_read_chunks(ag, &f, max_bytes, deadline, &data, &len, err);
+        snap_err close_err;
+        int close_rc =
+            snap_agent_execute(ag, "guest-file-close", agent_file_handle_args, &f, NULL,
+                               agent_time_left(deadline), &close_err);
+        if (!rc && close_rc)
+            rc = snap_err_set(err, close_rc, "%s", close_err.msg);
+    }
+    yajl_tree_free(ret);
+    if (rc) {
+        free(data);
+        return snap_err_context(err, "reading %s in the guest", path);
+    }
+    *data_out = data;
+    if (len_out)
+        *len_out = len;
+    return 0;
+}
+
 /* ------------------------------------------------------------ safe freeze/thaw */
 
 static void agent_story_add(snap_agent_freeze_result *res, const char *fmt, ...)
@@ -513,12 +833,6 @@ static void agent_note_late_reply(void *opaque, const char *line)
         agent_story_add(late->res, "late reply: %s", desc);
     }
     yajl_tree_free(doc);
-}
-
-static int agent_time_left(uint64_t deadline)
-{
-    int left = snap_deadline_poll_ms(deadline);
-    return left < 0 ? AGENT_DEFAULT_RECOVERY_MS : left;
 }
 
 /*

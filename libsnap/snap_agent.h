@@ -22,6 +22,7 @@
 #define SNAP_AGENT_H
 
 #include "snap_base.h"
+#include "snap_json.h"
 
 /* Longest reply accepted (guest-info, guest-get-fsinfo are a few KiB). */
 #define SNAP_AGENT_MAX_LINE (4u << 20)
@@ -43,10 +44,65 @@ int snap_agent_open(const char *path, int timeout_ms, xentoollog_logger *lg,
  */
 void snap_agent_close(snap_agent *ag);
 
+/*
+ * Opens an agent that may not answer yet (a guest still booting, qemu-ga not
+ * started): retries connecting and syncing until it answers or timeout_ms
+ * runs out; the error is the last attempt's.
+ */
+int snap_agent_open_wait(const char *path, int timeout_ms, xentoollog_logger *lg,
+                         snap_agent **out, snap_err *err);
+
 /* Resynchronises now (guest-sync-delimited, random id). */
 int snap_agent_sync(snap_agent *ag, int timeout_ms, snap_err *err);
 /* guest-ping. */
 int snap_agent_ping(snap_agent *ag, int timeout_ms, snap_err *err);
+
+/* ------------------------------------------------------------ any command */
+
+/*
+ * Runs any agent command within timeout_ms, under the rules of every call
+ * here: resync first when an earlier call timed out or read garbage, and a
+ * timeout or malformed reply makes the next call resync. args (NULL: none)
+ * emits the members of "arguments". On success *ret_out (NULL: dropped) is
+ * the reply's "return" value, owned by the caller (yajl_tree_free). Agent
+ * errors are SNAP_ERROR_PEER, "agent: CMD: CLASS: DESC".
+ */
+int snap_agent_execute(snap_agent *ag, const char *cmd, snap_json_members_fn *args,
+                       const void *opaque, yajl_val *ret_out, int timeout_ms,
+                       snap_err *err);
+/*
+ * Sends a command qemu-ga does not answer on success (guest-shutdown,
+ * guest-suspend-*); returns once it is written.
+ */
+int snap_agent_send(snap_agent *ag, const char *cmd, snap_json_members_fn *args,
+                    const void *opaque, int timeout_ms, snap_err *err);
+
+/* ------------------------------------------------------------ inside the guest */
+/* guest-exec and guest-file-*: for tools and tests that look inside a guest. */
+
+typedef struct snap_agent_exec_result {
+    int exitcode;    /* -1 when a signal ended it */
+    int signal;      /* that signal, else 0 */
+    char *out, *err; /* captured stdout and stderr, NUL-terminated */
+    size_t out_len, err_len;
+    bool truncated; /* the agent cut the output (its capture limit) */
+} snap_agent_exec_result;
+
+/*
+ * guest-exec of argv (NULL-terminated; argv[0] an absolute path in the
+ * guest) with output captured, then guest-exec-status until it exits, all
+ * within timeout_ms. Returns 0 once it ran to the end, whatever its exit code.
+ */
+int snap_agent_guest_exec(snap_agent *ag, const char *const argv[], int timeout_ms,
+                          snap_agent_exec_result *res, snap_err *err);
+void snap_agent_exec_result_dispose(snap_agent_exec_result *res);
+
+/*
+ * guest-file-open/read/close: the whole file (at most max_bytes) into
+ * *data_out (malloc'd, NUL-terminated), within timeout_ms.
+ */
+int snap_agent_read_file(snap_agent *ag, const char *path, size_t max_bytes,
+                         int timeout_ms, char **data_out, size_t *len_out, snap_err *err);
 
 /* ------------------------------------------------------------ guest-info */
 

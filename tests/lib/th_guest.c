@@ -9,12 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "snap_stream.h"
 #include "th.h"
 #include "th_qemu.h"
 
 #define TH_GUEST_MAX_DISKS 8
-#define TH_AGENT_MAX_LINE  (16u << 20)
 
 /* ------------------------------------------------------------ the guest */
 
@@ -258,300 +256,75 @@ void th_guest_stop(th_guest_vm *vm)
     vm->pid = -1;
 }
 
-/* --------------------------------------------- a minimal qemu-ga client */
+/* --------------------------------------------- the agent, through snap_agent */
 
-struct th_agent {
-    snap_stream stream;
-};
-
-static char *th_agent_request(const char *cmd, th_agent_args_fn *args, void *opaque)
-{
-    yajl_gen g = snap_json_gen_new(false);
-    yajl_gen_map_open(g);
-    snap_json_kv_str(g, "execute", cmd);
-    if (args) {
-        snap_json_key(g, "arguments");
-        yajl_gen_map_open(g);
-        args(g, opaque);
-        yajl_gen_map_close(g);
-    }
-    yajl_gen_map_close(g);
-    char *text = snap_json_gen_finish(g, NULL);
-    char *line = snap_xasprintf("%s\n", text);
-    free(text);
-    return line;
-}
-
-/*
- * Sends one request and reads replies until one is accepted: a reply whose
- * "return" equals sync_id when sync_id >= 0 (stale replies skipped), else
- * the first reply. Returns the parsed reply or NULL.
- */
-static yajl_val th_agent_roundtrip(th_agent *ga, const char *request, long long sync_id,
-                                   int timeout_ms, char **error_out)
-{
-    snap_err err = {0};
-    uint64_t deadline = snap_deadline_in(timeout_ms);
-    if (snap_stream_write_all(&ga->stream, request, strlen(request), deadline, &err) != 0)
-        goto fail;
-    for (;;) {
-        char *line = NULL;
-        size_t len;
-        if (snap_stream_read_line(&ga->stream, &line, &len, deadline, &err) != 0)
-            goto fail;
-        /* guest-sync-delimited's 0xFF marker, or noise before a reply. */
-        char *start = strchr(line, '{');
-        yajl_val reply = start ? snap_json_parse(start, "agent reply", &err) : NULL;
-        free(line);
-        long long id;
-        if (!reply)
-            continue;
-        if (sync_id < 0 || (snap_json_get_int(reply, "return", &id) && id == sync_id))
-            return reply;
-        yajl_tree_free(reply);
-    }
-fail:
-    if (error_out)
-        *error_out = snap_xstrdup(err.msg);
-    return NULL;
-}
-
-static void th_agent_sync_args(yajl_gen g, void *opaque)
-{
-    snap_json_kv_int(g, "id", *(long long *)opaque);
-}
+#define TH_AGENT_CALL_MS  10000
+#define TH_AGENT_EXEC_MS  20000
+#define TH_AGENT_MAX_FILE (16u << 20)
 
 th_agent *th_agent_connect(const char *path, int timeout_ms)
 {
-    uint64_t deadline = snap_deadline_in(timeout_ms);
+    snap_agent *ag = NULL;
     snap_err err = {0};
-    int fd;
-    if (snap_unix_connect(path, timeout_ms, &fd, &err) != 0) {
+    if (snap_agent_open_wait(path, timeout_ms, NULL, &ag, &err) != 0)
         th_fail_at(__FILE__, __LINE__, "agent %s: %s", path, err.msg);
-        return NULL;
-    }
-    th_agent *ga = snap_xcalloc(1, sizeof *ga);
-    snap_stream_init(&ga->stream, fd, path, TH_AGENT_MAX_LINE);
-    /* The agent may not listen yet, and the channel may hold stale replies:
-     * retry guest-sync with fresh ids until ours comes back. */
-    for (long long id = (long long)getpid() * 1000; snap_now_ms() < deadline; id++) {
-        char *req = th_agent_request("guest-sync", th_agent_sync_args, &id);
-        yajl_val reply = th_agent_roundtrip(ga, req, id, 1000, NULL);
-        free(req);
-        if (reply) {
-            yajl_tree_free(reply);
-            return ga;
-        }
-    }
-    th_fail_at(__FILE__, __LINE__, "agent %s: no answer to guest-sync in %d ms", path,
-               timeout_ms);
-    th_agent_close(ga);
-    return NULL;
+    return ag;
 }
 
 void th_agent_close(th_agent *ga)
 {
-    if (!ga)
-        return;
-    snap_stream_close(&ga->stream);
-    free(ga);
+    snap_agent_close(ga);
 }
 
-yajl_val th_agent_execute(th_agent *ga, const char *cmd, th_agent_args_fn *args,
-                          void *opaque, int timeout_ms, char **error_out)
+yajl_val th_agent_execute(th_agent *ga, const char *cmd, snap_json_members_fn *args,
+                          const void *opaque, int timeout_ms, char **error_out)
 {
+    yajl_val ret = NULL;
+    snap_err err = {0};
     if (error_out)
         *error_out = NULL;
-    char *req = th_agent_request(cmd, args, opaque);
-    yajl_val reply = th_agent_roundtrip(ga, req, -1, timeout_ms, error_out);
-    free(req);
-    if (!reply)
-        return NULL;
-    yajl_val ret = snap_json_get(reply, "return");
-    if (!ret) {
-        const char *desc = snap_json_get_string(snap_json_get(reply, "error"), "desc");
-        if (error_out)
-            *error_out = snap_xasprintf("%s: %s", cmd, desc ? desc : "no return");
-        yajl_tree_free(reply);
-        return NULL;
-    }
-    /* Detach "return" from the reply so the caller owns just that value. */
-    yajl_val copy = NULL;
-    yajl_gen g = snap_json_gen_new(false);
-    snap_json_tree(g, ret);
-    char *text = snap_json_gen_finish(g, NULL);
-    snap_err err = {0};
-    copy = snap_json_parse(text, cmd, &err);
-    free(text);
-    yajl_tree_free(reply);
-    return copy;
+    if (snap_agent_execute(ga, cmd, args, opaque, &ret, timeout_ms, &err) != 0 &&
+        error_out)
+        *error_out = snap_xstrdup(err.msg);
+    return ret;
 }
 
 bool th_agent_send(th_agent *ga, const char *cmd)
 {
     snap_err err = {0};
-    char *req = th_agent_request(cmd, NULL, NULL);
-    int rc = snap_stream_write_all(&ga->stream, req, strlen(req), snap_deadline_in(5000),
-                                   &err);
-    free(req);
+    int rc = snap_agent_send(ga, cmd, NULL, NULL, TH_AGENT_CALL_MS, &err);
     if (rc != 0)
         th_fail_at(__FILE__, __LINE__, "agent %s: %s", cmd, err.msg);
     return rc == 0;
 }
 
-/* Decodes base64 text (as qemu-ga sends it); malloc'd, NUL-terminated. */
-static char *th_base64_decode(const char *in, size_t *len_out)
-{
-    static const char alphabet[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    size_t n = 0;
-    char *out = snap_xmalloc(strlen(in) / 4 * 3 + 4);
-    unsigned acc = 0;
-    int bits = 0;
-    for (const char *p = in; *p && *p != '='; p++) {
-        const char *pos = strchr(alphabet, *p);
-        if (!pos)
-            continue;
-        acc = (acc << 6) | (unsigned)(pos - alphabet);
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[n++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    out[n] = '\0';
-    if (len_out)
-        *len_out = n;
-    return out;
-}
-
-typedef struct th_file_args {
-    const char *path;
-    long long handle;
-} th_file_args;
-
-static void th_file_open_args(yajl_gen g, void *opaque)
-{
-    snap_json_kv_str(g, "path", ((th_file_args *)opaque)->path);
-    snap_json_kv_str(g, "mode", "r");
-}
-
-static void th_file_handle_args(yajl_gen g, void *opaque)
-{
-    snap_json_kv_int(g, "handle", ((th_file_args *)opaque)->handle);
-    snap_json_kv_int(g, "count", 1 << 20);
-}
-
-static void th_file_close_args(yajl_gen g, void *opaque)
-{
-    snap_json_kv_int(g, "handle", ((th_file_args *)opaque)->handle);
-}
-
-/* Appends decoded chunks of an open guest file until EOF; false on error. */
-static bool th_agent_read_chunks(th_agent *ga, th_file_args *fa, char **text, size_t *len)
-{
-    for (;;) {
-        char *error = NULL;
-        yajl_val r = th_agent_execute(ga, "guest-file-read", th_file_handle_args, fa,
-                                      10000, &error);
-        if (!r) {
-            th_fail_at(__FILE__, __LINE__, "read %s: %s", fa->path, error);
-            free(error);
-            return false;
-        }
-        size_t n;
-        const char *b64 = snap_json_get_string(r, "buf-b64");
-        char *chunk = th_base64_decode(b64 ? b64 : "", &n);
-        *text = snap_xrealloc(*text, *len + n + 1);
-        memcpy(*text + *len, chunk, n + 1);
-        *len += n;
-        free(chunk);
-        bool eof = false;
-        snap_json_get_bool(r, "eof", &eof);
-        yajl_tree_free(r);
-        if (eof || n == 0)
-            return true;
-    }
-}
-
 char *th_agent_read_file(th_agent *ga, const char *path)
 {
-    th_file_args fa = {.path = path};
-    char *error = NULL;
-    yajl_val h =
-        th_agent_execute(ga, "guest-file-open", th_file_open_args, &fa, 10000, &error);
-    if (!h || !YAJL_IS_INTEGER(h)) {
-        th_fail_at(__FILE__, __LINE__, "open %s in the guest: %s", path,
-                   error ? error : "no handle");
-        free(error);
-        yajl_tree_free(h);
-        return NULL;
-    }
-    fa.handle = YAJL_GET_INTEGER(h);
-    yajl_tree_free(h);
-    char *text = snap_xstrdup("");
-    size_t len = 0;
-    bool ok = th_agent_read_chunks(ga, &fa, &text, &len);
-    yajl_tree_free(
-        th_agent_execute(ga, "guest-file-close", th_file_close_args, &fa, 10000, NULL));
-    if (!ok) {
-        free(text);
-        return NULL;
-    }
-    return text;
-}
-
-static void th_exec_args(yajl_gen g, void *opaque)
-{
-    const char *const *argv = opaque;
-    snap_json_kv_str(g, "path", argv[0]);
-    snap_json_key(g, "arg");
-    yajl_gen_array_open(g);
-    for (int i = 1; argv[i]; i++)
-        snap_json_str(g, argv[i]);
-    yajl_gen_array_close(g);
-    snap_json_kv_bool(g, "capture-output", true);
-}
-
-static void th_exec_status_args(yajl_gen g, void *opaque)
-{
-    snap_json_kv_int(g, "pid", *(long long *)opaque);
+    char *data = NULL;
+    snap_err err = {0};
+    if (snap_agent_read_file(ga, path, TH_AGENT_MAX_FILE, TH_AGENT_CALL_MS, &data, NULL,
+                             &err) != 0)
+        th_fail_at(__FILE__, __LINE__, "%s", err.msg);
+    return data;
 }
 
 int th_agent_exec(th_agent *ga, const char *const argv[], char **out)
 {
-    char *error = NULL;
-    yajl_val r =
-        th_agent_execute(ga, "guest-exec", th_exec_args, (void *)argv, 10000, &error);
-    long long pid;
+    snap_agent_exec_result res;
+    snap_err err = {0};
     if (out)
         *out = NULL;
-    if (!r || !snap_json_get_int(r, "pid", &pid)) {
-        th_fail_at(__FILE__, __LINE__, "guest-exec %s: %s", argv[0],
-                   error ? error : "no pid");
-        free(error);
-        yajl_tree_free(r);
+    if (snap_agent_guest_exec(ga, argv, TH_AGENT_EXEC_MS, &res, &err) != 0) {
+        th_fail_at(__FILE__, __LINE__, "%s", err.msg);
         return -1;
     }
-    yajl_tree_free(r);
-    for (int waited = 0; waited < 20000; waited += 50) {
-        bool exited = false;
-        long long code = -1;
-        r = th_agent_execute(ga, "guest-exec-status", th_exec_status_args, &pid, 10000,
-                             NULL);
-        if (r && snap_json_get_bool(r, "exited", &exited) && exited) {
-            snap_json_get_int(r, "exitcode", &code);
-            const char *b64 = snap_json_get_string(r, "out-data");
-            if (out)
-                *out = th_base64_decode(b64 ? b64 : "", NULL);
-            yajl_tree_free(r);
-            return (int)code;
-        }
-        yajl_tree_free(r);
-        usleep(50000);
+    if (out) {
+        *out = res.out;
+        res.out = NULL;
     }
-    th_fail_at(__FILE__, __LINE__, "guest-exec %s: did not exit within 20 s", argv[0]);
-    return -1;
+    int code = res.exitcode;
+    snap_agent_exec_result_dispose(&res);
+    return code;
 }
 
 /* ------------------------------------------------ offline image checks */

@@ -6,7 +6,7 @@
  *     th_guest_vm vm;
  *     REQUIRE(th_guest_start(&vm, "vm", disks, "xlsnap.writer=vda"));
  *     REQUIRE(th_guest_wait_ready(&vm, 60000));
- *     th_agent *ga = th_agent_connect(vm.agent_path, 10000);
+ *     th_agent *ga = th_agent_connect(vm.agent_path, 10000);   // a snap_agent
  *     char *mounts = th_agent_read_file(ga, "/proc/mounts");
  *     ...
  *     const char *raw = th_image_to_raw(disks[0]);
@@ -23,6 +23,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "snap_agent.h"
 #include "snap_json.h"
 
 /* ------------------------------------------------------------ the guest */
@@ -65,25 +66,24 @@ void th_guest_stop(th_guest_vm *vm);
 /* True when /dev/kvm is writable and the CPU shows vmx or svm. */
 bool th_guest_kvm_usable(void);
 
-/* --------------------------------------------- a minimal qemu-ga client */
+/* ------------------------------------------- the agent, for tests */
 
 /*
- * Enough of the agent protocol for tests to look inside the guest (the
- * product's client is libsnap's). Connecting retries guest-sync until the
- * agent answers with our id, discarding stale replies.
+ * libsnap's agent client (snap_agent) with test-friendly failure handling:
+ * each helper records a failure (th_fail_at) with the client's message when
+ * it cannot do its job. Connecting waits for an agent that is not up yet.
  */
-typedef struct th_agent th_agent;
-typedef void th_agent_args_fn(yajl_gen g, void *opaque);
+typedef snap_agent th_agent;
 
 th_agent *th_agent_connect(const char *path, int timeout_ms);
 void th_agent_close(th_agent *ga);
 /*
- * Runs cmd with the arguments args emits (NULL: none). Returns the "return"
- * value (free with yajl_tree_free), or NULL; *error_out (may be NULL) gets
- * the agent's error description, malloc'd.
+ * snap_agent_execute: the "return" value (free with yajl_tree_free), or NULL
+ * with the client's error (malloc'd) in *error_out (may be NULL). Records no
+ * failure: a test may expect one.
  */
-yajl_val th_agent_execute(th_agent *ga, const char *cmd, th_agent_args_fn *args,
-                          void *opaque, int timeout_ms, char **error_out);
+yajl_val th_agent_execute(th_agent *ga, const char *cmd, snap_json_members_fn *args,
+                          const void *opaque, int timeout_ms, char **error_out);
 /* Sends cmd without waiting for a reply (guest-shutdown sends none). */
 bool th_agent_send(th_agent *ga, const char *cmd);
 /* guest-file-open/read/close: the whole file, malloc'd; NULL on failure. */

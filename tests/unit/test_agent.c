@@ -421,6 +421,292 @@ static void test_timeout_then_resync_before_next_command(void)
     fake_peer_free(fp);
 }
 
+static void user_args(yajl_gen g, const void *opaque)
+{
+    snap_json_kv_str(g, "username", opaque);
+    snap_json_kv_bool(g, "crypted", false);
+}
+
+static void mode_args(yajl_gen g, const void *opaque)
+{
+    snap_json_kv_str(g, "mode", opaque);
+}
+
+/* ------------------------------------------------------------ any command */
+
+static void test_execute_returns_the_value_and_resyncs_after_timeout(void)
+{
+    static const fake_step script[] = {
+        SYNC_OK,
+        FP_EXPECT("{\"execute\":\"guest-get-time\"}"),
+        FP_SEND("{\"return\": 1700000000000000000}\n"),
+        FP_EXPECT("{\"execute\":\"guest-set-user-password\",\"arguments\":"
+                  "{\"username\":\"root\",\"crypted\":false}}"),
+        FP_SEND("{\"return\": {\"a\": [1, \"two\"]}, \"extra\": true}\n"),
+        FP_EXPECT("guest-get-users"),
+        FP_SLEEP(300),
+        FP_SEND("{\"return\": [\"late\"]}\n"), /* the late reply: stale from now on */
+        FP_EXPECT("guest-sync-delimited"),
+        FP_SEND(PARSE_ERROR_REPLY "\xff{\"return\": %ID%}\n"),
+        FP_EXPECT("guest-get-users"),
+        FP_SEND("{\"error\": {\"class\": \"GenericError\", \"desc\": \"no utmp\"}}\n"),
+        FP_EXPECT("guest-get-host-name"),
+        FP_SEND("{\"return\": {\"host-name\": \"g1\"}}\n"),
+    };
+    const char *path = th_path("execute.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    REQUIRE(fp);
+    snap_agent *ag = open_fake(path);
+    snap_err err;
+    yajl_val ret = NULL;
+    CHECK(ag);
+    if (ag) {
+        CHECK_INT(snap_agent_execute(ag, "guest-get-time", NULL, NULL, &ret, 1000, &err),
+                  0);
+        CHECK(YAJL_IS_INTEGER(ret) && YAJL_GET_INTEGER(ret) == 1700000000000000000LL);
+        yajl_tree_free(ret);
+        CHECK_INT(snap_agent_execute(ag, "guest-set-user-password", user_args, "root",
+                                     &ret, 1000, &err),
+                  0);
+        /* Just the "return" value, detached from the reply around it. */
+        yajl_val a = snap_json_get_array(ret, "a");
+        CHECK_INT(snap_json_array_len(a), 2);
+        CHECK(YAJL_IS_STRING(snap_json_array_at(a, 1)));
+        CHECK_STR(YAJL_GET_STRING(snap_json_array_at(a, 1)), "two");
+        CHECK(snap_json_get(ret, "extra") == NULL);
+        yajl_tree_free(ret);
+        CHECK_INT(snap_agent_execute(ag, "guest-get-users", NULL, NULL, &ret, 100, &err),
+                  SNAP_ERROR_TIMEDOUT);
+        CHECK(ret == NULL);
+        CHECK_STR(err.msg, "agent: guest-get-users: no reply within 100 ms");
+        /* The late reply is not taken for this one: a resync comes first. */
+        CHECK_INT(snap_agent_execute(ag, "guest-get-users", NULL, NULL, &ret, 2000, &err),
+                  SNAP_ERROR_PEER);
+        CHECK_STR(err.msg, "agent: guest-get-users: GenericError: no utmp");
+        CHECK(ret == NULL);
+        CHECK_INT(
+            snap_agent_execute(ag, "guest-get-host-name", NULL, NULL, NULL, 1000, &err),
+            0);
+    }
+    snap_agent_close(ag);
+    CHECK(fake_peer_wait(fp, 2000));
+    CHECK_STR(fake_peer_error(fp), "");
+    fake_peer_free(fp);
+}
+
+static void test_send_writes_without_reading(void)
+{
+    static const fake_step script[] = {
+        SYNC_OK,
+        FP_EXPECT("guest-ping"),
+        FP_SLEEP(300), /* the ping times out: the send resyncs first */
+        FP_EXPECT("guest-sync-delimited"),
+        FP_SEND("{\"return\": {}}\n\xff{\"return\": %ID%}\n"),
+        FP_EXPECT(
+            "{\"execute\":\"guest-shutdown\",\"arguments\":{\"mode\":\"powerdown\"}}"),
+    };
+    const char *path = th_path("send.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    REQUIRE(fp);
+    snap_agent *ag = open_fake(path);
+    snap_err err;
+    CHECK(ag);
+    if (ag) {
+        CHECK_INT(snap_agent_ping(ag, 100, &err), SNAP_ERROR_TIMEDOUT);
+        uint64_t t0 = snap_now_ms();
+        CHECK_INT(
+            snap_agent_send(ag, "guest-shutdown", mode_args, "powerdown", 2000, &err), 0);
+        CHECK(snap_now_ms() - t0 < 1500); /* no reply awaited */
+    }
+    CHECK(fake_peer_wait(fp, 2000));
+    snap_agent_close(ag);
+    CHECK_STR(fake_peer_error(fp), "");
+    fake_peer_free(fp);
+}
+
+static void test_open_wait_for_a_late_agent(void)
+{
+    static const fake_step script[] = {
+        FP_EXPECT("guest-sync-delimited"), /* qemu-ga not started: nothing comes */
+        FP_EXPECT_WITHIN("guest-sync-delimited", 3000),
+        FP_SEND("\xff{\"return\": %ID%}\n"),
+    };
+    const char *path = th_path("late.sock");
+    snap_agent *ag = NULL;
+    snap_err err;
+    CHECK_INT(snap_agent_open_wait(path, 300, NULL, &ag, &err), SNAP_ERROR_NOTFOUND);
+    CHECK_CONTAINS(err.msg, "no answer within 300 ms");
+    CHECK_CONTAINS(err.msg, "late.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    REQUIRE(fp);
+    uint64_t t0 = snap_now_ms();
+    CHECK_INT(snap_agent_open_wait(path, 5000, NULL, &ag, &err), 0);
+    CHECK(snap_now_ms() - t0 >= 900); /* the first attempt went unanswered */
+    CHECK(fake_peer_wait(fp, 2000));
+    CHECK_INT(fake_peer_connections(fp), 1); /* retried on the same connection */
+    snap_agent_close(ag);
+    fake_peer_free(fp);
+}
+
+/* ------------------------------------------------------------ inside the guest */
+
+static void test_guest_exec_polls_and_decodes(void)
+{
+    static const fake_step script[] = {
+        SYNC_OK,
+        FP_EXPECT(
+            "{\"execute\":\"guest-exec\",\"arguments\":{\"path\":\"/bin/sh\","
+            "\"arg\":[\"-c\",\"echo hello; echo oops >&2\"],\"capture-output\":true}}"),
+        FP_SEND("{\"return\": {\"pid\": 77}}\n"),
+        FP_EXPECT("{\"execute\":\"guest-exec-status\",\"arguments\":{\"pid\":77}}"),
+        FP_SEND("{\"return\": {\"exited\": false}}\n"),
+        FP_EXPECT("guest-exec-status"),
+        FP_SEND("{\"return\": {\"exited\": true, \"exitcode\": 3, \"out-data\": "
+                "\"aGVsbG8K\", \"err-data\": \"b29wcw==\"}}\n"),
+        FP_EXPECT("guest-exec"),
+        FP_SEND("{\"return\": {\"pid\": 78}}\n"),
+        FP_EXPECT("guest-exec-status"),
+        FP_SEND("{\"return\": {\"exited\": true, \"signal\": 9}}\n"),
+        FP_EXPECT("guest-exec"),
+        FP_SEND("{\"return\": {\"pid\": 79}}\n"),
+        FP_EXPECT("guest-exec-status"),
+        FP_SEND(
+            "{\"return\": {\"exited\": true, \"exitcode\": 0, \"out-data\": \"a*b\"}}\n"),
+        FP_EXPECT("guest-exec"),
+        FP_SEND(
+            "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Guest agent command "
+            "failed, error was 'Failed to execute child process'\"}}\n"),
+    };
+    const char *path = th_path("exec.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    REQUIRE(fp);
+    snap_agent *ag = open_fake(path);
+    snap_agent_exec_result res;
+    snap_err err;
+    const char *const sh[] = {"/bin/sh", "-c", "echo hello; echo oops >&2", NULL};
+    const char *const nope[] = {"/bin/nope", NULL};
+    CHECK(ag);
+    if (ag) {
+        CHECK_INT(snap_agent_guest_exec(ag, sh, 2000, &res, &err), 0);
+        CHECK_INT(res.exitcode, 3);
+        CHECK_INT(res.signal, 0);
+        CHECK_STR(res.out, "hello\n");
+        CHECK_INT(res.out_len, 6);
+        CHECK_STR(res.err, "oops");
+        snap_agent_exec_result_dispose(&res);
+        CHECK_INT(snap_agent_guest_exec(ag, sh, 2000, &res, &err), 0);
+        CHECK_INT(res.exitcode, -1);
+        CHECK_INT(res.signal, 9);
+        CHECK_STR(res.out, "");
+        snap_agent_exec_result_dispose(&res);
+        CHECK_INT(snap_agent_guest_exec(ag, sh, 2000, &res, &err), SNAP_ERROR_PROTOCOL);
+        CHECK_CONTAINS(err.msg, "running /bin/sh in the guest: agent: guest-exec-status: "
+                                "out-data is not base64");
+        CHECK(res.out == NULL);
+        CHECK_INT(snap_agent_guest_exec(ag, nope, 2000, &res, &err), SNAP_ERROR_PEER);
+        CHECK_CONTAINS(err.msg, "running /bin/nope in the guest: agent: guest-exec: "
+                                "GenericError: Guest agent command failed");
+    }
+    snap_agent_close(ag);
+    CHECK(fake_peer_wait(fp, 2000));
+    CHECK_STR(fake_peer_error(fp), "");
+    fake_peer_free(fp);
+}
+
+static void test_guest_exec_bounded_by_its_timeout(void)
+{
+    static const fake_step script[] = {
+        SYNC_OK,
+        FP_EXPECT("guest-exec"),
+        FP_SEND("{\"return\": {\"pid\": 5}}\n"),
+        FP_EXPECT("guest-exec-status"),
+        FP_SEND("{\"return\": {\"exited\": false}}\n"),
+        FP_EXPECT("guest-exec-status"),
+        FP_SEND("{\"return\": {\"exited\": false}}\n"),
+        FP_EXPECT("guest-exec-status"),
+        FP_SEND("{\"return\": {\"exited\": false}}\n"),
+        FP_EXPECT("guest-exec-status"),
+        FP_SEND("{\"return\": {\"exited\": false}}\n"),
+    };
+    const char *path = th_path("exec-slow.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    REQUIRE(fp);
+    snap_agent *ag = open_fake(path);
+    snap_agent_exec_result res;
+    snap_err err;
+    const char *const argv[] = {"/bin/sleep", "100", NULL};
+    CHECK(ag);
+    if (ag) {
+        uint64_t t0 = snap_now_ms();
+        CHECK_INT(snap_agent_guest_exec(ag, argv, 50, &res, &err), SNAP_ERROR_TIMEDOUT);
+        CHECK(snap_now_ms() - t0 < 1000);
+        CHECK_CONTAINS(err.msg, "/bin/sleep");
+    }
+    snap_agent_close(ag);
+    fake_peer_free(fp);
+}
+
+static void test_read_file_chunks_and_limit(void)
+{
+    static const fake_step script[] = {
+        SYNC_OK,
+        FP_EXPECT("{\"execute\":\"guest-file-open\",\"arguments\":{\"path\":"
+                  "\"/mnt/vdb/writer.log\",\"mode\":\"r\"}}"),
+        FP_SEND("{\"return\": 1000}\n"),
+        FP_EXPECT("{\"execute\":\"guest-file-read\",\"arguments\":{\"handle\":1000,"),
+        FP_SEND("{\"return\": {\"count\": 3, \"buf-b64\": \"YWJj\", \"eof\": false}}\n"),
+        FP_EXPECT("guest-file-read"),
+        FP_SEND(
+            "{\"return\": {\"count\": 4, \"buf-b64\": \"ZGVmCg==\", \"eof\": true}}\n"),
+        FP_EXPECT("{\"execute\":\"guest-file-close\",\"arguments\":{\"handle\":1000}}"),
+        FP_SEND("{\"return\": {}}\n"),
+        /* The second read stops at the limit, and still closes the file. */
+        FP_EXPECT("guest-file-open"),
+        FP_SEND("{\"return\": 1001}\n"),
+        FP_EXPECT("guest-file-read"),
+        FP_SEND("{\"return\": {\"count\": 3, \"buf-b64\": \"YWJj\", \"eof\": false}}\n"),
+        FP_EXPECT("guest-file-read"),
+        FP_SEND(
+            "{\"return\": {\"count\": 4, \"buf-b64\": \"ZGVmCg==\", \"eof\": true}}\n"),
+        FP_EXPECT("{\"execute\":\"guest-file-close\",\"arguments\":{\"handle\":1001}}"),
+        FP_SEND("{\"return\": {}}\n"),
+        FP_EXPECT("guest-file-open"),
+        FP_SEND(
+            "{\"error\": {\"class\": \"GenericError\", \"desc\": \"failed to open file "
+            "'/nope' (mode: 'r')\"}}\n"),
+    };
+    const char *path = th_path("file.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    REQUIRE(fp);
+    snap_agent *ag = open_fake(path);
+    snap_err err;
+    char *data = NULL;
+    size_t len = 0;
+    CHECK(ag);
+    if (ag) {
+        CHECK_INT(
+            snap_agent_read_file(ag, "/mnt/vdb/writer.log", 100, 2000, &data, &len, &err),
+            0);
+        CHECK_STR(data, "abcdef\n");
+        CHECK_INT(len, 7);
+        free(data);
+        CHECK_INT(
+            snap_agent_read_file(ag, "/mnt/vdb/writer.log", 5, 2000, &data, &len, &err),
+            SNAP_ERROR_PROTOCOL);
+        CHECK_STR(err.msg,
+                  "reading /mnt/vdb/writer.log in the guest: longer than 5 bytes");
+        CHECK(data == NULL);
+        CHECK_INT(snap_agent_read_file(ag, "/nope", 100, 2000, &data, NULL, &err),
+                  SNAP_ERROR_PEER);
+        CHECK_CONTAINS(err.msg, "reading /nope in the guest: agent: guest-file-open: "
+                                "GenericError: failed to open file");
+    }
+    snap_agent_close(ag);
+    CHECK(fake_peer_wait(fp, 2000));
+    CHECK_STR(fake_peer_error(fp), "");
+    fake_peer_free(fp);
+}
+
 #define DISABLED_DESC    "Command guest-fsfreeze-freeze has been disabled"
 #define FROZEN_DESC(cmd) "Command " cmd " has been disabled: the agent is in frozen state"
 
@@ -803,6 +1089,12 @@ int main(void)
     TH_RUN(test_huge_reply_is_bounded_then_resynced);
     TH_RUN(test_timeout_then_resync_before_next_command);
     TH_RUN(test_agent_error_replies_verbatim);
+    TH_RUN(test_execute_returns_the_value_and_resyncs_after_timeout);
+    TH_RUN(test_send_writes_without_reading);
+    TH_RUN(test_open_wait_for_a_late_agent);
+    TH_RUN(test_guest_exec_polls_and_decodes);
+    TH_RUN(test_guest_exec_bounded_by_its_timeout);
+    TH_RUN(test_read_file_chunks_and_limit);
     TH_RUN(test_frozen_state_refusals);
     TH_RUN(test_thaw_timeouts);
     TH_RUN(test_fsinfo_parsed_with_pci_addresses);
