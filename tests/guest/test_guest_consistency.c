@@ -1,14 +1,19 @@
 /*
- * Snapshot consistency on a real guest (issue 4, item 3): while the guest's
- * writer appends fsync'd records to its data disk, take a QMP
- * blockdev-snapshot-sync on xvda-qcow2 and prove offline what the base image
- * holds. With the agent's freeze around it, the base's ext4 is clean (no
- * needs_recovery, e2fsck clean) and the writer log in it is complete and
- * exactly the live log's prefix; without freeze the base needs recovery,
- * which is what makes the first case meaningful.
+ * Snapshot consistency on a real guest (issue 4, item 3), on a simulated
+ * dom0: two domains made by `xlsim create` from
+ * tools/xlsim/examples/guest.cfg.in boot side by side, each with the guest's
+ * writer appending fsync'd records to its data disk (xvdb, /mnt/vdb). On one,
+ * libsnap's agent client (snap_agent) reached through the channel socket of
+ * the config freezes the guest's filesystems, a QMP blockdev-snapshot-sync
+ * of xvdb-qcow2 follows on xlsim's QMP socket, then the thaw; offline, the
+ * base image's ext4 has no needs_recovery, e2fsck finds it clean, and its
+ * writer log is complete and exactly the live log's prefix. The other domain
+ * takes the same snapshot without freeze and its base needs recovery, which
+ * is what makes the first case meaningful.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "snap_agent.h"
@@ -16,10 +21,11 @@
 #include "th.h"
 #include "th_guest.h"
 #include "th_qemu.h"
+#include "th_xlsim.h"
 
-#define BOOT_TIMEOUT_MS 90000
+#define BOOT_TIMEOUT_MS 120000
 #define MIN_RECORDS     20
-#define FREEZE_DELAY_S  1 /* the guest's fsfreeze hook delays the freeze this long */
+#define WRITER_LOG      "/mnt/vdb/writer.log"
 
 /* ------------------------------------------------ the writer-log parser */
 
@@ -44,95 +50,102 @@ static void test_writer_log_parse(void)
     CHECK_CONTAINS(log.problem, "no records");
 }
 
-/* ------------------------------------------------ helpers */
+/* ------------------------------------------------ the two domains */
 
-/* Waits until the writer has put at least n records on its disk. */
-static bool wait_for_records(const th_guest_vm *vm, long n)
+static th_xlsim_dom frozen_dom, unfrozen_dom;
+static bool doms_up;
+
+/* Creates both domains first, then waits for both: they boot in parallel. */
+static void test_boot_two_domains(void)
 {
-    th_agent *ga = th_agent_connect(vm->agent_path, 30000);
-    bool ok = false;
-    for (int tries = 0; ga && !ok && tries < 100; tries++) {
-        char *text = th_agent_read_file(ga, "/mnt/vda/writer.log");
-        th_writer_log log;
-        ok = text && th_writer_log_parse(text, &log) && log.records >= n;
-        free(text);
-        if (!ok)
-            usleep(200000);
-    }
-    th_agent_close(ga);
-    return ok;
+    th_xlsim_opts opts = {.extra = "xlsnap.writer=vdb xlsnap.writer_ms=20"};
+    REQUIRE(th_xlsim_init());
+    REQUIRE(th_xlsim_create(&frozen_dom, "frozen", &opts));
+    REQUIRE(th_xlsim_create(&unfrozen_dom, "unfrozen", &opts));
+    REQUIRE(th_xlsim_wait_agent(&frozen_dom, BOOT_TIMEOUT_MS));
+    REQUIRE(th_xlsim_wait_agent(&unfrozen_dom, BOOT_TIMEOUT_MS));
+    /* The agent socket is the one the config's channel names. */
+    char *cfg = th_read_file(frozen_dom.cfg_path);
+    CHECK_CONTAINS(cfg, frozen_dom.vm.agent_path);
+    free(cfg);
+    doms_up = true;
 }
 
-static void freeze_or_thaw(const th_guest_vm *vm, snap_agent **ag, bool freeze)
+static bool doms_ready(void)
+{
+    if (!doms_up)
+        th_skip("the domains did not boot");
+    return doms_up;
+}
+
+/* ------------------------------------------------ helpers */
+
+/* The writer's log as the live guest sees it (malloc'd); NULL on failure. */
+static char *live_log(const th_xlsim_dom *d)
+{
+    th_agent *ga = th_agent_connect(d->vm.agent_path, 20000);
+    char *text = ga ? th_agent_read_file(ga, WRITER_LOG) : NULL;
+    th_agent_close(ga);
+    return text;
+}
+
+/* Waits until the writer has put at least n records on its disk. */
+static bool wait_for_records(const th_xlsim_dom *d, long n)
+{
+    for (int tries = 0; tries < 100; tries++) {
+        char *text = live_log(d);
+        th_writer_log log;
+        bool ok = text && th_writer_log_parse(text, &log) && log.records >= n;
+        free(text);
+        if (ok)
+            return true;
+        usleep(200000);
+    }
+    th_fail_at(__FILE__, __LINE__, "%s: the writer wrote fewer than %ld records", d->name,
+               n);
+    return false;
+}
+
+/* Freezes every filesystem of the guest (both disks) with libsnap's client. */
+static bool freeze(snap_agent *ag)
 {
     snap_err err = {0};
     snap_agent_freeze_result res;
-    if (!*ag && snap_agent_open(vm->agent_path, 10000, NULL, ag, &err) != 0) {
-        th_fail_at(__FILE__, __LINE__, "agent: %s", err.msg);
-        return;
+    if (snap_agent_freeze(ag, NULL, 0, 20000, 5000, &res, &err) != 0) {
+        th_fail_at(__FILE__, __LINE__, "freeze: %s", err.msg);
+        return false;
     }
-    uint64_t start = snap_now_ms();
-    int rc = freeze ? snap_agent_freeze(*ag, NULL, 0, 20000, 5000, &res, &err)
-                    : snap_agent_thaw(*ag, 10000, 5000, &res, &err);
-    if (rc != 0)
-        th_fail_at(__FILE__, __LINE__, "%s: %s", freeze ? "freeze" : "thaw", err.msg);
-    CHECK_INT(res.state, freeze ? SNAP_AGENT_FROZEN : SNAP_AGENT_THAWED);
-    if (freeze) {
-        CHECK_INT(res.frozen, 1); /* /mnt/vda */
-        /* The guest's hook (xlsnap.freeze_delay) ran before the freeze. */
-        CHECK(snap_now_ms() - start >= FREEZE_DELAY_S * 1000);
-    }
+    CHECK_INT(res.state, SNAP_AGENT_FROZEN);
+    CHECK_INT(res.frozen, 2); /* /mnt/vda and /mnt/vdb */
+    return res.state == SNAP_AGENT_FROZEN;
 }
 
-static void snapshot_xvda(const th_guest_vm *vm, const char *overlay)
+static void thaw(snap_agent *ag)
+{
+    snap_err err = {0};
+    snap_agent_freeze_result res;
+    if (snap_agent_thaw(ag, 10000, 5000, &res, &err) != 0)
+        th_fail_at(__FILE__, __LINE__, "thaw: %s", err.msg);
+    CHECK_INT(res.state, SNAP_AGENT_THAWED);
+    CHECK_INT(res.thawed, 2);
+}
+
+/* blockdev-snapshot-sync of xvdb-qcow2 (the node name xen-block gives it). */
+static bool snapshot_xvdb(const th_xlsim_dom *d, const char *overlay)
 {
     snap_err err = {0};
     snap_qmp *qmp = NULL;
     snap_qmp_tx *tx = snap_qmp_tx_new();
-    snap_qmp_tx_add_external(tx, NULL, "xvda-qcow2", "xvda-snap", overlay, "qcow2");
-    if (snap_qmp_connect(vm->qmp_path, 10000, &qmp, &err) != 0 ||
-        snap_qmp_transaction(qmp, tx, 10000, &err) != 0)
-        th_fail_at(__FILE__, __LINE__, "snapshot of xvda-qcow2: %s", err.msg);
+    snap_qmp_tx_add_external(tx, NULL, "xvdb-qcow2", "xvdb-snap", overlay, "qcow2");
+    int rc = snap_qmp_connect(d->vm.qmp_path, 10000, &qmp, &err);
+    if (rc == 0)
+        rc = snap_qmp_transaction(qmp, tx, 10000, &err);
+    if (rc != 0)
+        th_fail_at(__FILE__, __LINE__, "%s: snapshot of xvdb-qcow2: %s", d->name,
+                   err.msg);
     snap_qmp_close(qmp);
     snap_qmp_tx_free(tx);
-}
-
-/* Reads the live writer log through the agent, then powers the guest off. */
-static char *live_log_and_shutdown(th_guest_vm *vm)
-{
-    th_agent *ga = th_agent_connect(vm->agent_path, 30000);
-    char *live = ga ? th_agent_read_file(ga, "/mnt/vda/writer.log") : NULL;
-    if (ga)
-        th_agent_send(ga, "guest-shutdown");
-    CHECK(th_guest_wait_exit(vm, 30000));
-    th_agent_close(ga);
-    th_guest_stop(vm);
-    return live;
-}
-
-/* Boots a guest whose writer runs on xvda (/mnt/vda) and waits for records. */
-static bool boot_writer_guest(th_guest_vm *vm, const char *name, const char **base)
-{
-    char disk_name[64];
-    snprintf(disk_name, sizeof disk_name, "%s-base.qcow2", name);
-    *base = th_guest_mkdisk(disk_name, 64);
-    if (!*base)
-        return false;
-    const char *disks[] = {*base, NULL};
-    char append[128];
-    snprintf(append, sizeof append,
-             "xlsnap.writer=vda xlsnap.writer_ms=20 "
-             "xlsnap.freeze_delay=%d",
-             FREEZE_DELAY_S);
-    if (!th_guest_start(vm, name, disks, append) ||
-        !th_guest_wait_ready(vm, BOOT_TIMEOUT_MS))
-        return false;
-    if (!wait_for_records(vm, MIN_RECORDS)) {
-        th_fail_at(__FILE__, __LINE__, "%s: the writer wrote fewer than %d records", name,
-                   MIN_RECORDS);
-        return false;
-    }
-    return true;
+    return rc == 0;
 }
 
 /* The overlay QEMU created sits on the base image. */
@@ -161,55 +174,61 @@ static void check_writer_logs(const char *base_text, const char *live_text)
             live.last, live.max_gap_ms);
 }
 
+/* ------------------------------------------------ the cases */
+
 static void test_frozen_snapshot_is_consistent(void)
 {
-    th_guest_vm vm;
-    const char *base;
+    if (!doms_ready())
+        return;
+    th_xlsim_dom *d = &frozen_dom;
+    REQUIRE(wait_for_records(d, MIN_RECORDS));
+    const char *overlay = th_path("frozen-data.snap.qcow2");
     snap_agent *ag = NULL;
-    REQUIRE(boot_writer_guest(&vm, "frozen", &base));
-    char overlay[4096];
-    snprintf(overlay, sizeof overlay, "%s", th_path("frozen-overlay.qcow2"));
-
-    freeze_or_thaw(&vm, &ag, true);
-    snapshot_xvda(&vm, overlay);
-    freeze_or_thaw(&vm, &ag, false);
+    snap_err err = {0};
+    if (snap_agent_open(d->vm.agent_path, 10000, NULL, &ag, &err) != 0)
+        th_fail_at(__FILE__, __LINE__, "agent: %s", err.msg);
+    REQUIRE(ag);
+    bool frozen = freeze(ag);
+    bool snapped = frozen && snapshot_xvdb(d, overlay);
+    thaw(ag);
     snap_agent_close(ag);
+    REQUIRE(snapped);
     usleep(300000); /* the writer goes on, into the overlay */
 
-    /* Offline, while the VM runs on the overlay. */
-    check_chain(overlay, base);
-    const char *raw = th_image_to_raw(base);
+    /* Offline, while the domain runs on the overlay. */
+    check_chain(overlay, d->data);
+    const char *raw = th_image_to_raw(d->data);
     REQUIRE(raw);
     CHECK_INT(th_ext4_needs_recovery(raw), 0);
     CHECK_INT(th_ext4_fsck(raw), 0);
     char *base_log = th_ext4_cat(raw, "/writer.log");
-    char *live_log = live_log_and_shutdown(&vm);
-    check_writer_logs(base_log, live_log);
+    char *live = live_log(d);
+    check_writer_logs(base_log, live);
     free(base_log);
-    free(live_log);
+    free(live);
+    CHECK(th_xlsim_destroy(d));
 }
 
 /* The control: the same snapshot without freeze is only crash-consistent. */
 static void test_unfrozen_snapshot_needs_recovery(void)
 {
-    th_guest_vm vm;
-    const char *base;
-    REQUIRE(boot_writer_guest(&vm, "unfrozen", &base));
-    char overlay[4096];
-    snprintf(overlay, sizeof overlay, "%s", th_path("unfrozen-overlay.qcow2"));
-
-    snapshot_xvda(&vm, overlay);
-    check_chain(overlay, base);
-    const char *raw = th_image_to_raw(base);
-    char *live_log = live_log_and_shutdown(&vm);
+    if (!doms_ready())
+        return;
+    th_xlsim_dom *d = &unfrozen_dom;
+    REQUIRE(wait_for_records(d, MIN_RECORDS));
+    const char *overlay = th_path("unfrozen-data.snap.qcow2");
+    REQUIRE(snapshot_xvdb(d, overlay));
+    check_chain(overlay, d->data);
+    const char *raw = th_image_to_raw(d->data);
     REQUIRE(raw);
     CHECK_INT(th_ext4_needs_recovery(raw), 1);
-    free(live_log);
+    CHECK(th_xlsim_destroy(d));
 }
 
 int main(void)
 {
     TH_RUN(test_writer_log_parse);
+    TH_RUN(test_boot_two_domains);
     TH_RUN(test_frozen_snapshot_is_consistent);
     TH_RUN(test_unfrozen_snapshot_needs_recovery);
     return th_finish();
