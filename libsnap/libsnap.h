@@ -164,13 +164,20 @@ void snap_info_list_free(snap_info **list, size_t n);
 int snap_create(snap_ctx *ctx, const char *domain, const snap_create_params *params,
                 snap_info **info_out, char **plan_out);
 
-/* The domain's snapshots in creation order (*list_out malloc'd, free with
- * snap_info_list_free). */
+/*
+ * The domain's snapshots in creation order (*list_out malloc'd, free with
+ * snap_info_list_free). Damaged metadata (a record that cannot be read, a
+ * .current naming no record, a parent cycle) returns SNAP_ERROR_PROTOCOL,
+ * the message naming the first damaged file, AND still sets *list_out and
+ * *n_out to the readable snapshots: free the list whenever *list_out is not
+ * NULL. On other errors *list_out is NULL and *n_out 0.
+ */
 int snap_list(snap_ctx *ctx, const char *domain, snap_info ***list_out, size_t *n_out);
 /*
  * Like snap_list, from the store's index instead of every full record (a
  * list of 10,000 in milliseconds): each snap_info has summary set and only
- * the fields a table or tree shows. Free with snap_info_list_free.
+ * the fields a table or tree shows. Free with snap_info_list_free. Damaged
+ * metadata: as snap_list (SNAP_ERROR_PROTOCOL with the readable part).
  */
 int snap_list_summaries(snap_ctx *ctx, const char *domain, snap_info ***list_out,
                         size_t *n_out);

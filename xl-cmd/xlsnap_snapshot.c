@@ -212,7 +212,8 @@ int main_snapshot_list(int argc, char **argv)
     /* Tables and trees need only the index; --json prints whole records. */
     int rc = json ? snap_list(xlsnap_ctx(), argv[optind], &list, &n)
                   : snap_list_summaries(xlsnap_ctx(), argv[optind], &list, &n);
-    if (rc)
+    /* Damaged metadata: print what was readable, then fail naming the file. */
+    if (rc && !list)
         return report_failure("snapshot-list", rc);
     if (json)
         print_list_json(list, n, filter);
@@ -221,7 +222,7 @@ int main_snapshot_list(int argc, char **argv)
     else
         print_list_table(list, n, filter);
     snap_info_list_free(list, n);
-    return EXIT_SUCCESS;
+    return rc ? report_failure("snapshot-list", rc) : EXIT_SUCCESS;
 }
 
 int main_snapshot_info(int argc, char **argv)

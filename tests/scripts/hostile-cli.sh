@@ -134,7 +134,7 @@ else
 fi
 if mount -t tmpfs -o size=64k,mode=0755 tmpfs "$T/mnt-full" 2>/dev/null; then
     dd if=/dev/zero of="$T/mnt-full/fill" bs=4k 2>/dev/null
-    expect_refused "overlay dir on a full filesystem" "No space left" snapshot-create -q off -e --overlay-dir="$T/mnt-full" victim s1
+    expect_refused "overlay dir on a full filesystem" "disk xvd., overlay .*mnt-full/.*file system full.*No space left" snapshot-create -q off -e --overlay-dir="$T/mnt-full" victim s1
 else
     echo "SKIP overlay dir full: cannot mount tmpfs"
     skip=$((skip + 1))
@@ -157,12 +157,13 @@ damage() { # damage NAME TAG CONTENT-COMMAND
     local name=$1
     cp "$T/base.json.good" "$meta"
     eval "$3"
-    # list shows what it can read and names the damaged record (a warning)
-    if "$bld/xlsnap" snapshot-list victim >"$T/out" 2>"$T/err" &&
-        grep -q 'base.json' "$T/err"; then
-        ok "metadata $name: list names the damaged file ($(head -c 150 "$T/err"))"
+    # list prints what it can read, then fails with one line naming the file
+    "$bld/xlsnap" snapshot-list victim >"$T/out" 2>"$T/err"
+    local rc=$?
+    if [ "$rc" -eq 1 ] && [ "$(grep -c '' "$T/err")" -eq 1 ] && grep -q 'base.json' "$T/err"; then
+        ok "metadata $name: list exits 1 naming the damaged file ($(head -c 150 "$T/err"))"
     else
-        bad "metadata $name: list" "damaged file not named: $(head -c 300 "$T/err")"
+        bad "metadata $name: list" "rc $rc, damaged file not named in one line: $(head -c 300 "$T/err")"
     fi
     expect_refused "metadata $name: create on it" "base" snapshot-create -q off victim "s-$2"
 }
@@ -180,6 +181,25 @@ if create victim 'a b' >"$T/out" 2>"$T/err" &&
 else
     bad "name with a space" "$(cat "$T/err")"
 fi
+
+# A damaged record among good ones: the good ones are still listed (table and
+# JSON), the exit status is 1, and -v lists every problem.
+cp "$meta" "$T/base.json.good"
+head -c 100 "$T/base.json.good" >"$meta"
+"$bld/xlsnap" snapshot-list victim >"$T/out" 2>"$T/err"
+rc=$?
+"$bld/xlsnap" snapshot-list --json victim >"$T/json" 2>/dev/null
+rcj=$?
+"$bld/xlsnap" -v snapshot-list victim >/dev/null 2>"$T/verr"
+if [ "$rc" -eq 1 ] && [ "$rcj" -eq 1 ] && grep -q '^a b ' "$T/out" &&
+    python3 -c 'import json,sys; l=json.load(open(sys.argv[1])); assert [s["name"] for s in l] == ["a b"]' "$T/json" 2>/dev/null &&
+    [ "$(grep -c '' "$T/err")" -eq 1 ] && grep -q 'base.json' "$T/err" &&
+    grep -q 'damaged metadata:.*base.json' "$T/verr"; then
+    ok "list with one damaged record: the others printed (table, JSON), exit 1, -v lists problems"
+else
+    bad "list with one damaged record" "rc $rc/$rcj: $(head -c 200 "$T/out" | tr '\n' '|') $(head -c 300 "$T/err") json: $(head -c 200 "$T/json")"
+fi
+cp "$T/base.json.good" "$meta"
 
 # ---------------------------------------------------------- journal of a killed run
 (exit 0) &
