@@ -1,4 +1,6 @@
-/* Fuzzes the parsers of `qemu-img info --output=json` (single image and --backing-chain).
+/*
+ * Fuzzes the parsers of `qemu-img info --output=json` (single image and
+ * --backing-chain) and of `qemu-img check --output=json`.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +25,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     memset(&chain, 0, sizeof chain);
     if (snap_qimg_parse_chain(text, &chain, &err) == 0)
         snap_qimg_chain_dispose(&chain);
+    snap_qimg_check check;
+    if (snap_qimg_parse_check(text, &check, &err) == 0 &&
+        check.clean != (!check.corruptions && !check.leaks && !check.check_errors))
+        abort(); /* "clean" must mean what it says */
     free(text);
     return 0;
 }

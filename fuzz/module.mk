@@ -7,7 +7,7 @@
 # artifacts to $(BUILD)/fuzz/artifacts/.
 FUZZ_CC       ?= clang
 FUZZ_SECONDS  ?= 30
-FUZZ_ALL      := qmp agent xenstored qimg meta journal domcfg cli
+FUZZ_ALL      := qmp agent xenstored xsdtree qimg meta index journal domcfg cli
 FUZZ_TARGETS  ?= $(FUZZ_ALL)
 FUZZ_DIR      := $(BUILD)/fuzz
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
@@ -23,8 +23,10 @@ FUZZ_CLI_OBJS     := $(patsubst %.c,$(FUZZ_DIR)/obj-cli/%.o,$(wildcard xl-cmd/*.
 fuzz_qmp_OBJS       := fuzz/fuzz_qmp.c fuzz/fuzz_peer.c
 fuzz_agent_OBJS     := fuzz/fuzz_agent.c fuzz/fuzz_peer.c
 fuzz_xenstored_OBJS := fuzz/fuzz_xenstored.c $(FUZZ_XSD_SRCS)
+fuzz_xsdtree_OBJS   := fuzz/fuzz_xsdtree.c $(FUZZ_XSD_SRCS)
 fuzz_qimg_OBJS      := fuzz/fuzz_qimg.c
 fuzz_meta_OBJS      := fuzz/fuzz_meta.c
+fuzz_index_OBJS     := fuzz/fuzz_index.c
 fuzz_journal_OBJS   := fuzz/fuzz_journal.c
 fuzz_domcfg_OBJS    := fuzz/fuzz_domcfg.c
 fuzz_cli_OBJS       := fuzz/fuzz_cli.c

@@ -567,11 +567,27 @@ static void parse_check(yajl_val v, snap_qimg_check *out)
     out->clean = !out->corruptions && !out->leaks && !out->check_errors;
 }
 
+int snap_qimg_parse_check(const char *json, snap_qimg_check *out, snap_err *err)
+{
+    memset(out, 0, sizeof *out);
+    yajl_val v =
+        json && json[0] == '{' ? snap_json_parse(json, "qemu-img check", err) : NULL;
+    bool report = v && YAJL_IS_OBJECT(v) && snap_json_get_string(v, "filename");
+    if (report)
+        parse_check(v, out);
+    if (v)
+        yajl_tree_free(v);
+    return report ? 0
+                  : snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                                 "qemu-img check: output is not a JSON report");
+}
+
 int snap_qimg_check_image(const snap_qimg_opts *o, const char *path, unsigned flags,
                           snap_qimg_check *out, snap_err *err)
 {
     qargv a;
     snap_child_result r;
+    snap_err perr;
     memset(out, 0, sizeof *out);
     qargv_init(&a, o);
     qarg(&a, "check");
@@ -581,19 +597,12 @@ int snap_qimg_check_image(const snap_qimg_opts *o, const char *path, unsigned fl
     qarg(&a, path);
     run_qimg(o, &a, true, &r);
     /* Exit 2 (corruptions) and 3 (leaks) still come with a JSON report. */
-    yajl_val v =
-        r.reaped && r.out && r.out[0] == '{' ? snap_json_parse(r.out, "", NULL) : NULL;
-    int rc = 0;
-    if (v && snap_json_get_string(v, "filename"))
-        parse_check(v, out);
-    else
-        rc = judge_qimg(&r, "qemu-img check", path, false, err);
-    if (!rc && !v)
+    bool report = r.reaped && snap_qimg_parse_check(r.out, out, &perr) == 0;
+    int rc = report ? 0 : judge_qimg(&r, "qemu-img check", path, false, err);
+    if (!rc && !report)
         rc =
             snap_err_set(err, SNAP_ERROR_PROTOCOL,
                          "qemu-img check on %s: exited zero without a JSON report", path);
-    if (v)
-        yajl_tree_free(v);
     snap_child_result_dispose(&r);
     return rc;
 }

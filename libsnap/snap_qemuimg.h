@@ -91,6 +91,8 @@ const snap_qimg_snapshot *snap_qimg_find_snapshot(const snap_qimg_info *info,
 /* Parses qemu-img's JSON (exposed for tests). */
 int snap_qimg_parse_info(const char *json, snap_qimg_info *out, snap_err *err);
 int snap_qimg_parse_chain(const char *json, snap_qimg_chain *out, snap_err *err);
+/* `check --output=json`'s report: PROTOCOL unless a JSON object naming a file. */
+int snap_qimg_parse_check(const char *json, snap_qimg_check *out, snap_err *err);
 
 /* Internal snapshots. EXISTS for a duplicate, NOTFOUND for a missing one. */
 int snap_qimg_snapshot_create(const snap_qimg_opts *o, const char *path, const char *name,
