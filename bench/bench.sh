@@ -242,6 +242,8 @@ checks() {
     for n in $disk_counts; do
         [ "$n" = 1 ] && continue
         sample "ratio offline:_${n}_disks_/_1_disk_wall_time 1.5 offline disks=$n wall_ms offline disks=1 wall_ms"
+        # CPU of xlsnap + its qemu-img children (wait4): per-disk work, not waiting.
+        sample "ratio offline:_CPU_${n}_disks_/_1_disk_(linear_<=_$n) $n offline disks=$n cpu_ms offline disks=1 cpu_ms"
     done
     sample "ratio memory:_raw_dd_/_checkpoint_MB/s_(<=1.25:_>=80%) 1.25 memory raw-dd save_MBps memory disks=2 save_MBps"
     sample "limit list:_10,000_snapshots_ms 50 list snapshots=10000 wall_ms"
