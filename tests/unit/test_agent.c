@@ -151,6 +151,31 @@ static snap_agent *open_fake(const char *path)
     return ag;
 }
 
+/* Starts a fake agent on th_path(name) and opens the client on it (*ag NULL on failure).
+ */
+static fake_peer *start_fake(const char *name, const fake_step *script, size_t n,
+                             snap_agent **ag)
+{
+    const char *path = th_path(name);
+    fake_peer *fp = fake_peer_start(path, script, n);
+    *ag = fp ? open_fake(path) : NULL;
+    return fp;
+}
+
+/*
+ * Closes the client, then checks that the peer ran its whole script without
+ * a mismatch, and frees it.
+ */
+static void finish_fake(const char *file, int line, snap_agent *ag, fake_peer *fp)
+{
+    snap_agent_close(ag);
+    if (!fake_peer_wait(fp, 2000) || fake_peer_error(fp)[0])
+        th_fail_at(file, line, "the fake agent's script did not complete: %s",
+                   fake_peer_error(fp)[0] ? fake_peer_error(fp) : "timed out");
+    fake_peer_free(fp);
+}
+#define FINISH_FAKE(ag, fp) finish_fake(__FILE__, __LINE__, (ag), (fp))
+
 static void test_freeze_thaw_happy_path_counts(void)
 {
     static const fake_step script[] = {
@@ -165,10 +190,9 @@ static void test_freeze_thaw_happy_path_counts(void)
         FP_EXPECT("guest-fsfreeze-thaw"),
         FP_SEND("{\"return\": 2}\n"),
     };
-    const char *path = th_path("happy.sock");
-    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    snap_agent *ag = NULL;
+    fake_peer *fp = start_fake("happy.sock", script, FP_N(script), &ag);
     REQUIRE(fp);
-    snap_agent *ag = open_fake(path);
     snap_agent_freeze_result res;
     snap_err err;
     CHECK(ag);
@@ -212,10 +236,9 @@ static void test_freeze_hangs_then_status_frozen_then_thawed(void)
         FP_EXPECT("guest-fsfreeze-status"),
         FP_SEND("{\"return\": \"thawed\"}\n"),
     };
-    const char *path = th_path("hang-thawed.sock");
-    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    snap_agent *ag = NULL;
+    fake_peer *fp = start_fake("hang-thawed.sock", script, FP_N(script), &ag);
     REQUIRE(fp);
-    snap_agent *ag = open_fake(path);
     snap_agent_freeze_result res;
     snap_err err;
     CHECK(ag);
@@ -234,10 +257,7 @@ static void test_freeze_hangs_then_status_frozen_then_thawed(void)
         CHECK_STR(err.msg, res.message);
         th_note("%s", res.message);
     }
-    snap_agent_close(ag);
-    CHECK(fake_peer_wait(fp, 2000));
-    CHECK_STR(fake_peer_error(fp), "");
-    fake_peer_free(fp);
+    FINISH_FAKE(ag, fp);
 }
 
 static void test_freeze_never_answered_is_unknown(void)
@@ -249,10 +269,9 @@ static void test_freeze_never_answered_is_unknown(void)
         FP_EXPECT("guest-sync-delimited"),
         FP_EXPECT("guest-fsfreeze-thaw"), /* queued blind, for when it wakes up */
     };
-    const char *path = th_path("hang-unknown.sock");
-    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    snap_agent *ag = NULL;
+    fake_peer *fp = start_fake("hang-unknown.sock", script, FP_N(script), &ag);
     REQUIRE(fp);
-    snap_agent *ag = open_fake(path);
     snap_agent_freeze_result res;
     snap_err err;
     CHECK(ag);
@@ -292,18 +311,14 @@ static void test_sync_skips_garbage_stale_ids_and_parse_errors(void)
         FP_EXPECT("guest-ping"),
         FP_SEND("\xff{\"return\": 12}\n{\"return\": {}}\n"),
     };
-    const char *path = th_path("garbage.sock");
-    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    snap_agent *ag = NULL;
+    fake_peer *fp = start_fake("garbage.sock", script, FP_N(script), &ag);
     REQUIRE(fp);
-    snap_agent *ag = open_fake(path);
     snap_err err;
     CHECK(ag);
     if (ag)
         CHECK_INT(snap_agent_ping(ag, 1000, &err), 0);
-    snap_agent_close(ag);
-    CHECK(fake_peer_wait(fp, 2000));
-    CHECK_STR(fake_peer_error(fp), "");
-    fake_peer_free(fp);
+    FINISH_FAKE(ag, fp);
 }
 
 static void test_open_fails_clearly(void)
@@ -338,10 +353,9 @@ static void test_close_mid_line(void)
         FP_SEND("{\"return\": {"),
         FP_CLOSE(),
     };
-    const char *path = th_path("midline.sock");
-    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    snap_agent *ag = NULL;
+    fake_peer *fp = start_fake("midline.sock", script, FP_N(script), &ag);
     REQUIRE(fp);
-    snap_agent *ag = open_fake(path);
     snap_err err;
     CHECK(ag);
     if (ag) {
@@ -370,10 +384,9 @@ static void test_huge_reply_is_bounded_then_resynced(void)
         FP_EXPECT("guest-ping"),
         FP_SEND("{\"return\": {}}\n"),
     };
-    const char *path = th_path("huge.sock");
-    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    snap_agent *ag = NULL;
+    fake_peer *fp = start_fake("huge.sock", script, FP_N(script), &ag);
     REQUIRE(fp);
-    snap_agent *ag = open_fake(path);
     snap_err err;
     snap_agent_info info;
     CHECK(ag);
@@ -402,10 +415,9 @@ static void test_timeout_then_resync_before_next_command(void)
         FP_EXPECT("guest-fsfreeze-status"),
         FP_SEND("{\"return\": \"thawed\"}\n"),
     };
-    const char *path = th_path("resync.sock");
-    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    snap_agent *ag = NULL;
+    fake_peer *fp = start_fake("resync.sock", script, FP_N(script), &ag);
     REQUIRE(fp);
-    snap_agent *ag = open_fake(path);
     snap_err err;
     CHECK(ag);
     if (ag) {
@@ -415,10 +427,7 @@ static void test_timeout_then_resync_before_next_command(void)
         CHECK_INT(snap_agent_fsfreeze_status(ag, 2000, &st, &err), 0);
         CHECK_INT(st, SNAP_AGENT_THAWED);
     }
-    snap_agent_close(ag);
-    CHECK(fake_peer_wait(fp, 2000));
-    CHECK_STR(fake_peer_error(fp), "");
-    fake_peer_free(fp);
+    FINISH_FAKE(ag, fp);
 }
 
 static void user_args(yajl_gen g, const void *opaque)
@@ -453,10 +462,9 @@ static void test_execute_returns_the_value_and_resyncs_after_timeout(void)
         FP_EXPECT("guest-get-host-name"),
         FP_SEND("{\"return\": {\"host-name\": \"g1\"}}\n"),
     };
-    const char *path = th_path("execute.sock");
-    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    snap_agent *ag = NULL;
+    fake_peer *fp = start_fake("execute.sock", script, FP_N(script), &ag);
     REQUIRE(fp);
-    snap_agent *ag = open_fake(path);
     snap_err err;
     yajl_val ret = NULL;
     CHECK(ag);
@@ -488,10 +496,7 @@ static void test_execute_returns_the_value_and_resyncs_after_timeout(void)
             snap_agent_execute(ag, "guest-get-host-name", NULL, NULL, NULL, 1000, &err),
             0);
     }
-    snap_agent_close(ag);
-    CHECK(fake_peer_wait(fp, 2000));
-    CHECK_STR(fake_peer_error(fp), "");
-    fake_peer_free(fp);
+    FINISH_FAKE(ag, fp);
 }
 
 static void test_send_writes_without_reading(void)
@@ -505,10 +510,9 @@ static void test_send_writes_without_reading(void)
         FP_EXPECT(
             "{\"execute\":\"guest-shutdown\",\"arguments\":{\"mode\":\"powerdown\"}}"),
     };
-    const char *path = th_path("send.sock");
-    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    snap_agent *ag = NULL;
+    fake_peer *fp = start_fake("send.sock", script, FP_N(script), &ag);
     REQUIRE(fp);
-    snap_agent *ag = open_fake(path);
     snap_err err;
     CHECK(ag);
     if (ag) {
@@ -577,10 +581,9 @@ static void test_guest_exec_polls_and_decodes(void)
             "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Guest agent command "
             "failed, error was 'Failed to execute child process'\"}}\n"),
     };
-    const char *path = th_path("exec.sock");
-    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    snap_agent *ag = NULL;
+    fake_peer *fp = start_fake("exec.sock", script, FP_N(script), &ag);
     REQUIRE(fp);
-    snap_agent *ag = open_fake(path);
     snap_agent_exec_result res;
     snap_err err;
     const char *const sh[] = {"/bin/sh", "-c", "echo hello; echo oops >&2", NULL};
@@ -607,10 +610,7 @@ static void test_guest_exec_polls_and_decodes(void)
         CHECK_CONTAINS(err.msg, "running /bin/nope in the guest: agent: guest-exec: "
                                 "GenericError: Guest agent command failed");
     }
-    snap_agent_close(ag);
-    CHECK(fake_peer_wait(fp, 2000));
-    CHECK_STR(fake_peer_error(fp), "");
-    fake_peer_free(fp);
+    FINISH_FAKE(ag, fp);
 }
 
 static void test_guest_exec_bounded_by_its_timeout(void)
@@ -628,10 +628,9 @@ static void test_guest_exec_bounded_by_its_timeout(void)
         FP_EXPECT("guest-exec-status"),
         FP_SEND("{\"return\": {\"exited\": false}}\n"),
     };
-    const char *path = th_path("exec-slow.sock");
-    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    snap_agent *ag = NULL;
+    fake_peer *fp = start_fake("exec-slow.sock", script, FP_N(script), &ag);
     REQUIRE(fp);
-    snap_agent *ag = open_fake(path);
     snap_agent_exec_result res;
     snap_err err;
     const char *const argv[] = {"/bin/sleep", "100", NULL};
@@ -675,10 +674,9 @@ static void test_read_file_chunks_and_limit(void)
             "{\"error\": {\"class\": \"GenericError\", \"desc\": \"failed to open file "
             "'/nope' (mode: 'r')\"}}\n"),
     };
-    const char *path = th_path("file.sock");
-    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    snap_agent *ag = NULL;
+    fake_peer *fp = start_fake("file.sock", script, FP_N(script), &ag);
     REQUIRE(fp);
-    snap_agent *ag = open_fake(path);
     snap_err err;
     char *data = NULL;
     size_t len = 0;
@@ -701,10 +699,7 @@ static void test_read_file_chunks_and_limit(void)
         CHECK_CONTAINS(err.msg, "reading /nope in the guest: agent: guest-file-open: "
                                 "GenericError: failed to open file");
     }
-    snap_agent_close(ag);
-    CHECK(fake_peer_wait(fp, 2000));
-    CHECK_STR(fake_peer_error(fp), "");
-    fake_peer_free(fp);
+    FINISH_FAKE(ag, fp);
 }
 
 #define DISABLED_DESC    "Command guest-fsfreeze-freeze has been disabled"
@@ -728,10 +723,9 @@ static void test_agent_error_replies_verbatim(void)
         FP_EXPECT("guest-fsfreeze-status"),
         FP_SEND("{\"return\": \"melting\"}\n"),
     };
-    const char *path = th_path("errors.sock");
-    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    snap_agent *ag = NULL;
+    fake_peer *fp = start_fake("errors.sock", script, FP_N(script), &ag);
     REQUIRE(fp);
-    snap_agent *ag = open_fake(path);
     snap_agent_freeze_result res;
     snap_err err;
     snap_agent_fs_state st;
@@ -754,10 +748,7 @@ static void test_agent_error_replies_verbatim(void)
         CHECK_INT(snap_agent_fsfreeze_status(ag, 1000, &st, &err), SNAP_ERROR_PROTOCOL);
         CHECK_CONTAINS(err.msg, "unexpected status melting");
     }
-    snap_agent_close(ag);
-    CHECK(fake_peer_wait(fp, 2000));
-    CHECK_STR(fake_peer_error(fp), "");
-    fake_peer_free(fp);
+    FINISH_FAKE(ag, fp);
 }
 
 static void test_frozen_state_refusals(void)
@@ -784,10 +775,9 @@ static void test_frozen_state_refusals(void)
         FP_SEND("{\"error\": {\"class\": \"GenericError\", \"desc\": \"failed to thaw: "
                 "Device or resource busy\"}}\n"),
     };
-    const char *path = th_path("frozen.sock");
-    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    snap_agent *ag = NULL;
+    fake_peer *fp = start_fake("frozen.sock", script, FP_N(script), &ag);
     REQUIRE(fp);
-    snap_agent *ag = open_fake(path);
     snap_agent_freeze_result res;
     snap_err err;
     const char *mps[] = {"/"};
@@ -806,10 +796,7 @@ static void test_frozen_state_refusals(void)
                        "agent: guest-fsfreeze-thaw: GenericError: failed to thaw");
         CHECK_CONTAINS(err.msg, "may still be frozen");
     }
-    snap_agent_close(ag);
-    CHECK(fake_peer_wait(fp, 2000));
-    CHECK_STR(fake_peer_error(fp), "");
-    fake_peer_free(fp);
+    FINISH_FAKE(ag, fp);
 }
 
 static void test_thaw_timeouts(void)
@@ -828,10 +815,9 @@ static void test_thaw_timeouts(void)
         FP_EXPECT("guest-fsfreeze-thaw"),
         FP_SLEEP(-1),
     };
-    const char *path = th_path("thaw.sock");
-    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    snap_agent *ag = NULL;
+    fake_peer *fp = start_fake("thaw.sock", script, FP_N(script), &ag);
     REQUIRE(fp);
-    snap_agent *ag = open_fake(path);
     snap_agent_freeze_result res;
     snap_err err;
     CHECK(ag);
@@ -872,10 +858,9 @@ static void test_fsinfo_parsed_with_pci_addresses(void)
         FP_EXPECT("guest-get-fsinfo"),
         FP_SEND("{\"return\": {}}\n"),
     };
-    const char *path = th_path("fsinfo.sock");
-    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    snap_agent *ag = NULL;
+    fake_peer *fp = start_fake("fsinfo.sock", script, FP_N(script), &ag);
     REQUIRE(fp);
-    snap_agent *ag = open_fake(path);
     snap_agent_fs *fs = NULL;
     size_t n = 0;
     snap_err err;
