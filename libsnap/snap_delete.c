@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "snap_json.h"
 #include "snap_memory.h"
 #include "snap_qemuimg.h"
 #include "snap_revert.h"
@@ -501,8 +502,84 @@ static int targets(snap_session *s, const char *name, snap_delete_scope scope,
     return rc;
 }
 
+/* ------------------------------------------------------------ dry run */
+
+static const char *storage_action(const snap_session *s, const snap_meta_disk *md,
+                                  bool meta_only)
+{
+    bool live = s->dom.qmp_path != NULL;
+    if (meta_only)
+        return "none (metadata only)";
+    if (md->method == SNAP_METHOD_INTERNAL)
+        return live ? "QMP blockdev-snapshot-delete-internal-sync"
+                    : "qemu-img snapshot -d";
+    snap_vdisk *vd = snap_domain_find_disk((snap_domain *)&s->dom, md->vdev);
+    bool active = vd && !strcmp(vd->xs->path, md->overlay_path);
+    if (!live)
+        return "qemu-img commit of the overlay, then rebase of the image above";
+    return active ? "QMP active block-commit of the overlay, pivot to the base, "
+                    "xenstore and config switched"
+                  : "QMP block-commit of the overlay into the base";
+}
+
+static void plan_snapshot_json(yajl_gen g, snap_session *s, const char *name,
+                               bool meta_only)
+{
+    snap_meta m;
+    snap_err ignored;
+    yajl_gen_map_open(g);
+    snap_json_kv_str(g, "name", name);
+    if (snap_meta_load(&s->st, name, &m, &ignored) == 0) {
+        snap_json_kv_str(g, "parent", m.parent);
+        snap_json_kv_str(g, "memory_file", m.has_memory ? m.memory_path : NULL);
+        snap_json_key(g, "disks");
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < m.n_disks; i++) {
+            const snap_meta_disk *md = &m.disks[i];
+            yajl_gen_map_open(g);
+            snap_json_kv_str(g, "vdev", md->vdev);
+            snap_json_kv_str(g, "method", snap_meta_method_name(md->method));
+            snap_json_kv_str(g, "base", md->base_path);
+            snap_json_kv_str(g, "overlay", md->overlay_path);
+            snap_json_kv_str(g, "action", storage_action(s, md, meta_only));
+            yajl_gen_map_close(g);
+        }
+        yajl_gen_array_close(g);
+        snap_meta_dispose(&m);
+    }
+    yajl_gen_map_close(g);
+}
+
+/* What a delete would do, for -N: the snapshots in order, each disk's step. */
+static char *delete_plan_json(snap_session *s, const char *name,
+                              const snap_delete_params *p, char **list, size_t n)
+{
+    static const char *const scopes[] = {"one", "children", "children-only"};
+    yajl_gen g = snap_json_gen_new(true);
+    yajl_gen_map_open(g);
+    snap_json_kv_str(g, "operation", "delete");
+    snap_json_kv_str(g, "domain", s->dom.ref.name);
+    snap_json_kv_str(g, "snapshot", name);
+    snap_json_kv_str(g, "scope", scopes[p->scope]);
+    snap_json_kv_bool(g, "metadata_only", p->metadata_only);
+    snap_json_kv_bool(g, "domain_live", s->dom.qmp_path != NULL);
+    snap_json_key(g, "delete");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < n; i++)
+        plan_snapshot_json(g, s, list[i], p->metadata_only);
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+    return snap_json_gen_finish(g, NULL);
+}
+
 int snap_delete(snap_ctx *ctx, const char *domain, const char *name,
                 const snap_delete_params *p)
+{
+    return snap_delete_plan(ctx, domain, name, p, NULL);
+}
+
+int snap_delete_plan(snap_ctx *ctx, const char *domain, const char *name,
+                     const snap_delete_params *p, char **plan_out)
 {
     snap_session s;
     snap_err *err = &ctx->err;
@@ -510,8 +587,12 @@ int snap_delete(snap_ctx *ctx, const char *domain, const char *name,
     char **list = NULL;
     size_t n = 0;
     int rc = snap_session_open(ctx, domain, false, &s, err);
+    if (plan_out)
+        *plan_out = NULL;
     if (!rc)
         rc = targets(&s, name, p->scope, &list, &n, err);
+    if (!rc && p->dry_run && plan_out)
+        *plan_out = delete_plan_json(&s, name, p, list, n);
     for (size_t i = 0; i < n && !rc && !p->dry_run; i++) {
         snap_log(ctx->lg, XTL_INFO, "deleting snapshot '%s'", list[i]);
         rc = delete_one(ctx, &s, list[i], p->metadata_only, err);

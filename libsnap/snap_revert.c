@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "snap_domcfg.h"
+#include "snap_json.h"
 #include "snap_memory.h"
 #include "snap_qemuimg.h"
 #include "snap_revert.h"
@@ -298,14 +299,68 @@ static void revert_failed(snap_ctx *ctx, snap_session *s, const revert_plan *rp,
                          ref.name);
 }
 
+static const char *rp_snap_name(const revert_disk *rd)
+{
+    return rd->md->qemu_snap_name;
+}
+
+static void plan_disk_json(yajl_gen g, const revert_disk *rd)
+{
+    yajl_gen_map_open(g);
+    snap_json_kv_str(g, "vdev", rd->md->vdev);
+    snap_json_kv_str(g, "method", rd->new_overlay ? "external" : "internal");
+    snap_json_kv_str(g, "image_now", rd->disk->xs->path);
+    if (rd->new_overlay) {
+        snap_json_kv_str(g, "new_overlay", rd->new_overlay);
+        snap_json_kv_str(g, "backing_file", rd->md->base_path);
+        snap_json_kv_str(g, "kept_overlay", rd->disk->xs->path);
+    } else {
+        snap_json_kv_str(g, "apply_internal", rp_snap_name(rd));
+        snap_json_kv_str(g, "image", rd->md->base_path);
+    }
+    yajl_gen_map_close(g);
+}
+
+/* What a revert would do, for -N: nothing is changed to compute it. */
+static char *revert_plan_json(const snap_session *s, const revert_plan *rp,
+                              const char *current)
+{
+    yajl_gen g = snap_json_gen_new(true);
+    yajl_gen_map_open(g);
+    snap_json_kv_str(g, "operation", "revert");
+    snap_json_kv_str(g, "domain", s->dom.ref.name);
+    snap_json_kv_str(g, "snapshot", rp->m.name);
+    snap_json_kv_str(g, "domain_state", snap_domain_state_name(s->dom.ref.state));
+    snap_json_kv_bool(g, "stop_domain", rp->was_live);
+    snap_json_kv_str(g, "memory", rp->memory);
+    snap_json_kv_str(g, "start",
+                     !rp->start   ? "no"
+                     : rp->memory ? "restore memory"
+                                  : "boot afresh");
+    snap_json_kv_str(g, "end_state",
+                     !rp->start       ? "shutoff"
+                     : rp->end_paused ? "paused"
+                                      : "running");
+    snap_json_kv_str(g, "current_before", current);
+    snap_json_key(g, "disks");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < rp->n; i++)
+        plan_disk_json(g, &rp->disks[i]);
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+    return snap_json_gen_finish(g, NULL);
+}
+
 static int revert_in_session(snap_ctx *ctx, snap_session *s, const char *name,
-                             const snap_revert_params *p, snap_err *err)
+                             const snap_revert_params *p, char **plan_out, snap_err *err)
 {
     revert_plan rp;
     char *current = NULL;
     int rc = plan_revert(s, name, p, &rp, err);
     if (!rc)
         rc = snap_meta_get_current(&s->st, &current, err);
+    if (!rc && p->dry_run && plan_out)
+        *plan_out = revert_plan_json(s, &rp, current);
     if (rc || p->dry_run) {
         free(current);
         revert_plan_dispose(&rp);
@@ -327,15 +382,23 @@ static int revert_in_session(snap_ctx *ctx, snap_session *s, const char *name,
     return rc;
 }
 
-int snap_revert(snap_ctx *ctx, const char *domain, const char *name,
-                const snap_revert_params *p)
+int snap_revert_plan(snap_ctx *ctx, const char *domain, const char *name,
+                     const snap_revert_params *p, char **plan_out)
 {
     snap_session s;
     snap_err *err = &ctx->err;
     snap_err_clear(err);
+    if (plan_out)
+        *plan_out = NULL;
     int rc = snap_session_open(ctx, domain, false, &s, err);
     if (!rc)
-        rc = revert_in_session(ctx, &s, name, p, err);
+        rc = revert_in_session(ctx, &s, name, p, plan_out, err);
     snap_session_close(&s);
     return rc ? snap_ctx_fail(ctx, err) : 0;
+}
+
+int snap_revert(snap_ctx *ctx, const char *domain, const char *name,
+                const snap_revert_params *p)
+{
+    return snap_revert_plan(ctx, domain, name, p, NULL);
 }

@@ -12,6 +12,8 @@
 #include <unistd.h>
 
 #include "xlsnap.h"
+/* snap_revert_plan/snap_delete_plan: libsnap-internal until libsnap.h has them. */
+#include "snap_revert.h"
 #include "xlsnap_output.h"
 
 /* Parses a non-negative integer option or exits 2 with a usage error. */
@@ -271,11 +273,15 @@ int main_snapshot_revert(int argc, char **argv)
     p.force = p.force || force_execution;
     p.dry_run = dryrun_only;
     p.progress = print_progress;
-    int rc = snap_revert(xlsnap_ctx(), argv[optind], argv[optind + 1], &p);
+    char *plan = NULL;
+    int rc = snap_revert_plan(xlsnap_ctx(), argv[optind], argv[optind + 1], &p, &plan);
     if (rc)
         return report_failure("snapshot-revert", rc);
-    if (!p.dry_run)
+    if (plan)
+        printf("%s\n", plan);
+    else
         printf("Domain %s reverted to snapshot %s.\n", argv[optind], argv[optind + 1]);
+    free(plan);
     return EXIT_SUCCESS;
 }
 
@@ -301,10 +307,14 @@ int main_snapshot_delete(int argc, char **argv)
     case OPT_METADATA: p.metadata_only = true; break;
     }
     p.dry_run = dryrun_only;
-    int rc = snap_delete(xlsnap_ctx(), argv[optind], argv[optind + 1], &p);
+    char *plan = NULL;
+    int rc = snap_delete_plan(xlsnap_ctx(), argv[optind], argv[optind + 1], &p, &plan);
     if (rc)
         return report_failure("snapshot-delete", rc);
-    if (!p.dry_run)
+    if (plan)
+        printf("%s\n", plan);
+    else
         printf("Snapshot %s of domain %s deleted.\n", argv[optind + 1], argv[optind]);
+    free(plan);
     return EXIT_SUCCESS;
 }
