@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "snap_child.h"
@@ -68,6 +69,51 @@ static int sim_query_state(snap_ctx *ctx, snap_domain_ref *dom, snap_err *err)
     return 0;
 }
 
+/*
+ * An unknown qualifier, explained (xl's rule: all digits is a domid, else a
+ * case-sensitive name): a domain NAMED like the missing domid, or a name
+ * that differs only in case, is pointed at.
+ */
+static int sim_unknown_domain(snap_xs *xs, const char *qualifier, bool as_domid,
+                              snap_err *err)
+{
+    uint32_t *ids = NULL, hit = 0;
+    size_t n = 0;
+    char *hit_name = NULL;
+    snap_err ignore;
+    if (snap_xs_list_domains(xs, &ids, &n, &ignore))
+        n = 0;
+    for (size_t i = 0; i < n && !hit_name; i++) {
+        char *name = NULL;
+        if (snap_xs_domain_name(xs, ids[i], &name, &ignore) == 0 &&
+            (as_domid ? !strcmp(name, qualifier) : !strcasecmp(name, qualifier))) {
+            hit = ids[i];
+            hit_name = name;
+        } else {
+            free(name);
+        }
+    }
+    free(ids);
+    int rc;
+    if (hit_name && as_domid)
+        rc = snap_err_set(
+            err, SNAP_ERROR_NOTFOUND,
+            "%s is an invalid domain identifier: all digits is a domain id "
+            "(as in xl) and there is no domain %s; the domain named '%s' has "
+            "id %u",
+            qualifier, qualifier, hit_name, hit);
+    else if (hit_name)
+        rc = snap_err_set(err, SNAP_ERROR_NOTFOUND,
+                          "%s is an invalid domain identifier: no domain has that name "
+                          "(names are case-sensitive; domain %u is '%s')",
+                          qualifier, hit, hit_name);
+    else
+        rc = snap_err_set(err, SNAP_ERROR_NOTFOUND, "%s is an invalid domain identifier",
+                          qualifier);
+    free(hit_name);
+    return rc;
+}
+
 static int sim_lookup(snap_ctx *ctx, const char *qualifier, snap_domain_ref *dom,
                       snap_err *err)
 {
@@ -78,17 +124,10 @@ static int sim_lookup(snap_ctx *ctx, const char *qualifier, snap_domain_ref *dom
     if (rc)
         return rc;
     memset(dom, 0, sizeof *dom);
-    if (!parse_domid(qualifier, &domid)) {
-        rc = snap_xs_domid_by_name(xs, qualifier, &domid, err);
-        if (rc) {
-            rc = snap_err_set(err, SNAP_ERROR_NOTFOUND,
-                              "%s is an invalid domain identifier", qualifier);
-            goto out;
-        }
-    }
-    if (snap_xs_domain_name(xs, domid, &name, err)) {
-        rc = snap_err_set(err, SNAP_ERROR_NOTFOUND, "%s is an invalid domain identifier",
-                          qualifier);
+    bool as_domid = parse_domid(qualifier, &domid);
+    if ((!as_domid && snap_xs_domid_by_name(xs, qualifier, &domid, err)) ||
+        snap_xs_domain_name(xs, domid, &name, err)) {
+        rc = sim_unknown_domain(xs, qualifier, as_domid, err);
         goto out;
     }
     rc = snap_xs_domain_uuid(xs, domid, &uuid, err);

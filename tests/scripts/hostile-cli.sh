@@ -119,6 +119,32 @@ expect_refused "empty domain name" "domain" snapshot-create -q off '' s1
 expect_refused "domain name with /" "domain" snapshot-list '../victim'
 expect_refused "unknown domain id" "4242" snapshot-list 4242
 
+# Ambiguous qualifiers, as xl reads them: all digits is a domain id, anything
+# else a case-sensitive name. A domain NAMED like victim's domid, and one
+# named with digits that are no domid.
+digits_name=$((domid + 40))
+mkdir -p "$T/disks-n"
+for n in "$domid" "$digits_name"; do
+    qemu-img create -q -f qcow2 "$T/disks-n/$n.qcow2" 16M
+    sed -e "s|@DIR@|$T/disks-n|g; s|xlsim-demo|$n|; s|a.qcow2|$n.qcow2|; /b.qcow2/d; s|.qcow2',\$|.qcow2' ]|; /^channel/d" \
+        "$top/tools/xlsim/examples/two-disks.cfg.in" >"$T/n$n.cfg"
+    "$bld/xlsim" create -p "$T/n$n.cfg" >>"$T/xlsim.log" 2>&1 || echo "xlsim create $n failed"
+    # the newest domid is the domain just created: its QEMU is ours to kill
+    newid=$(xenstore-list /local/domain | sort -n | tail -n 1)
+    pids+=("$(xenstore-read "/local/domain/$newid/image/device-model-pid")")
+done
+if [ "$(xenstore-read "/local/domain/$newid/name")" != "$digits_name" ]; then
+    bad "ambiguous names setup" "the last domain is not named $digits_name"
+fi
+if "$bld/xlsnap" snapshot-list "$domid" >"$T/out" 2>"$T/err" && grep -q '^base ' "$T/out"; then
+    ok "all-digit qualifier is the domid even when a domain is named so (as in xl)"
+else
+    bad "all-digit qualifier" "$(head -c 300 "$T/out" "$T/err")"
+fi
+expect_refused "all-digit name is read as a missing domid" "named '$digits_name' has id" snapshot-list "$digits_name"
+expect_refused "name differing only in case" "case-sensitive.*'victim'" snapshot-list VICTIM
+expect_refused "domid past the last one" "invalid domain identifier" snapshot-list 99999
+
 # ---------------------------------------------------------- overlay dirs
 echo x >"$T/afile"
 expect_refused "overlay dir is a file" "afile" snapshot-create -q off -e --overlay-dir="$T/afile" victim s1
