@@ -1,0 +1,362 @@
+/*
+ * snapshot-delete loose ends (issue 6) on a real guest run by xlsim:
+ *  - the QMP connection drops right after block-commit is sent (a proxy in
+ *    front of QEMU's QMP socket forwards, then cuts both ends): a clear
+ *    error, the journal keeps the merge (the base changed), the record
+ *    stays, the domain runs on, the images pass qemu-img check; the next
+ *    xlsnap command finishes the merge (QEMU's leftover job completed), the
+ *    record goes, xenstore points at the base;
+ *  - -N prints the plan (leaves first) and changes nothing (world capture);
+ *  - --children-only keeps the snapshot and deletes its descendants,
+ *    --children deletes both (virsh semantics), internal snapshots gone from
+ *    the qcow2 tables.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "th.h"
+#include "th_xlsim.h"
+
+#define BOOT_TIMEOUT_MS 120000
+
+static th_xlsim_dom g;
+static bool g_up;
+
+static bool guest_up(void)
+{
+    if (!g_up)
+        th_skip("the guest did not boot");
+    return g_up;
+}
+
+static const char *disk_file(const char *name)
+{
+    static char buf[4][4200];
+    static int k;
+    k = (k + 1) % 4;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", g.disk_dir, name);
+    return buf[k];
+}
+
+static bool write_disk(const char *text)
+{
+    char script[160];
+    snprintf(script, sizeof script, "echo %s >/mnt/vdb/state.txt && sync", text);
+    return th_xlsim_guest_sh(&g, script, NULL) == 0;
+}
+
+static void check_guest_reads(const char *file, int line, const char *want)
+{
+    char *out = NULL;
+    th_xlsim_guest_sh(
+        &g, "sync; echo 3 >/proc/sys/vm/drop_caches; cat /mnt/vdb/state.txt", &out);
+    if (!out || strncmp(out, want, strlen(want)))
+        th_fail_at(file, line, "guest reads \"%s\", want %s", out ? out : "(nothing)",
+                   want);
+    free(out);
+}
+#define CHECK_GUEST_READS(want) check_guest_reads(__FILE__, __LINE__, want)
+
+static void create(const char *opt, const char *name)
+{
+    th_cmd r;
+    if (opt)
+        th_xlsnap(&r, "snapshot-create", opt, g.name, name, NULL);
+    else
+        th_xlsnap(&r, "snapshot-create", g.name, name, NULL);
+    CHECK_INT(r.rc, 0);
+    if (r.rc)
+        th_note("%s", th_cmd_describe(&r));
+    th_cmd_free(&r);
+}
+
+static void check_no_corruption(const char *image)
+{
+    char *out = NULL;
+    int rc = th_runl(&out, NULL, "qemu-img", "check", "-U", image, (char *)NULL);
+    if (rc != 0 && rc != 3) /* leaks of a live image: see test_revert.c */
+        th_fail_at(__FILE__, __LINE__, "qemu-img check %s: %d: %s", image, rc,
+                   out ? out : "");
+    free(out);
+}
+
+static char *journal_text(void)
+{
+    char *out = NULL;
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/snapshots", th_xlsim_statedir());
+    th_runl(&out, NULL, "find", dir, "-name", ".journal.json", "-exec", "cat", "{}", ";",
+            (char *)NULL);
+    return out;
+}
+
+static char *snapshot_table(const char *image)
+{
+    char *out = NULL;
+    th_runl(&out, NULL, "qemu-img", "snapshot", "-l", "-U", image, (char *)NULL);
+    return out ? out : strdup("");
+}
+
+/* ------------------------------------------------------------ QMP proxy */
+
+/*
+ * Listens on the domain's QMP socket path (QEMU's own socket renamed aside)
+ * and relays each connection; the first time a client sends block-commit it
+ * forwards it, lets QEMU start the job, then closes both ends.
+ */
+typedef struct qmp_proxy {
+    char path[4200], real[4300];
+    int listen_fd;
+    pthread_t thread;
+    bool dropped;
+} qmp_proxy;
+
+static bool unix_addr(struct sockaddr_un *a, const char *path)
+{
+    memset(a, 0, sizeof *a);
+    a->sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof a->sun_path)
+        return false;
+    memcpy(a->sun_path, path, strlen(path) + 1);
+    return true;
+}
+
+static int unix_connect(const char *path)
+{
+    struct sockaddr_un a;
+    if (!unix_addr(&a, path))
+        return -1;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+        close(fd);
+        fd = -1;
+    }
+    return fd;
+}
+
+/* Relays one connection until either end closes or the commit is cut. */
+static void relay(qmp_proxy *p, int client)
+{
+    int server = unix_connect(p->real);
+    struct pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+    char buf[65536];
+    while (server >= 0 && poll(fds, 2, -1) > 0) {
+        int from = fds[0].revents ? 0 : 1;
+        ssize_t n = read(fds[from].fd, buf, sizeof buf - 1);
+        if (n <= 0)
+            break;
+        buf[n] = '\0';
+        if (write(fds[1 - from].fd, buf, (size_t)n) != n)
+            break;
+        if (from == 0 && !p->dropped && strstr(buf, "\"block-commit\"")) {
+            usleep(300000); /* QEMU starts the job; the reply is never delivered */
+            p->dropped = true;
+            break;
+        }
+    }
+    if (server >= 0)
+        close(server);
+}
+
+static void *proxy_main(void *opaque)
+{
+    qmp_proxy *p = opaque;
+    for (;;) {
+        int c = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+        if (c < 0) {
+            if (errno == EINTR)
+                continue;
+            return NULL;
+        }
+        relay(p, c);
+        close(c);
+    }
+}
+
+static bool proxy_start(qmp_proxy *p)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->path, sizeof p->path, "%s", g.vm.qmp_path);
+    snprintf(p->real, sizeof p->real, "%s.real", p->path);
+    if (rename(p->path, p->real) != 0)
+        return false;
+    struct sockaddr_un a;
+    if (!unix_addr(&a, p->path))
+        return false;
+    p->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (p->listen_fd < 0 || bind(p->listen_fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+        listen(p->listen_fd, 4) != 0)
+        return false;
+    return pthread_create(&p->thread, NULL, proxy_main, p) == 0;
+}
+
+/* QEMU's socket back under its own name. */
+static void proxy_stop(qmp_proxy *p)
+{
+    shutdown(p->listen_fd, SHUT_RDWR);
+    close(p->listen_fd);
+    pthread_join(p->thread, NULL);
+    unlink(p->path);
+    rename(p->real, p->path);
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_boot(void)
+{
+    REQUIRE(th_xlsim_init());
+    setenv("XLSNAP_XLSIM", th_build_path("xlsim"), 1);
+    th_xlsim_opts o = {0};
+    REQUIRE(th_xlsim_create(&g, "dl2", &o));
+    REQUIRE(th_xlsim_wait_agent(&g, BOOT_TIMEOUT_MS));
+    g_up = true;
+}
+
+static void test_qmp_drop_during_commit(void)
+{
+    if (!guest_up())
+        return;
+    REQUIRE(write_disk("A"));
+    create("-e", "d1");
+    REQUIRE(write_disk("B"));
+    qmp_proxy p;
+    REQUIRE(proxy_start(&p));
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-delete", g.name, "d1", NULL);
+    proxy_stop(&p);
+    CHECK(p.dropped);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS(r.err, "merging " /* xvda first */);
+    CHECK_CONTAINS(r.err, "root.d1.qcow2");
+    CHECK_CONTAINS(r.err, "closed the connection");
+    CHECK_CONTAINS(r.err, "the next xlsnap command on domain dl2 finishes it");
+    th_note("delete with a dropped QMP connection: %s", r.err ? r.err : "");
+    th_cmd_free(&r);
+    /* Consistent: journaled merge, the record still there, the guest running. */
+    char *j = journal_text();
+    CHECK_CONTAINS(j, "\"merging\": true");
+    free(j);
+    th_xlsnap(&r, "snapshot-info", g.name, "d1", NULL);
+    CHECK_INT(r.rc, 0);
+    th_cmd_free(&r);
+    CHECK_GUEST_READS("B");
+    check_no_corruption(disk_file("data.qcow2"));
+    check_no_corruption(disk_file("data.d1.qcow2"));
+    check_no_corruption(disk_file("root.qcow2"));
+    check_no_corruption(disk_file("root.d1.qcow2"));
+    /* The next run finishes the merge. */
+    th_xlsnap(&r, "-N", "snapshot-create", g.name, "probe", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.err, "finishing the interrupted merge of 'd1'");
+    if (r.rc)
+        th_note("%s", th_cmd_describe(&r));
+    th_cmd_free(&r);
+    j = journal_text();
+    CHECK_STR(j, "");
+    free(j);
+    th_xlsnap(&r, "snapshot-info", g.name, "d1", NULL);
+    CHECK_INT(r.rc, 1);
+    th_cmd_free(&r);
+    CHECK(access(disk_file("data.d1.qcow2"), F_OK) != 0);
+    CHECK(access(disk_file("root.d1.qcow2"), F_OK) != 0);
+    char *params = th_xlsim_backend(&g, "xvdb", "params");
+    char want[4300];
+    snprintf(want, sizeof want, "qcow2:%s", disk_file("data.qcow2"));
+    CHECK_STR(params, want);
+    free(params);
+    CHECK_GUEST_READS("B");
+    check_no_corruption(disk_file("data.qcow2"));
+    check_no_corruption(disk_file("root.qcow2"));
+}
+
+static void test_children_dry_run(void)
+{
+    if (!guest_up())
+        return;
+    create(NULL, "t1");
+    create(NULL, "t2");
+    create(NULL, "t3");
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-list", g.name, NULL); /* refreshes the .index cache */
+    th_cmd_free(&r);
+    char *before = th_world_capture(&g, TH_WORLD_LIVE);
+    th_xlsnap(&r, "-N", "snapshot-delete", "--children-only", g.name, "t1", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "\"operation\": \"delete\"");
+    CHECK_CONTAINS(r.out, "\"scope\": \"children-only\"");
+    CHECK_CONTAINS(r.out, "QMP blockdev-snapshot-delete-internal-sync");
+    /* Leaves first, and t1 itself not in the list. */
+    const char *p3 = r.out ? strstr(r.out, "\"name\": \"t3\"") : NULL;
+    const char *p2 = r.out ? strstr(r.out, "\"name\": \"t2\"") : NULL;
+    CHECK(p3 && p2 && p3 < p2);
+    CHECK(r.out && !strstr(r.out, "\"name\": \"t1\""));
+    th_cmd_free(&r);
+    char *after = th_world_capture(&g, TH_WORLD_LIVE);
+    CHECK_WORLD(before, after);
+    free(before);
+    free(after);
+}
+
+static void test_children_only(void)
+{
+    if (!guest_up())
+        return;
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-delete", "--children-only", g.name, "t1", NULL);
+    CHECK_INT(r.rc, 0);
+    th_cmd_free(&r);
+    char *tab = snapshot_table(disk_file("data.qcow2"));
+    CHECK_CONTAINS(tab, " t1 ");
+    CHECK(!strstr(tab, " t2 ") && !strstr(tab, " t3 "));
+    free(tab);
+    th_xlsnap(&r, "snapshot-list", g.name, NULL);
+    CHECK_CONTAINS(r.out, "t1");
+    CHECK(r.out && !strstr(r.out, "t2") && !strstr(r.out, "t3"));
+    th_cmd_free(&r);
+    th_xlsnap(&r, "snapshot-info", g.name, "t1", NULL);
+    CHECK_CONTAINS(r.out, "Current:        yes");
+    th_cmd_free(&r);
+}
+
+static void test_children(void)
+{
+    if (!guest_up())
+        return;
+    create(NULL, "t4");
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-delete", "--children", g.name, "t1", NULL);
+    CHECK_INT(r.rc, 0);
+    th_cmd_free(&r);
+    char *tab = snapshot_table(disk_file("data.qcow2"));
+    CHECK(!strstr(tab, " t1 ") && !strstr(tab, " t4 "));
+    free(tab);
+    tab = snapshot_table(disk_file("root.qcow2"));
+    CHECK(!strstr(tab, " t1 ") && !strstr(tab, " t4 "));
+    free(tab);
+    th_xlsnap(&r, "snapshot-info", g.name, "t1", NULL);
+    CHECK_INT(r.rc, 1);
+    th_cmd_free(&r);
+    th_xlsnap(&r, "snapshot-info", g.name, "t4", NULL);
+    CHECK_INT(r.rc, 1);
+    th_cmd_free(&r);
+    CHECK_GUEST_READS("B");
+}
+
+int main(void)
+{
+    TH_RUN(test_boot);
+    TH_RUN(test_qmp_drop_during_commit);
+    TH_RUN(test_children_dry_run);
+    TH_RUN(test_children_only);
+    TH_RUN(test_children);
+    if (g_up)
+        th_xlsim_destroy(&g);
+    return th_finish();
+}
