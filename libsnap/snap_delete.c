@@ -64,6 +64,8 @@ static int known_images(snap_session *s, image_set *out, snap_err *err)
             set_add(out, m.disks[k].base_path);
             set_add(out, m.disks[k].overlay_path);
         }
+        for (size_t k = 0; k < m.n_revert_overlays; k++)
+            set_add(out, m.revert_overlays[k]);
         snap_meta_dispose(&m);
     }
     snap_err_clear(err);
@@ -90,6 +92,74 @@ static void users_of(const image_set *known, const char *file, const char *excep
             set_add(users, known->paths[i]);
         snap_qimg_info_dispose(&info);
     }
+}
+
+/* ------------------------------------------------------------ revert overlays */
+
+/*
+ * The overlays reverts to m left behind and nothing uses any more: not a
+ * disk's active image, not the backing file of a known image, and still
+ * what the revert made (a qcow2 on one of m's images).
+ */
+static void stale_revert_overlays(const snap_session *s, const snap_meta *m,
+                                  const image_set *known, image_set *out)
+{
+    for (size_t i = 0; i < m->n_revert_overlays; i++) {
+        const char *o = m->revert_overlays[i];
+        bool used = false;
+        for (size_t k = 0; k < s->dom.n_disks && !used; k++)
+            used = !strcmp(s->dom.disks[k].xs->path, o);
+        image_set users = {0};
+        if (!used)
+            users_of(known, o, NULL, &users);
+        used = used || users.n;
+        set_free(&users);
+        snap_qimg_info info;
+        snap_err ignored;
+        if (used || access(o, F_OK) != 0 ||
+            snap_qimg_info_get(NULL, o, SNAP_QIMG_FORCE_SHARE, &info, &ignored))
+            continue;
+        for (size_t k = 0; k < m->n_disks; k++)
+            if (info.full_backing_file &&
+                !strcmp(info.full_backing_file, m->disks[k].base_path))
+                set_add(out, o);
+        snap_qimg_info_dispose(&info);
+    }
+}
+
+/* After the snapshot's storage is gone: its stale revert overlays go too. */
+static int remove_stale_overlays(snap_ctx *ctx, const snap_meta *m,
+                                 const image_set *stale, snap_err *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < stale->n && !rc; i++) {
+        snap_log(ctx->lg, XTL_NOTICE, "removing %s, left by an earlier revert to '%s'",
+                 stale->paths[i], m->name);
+        if (unlink(stale->paths[i]) != 0 && errno != ENOENT)
+            rc =
+                snap_err_errno(err, SNAP_ERROR_IO, errno, "removing %s", stale->paths[i]);
+    }
+    return rc;
+}
+
+static bool set_has(const image_set *s, const char *p)
+{
+    for (size_t i = 0; s && i < s->n; i++)
+        if (!strcmp(s->paths[i], p))
+            return true;
+    return false;
+}
+
+/* Drops from users the stale revert overlays (they go with the snapshot). */
+static void drop_stale(image_set *users, const image_set *stale)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < users->n; i++)
+        if (set_has(stale, users->paths[i]))
+            free(users->paths[i]);
+        else
+            users->paths[k++] = users->paths[i];
+    users->n = k;
 }
 
 /* ------------------------------------------------------------ internal */
@@ -143,7 +213,8 @@ typedef struct ext_ctx {
     snap_qmp *qmp;
     const snap_qmp_disks *qd;
     const image_set *known;
-    snap_journal *j; /* marks a disk "merging" before its base changes */
+    snap_journal *j;        /* marks a disk "merging" before its base changes */
+    const image_set *stale; /* revert overlays deleted with the snapshot */
 } ext_ctx;
 
 /*
@@ -245,6 +316,8 @@ static int check_users(const ext_ctx *x, const snap_meta_disk *md, image_set *us
     image_set users_b = {0};
     users_of(x->known, md->base_path, md->overlay_path, &users_b);
     users_of(x->known, md->overlay_path, NULL, users_o);
+    drop_stale(&users_b, x->stale);
+    drop_stale(users_o, x->stale);
     int rc = 0;
     if (users_b.n)
         rc = snap_err_set(err, SNAP_ERROR_BUSY,
@@ -356,11 +429,17 @@ static int delete_storage(snap_ctx *ctx, snap_session *s, const snap_meta *m,
     }
     if (!rc)
         rc = known_images(s, &known, err);
-    ext_ctx x = {ctx, s, qmp, &qd, &known, j};
+    image_set stale = {0};
+    if (!rc)
+        stale_revert_overlays(s, m, &known, &stale);
+    ext_ctx x = {ctx, s, qmp, &qd, &known, j, &stale};
     for (size_t i = 0; i < m->n_disks && !rc; i++)
         rc = m->disks[i].method == SNAP_METHOD_INTERNAL
                  ? delete_internal(qmp, &qd, &m->disks[i], err)
                  : delete_external(&x, &m->disks[i], err);
+    if (!rc)
+        rc = remove_stale_overlays(ctx, m, &stale, err);
+    set_free(&stale);
     set_free(&known);
     snap_qmp_disks_free(&qd);
     snap_domain_qmp_close(ctx, qmp);
@@ -523,7 +602,7 @@ static const char *storage_action(const snap_session *s, const snap_meta_disk *m
 }
 
 static void plan_snapshot_json(yajl_gen g, snap_session *s, const char *name,
-                               bool meta_only)
+                               bool meta_only, const image_set *known)
 {
     snap_meta m;
     snap_err ignored;
@@ -545,6 +624,15 @@ static void plan_snapshot_json(yajl_gen g, snap_session *s, const char *name,
             yajl_gen_map_close(g);
         }
         yajl_gen_array_close(g);
+        image_set stale = {0};
+        if (!meta_only)
+            stale_revert_overlays(s, &m, known, &stale);
+        snap_json_key(g, "remove_revert_overlays");
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < stale.n; i++)
+            snap_json_str(g, stale.paths[i]);
+        yajl_gen_array_close(g);
+        set_free(&stale);
         snap_meta_dispose(&m);
     }
     yajl_gen_map_close(g);
@@ -565,8 +653,12 @@ static char *delete_plan_json(snap_session *s, const char *name,
     snap_json_kv_bool(g, "domain_live", s->dom.qmp_path != NULL);
     snap_json_key(g, "delete");
     yajl_gen_array_open(g);
+    image_set known = {0};
+    snap_err ignored;
+    known_images(s, &known, &ignored);
     for (size_t i = 0; i < n; i++)
-        plan_snapshot_json(g, s, list[i], p->metadata_only);
+        plan_snapshot_json(g, s, list[i], p->metadata_only, &known);
+    set_free(&known);
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
     return snap_json_gen_finish(g, NULL);

@@ -183,6 +183,9 @@ void snap_meta_dispose(snap_meta *m)
     for (size_t i = 0; i < m->n_excluded; i++)
         free(m->excluded[i]);
     free(m->excluded);
+    for (size_t i = 0; i < m->n_revert_overlays; i++)
+        free(m->revert_overlays[i]);
+    free(m->revert_overlays);
     free(m->memory_path);
     yajl_tree_free(m->config);
     snap_meta_init(m);
@@ -194,6 +197,16 @@ snap_meta_disk *snap_meta_add_disk(snap_meta *m)
     snap_meta_disk *d = &m->disks[m->n_disks++];
     memset(d, 0, sizeof *d);
     return d;
+}
+
+void snap_meta_add_revert_overlay(snap_meta *m, const char *path)
+{
+    for (size_t i = 0; i < m->n_revert_overlays; i++)
+        if (!strcmp(m->revert_overlays[i], path))
+            return;
+    m->revert_overlays = snap_xrealloc(
+        m->revert_overlays, (m->n_revert_overlays + 1) * sizeof *m->revert_overlays);
+    m->revert_overlays[m->n_revert_overlays++] = snap_xstrdup(path);
 }
 
 void snap_meta_add_excluded(snap_meta *m, const char *vdev)
@@ -390,6 +403,13 @@ char *snap_meta_to_json(const snap_meta *m)
     } else {
         snap_json_null(g);
     }
+    if (m->n_revert_overlays) {
+        snap_json_key(g, "revert_overlays");
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < m->n_revert_overlays; i++)
+            snap_json_str(g, m->revert_overlays[i]);
+        yajl_gen_array_close(g);
+    }
     snap_json_key(g, "config");
     snap_json_tree(g, m->config);
     yajl_gen_map_close(g);
@@ -531,6 +551,19 @@ static int parse_disks(const snap_meta_reader *r, yajl_val root, snap_meta *m)
             return snap_meta_field_err(r, key, "expected a string");
         }
         snap_meta_add_excluded(m, e->u.string);
+    }
+    /* Optional: records written before it existed have none. */
+    yajl_val ro = snap_json_get(root, "revert_overlays");
+    if (ro && !YAJL_IS_ARRAY(ro))
+        return snap_meta_field_err(r, "revert_overlays", "expected an array");
+    for (size_t i = 0; ro && i < ro->u.array.len; i++) {
+        yajl_val e = ro->u.array.values[i];
+        if (!YAJL_IS_STRING(e) || !*e->u.string) {
+            char key[64];
+            snprintf(key, sizeof key, "revert_overlays[%zu]", i);
+            return snap_meta_field_err(r, key, "expected a path");
+        }
+        snap_meta_add_revert_overlay(m, e->u.string);
     }
     return 0;
 }

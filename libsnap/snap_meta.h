@@ -119,6 +119,12 @@ typedef struct snap_meta {
     char *memory_path;
     uint64_t memory_size;
     yajl_val config; /* libxl-json domain config, owned (yajl_tree_free); NULL: none */
+    /* Overlays external reverts to this snapshot created on its images (the
+     * domain's active one, or states later reverts left behind), so that
+     * info shows them and delete cleans them up. Optional in the record
+     * ("revert_overlays", absent when empty). */
+    char **revert_overlays;
+    size_t n_revert_overlays;
 } snap_meta;
 
 void snap_meta_init(snap_meta *m);
@@ -126,6 +132,8 @@ void snap_meta_dispose(snap_meta *m);
 /* Appends a zeroed disk and returns it (valid until the next append). */
 snap_meta_disk *snap_meta_add_disk(snap_meta *m);
 void snap_meta_add_excluded(snap_meta *m, const char *vdev);
+/* Records a revert overlay (once). */
+void snap_meta_add_revert_overlay(snap_meta *m, const char *path);
 /* Replaces the embedded config with the parsed JSON text (NULL: none). */
 int snap_meta_set_config_text(snap_meta *m, const char *json, snap_err *err);
 /* Sets the creation time to now. */

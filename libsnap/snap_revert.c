@@ -214,6 +214,26 @@ static int switch_disks(snap_ctx *ctx, snap_session *s, const revert_plan *rp,
     return rc;
 }
 
+int snap_revert_record_overlays(snap_meta_store *st, const snap_journal *j, snap_err *err)
+{
+    snap_meta m;
+    bool any = false;
+    for (size_t i = 0; i < j->n_disks; i++)
+        any = any || j->disks[i].overlay_created;
+    if (!any)
+        return 0;
+    int rc = snap_meta_load(st, j->snapshot, &m, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < j->n_disks; i++)
+        if (j->disks[i].overlay_created)
+            snap_meta_add_revert_overlay(&m, j->disks[i].overlay_created);
+    rc = snap_meta_save(st, &m, false, err);
+    snap_meta_dispose(&m);
+    return rc ? snap_err_context(err, "recording the new overlays in '%s'", j->snapshot)
+              : 0;
+}
+
 /*
  * Test hook, for tests/guest/test_revert*.c only: XLSNAP_TEST_PAUSE_IN_REVERT=<ms>
  * waits after the domain is stopped (and journaled so) before the disks are
@@ -261,6 +281,8 @@ static int revert_journaled(snap_ctx *ctx, snap_session *s, const revert_plan *r
     }
     free(config);
     if (!rc)
+        rc = snap_revert_record_overlays(&s->st, j, err);
+    if (!rc)
         rc = snap_meta_set_current(&s->st, rp->m.name, err);
     if (!rc)
         rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_METADATA_DONE, err);
@@ -286,8 +308,11 @@ static void revert_failed(snap_ctx *ctx, snap_session *s, const revert_plan *rp,
     snap_domain_ref now;
     if (ctx->ops->lookup(ctx, ref.name, &now, &rerr) == 0 &&
         now.state != SNAP_DOMAIN_SHUTOFF) { /* the rollback restarted it */
-        snap_err_context(err, "domain %s restarted %s on its disks as they were",
-                         ref.name, snap_domain_state_name(now.state));
+        if (now.state == SNAP_DOMAIN_RUNNING)
+            snap_err_context(err, "domain %s booted afresh on its disks as they were",
+                             ref.name);
+        else
+            snap_err_context(err, "domain %s left paused and not booted", ref.name);
         return;
     }
     if (ctx->ops->start(ctx, &ref, s->dom.config, NULL, true, &rerr))

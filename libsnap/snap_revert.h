@@ -17,6 +17,13 @@ int snap_rollback_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
                          snap_err *err);
 
 /*
+ * Adds the overlays the revert in j created to the reverted-to snapshot's
+ * record (revert_overlays), so that no revert leaves an unrecorded image.
+ */
+int snap_revert_record_overlays(snap_meta_store *st, const snap_journal *j,
+                                snap_err *err);
+
+/*
  * Finishes a delete a dead xlsnap left journaled: every step of a delete is
  * re-runnable, so recovery completes the metadata side (children
  * reparented, record removed) once the storage step is done, and else just

@@ -240,7 +240,9 @@ int snap_rollback_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
     if (j->phase >= SNAP_PHASE_DOMAIN_STARTED || started) {
         snap_log(ctx->lg, XTL_INFO, "finishing the revert of domain %s to '%s'",
                  s->dom.ref.name, j->snapshot);
-        rc = snap_meta_set_current(&s->st, j->snapshot, err);
+        rc = snap_revert_record_overlays(&s->st, j, err);
+        if (!rc)
+            rc = snap_meta_set_current(&s->st, j->snapshot, err);
         return rc ? rc : snap_journal_finish(&s->st, err);
     }
     snap_log(ctx->lg, XTL_INFO, "rolling back the revert of domain %s to '%s'",

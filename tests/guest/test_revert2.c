@@ -6,7 +6,11 @@
  *    state, and the next xlsnap command rolls the revert back and starts the
  *    domain again as it was (running, on its disks as they were: the new
  *    overlay gone, xenstore unchanged, current unchanged); a revert after
- *    that completes.
+ *    that completes;
+ *  - the overlays external reverts create are recorded in the reverted-to
+ *    snapshot (revert_overlays, shown by snapshot-info --json); deleting
+ *    that snapshot removes the ones nothing uses any more (listed by -N),
+ *    never the domain's active image.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -234,12 +238,84 @@ static void test_revert_after_recovery(void)
     CHECK_GUEST_READS("A");
 }
 
+static void revert_to(const char *name)
+{
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-revert", "--force", g.name, name, NULL);
+    CHECK_INT(r.rc, 0);
+    if (r.rc)
+        th_note("%s", th_cmd_describe(&r));
+    th_cmd_free(&r);
+    adopt_new_qemu();
+}
+
+/* The files of the disk dir whose names match pattern, one a line. */
+static char *disk_files(const char *pattern)
+{
+    char *out = NULL;
+    th_runl(&out, NULL, "find", g.disk_dir, "-name", pattern, (char *)NULL);
+    return out ? out : strdup("");
+}
+
+static void test_revert_overlays_recorded(void)
+{
+    if (!guest_up())
+        return;
+    revert_to("e1"); /* data.e1.r1 (the previous revert's) is left behind */
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-info", "--json", g.name, "e1", NULL);
+    CHECK_CONTAINS(r.out, "\"revert_overlays\"");
+    CHECK_CONTAINS(r.out, "data.e1.r1.qcow2");
+    CHECK_CONTAINS(r.out, "data.e1.r2.qcow2");
+    th_cmd_free(&r);
+    REQUIRE(th_xlsim_wait_agent(&g, BOOT_TIMEOUT_MS));
+    create("-e", "f1");
+    revert_to("f1");
+    revert_to("f1"); /* f1's first revert overlay is stale now */
+    revert_to("e1"); /* and so is the second: the domain is on data.e1.r3 */
+    char *f1_overlays = disk_files("data.*f1.r*.qcow2");
+    CHECK(strchr(f1_overlays, '\n') &&
+          strchr(f1_overlays, '\n') != strrchr(f1_overlays, '\n'));
+    th_xlsnap(&r, "-N", "snapshot-delete", g.name, "f1", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "\"remove_revert_overlays\"");
+    CHECK_CONTAINS(r.out, "f1.r1.qcow2");
+    CHECK_CONTAINS(r.out, "f1.r2.qcow2");
+    th_cmd_free(&r);
+    th_xlsnap(&r, "snapshot-delete", g.name, "f1", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.err, "left by an earlier revert to 'f1'");
+    if (r.rc)
+        th_note("%s", th_cmd_describe(&r));
+    th_cmd_free(&r);
+    char *left = disk_files("data.*f1*.qcow2");
+    CHECK_STR(left, "");
+    free(left);
+    free(f1_overlays);
+    /* e1's own: r1 and r2 are stale, r3 is the domain's active image. */
+    th_xlsnap(&r, "-N", "snapshot-delete", g.name, "e1", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "data.e1.r1.qcow2");
+    CHECK_CONTAINS(r.out, "data.e1.r2.qcow2");
+    const char *rm = r.out ? strstr(r.out, "\"remove_revert_overlays\"") : NULL;
+    CHECK(rm && !strstr(rm, "data.e1.r3.qcow2"));
+    th_cmd_free(&r);
+    char path[4300];
+    snprintf(path, sizeof path, "%s/data.e1.r2.qcow2", g.disk_dir);
+    char *out = NULL;
+    CHECK_INT(th_runl(&out, NULL, "qemu-img", "check", "-U", path, (char *)NULL), 0);
+    free(out);
+    REQUIRE(th_xlsim_wait_agent(&g, BOOT_TIMEOUT_MS));
+    CHECK_GUEST_READS("A");
+}
+
 int main(void)
 {
     TH_RUN(test_boot);
     TH_RUN(test_dry_run);
     TH_RUN(test_killed_mid_revert);
     TH_RUN(test_revert_after_recovery);
+    TH_RUN(test_revert_overlays_recorded);
     if (g_up)
         th_xlsim_destroy(&g);
     return th_finish();
