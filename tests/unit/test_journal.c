@@ -230,6 +230,38 @@ static pid_t locking_child(const char *tag, const char *uuid, int *ready_fd, int
     return pid;
 }
 
+/*
+ * domain_state and a disk's merging flag (added after version 1 shipped):
+ * they round-trip, a journal without them still reads (NULL / false), a
+ * wrong type is rejected naming the field.
+ */
+static void test_optional_fields(void)
+{
+    snap_journal j, k;
+    snap_err err;
+    fill_journal(&j);
+    char *old = snap_journal_to_json(&j);
+    CHECK(!strstr(old, "domain_state") && !strstr(old, "merging"));
+    j.domain_state = strdup("paused");
+    j.disks[1].merging = true;
+    char *text = snap_journal_to_json(&j);
+    CHECK_INT(snap_journal_from_json(&k, text, "new", &err), 0);
+    CHECK_STR(k.domain_state, "paused");
+    CHECK(!k.disks[0].merging && k.disks[1].merging);
+    snap_journal_dispose(&k);
+    CHECK_INT(snap_journal_from_json(&k, old, "old", &err), 0);
+    CHECK(k.domain_state == NULL && !k.disks[1].merging);
+    snap_journal_dispose(&k);
+    char *m = strstr(text, "\"merging\": true");
+    REQUIRE(m);
+    memcpy(m, "\"merging\": 1   ", 15);
+    CHECK(snap_journal_from_json(&k, text, "bad", &err) != 0);
+    CHECK_CONTAINS(err.msg, "disks[1].merging");
+    free(text);
+    free(old);
+    snap_journal_dispose(&j);
+}
+
 static void test_lock_contention(void)
 {
     snap_meta_store st, st2;
@@ -328,6 +360,7 @@ int main(void)
     TH_RUN(test_lifecycle_and_every_field);
     TH_RUN(test_dead_owner_detected);
     TH_RUN(test_damaged_journal_is_reported);
+    TH_RUN(test_optional_fields);
     TH_RUN(test_lock_contention);
     TH_RUN(test_lock_dies_with_holder);
     return th_finish();
