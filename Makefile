@@ -69,7 +69,7 @@ obj_of = $(patsubst %.c,$(BUILD)/%.o,$($(1)_SRCS))
 PROGRAM_BINS := $(PROGRAMS:%=$(BUILD)/%)
 TEST_BINS    := $(UNIT_TESTS:%=$(BUILD)/tests/%) $(GUEST_TESTS:%=$(BUILD)/tests/%)
 
-.PHONY: all check check-unit check-asan demo bench fuzz install clean deps format lint
+.PHONY: all check check-unit demo bench fuzz install clean deps format check-valgrind check-valgrind-guest check-xen
 
 all: $(LIBSNAP_A) $(LIBSNAP_SO) $(PROGRAM_BINS) $(TEST_BINS)
 
