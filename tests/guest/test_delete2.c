@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -109,12 +110,14 @@ static char *snapshot_table(const char *image)
 /*
  * Listens on the domain's QMP socket path (QEMU's own socket renamed aside)
  * and relays each connection; the first time a client sends block-commit it
- * forwards it, lets QEMU start the job, then closes both ends.
+ * forwards it, lets QEMU start the job, then closes both ends (kill_qemu:
+ * SIGKILLs QEMU instead, a device model dying mid-commit).
  */
 typedef struct qmp_proxy {
     char path[4200], real[4300];
     int listen_fd;
     pthread_t thread;
+    bool kill_qemu;
     bool dropped;
 } qmp_proxy;
 
@@ -157,6 +160,8 @@ static void relay(qmp_proxy *p, int client)
             break;
         if (from == 0 && !p->dropped && strstr(buf, "\"block-commit\"")) {
             usleep(300000); /* QEMU starts the job; the reply is never delivered */
+            if (p->kill_qemu)
+                kill(g.vm.pid, SIGKILL);
             p->dropped = true;
             break;
         }
@@ -180,9 +185,10 @@ static void *proxy_main(void *opaque)
     }
 }
 
-static bool proxy_start(qmp_proxy *p)
+static bool proxy_start(qmp_proxy *p, bool kill_qemu)
 {
     memset(p, 0, sizeof *p);
+    p->kill_qemu = kill_qemu;
     snprintf(p->path, sizeof p->path, "%s", g.vm.qmp_path);
     snprintf(p->real, sizeof p->real, "%s.real", p->path);
     if (rename(p->path, p->real) != 0)
@@ -227,7 +233,7 @@ static void test_qmp_drop_during_commit(void)
     create("-e", "d1");
     REQUIRE(write_disk("B"));
     qmp_proxy p;
-    REQUIRE(proxy_start(&p));
+    REQUIRE(proxy_start(&p, false));
     th_cmd r;
     th_xlsnap(&r, "snapshot-delete", g.name, "d1", NULL);
     proxy_stop(&p);
@@ -349,6 +355,89 @@ static void test_children(void)
     CHECK_GUEST_READS("B");
 }
 
+/* A process that exists and is not a zombie (PID 1 here does not reap). */
+static bool qemu_alive(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    char *st = th_read_file(path);
+    char *p = st ? strrchr(st, ')') : NULL;
+    bool alive = p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
+    free(st);
+    return alive;
+}
+
+/* qemu-img check of an image no QEMU holds: no corruption (leaks: exit 3). */
+static void check_offline(const char *image)
+{
+    char *out = NULL;
+    int rc = th_runl(&out, NULL, "qemu-img", "check", image, (char *)NULL);
+    if (rc != 0 && rc != 3)
+        th_fail_at(__FILE__, __LINE__, "qemu-img check %s: %d: %s", image, rc,
+                   out ? out : "");
+    free(out);
+}
+
+/*
+ * QEMU dies right after block-commit is sent: the domain is shut off, the
+ * merge journaled; the next command finishes it offline (qemu-img commit,
+ * xenstore back on the base) and the domain boots on the merged base with
+ * everything the guest wrote.
+ */
+static void test_qemu_killed_during_commit(void)
+{
+    if (!guest_up())
+        return;
+    REQUIRE(write_disk("C"));
+    create("-e", "k1");
+    REQUIRE(write_disk("D"));
+    qmp_proxy p;
+    REQUIRE(proxy_start(&p, true));
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-delete", g.name, "k1", NULL);
+    proxy_stop(&p);
+    CHECK(p.dropped);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS(r.err, "the next xlsnap command on domain dl2 finishes it");
+    th_note("delete with QEMU killed: %s", r.err ? r.err : "");
+    th_cmd_free(&r);
+    for (int i = 0; i < 50 && qemu_alive(g.vm.pid); i++)
+        usleep(100000);
+    CHECK(!qemu_alive(g.vm.pid));
+    th_xlsnap(&r, "-N", "snapshot-create", g.name, "probe", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.err, "finishing the interrupted merge of 'k1'");
+    if (r.rc)
+        th_note("%s", th_cmd_describe(&r));
+    th_cmd_free(&r);
+    char *j = journal_text();
+    CHECK_STR(j, "");
+    free(j);
+    CHECK(access(disk_file("data.k1.qcow2"), F_OK) != 0);
+    CHECK(access(disk_file("root.k1.qcow2"), F_OK) != 0);
+    char *params = th_xlsim_backend(&g, "xvdb", "params");
+    char want[4300];
+    snprintf(want, sizeof want, "qcow2:%s", disk_file("data.qcow2"));
+    CHECK_STR(params, want);
+    free(params);
+    check_offline(disk_file("data.qcow2"));
+    check_offline(disk_file("root.qcow2"));
+    char domid[16];
+    snprintf(domid, sizeof domid, "%u", g.domid);
+    CHECK_INT(
+        th_runl(NULL, NULL, th_build_path("xlsim"), "relaunch", domid, (char *)NULL), 0);
+    char path[96];
+    snprintf(path, sizeof path, "/local/domain/%u/image/device-model-pid", g.domid);
+    char *pid_s = th_xs_read(path);
+    if (pid_s) {
+        g.vm.pid = (pid_t)strtol(pid_s, NULL, 10);
+        th_adopt(g.vm.pid);
+    }
+    free(pid_s);
+    REQUIRE(th_xlsim_wait_agent(&g, BOOT_TIMEOUT_MS));
+    CHECK_GUEST_READS("D");
+}
+
 int main(void)
 {
     TH_RUN(test_boot);
@@ -356,6 +445,7 @@ int main(void)
     TH_RUN(test_children_dry_run);
     TH_RUN(test_children_only);
     TH_RUN(test_children);
+    TH_RUN(test_qemu_killed_during_commit);
     if (g_up)
         th_xlsim_destroy(&g);
     return th_finish();

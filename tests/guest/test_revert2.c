@@ -309,6 +309,40 @@ static void test_revert_overlays_recorded(void)
     CHECK_GUEST_READS("A");
 }
 
+/* A paused domain whose revert died is started again paused. */
+static void test_killed_mid_revert_paused(void)
+{
+    if (!guest_up())
+        return;
+    REQUIRE(th_xlsim_pause(&g, true));
+    char log[4200];
+    snprintf(log, sizeof log, "%s/revert-held-paused.log", th_tmpdir());
+    pid_t pid = revert_held(log);
+    REQUIRE(pid > 0);
+    kill(pid, SIGKILL);
+    th_wait(pid, 10000);
+    CHECK(!qemu_alive(g.vm.pid));
+    char *j = journal_text();
+    CHECK_CONTAINS(j, "\"domain_state\": \"paused\"");
+    free(j);
+    th_cmd r;
+    th_xlsnap(&r, "-N", "snapshot-create", g.name, "probe", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.err, "was paused before the interrupted revert: starting it paused");
+    th_cmd_free(&r);
+    adopt_new_qemu();
+    CHECK(qemu_alive(g.vm.pid));
+    char *list = xlsim_list();
+    CHECK_CONTAINS(list, "--p---");
+    free(list);
+    j = journal_text();
+    CHECK_STR(j, "");
+    free(j);
+    REQUIRE(th_xlsim_pause(&g, false));
+    REQUIRE(th_xlsim_wait_agent(&g, BOOT_TIMEOUT_MS));
+    CHECK_GUEST_READS("A");
+}
+
 int main(void)
 {
     TH_RUN(test_boot);
@@ -316,6 +350,7 @@ int main(void)
     TH_RUN(test_killed_mid_revert);
     TH_RUN(test_revert_after_recovery);
     TH_RUN(test_revert_overlays_recorded);
+    TH_RUN(test_killed_mid_revert_paused);
     if (g_up)
         th_xlsim_destroy(&g);
     return th_finish();
