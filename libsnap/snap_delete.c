@@ -164,23 +164,12 @@ static void drop_stale(image_set *users, const image_set *stale)
 
 /* ------------------------------------------------------------ internal */
 
-static const snap_qmp_disk *disk_with_file(const snap_qmp_disks *qd, const char *file,
-                                           size_t *depth)
-{
-    for (size_t i = 0; i < qd->n; i++)
-        for (size_t k = 0; k < qd->disk[i].chain_len; k++)
-            if (!strcmp(qd->disk[i].chain[k].file, file)) {
-                *depth = k;
-                return &qd->disk[i];
-            }
-    return NULL;
-}
-
 static int delete_internal(snap_qmp *qmp, const snap_qmp_disks *qd,
                            const snap_meta_disk *md, snap_err *err)
 {
     size_t depth = 0;
-    const snap_qmp_disk *q = qmp ? disk_with_file(qd, md->base_path, &depth) : NULL;
+    const snap_qmp_disk *q =
+        qmp ? snap_qmp_disks_find_file(qd, md->base_path, &depth) : NULL;
     if (q && depth != 0)
         return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
                             "disk %s: %s is a read-only backing file of the running "
@@ -355,7 +344,7 @@ static int merge(const ext_ctx *x, const snap_meta_disk *md, const image_set *us
         return rc;
     size_t depth = 0;
     const snap_qmp_disk *q =
-        x->qmp ? disk_with_file(x->qd, md->overlay_path, &depth) : NULL;
+        x->qmp ? snap_qmp_disks_find_file(x->qd, md->overlay_path, &depth) : NULL;
     rc = mark_merging(x, md->vdev, err);
     if (!rc)
         rc = q ? merge_live(x, q, depth, md, err)
@@ -482,12 +471,17 @@ static int delete_one(snap_ctx *ctx, snap_session *s, const char *name, bool met
     bool merging = false;
     for (size_t i = 0; i < j.n_disks; i++)
         merging = merging || j.disks[i].merging;
-    if (rc && merging) /* the base changed: only finishing the merge is consistent */
-        snap_err_context(err,
-                         "the merge was interrupted and stays journaled; the next "
-                         "xlsnap command on domain %s finishes it",
-                         s->dom.ref.name);
-    else if (!rc || j.owner_pid) {
+    if (rc && merging) { /* the base changed: only finishing the merge is consistent */
+        snap_domain_ref now;
+        snap_err lerr;
+        bool known = ctx->ops->lookup(ctx, s->dom.ref.name, &now, &lerr) == 0;
+        snap_err_context(
+            err,
+            "the merge was interrupted and stays journaled (domain %s %s%s); "
+            "the next xlsnap command on it finishes the merge",
+            s->dom.ref.name, known ? "is " : "",
+            known ? snap_domain_state_name(now.state) : lerr.msg);
+    } else if (!rc || j.owner_pid) {
         snap_err ferr;
         int frc = snap_journal_finish(&s->st, &ferr);
         if (frc && !rc)

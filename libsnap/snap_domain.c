@@ -102,10 +102,11 @@ static const char *qemu_driver(const char *format)
  */
 static const snap_qmp_disk *match_qmp_disk(const snap_qmp_disks *qd, const snap_vdisk *d)
 {
-    for (size_t i = 0; i < qd->n; i++)
-        if (qd->disk[i].chain_len && d->xs->path &&
-            !strcmp(qd->disk[i].chain[0].file, d->xs->path))
-            return &qd->disk[i];
+    size_t depth;
+    const snap_qmp_disk *q =
+        d->xs->path ? snap_qmp_disks_find_file(qd, d->xs->path, &depth) : NULL;
+    if (q && depth == 0)
+        return q;
     char node[300];
     snprintf(node, sizeof node, "%s-%s", d->xs->vdev, qemu_driver(d->xs->format));
     return snap_qmp_disks_find(qd, node);

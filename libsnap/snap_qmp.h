@@ -169,6 +169,12 @@ void snap_qmp_disks_free(snap_qmp_disks *disks);
  * /machine/peripheral/xvda/...), or a node-name of its chain. NULL if none.
  */
 const snap_qmp_disk *snap_qmp_disks_find(const snap_qmp_disks *disks, const char *name);
+/*
+ * The disk whose backing chain holds the image file (at any depth: *depth 0
+ * is the active image), or NULL.
+ */
+const snap_qmp_disk *snap_qmp_disks_find_file(const snap_qmp_disks *disks,
+                                              const char *file, size_t *depth);
 /* What QMP block commands accept for this disk: the drive id, else the root node-name. */
 const char *snap_qmp_disk_target(const snap_qmp_disk *disk);
 /* The snapshot of the disk's active image named name, or NULL. */

@@ -183,6 +183,18 @@ const snap_qmp_disk *snap_qmp_disks_find(const snap_qmp_disks *disks, const char
     return NULL;
 }
 
+const snap_qmp_disk *snap_qmp_disks_find_file(const snap_qmp_disks *disks,
+                                              const char *file, size_t *depth)
+{
+    for (size_t i = 0; i < disks->n; i++)
+        for (size_t k = 0; k < disks->disk[i].chain_len; k++)
+            if (!strcmp(disks->disk[i].chain[k].file, file)) {
+                *depth = k;
+                return &disks->disk[i];
+            }
+    return NULL;
+}
+
 const char *snap_qmp_disk_target(const snap_qmp_disk *d)
 {
     return d->device[0] ? d->device : d->node_name;

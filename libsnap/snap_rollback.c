@@ -24,19 +24,6 @@
 
 #define COMMIT_TIMEOUT_MS 600000
 
-/* The QMP disk whose chain holds file (at any depth), or NULL. */
-static const snap_qmp_disk *disk_with_file(const snap_qmp_disks *qd, const char *file,
-                                           size_t *depth)
-{
-    for (size_t i = 0; i < qd->n; i++)
-        for (size_t k = 0; k < qd->disk[i].chain_len; k++)
-            if (!strcmp(qd->disk[i].chain[k].file, file)) {
-                *depth = k;
-                return &qd->disk[i];
-            }
-    return NULL;
-}
-
 /*
  * The journal names each overlay before it exists, so a file found there is
  * removed only if it is what this operation made: a qcow2 whose backing file
@@ -81,7 +68,7 @@ static int undo_overlay_qmp(snap_qmp *qmp, const snap_qmp_disks *qd,
                             const snap_journal_disk *jd, snap_err *err)
 {
     size_t depth;
-    const snap_qmp_disk *q = disk_with_file(qd, jd->overlay_created, &depth);
+    const snap_qmp_disk *q = snap_qmp_disks_find_file(qd, jd->overlay_created, &depth);
     if (q && depth != 0)
         return snap_err_set(
             err, SNAP_ERROR_BUSY,
@@ -109,7 +96,7 @@ static int undo_internal_qmp(snap_qmp *qmp, const snap_qmp_disks *qd,
                              const snap_journal_disk *jd, snap_err *err)
 {
     size_t depth;
-    const snap_qmp_disk *q = disk_with_file(qd, jd->image, &depth);
+    const snap_qmp_disk *q = snap_qmp_disks_find_file(qd, jd->image, &depth);
     if (!q || depth != 0 || !snap_qmp_disk_find_snapshot(q, jd->internal_created))
         return 0; /* never made, or already deleted */
     int rc = snap_qmp_delete_internal(qmp, snap_qmp_disk_target(q), jd->internal_created,
