@@ -479,7 +479,7 @@ static int delete_one(snap_ctx *ctx, snap_session *s, const char *name, bool met
             err,
             "the merge was interrupted and stays journaled (domain %s %s%s); "
             "the next xlsnap command on it finishes the merge",
-            s->dom.ref.name, known ? "is " : "",
+            s->dom.ref.name, known ? "is " : "state unknown: ",
             known ? snap_domain_state_name(now.state) : lerr.msg);
     } else if (!rc || j.owner_pid) {
         snap_err ferr;
