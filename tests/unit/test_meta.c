@@ -237,6 +237,48 @@ static void test_roundtrip_every_field(void)
     snap_meta_store_close(&st);
 }
 
+/*
+ * revert_overlays (added after version 1 shipped): round-trips once each,
+ * is left out when empty (old records read and write the same), and a
+ * wrong type is rejected naming the field.
+ */
+static void test_revert_overlays(void)
+{
+    snap_meta_store st;
+    REQUIRE(open_store(&st, new_statedir("revert-overlays")) == 0);
+    snap_meta a, b;
+    snap_err err;
+    fill_meta(&a, "s1", "s0");
+    char *old = snap_meta_to_json(&a);
+    CHECK(!strstr(old, "revert_overlays"));
+    snap_meta_add_revert_overlay(&a, "/img/a.s1.r1.qcow2");
+    snap_meta_add_revert_overlay(&a, "/img/a.s1.r2.qcow2");
+    snap_meta_add_revert_overlay(&a, "/img/a.s1.r1.qcow2");
+    CHECK_INT((int)a.n_revert_overlays, 2);
+    CHECK_INT(snap_meta_save(&st, &a, true, &err), 0);
+    REQUIRE(snap_meta_load(&st, "s1", &b, &err) == 0);
+    REQUIRE(b.n_revert_overlays == 2);
+    CHECK_STR(b.revert_overlays[0], "/img/a.s1.r1.qcow2");
+    CHECK_STR(b.revert_overlays[1], "/img/a.s1.r2.qcow2");
+    snap_meta_dispose(&b);
+    snap_meta_dispose(&a);
+    REQUIRE(snap_meta_from_json(&b, old, "old", &err) == 0);
+    CHECK_INT((int)b.n_revert_overlays, 0);
+    snap_meta_dispose(&b);
+    char *bad = strdup(old);
+    char *cfg = strstr(bad, "\"config\"");
+    REQUIRE(cfg);
+    size_t n = strlen(old) + 64;
+    char *t = malloc(n);
+    snprintf(t, n, "%.*s\"revert_overlays\": [5], %s", (int)(cfg - bad), bad, cfg);
+    CHECK(snap_meta_from_json(&b, t, "bad", &err) != 0);
+    CHECK_CONTAINS(err.msg, "revert_overlays[0]");
+    free(t);
+    free(bad);
+    free(old);
+    snap_meta_store_close(&st);
+}
+
 static void check_mode(const char *path, mode_t want)
 {
     struct stat sb;
@@ -752,6 +794,7 @@ int main(void)
     TH_RUN(test_names);
     TH_RUN(test_default_name_is_time_and_unique);
     TH_RUN(test_roundtrip_every_field);
+    TH_RUN(test_revert_overlays);
     TH_RUN(test_permissions);
     TH_RUN(test_strict_rejection);
     TH_RUN(test_atomic_writes_and_stale_temps);
