@@ -203,8 +203,13 @@ typedef struct snap_revert_params {
 } snap_revert_params;
 
 void snap_revert_params_init(snap_revert_params *params);
+/*
+ * Reverts domain to snapshot name. With params->dry_run nothing changes and
+ * *plan_out (if not NULL) receives the plan as JSON (malloc'd), as for
+ * snap_create.
+ */
 int snap_revert(snap_ctx *ctx, const char *domain, const char *name,
-                const snap_revert_params *params);
+                const snap_revert_params *params, char **plan_out);
 
 typedef enum snap_delete_scope {
     SNAP_DELETE_ONE = 0,       /* the snapshot; its children are reparented */
@@ -219,8 +224,9 @@ typedef struct snap_delete_params {
 } snap_delete_params;
 
 void snap_delete_params_init(snap_delete_params *params);
+/* Deletes snapshot name (see snap_delete_scope); plan_out as for snap_revert. */
 int snap_delete(snap_ctx *ctx, const char *domain, const char *name,
-                const snap_delete_params *params);
+                const snap_delete_params *params, char **plan_out);
 
 #ifdef __cplusplus
 }

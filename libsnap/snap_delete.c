@@ -659,13 +659,7 @@ static char *delete_plan_json(snap_session *s, const char *name,
 }
 
 int snap_delete(snap_ctx *ctx, const char *domain, const char *name,
-                const snap_delete_params *p)
-{
-    return snap_delete_plan(ctx, domain, name, p, NULL);
-}
-
-int snap_delete_plan(snap_ctx *ctx, const char *domain, const char *name,
-                     const snap_delete_params *p, char **plan_out)
+                const snap_delete_params *p, char **plan_out)
 {
     snap_session s;
     snap_err *err = &ctx->err;

@@ -407,8 +407,8 @@ static int revert_in_session(snap_ctx *ctx, snap_session *s, const char *name,
     return rc;
 }
 
-int snap_revert_plan(snap_ctx *ctx, const char *domain, const char *name,
-                     const snap_revert_params *p, char **plan_out)
+int snap_revert(snap_ctx *ctx, const char *domain, const char *name,
+                const snap_revert_params *p, char **plan_out)
 {
     snap_session s;
     snap_err *err = &ctx->err;
@@ -420,10 +420,4 @@ int snap_revert_plan(snap_ctx *ctx, const char *domain, const char *name,
         rc = revert_in_session(ctx, &s, name, p, plan_out, err);
     snap_session_close(&s);
     return rc ? snap_ctx_fail(ctx, err) : 0;
-}
-
-int snap_revert(snap_ctx *ctx, const char *domain, const char *name,
-                const snap_revert_params *p)
-{
-    return snap_revert_plan(ctx, domain, name, p, NULL);
 }

@@ -32,15 +32,4 @@ int snap_revert_record_overlays(snap_meta_store *st, const snap_journal *j,
 int snap_recover_delete(snap_ctx *ctx, snap_session *s, const snap_journal *j,
                         snap_err *err);
 
-/*
- * snap_revert / snap_delete that also give the plan: with params->dry_run,
- * nothing changes and *plan_out (if not NULL) receives the plan as JSON
- * (malloc'd), like snap_create's plan_out. For xlsnap -N until libsnap.h
- * carries them (the CLI links libsnap statically).
- */
-int snap_revert_plan(snap_ctx *ctx, const char *domain, const char *name,
-                     const snap_revert_params *params, char **plan_out);
-int snap_delete_plan(snap_ctx *ctx, const char *domain, const char *name,
-                     const snap_delete_params *params, char **plan_out);
-
 #endif

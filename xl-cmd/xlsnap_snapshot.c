@@ -12,8 +12,6 @@
 #include <unistd.h>
 
 #include "xlsnap.h"
-/* snap_revert_plan/snap_delete_plan: libsnap-internal until libsnap.h has them. */
-#include "snap_revert.h"
 #include "xlsnap_output.h"
 
 /* Parses a non-negative integer option or exits 2 with a usage error. */
@@ -274,7 +272,7 @@ int main_snapshot_revert(int argc, char **argv)
     p.dry_run = dryrun_only;
     p.progress = print_progress;
     char *plan = NULL;
-    int rc = snap_revert_plan(xlsnap_ctx(), argv[optind], argv[optind + 1], &p, &plan);
+    int rc = snap_revert(xlsnap_ctx(), argv[optind], argv[optind + 1], &p, &plan);
     if (rc)
         return report_failure("snapshot-revert", rc);
     if (plan)
@@ -308,7 +306,7 @@ int main_snapshot_delete(int argc, char **argv)
     }
     p.dry_run = dryrun_only;
     char *plan = NULL;
-    int rc = snap_delete_plan(xlsnap_ctx(), argv[optind], argv[optind + 1], &p, &plan);
+    int rc = snap_delete(xlsnap_ctx(), argv[optind], argv[optind + 1], &p, &plan);
     if (rc)
         return report_failure("snapshot-delete", rc);
     if (plan)
