@@ -5,6 +5,9 @@
  * handling) alive inside the caller's process.
  */
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +18,7 @@
 
 #include <libxl.h>
 #include <libxl_utils.h>
+#include <xenstore.h>
 
 #include "snap_domcfg.h"
 #include "snap_internal.h"
@@ -84,14 +88,59 @@ static int libxl_set_paused(snap_ctx *ctx, const snap_domain_ref *dom, bool paus
     return 0;
 }
 
-static int libxl_pause(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
+/* shutdown reason "suspend": the guest suspended itself (libxl_domain_suspend_only). */
+static int libxl_is_suspended(libxl_ctx *lctx, uint32_t domid, bool *suspended)
 {
-    return libxl_set_paused(ctx, dom, true, err);
+    libxl_dominfo info;
+    libxl_dominfo_init(&info);
+    int lrc = libxl_domain_info(lctx, &info, domid);
+    *suspended =
+        !lrc && info.shutdown && info.shutdown_reason == LIBXL_SHUTDOWN_REASON_SUSPEND;
+    libxl_dominfo_dispose(&info);
+    return lrc;
 }
 
+/*
+ * pause/unpause serve memory checkpoints only (snap_memory.c): pause, disk
+ * snapshots, save, resume. A paused PV guest cannot answer libxl's suspend
+ * request, and unpausing it for the save would let it write after the disk
+ * snapshots. So on Xen "pause" is the guest's own suspend: it stops issuing
+ * I/O (blkfront replays what was in flight on resume), QEMU still serves QMP
+ * for the disk snapshots, and libxl then saves the suspended domain.
+ */
+static int libxl_pause(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
+{
+    libxl_ctx *lctx;
+    int rc = libxl_open(ctx, &lctx, err);
+    if (rc)
+        return rc;
+    int lrc = libxl_domain_suspend_only(lctx, dom->domid, NULL);
+    libxl_ctx_free(lctx);
+    if (lrc)
+        return snap_err_set(err, SNAP_ERROR_FAIL,
+                            "domain %s did not suspend for the checkpoint "
+                            "(libxl_domain_suspend_only rc=%d)",
+                            dom->name, lrc);
+    return 0;
+}
+
+/* Undoes libxl_pause: a suspended guest resumes where it was (suspend_cancel). */
 static int libxl_unpause(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
 {
-    return libxl_set_paused(ctx, dom, false, err);
+    libxl_ctx *lctx;
+    bool suspended = false;
+    int rc = libxl_open(ctx, &lctx, err);
+    if (rc)
+        return rc;
+    libxl_is_suspended(lctx, dom->domid, &suspended);
+    int lrc = suspended ? libxl_domain_resume(lctx, dom->domid, 1, NULL)
+                        : libxl_domain_unpause(lctx, dom->domid, NULL);
+    libxl_ctx_free(lctx);
+    if (lrc)
+        return snap_err_set(err, SNAP_ERROR_FAIL,
+                            "libxl_domain_%s of domain %s failed (rc=%d)",
+                            suspended ? "resume" : "unpause", dom->name, lrc);
+    return 0;
 }
 
 /* xl's save file header (tools/xl/xl_saverestore.c), so `xl restore` reads ours. */
@@ -156,16 +205,72 @@ static int read_xl_header(int fd, const char *path, snap_err *err)
     return 0;
 }
 
-static int libxl_save_memory(snap_ctx *ctx, const snap_domain_ref *dom, int fd,
-                             snap_progress_fn *progress, void *opaque, snap_err *err)
+/*
+ * libxl_domain_suspend asks the guest to suspend (control/shutdown =
+ * "suspend") and waits for its acknowledgement, which a guest already
+ * suspended by libxl_pause never gives (60 s, then failure). This thread
+ * acknowledges for it, the way the guest would (clearing the node); libxl
+ * then finds the domain suspended and saves it.
+ */
+typedef struct suspend_acker {
+    pthread_t thread;
+    struct xs_handle *xs;
+    char path[64];
+    atomic_bool stop;
+} suspend_acker;
+
+static void *suspend_acker_main(void *opaque)
 {
-    libxl_ctx *lctx;
+    suspend_acker *a = opaque;
+    struct pollfd pfd = {.fd = xs_fileno(a->xs), .events = POLLIN};
+    while (!atomic_load(&a->stop)) {
+        if (poll(&pfd, 1, 100) <= 0)
+            continue;
+        unsigned int n;
+        char **ev = xs_read_watch(a->xs, &n);
+        free(ev);
+        unsigned int len;
+        char *v = xs_read(a->xs, XBT_NULL, a->path, &len);
+        if (v && !strcmp(v, "suspend"))
+            xs_write(a->xs, XBT_NULL, a->path, "", 0);
+        free(v);
+    }
+    return NULL;
+}
+
+static int suspend_acker_start(suspend_acker *a, uint32_t domid, snap_err *err)
+{
+    memset(a, 0, sizeof *a);
+    snprintf(a->path, sizeof a->path, "/local/domain/%u/control/shutdown", domid);
+    a->xs = xs_open(0);
+    if (!a->xs || !xs_watch(a->xs, a->path, "xlsnap-ack")) {
+        int e = errno;
+        if (a->xs)
+            xs_close(a->xs);
+        return snap_err_errno(err, SNAP_ERROR_FAIL, e, "xenstore watch on %s", a->path);
+    }
+    int e = pthread_create(&a->thread, NULL, suspend_acker_main, a);
+    if (e) {
+        xs_close(a->xs);
+        return snap_err_errno(err, SNAP_ERROR_FAIL, e, "thread for %s", a->path);
+    }
+    return 0;
+}
+
+static void suspend_acker_stop(suspend_acker *a)
+{
+    atomic_store(&a->stop, true);
+    pthread_join(a->thread, NULL);
+    xs_unwatch(a->xs, a->path, "xlsnap-ack");
+    xs_close(a->xs);
+}
+
+/* Header (with the domain's config, as `xl save` writes it), then libxl's stream. */
+static int save_domain(libxl_ctx *lctx, const snap_domain_ref *dom, int fd, snap_err *err)
+{
     libxl_domain_config dc;
-    int rc = libxl_open(ctx, &lctx, err);
-    if (rc)
-        return rc;
     libxl_domain_config_init(&dc);
-    int lrc = libxl_retrieve_domain_configuration(lctx, dom->domid, &dc, NULL);
+    int rc = 0, lrc = libxl_retrieve_domain_configuration(lctx, dom->domid, &dc, NULL);
     char *json = lrc ? NULL : libxl_domain_config_to_json(lctx, &dc);
     if (!json)
         rc = snap_err_set(err, SNAP_ERROR_FAIL,
@@ -173,14 +278,40 @@ static int libxl_save_memory(snap_ctx *ctx, const snap_domain_ref *dom, int fd,
                           dom->name, lrc);
     if (!rc)
         rc = write_xl_header(fd, json, err);
-    if (progress && !rc)
-        progress(opaque, "Saving memory", 0, 0);
     if (!rc && (lrc = libxl_domain_suspend(lctx, dom->domid, fd, 0, NULL)) != 0)
         rc = snap_err_set(err, SNAP_ERROR_FAIL,
                           "libxl_domain_suspend of domain %s failed (rc=%d)", dom->name,
                           lrc);
     free(json);
     libxl_domain_config_dispose(&dc);
+    return rc;
+}
+
+/*
+ * A domain suspended by libxl_pause is saved as it is; one paused by its
+ * user (xl pause) must run to answer the suspend request.
+ */
+static int libxl_save_memory(snap_ctx *ctx, const snap_domain_ref *dom, int fd,
+                             snap_progress_fn *progress, void *opaque, snap_err *err)
+{
+    libxl_ctx *lctx;
+    bool suspended = false;
+    suspend_acker acker;
+    int rc = libxl_open(ctx, &lctx, err);
+    if (rc)
+        return rc;
+    libxl_is_suspended(lctx, dom->domid, &suspended);
+    if (suspended)
+        rc = suspend_acker_start(&acker, dom->domid, err);
+    else if (libxl_domain_unpause(lctx, dom->domid, NULL))
+        rc = snap_err_set(err, SNAP_ERROR_FAIL, "cannot unpause domain %s to suspend it",
+                          dom->name);
+    if (progress && !rc)
+        progress(opaque, "Saving memory", 0, 0);
+    if (!rc)
+        rc = save_domain(lctx, dom, fd, err);
+    if (suspended)
+        suspend_acker_stop(&acker);
     libxl_ctx_free(lctx);
     return rc;
 }
@@ -199,7 +330,7 @@ static int libxl_resume_after_save(snap_ctx *ctx, const snap_domain_ref *dom,
         return snap_err_set(err, SNAP_ERROR_FAIL,
                             "libxl_domain_resume of domain %s failed (rc=%d)", dom->name,
                             lrc);
-    return running ? 0 : libxl_pause(ctx, dom, err);
+    return running ? 0 : libxl_set_paused(ctx, dom, true, err);
 }
 
 static int libxl_stop(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
