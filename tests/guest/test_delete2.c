@@ -23,87 +23,9 @@
 #include <unistd.h>
 
 #include "th.h"
-#include "th_xlsim.h"
-
-#define BOOT_TIMEOUT_MS 120000
+#include "th_snaptest.h"
 
 static th_xlsim_dom g;
-static bool g_up;
-
-static bool guest_up(void)
-{
-    if (!g_up)
-        th_skip("the guest did not boot");
-    return g_up;
-}
-
-static const char *disk_file(const char *name)
-{
-    static char buf[4][4200];
-    static int k;
-    k = (k + 1) % 4;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", g.disk_dir, name);
-    return buf[k];
-}
-
-static bool write_disk(const char *text)
-{
-    char script[160];
-    snprintf(script, sizeof script, "echo %s >/mnt/vdb/state.txt && sync", text);
-    return th_xlsim_guest_sh(&g, script, NULL) == 0;
-}
-
-static void check_guest_reads(const char *file, int line, const char *want)
-{
-    char *out = NULL;
-    th_xlsim_guest_sh(
-        &g, "sync; echo 3 >/proc/sys/vm/drop_caches; cat /mnt/vdb/state.txt", &out);
-    if (!out || strncmp(out, want, strlen(want)))
-        th_fail_at(file, line, "guest reads \"%s\", want %s", out ? out : "(nothing)",
-                   want);
-    free(out);
-}
-#define CHECK_GUEST_READS(want) check_guest_reads(__FILE__, __LINE__, want)
-
-static void create(const char *opt, const char *name)
-{
-    th_cmd r;
-    if (opt)
-        th_xlsnap(&r, "snapshot-create", opt, g.name, name, NULL);
-    else
-        th_xlsnap(&r, "snapshot-create", g.name, name, NULL);
-    CHECK_INT(r.rc, 0);
-    if (r.rc)
-        th_note("%s", th_cmd_describe(&r));
-    th_cmd_free(&r);
-}
-
-static void check_no_corruption(const char *image)
-{
-    char *out = NULL;
-    int rc = th_runl(&out, NULL, "qemu-img", "check", "-U", image, (char *)NULL);
-    if (rc != 0 && rc != 3) /* leaks of a live image: see test_revert.c */
-        th_fail_at(__FILE__, __LINE__, "qemu-img check %s: %d: %s", image, rc,
-                   out ? out : "");
-    free(out);
-}
-
-static char *journal_text(void)
-{
-    char *out = NULL;
-    char dir[4200];
-    snprintf(dir, sizeof dir, "%s/snapshots", th_xlsim_statedir());
-    th_runl(&out, NULL, "find", dir, "-name", ".journal.json", "-exec", "cat", "{}", ";",
-            (char *)NULL);
-    return out;
-}
-
-static char *snapshot_table(const char *image)
-{
-    char *out = NULL;
-    th_runl(&out, NULL, "qemu-img", "snapshot", "-l", "-U", image, (char *)NULL);
-    return out ? out : strdup("");
-}
 
 /* ------------------------------------------------------------ QMP proxy */
 
@@ -217,21 +139,16 @@ static void proxy_stop(qmp_proxy *p)
 
 static void test_boot(void)
 {
-    REQUIRE(th_xlsim_init());
-    setenv("XLSNAP_XLSIM", th_build_path("xlsim"), 1);
-    th_xlsim_opts o = {0};
-    REQUIRE(th_xlsim_create(&g, "dl2", &o));
-    REQUIRE(th_xlsim_wait_agent(&g, BOOT_TIMEOUT_MS));
-    g_up = true;
+    th_snap_boot(&g, "dl2");
 }
 
 static void test_qmp_drop_during_commit(void)
 {
-    if (!guest_up())
+    if (!th_snap_guest_up(&g))
         return;
-    REQUIRE(write_disk("A"));
-    create("-e", "d1");
-    REQUIRE(write_disk("B"));
+    REQUIRE(th_snap_write_disk(&g, "A"));
+    SNAP_CREATE(&g, "-e", "d1");
+    REQUIRE(th_snap_write_disk(&g, "B"));
     qmp_proxy p;
     REQUIRE(proxy_start(&p, false));
     th_cmd r;
@@ -247,17 +164,17 @@ static void test_qmp_drop_during_commit(void)
     th_note("delete with a dropped QMP connection: %s", r.err ? r.err : "");
     th_cmd_free(&r);
     /* Consistent: journaled merge, the record still there, the guest running. */
-    char *j = journal_text();
+    char *j = th_snap_journal_text();
     CHECK_CONTAINS(j, "\"merging\": true");
     free(j);
     th_xlsnap(&r, "snapshot-info", g.name, "d1", NULL);
     CHECK_INT(r.rc, 0);
     th_cmd_free(&r);
-    CHECK_GUEST_READS("B");
-    check_no_corruption(disk_file("data.qcow2"));
-    check_no_corruption(disk_file("data.d1.qcow2"));
-    check_no_corruption(disk_file("root.qcow2"));
-    check_no_corruption(disk_file("root.d1.qcow2"));
+    CHECK_GUEST_READS(&g, "B");
+    CHECK_IMAGE_LIVE(th_snap_disk_file(&g, "data.qcow2"));
+    CHECK_IMAGE_LIVE(th_snap_disk_file(&g, "data.d1.qcow2"));
+    CHECK_IMAGE_LIVE(th_snap_disk_file(&g, "root.qcow2"));
+    CHECK_IMAGE_LIVE(th_snap_disk_file(&g, "root.d1.qcow2"));
     /* The next run finishes the merge. */
     th_xlsnap(&r, "-N", "snapshot-create", g.name, "probe", NULL);
     CHECK_INT(r.rc, 0);
@@ -265,31 +182,31 @@ static void test_qmp_drop_during_commit(void)
     if (r.rc)
         th_note("%s", th_cmd_describe(&r));
     th_cmd_free(&r);
-    j = journal_text();
+    j = th_snap_journal_text();
     CHECK_STR(j, "");
     free(j);
     th_xlsnap(&r, "snapshot-info", g.name, "d1", NULL);
     CHECK_INT(r.rc, 1);
     th_cmd_free(&r);
-    CHECK(access(disk_file("data.d1.qcow2"), F_OK) != 0);
-    CHECK(access(disk_file("root.d1.qcow2"), F_OK) != 0);
+    CHECK(access(th_snap_disk_file(&g, "data.d1.qcow2"), F_OK) != 0);
+    CHECK(access(th_snap_disk_file(&g, "root.d1.qcow2"), F_OK) != 0);
     char *params = th_xlsim_backend(&g, "xvdb", "params");
     char want[4300];
-    snprintf(want, sizeof want, "qcow2:%s", disk_file("data.qcow2"));
+    snprintf(want, sizeof want, "qcow2:%s", th_snap_disk_file(&g, "data.qcow2"));
     CHECK_STR(params, want);
     free(params);
-    CHECK_GUEST_READS("B");
-    check_no_corruption(disk_file("data.qcow2"));
-    check_no_corruption(disk_file("root.qcow2"));
+    CHECK_GUEST_READS(&g, "B");
+    CHECK_IMAGE_LIVE(th_snap_disk_file(&g, "data.qcow2"));
+    CHECK_IMAGE_LIVE(th_snap_disk_file(&g, "root.qcow2"));
 }
 
 static void test_children_dry_run(void)
 {
-    if (!guest_up())
+    if (!th_snap_guest_up(&g))
         return;
-    create(NULL, "t1");
-    create(NULL, "t2");
-    create(NULL, "t3");
+    SNAP_CREATE(&g, NULL, "t1");
+    SNAP_CREATE(&g, NULL, "t2");
+    SNAP_CREATE(&g, NULL, "t3");
     th_cmd r;
     th_xlsnap(&r, "snapshot-list", g.name, NULL); /* refreshes the .index cache */
     th_cmd_free(&r);
@@ -313,13 +230,13 @@ static void test_children_dry_run(void)
 
 static void test_children_only(void)
 {
-    if (!guest_up())
+    if (!th_snap_guest_up(&g))
         return;
     th_cmd r;
     th_xlsnap(&r, "snapshot-delete", "--children-only", g.name, "t1", NULL);
     CHECK_INT(r.rc, 0);
     th_cmd_free(&r);
-    char *tab = snapshot_table(disk_file("data.qcow2"));
+    char *tab = th_snap_table(th_snap_disk_file(&g, "data.qcow2"));
     CHECK_CONTAINS(tab, " t1 ");
     CHECK(!strstr(tab, " t2 ") && !strstr(tab, " t3 "));
     free(tab);
@@ -334,17 +251,17 @@ static void test_children_only(void)
 
 static void test_children(void)
 {
-    if (!guest_up())
+    if (!th_snap_guest_up(&g))
         return;
-    create(NULL, "t4");
+    SNAP_CREATE(&g, NULL, "t4");
     th_cmd r;
     th_xlsnap(&r, "snapshot-delete", "--children", g.name, "t1", NULL);
     CHECK_INT(r.rc, 0);
     th_cmd_free(&r);
-    char *tab = snapshot_table(disk_file("data.qcow2"));
+    char *tab = th_snap_table(th_snap_disk_file(&g, "data.qcow2"));
     CHECK(!strstr(tab, " t1 ") && !strstr(tab, " t4 "));
     free(tab);
-    tab = snapshot_table(disk_file("root.qcow2"));
+    tab = th_snap_table(th_snap_disk_file(&g, "root.qcow2"));
     CHECK(!strstr(tab, " t1 ") && !strstr(tab, " t4 "));
     free(tab);
     th_xlsnap(&r, "snapshot-info", g.name, "t1", NULL);
@@ -353,30 +270,7 @@ static void test_children(void)
     th_xlsnap(&r, "snapshot-info", g.name, "t4", NULL);
     CHECK_INT(r.rc, 1);
     th_cmd_free(&r);
-    CHECK_GUEST_READS("B");
-}
-
-/* A process that exists and is not a zombie (PID 1 here does not reap). */
-static bool qemu_alive(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    char *st = th_read_file(path);
-    char *p = st ? strrchr(st, ')') : NULL;
-    bool alive = p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
-    free(st);
-    return alive;
-}
-
-/* qemu-img check of an image no QEMU holds: no corruption (leaks: exit 3). */
-static void check_offline(const char *image)
-{
-    char *out = NULL;
-    int rc = th_runl(&out, NULL, "qemu-img", "check", image, (char *)NULL);
-    if (rc != 0 && rc != 3)
-        th_fail_at(__FILE__, __LINE__, "qemu-img check %s: %d: %s", image, rc,
-                   out ? out : "");
-    free(out);
+    CHECK_GUEST_READS(&g, "B");
 }
 
 /*
@@ -387,11 +281,11 @@ static void check_offline(const char *image)
  */
 static void test_qemu_killed_during_commit(void)
 {
-    if (!guest_up())
+    if (!th_snap_guest_up(&g))
         return;
-    REQUIRE(write_disk("C"));
-    create("-e", "k1");
-    REQUIRE(write_disk("D"));
+    REQUIRE(th_snap_write_disk(&g, "C"));
+    SNAP_CREATE(&g, "-e", "k1");
+    REQUIRE(th_snap_write_disk(&g, "D"));
     qmp_proxy p;
     REQUIRE(proxy_start(&p, true));
     th_cmd r;
@@ -404,27 +298,27 @@ static void test_qemu_killed_during_commit(void)
     CHECK_CONTAINS(r.err, "the next xlsnap command on it finishes the merge");
     th_note("delete with QEMU killed: %s", r.err ? r.err : "");
     th_cmd_free(&r);
-    for (int i = 0; i < 50 && qemu_alive(g.vm.pid); i++)
+    for (int i = 0; i < 50 && th_snap_pid_alive(g.vm.pid); i++)
         usleep(100000);
-    CHECK(!qemu_alive(g.vm.pid));
+    CHECK(!th_snap_pid_alive(g.vm.pid));
     th_xlsnap(&r, "-N", "snapshot-create", g.name, "probe", NULL);
     CHECK_INT(r.rc, 0);
     CHECK_CONTAINS(r.err, "finishing the interrupted merge of 'k1'");
     if (r.rc)
         th_note("%s", th_cmd_describe(&r));
     th_cmd_free(&r);
-    char *j = journal_text();
+    char *j = th_snap_journal_text();
     CHECK_STR(j, "");
     free(j);
-    CHECK(access(disk_file("data.k1.qcow2"), F_OK) != 0);
-    CHECK(access(disk_file("root.k1.qcow2"), F_OK) != 0);
+    CHECK(access(th_snap_disk_file(&g, "data.k1.qcow2"), F_OK) != 0);
+    CHECK(access(th_snap_disk_file(&g, "root.k1.qcow2"), F_OK) != 0);
     char *params = th_xlsim_backend(&g, "xvdb", "params");
     char want[4300];
-    snprintf(want, sizeof want, "qcow2:%s", disk_file("data.qcow2"));
+    snprintf(want, sizeof want, "qcow2:%s", th_snap_disk_file(&g, "data.qcow2"));
     CHECK_STR(params, want);
     free(params);
-    check_offline(disk_file("data.qcow2"));
-    check_offline(disk_file("root.qcow2"));
+    CHECK_IMAGE_OFFLINE(th_snap_disk_file(&g, "data.qcow2"));
+    CHECK_IMAGE_OFFLINE(th_snap_disk_file(&g, "root.qcow2"));
     char domid[16];
     snprintf(domid, sizeof domid, "%u", g.domid);
     CHECK_INT(
@@ -437,8 +331,8 @@ static void test_qemu_killed_during_commit(void)
         th_adopt(g.vm.pid);
     }
     free(pid_s);
-    REQUIRE(th_xlsim_wait_agent(&g, BOOT_TIMEOUT_MS));
-    CHECK_GUEST_READS("D");
+    REQUIRE(th_xlsim_wait_agent(&g, TH_SNAP_BOOT_TIMEOUT_MS));
+    CHECK_GUEST_READS(&g, "D");
 }
 
 int main(void)
@@ -449,7 +343,7 @@ int main(void)
     TH_RUN(test_children_only);
     TH_RUN(test_children);
     TH_RUN(test_qemu_killed_during_commit);
-    if (g_up)
+    if (th_snap_booted(&g))
         th_xlsim_destroy(&g);
     return th_finish();
 }

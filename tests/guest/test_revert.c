@@ -17,33 +17,9 @@
 #include <unistd.h>
 
 #include "th.h"
-#include "th_xlsim.h"
-
-#define BOOT_TIMEOUT_MS 120000
+#include "th_snaptest.h"
 
 static th_xlsim_dom g;
-static bool g_up;
-
-static bool guest_up(void)
-{
-    if (!g_up)
-        th_skip("the guest did not boot");
-    return g_up;
-}
-
-/* The device model after a revert is a new QEMU: track it (killed at exit). */
-static void adopt_new_qemu(void)
-{
-    char path[96];
-    snprintf(path, sizeof path, "/local/domain/%u/image/device-model-pid", g.domid);
-    char *pid_s = th_xs_read(path);
-    pid_t pid = pid_s ? (pid_t)strtol(pid_s, NULL, 10) : -1;
-    free(pid_s);
-    if (pid > 0 && pid != g.vm.pid) {
-        th_adopt(pid);
-        g.vm.pid = pid;
-    }
-}
 
 /* Writes text to the data disk and to RAM (the initramfs root), synced. */
 static bool write_state(const char *disk_text, const char *ram_text)
@@ -89,26 +65,9 @@ static void check_running(void)
     th_cmd r;
     th_xlsnap(&r, "snapshot-list", g.name, NULL);
     th_cmd_free(&r);
-    char *out = NULL;
-    th_runl(&out, NULL, th_build_path("xlsim"), "list", (char *)NULL);
+    char *out = th_snap_xlsim_list();
     CHECK_CONTAINS(out, "r-----");
     free(out);
-}
-
-/*
- * qemu-img check -U of an image a running QEMU holds: no corruption (exit 2).
- * Leaks (exit 3) are tolerated here because QEMU's cached refcounts are not
- * on disk yet; main() checks every image strictly once QEMU is gone.
- */
-static void check_image_clean(const char *path)
-{
-    char *out = NULL, *err = NULL;
-    int rc = th_runl(&out, &err, "qemu-img", "check", "-U", path, (char *)NULL);
-    if (rc != 0 && rc != 3)
-        th_fail_at(__FILE__, __LINE__, "qemu-img check %s: %d: %s%s", path, rc,
-                   out ? out : "", err ? err : "");
-    free(out);
-    free(err);
 }
 
 static void check_current(const char *name)
@@ -122,17 +81,12 @@ static void check_current(const char *name)
 
 static void test_boot(void)
 {
-    REQUIRE(th_xlsim_init());
-    setenv("XLSNAP_XLSIM", th_build_path("xlsim"), 1);
-    th_xlsim_opts o = {0};
-    REQUIRE(th_xlsim_create(&g, "rv1", &o));
-    REQUIRE(th_xlsim_wait_agent(&g, BOOT_TIMEOUT_MS));
-    g_up = true;
+    th_snap_boot(&g, "rv1");
 }
 
 static void test_internal_memory(void)
 {
-    if (!guest_up())
+    if (!th_snap_guest_up(&g))
         return;
     REQUIRE(write_state("A", "ramA"));
     th_cmd r;
@@ -146,20 +100,20 @@ static void test_internal_memory(void)
     if (r.rc)
         th_note("%s", th_cmd_describe(&r));
     th_cmd_free(&r);
-    adopt_new_qemu();
+    th_snap_adopt_new_qemu(&g);
     check_running();
     CHECK_GUEST("A", "ramA");
     char *a = th_ext4_cat(th_image_to_raw(g.data), "/state.txt");
     CHECK_STR(a, "A\n");
     free(a);
-    check_image_clean(g.root);
-    check_image_clean(g.data);
+    CHECK_IMAGE_LIVE(g.root);
+    CHECK_IMAGE_LIVE(g.data);
     check_current("m1");
 }
 
 static void test_external_memory(void)
 {
-    if (!guest_up())
+    if (!th_snap_guest_up(&g))
         return;
     REQUIRE(write_state("C", "ramC"));
     th_cmd r;
@@ -172,7 +126,7 @@ static void test_external_memory(void)
     if (r.rc)
         th_note("%s", th_cmd_describe(&r));
     th_cmd_free(&r);
-    adopt_new_qemu();
+    th_snap_adopt_new_qemu(&g);
     check_running();
     CHECK_GUEST("C", "ramC");
     /* New overlays on the snapshot point; the old ones stay. */
@@ -186,13 +140,13 @@ static void test_external_memory(void)
     snprintf(old, sizeof old, "%s/data.x1.qcow2", g.disk_dir);
     CHECK(access(old, F_OK) == 0);
     snprintf(old, sizeof old, "%s/data.x1.r1.qcow2", g.disk_dir);
-    check_image_clean(old);
+    CHECK_IMAGE_LIVE(old);
     check_current("x1");
 }
 
 static void test_disk_only_needs_force(void)
 {
-    if (!guest_up())
+    if (!th_snap_guest_up(&g))
         return;
     th_cmd r;
     th_xlsnap(&r, "snapshot-create", g.name, "d1", NULL);
@@ -215,8 +169,8 @@ static void test_disk_only_needs_force(void)
     if (r.rc)
         th_note("%s", th_cmd_describe(&r));
     th_cmd_free(&r);
-    adopt_new_qemu();
-    CHECK(th_xlsim_wait_agent(&g, BOOT_TIMEOUT_MS));
+    th_snap_adopt_new_qemu(&g);
+    CHECK(th_xlsim_wait_agent(&g, TH_SNAP_BOOT_TIMEOUT_MS));
     /* A fresh boot: the disk is the snapshot's, RAM starts empty. */
     CHECK_GUEST("C", "none");
     check_current("d1");
@@ -252,7 +206,7 @@ static char *install_dying_qemu_img(void)
 
 static void test_qemu_img_killed(void)
 {
-    if (!guest_up())
+    if (!th_snap_guest_up(&g))
         return;
     char *old_path = install_dying_qemu_img();
     REQUIRE(old_path);
@@ -265,9 +219,8 @@ static void test_qemu_img_killed(void)
     CHECK_CONTAINS(r.err, "left paused");
     th_note("revert with a killed qemu-img: %s", r.err ? r.err : "");
     th_cmd_free(&r);
-    adopt_new_qemu();
-    char *out = NULL;
-    th_runl(&out, NULL, th_build_path("xlsim"), "list", (char *)NULL);
+    th_snap_adopt_new_qemu(&g);
+    char *out = th_snap_xlsim_list();
     CHECK_CONTAINS(out, "--p---");
     free(out);
     char dir[4200];
@@ -278,11 +231,11 @@ static void test_qemu_img_killed(void)
     check_current("d1");
     char *params = th_xlsim_backend(&g, "xvda", "params");
     if (params && strchr(params, ':'))
-        check_image_clean(strchr(params, ':') + 1);
+        CHECK_IMAGE_LIVE(strchr(params, ':') + 1);
     free(params);
     params = th_xlsim_backend(&g, "xvdb", "params");
     if (params && strchr(params, ':'))
-        check_image_clean(strchr(params, ':') + 1);
+        CHECK_IMAGE_LIVE(strchr(params, ':') + 1);
     free(params);
     /* A second attempt completes the revert: a fresh boot on d1's disks. */
     th_xlsnap(&r, "snapshot-revert", "--force", g.name, "d1", NULL);
@@ -290,8 +243,8 @@ static void test_qemu_img_killed(void)
     if (r.rc)
         th_note("%s", th_cmd_describe(&r));
     th_cmd_free(&r);
-    adopt_new_qemu();
-    CHECK(th_xlsim_wait_agent(&g, BOOT_TIMEOUT_MS));
+    th_snap_adopt_new_qemu(&g);
+    CHECK(th_xlsim_wait_agent(&g, TH_SNAP_BOOT_TIMEOUT_MS));
     CHECK_GUEST("C", "none");
 }
 
@@ -302,7 +255,7 @@ static void test_qemu_img_killed(void)
  */
 static void test_memory_enospc(void)
 {
-    if (!guest_up())
+    if (!th_snap_guest_up(&g))
         return;
     const char *small = th_path("small-state");
     char *mk[] = {"mkdir", "-p", (char *)small, NULL};
@@ -368,7 +321,7 @@ int main(void)
     TH_RUN(test_disk_only_needs_force);
     TH_RUN(test_qemu_img_killed);
     TH_RUN(test_memory_enospc);
-    if (g_up)
+    if (th_snap_booted(&g))
         TH_RUN(test_images_clean_offline);
     return th_finish();
 }
