@@ -1,6 +1,7 @@
 /* th — xlsnap's small test harness; see th.h. */
 #include "th.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -222,19 +223,30 @@ static bool th_is_adopted(pid_t pid)
     return false;
 }
 
-/* An adopted process is gone when it no longer exists or is a zombie. */
-static bool th_foreign_gone(pid_t pid)
+bool th_pid_alive(pid_t pid)
 {
     char path[64], buf[512];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
     FILE *f = fopen(path, "r");
     if (!f)
-        return true;
+        return false;
     size_t n = fread(buf, 1, sizeof buf - 1, f);
     fclose(f);
     buf[n] = '\0';
     const char *rp = strrchr(buf, ')');
-    return rp && (rp[2] == 'Z' || rp[2] == 'X');
+    return rp && rp[1] == ' ' && rp[2] != 'Z' && rp[2] != 'X';
+}
+
+int th_count_fds(void)
+{
+    int n = 0;
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return -1;
+    while (readdir(d))
+        n++;
+    closedir(d);
+    return n;
 }
 
 static void th_unregister(pid_t pid)
@@ -294,9 +306,9 @@ void th_kill(pid_t pid)
         return;
     if (th_is_adopted(pid)) {
         kill(pid, SIGTERM);
-        for (int waited = 0; waited < 5000 && !th_foreign_gone(pid); waited += 20)
+        for (int waited = 0; waited < 5000 && th_pid_alive(pid); waited += 20)
             usleep(20000);
-        if (!th_foreign_gone(pid))
+        if (th_pid_alive(pid))
             kill(pid, SIGKILL);
         th_unregister(pid);
         return;

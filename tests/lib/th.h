@@ -89,6 +89,12 @@ pid_t th_spawn(char *const argv[], const char *log_path);
  * like th_spawn's children. th_kill() stops it (polling, not waitpid).
  */
 void th_adopt(pid_t pid);
+/* Exists and is not a zombie: PID 1 here does not reap orphans, so kill(pid, 0)
+ * alone would call an exited orphan alive. */
+bool th_pid_alive(pid_t pid);
+/* How many entries /proc/self/fd lists (-1 if it cannot be read): compare two
+ * counts to find leaked descriptors. */
+int th_count_fds(void);
 /* Sends SIGTERM, waits up to 5 s, then SIGKILL; unregisters. */
 void th_kill(pid_t pid);
 /* Waits for a registered child to exit by itself; returns its wait status or -1 on

@@ -183,28 +183,13 @@ bool th_guest_start(th_guest_vm *vm, const char *name, const char *const disks[]
 }
 
 /* True while QEMU runs; a dead QEMU is left unreaped for th_wait/th_kill. */
-/* For a QEMU we did not fork (xlsim's, th_adopt()ed): alive unless gone or a zombie. */
-static bool th_guest_foreign_alive(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *rp = strrchr(buf, ')');
-    return rp && rp[1] && rp[2] != 'Z' && rp[2] != 'X';
-}
-
 static bool th_guest_alive(const th_guest_vm *vm)
 {
     siginfo_t info = {.si_pid = 0};
     if (vm->pid <= 0)
         return false;
     if (waitid(P_PID, (id_t)vm->pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0)
-        return errno == ECHILD && th_guest_foreign_alive(vm->pid);
+        return errno == ECHILD && th_pid_alive(vm->pid);
     return info.si_pid == 0;
 }
 
@@ -234,7 +219,7 @@ bool th_guest_wait_exit(th_guest_vm *vm, int timeout_ms)
         return true;
     if (waitpid(vm->pid, NULL, WNOHANG) < 0 && errno == ECHILD) {
         /* Not our child (adopted): poll until it is gone, then forget it. */
-        for (int waited = 0; th_guest_foreign_alive(vm->pid); waited += 20) {
+        for (int waited = 0; th_pid_alive(vm->pid); waited += 20) {
             if (waited >= timeout_ms)
                 return false;
             usleep(20000);

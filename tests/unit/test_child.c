@@ -16,18 +16,6 @@
 #include "snap_child.h"
 #include "th.h"
 
-static int count_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 /* A reaped (or never started) pid leaves no /proc entry, zombies do. */
 static bool pid_gone(pid_t pid)
 {
@@ -269,7 +257,7 @@ static void test_group_verdict_names_first_failure(void)
 
 static void test_no_fd_leaks_and_child_sees_only_stdio(void)
 {
-    int before = count_fds();
+    int before = th_count_fds();
     /* A descriptor the caller forgot to mark close-on-exec. */
     int leaky = open("/dev/null", O_RDONLY);
     REQUIRE(leaky >= 0);
@@ -288,7 +276,7 @@ static void test_no_fd_leaks_and_child_sees_only_stdio(void)
         const char *f[] = {"false", NULL};
         snap_child_run(NULL, f, NULL, NULL, NULL);
     }
-    CHECK_INT(count_fds(), before);
+    CHECK_INT(th_count_fds(), before);
 }
 
 static volatile sig_atomic_t caller_sigchlds;
@@ -305,7 +293,7 @@ static void test_sigchld_fallback_chains_and_restores(void)
     REQUIRE(sigaction(SIGCHLD, &mine, NULL) == 0);
     snap_child_force_sigchld_fallback(true);
     CHECK(!snap_child_uses_pidfd());
-    int before = count_fds();
+    int before = th_count_fds();
     snap_child_group *g = snap_child_group_new(4, NULL);
     const char *argv[] = {"sh", "-c", "sleep 0.2; exit 2", NULL};
     for (int i = 0; i < 4; i++)
@@ -325,7 +313,7 @@ static void test_sigchld_fallback_chains_and_restores(void)
     REQUIRE(sigaction(SIGCHLD, NULL, &now) == 0);
     CHECK(now.sa_handler == caller_handler);
     /* The self-pipe stays open for later fallback runs: at most 2 more fds. */
-    CHECK(count_fds() <= before + 2);
+    CHECK(th_count_fds() <= before + 2);
     signal(SIGCHLD, SIG_DFL);
 }
 

@@ -20,18 +20,6 @@
 
 static int initial_fds;
 
-static int count_fds(void)
-{
-    int n = 0;
-    DIR *d = opendir("/proc/self/fd");
-    if (!d)
-        return -1;
-    while (readdir(d))
-        n++;
-    closedir(d);
-    return n;
-}
-
 /* Our children that still exist (zombies included), from /proc/<pid>/stat. */
 static int our_children(void)
 {
@@ -490,14 +478,14 @@ static void test_image_held_by_qemu_is_refused(void)
 static void test_no_leaks_no_zombies(void)
 {
     /* Without pidfds (e.g. under valgrind) the SIGCHLD self-pipe stays open. */
-    CHECK_INT(count_fds(), initial_fds + (snap_child_uses_pidfd() ? 0 : 2));
+    CHECK_INT(th_count_fds(), initial_fds + (snap_child_uses_pidfd() ? 0 : 2));
     CHECK_INT(our_children(), 0);
 }
 
 int main(void)
 {
     th_tmpdir();
-    initial_fds = count_fds();
+    initial_fds = th_count_fds();
     TH_RUN(test_parse_info_model);
     TH_RUN(test_snapshot_create_apply_restores_data);
     TH_RUN(test_snapshot_duplicate_and_digit_names_refused);
