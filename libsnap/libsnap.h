@@ -151,6 +151,12 @@ typedef struct snap_info {
     bool has_memory;                 /* a memory image was saved */
     bool summary; /* from snap_list_summaries: disks, excluded, memory_path and json
                      are NULL (n_disks and n_excluded still count them) */
+    /* Overlays that external reverts to this snapshot created and that are
+     * not its own (the domain's active images, or states later reverts left
+     * behind); snapshot-delete removes those nothing else uses. Paths; NULL
+     * when none and in summaries. */
+    size_t n_revert_overlays;
+    char **revert_overlays;
 } snap_info;
 
 void snap_info_free(snap_info *info);

@@ -127,6 +127,9 @@ void snap_info_free(snap_info *s)
     for (size_t i = 0; s->excluded && i < s->n_excluded; i++)
         free(s->excluded[i]);
     free(s->excluded);
+    for (size_t i = 0; s->revert_overlays && i < s->n_revert_overlays; i++)
+        free(s->revert_overlays[i]);
+    free(s->revert_overlays);
     free(s->name);
     free(s->description);
     free(s->parent);

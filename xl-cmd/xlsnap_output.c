@@ -301,4 +301,8 @@ void print_info(const snap_info *s)
     }
     for (size_t i = 0; i < s->n_excluded; i++)
         printf("%-6s %-8s %-9s\n", s->excluded[i], "-", "excluded");
+    /* Overlays of earlier reverts: snapshot-delete of this snapshot removes them. */
+    for (size_t i = 0; i < s->n_revert_overlays; i++)
+        printf("%s%s\n",
+               i ? "                " : "\nOld overlays:   ", s->revert_overlays[i]);
 }
