@@ -298,9 +298,9 @@ static void test_qemu_killed_during_commit(void)
     CHECK_CONTAINS(r.err, "the next xlsnap command on it finishes the merge");
     th_note("delete with QEMU killed: %s", r.err ? r.err : "");
     th_cmd_free(&r);
-    for (int i = 0; i < 50 && th_snap_pid_alive(g.vm.pid); i++)
+    for (int i = 0; i < 50 && th_pid_alive(g.vm.pid); i++)
         usleep(100000);
-    CHECK(!th_snap_pid_alive(g.vm.pid));
+    CHECK(!th_pid_alive(g.vm.pid));
     th_xlsnap(&r, "-N", "snapshot-create", g.name, "probe", NULL);
     CHECK_INT(r.rc, 0);
     CHECK_CONTAINS(r.err, "finishing the interrupted merge of 'k1'");

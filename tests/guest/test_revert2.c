@@ -20,111 +20,24 @@
 #include <unistd.h>
 
 #include "th.h"
-#include "th_xlsim.h"
-
-#define BOOT_TIMEOUT_MS 120000
+#include "th_snaptest.h"
 
 static th_xlsim_dom g;
-static bool g_up;
-
-static bool guest_up(void)
-{
-    if (!g_up)
-        th_skip("the guest did not boot");
-    return g_up;
-}
-
-/* The device model after a restart is a new QEMU: track it (killed at exit). */
-static void adopt_new_qemu(void)
-{
-    char path[96];
-    snprintf(path, sizeof path, "/local/domain/%u/image/device-model-pid", g.domid);
-    char *pid_s = th_xs_read(path);
-    pid_t pid = pid_s ? (pid_t)strtol(pid_s, NULL, 10) : -1;
-    free(pid_s);
-    if (pid > 0 && pid != g.vm.pid) {
-        th_adopt(pid);
-        g.vm.pid = pid;
-    }
-}
-
-static bool write_disk(const char *text)
-{
-    char script[160];
-    snprintf(script, sizeof script, "echo %s >/mnt/vdb/state.txt && sync", text);
-    return th_xlsim_guest_sh(&g, script, NULL) == 0;
-}
-
-static void check_guest_reads(const char *file, int line, const char *want)
-{
-    char *out = NULL;
-    th_xlsim_guest_sh(
-        &g, "sync; echo 3 >/proc/sys/vm/drop_caches; cat /mnt/vdb/state.txt", &out);
-    if (!out || strncmp(out, want, strlen(want)))
-        th_fail_at(file, line, "guest reads \"%s\", want %s", out ? out : "(nothing)",
-                   want);
-    free(out);
-}
-#define CHECK_GUEST_READS(want) check_guest_reads(__FILE__, __LINE__, want)
-
-static void create(const char *opt, const char *name)
-{
-    th_cmd r;
-    th_xlsnap(&r, "snapshot-create", opt, g.name, name, NULL);
-    CHECK_INT(r.rc, 0);
-    if (r.rc)
-        th_note("%s", th_cmd_describe(&r));
-    th_cmd_free(&r);
-}
-
-static char *journal_text(void)
-{
-    char *out = NULL;
-    char dir[4200];
-    snprintf(dir, sizeof dir, "%s/snapshots", th_xlsim_statedir());
-    th_runl(&out, NULL, "find", dir, "-name", ".journal.json", "-exec", "cat", "{}", ";",
-            (char *)NULL);
-    return out;
-}
-
-static char *xlsim_list(void)
-{
-    char *out = NULL;
-    th_runl(&out, NULL, th_build_path("xlsim"), "list", (char *)NULL);
-    return out;
-}
-
-/* A process that exists and is not a zombie (PID 1 here does not reap). */
-static bool qemu_alive(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    char *st = th_read_file(path);
-    char *p = st ? strrchr(st, ')') : NULL;
-    bool alive = p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
-    free(st);
-    return alive;
-}
 
 static void test_boot(void)
 {
-    REQUIRE(th_xlsim_init());
-    setenv("XLSNAP_XLSIM", th_build_path("xlsim"), 1);
-    th_xlsim_opts o = {0};
-    REQUIRE(th_xlsim_create(&g, "rv2", &o));
-    REQUIRE(th_xlsim_wait_agent(&g, BOOT_TIMEOUT_MS));
-    g_up = true;
+    th_snap_boot(&g, "rv2");
 }
 
 static void test_dry_run(void)
 {
-    if (!guest_up())
+    if (!th_snap_guest_up(&g))
         return;
-    REQUIRE(write_disk("A"));
-    create("-e", "e1");
-    REQUIRE(write_disk("B"));
-    create("-e", "e2");
-    REQUIRE(write_disk("C"));
+    REQUIRE(th_snap_write_disk(&g, "A"));
+    SNAP_CREATE(&g, "-e", "e1");
+    REQUIRE(th_snap_write_disk(&g, "B"));
+    SNAP_CREATE(&g, "-e", "e2");
+    REQUIRE(th_snap_write_disk(&g, "C"));
     th_cmd r;
     th_xlsnap(&r, "snapshot-list", g.name, NULL); /* refreshes the .index cache */
     th_cmd_free(&r);
@@ -149,7 +62,7 @@ static void test_dry_run(void)
     CHECK_WORLD(before, after);
     free(before);
     free(after);
-    CHECK_GUEST_READS("C");
+    CHECK_GUEST_READS(&g, "C");
 }
 
 /* Starts a revert that stops in the test hook; its pid once it is there. */
@@ -178,7 +91,7 @@ static pid_t revert_held(const char *log)
 
 static void test_killed_mid_revert(void)
 {
-    if (!guest_up())
+    if (!th_snap_guest_up(&g))
         return;
     char *params_before = th_xlsim_backend(&g, "xvdb", "params");
     char log[4200];
@@ -189,8 +102,8 @@ static void test_killed_mid_revert(void)
     int st = th_wait(pid, 10000);
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
     /* Dead mid-way: the domain is stopped, the journal says how it was. */
-    CHECK(!qemu_alive(g.vm.pid));
-    char *j = journal_text();
+    CHECK(!th_pid_alive(g.vm.pid));
+    char *j = th_snap_journal_text();
     CHECK_CONTAINS(j, "\"domain_state\": \"running\"");
     CHECK_CONTAINS(j, "\"phase\": \"domain-stopped\"");
     free(j);
@@ -201,12 +114,12 @@ static void test_killed_mid_revert(void)
     CHECK_INT(r.rc, 0);
     CHECK_CONTAINS(r.err, "booting it afresh");
     th_cmd_free(&r);
-    j = journal_text();
+    j = th_snap_journal_text();
     CHECK_STR(j, "");
     free(j);
-    adopt_new_qemu();
-    CHECK(qemu_alive(g.vm.pid));
-    char *list = xlsim_list();
+    th_snap_adopt_new_qemu(&g);
+    CHECK(th_pid_alive(g.vm.pid));
+    char *list = th_snap_xlsim_list();
     CHECK_CONTAINS(list, "r-----");
     free(list);
     char *params = th_xlsim_backend(&g, "xvdb", "params");
@@ -219,13 +132,13 @@ static void test_killed_mid_revert(void)
     th_xlsnap(&r, "snapshot-info", g.name, "e2", NULL);
     CHECK_CONTAINS(r.out, "Current:        yes");
     th_cmd_free(&r);
-    REQUIRE(th_xlsim_wait_agent(&g, BOOT_TIMEOUT_MS));
-    CHECK_GUEST_READS("C");
+    REQUIRE(th_xlsim_wait_agent(&g, TH_SNAP_BOOT_TIMEOUT_MS));
+    CHECK_GUEST_READS(&g, "C");
 }
 
 static void test_revert_after_recovery(void)
 {
-    if (!guest_up())
+    if (!th_snap_guest_up(&g))
         return;
     th_cmd r;
     th_xlsnap(&r, "snapshot-revert", "--force", g.name, "e1", NULL);
@@ -233,9 +146,9 @@ static void test_revert_after_recovery(void)
     if (r.rc)
         th_note("%s", th_cmd_describe(&r));
     th_cmd_free(&r);
-    adopt_new_qemu();
-    REQUIRE(th_xlsim_wait_agent(&g, BOOT_TIMEOUT_MS));
-    CHECK_GUEST_READS("A");
+    th_snap_adopt_new_qemu(&g);
+    REQUIRE(th_xlsim_wait_agent(&g, TH_SNAP_BOOT_TIMEOUT_MS));
+    CHECK_GUEST_READS(&g, "A");
 }
 
 static void revert_to(const char *name)
@@ -246,20 +159,12 @@ static void revert_to(const char *name)
     if (r.rc)
         th_note("%s", th_cmd_describe(&r));
     th_cmd_free(&r);
-    adopt_new_qemu();
-}
-
-/* The files of the disk dir whose names match pattern, one a line. */
-static char *disk_files(const char *pattern)
-{
-    char *out = NULL;
-    th_runl(&out, NULL, "find", g.disk_dir, "-name", pattern, (char *)NULL);
-    return out ? out : strdup("");
+    th_snap_adopt_new_qemu(&g);
 }
 
 static void test_revert_overlays_recorded(void)
 {
-    if (!guest_up())
+    if (!th_snap_guest_up(&g))
         return;
     revert_to("e1"); /* data.e1.r1 (the previous revert's) is left behind */
     th_cmd r;
@@ -268,12 +173,20 @@ static void test_revert_overlays_recorded(void)
     CHECK_CONTAINS(r.out, "data.e1.r1.qcow2");
     CHECK_CONTAINS(r.out, "data.e1.r2.qcow2");
     th_cmd_free(&r);
-    REQUIRE(th_xlsim_wait_agent(&g, BOOT_TIMEOUT_MS));
-    create("-e", "f1");
+    th_xlsnap(&r, "snapshot-info", g.name, "e1", NULL);
+    CHECK_CONTAINS(r.out, "\nOld overlays:   ");
+    CHECK_CONTAINS(r.out, "data.e1.r1.qcow2\n                ");
+    CHECK_CONTAINS(r.out, "data.e1.r2.qcow2");
+    th_cmd_free(&r);
+    th_xlsnap(&r, "snapshot-info", g.name, "e2", NULL); /* no reverts to e2 */
+    CHECK(r.out && !strstr(r.out, "Old overlays:"));
+    th_cmd_free(&r);
+    REQUIRE(th_xlsim_wait_agent(&g, TH_SNAP_BOOT_TIMEOUT_MS));
+    SNAP_CREATE(&g, "-e", "f1");
     revert_to("f1");
     revert_to("f1"); /* f1's first revert overlay is stale now */
     revert_to("e1"); /* and so is the second: the domain is on data.e1.r3 */
-    char *f1_overlays = disk_files("data.*f1.r*.qcow2");
+    char *f1_overlays = th_snap_disk_files(&g, "data.*f1.r*.qcow2");
     CHECK(strchr(f1_overlays, '\n') &&
           strchr(f1_overlays, '\n') != strrchr(f1_overlays, '\n'));
     th_xlsnap(&r, "-N", "snapshot-delete", g.name, "f1", NULL);
@@ -288,7 +201,7 @@ static void test_revert_overlays_recorded(void)
     if (r.rc)
         th_note("%s", th_cmd_describe(&r));
     th_cmd_free(&r);
-    char *left = disk_files("data.*f1*.qcow2");
+    char *left = th_snap_disk_files(&g, "data.*f1*.qcow2");
     CHECK_STR(left, "");
     free(left);
     free(f1_overlays);
@@ -305,14 +218,14 @@ static void test_revert_overlays_recorded(void)
     char *out = NULL;
     CHECK_INT(th_runl(&out, NULL, "qemu-img", "check", "-U", path, (char *)NULL), 0);
     free(out);
-    REQUIRE(th_xlsim_wait_agent(&g, BOOT_TIMEOUT_MS));
-    CHECK_GUEST_READS("A");
+    REQUIRE(th_xlsim_wait_agent(&g, TH_SNAP_BOOT_TIMEOUT_MS));
+    CHECK_GUEST_READS(&g, "A");
 }
 
 /* A paused domain whose revert died is started again paused. */
 static void test_killed_mid_revert_paused(void)
 {
-    if (!guest_up())
+    if (!th_snap_guest_up(&g))
         return;
     REQUIRE(th_xlsim_pause(&g, true));
     char log[4200];
@@ -321,8 +234,8 @@ static void test_killed_mid_revert_paused(void)
     REQUIRE(pid > 0);
     kill(pid, SIGKILL);
     th_wait(pid, 10000);
-    CHECK(!qemu_alive(g.vm.pid));
-    char *j = journal_text();
+    CHECK(!th_pid_alive(g.vm.pid));
+    char *j = th_snap_journal_text();
     CHECK_CONTAINS(j, "\"domain_state\": \"paused\"");
     free(j);
     th_cmd r;
@@ -330,17 +243,17 @@ static void test_killed_mid_revert_paused(void)
     CHECK_INT(r.rc, 0);
     CHECK_CONTAINS(r.err, "was paused before the interrupted revert: starting it paused");
     th_cmd_free(&r);
-    adopt_new_qemu();
-    CHECK(qemu_alive(g.vm.pid));
-    char *list = xlsim_list();
+    th_snap_adopt_new_qemu(&g);
+    CHECK(th_pid_alive(g.vm.pid));
+    char *list = th_snap_xlsim_list();
     CHECK_CONTAINS(list, "--p---");
     free(list);
-    j = journal_text();
+    j = th_snap_journal_text();
     CHECK_STR(j, "");
     free(j);
     REQUIRE(th_xlsim_pause(&g, false));
-    REQUIRE(th_xlsim_wait_agent(&g, BOOT_TIMEOUT_MS));
-    CHECK_GUEST_READS("A");
+    REQUIRE(th_xlsim_wait_agent(&g, TH_SNAP_BOOT_TIMEOUT_MS));
+    CHECK_GUEST_READS(&g, "A");
 }
 
 int main(void)
@@ -351,7 +264,7 @@ int main(void)
     TH_RUN(test_revert_after_recovery);
     TH_RUN(test_revert_overlays_recorded);
     TH_RUN(test_killed_mid_revert_paused);
-    if (g_up)
+    if (th_snap_booted(&g))
         th_xlsim_destroy(&g);
     return th_finish();
 }

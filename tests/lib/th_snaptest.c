@@ -121,17 +121,6 @@ void th_snap_adopt_new_qemu(th_xlsim_dom *d)
     }
 }
 
-bool th_snap_pid_alive(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    char *st = th_read_file(path);
-    char *p = st ? strrchr(st, ')') : NULL;
-    bool alive = p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
-    free(st);
-    return alive;
-}
-
 char *th_snap_xlsim_list(void)
 {
     char *out = NULL;

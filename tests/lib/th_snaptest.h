@@ -64,8 +64,6 @@ int th_snap_delete(const th_xlsim_dom *d, const char *opt, const char *name,
 
 /* The device model after a revert or restart is a new QEMU: adopt it (killed at exit). */
 void th_snap_adopt_new_qemu(th_xlsim_dom *d);
-/* A process that exists and is not a zombie (PID 1 here does not reap). */
-bool th_snap_pid_alive(pid_t pid);
 /* `xlsim list` (malloc'd); NULL if it could not run. */
 char *th_snap_xlsim_list(void);
 
