@@ -40,7 +40,10 @@ static snap_quiesce_policy parse_quiesce(const char *val)
     exit(2);
 }
 
-/* Splits "a,b,c" into a malloc'd vector (entries point into the copy *buf). */
+/*
+ * Splits "a,b,c" into a malloc'd vector (entries point into the copy *buf).
+ * NULL (nothing allocated) when the list names no disk.
+ */
 static const char **split_disks(const char *list, size_t *n_out, char **buf)
 {
     *buf = strdup(list);
@@ -58,7 +61,10 @@ static const char **split_disks(const char *list, size_t *n_out, char **buf)
         v[i++] = tok;
     if (i == 0) {
         fprintf(stderr, "--disks needs at least one disk name\n");
-        exit(2);
+        free(v);
+        free(*buf);
+        *buf = NULL;
+        return NULL;
     }
     *n_out = i;
     return v;
@@ -120,6 +126,7 @@ int main_snapshot_create(int argc, char **argv)
     snap_create_params p;
     char *disks_buf = NULL;
     const char **disks = NULL;
+    const char *disks_arg = NULL; /* split after parsing: the parsers may exit */
     bool json = false;
     int opt;
     snap_create_params_init(&p);
@@ -136,12 +143,7 @@ int main_snapshot_create(int argc, char **argv)
         break;
     case 'm': p.memory = true; break;
     case 'q': p.quiesce = parse_quiesce(optarg); break;
-    case OPT_DISKS:
-        free(disks);
-        free(disks_buf);
-        disks = split_disks(optarg, &p.n_disks, &disks_buf);
-        p.disks = disks;
-        break;
+    case OPT_DISKS: disks_arg = optarg; break;
     case OPT_OVERLAY_DIR: p.overlay_dir = optarg; break;
     case OPT_FREEZE_TIMEOUT:
         p.freeze_timeout_ms = parse_uint_opt("--freeze-timeout", optarg, 3600) * 1000;
@@ -156,6 +158,9 @@ int main_snapshot_create(int argc, char **argv)
         help("snapshot-create");
         return 2;
     }
+    if (disks_arg && !(disks = split_disks(disks_arg, &p.n_disks, &disks_buf)))
+        return 2;
+    p.disks = disks;
     const char *domain = argv[optind];
     p.name = argv[optind + 1];
     p.dry_run = dryrun_only;
