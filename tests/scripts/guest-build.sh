@@ -8,21 +8,7 @@ set -u
 top=${XLSNAP_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-pass=0 fail=0
-check() { # check NAME COMMAND...
-    if "${@:2}"; then
-        echo "PASS $1"
-        pass=$((pass + 1))
-    else
-        echo "FAIL $1"
-        fail=$((fail + 1))
-    fi
-}
-finish() {
-    echo "$pass passed, $fail failed, 0 skipped"
-    [ "$fail" -eq 0 ]
-    exit
-}
+. "$top/tests/lib/th.sh"
 same_file() { cmp -s "$1" "$2"; }
 differ() { ! cmp -s "$1" "$2"; }
 

@@ -14,21 +14,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
-pass=0 fail=0
-check() { # check NAME COMMAND...
-    if "${@:2}"; then
-        echo "PASS $1"
-        pass=$((pass + 1))
-    else
-        echo "FAIL $1"
-        fail=$((fail + 1))
-    fi
-}
-finish() {
-    echo "$pass passed, $fail failed, 0 skipped"
-    [ "$fail" -eq 0 ]
-    exit
-}
+. "$top/tests/lib/th.sh"
 
 dest=$tmp/dest
 unset MAKEFLAGS MFLAGS MAKELEVEL

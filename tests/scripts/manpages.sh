@@ -5,16 +5,7 @@
 set -u
 top=${XLSNAP_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 build=${XLSNAP_BUILDDIR:-$top/build}
-pass=0 fail=0
-check() { # check NAME COMMAND...
-    if "${@:2}"; then
-        echo "PASS $1"
-        pass=$((pass + 1))
-    else
-        echo "FAIL $1"
-        fail=$((fail + 1))
-    fi
-}
+. "$top/tests/lib/th.sh"
 quiet() { local out; out=$("$@" 2>&1) && [ -z "$out" ] || { echo "$out" | head -n 20; return 1; }; }
 renders() { local err; err=$(MANWIDTH=80 man -l "$1" 2>&1 >/dev/null) && [ -z "$err" ] || { echo "$err"; return 1; }; }
 
@@ -44,5 +35,4 @@ else
     echo "# $build/xlsnap not built: option coverage not checked"
     fail=$((fail + 1))
 fi
-echo "$pass passed, $fail failed, 0 skipped"
-[ "$fail" -eq 0 ]
+finish
