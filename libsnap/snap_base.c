@@ -170,3 +170,40 @@ char *snap_xasprintf(const char *fmt, ...)
         snap_oom();
     return s;
 }
+
+char **snap_strv_add(char **v, size_t *n, char *owned)
+{
+    v = snap_xrealloc(v, (*n + 1) * sizeof *v);
+    v[(*n)++] = owned;
+    return v;
+}
+
+char **snap_strv_dup(char *const *v, size_t n)
+{
+    if (n == 0)
+        return NULL;
+    char **copy = snap_xcalloc(n, sizeof *copy);
+    for (size_t i = 0; i < n; i++)
+        copy[i] = snap_xstrdup(v[i]);
+    return copy;
+}
+
+void snap_strv_free(char **v, size_t n)
+{
+    for (size_t i = 0; v && i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void snap_test_hook_pause(const char *env, const char *what)
+{
+    const char *v = getenv(env);
+    long ms = v ? strtol(v, NULL, 10) : 0;
+    if (ms <= 0)
+        return;
+    fprintf(stderr, "xlsnap: test hook: %s, pausing %ld ms\n", what, ms);
+    fflush(stderr);
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}

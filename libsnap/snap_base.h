@@ -60,4 +60,19 @@ void *snap_xrealloc(void *p, size_t n);
 char *snap_xstrdup(const char *s);
 char *snap_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/*
+ * Test hooks: when the environment variable env holds a positive number of
+ * milliseconds, says "xlsnap: test hook: <what>, pausing N ms" on stderr and
+ * sleeps that long, so a test can act at that exact point (e.g. SIGKILL).
+ */
+void snap_test_hook_pause(const char *env, const char *what);
+
+/* Vectors of malloc'd strings with a separate count (v may be NULL when n is 0). */
+/* Appends owned (taken over) and returns the grown vector. */
+char **snap_strv_add(char **v, size_t *n, char *owned);
+/* A deep copy; NULL when n is 0. */
+char **snap_strv_dup(char *const *v, size_t n);
+/* Frees the n strings and the vector. */
+void snap_strv_free(char **v, size_t n);
+
 #endif

@@ -4,12 +4,10 @@
  * are snapshotted by qemu-img children instead of QMP. Any failure after the
  * journal is written is undone from the journal (snap_rollback.c).
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statvfs.h>
-#include <time.h>
 
 #include "snap_memory.h"
 #include "snap_orch.h"
@@ -52,15 +50,7 @@ static snap_qmp_tx *build_transaction(const snap_plan *plan)
  */
 static void test_hook_pause_after_freeze(void)
 {
-    const char *v = getenv("XLSNAP_TEST_PAUSE_AFTER_FREEZE");
-    long ms = v ? strtol(v, NULL, 10) : 0;
-    if (ms <= 0)
-        return;
-    fprintf(stderr, "xlsnap: test hook: frozen, pausing %ld ms\n", ms);
-    fflush(stderr);
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
+    snap_test_hook_pause("XLSNAP_TEST_PAUSE_AFTER_FREEZE", "frozen");
 }
 
 /* The file a disk's snapshot writes: its overlay, or the image itself. */

@@ -124,12 +124,8 @@ void snap_info_free(snap_info *s)
         free(d->internal_name);
     }
     free(s->disks);
-    for (size_t i = 0; s->excluded && i < s->n_excluded; i++)
-        free(s->excluded[i]);
-    free(s->excluded);
-    for (size_t i = 0; s->revert_overlays && i < s->n_revert_overlays; i++)
-        free(s->revert_overlays[i]);
-    free(s->revert_overlays);
+    snap_strv_free(s->excluded, s->n_excluded);
+    snap_strv_free(s->revert_overlays, s->n_revert_overlays);
     free(s->name);
     free(s->description);
     free(s->parent);

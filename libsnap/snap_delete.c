@@ -45,9 +45,7 @@ static void set_add(image_set *s, const char *p)
 
 static void set_free(image_set *s)
 {
-    for (size_t i = 0; i < s->n; i++)
-        free(s->paths[i]);
-    free(s->paths);
+    snap_strv_free(s->paths, s->n);
 }
 
 /* Every image xlsnap knows of for the domain: records and current disks. */
@@ -682,9 +680,7 @@ int snap_delete(snap_ctx *ctx, const char *domain, const char *name,
             rc = snap_domain_resolve(ctx, domain, &s.dom, err);
         }
     }
-    for (size_t i = 0; i < n; i++)
-        free(list[i]);
-    free(list);
+    snap_strv_free(list, n);
     snap_session_close(&s);
     return rc ? snap_ctx_fail(ctx, err) : 0;
 }

@@ -14,12 +14,8 @@
 static void vdisk_dispose(snap_vdisk *d)
 {
     free(d->node_name);
-    for (size_t i = 0; i < d->n_node_names; i++)
-        free(d->node_names[i]);
-    free(d->node_names);
-    for (size_t i = 0; i < d->n_snapshots; i++)
-        free(d->snapshots[i]);
-    free(d->snapshots);
+    snap_strv_free(d->node_names, d->n_node_names);
+    snap_strv_free(d->snapshots, d->n_snapshots);
 }
 
 void snap_domain_dispose(snap_domain *dom)
@@ -62,13 +58,6 @@ static char *agent_path_from_config(const char *config, snap_err *err)
     return path;
 }
 
-static char **strv_push(char **v, size_t *n, const char *s)
-{
-    v = snap_xrealloc(v, (*n + 1) * sizeof *v);
-    v[(*n)++] = snap_xstrdup(s);
-    return v;
-}
-
 /* Fills the QMP view of d from the device model's disk model. */
 static void vdisk_attach_qmp(snap_vdisk *d, const snap_qmp_disk *q)
 {
@@ -77,12 +66,12 @@ static void vdisk_attach_qmp(snap_vdisk *d, const snap_qmp_disk *q)
     d->chain_len = q->chain_len;
     for (size_t i = 0; i < q->chain_len; i++)
         if (q->chain[i].node_name)
-            d->node_names =
-                strv_push(d->node_names, &d->n_node_names, q->chain[i].node_name);
+            d->node_names = snap_strv_add(d->node_names, &d->n_node_names,
+                                          snap_xstrdup(q->chain[i].node_name));
     if (q->chain_len)
         for (size_t i = 0; i < q->chain[0].n_snapshots; i++)
-            d->snapshots =
-                strv_push(d->snapshots, &d->n_snapshots, q->chain[0].snapshots[i].name);
+            d->snapshots = snap_strv_add(d->snapshots, &d->n_snapshots,
+                                         snap_xstrdup(q->chain[0].snapshots[i].name));
 }
 
 /* QEMU's block driver for a libxl disk format, as xen-block maps it. */

@@ -180,12 +180,8 @@ void snap_meta_dispose(snap_meta *m)
     for (size_t i = 0; i < m->n_disks; i++)
         disk_dispose(&m->disks[i]);
     free(m->disks);
-    for (size_t i = 0; i < m->n_excluded; i++)
-        free(m->excluded[i]);
-    free(m->excluded);
-    for (size_t i = 0; i < m->n_revert_overlays; i++)
-        free(m->revert_overlays[i]);
-    free(m->revert_overlays);
+    snap_strv_free(m->excluded, m->n_excluded);
+    snap_strv_free(m->revert_overlays, m->n_revert_overlays);
     free(m->memory_path);
     yajl_tree_free(m->config);
     snap_meta_init(m);

@@ -484,9 +484,7 @@ void snap_meta_tree_dispose(snap_meta_tree *t)
         free(t->nodes[i].children);
     }
     free(t->nodes);
-    for (size_t i = 0; i < t->n_problems; i++)
-        free(t->problems[i]);
-    free(t->problems);
+    snap_strv_free(t->problems, t->n_problems);
     free(t->hash_);
     snap_meta_tree_init(t);
 }

@@ -17,13 +17,6 @@
 #include "snap_orch.h"
 #include "snap_qemuimg.h"
 
-static char **strv_add(char **v, size_t *n, char *owned)
-{
-    v = snap_xrealloc(v, (*n + 1) * sizeof *v);
-    v[(*n)++] = owned;
-    return v;
-}
-
 void snap_plan_dispose(snap_plan *plan)
 {
     for (size_t i = 0; i < plan->n_disks; i++) {
@@ -31,12 +24,8 @@ void snap_plan_dispose(snap_plan *plan)
         free(plan->disks[i].overlay_node);
     }
     free(plan->disks);
-    for (size_t i = 0; i < plan->n_excluded; i++)
-        free(plan->excluded[i]);
-    free(plan->excluded);
-    for (size_t i = 0; i < plan->n_notes; i++)
-        free(plan->notes[i]);
-    free(plan->notes);
+    snap_strv_free(plan->excluded, plan->n_excluded);
+    snap_strv_free(plan->notes, plan->n_notes);
     free(plan->name);
     free(plan->description);
     memset(plan, 0, sizeof *plan);
@@ -102,12 +91,13 @@ static int plan_quiesce(snap_domain *dom, const snap_create_params *p, snap_plan
                                 "domain %s is paused: its guest agent cannot freeze "
                                 "filesystems; unpause it or use --quiesce=best-effort",
                                 dom->ref.name);
-        plan->notes = strv_add(plan->notes, &plan->n_notes,
-                               snap_xstrdup("domain is paused: crash-consistent"));
+        plan->notes = snap_strv_add(plan->notes, &plan->n_notes,
+                                    snap_xstrdup("domain is paused: crash-consistent"));
     }
     if (dom->ref.state == SNAP_DOMAIN_SHUTOFF && q != SNAP_QUIESCE_OFF)
-        plan->notes = strv_add(plan->notes, &plan->n_notes,
-                               snap_xstrdup("domain is shut off: nothing to freeze"));
+        plan->notes =
+            snap_strv_add(plan->notes, &plan->n_notes,
+                          snap_xstrdup("domain is shut off: nothing to freeze"));
     plan->quiesce = q;
     return 0;
 }
@@ -126,9 +116,10 @@ static int plan_memory(snap_domain *dom, snap_plan *plan, snap_err *err)
                             dom->ref.name);
     plan->memory = true;
     if (plan->quiesce != SNAP_QUIESCE_OFF)
-        plan->notes = strv_add(plan->notes, &plan->n_notes,
-                               snap_xstrdup("memory checkpoint: the domain is paused "
-                                            "around the snapshot, no freeze needed"));
+        plan->notes =
+            snap_strv_add(plan->notes, &plan->n_notes,
+                          snap_xstrdup("memory checkpoint: the domain is paused "
+                                       "around the snapshot, no freeze needed"));
     plan->quiesce = SNAP_QUIESCE_OFF;
     return 0;
 }
@@ -226,8 +217,8 @@ static int probe_offline_image(snap_vdisk *d, snap_err *err)
         return snap_err_context(err, "disk %s", d->xs->vdev);
     d->chain_len = chain.n;
     for (size_t i = 0; chain.n && i < chain.images[0].n_snapshots; i++) {
-        d->snapshots = snap_xrealloc(d->snapshots, (d->n_snapshots + 1) * sizeof(char *));
-        d->snapshots[d->n_snapshots++] = snap_xstrdup(chain.images[0].snapshots[i].name);
+        d->snapshots = snap_strv_add(d->snapshots, &d->n_snapshots,
+                                     snap_xstrdup(chain.images[0].snapshots[i].name));
     }
     snap_qimg_chain_dispose(&chain);
     return 0;
@@ -355,12 +346,12 @@ int snap_plan_create(snap_ctx *ctx, snap_domain *dom, snap_meta_store *st,
                                 "snapshot",
                                 d->xs->vdev, why);
         if (!wanted || why) {
-            plan->excluded =
-                strv_add(plan->excluded, &plan->n_excluded, snap_xstrdup(d->xs->vdev));
+            plan->excluded = snap_strv_add(plan->excluded, &plan->n_excluded,
+                                           snap_xstrdup(d->xs->vdev));
             if (why)
-                plan->notes =
-                    strv_add(plan->notes, &plan->n_notes,
-                             snap_xasprintf("disk %s left out: %s", d->xs->vdev, why));
+                plan->notes = snap_strv_add(
+                    plan->notes, &plan->n_notes,
+                    snap_xasprintf("disk %s left out: %s", d->xs->vdev, why));
             continue;
         }
         snap_plan_disk *pd = &plan->disks[plan->n_disks++];

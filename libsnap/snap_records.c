@@ -14,14 +14,6 @@ static char *dup_or_null(const char *s)
     return s ? snap_xstrdup(s) : NULL;
 }
 
-static char **dup_strv(char *const *v, size_t n)
-{
-    char **copy = snap_xcalloc(n, sizeof *copy);
-    for (size_t i = 0; i < n; i++)
-        copy[i] = snap_xstrdup(v[i]);
-    return copy;
-}
-
 snap_info *snap_info_from_meta(const snap_meta *m)
 {
     snap_info *s = snap_xcalloc(1, sizeof *s);
@@ -48,10 +40,9 @@ snap_info *snap_info_from_meta(const snap_meta *m)
         s->n_internal += md->method == SNAP_METHOD_INTERNAL;
         s->n_external += md->method == SNAP_METHOD_EXTERNAL;
     }
-    s->excluded = dup_strv(m->excluded, m->n_excluded);
+    s->excluded = snap_strv_dup(m->excluded, m->n_excluded);
     s->n_excluded = m->n_excluded;
-    s->revert_overlays =
-        m->n_revert_overlays ? dup_strv(m->revert_overlays, m->n_revert_overlays) : NULL;
+    s->revert_overlays = snap_strv_dup(m->revert_overlays, m->n_revert_overlays);
     s->n_revert_overlays = m->n_revert_overlays;
     s->quiesce_policy = snap_xstrdup(snap_meta_policy_name(m->quiesce.policy));
     s->quiesced = m->quiesce.state == SNAP_META_QUIESCED;

@@ -17,7 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "snap_domcfg.h"
@@ -241,15 +240,7 @@ int snap_revert_record_overlays(snap_meta_store *st, const snap_journal *j, snap
  */
 static void test_hook_pause_in_revert(void)
 {
-    const char *v = getenv("XLSNAP_TEST_PAUSE_IN_REVERT");
-    long ms = v ? strtol(v, NULL, 10) : 0;
-    if (ms <= 0)
-        return;
-    fprintf(stderr, "xlsnap: test hook: domain stopped, pausing %ld ms\n", ms);
-    fflush(stderr);
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
+    snap_test_hook_pause("XLSNAP_TEST_PAUSE_IN_REVERT", "domain stopped");
 }
 
 static int revert_journaled(snap_ctx *ctx, snap_session *s, const revert_plan *rp,
