@@ -38,6 +38,18 @@ static bool parse_domid(const char *s, uint32_t *out)
     return true;
 }
 
+/* A short QMP session with the domain's device model (close with snap_qmp_close). */
+static int sim_qmp_open(snap_ctx *ctx, const snap_domain_ref *dom, snap_qmp **qmp,
+                        snap_err *err)
+{
+    char *path = snap_qmp_socket_path(ctx, dom->domid);
+    int rc = snap_qmp_connect(path, SIM_QMP_TIMEOUT_MS, qmp, err);
+    free(path);
+    if (!rc)
+        snap_qmp_set_logger(*qmp, ctx->lg);
+    return rc;
+}
+
 /* The device model is alive when its recorded pid exists. */
 static bool sim_dm_alive(snap_xs *xs, uint32_t domid)
 {
@@ -56,9 +68,7 @@ static int sim_query_state(snap_ctx *ctx, snap_domain_ref *dom, snap_err *err)
 {
     snap_qmp *qmp;
     snap_qmp_status st;
-    char *path = snap_qmp_socket_path(ctx, dom->domid);
-    int rc = snap_qmp_connect(path, SIM_QMP_TIMEOUT_MS, &qmp, err);
-    free(path);
+    int rc = sim_qmp_open(ctx, dom, &qmp, err);
     if (rc)
         return snap_err_context(err, "domain %s: device model", dom->name);
     rc = snap_qmp_query_status(qmp, &st, SIM_QMP_TIMEOUT_MS, err);
@@ -150,9 +160,7 @@ static int sim_set_paused(snap_ctx *ctx, const snap_domain_ref *dom, bool pause,
                           snap_err *err)
 {
     snap_qmp *qmp;
-    char *path = snap_qmp_socket_path(ctx, dom->domid);
-    int rc = snap_qmp_connect(path, SIM_QMP_TIMEOUT_MS, &qmp, err);
-    free(path);
+    int rc = sim_qmp_open(ctx, dom, &qmp, err);
     if (!rc) {
         rc = pause ? snap_qmp_stop(qmp, SIM_QMP_TIMEOUT_MS, err)
                    : snap_qmp_cont(qmp, SIM_QMP_TIMEOUT_MS, err);
@@ -191,11 +199,8 @@ static int sim_save_memory(snap_ctx *ctx, const snap_domain_ref *dom, int fd,
 {
     snap_qmp *qmp;
     sim_progress p = {progress, opaque};
-    char *path = snap_qmp_socket_path(ctx, dom->domid);
-    int rc = snap_qmp_connect(path, SIM_QMP_TIMEOUT_MS, &qmp, err);
-    free(path);
+    int rc = sim_qmp_open(ctx, dom, &qmp, err);
     if (!rc) {
-        snap_qmp_set_logger(qmp, ctx->lg);
         rc = snap_qmp_migrate_to_fd(qmp, fd, sim_progress_cb, &p, SIM_SAVE_TIMEOUT_MS,
                                     err);
         snap_qmp_close(qmp);
@@ -212,9 +217,7 @@ static int sim_resume_after_save(snap_ctx *ctx, const snap_domain_ref *dom, bool
                                  snap_err *err)
 {
     snap_qmp *qmp;
-    char *path = snap_qmp_socket_path(ctx, dom->domid);
-    int rc = snap_qmp_connect(path, SIM_QMP_TIMEOUT_MS, &qmp, err);
-    free(path);
+    int rc = sim_qmp_open(ctx, dom, &qmp, err);
     if (!rc) {
         rc = snap_qmp_cont(qmp, SIM_QMP_TIMEOUT_MS, err);
         if (!rc && !running)
@@ -258,8 +261,7 @@ static int sim_stop(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
         return 0;
     snap_qmp *qmp;
     snap_err qerr;
-    char *path = snap_qmp_socket_path(ctx, dom->domid);
-    if (snap_qmp_connect(path, SIM_QMP_TIMEOUT_MS, &qmp, &qerr) == 0) {
+    if (sim_qmp_open(ctx, dom, &qmp, &qerr) == 0) {
         snap_qmp_execute(qmp, "quit", NULL, NULL, NULL, SIM_QMP_TIMEOUT_MS, &qerr);
         snap_qmp_close(qmp);
     } else {
@@ -267,7 +269,6 @@ static int sim_stop(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
                  dom->name, qerr.msg, (int)pid);
         kill(pid, SIGTERM);
     }
-    free(path);
     if (!sim_wait_gone(pid, SIM_STOP_TIMEOUT_MS)) {
         kill(pid, SIGKILL);
         if (!sim_wait_gone(pid, 5000))
