@@ -143,9 +143,15 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, const snap_plan *pla
     return rc ? snap_err_context(err, "domain %s", s->dom.ref.name) : 0;
 }
 
-/* Offline: internal snapshots in parallel qemu-img children, then overlays. */
-static int snapshot_via_qemu_img(const snap_plan *plan, snap_err *err)
+/*
+ * Offline: internal snapshots in parallel qemu-img children, then overlays.
+ * The plan listed every image without -U (no running QEMU held it) and
+ * refused a name an image already has, under the domain lock, moments ago:
+ * no second listing before the writes. XLSNAP_TRACE: offline-write-start/end.
+ */
+static int snapshot_via_qemu_img(snap_ctx *ctx, const snap_plan *plan, snap_err *err)
 {
+    snap_qimg_opts o = {.lg = ctx->lg}; /* -vv: when each child ran */
     const char **paths = snap_xcalloc(plan->n_disks, sizeof *paths);
     snap_err *per_disk = snap_xcalloc(plan->n_disks, sizeof *per_disk);
     size_t n = 0;
@@ -153,9 +159,10 @@ static int snapshot_via_qemu_img(const snap_plan *plan, snap_err *err)
     for (size_t i = 0; i < plan->n_disks; i++)
         if (plan->disks[i].method == SNAP_METHOD_INTERNAL)
             paths[n++] = plan->disks[i].disk->xs->path;
+    snap_trace("offline-write-start");
     if (n)
-        rc = snap_qimg_snapshot_many(NULL, SNAP_QIMG_SNAP_CREATE, paths, n, plan->name,
-                                     per_disk, err);
+        rc = snap_qimg_snapshot_many_prechecked(&o, SNAP_QIMG_SNAP_CREATE, paths, n,
+                                                plan->name, per_disk, err);
     for (size_t i = 0; i < plan->n_disks && !rc; i++) {
         const snap_plan_disk *pd = &plan->disks[i];
         if (pd->method != SNAP_METHOD_EXTERNAL)
@@ -165,6 +172,8 @@ static int snapshot_via_qemu_img(const snap_plan *plan, snap_err *err)
         if (rc)
             snap_err_context(err, "disk %s", pd->disk->xs->vdev);
     }
+    snap_trace("offline-write-end");
+    snap_trace_flush();
     free(paths);
     free(per_disk);
     return rc;
@@ -297,7 +306,7 @@ static int create_journaled(snap_ctx *ctx, snap_session *s, const snap_plan *pla
     snap_quiesce_result qres = {0};
     snap_memory_save ms = {0};
     int rc = plan->memory            ? snapshot_with_memory(ctx, s, plan, j, p, &ms, err)
-             : plan_is_offline(plan) ? snapshot_via_qemu_img(plan, err)
+             : plan_is_offline(plan) ? snapshot_via_qemu_img(ctx, plan, err)
                                      : snapshot_via_qmp(ctx, s, plan, q, j, &qres, err);
     if (!rc)
         rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_DISKS_DONE, err);

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -254,6 +255,19 @@ static void info_argv(qargv *a, const snap_qimg_opts *o, const char *path, unsig
     qarg(a, path);
 }
 
+/* One listing child's verdict, like info_json's: lock and missing-file errors named. */
+static int judge_info(const snap_child_result *r, const char *path, bool chain,
+                      bool before_write, snap_err *err)
+{
+    int rc = judge_qimg(r, chain ? "qemu-img info --backing-chain" : "qemu-img info",
+                        path, before_write, err);
+    if (!rc && r->out_truncated)
+        rc = snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                          "qemu-img info on %s: output longer than %u bytes", path,
+                          SNAP_CHILD_DEFAULT_MAX_STDOUT);
+    return rc;
+}
+
 /*
  * Runs info and hands back its stdout (malloc'd) or an error. before_write:
  * the listing precedes a write, so a held lock means "refusing to write".
@@ -265,12 +279,7 @@ static int info_json(const snap_qimg_opts *o, const char *path, unsigned flags,
     snap_child_result r;
     info_argv(&a, o, path, flags, chain);
     run_qimg(o, &a, true, &r);
-    int rc = judge_qimg(&r, chain ? "qemu-img info --backing-chain" : "qemu-img info",
-                        path, before_write, err);
-    if (!rc && r.out_truncated)
-        rc = snap_err_set(err, SNAP_ERROR_PROTOCOL,
-                          "qemu-img info on %s: output longer than %u bytes", path,
-                          SNAP_CHILD_DEFAULT_MAX_STDOUT);
+    int rc = judge_info(&r, path, chain, before_write, err);
     *json = rc ? NULL : r.out;
     if (!rc)
         r.out = NULL;
@@ -424,24 +433,44 @@ int snap_qimg_snapshot_delete(const snap_qimg_opts *o, const char *path, const c
 
 /* ------------------------------------------------------------ many images */
 
-/* Lists every image in parallel and prechecks each; returns how many failed. */
-static size_t precheck_many(const snap_qimg_opts *o, snap_qimg_snap_op op,
-                            const char *const paths[], size_t n, const char *name,
-                            snap_err *per_disk)
+/* The first per-disk failure, with a count, as the overall error. */
+static int many_verdict(const snap_err *per_disk, size_t n, size_t failed,
+                        const char *stage, snap_err *err)
+{
+    for (size_t i = 0; i < n; i++)
+        if (per_disk[i].code)
+            return snap_err_set(err, per_disk[i].code, "%zu of %zu images %s, first: %s",
+                                failed, n, stage, per_disk[i].msg);
+    return snap_err_set(err, SNAP_ERROR_FAIL, "%zu of %zu images %s", failed, n, stage);
+}
+
+/* Runs `info` (or `info --backing-chain`) on every image in parallel children. */
+static snap_child_group *run_info_group(const snap_qimg_opts *o,
+                                        const char *const paths[], size_t n,
+                                        unsigned flags, bool chain)
 {
     snap_child_group *g = snap_child_group_new(o ? o->max_parallel : 0, o ? o->lg : NULL);
     snap_child_opts co = child_opts(o, true);
     for (size_t i = 0; i < n; i++) {
         qargv a;
-        info_argv(&a, o, paths[i], 0, false);
+        info_argv(&a, o, paths[i], flags, chain);
         snap_child_group_add(g, "qemu-img", a.v, &co);
     }
     snap_child_group_run(g, NULL);
+    return g;
+}
+
+/* Lists every image in parallel and prechecks each; returns how many failed. */
+static size_t precheck_many(const snap_qimg_opts *o, snap_qimg_snap_op op,
+                            const char *const paths[], size_t n, const char *name,
+                            snap_err *per_disk)
+{
+    snap_child_group *g = run_info_group(o, paths, n, 0, false);
     size_t failed = 0;
     for (size_t i = 0; i < n; i++) {
         const snap_child_result *r = snap_child_group_result(g, i);
         snap_qimg_info info;
-        int rc = judge_qimg(r, "qemu-img info", paths[i], true, &per_disk[i]);
+        int rc = judge_info(r, paths[i], false, true, &per_disk[i]);
         if (!rc)
             rc = snap_qimg_parse_info(r->out, &info, &per_disk[i]);
         if (!rc) {
@@ -452,6 +481,45 @@ static size_t precheck_many(const snap_qimg_opts *o, snap_qimg_snap_op op,
     }
     snap_child_group_free(g);
     return failed;
+}
+
+int snap_qimg_chain_get_many(const snap_qimg_opts *o, const char *const paths[], size_t n,
+                             unsigned flags, snap_qimg_chain *chains, snap_err *per_disk,
+                             snap_err *err)
+{
+    snap_child_group *g = run_info_group(o, paths, n, flags, true);
+    size_t failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        const snap_child_result *r = snap_child_group_result(g, i);
+        snap_err_clear(&per_disk[i]);
+        memset(&chains[i], 0, sizeof chains[i]);
+        int rc = judge_info(r, paths[i], true, false, &per_disk[i]);
+        if (!rc && snap_qimg_parse_chain(r->out, &chains[i], &per_disk[i]))
+            rc = snap_err_context(&per_disk[i], "image %s", paths[i]);
+        failed += rc != 0;
+    }
+    snap_child_group_free(g);
+    return failed ? many_verdict(per_disk, n, failed, "could not be read", err) : 0;
+}
+
+/* When each write ran, relative to the first start: shows that they overlapped. */
+static void log_timings(const snap_qimg_opts *o, const snap_child_group *g,
+                        const char *what, const char *const paths[], size_t n)
+{
+    xentoollog_logger *lg = o ? o->lg : NULL;
+    uint64_t t0 = UINT64_MAX;
+    for (size_t i = 0; lg && i < n; i++) {
+        const snap_child_result *r = snap_child_group_result(g, i);
+        if (r->started && r->start_ms < t0)
+            t0 = r->start_ms;
+    }
+    for (size_t i = 0; lg && i < n; i++) {
+        const snap_child_result *r = snap_child_group_result(g, i);
+        if (r->started)
+            snap_log(lg, XTL_DEBUG, "%s on %s ran from +%llu to +%llu ms", what, paths[i],
+                     (unsigned long long)(r->start_ms - t0),
+                     (unsigned long long)(r->end_ms - t0));
+    }
 }
 
 static size_t run_many(const snap_qimg_opts *o, snap_qimg_snap_op op,
@@ -472,29 +540,27 @@ static size_t run_many(const snap_qimg_opts *o, snap_qimg_snap_op op,
     for (size_t i = 0; i < n; i++)
         failed += judge_qimg(snap_child_group_result(g, i), what, paths[i], true,
                              &per_disk[i]) != 0;
+    log_timings(o, g, what, paths, n);
     snap_child_group_free(g);
     return failed;
 }
 
-/* The first per-disk failure, with a count, as the overall error. */
-static int many_verdict(const snap_err *per_disk, size_t n, size_t failed,
-                        const char *stage, snap_err *err)
+/* Clears per_disk and checks the name; 0 when the images may be looked at. */
+static int many_start(snap_qimg_snap_op op, size_t n, const char *name,
+                      snap_err *per_disk, snap_err *err)
 {
     for (size_t i = 0; i < n; i++)
-        if (per_disk[i].code)
-            return snap_err_set(err, per_disk[i].code, "%zu of %zu images %s, first: %s",
-                                failed, n, stage, per_disk[i].msg);
-    return snap_err_set(err, SNAP_ERROR_FAIL, "%zu of %zu images %s", failed, n, stage);
+        snap_err_clear(&per_disk[i]);
+    return check_name(name, op, err) ? (err ? err->code : SNAP_ERROR_INVAL) : 0;
 }
 
 int snap_qimg_snapshot_many(const snap_qimg_opts *o, snap_qimg_snap_op op,
                             const char *const paths[], size_t n, const char *name,
                             snap_err *per_disk, snap_err *err)
 {
-    for (size_t i = 0; i < n; i++)
-        snap_err_clear(&per_disk[i]);
-    if (check_name(name, op, err))
-        return err ? err->code : SNAP_ERROR_INVAL;
+    int rc = many_start(op, n, name, per_disk, err);
+    if (rc)
+        return rc;
     size_t failed = precheck_many(o, op, paths, n, name, per_disk);
     if (failed)
         return many_verdict(per_disk, n, failed, "failed the check (none written)", err);
@@ -502,6 +568,18 @@ int snap_qimg_snapshot_many(const snap_qimg_opts *o, snap_qimg_snap_op op,
     if (failed)
         return many_verdict(per_disk, n, failed, "failed", err);
     return 0;
+}
+
+int snap_qimg_snapshot_many_prechecked(const snap_qimg_opts *o, snap_qimg_snap_op op,
+                                       const char *const paths[], size_t n,
+                                       const char *name, snap_err *per_disk,
+                                       snap_err *err)
+{
+    int rc = many_start(op, n, name, per_disk, err);
+    if (rc)
+        return rc;
+    size_t failed = run_many(o, op, paths, n, name, per_disk);
+    return failed ? many_verdict(per_disk, n, failed, "failed", err) : 0;
 }
 
 /* ------------------------------------------------------------ overlays */

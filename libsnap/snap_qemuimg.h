@@ -82,6 +82,15 @@ int snap_qimg_info_get(const snap_qimg_opts *o, const char *path, unsigned flags
 /* `info --output=json --backing-chain PATH`. */
 int snap_qimg_chain_get(const snap_qimg_opts *o, const char *path, unsigned flags,
                         snap_qimg_chain *out, snap_err *err);
+/*
+ * snap_qimg_chain_get on n images in parallel children: chains[i] and
+ * per_disk[i] (n entries each) get each image's chain or error (a failed
+ * one's chain is empty). Returns 0 when every chain was read, otherwise the
+ * first failure with a count. The caller disposes of every chain.
+ */
+int snap_qimg_chain_get_many(const snap_qimg_opts *o, const char *const paths[], size_t n,
+                             unsigned flags, snap_qimg_chain *chains, snap_err *per_disk,
+                             snap_err *err);
 void snap_qimg_info_dispose(snap_qimg_info *info);
 void snap_qimg_chain_dispose(snap_qimg_chain *chain);
 /* The snapshot called name, or NULL. */
@@ -119,6 +128,22 @@ typedef enum snap_qimg_snap_op {
 int snap_qimg_snapshot_many(const snap_qimg_opts *o, snap_qimg_snap_op op,
                             const char *const paths[], size_t n, const char *name,
                             snap_err *per_disk, snap_err *err);
+
+/*
+ * The write step of snap_qimg_snapshot_many alone, without its listing, for a
+ * caller that has itself listed every image without -U (so no running QEMU
+ * held it; snap_qimg_chain_get_many with flags 0) and refused a duplicate or
+ * missing name, moments before and under a lock that keeps other xlsnap runs
+ * away: snapshot-create's plan. Saves one qemu-img per image. The write itself
+ * never uses -U, so an image a QEMU opened since is still refused (BUSY) by
+ * qemu-img's own lock; other images may be written by then (undoing them is
+ * the caller's policy, as for any partial failure). Digit-only names are
+ * refused here too.
+ */
+int snap_qimg_snapshot_many_prechecked(const snap_qimg_opts *o, snap_qimg_snap_op op,
+                                       const char *const paths[], size_t n,
+                                       const char *name, snap_err *per_disk,
+                                       snap_err *err);
 
 /*
  * `create -f qcow2 -b BASE -F BASE_FMT OVERLAY`. Refuses (EXISTS) when
