@@ -2,9 +2,10 @@
  * Listing a domain's snapshots (with the .index cache) and the tree derived
  * from their parent links; see snap_meta.h.
  *
- * Listing cost: one readdir and one fstatat per snapshot, plus one parse of
- * the index; a record file is parsed only when its (inode, size, mtime,
- * ctime) differs from the index, and the index is rewritten only then.
+ * Listing cost: one readdir and one fstatat per snapshot (over a few threads
+ * in a large directory), plus one parse of the index; a record file is parsed
+ * only when its (inode, size, mtime, ctime) differs from the index, and the
+ * index is rewritten only then.
  * Name lookups go through a hash table, so everything but the sort into
  * creation order is linear in the number of snapshots.
  */
@@ -13,6 +14,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,6 +93,8 @@ void snap_meta_entry_from_meta(snap_meta_entry *e, const snap_meta *m)
 typedef struct listed {
     snap_meta_entry e;
     long long key[6]; /* inode, size, mtime s/ns, ctime s/ns */
+    bool stat_ok;     /* fstatat worked (else: removed while we listed, simply gone) */
+    bool is_reg;
     bool have_entry;
 } listed;
 
@@ -117,7 +122,7 @@ static void stat_key(const struct stat *sb, long long key[6])
     key[5] = sb->st_ctim.tv_nsec;
 }
 
-/* Considers one directory entry: a "<valid name>.json" regular file is listed. */
+/* Considers one directory entry: a "<valid name>.json" file is a candidate. */
 static void consider_file(snap_meta_store *st, listing *l, const char *fname)
 {
     size_t len = strlen(fname);
@@ -125,28 +130,20 @@ static void consider_file(snap_meta_store *st, listing *l, const char *fname)
         return;
     char *name = snap_xstrdup(fname);
     name[len - 5] = '\0';
-    struct stat sb;
     if (!snap_meta_name_valid(name)) {
         add_problem(
             &l->problems, &l->n_problems,
             snap_xasprintf("%s/%s: not a valid snapshot name, ignored", st->dir, fname));
-    } else if (fstatat(st->dirfd, fname, &sb, AT_SYMLINK_NOFOLLOW) < 0) {
-        /* Removed while we listed: it is simply gone. */
-    } else if (!S_ISREG(sb.st_mode)) {
-        add_problem(&l->problems, &l->n_problems,
-                    snap_xasprintf("%s/%s: not a regular file, ignored", st->dir, fname));
-    } else {
-        if (l->n == l->cap) {
-            l->cap = l->cap ? 2 * l->cap : 64;
-            l->items = snap_xrealloc(l->items, l->cap * sizeof *l->items);
-        }
-        listed *it = &l->items[l->n++];
-        memset(it, 0, sizeof *it);
-        it->e.name = name;
-        stat_key(&sb, it->key);
+        free(name);
         return;
     }
-    free(name);
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 64;
+        l->items = snap_xrealloc(l->items, l->cap * sizeof *l->items);
+    }
+    listed *it = &l->items[l->n++];
+    memset(it, 0, sizeof *it);
+    it->e.name = name;
 }
 
 static int read_dir(snap_meta_store *st, listing *l, snap_err *err)
@@ -164,6 +161,103 @@ static int read_dir(snap_meta_store *st, listing *l, snap_err *err)
         consider_file(st, l, de->d_name);
     closedir(d);
     return 0;
+}
+
+/* ------------------------------------------------------------- stat */
+
+/*
+ * Every record file is stat'ed on every listing (an edit in place keeps the
+ * directory's mtime, so nothing cheaper can tell a stale index entry). Like
+ * git's preload-index, a large directory splits these syscalls over a few
+ * threads, each filling its own slice of the items.
+ */
+#define STAT_PARALLEL_MIN 256 /* below this, thread start-up costs more than it saves */
+#define STAT_THREADS_MAX  4
+
+typedef struct stat_slice {
+    int dirfd;
+    listed *items;
+    size_t n;
+    pthread_t thread;
+    bool started;
+} stat_slice;
+
+static void stat_one(int dirfd, listed *it)
+{
+    char fname[SNAP_META_NAME_MAX + sizeof ".json"];
+    size_t len = strlen(it->e.name);
+    struct stat sb;
+    memcpy(fname, it->e.name, len);
+    memcpy(fname + len, ".json", sizeof ".json");
+    if (fstatat(dirfd, fname, &sb, AT_SYMLINK_NOFOLLOW) < 0)
+        return;
+    it->stat_ok = true;
+    it->is_reg = S_ISREG(sb.st_mode);
+    stat_key(&sb, it->key);
+}
+
+static void *stat_slice_main(void *arg)
+{
+    stat_slice *s = arg;
+    for (size_t i = 0; i < s->n; i++)
+        stat_one(s->dirfd, &s->items[i]);
+    return NULL;
+}
+
+static size_t stat_threads(size_t n)
+{
+    if (n < STAT_PARALLEL_MIN)
+        return 1;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus < 1)
+        return 1;
+    return cpus < STAT_THREADS_MAX ? (size_t)cpus : STAT_THREADS_MAX;
+}
+
+/* Fills every item's key; slice 0 runs here, a slice whose thread fails too. */
+static void stat_items(snap_meta_store *st, listing *l)
+{
+    stat_slice slices[STAT_THREADS_MAX];
+    size_t k = stat_threads(l->n), start = 0;
+    for (size_t i = 0; i < k; i++) {
+        size_t len = l->n / k + (i < l->n % k);
+        slices[i] = (stat_slice){st->dirfd, l->items + start, len, 0, false};
+        start += len;
+    }
+    /* The helpers start with every signal blocked: the caller's handlers stay its own. */
+    sigset_t all, saved;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
+    for (size_t i = 1; i < k; i++)
+        slices[i].started =
+            pthread_create(&slices[i].thread, NULL, stat_slice_main, &slices[i]) == 0;
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    stat_slice_main(&slices[0]);
+    for (size_t i = 1; i < k; i++) {
+        if (slices[i].started)
+            pthread_join(slices[i].thread, NULL);
+        else
+            stat_slice_main(&slices[i]);
+    }
+}
+
+/* Drops files removed while we listed; anything but a regular file is a problem. */
+static void keep_regular_files(snap_meta_store *st, listing *l)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < l->n; i++) {
+        listed *it = &l->items[i];
+        if (it->stat_ok && it->is_reg) {
+            l->items[kept++] = *it;
+            continue;
+        }
+        if (it->stat_ok)
+            add_problem(&l->problems, &l->n_problems,
+                        snap_xasprintf("%s/%s.json: not a regular file, ignored", st->dir,
+                                       it->e.name));
+        free(it->e.name);
+    }
+    l->n = kept;
 }
 
 /* ------------------------------------------------------------- the index */
@@ -289,34 +383,19 @@ static bool ix_parse_line(char *line, index_row *r)
     return col == IX_LEN;
 }
 
-/* The index's rows (*n of them, strings in *text); none when missing or damaged. */
-static index_row *read_index(snap_meta_store *st, char **text, size_t *n)
+/* The index's text (*len bytes after a valid header), or NULL. */
+static char *read_index_text(snap_meta_store *st, size_t *len)
 {
-    size_t len = 0, cap = 0;
-    index_row *rows = NULL;
-    *n = 0;
-    if (snap_meta_store_read(st, INDEX_FILE, text, &len, NULL) < 0)
-        return NULL;
+    char *text = NULL;
     size_t hlen = strlen(INDEX_HEADER);
-    if (len < hlen || memcmp(*text, INDEX_HEADER, hlen) != 0 ||
-        (*text)[len - 1] != '\n' || memchr(*text, '\0', len))
+    if (snap_meta_store_read(st, INDEX_FILE, &text, len, NULL) < 0)
         return NULL;
-    for (char *line = *text + hlen; line < *text + len;) {
-        char *nl = memchr(line, '\n', (size_t)(*text + len - line));
-        *nl = '\0';
-        if (*n == cap) {
-            cap = cap ? 2 * cap : 256;
-            rows = snap_xrealloc(rows, cap * sizeof *rows);
-        }
-        if (!ix_parse_line(line, &rows[*n])) {
-            free(rows);
-            *n = 0;
-            return NULL;
-        }
-        ++*n;
-        line = nl + 1;
+    if (*len < hlen || memcmp(text, INDEX_HEADER, hlen) != 0 || text[*len - 1] != '\n' ||
+        memchr(text, '\0', *len)) {
+        free(text);
+        return NULL;
     }
-    return rows;
+    return text;
 }
 
 static const char *item_name_at(const void *ctx, size_t i)
@@ -324,16 +403,41 @@ static const char *item_name_at(const void *ctx, size_t i)
     return ((const listed *)ctx)[i].e.name;
 }
 
-/*
- * Takes what it can from the index, in the index's order (creation order, so
- * the tree's sort finds it sorted); files it does not cover follow. Anything
- * missing or stale marks the index dirty.
- */
-static void apply_index(snap_meta_store *st, listing *l)
+/* Item it takes the index row's summary (its strings copied). */
+static void take_row(listed *it, const index_row *r)
 {
-    size_t n = 0, used = 0;
-    char *text = NULL;
-    index_row *rows = read_index(st, &text, &n);
+    char *name = it->e.name;
+    it->e = r->e;
+    it->e.name = name;
+    it->e.parent = r->e.parent ? snap_xstrdup(r->e.parent) : NULL;
+    it->e.description = r->e.description ? snap_xstrdup(r->e.description) : NULL;
+    it->have_entry = true;
+}
+
+/* Undoes take_row for the n items listed in order. */
+static void forget_rows(listing *l, const size_t *order, size_t n)
+{
+    for (size_t k = 0; k < n; k++) {
+        listed *it = &l->items[order[k]];
+        char *name = it->e.name;
+        free(it->e.parent);
+        free(it->e.description);
+        memset(&it->e, 0, sizeof it->e);
+        it->e.name = name;
+        it->have_entry = false;
+    }
+}
+
+/*
+ * Takes what it can from the index, row by row (no copy of the rows). order
+ * receives the items' indexes: those the index covered, in the index's order
+ * (creation order, so the tree finds them sorted), then the others. Anything
+ * missing or stale marks the index dirty; a malformed row discards it all.
+ */
+static void apply_index(snap_meta_store *st, listing *l, size_t *order)
+{
+    size_t len = 0, rows = 0, used = 0;
+    char *text = read_index_text(st, &len);
     name_hash h;
     nh_init(&h, l->n);
     for (size_t i = 0; i < l->n; i++) {
@@ -341,31 +445,29 @@ static void apply_index(snap_meta_store *st, listing *l)
         if (!h.slots[s])
             h.slots[s] = i + 1;
     }
-    listed *out = snap_xmalloc((l->n ? l->n : 1) * sizeof *out);
-    for (size_t i = 0; i < n; i++) {
-        size_t s = nh_slot(&h, rows[i].e.name, item_name_at, l->items);
+    for (char *line = text ? text + strlen(INDEX_HEADER) : NULL;
+         line && line < text + len; rows++) {
+        char *nl = memchr(line, '\n', (size_t)(text + len - line));
+        index_row r;
+        *nl = '\0';
+        if (!ix_parse_line(line, &r)) {
+            forget_rows(l, order, used);
+            used = rows = 0;
+            break;
+        }
+        size_t s = nh_slot(&h, r.e.name, item_name_at, l->items);
         listed *it = h.slots[s] ? &l->items[h.slots[s] - 1] : NULL;
-        if (!it || it->have_entry || memcmp(rows[i].key, it->key, sizeof it->key) != 0)
-            continue;
-        char *name = it->e.name;
-        it->e = rows[i].e;
-        it->e.name = name;
-        it->e.parent = rows[i].e.parent ? snap_xstrdup(rows[i].e.parent) : NULL;
-        it->e.description =
-            rows[i].e.description ? snap_xstrdup(rows[i].e.description) : NULL;
-        it->have_entry = true;
-        out[used++] = *it;
+        if (it && !it->have_entry && memcmp(r.key, it->key, sizeof it->key) == 0) {
+            take_row(it, &r);
+            order[used++] = h.slots[s] - 1;
+        }
+        line = nl + 1;
     }
-    size_t k = used;
+    l->dirty = used != rows || used != l->n;
     for (size_t i = 0; i < l->n; i++)
         if (!l->items[i].have_entry)
-            out[k++] = l->items[i];
-    l->dirty = used != n || used != l->n;
-    free(l->items);
-    l->items = out;
-    l->cap = l->n;
+            order[used++] = i;
     free(h.slots);
-    free(rows);
     free(text);
 }
 
@@ -431,42 +533,41 @@ static void ix_put_row(ix_buf *b, const listed *it)
 }
 
 /* Best effort: a reader without write access simply lists without caching. */
-static void write_index(snap_meta_store *st, const listing *l)
+static void write_index(snap_meta_store *st, const listing *l, const size_t *order,
+                        size_t n)
 {
     ix_buf b = {0};
     ix_buf_add(&b, INDEX_HEADER, strlen(INDEX_HEADER));
-    for (size_t i = 0; i < l->n; i++)
-        if (l->items[i].have_entry)
-            ix_put_row(&b, &l->items[i]);
+    for (size_t k = 0; k < n; k++)
+        ix_put_row(&b, &l->items[order[k]]);
     snap_meta_store_write(st, INDEX_FILE, b.data, b.len, NULL);
     free(b.data);
 }
 
-/* Parses the record files the index did not cover; damaged ones are dropped. */
+/*
+ * Parses the record files the index did not cover; damaged ones are dropped
+ * (left without an entry, their name freed). Items stay where they are.
+ */
 static void load_missing(snap_meta_store *st, listing *l)
 {
-    size_t kept = 0;
     for (size_t i = 0; i < l->n; i++) {
         listed *it = &l->items[i];
-        if (!it->have_entry) {
-            snap_meta m;
-            snap_err err;
-            snap_err_clear(&err);
-            if (snap_meta_load(st, it->e.name, &m, &err) == 0) {
-                free(it->e.name);
-                snap_meta_entry_from_meta(&it->e, &m);
-                it->have_entry = true;
-                snap_meta_dispose(&m);
-            } else if (err.code != SNAP_ERROR_NOTFOUND) {
-                add_problem(&l->problems, &l->n_problems, snap_xstrdup(err.msg));
-            }
-        }
         if (it->have_entry)
-            l->items[kept++] = *it;
-        else
-            snap_meta_entry_dispose(&it->e);
+            continue;
+        snap_meta m;
+        snap_err err;
+        snap_err_clear(&err);
+        if (snap_meta_load(st, it->e.name, &m, &err) == 0) {
+            free(it->e.name);
+            snap_meta_entry_from_meta(&it->e, &m);
+            it->have_entry = true;
+            snap_meta_dispose(&m);
+            continue;
+        }
+        if (err.code != SNAP_ERROR_NOTFOUND)
+            add_problem(&l->problems, &l->n_problems, snap_xstrdup(err.msg));
+        snap_meta_entry_dispose(&it->e);
     }
-    l->n = kept;
 }
 
 /* ------------------------------------------------------------- the tree */
@@ -479,10 +580,8 @@ void snap_meta_tree_init(snap_meta_tree *t)
 
 void snap_meta_tree_dispose(snap_meta_tree *t)
 {
-    for (size_t i = 0; i < t->n; i++) {
+    for (size_t i = 0; i < t->n; i++)
         snap_meta_entry_dispose(&t->nodes[i].e);
-        free(t->nodes[i].children);
-    }
     free(t->nodes);
     snap_strv_free(t->problems, t->n_problems);
     free(t->hash_);
@@ -499,12 +598,15 @@ static int by_creation(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-/* Entries from the index come sorted: one pass instead of qsort's n log n. */
-static void sort_by_creation(snap_meta_entry *entries, size_t n)
+/*
+ * Nodes from the index come sorted: one pass instead of qsort's n log n.
+ * (An entry is the first member of a node, so by_creation sorts nodes too.)
+ */
+static void sort_nodes(snap_meta_tree *t)
 {
-    for (size_t i = 1; i < n; i++)
-        if (by_creation(&entries[i - 1], &entries[i]) > 0) {
-            qsort(entries, n, sizeof *entries, by_creation);
+    for (size_t i = 1; i < t->n; i++)
+        if (by_creation(&t->nodes[i - 1].e, &t->nodes[i].e) > 0) {
+            qsort(t->nodes, t->n, sizeof *t->nodes, by_creation);
             return;
         }
 }
@@ -572,16 +674,20 @@ static void link_parents(snap_meta_tree *t)
     free(mark);
 }
 
-/* Children lists in creation order, then depths from the roots down. */
-static void link_children(snap_meta_tree *t)
+/*
+ * Children lists in creation order, then depths from the roots down. The
+ * lists share one block (pool: t->n slots, as every node has one parent at
+ * most) instead of a malloc per node.
+ */
+static void link_children(snap_meta_tree *t, size_t *pool)
 {
     for (size_t i = 0; i < t->n; i++)
         if (t->nodes[i].parent != SNAP_META_NONE)
             t->nodes[t->nodes[i].parent].n_children++;
-    for (size_t i = 0; i < t->n; i++) {
+    for (size_t i = 0, used = 0; i < t->n; i++) {
         snap_meta_node *nd = &t->nodes[i];
-        nd->children =
-            nd->n_children ? snap_xmalloc(nd->n_children * sizeof(size_t)) : NULL;
+        nd->children = nd->n_children ? pool + used : NULL;
+        used += nd->n_children;
         nd->n_children = 0;
     }
     for (size_t i = 0; i < t->n; i++)
@@ -603,27 +709,65 @@ static void link_children(snap_meta_tree *t)
     free(queue);
 }
 
-void snap_meta_tree_build(snap_meta_tree *t, snap_meta_entry *entries, size_t n,
-                          const char *current)
+/*
+ * Links t->nodes (t->n of them, filled): sorted, hashed, parents and children
+ * found. The name hash and the children lists share t->hash_.
+ */
+static void link_tree(snap_meta_tree *t, const char *current)
 {
-    sort_by_creation(entries, n);
-    t->nodes = snap_xcalloc(n, sizeof *t->nodes);
-    t->n = n;
-    for (size_t i = 0; i < n; i++)
-        t->nodes[i].e = entries[i];
-    free(entries);
+    sort_nodes(t);
     name_hash h;
-    nh_init(&h, n);
-    for (size_t i = 0; i < n; i++)
+    nh_init(&h, t->n);
+    h.slots = snap_xrealloc(h.slots, (h.size + t->n) * sizeof *h.slots);
+    for (size_t i = 0; i < t->n; i++)
         h.slots[nh_slot(&h, t->nodes[i].e.name, node_name_at, t)] = i + 1;
     t->hash_ = h.slots;
     t->hash_size_ = h.size;
     link_parents(t);
-    link_children(t);
+    link_children(t, h.slots + h.size);
     t->current = snap_meta_tree_find(t, current);
     if (current && t->current == SNAP_META_NONE)
         tree_problem(t,
                      snap_xasprintf("the current snapshot '%s' does not exist", current));
+}
+
+void snap_meta_tree_build(snap_meta_tree *t, snap_meta_entry *entries, size_t n,
+                          const char *current)
+{
+    t->nodes = snap_xcalloc(n ? n : 1, sizeof *t->nodes);
+    t->n = n;
+    for (size_t i = 0; i < n; i++)
+        t->nodes[i].e = entries[i];
+    free(entries);
+    link_tree(t, current);
+}
+
+static int by_creation_at(const void *a, const void *b, void *items)
+{
+    const listed *it = items;
+    return by_creation(&it[*(const size_t *)a].e, &it[*(const size_t *)b].e);
+}
+
+/*
+ * The listed items with an entry become the tree's nodes, in order (their
+ * strings move). A changed listing is sorted first and written back as the
+ * index, in creation order, so that the next load needs no sort.
+ */
+static void listing_to_nodes(snap_meta_store *st, listing *l, size_t *order,
+                             snap_meta_tree *t)
+{
+    size_t kept = 0;
+    for (size_t k = 0; k < l->n; k++)
+        if (l->items[order[k]].have_entry)
+            order[kept++] = order[k];
+    if (l->dirty) {
+        qsort_r(order, kept, sizeof *order, by_creation_at, l->items);
+        write_index(st, l, order, kept);
+    }
+    t->nodes = snap_xcalloc(kept ? kept : 1, sizeof *t->nodes);
+    t->n = kept;
+    for (size_t k = 0; k < kept; k++)
+        t->nodes[k].e = l->items[order[k]].e;
 }
 
 int snap_meta_tree_load(snap_meta_store *st, snap_meta_tree *t, snap_err *err)
@@ -632,24 +776,20 @@ int snap_meta_tree_load(snap_meta_store *st, snap_meta_tree *t, snap_err *err)
     listing l = {0};
     int rc = read_dir(st, &l, err);
     char *current = NULL;
+    size_t *order = snap_xmalloc((l.n ? l.n : 1) * sizeof *order);
     if (rc == 0) {
-        apply_index(st, &l);
+        stat_items(st, &l);
+        keep_regular_files(st, &l);
+        apply_index(st, &l, order);
         load_missing(st, &l);
-        if (l.dirty) {
-            /* Written in creation order, so that the next load needs no sort. */
-            qsort(l.items, l.n, sizeof *l.items, by_creation);
-            write_index(st, &l);
-        }
         snap_err cerr;
         if (snap_meta_get_current(st, &current, &cerr) < 0)
             add_problem(&l.problems, &l.n_problems, snap_xstrdup(cerr.msg));
     }
-    /* The listing's items become the tree's entries, in place. */
-    snap_meta_entry *entries = snap_xmalloc((l.n ? l.n : 1) * sizeof *entries);
-    for (size_t i = 0; i < l.n; i++)
-        entries[i] = l.items[i].e;
+    listing_to_nodes(st, &l, order, t);
+    free(order);
     free(l.items);
-    snap_meta_tree_build(t, entries, l.n, current);
+    link_tree(t, current);
     free(current);
     /* Problems found while listing come first. */
     for (size_t i = 0; i < t->n_problems; i++)
