@@ -33,9 +33,16 @@ typedef struct snap_qmp_lock snap_qmp_lock;
  */
 typedef struct snap_platform_ops {
     const char *name;
-    /* Finds a domain by name or domid. */
+    /* Finds a domain by name or domid (or UUID, when no domain has that name). */
     int (*lookup)(snap_ctx *ctx, const char *qualifier, snap_domain_ref *dom,
                   snap_err *err);
+    /*
+     * Finds the domain with this UUID; SNAP_ERROR_NOTFOUND when none exists.
+     * A domain keeps its UUID across a revert's stop/start (Xen gives it a
+     * new domid, and a destroyed domain has no name): recovery uses this.
+     */
+    int (*lookup_uuid)(snap_ctx *ctx, const char *uuid, snap_domain_ref *dom,
+                       snap_err *err);
     int (*pause)(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err);
     int (*unpause)(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err);
     /*

@@ -22,6 +22,7 @@
 
 #include "snap_domcfg.h"
 #include "snap_internal.h"
+#include "snap_meta_store.h"
 
 static int libxl_open(snap_ctx *ctx, libxl_ctx **lctx, snap_err *err)
 {
@@ -35,6 +36,58 @@ static int libxl_open(snap_ctx *ctx, libxl_ctx **lctx, snap_err *err)
     return 0;
 }
 
+/* dom from libxl's info on domid (name: libxl's, else fallback). */
+static void fill_ref(libxl_ctx *lctx, const libxl_dominfo *info, const char *fallback,
+                     snap_domain_ref *dom)
+{
+    char *name = libxl_domid_to_name(lctx, info->domid);
+    memset(dom, 0, sizeof *dom);
+    dom->domid = info->domid;
+    snprintf(dom->name, sizeof dom->name, "%s", name ? name : fallback);
+    free(name);
+    snprintf(dom->uuid, sizeof dom->uuid, LIBXL_UUID_FMT, LIBXL_UUID_BYTES(info->uuid));
+    dom->state = info->paused ? SNAP_DOMAIN_PAUSED : SNAP_DOMAIN_RUNNING;
+    if (info->shutdown || info->dying)
+        dom->state = SNAP_DOMAIN_SHUTOFF;
+}
+
+/* The domain whose UUID is uuid, among those libxl lists (NOTFOUND: none). */
+static int find_by_uuid(libxl_ctx *lctx, const char *uuid, snap_domain_ref *dom,
+                        snap_err *err)
+{
+    libxl_uuid want;
+    int n = 0, rc;
+    if (libxl_uuid_from_string(&want, uuid))
+        return snap_err_set(err, SNAP_ERROR_INVAL, "%s is not a UUID", uuid);
+    libxl_dominfo *list = libxl_list_domain(lctx, &n);
+    if (!list)
+        return snap_err_set(err, SNAP_ERROR_FAIL,
+                            "cannot list the domains (libxl_list_domain)");
+    rc = snap_err_set(err, SNAP_ERROR_NOTFOUND, "no domain has UUID %s", uuid);
+    for (int i = 0; i < n; i++)
+        if (!libxl_uuid_compare(&list[i].uuid, &want)) {
+            fill_ref(lctx, &list[i], uuid, dom);
+            snap_err_clear(err);
+            rc = 0;
+            break;
+        }
+    libxl_dominfo_list_free(list, n);
+    return rc;
+}
+
+static int libxl_lookup_uuid(snap_ctx *ctx, const char *uuid, snap_domain_ref *dom,
+                             snap_err *err)
+{
+    libxl_ctx *lctx;
+    int rc = libxl_open(ctx, &lctx, err);
+    if (rc)
+        return rc;
+    rc = find_by_uuid(lctx, uuid, dom, err);
+    libxl_ctx_free(lctx);
+    return rc;
+}
+
+/* A domid, else a name (libxl's rule), else a UUID. */
 static int libxl_lookup(snap_ctx *ctx, const char *qualifier, snap_domain_ref *dom,
                         snap_err *err)
 {
@@ -46,6 +99,8 @@ static int libxl_lookup(snap_ctx *ctx, const char *qualifier, snap_domain_ref *d
         return rc;
     libxl_dominfo_init(&info);
     if (libxl_domain_qualifier_to_domid(lctx, qualifier, &domid)) {
+        if (snap_uuid_valid(qualifier) && find_by_uuid(lctx, qualifier, dom, err) == 0)
+            goto out;
         rc = snap_err_set(err, SNAP_ERROR_NOTFOUND, "%s is an invalid domain identifier",
                           qualifier);
         goto out;
@@ -56,15 +111,7 @@ static int libxl_lookup(snap_ctx *ctx, const char *qualifier, snap_domain_ref *d
                           "domain %s (domid %u): no info (rc=%d)", qualifier, domid, lrc);
         goto out;
     }
-    char *name = libxl_domid_to_name(lctx, domid);
-    memset(dom, 0, sizeof *dom);
-    dom->domid = domid;
-    snprintf(dom->name, sizeof dom->name, "%s", name ? name : qualifier);
-    free(name);
-    snprintf(dom->uuid, sizeof dom->uuid, LIBXL_UUID_FMT, LIBXL_UUID_BYTES(info.uuid));
-    dom->state = info.paused ? SNAP_DOMAIN_PAUSED : SNAP_DOMAIN_RUNNING;
-    if (info.shutdown || info.dying)
-        dom->state = SNAP_DOMAIN_SHUTOFF;
+    fill_ref(lctx, &info, qualifier, dom);
 out:
     libxl_dominfo_dispose(&info);
     libxl_ctx_free(lctx);
@@ -449,6 +496,7 @@ static void libxl_qmp_unlock(snap_qmp_lock *lock)
 const snap_platform_ops snap_platform_libxl = {
     .name = "libxl",
     .lookup = libxl_lookup,
+    .lookup_uuid = libxl_lookup_uuid,
     .pause = libxl_pause,
     .unpause = libxl_unpause,
     .save_memory = libxl_save_memory,

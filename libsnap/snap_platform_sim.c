@@ -124,6 +124,26 @@ static int sim_unknown_domain(snap_xs *xs, const char *qualifier, bool as_domid,
     return rc;
 }
 
+/* The domid whose xenstore vm UUID is uuid (case-insensitive); false: none. */
+static bool sim_domid_by_uuid(snap_xs *xs, const char *uuid, uint32_t *domid)
+{
+    uint32_t *ids = NULL;
+    size_t n = 0;
+    bool found = false;
+    snap_err ignore;
+    if (snap_xs_list_domains(xs, &ids, &n, &ignore))
+        n = 0;
+    for (size_t i = 0; i < n && !found; i++) {
+        char *u = NULL;
+        found = snap_xs_domain_uuid(xs, ids[i], &u, &ignore) == 0 && !strcasecmp(u, uuid);
+        if (found)
+            *domid = ids[i];
+        free(u);
+    }
+    free(ids);
+    return found;
+}
+
 static int sim_lookup(snap_ctx *ctx, const char *qualifier, snap_domain_ref *dom,
                       snap_err *err)
 {
@@ -137,6 +157,14 @@ static int sim_lookup(snap_ctx *ctx, const char *qualifier, snap_domain_ref *dom
     bool as_domid = parse_domid(qualifier, &domid);
     if ((!as_domid && snap_xs_domid_by_name(xs, qualifier, &domid, err)) ||
         snap_xs_domain_name(xs, domid, &name, err)) {
+        if (!as_domid && snap_uuid_valid(qualifier) &&
+            sim_domid_by_uuid(xs, qualifier, &domid)) {
+            char id[16];
+            snprintf(id, sizeof id, "%u", domid);
+            free(name);
+            snap_xs_close(xs);
+            return sim_lookup(ctx, id, dom, err);
+        }
         rc = sim_unknown_domain(xs, qualifier, as_domid, err);
         goto out;
     }
@@ -154,6 +182,23 @@ out:
     free(uuid);
     snap_xs_close(xs);
     return rc;
+}
+
+static int sim_lookup_uuid(snap_ctx *ctx, const char *uuid, snap_domain_ref *dom,
+                           snap_err *err)
+{
+    snap_xs *xs;
+    uint32_t domid = 0;
+    int rc = snap_xs_open(&xs, err);
+    if (rc)
+        return rc;
+    bool found = sim_domid_by_uuid(xs, uuid, &domid);
+    snap_xs_close(xs);
+    if (!found)
+        return snap_err_set(err, SNAP_ERROR_NOTFOUND, "no domain has UUID %s", uuid);
+    char id[16];
+    snprintf(id, sizeof id, "%u", domid);
+    return sim_lookup(ctx, id, dom, err);
 }
 
 static int sim_set_paused(snap_ctx *ctx, const snap_domain_ref *dom, bool pause,
@@ -322,6 +367,7 @@ static int sim_start(snap_ctx *ctx, snap_domain_ref *dom, const char *config,
 const snap_platform_ops snap_platform_sim = {
     .name = "sim",
     .lookup = sim_lookup,
+    .lookup_uuid = sim_lookup_uuid,
     .pause = sim_pause,
     .unpause = sim_unpause,
     .save_memory = sim_save_memory,

@@ -248,7 +248,10 @@ static int revert_journaled(snap_ctx *ctx, snap_session *s, const revert_plan *r
 {
     char *config = NULL;
     int rc = 0;
-    if (rp->was_live) {
+    if (rp->was_live && !ctx->ops->keeps_stopped_domain)
+        rc = snap_meta_store_write(&s->st, SNAP_REVERT_DOMAIN_FILE, s->dom.config,
+                                   s->dom.config_len, err);
+    if (rp->was_live && !rc) {
         rc = ctx->ops->stop(ctx, &s->dom.ref, err);
         if (!rc)
             rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_DOMAIN_STOPPED, err);
@@ -297,7 +300,7 @@ static void revert_failed(snap_ctx *ctx, snap_session *s, const revert_plan *rp,
         return;
     snap_domain_ref ref = s->dom.ref;
     snap_domain_ref now;
-    if (ctx->ops->lookup(ctx, ref.name, &now, &rerr) == 0 &&
+    if (ctx->ops->lookup_uuid(ctx, ref.uuid, &now, &rerr) == 0 &&
         now.state != SNAP_DOMAIN_SHUTOFF) { /* the rollback restarted it */
         if (now.state == SNAP_DOMAIN_RUNNING)
             snap_err_context(err, "domain %s booted afresh on its disks as they were",
@@ -392,6 +395,8 @@ static int revert_in_session(snap_ctx *ctx, snap_session *s, const char *name,
             revert_failed(ctx, s, &rp, &j, err);
         else
             rc = snap_journal_finish(&s->st, err);
+        if (!rc)
+            snap_revert_forget_domain(&s->st);
     }
     snap_journal_dispose(&j);
     revert_plan_dispose(&rp);
@@ -407,6 +412,16 @@ int snap_revert(snap_ctx *ctx, const char *domain, const char *name,
     if (plan_out)
         *plan_out = NULL;
     int rc = snap_session_open(ctx, domain, false, &s, err);
+    /* A revert that died on Xen may have left no domain by that name. */
+    int vrc = rc == SNAP_ERROR_NOTFOUND && !p->dry_run
+                  ? snap_recover_vanished(ctx, domain, err)
+                  : SNAP_ERROR_NOTFOUND;
+    if (vrc != SNAP_ERROR_NOTFOUND) {
+        snap_session_close(&s);
+        if (!vrc)
+            snap_err_clear(err);
+        rc = vrc ? vrc : snap_session_open(ctx, domain, false, &s, err);
+    }
     if (!rc)
         rc = revert_in_session(ctx, &s, name, p, plan_out, err);
     snap_session_close(&s);

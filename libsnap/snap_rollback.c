@@ -10,15 +10,18 @@
  * Every step tolerates "already undone", so a crash during rollback is
  * recovered by rolling back again.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "snap_orch.h"
+#include "snap_json.h"
 #include "snap_qemuimg.h"
 #include "snap_revert.h"
 
@@ -194,11 +197,14 @@ static int restart_after_revert(snap_ctx *ctx, snap_session *s, const snap_journ
                                 snap_err *err)
 {
     snap_domain_ref now;
-    snap_err ignored;
-    if (!j->domain_state || !strcmp(j->domain_state, "shutoff") ||
-        !ctx->ops->keeps_stopped_domain ||
-        ctx->ops->lookup(ctx, s->dom.ref.name, &now, &ignored) != 0 ||
-        now.state != SNAP_DOMAIN_SHUTOFF)
+    snap_err lerr;
+    if (!j->domain_state || !strcmp(j->domain_state, "shutoff"))
+        return 0;
+    /* By UUID: a domain Xen destroyed has no name, and the name may be reused. */
+    int lrc = ctx->ops->lookup_uuid(ctx, s->dom.ref.uuid, &now, &lerr);
+    if (lrc == SNAP_ERROR_NOTFOUND && !ctx->ops->keeps_stopped_domain && s->dom.config)
+        now = s->dom.ref; /* destroyed by the revert: created again from its config */
+    else if (lrc || !ctx->ops->keeps_stopped_domain || now.state != SNAP_DOMAIN_SHUTOFF)
         return 0;
     bool intact = true;
     for (size_t i = 0; i < j->n_disks; i++)
@@ -222,7 +228,7 @@ int snap_rollback_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
     snap_domain_ref now;
     snap_err ignored;
     bool started = j->phase >= SNAP_PHASE_CONFIG_DONE &&
-                   ctx->ops->lookup(ctx, s->dom.ref.name, &now, &ignored) == 0 &&
+                   ctx->ops->lookup_uuid(ctx, s->dom.ref.uuid, &now, &ignored) == 0 &&
                    now.state != SNAP_DOMAIN_SHUTOFF;
     if (j->phase >= SNAP_PHASE_DOMAIN_STARTED || started) {
         snap_log(ctx->lg, XTL_INFO, "finishing the revert of domain %s to '%s'",
@@ -230,7 +236,11 @@ int snap_rollback_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
         rc = snap_revert_record_overlays(&s->st, j, err);
         if (!rc)
             rc = snap_meta_set_current(&s->st, j->snapshot, err);
-        return rc ? rc : snap_journal_finish(&s->st, err);
+        if (!rc)
+            rc = snap_journal_finish(&s->st, err);
+        if (!rc)
+            snap_revert_forget_domain(&s->st);
+        return rc;
     }
     snap_log(ctx->lg, XTL_INFO, "rolling back the revert of domain %s to '%s'",
              s->dom.ref.name, j->snapshot);
@@ -247,7 +257,133 @@ int snap_rollback_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
         rc = restart_after_revert(ctx, s, j, err);
     if (!rc)
         rc = snap_journal_finish(&s->st, err);
+    if (!rc)
+        snap_revert_forget_domain(&s->st);
     return rc ? snap_err_context(err, "rolling back the revert to '%s'", j->snapshot) : 0;
+}
+
+void snap_revert_forget_domain(snap_meta_store *st)
+{
+    snap_err ignore;
+    snap_meta_store_unlink(st, SNAP_REVERT_DOMAIN_FILE, &ignore);
+}
+
+/* ----------------------------------------------- a domain a revert destroyed */
+
+/*
+ * The saved config of the domain with directory uuid when a revert left one
+ * and it names qualifier (a name, or this very UUID).
+ */
+static bool vanished_config(const char *statedir, const char *uuid, const char *qualifier,
+                            char **config)
+{
+    snap_meta_store st;
+    snap_err ignore;
+    char *text = NULL;
+    size_t len;
+    if (snap_meta_store_open(&st, statedir, uuid, NULL, false, &ignore))
+        return false;
+    bool hit =
+        snap_meta_store_read(&st, SNAP_REVERT_DOMAIN_FILE, &text, &len, &ignore) == 0;
+    snap_meta_store_close(&st);
+    if (hit && strcasecmp(uuid, qualifier) != 0) {
+        yajl_val root = snap_json_parse(text, "saved domain config", &ignore);
+        const char *name =
+            snap_json_get_string(snap_json_get_object(root, "c_info"), "name");
+        hit = name && !strcmp(name, qualifier);
+        yajl_tree_free(root);
+    }
+    if (hit)
+        *config = text;
+    else
+        free(text);
+    return hit;
+}
+
+/* The UUID (directory) whose saved config names qualifier, or NULL. */
+static char *find_vanished(const char *statedir, const char *qualifier, char **config)
+{
+    if (snap_uuid_valid(qualifier))
+        return vanished_config(statedir, qualifier, qualifier, config)
+                   ? snap_xstrdup(qualifier)
+                   : NULL;
+    char *path = snap_xasprintf("%s/snapshots", statedir), *uuid = NULL;
+    DIR *d = opendir(path);
+    free(path);
+    struct dirent *e;
+    while (d && !uuid && (e = readdir(d)))
+        if (snap_uuid_valid(e->d_name) &&
+            vanished_config(statedir, e->d_name, qualifier, config))
+            uuid = snap_xstrdup(e->d_name);
+    if (d)
+        closedir(d);
+    return uuid;
+}
+
+/* The journal is a revert's (the only operation that saves the config). */
+static bool journal_is_revert(snap_meta_store *st)
+{
+    snap_journal j;
+    bool found = false, revert;
+    snap_err ignore;
+    if (snap_journal_load(st, &j, &found, &ignore) || !found)
+        return false;
+    revert = j.op == SNAP_JOURNAL_REVERT;
+    snap_journal_dispose(&j);
+    return revert;
+}
+
+/* Recovers the revert journaled in uuid's directory for the absent domain. */
+static int recover_vanished_in(snap_ctx *ctx, const char *uuid, char *config,
+                               snap_err *err)
+{
+    snap_session s;
+    memset(&s, 0, sizeof s);
+    s.lock.fd = -1;
+    s.dom.config = config;
+    s.dom.config_len = strlen(config);
+    yajl_val root = snap_json_parse(config, "saved domain config", err);
+    const char *name = snap_json_get_string(snap_json_get_object(root, "c_info"), "name");
+    snprintf(s.dom.ref.name, sizeof s.dom.ref.name, "%s", name ? name : uuid);
+    yajl_tree_free(root);
+    snprintf(s.dom.ref.uuid, sizeof s.dom.ref.uuid, "%s", uuid);
+    s.dom.ref.state = SNAP_DOMAIN_SHUTOFF;
+    snap_err_clear(err);
+    bool recovered = false;
+    int rc = snap_meta_store_open(&s.st, ctx->statedir, uuid, s.dom.ref.name, false, err);
+    s.st_open = rc == 0;
+    if (!rc)
+        rc = snap_lock_acquire(&s.st, &s.lock, SNAP_LOCK_TIMEOUT_MS, err);
+    if (!rc && !journal_is_revert(&s.st)) {
+        snap_revert_forget_domain(&s.st); /* stale: no revert in flight */
+        rc = SNAP_ERROR_NOTFOUND;
+    }
+    if (!rc)
+        rc = snap_recover_journal(ctx, &s, &recovered, err);
+    snap_session_close(&s);
+    return rc;
+}
+
+int snap_recover_vanished(snap_ctx *ctx, const char *qualifier, snap_err *err)
+{
+    char *config = NULL;
+    char *uuid = find_vanished(ctx->statedir, qualifier, &config);
+    snap_domain_ref now;
+    snap_err lerr;
+    int rc = SNAP_ERROR_NOTFOUND;
+    if (uuid && ctx->ops->lookup_uuid(ctx, uuid, &now, &lerr) == SNAP_ERROR_NOTFOUND) {
+        snap_log(ctx->lg, XTL_NOTICE,
+                 "domain %s (UUID %s) does not exist: an interrupted revert destroyed it",
+                 qualifier, uuid);
+        snap_err rerr;
+        rc = recover_vanished_in(ctx, uuid, config, &rerr); /* owns config */
+        config = NULL;
+        if (rc && rc != SNAP_ERROR_NOTFOUND)
+            *err = rerr;
+    }
+    free(config);
+    free(uuid);
+    return rc;
 }
 
 /* Waits for a watchdog still busy thawing, then makes sure the guest is thawed. */
