@@ -142,8 +142,129 @@ static void test_edits_seen_in_every_slice(void)
     snap_meta_store_close(&st);
 }
 
+/* Index rows are decoded field by field: odd strings survive the round trip. */
+static void test_index_strings_round_trip(void)
+{
+    static const char *odd =
+        "quote \" backslash \\ tab\tnewline\n\x01 \x7f \xc3\xa9 \\x41";
+    snap_meta_store st;
+    snap_meta_tree t;
+    snap_err err;
+    REQUIRE(snap_meta_store_open(&st, th_path("odd"), UUID, "vm1", true, &err) == 0);
+    snap_meta m;
+    fill(&m, 0);
+    free(m.description);
+    m.description = strdup(odd);
+    REQUIRE(snap_meta_save(&st, &m, false, &err) == 0);
+    snap_meta_dispose(&m);
+    fill(&m, 1);
+    free(m.parent);
+    m.parent = strdup("s0000");
+    REQUIRE(snap_meta_save(&st, &m, false, &err) == 0);
+    snap_meta_dispose(&m);
+    for (int pass = 0; pass < 2; pass++) { /* from the files, then from the index */
+        CHECK_INT(snap_meta_tree_load(&st, &t, &err), 0);
+        REQUIRE(t.n == 2);
+        CHECK_STR(t.nodes[0].e.description, odd);
+        CHECK(t.nodes[0].e.parent == NULL);
+        CHECK_STR(t.nodes[1].e.parent, "s0000");
+        CHECK_INT(t.nodes[1].parent, 0);
+        CHECK_INT(t.n_problems, 0);
+        snap_meta_tree_dispose(&t);
+    }
+    char *ix = snap_meta_store_path(&st, ".index"), *text = th_read_file(ix);
+    REQUIRE(text != NULL);
+    CHECK_CONTAINS(text, "\"quote \\\" backslash \\\\ tab\\x09newline\\x0a\\x01 \\x7f");
+    free(text);
+    free(ix);
+    snap_meta_store_close(&st);
+}
+
+/* row (one index line, no newline) with field col replaced by value (NULL: dropped). */
+static char *with_field(const char *row, int col, const char *value)
+{
+    char *out = strdup(""), *copy = strdup(row), *save = NULL;
+    int i = 0;
+    for (char *f = strtok_r(copy, "\t", &save); f; f = strtok_r(NULL, "\t", &save), i++) {
+        const char *v = i == col ? value : f;
+        if (!v)
+            continue;
+        char *next = snap_xasprintf("%s%s%s", out, *out ? "\t" : "", v);
+        free(out);
+        out = next;
+    }
+    free(copy);
+    return out;
+}
+
+/*
+ * A damaged index is never half trusted. The damaged rows below keep the
+ * file's real key (so a parser that accepted them would use them): each makes
+ * the whole index void, the record is read again and the index rewritten. A
+ * well-formed row with that key is used as it is (the control).
+ */
+static void test_damaged_index_rows(void)
+{
+    static const struct {
+        int col;
+        const char *value;
+        const char *why;
+    } cases[] = {
+        {8, "\"from the index\"", NULL}, /* the control: trusted */
+        {8, "\"d\\\"", "an escaped closing quote"},
+        {8, "\"a\"b\"", "a bare quote"},
+        {8, "\"\\x00\"", "an escaped NUL"},
+        {8, "\"\\q\"", "an unknown escape"},
+        {9, "12345678901234567890", "20 digits"},
+        {9, "-5", "a sign"},
+        {17, NULL, "a field short"},
+        {17, "0\t0", "a field too many"},
+    };
+    snap_meta_store st;
+    snap_meta_tree t;
+    snap_err err;
+    REQUIRE(snap_meta_store_open(&st, th_path("damaged"), UUID, "vm1", true, &err) == 0);
+    snap_meta m;
+    fill(&m, 0);
+    REQUIRE(snap_meta_save(&st, &m, false, &err) == 0);
+    snap_meta_dispose(&m);
+    CHECK_INT(snap_meta_tree_load(&st, &t, &err), 0); /* writes the index */
+    snap_meta_tree_dispose(&t);
+    char *ix = snap_meta_store_path(&st, ".index"), *good = th_read_file(ix);
+    REQUIRE(good && strncmp(good, "xlsnap-index 2\n", 15) == 0);
+    char *row = strdup(good + 15);
+    row[strcspn(row, "\n")] = '\0';
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        char *bad = with_field(row, cases[i].col, cases[i].value);
+        char *text = snap_xasprintf("xlsnap-index 2\n%s\n", bad);
+        CHECK(th_write_file(ix, text));
+        free(text);
+        CHECK_INT(snap_meta_tree_load(&st, &t, &err), 0);
+        REQUIRE(t.n == 1);
+        if (!cases[i].why) {
+            CHECK_STR(t.nodes[0].e.description, "from the index");
+        } else {
+            th_note("index row with %s: rebuilt", cases[i].why);
+            CHECK_STR(t.nodes[0].e.description, "original text");
+            CHECK_INT(t.nodes[0].e.ctime_sec, 1795000000);
+            text = th_read_file(ix);
+            CHECK(text && strcmp(text, good) == 0);
+            free(text);
+        }
+        CHECK_INT(t.n_problems, 0);
+        snap_meta_tree_dispose(&t);
+        free(bad);
+    }
+    free(row);
+    free(good);
+    free(ix);
+    snap_meta_store_close(&st);
+}
+
 int main(void)
 {
     TH_RUN(test_edits_seen_in_every_slice);
+    TH_RUN(test_index_strings_round_trip);
+    TH_RUN(test_damaged_index_rows);
     return th_finish();
 }
