@@ -165,7 +165,14 @@ bench_guest() {
     done
     log "guest with $n disk(s): offline"
     for i in $(seq "$reps"); do
-        run offline "disks=$n" "$B/xlsnap" snapshot-create --internal "$name" "offline-$i"
+        rm -f "$T/trace"
+        XLSNAP_TRACE=$T/trace run offline "disks=$n" \
+            "$B/xlsnap" snapshot-create --internal "$name" "offline-$i"
+        # The parallel qemu-img writes alone (the plan's listing is before them).
+        [ -f "$T/trace" ] || continue
+        awk -v k="disks=$n" '{ t[$1] = $2 } END { if ("offline-write-end" in t)
+            printf "offline %s write_ms %.3f\n", k, (t["offline-write-end"] - t["offline-write-start"]) / 1e6 }' \
+            "$T/trace" >>"$samples"
     done
     "$B/xlsim" destroy "$name" >/dev/null 2>&1 || true
 }
