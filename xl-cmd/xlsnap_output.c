@@ -59,20 +59,35 @@ void print_created(const snap_info *s)
     printf(".\n");
 }
 
-/* The table is built in one buffer and written with one fwrite: 10,000 rows
- * of printf cost a third of a list's CPU. */
+/*
+ * The table is built in a buffer and written with fwrite: 10,000 rows of
+ * printf cost a third of a list's CPU. The buffer is written out whenever it
+ * fills, so that it stays a few pages however long the list (every fresh page
+ * costs a page fault).
+ */
+#define OUT_CHUNK 65536
+
 typedef struct out_buf {
     char *data;
     size_t len, cap;
 } out_buf;
 
+static void out_flush(out_buf *b)
+{
+    fwrite(b->data, 1, b->len, stdout);
+    b->len = 0;
+}
+
+/* Room for n more bytes: written out first when the buffer is full. */
 static void out_reserve(out_buf *b, size_t n)
 {
     if (b->len + n <= b->cap)
         return;
-    size_t cap = b->cap ? 2 * b->cap : 65536;
-    while (cap < b->len + n)
-        cap *= 2;
+    if (b->len)
+        out_flush(b);
+    if (n <= b->cap)
+        return;
+    size_t cap = n > OUT_CHUNK ? n : OUT_CHUNK;
     char *data = realloc(b->data, cap);
     if (!data) {
         perror("xlsnap");
@@ -82,16 +97,24 @@ static void out_reserve(out_buf *b, size_t n)
     b->cap = cap;
 }
 
+/* Appends len bytes of s, then spaces up to width (room reserved by the caller). */
+static void out_put(out_buf *b, const char *s, size_t len, size_t width)
+{
+    memcpy(b->data + b->len, s, len);
+    b->len += len;
+    if (len < width) {
+        memset(b->data + b->len, ' ', width - len);
+        b->len += width - len;
+    }
+}
+
 /* s left-aligned in width columns (like "%-*s"), then sep. */
 static void out_col(out_buf *b, const char *s, size_t width, const char *sep)
 {
     size_t len = strlen(s), slen = strlen(sep);
-    size_t pad = len < width ? width - len : 0;
-    out_reserve(b, len + pad + slen);
-    memcpy(b->data + b->len, s, len);
-    memset(b->data + b->len + len, ' ', pad);
-    memcpy(b->data + b->len + len + pad, sep, slen);
-    b->len += len + pad + slen;
+    out_reserve(b, (len > width ? len : width) + slen);
+    out_put(b, s, len, width);
+    out_put(b, sep, slen, 0);
 }
 
 /* Writes value's last digits into buf[0..width) right-aligned (like "%*u"). */
@@ -131,32 +154,47 @@ static const char *fmt_time_fast(int64_t sec, char *buf, size_t len)
     return buf;
 }
 
+#define OUT_LIT(b, lit) out_put(b, lit, sizeof lit - 1, 0)
+
 static void print_list_row(out_buf *b, const snap_info *s)
 {
     char tbuf[32], disks[24] = {0};
     const char *mark = s->current ? " *" : (s->incomplete ? " !" : "");
+    const char *parent = s->parent ? s->parent : "-";
+    const char *where = location(s), *how = consistency(s);
+    const char *memory = s->has_memory ? "yes" : "no";
+    size_t name_len = strlen(s->name), mark_len = strlen(mark),
+           parent_len = strlen(parent);
+    size_t state_len = strlen(s->domain_state);
     if (s->n_disks < 100000)
         put_digits(disks, 5, s->n_disks, ' ');
     else
         snprintf(disks, sizeof disks, "%zu", s->n_disks);
-    size_t name_len = strlen(s->name);
-    out_col(b, s->name, 0, mark);
-    if (name_len + strlen(mark) < 32)
-        out_col(b, "", 32 - name_len - strlen(mark), "");
-    out_col(b, " ", 0, "");
-    out_col(b, fmt_time_fast(s->creation_sec, tbuf, sizeof tbuf), 19, "  ");
-    out_col(b, s->domain_state, 8, " ");
-    out_col(b, location(s), 9, " ");
-    out_col(b, disks, 0, "  ");
-    out_col(b, consistency(s), 16, " ");
-    out_col(b, s->has_memory ? "yes" : "no", 6, " ");
-    out_col(b, s->parent ? s->parent : "-", 0, "\n");
+    /* Every column at its widest, plus the separators. */
+    out_reserve(b, name_len + mark_len + 32 + state_len + parent_len + sizeof disks + 96);
+    out_put(b, s->name, name_len, 0);
+    out_put(b, mark, mark_len, name_len < 32 ? 32 - name_len : 0);
+    OUT_LIT(b, " ");
+    out_put(b, fmt_time_fast(s->creation_sec, tbuf, sizeof tbuf), 19, 19);
+    OUT_LIT(b, "  ");
+    out_put(b, s->domain_state, state_len, 8);
+    OUT_LIT(b, " ");
+    out_put(b, where, strlen(where), 9);
+    OUT_LIT(b, " ");
+    out_put(b, disks, strlen(disks), 0);
+    OUT_LIT(b, "  ");
+    out_put(b, how, strlen(how), 16);
+    OUT_LIT(b, " ");
+    out_put(b, memory, strlen(memory), 6);
+    OUT_LIT(b, " ");
+    out_put(b, parent, parent_len, 0);
+    OUT_LIT(b, "\n");
 }
 
 void print_list_table(snap_info **list, size_t n, enum list_filter filter)
 {
     out_buf b = {0};
-    out_reserve(&b, 128 * (n + 2));
+    fflush(stdout); /* whatever was printf'ed comes first */
     out_col(&b, "Name", 32, " ");
     out_col(&b, "Creation time (UTC)", 19, "  ");
     out_col(&b, "State", 8, " ");
@@ -173,8 +211,7 @@ void print_list_table(snap_info **list, size_t n, enum list_filter filter)
         "(* current snapshot; ! interrupted operation: the next xlsnap command on the\n"
         "domain finishes or rolls it back)\n",
         0, "");
-    fflush(stdout);
-    fwrite(b.data, 1, b.len, stdout);
+    out_flush(&b);
     free(b.data);
 }
 
