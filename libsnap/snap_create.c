@@ -143,15 +143,50 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, const snap_plan *pla
     return rc ? snap_err_context(err, "domain %s", s->dom.ref.name) : 0;
 }
 
+/* Overlays for the external disks, created in parallel (none left on failure). */
+static int create_overlays_offline(const snap_qimg_opts *o, const snap_plan *plan,
+                                   snap_err *err)
+{
+    size_t n = 0, cap = plan->n_disks;
+    const char **ovl = snap_xcalloc(cap, sizeof *ovl),
+               **base = snap_xcalloc(cap, sizeof *base),
+               **fmt = snap_xcalloc(cap, sizeof *fmt);
+    const snap_plan_disk **pds = snap_xcalloc(cap, sizeof *pds);
+    snap_err *per_disk = snap_xcalloc(cap, sizeof *per_disk);
+    for (size_t i = 0; i < plan->n_disks; i++) {
+        const snap_plan_disk *pd = &plan->disks[i];
+        if (pd->method != SNAP_METHOD_EXTERNAL)
+            continue;
+        pds[n] = pd;
+        ovl[n] = pd->overlay_path;
+        base[n] = pd->disk->xs->path;
+        fmt[n++] = pd->disk->xs->format;
+    }
+    int rc = n ? snap_qimg_create_overlay_many(o, ovl, base, fmt, n, per_disk, err) : 0;
+    for (size_t i = 0; rc && i < n; i++)
+        if (per_disk[i].code) { /* the first failed disk, in its own words */
+            *err = per_disk[i];
+            snap_err_context(err, "disk %s", pds[i]->disk->xs->vdev);
+            break;
+        }
+    free(ovl);
+    free(base);
+    free(fmt);
+    free(pds);
+    free(per_disk);
+    return rc;
+}
+
 /*
- * Offline: internal snapshots in parallel qemu-img children, then overlays.
- * The plan listed every image without -U (no running QEMU held it) and
- * refused a name an image already has, under the domain lock, moments ago:
- * no second listing before the writes. XLSNAP_TRACE: offline-write-start/end.
+ * Offline: internal snapshots in parallel qemu-img children, then overlays
+ * (in parallel too). The plan listed every image without -U (no running
+ * QEMU held it) and refused a name an image already has, under the domain
+ * lock, moments ago: no second listing before the writes.
+ * XLSNAP_TRACE: offline-write-start/end.
  */
 static int snapshot_via_qemu_img(snap_ctx *ctx, const snap_plan *plan, snap_err *err)
 {
-    snap_qimg_opts o = {.lg = ctx->lg}; /* -vv: when each child ran */
+    snap_qimg_opts o = {.lg = ctx->lg}; /* -vvv: when each child ran */
     const char **paths = snap_xcalloc(plan->n_disks, sizeof *paths);
     snap_err *per_disk = snap_xcalloc(plan->n_disks, sizeof *per_disk);
     size_t n = 0;
@@ -163,15 +198,8 @@ static int snapshot_via_qemu_img(snap_ctx *ctx, const snap_plan *plan, snap_err 
     if (n)
         rc = snap_qimg_snapshot_many_prechecked(&o, SNAP_QIMG_SNAP_CREATE, paths, n,
                                                 plan->name, per_disk, err);
-    for (size_t i = 0; i < plan->n_disks && !rc; i++) {
-        const snap_plan_disk *pd = &plan->disks[i];
-        if (pd->method != SNAP_METHOD_EXTERNAL)
-            continue;
-        rc = snap_qimg_create_overlay(NULL, pd->overlay_path, pd->disk->xs->path,
-                                      pd->disk->xs->format, err);
-        if (rc)
-            snap_err_context(err, "disk %s", pd->disk->xs->vdev);
-    }
+    if (!rc)
+        rc = create_overlays_offline(&o, plan, err);
     snap_trace("offline-write-end");
     snap_trace_flush();
     free(paths);

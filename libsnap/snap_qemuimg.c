@@ -593,8 +593,10 @@ static void remove_if_ours(const char *path, const struct stat *ours)
         unlink(path);
 }
 
-int snap_qimg_create_overlay(const snap_qimg_opts *o, const char *overlay,
-                             const char *base, const char *base_fmt, snap_err *err)
+/* Reserves the overlay's name (O_EXCL: never over an existing file); ours is its
+ * identity. */
+static int reserve_overlay(const char *overlay, const char *base, const char *base_fmt,
+                           struct stat *ours, snap_err *err)
 {
     if (!overlay || !base || !base_fmt)
         return snap_err_set(err, SNAP_ERROR_INVAL,
@@ -607,28 +609,91 @@ int snap_qimg_create_overlay(const snap_qimg_opts *o, const char *overlay,
     if (fd < 0)
         return snap_err_errno(err, SNAP_ERROR_IO, errno, "cannot create overlay %s",
                               overlay);
-    struct stat ours;
-    int rc = fstat(fd, &ours) < 0
+    int rc = fstat(fd, ours) < 0
                  ? snap_err_errno(err, SNAP_ERROR_IO, errno, "fstat %s", overlay)
                  : 0;
     close(fd);
-    if (!rc) {
-        qargv a;
-        qargv_init(&a, o);
-        qarg(&a, "create");
-        qarg(&a, "-q");
-        qarg(&a, "-f");
-        qarg(&a, "qcow2");
-        qarg(&a, "-b");
-        qarg(&a, base);
-        qarg(&a, "-F");
-        qarg(&a, base_fmt);
-        qarg(&a, overlay);
-        rc = run_simple(o, &a, "qemu-img create", overlay, true, err);
-    }
+    if (rc)
+        unlink(overlay);
+    return rc;
+}
+
+static void overlay_argv(qargv *a, const snap_qimg_opts *o, const char *overlay,
+                         const char *base, const char *base_fmt)
+{
+    qargv_init(a, o);
+    qarg(a, "create");
+    qarg(a, "-q");
+    qarg(a, "-f");
+    qarg(a, "qcow2");
+    qarg(a, "-b");
+    qarg(a, base);
+    qarg(a, "-F");
+    qarg(a, base_fmt);
+    qarg(a, overlay);
+}
+
+int snap_qimg_create_overlay(const snap_qimg_opts *o, const char *overlay,
+                             const char *base, const char *base_fmt, snap_err *err)
+{
+    struct stat ours;
+    int rc = reserve_overlay(overlay, base, base_fmt, &ours, err);
+    if (rc)
+        return rc;
+    qargv a;
+    overlay_argv(&a, o, overlay, base, base_fmt);
+    rc = run_simple(o, &a, "qemu-img create", overlay, true, err);
     if (rc)
         remove_if_ours(overlay, &ours);
     return rc;
+}
+
+/* Runs `create` for every (reserved) overlay in parallel; returns how many failed. */
+static size_t create_reserved(const snap_qimg_opts *o, const char *const overlays[],
+                              const char *const bases[], const char *const base_fmts[],
+                              size_t n, snap_err *per_disk)
+{
+    snap_child_group *g = snap_child_group_new(o ? o->max_parallel : 0, o ? o->lg : NULL);
+    snap_child_opts co = child_opts(o, false);
+    for (size_t i = 0; i < n; i++) {
+        qargv a;
+        overlay_argv(&a, o, overlays[i], bases[i], base_fmts[i]);
+        snap_child_group_add(g, "qemu-img", a.v, &co);
+    }
+    snap_child_group_run(g, NULL);
+    size_t failed = 0;
+    for (size_t i = 0; i < n; i++)
+        failed += judge_qimg(snap_child_group_result(g, i), "qemu-img create",
+                             overlays[i], true, &per_disk[i]) != 0;
+    log_timings(o, g, "qemu-img create", overlays, n);
+    snap_child_group_free(g);
+    return failed;
+}
+
+int snap_qimg_create_overlay_many(const snap_qimg_opts *o, const char *const overlays[],
+                                  const char *const bases[],
+                                  const char *const base_fmts[], size_t n,
+                                  snap_err *per_disk, snap_err *err)
+{
+    struct stat *ours = snap_xcalloc(n, sizeof *ours);
+    bool *reserved = snap_xcalloc(n, sizeof *reserved);
+    size_t failed = 0;
+    for (size_t i = 0; i < n; i++) {
+        snap_err_clear(&per_disk[i]);
+        reserved[i] =
+            !reserve_overlay(overlays[i], bases[i], base_fmts[i], &ours[i], &per_disk[i]);
+        failed += !reserved[i];
+    }
+    /* All or none: a name that cannot be reserved stops every create. */
+    if (!failed)
+        failed = create_reserved(o, overlays, bases, base_fmts, n, per_disk);
+    for (size_t i = 0; failed && i < n; i++)
+        if (reserved[i])
+            remove_if_ours(overlays[i], &ours[i]);
+    free(ours);
+    free(reserved);
+    return failed ? many_verdict(per_disk, n, failed, "failed (no overlay left)", err)
+                  : 0;
 }
 
 /* ------------------------------------------------------------ check, commit, rebase */

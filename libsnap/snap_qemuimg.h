@@ -157,6 +157,18 @@ int snap_qimg_create_overlay(const snap_qimg_opts *o, const char *overlay,
                              const char *base, const char *base_fmt, snap_err *err);
 
 /*
+ * snap_qimg_create_overlay for n overlays (overlays[i] over bases[i] of
+ * format base_fmts[i]): every name is reserved first (O_EXCL), then the
+ * qemu-img children run in parallel. All or none: when any name exists or
+ * any create fails, every overlay this call reserved is removed again;
+ * per_disk[i] (n entries) says which failed and why.
+ */
+int snap_qimg_create_overlay_many(const snap_qimg_opts *o, const char *const overlays[],
+                                  const char *const bases[],
+                                  const char *const base_fmts[], size_t n,
+                                  snap_err *per_disk, snap_err *err);
+
+/*
  * `check --output=json PATH`: 0 when the check ran (out says what it found,
  * corruptions included), an error when it could not run.
  */

@@ -400,6 +400,56 @@ static void test_overlay_create_and_backing_chain(void)
     CHECK(access(bad, F_OK) != 0);
 }
 
+/* Overlays of several images in parallel; all or none. */
+static void test_overlay_many_all_or_none(void)
+{
+    const char *bases[3], *ovls[3], *fmts[] = {"qcow2", "qcow2", "qcow2"};
+    char name[32];
+    for (int i = 0; i < 3; i++) {
+        snprintf(name, sizeof name, "om-base%d.qcow2", i);
+        bases[i] = strdup(make_image(name));
+        snprintf(name, sizeof name, "om-ovl%d.qcow2", i);
+        ovls[i] = strdup(th_path(name));
+    }
+    snap_qimg_opts o = {.binary = make_timing_wrapper(), .max_parallel = 8};
+    unlink(th_path("timing.log"));
+    snap_err per[3], err;
+    CHECK_INT(snap_qimg_create_overlay_many(&o, ovls, bases, fmts, 3, per, &err), 0);
+    CHECK(peak_from_log(th_path("timing.log")) >= 2);
+    for (int i = 0; i < 3; i++) {
+        snap_qimg_info info;
+        struct stat st;
+        REQUIRE(snap_qimg_info_get(NULL, ovls[i], 0, &info, &err) == 0);
+        CHECK_STR(info.backing_file, bases[i]);
+        snap_qimg_info_dispose(&info);
+        CHECK(stat(ovls[i], &st) == 0 && (st.st_mode & 0777) == 0600);
+        unlink(ovls[i]);
+    }
+    /* One name taken: nothing created, the existing file untouched. */
+    REQUIRE(th_write_file(ovls[1], "not an overlay"));
+    CHECK_INT(snap_qimg_create_overlay_many(NULL, ovls, bases, fmts, 3, per, &err),
+              SNAP_ERROR_EXISTS);
+    CHECK_CONTAINS(err.msg, "1 of 3 images failed (no overlay left), first: overlay ");
+    CHECK_INT(per[1].code, SNAP_ERROR_EXISTS);
+    CHECK(access(ovls[0], F_OK) != 0);
+    CHECK(access(ovls[2], F_OK) != 0);
+    char *text = th_read_file(ovls[1]);
+    CHECK_STR(text, "not an overlay");
+    free(text);
+    unlink(ovls[1]);
+    /* One base missing: its create fails, the overlays made beside it are removed. */
+    const char *bad[] = {bases[0], th_path("om-nobase.qcow2"), bases[2]};
+    CHECK(snap_qimg_create_overlay_many(NULL, ovls, bad, fmts, 3, per, &err) != 0);
+    CHECK_INT(per[0].code, 0);
+    CHECK(per[1].code != 0);
+    CHECK_CONTAINS(per[1].msg, "qemu-img create on ");
+    for (int i = 0; i < 3; i++) {
+        CHECK(access(ovls[i], F_OK) != 0);
+        free((char *)bases[i]);
+        free((char *)ovls[i]);
+    }
+}
+
 static void test_commit_merges_into_base(void)
 {
     const char *base = make_image("cbase.qcow2");
@@ -585,6 +635,7 @@ int main(void)
     TH_RUN(test_chain_get_many);
     TH_RUN(test_prechecked_create_writes_only);
     TH_RUN(test_overlay_create_and_backing_chain);
+    TH_RUN(test_overlay_many_all_or_none);
     TH_RUN(test_commit_merges_into_base);
     TH_RUN(test_rebase_safe_and_unsafe);
     TH_RUN(test_check_reports_corruption);
