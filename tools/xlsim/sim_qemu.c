@@ -143,6 +143,13 @@ static void machine_args(argv_builder *a, const libxl_domain_config *d, bool pau
         args2(a, "-cpu", snap_xstrdup("max"));
     }
     args2(a, "-m", snap_xasprintf("%" PRIu64 "M", (b->target_memkb + 1023) / 1024));
+    /*
+     * Xen populates a domain's memory when it creates it. Without this, the
+     * first memory checkpoint is what touches the never-used RAM (QEMU reads
+     * every page for its zero check): on hosts without a shared zero page that
+     * allocates and clears ~400 MiB while the guest is paused (10x slower).
+     */
+    arg(a, snap_xstrdup("-mem-prealloc"));
     args2(a, "-smp", snap_xasprintf("%d,maxcpus=%d", count_online(b), b->max_vcpus));
     if (b->kernel)
         args2(a, "-kernel", snap_xstrdup(b->kernel));
