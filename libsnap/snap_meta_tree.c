@@ -15,7 +15,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,19 +171,27 @@ static int read_dir(snap_meta_store *st, listing *l, snap_err *err)
 /*
  * Every record file is stat'ed on every listing (an edit in place keeps the
  * directory's mtime, so nothing cheaper can tell a stale index entry). Like
- * git's preload-index, a large directory splits these syscalls over a few
- * threads, each filling its own slice of the items.
+ * git's preload-index, a large directory spreads these syscalls over a few
+ * threads. Work is claimed in chunks from a shared counter, each thread
+ * writing only the items of its chunks, and the caller takes chunks too: on a
+ * busy machine a helper that is not scheduled in time simply finds nothing
+ * left, so the caller never waits for a thread that has not started (helpers
+ * are detached; the last one out frees the shared state).
  */
 #define STAT_PARALLEL_MIN 256 /* below this, thread start-up costs more than it saves */
 #define STAT_THREADS_MAX  4
+#define STAT_CHUNK        64
 
-typedef struct stat_slice {
+typedef struct stat_work {
     int dirfd;
     listed *items;
     size_t n;
-    pthread_t thread;
-    bool started;
-} stat_slice;
+    atomic_size_t next; /* first item not claimed yet */
+    size_t done;        /* items stat'ed, under lock */
+    int refs;           /* the caller and the helpers still running, under lock */
+    pthread_mutex_t lock;
+    pthread_cond_t all_done;
+} stat_work;
 
 static void stat_one(int dirfd, listed *it)
 {
@@ -197,49 +207,101 @@ static void stat_one(int dirfd, listed *it)
     stat_key(&sb, it->key);
 }
 
-static void *stat_slice_main(void *arg)
+static void stat_work_release(stat_work *w)
 {
-    stat_slice *s = arg;
-    for (size_t i = 0; i < s->n; i++)
-        stat_one(s->dirfd, &s->items[i]);
+    pthread_mutex_lock(&w->lock);
+    bool last = --w->refs == 0;
+    pthread_mutex_unlock(&w->lock);
+    if (last) {
+        pthread_mutex_destroy(&w->lock);
+        pthread_cond_destroy(&w->all_done);
+        free(w);
+    }
+}
+
+/* Stats chunks until none is left. */
+static void stat_work_run(stat_work *w)
+{
+    for (;;) {
+        size_t first = atomic_fetch_add(&w->next, STAT_CHUNK);
+        if (first >= w->n)
+            return;
+        size_t end = first + STAT_CHUNK < w->n ? first + STAT_CHUNK : w->n;
+        for (size_t i = first; i < end; i++)
+            stat_one(w->dirfd, &w->items[i]);
+        pthread_mutex_lock(&w->lock);
+        w->done += end - first;
+        if (w->done == w->n)
+            pthread_cond_broadcast(&w->all_done);
+        pthread_mutex_unlock(&w->lock);
+    }
+}
+
+static void *stat_helper_main(void *arg)
+{
+    stat_work_run(arg);
+    stat_work_release(arg);
     return NULL;
 }
 
-static size_t stat_threads(size_t n)
+/* Helpers beside the caller: one per CPU it may run on (taskset, cpusets), up to a limit.
+ */
+static size_t stat_helpers(size_t n)
 {
+    cpu_set_t set;
     if (n < STAT_PARALLEL_MIN)
-        return 1;
-    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    if (cpus < 1)
-        return 1;
-    return cpus < STAT_THREADS_MAX ? (size_t)cpus : STAT_THREADS_MAX;
+        return 0;
+    long cpus = sched_getaffinity(0, sizeof set, &set) == 0
+                    ? CPU_COUNT(&set)
+                    : sysconf(_SC_NPROCESSORS_ONLN);
+    if (cpus <= 1)
+        return 0;
+    return (cpus < STAT_THREADS_MAX ? (size_t)cpus : STAT_THREADS_MAX) - 1;
 }
 
-/* Fills every item's key; slice 0 runs here, a slice whose thread fails too. */
-static void stat_items(snap_meta_store *st, listing *l)
+/* Starts a detached helper on w (with every signal blocked: handlers stay the caller's).
+ */
+static void start_helper(stat_work *w)
 {
-    stat_slice slices[STAT_THREADS_MAX];
-    size_t k = stat_threads(l->n), start = 0;
-    for (size_t i = 0; i < k; i++) {
-        size_t len = l->n / k + (i < l->n % k);
-        slices[i] = (stat_slice){st->dirfd, l->items + start, len, 0, false};
-        start += len;
-    }
-    /* The helpers start with every signal blocked: the caller's handlers stay its own. */
+    pthread_attr_t attr;
+    pthread_t thread;
     sigset_t all, saved;
+    if (pthread_attr_init(&attr) != 0)
+        return;
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &saved);
-    for (size_t i = 1; i < k; i++)
-        slices[i].started =
-            pthread_create(&slices[i].thread, NULL, stat_slice_main, &slices[i]) == 0;
-    pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    stat_slice_main(&slices[0]);
-    for (size_t i = 1; i < k; i++) {
-        if (slices[i].started)
-            pthread_join(slices[i].thread, NULL);
-        else
-            stat_slice_main(&slices[i]);
+    pthread_mutex_lock(&w->lock);
+    w->refs++;
+    pthread_mutex_unlock(&w->lock);
+    if (pthread_create(&thread, &attr, stat_helper_main, w) != 0) {
+        pthread_mutex_lock(&w->lock);
+        w->refs--; /* the caller still holds one: w stays */
+        pthread_mutex_unlock(&w->lock);
     }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
+    pthread_attr_destroy(&attr);
+}
+
+/* Fills every item's key; returns once all are done. */
+static void stat_items(snap_meta_store *st, listing *l)
+{
+    stat_work *w = snap_xcalloc(1, sizeof *w);
+    w->dirfd = st->dirfd;
+    w->items = l->items;
+    w->n = l->n;
+    w->refs = 1; /* the caller's */
+    atomic_init(&w->next, 0);
+    pthread_mutex_init(&w->lock, NULL);
+    pthread_cond_init(&w->all_done, NULL);
+    for (size_t i = stat_helpers(l->n); i > 0; i--)
+        start_helper(w);
+    stat_work_run(w);
+    pthread_mutex_lock(&w->lock);
+    while (w->done < w->n) /* chunks helpers claimed and are still on */
+        pthread_cond_wait(&w->all_done, &w->lock);
+    pthread_mutex_unlock(&w->lock);
+    stat_work_release(w);
 }
 
 /* Drops files removed while we listed; anything but a regular file is a problem. */
