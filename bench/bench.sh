@@ -13,7 +13,8 @@
 #
 # Environment: XLSNAP_BUILDDIR (default build/), BENCH_REPS (3: runs per
 # create/offline case), BENCH_FREEZE_RUNS (20: quiesced runs of the 2-disk
-# guest), BENCH_DISKS ("1 2 4 8"), BENCH_LIST_COUNTS ("10 1000 10000").
+# guest), BENCH_DISKS ("1 2 4 8"), BENCH_LIST_COUNTS ("10 1000 10000"),
+# BENCH_MEMORY_RUNS (5: memory checkpoints of the 2-disk guest).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -21,6 +22,7 @@ B=${XLSNAP_BUILDDIR:-$top/build}
 out=$top/build/bench
 reps=${BENCH_REPS:-3}
 freeze_runs=${BENCH_FREEZE_RUNS:-20}
+memory_runs=${BENCH_MEMORY_RUNS:-5}
 disk_counts=${BENCH_DISKS:-1 2 4 8}
 list_counts=${BENCH_LIST_COUNTS:-10 1000 10000}
 mkdir -p "$out"
@@ -198,16 +200,18 @@ bench_list() {
     export XLSNAP_STATEDIR=$T/xlsnap
 }
 
-# Memory checkpoint of guest NAME: save throughput from xlsnap's own log line
-# "memory saved to P (N MiB, M ms)", next to dd writing as many MiB (fsync'd
-# like the memory file) to the same file system in the same run.
+# Memory checkpoints of guest NAME (BENCH_MEMORY_RUNS of them; the first of a
+# QEMU process is also reported apart): save throughput from xlsnap's own log
+# line "memory saved to P (N MiB, M ms)" (QEMU's migration + fsync), next to
+# dd copying that very file (same bytes, fsync'd) on the same file system
+# right after it: zeros from /dev/zero could be cheaper for the storage.
 bench_memory() {
-    local name=$1 i mib ms
+    local name=$1 i mib ms mem kase r
     if ! "$B/xlsnap" help snapshot-create 2>&1 | grep -q -- '--memory'; then
         sample "pending memory checkpoint: needs snapshot-create --memory (revert issue)"
         return
     fi
-    for i in 1 2; do
+    for i in $(seq "$memory_runs"); do
         : >"$T/log/last.log"
         rm -f "$T/trace"
         if ! XLSNAP_TRACE=$T/trace run memory "disks=2" \
@@ -215,32 +219,35 @@ bench_memory() {
             sample "pending memory checkpoint: snapshot-create -m failed (see above)"
             return
         fi
-        read -r mib ms < <(sed -n 's/.*memory saved to .* (\([0-9]*\) MiB, \([0-9]*\) ms).*/\1 \2/p' \
+        read -r mem mib ms < <(sed -n 's/.*memory saved to \(.*\) (\([0-9]*\) MiB, \([0-9]*\) ms).*/\1 \2 \3/p' \
             "$T/log/last.log" | tail -1)
-        if [ -z "${ms:-}" ] || [ "$ms" = 0 ]; then
+        if [ -z "${ms:-}" ] || [ "$ms" = 0 ] || [ ! -f "$mem" ]; then
             sample "pending memory checkpoint: no 'memory saved' line in xlsnap -v output"
             return
         fi
-        memory_trace_samples "$T/trace"
-        sample "memory disks=2 save_MBps $(awk -v m="$mib" -v t="$ms" 'BEGIN {printf "%.1f", m * 1.048576 / (t / 1000)}')"
-        local r
-        r=$("$B/bench_run" -- dd if=/dev/zero of="$XLSNAP_STATEDIR/raw.bin" bs=1M count="$mib" conv=fsync)
-        sample "memory raw-dd save_MBps $(awk -v m="$mib" -v t="${r%% *}" 'BEGIN {printf "%.1f", m * 1.048576 / (t / 1000)}')"
+        for kase in "disks=2" $([ "$i" = 1 ] && echo "disks=2,first"); do
+            memory_trace_samples "$kase" "$T/trace"
+            sample "memory $kase save_MBps $(awk -v m="$mib" -v t="$ms" 'BEGIN {printf "%.1f", m * 1.048576 / (t / 1000)}')"
+        done
+        r=$("$B/bench_run" -- dd if="$mem" of="$XLSNAP_STATEDIR/raw.bin" bs=1M conv=fsync)
+        sample "memory raw-dd save_MBps $(awk -v m="$(stat -c %s "$mem")" -v t="${r%% *}" 'BEGIN {printf "%.1f", m / 1e6 / (t / 1000)}')"
         rm -f "$XLSNAP_STATEDIR/raw.bin"
     done
 }
 
 # From snap_memory.c's XLSNAP_TRACE points: how long the guest stayed paused
-# (pause -> resume: disk snapshots + memory save + fsync + cont), and the
-# save split into QEMU's migration (to the file) and the final fsync.
+# (pause -> resume), split into the disk snapshots (pause -> save start),
+# QEMU's migration to the file, the final fsync and the resume.
 memory_trace_samples() {
-    awk '{ t[$1] = $2 }
+    awk -v k="$1" '{ t[$1] = $2 }
         END {
             if (!("memory-paused" in t) || !("memory-resumed" in t)) exit
-            printf "memory disks=2 paused_ms %.3f\n", (t["memory-resumed"] - t["memory-paused"]) / 1e6
-            printf "memory disks=2 migrate_ms %.3f\n", (t["memory-save-sent"] - t["memory-save-start"]) / 1e6
-            printf "memory disks=2 fsync_ms %.3f\n", (t["memory-save-synced"] - t["memory-save-sent"]) / 1e6
-        }' "$1" >>"$samples"
+            printf "memory %s paused_ms %.3f\n", k, (t["memory-resumed"] - t["memory-paused"]) / 1e6
+            printf "memory %s disks_ms %.3f\n", k, (t["memory-save-start"] - t["memory-paused"]) / 1e6
+            printf "memory %s migrate_ms %.3f\n", k, (t["memory-save-sent"] - t["memory-save-start"]) / 1e6
+            printf "memory %s fsync_ms %.3f\n", k, (t["memory-save-synced"] - t["memory-save-sent"]) / 1e6
+            printf "memory %s resume_ms %.3f\n", k, (t["memory-resumed"] - t["memory-save-synced"]) / 1e6
+        }' "$2" >>"$samples"
 }
 
 checks() {
@@ -253,6 +260,7 @@ checks() {
         sample "ratio offline:_CPU_${n}_disks_/_1_disk_(linear_<=_$n) $n offline disks=$n cpu_ms offline disks=1 cpu_ms"
     done
     sample "ratio memory:_raw_dd_/_checkpoint_MB/s_(<=1.25:_>=80%) 1.25 memory raw-dd save_MBps memory disks=2 save_MBps"
+    sample "ratio memory:_raw_dd_/_first_checkpoint_MB/s_(<=1.25) 1.25 memory raw-dd save_MBps memory disks=2,first save_MBps"
     sample "limit list:_10,000_snapshots_ms 50 list snapshots=10000 wall_ms"
     # No worse than linear: 10x the snapshots may cost at most 10x the CPU.
     sample "ratio list:_CPU_10,000_/_1,000_snapshots_(linear_<=_10) 10 list snapshots=10000 cpu_ms list snapshots=1000 cpu_ms"
