@@ -180,6 +180,7 @@ bench_guest() {
 }
 
 # A domain known to xenstore only (shut off: no device model) with COUNT records.
+# BENCH_LIST_RUNS (20) runs of each case; BENCH_ONLY=list skips the guests.
 bench_list() {
     local count=$1 name=list$1 domid=$((1000 + $1 % 997)) i
     local uuid
@@ -191,7 +192,7 @@ bench_list() {
     log "$count snapshots: list and info"
     export XLSNAP_STATEDIR=$shm
     run list "snapshots=$count,first" "$B/xlsnap" snapshot-list "$name" # builds .index
-    for i in $(seq 5); do
+    for i in $(seq "${BENCH_LIST_RUNS:-20}"); do
         run list "snapshots=$count" "$B/xlsnap" snapshot-list "$name"
         run list "snapshots=$count,tree" "$B/xlsnap" snapshot-list --tree "$name"
         run list "snapshots=$count,json" "$B/xlsnap" snapshot-list --json "$name"
@@ -275,6 +276,7 @@ main() {
     guest_dir=$("$top/tools/guest/build-guest" | tail -1)
     start_xenstored
     for n in $list_counts; do bench_list "$n"; done
+    if [ "${BENCH_ONLY:-}" = list ]; then disk_counts=; fi
     for n in $disk_counts; do bench_guest "$n"; done
     checks
     sample "meta duration_s $((SECONDS - t0))"
