@@ -79,6 +79,7 @@ static int libxl_lookup_uuid(snap_ctx *ctx, const char *uuid, snap_domain_ref *d
                              snap_err *err)
 {
     libxl_ctx *lctx;
+    memset(dom, 0, sizeof *dom);
     int rc = libxl_open(ctx, &lctx, err);
     if (rc)
         return rc;
@@ -94,6 +95,7 @@ static int libxl_lookup(snap_ctx *ctx, const char *qualifier, snap_domain_ref *d
     libxl_ctx *lctx;
     libxl_dominfo info;
     uint32_t domid;
+    memset(dom, 0, sizeof *dom); /* no uuid on failure (snap_records relies on it) */
     int rc = libxl_open(ctx, &lctx, err);
     if (rc)
         return rc;
