@@ -1,0 +1,137 @@
+/*
+ * snap_qmp_migrate_to_fd against a real QEMU whose RAM holds 96 MiB of
+ * random data (loaded by -device loader): the save ends on QEMU's MIGRATION
+ * event, the file's writeback is already under way when it returns (the
+ * caller's fsync is short), and a second save on the same connection is not
+ * ended early by the first one's events.
+ *
+ * Copyright (C) 2026 The xlsnap authors. GPL-2.0-only (see COPYING).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "snap_qmp.h"
+#include "th.h"
+#include "th_qemu.h"
+
+/* Generous: ASan + TCG on a loaded 2-core machine. */
+#define T_MS         60000
+#define DATA_MIB     96
+#define NR_CACHESTAT 451 /* Linux >= 6.5, no glibc wrapper yet */
+
+/* A file of random bytes: pages QEMU cannot send as zero pages. */
+static bool write_random_file(const char *path, size_t mib)
+{
+    int in = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    int out = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    static char buf[1 << 20];
+    bool ok = in >= 0 && out >= 0;
+    for (size_t i = 0; ok && i < mib; i++)
+        ok = read(in, buf, sizeof buf) == (ssize_t)sizeof buf &&
+             write(out, buf, sizeof buf) == (ssize_t)sizeof buf;
+    if (in >= 0)
+        close(in);
+    if (out >= 0)
+        close(out);
+    return ok;
+}
+
+static bool start_vm_with_data(th_qemu *vm)
+{
+    const char *data = th_path("ram-data.bin");
+    if (!write_random_file(data, DATA_MIB))
+        return false;
+    char loader[4200];
+    snprintf(loader, sizeof loader, "loader,file=%s,addr=0x1000000,force-raw=on", data);
+    const char *extra[] = {"-m", "256", "-device", loader, NULL};
+    return th_qemu_start(vm, "migrate", extra);
+}
+
+/* Dirty page count of fd's page cache (cachestat); -1 if the kernel lacks it. */
+static long long dirty_pages(int fd)
+{
+    struct {
+        uint64_t off, len;
+    } range = {0, 0};
+    uint64_t cs[5] = {0}; /* cache, dirty, writeback, evicted, recently evicted */
+    if (syscall(NR_CACHESTAT, fd, &range, cs, 0) != 0)
+        return -1;
+    return (long long)cs[1];
+}
+
+static bool events_capability_on(snap_qmp *q)
+{
+    yajl_val ret = NULL;
+    snap_err err;
+    if (snap_qmp_execute(q, "query-migrate-capabilities", NULL, NULL, &ret, T_MS, &err))
+        return false;
+    bool on = false;
+    for (size_t i = 0; i < snap_json_array_len(ret); i++) {
+        yajl_val c = snap_json_array_at(ret, i);
+        const char *name = snap_json_get_string(c, "capability");
+        if (name && !strcmp(name, "events"))
+            snap_json_get_bool(c, "state", &on);
+    }
+    yajl_tree_free(ret);
+    return on;
+}
+
+/* One save to a fresh file; checks its size and how much is still dirty. */
+static void save_once(snap_qmp *q, const char *name)
+{
+    const char *path = th_path(name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    REQUIRE(fd >= 0);
+    snap_err err;
+    int rc = snap_qmp_migrate_to_fd(q, fd, NULL, NULL, T_MS, &err);
+    CHECK_INT(rc, 0);
+    if (rc)
+        th_note("%s: %s", name, err.msg);
+    struct stat st;
+    CHECK(fstat(fd, &st) == 0 && st.st_size > (off_t)DATA_MIB << 20);
+    long long dirty = dirty_pages(fd);
+    if (dirty < 0) {
+        th_note("cachestat: %s: writeback not checked", strerror(errno));
+    } else {
+        /* Without writeback during the save every page would still be dirty. */
+        th_note("%s: %lld of %lld pages still dirty at the end of the save", name, dirty,
+                (long long)(st.st_size >> 12));
+        CHECK(dirty * 4096 < st.st_size / 2);
+    }
+    CHECK(fsync(fd) == 0);
+    close(fd);
+}
+
+static void test_save_writeback_and_events(void)
+{
+    th_qemu vm;
+    REQUIRE(start_vm_with_data(&vm));
+    snap_qmp *q = NULL;
+    snap_err err;
+    REQUIRE(snap_qmp_connect(vm.qmp_path, T_MS, &q, &err) == 0);
+    CHECK_INT(snap_qmp_stop(q, T_MS, &err), 0);
+    save_once(q, "first.state");
+    CHECK(events_capability_on(q));
+
+    /* The first save's MIGRATION events may still be queued: no early end. */
+    CHECK_INT(snap_qmp_cont(q, T_MS, &err), 0);
+    CHECK_INT(snap_qmp_stop(q, T_MS, &err), 0);
+    save_once(q, "second.state");
+    snap_qmp_status status;
+    CHECK_INT(snap_qmp_query_status(q, &status, T_MS, &err), 0);
+    CHECK_STR(status.status, "postmigrate");
+    snap_qmp_close(q);
+    th_qemu_stop(&vm);
+}
+
+int main(void)
+{
+    TH_RUN(test_save_writeback_and_events);
+    return th_finish();
+}
