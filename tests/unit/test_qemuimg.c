@@ -616,6 +616,61 @@ static void test_image_held_by_qemu_is_refused(void)
     CHECK_INT(snapshot_count(other), 0);
 }
 
+/*
+ * snapshot -c opens the image alone (no backing chain): the snapshot still
+ * captures the overlay's own data, the backing file stays recorded, the
+ * image checks clean, and a QEMU holding the chain still blocks both layers.
+ */
+static void test_snapshot_on_overlay_opens_image_alone(void)
+{
+    const char *base = strdup(make_image("al-base.qcow2"));
+    const char *ovl = th_path("al-ovl.qcow2");
+    snap_err err;
+    REQUIRE(qemu_io(base, "write -P 0xaa 0 128k") == 0);
+    REQUIRE(snap_qimg_create_overlay(NULL, ovl, base, "qcow2", &err) == 0);
+    REQUIRE(qemu_io(ovl, "write -P 0xbb 64k 64k") == 0);
+    CHECK_INT(snap_qimg_snapshot_create(NULL, ovl, "s", &err), 0);
+    REQUIRE(qemu_io(ovl, "write -P 0xcc 64k 64k") == 0);
+    CHECK_INT(snap_qimg_snapshot_apply(NULL, ovl, "s", &err), 0);
+    CHECK_INT(qemu_io(ovl, "read -P 0xbb 64k 64k"), 0);
+    CHECK_INT(qemu_io(ovl, "read -P 0xaa 0 64k"), 0);
+    snap_qimg_info info;
+    REQUIRE(snap_qimg_info_get(NULL, ovl, 0, &info, &err) == 0);
+    CHECK_STR(info.backing_file, base);
+    CHECK_STR(info.backing_format, "qcow2");
+    CHECK_INT(info.n_snapshots, 1);
+    snap_qimg_info_dispose(&info);
+    snap_qimg_check chk;
+    CHECK_INT(snap_qimg_check_image(NULL, ovl, 0, &chk, &err), 0);
+    CHECK(chk.clean);
+    CHECK_INT(snapshot_count(base), 0);
+
+    th_qemu vm;
+    const char *args[] = {"-drive", th_qemu_drive_arg(ovl, "d0"), NULL};
+    REQUIRE(th_qemu_start(&vm, "chain-holder", args));
+    REQUIRE(wait_locked(ovl));
+    CHECK_INT(snap_qimg_snapshot_create(NULL, ovl, "t", &err), SNAP_ERROR_BUSY);
+    CHECK_INT(snap_qimg_snapshot_create(NULL, base, "t", &err), SNAP_ERROR_BUSY);
+    CHECK_CONTAINS(err.msg, "refusing to write it");
+    const char *both[] = {ovl, base};
+    snap_err per[2];
+    CHECK_INT(snap_qimg_snapshot_many_prechecked(NULL, SNAP_QIMG_SNAP_CREATE, both, 2,
+                                                 "t", per, &err),
+              SNAP_ERROR_BUSY);
+    CHECK_INT(per[0].code, SNAP_ERROR_BUSY);
+    CHECK_INT(per[1].code, SNAP_ERROR_BUSY);
+    th_qemu_stop(&vm);
+    CHECK_INT(snapshot_count(ovl), 1);
+    CHECK_INT(snapshot_count(base), 0);
+    /* Proof that the chain is not opened: it works with the backing file away. */
+    const char *away = th_path("al-base.away");
+    REQUIRE(rename(base, away) == 0);
+    CHECK_INT(snap_qimg_snapshot_create(NULL, ovl, "u", &err), 0);
+    REQUIRE(rename(away, base) == 0);
+    CHECK_INT(snapshot_count(ovl), 2);
+    free((char *)base);
+}
+
 static void test_no_leaks_no_zombies(void)
 {
     /* Without pidfds (e.g. under valgrind) the SIGCHLD self-pipe stays open. */
@@ -641,6 +696,7 @@ int main(void)
     TH_RUN(test_check_reports_corruption);
     TH_RUN(test_hanging_qemu_img_times_out);
     TH_RUN(test_image_held_by_qemu_is_refused);
+    TH_RUN(test_snapshot_on_overlay_opens_image_alone);
     TH_RUN(test_no_leaks_no_zombies);
     return th_finish();
 }
