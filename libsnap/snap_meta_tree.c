@@ -421,14 +421,12 @@ static long ix_unquote(const char *f, size_t len, char *out)
 /* A number field at *p (at most 19 digits, up to INT64_MAX / 2); *p moves past it. */
 static bool ix_number(const char **p, const char *end, long long *v)
 {
-    const char *f = *p;
+    const char *f = *p, *lim = end - *p > 19 ? *p + 19 : end;
     unsigned long long n = 0;
-    for (; f < end && (unsigned)(*f - '0') <= 9; f++) {
-        if (f - *p >= 19)
-            return false;
+    for (; f < lim && (unsigned)(*f - '0') <= 9; f++)
         n = n * 10 + (unsigned)(*f - '0');
-    }
-    if (f == *p || n > (unsigned long long)(INT64_MAX / 2))
+    if (f == *p || (f < end && (unsigned)(*f - '0') <= 9) ||
+        n > (unsigned long long)(INT64_MAX / 2))
         return false;
     *v = (long long)n;
     *p = f;
