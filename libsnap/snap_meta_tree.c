@@ -92,9 +92,11 @@ void snap_meta_entry_from_meta(snap_meta_entry *e, const snap_meta *m)
     e->has_memory = m->has_memory;
 }
 
-/* One snapshot file found in the directory, with its cache key. */
+/*
+ * One snapshot file found in the directory: its cache key here, its entry in
+ * the node of the same index (the nodes become the tree's, without a copy).
+ */
 typedef struct listed {
-    snap_meta_entry e;
     long long key[6]; /* inode, size, mtime s/ns, ctime s/ns */
     bool stat_ok;     /* fstatat worked (else: removed while we listed, simply gone) */
     bool is_reg;
@@ -103,6 +105,7 @@ typedef struct listed {
 
 typedef struct listing {
     listed *items;
+    snap_meta_node *nodes;
     size_t n, cap;
     char **problems;
     size_t n_problems;
@@ -143,10 +146,11 @@ static void consider_file(snap_meta_store *st, listing *l, const char *fname)
     if (l->n == l->cap) {
         l->cap = l->cap ? 2 * l->cap : 64;
         l->items = snap_xrealloc(l->items, l->cap * sizeof *l->items);
+        l->nodes = snap_xrealloc(l->nodes, l->cap * sizeof *l->nodes);
     }
-    listed *it = &l->items[l->n++];
-    memset(it, 0, sizeof *it);
-    it->e.name = name;
+    memset(&l->items[l->n], 0, sizeof *l->items);
+    memset(&l->nodes[l->n], 0, sizeof *l->nodes);
+    l->nodes[l->n++].e.name = name;
 }
 
 static int read_dir(snap_meta_store *st, listing *l, snap_err *err)
@@ -185,6 +189,7 @@ static int read_dir(snap_meta_store *st, listing *l, snap_err *err)
 typedef struct stat_work {
     int dirfd;
     listed *items;
+    const snap_meta_node *nodes; /* their names */
     size_t n;
     atomic_size_t next; /* first item not claimed yet */
     size_t done;        /* items stat'ed, under lock */
@@ -193,12 +198,12 @@ typedef struct stat_work {
     pthread_cond_t all_done;
 } stat_work;
 
-static void stat_one(int dirfd, listed *it)
+static void stat_one(int dirfd, const char *name, listed *it)
 {
     char fname[SNAP_META_NAME_MAX + sizeof ".json"];
-    size_t len = strlen(it->e.name);
+    size_t len = strlen(name);
     struct stat sb;
-    memcpy(fname, it->e.name, len);
+    memcpy(fname, name, len);
     memcpy(fname + len, ".json", sizeof ".json");
     if (fstatat(dirfd, fname, &sb, AT_SYMLINK_NOFOLLOW) < 0)
         return;
@@ -228,7 +233,7 @@ static void stat_work_run(stat_work *w)
             return;
         size_t end = first + STAT_CHUNK < w->n ? first + STAT_CHUNK : w->n;
         for (size_t i = first; i < end; i++)
-            stat_one(w->dirfd, &w->items[i]);
+            stat_one(w->dirfd, w->nodes[i].e.name, &w->items[i]);
         pthread_mutex_lock(&w->lock);
         w->done += end - first;
         if (w->done == w->n)
@@ -289,6 +294,7 @@ static void stat_items(snap_meta_store *st, listing *l)
     stat_work *w = snap_xcalloc(1, sizeof *w);
     w->dirfd = st->dirfd;
     w->items = l->items;
+    w->nodes = l->nodes;
     w->n = l->n;
     w->refs = 1; /* the caller's */
     atomic_init(&w->next, 0);
@@ -311,14 +317,15 @@ static void keep_regular_files(snap_meta_store *st, listing *l)
     for (size_t i = 0; i < l->n; i++) {
         listed *it = &l->items[i];
         if (it->stat_ok && it->is_reg) {
+            l->nodes[kept] = l->nodes[i];
             l->items[kept++] = *it;
             continue;
         }
         if (it->stat_ok)
             add_problem(&l->problems, &l->n_problems,
                         snap_xasprintf("%s/%s.json: not a regular file, ignored", st->dir,
-                                       it->e.name));
-        free(it->e.name);
+                                       l->nodes[i].e.name));
+        free(l->nodes[i].e.name);
     }
     l->n = kept;
 }
@@ -519,37 +526,38 @@ static char *map_index(snap_meta_store *st, size_t *len)
 
 static const char *item_name_at(const void *ctx, size_t i)
 {
-    return ((const listed *)ctx)[i].e.name;
+    return ((const snap_meta_node *)ctx)[i].e.name;
 }
 
-/* Item it takes the index row's summary (its strings move). */
-static void take_row(listed *it, index_row *r)
+/* Item i takes the index row's summary (its strings move). */
+static void take_row(listing *l, size_t i, index_row *r)
 {
-    char *name = it->e.name;
-    it->e = r->e;
-    it->e.name = name;
+    snap_meta_entry *e = &l->nodes[i].e;
+    char *name = e->name;
+    *e = r->e;
+    e->name = name;
     r->e.parent = r->e.description = NULL;
-    it->have_entry = true;
+    l->items[i].have_entry = true;
 }
 
 /* Undoes take_row for the n items listed in order. */
 static void forget_rows(listing *l, const size_t *order, size_t n)
 {
     for (size_t k = 0; k < n; k++) {
-        listed *it = &l->items[order[k]];
-        char *name = it->e.name;
-        free(it->e.parent);
-        free(it->e.description);
-        memset(&it->e, 0, sizeof it->e);
-        it->e.name = name;
-        it->have_entry = false;
+        snap_meta_entry *e = &l->nodes[order[k]].e;
+        char *name = e->name;
+        free(e->parent);
+        free(e->description);
+        memset(e, 0, sizeof *e);
+        e->name = name;
+        l->items[order[k]].have_entry = false;
     }
 }
 
 /* The item row r describes, unchanged since (its key matches), or NULL. */
 static listed *row_item(listing *l, const name_hash *h, const index_row *r, size_t *idx)
 {
-    size_t s = nh_slot(h, r->name_buf, item_name_at, l->items);
+    size_t s = nh_slot(h, r->name_buf, item_name_at, l->nodes);
     listed *it = h->slots[s] ? &l->items[h->slots[s] - 1] : NULL;
     if (!it || it->have_entry || memcmp(r->key, it->key, sizeof it->key) != 0)
         return NULL;
@@ -570,7 +578,7 @@ static void apply_index(snap_meta_store *st, listing *l, size_t *order)
     name_hash h;
     nh_init(&h, l->n);
     for (size_t i = 0; i < l->n; i++) {
-        size_t s = nh_slot(&h, l->items[i].e.name, item_name_at, l->items);
+        size_t s = nh_slot(&h, l->nodes[i].e.name, item_name_at, l->nodes);
         if (!h.slots[s])
             h.slots[s] = i + 1;
     }
@@ -584,9 +592,8 @@ static void apply_index(snap_meta_store *st, listing *l, size_t *order)
             used = rows = 0;
             break;
         }
-        listed *it = row_item(l, &h, &r, &idx);
-        if (it) {
-            take_row(it, &r);
+        if (row_item(l, &h, &r, &idx)) {
+            take_row(l, idx, &r);
             order[used++] = idx;
         }
         ix_row_dispose(&r);
@@ -643,9 +650,8 @@ static void ix_put_str(ix_buf *b, const char *s)
     ix_buf_add(b, "\"", 1);
 }
 
-static void ix_put_row(ix_buf *b, const listed *it)
+static void ix_put_row(ix_buf *b, const listed *it, const snap_meta_entry *e)
 {
-    const snap_meta_entry *e = &it->e;
     char num[256];
     ix_put_str(b, e->name);
     int len =
@@ -669,7 +675,7 @@ static void write_index(snap_meta_store *st, const listing *l, const size_t *ord
     ix_buf b = {0};
     ix_buf_add(&b, INDEX_HEADER, strlen(INDEX_HEADER));
     for (size_t k = 0; k < n; k++)
-        ix_put_row(&b, &l->items[order[k]]);
+        ix_put_row(&b, &l->items[order[k]], &l->nodes[order[k]].e);
     snap_meta_store_write(st, INDEX_FILE, b.data, b.len, NULL);
     free(b.data);
 }
@@ -681,22 +687,22 @@ static void write_index(snap_meta_store *st, const listing *l, const size_t *ord
 static void load_missing(snap_meta_store *st, listing *l)
 {
     for (size_t i = 0; i < l->n; i++) {
-        listed *it = &l->items[i];
-        if (it->have_entry)
+        snap_meta_entry *e = &l->nodes[i].e;
+        if (l->items[i].have_entry)
             continue;
         snap_meta m;
         snap_err err;
         snap_err_clear(&err);
-        if (snap_meta_load(st, it->e.name, &m, &err) == 0) {
-            free(it->e.name);
-            snap_meta_entry_from_meta(&it->e, &m);
-            it->have_entry = true;
+        if (snap_meta_load(st, e->name, &m, &err) == 0) {
+            free(e->name);
+            snap_meta_entry_from_meta(e, &m);
+            l->items[i].have_entry = true;
             snap_meta_dispose(&m);
             continue;
         }
         if (err.code != SNAP_ERROR_NOTFOUND)
             add_problem(&l->problems, &l->n_problems, snap_xstrdup(err.msg));
-        snap_meta_entry_dispose(&it->e);
+        snap_meta_entry_dispose(e);
     }
 }
 
@@ -872,16 +878,37 @@ void snap_meta_tree_build(snap_meta_tree *t, snap_meta_entry *entries, size_t n,
     link_tree(t, current);
 }
 
-static int by_creation_at(const void *a, const void *b, void *items)
+static int by_creation_at(const void *a, const void *b, void *nodes)
 {
-    const listed *it = items;
-    return by_creation(&it[*(const size_t *)a].e, &it[*(const size_t *)b].e);
+    const snap_meta_node *nd = nodes;
+    return by_creation(&nd[*(const size_t *)a].e, &nd[*(const size_t *)b].e);
+}
+
+/* Reorders nodes[0..n) so that node k is the one order[k] was (order is consumed). */
+static void permute_nodes(snap_meta_node *nodes, size_t *order, size_t n)
+{
+    const size_t done = SNAP_META_NONE;
+    for (size_t k = 0; k < n; k++) {
+        if (order[k] == done)
+            continue;
+        snap_meta_node first = nodes[k];
+        size_t j = k;
+        while (order[j] != k) { /* along the cycle through k */
+            size_t from = order[j];
+            nodes[j] = nodes[from];
+            order[j] = done;
+            j = from;
+        }
+        nodes[j] = first;
+        order[j] = done;
+    }
 }
 
 /*
- * The listed items with an entry become the tree's nodes, in order (their
- * strings move). A changed listing is sorted first and written back as the
- * index, in creation order, so that the next load needs no sort.
+ * The listing's nodes with an entry become the tree's, in order (moved in
+ * place; those without one, already disposed, go last and are cut off). A
+ * changed listing is sorted first and written back as the index, in creation
+ * order, so that the next load needs no sort.
  */
 static void listing_to_nodes(snap_meta_store *st, listing *l, size_t *order,
                              snap_meta_tree *t)
@@ -890,14 +917,17 @@ static void listing_to_nodes(snap_meta_store *st, listing *l, size_t *order,
     for (size_t k = 0; k < l->n; k++)
         if (l->items[order[k]].have_entry)
             order[kept++] = order[k];
+    for (size_t i = 0, k = kept; i < l->n; i++)
+        if (!l->items[i].have_entry)
+            order[k++] = i;
     if (l->dirty) {
-        qsort_r(order, kept, sizeof *order, by_creation_at, l->items);
+        qsort_r(order, kept, sizeof *order, by_creation_at, l->nodes);
         write_index(st, l, order, kept);
     }
-    t->nodes = snap_xcalloc(kept ? kept : 1, sizeof *t->nodes);
+    permute_nodes(l->nodes, order, l->n);
+    t->nodes = l->nodes ? l->nodes : snap_xcalloc(1, sizeof *t->nodes);
     t->n = kept;
-    for (size_t k = 0; k < kept; k++)
-        t->nodes[k].e = l->items[order[k]].e;
+    l->nodes = NULL;
 }
 
 int snap_meta_tree_load(snap_meta_store *st, snap_meta_tree *t, snap_err *err)
