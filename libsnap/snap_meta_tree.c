@@ -18,6 +18,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,28 @@
 #define INDEX_FILE ".index"
 
 /* ------------------------------------------------------------- name hash */
+
+/*
+ * Asks the kernel to back len bytes at p (a fresh malloc'd array about to be
+ * written) in one call instead of one page fault per page: under some
+ * hypervisors a fault costs 10 us, 4x a page of MADV_POPULATE_WRITE (Linux
+ * 5.14; elsewhere, or when refused, pages are simply faulted in on use).
+ * Only the whole pages inside the block are touched, and their contents are
+ * unchanged.
+ */
+static void prefault(void *p, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+    const uintptr_t page = 4096;
+    uintptr_t from = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t to = ((uintptr_t)p + len) & ~(page - 1);
+    if (to >= from + 16 * page) /* small blocks live in pages malloc already touched */
+        madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+#else
+    (void)p;
+    (void)len;
+#endif
+}
 
 /* Open addressing over indexes into an array of names; slot 0 = empty. */
 typedef struct name_hash {
@@ -49,6 +72,7 @@ static void nh_init(name_hash *h, size_t n)
     while (h->size < 2 * n)
         h->size *= 2;
     h->slots = snap_xcalloc(h->size, sizeof *h->slots);
+    prefault(h->slots, h->size * sizeof *h->slots);
 }
 
 /* The slot holding name, or the empty slot where it would go. */
@@ -147,6 +171,8 @@ static void consider_file(snap_meta_store *st, listing *l, const char *fname)
         l->cap = l->cap ? 2 * l->cap : 64;
         l->items = snap_xrealloc(l->items, l->cap * sizeof *l->items);
         l->nodes = snap_xrealloc(l->nodes, l->cap * sizeof *l->nodes);
+        prefault(l->items + l->n, (l->cap - l->n) * sizeof *l->items);
+        prefault(l->nodes + l->n, (l->cap - l->n) * sizeof *l->nodes);
     }
     memset(&l->items[l->n], 0, sizeof *l->items);
     memset(&l->nodes[l->n], 0, sizeof *l->nodes);
@@ -855,6 +881,7 @@ static void link_tree(snap_meta_tree *t, const char *current)
     name_hash h;
     nh_init(&h, t->n);
     h.slots = snap_xrealloc(h.slots, (h.size + t->n) * sizeof *h.slots);
+    prefault(h.slots, (h.size + t->n) * sizeof *h.slots);
     for (size_t i = 0; i < t->n; i++)
         h.slots[nh_slot(&h, t->nodes[i].e.name, node_name_at, t)] = i + 1;
     t->hash_ = h.slots;
@@ -937,6 +964,7 @@ int snap_meta_tree_load(snap_meta_store *st, snap_meta_tree *t, snap_err *err)
     int rc = read_dir(st, &l, err);
     char *current = NULL;
     size_t *order = snap_xmalloc((l.n ? l.n : 1) * sizeof *order);
+    prefault(order, l.n * sizeof *order);
     if (rc == 0) {
         stat_items(st, &l);
         keep_regular_files(st, &l);
