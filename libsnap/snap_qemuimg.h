@@ -14,6 +14,8 @@
  *    qemu-img's -a and -d match snapshot ids before names.
  *  - `snapshot -a`/`-d` refuse a name that is also another snapshot's id.
  *  - Overlays are created with O_EXCL semantics: never over an existing file.
+ *  - `snapshot -c` opens the qcow2 image alone (backing null): it only
+ *    touches the image's own tables; the image's own lock still applies.
  * Errors carry the command, the image and qemu-img's own words, e.g.
  * "qemu-img snapshot -d 'x' on /a.qcow2: qemu-img [77] exited with error
  * status 1: qemu-img: Could not delete snapshot 'x': snapshot not found".
