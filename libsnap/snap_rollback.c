@@ -354,11 +354,11 @@ static int recover_vanished_in(snap_ctx *ctx, const char *uuid, char *config,
     s.st_open = rc == 0;
     if (!rc)
         rc = snap_lock_acquire(&s.st, &s.lock, SNAP_LOCK_TIMEOUT_MS, err);
-    if (!rc && !journal_is_revert(&s.st)) {
-        snap_revert_forget_domain(&s.st); /* stale: no revert in flight */
-        rc = SNAP_ERROR_NOTFOUND;
-    }
-    if (!rc)
+    /* No revert in flight any more (another xlsnap recovered it while we
+     * waited for the lock, or the file is stale): just look again. */
+    if (!rc && !journal_is_revert(&s.st))
+        snap_revert_forget_domain(&s.st);
+    else if (!rc)
         rc = snap_recover_journal(ctx, &s, &recovered, err);
     snap_session_close(&s);
     return rc;
