@@ -208,20 +208,45 @@ static char *new_node_name(const snap_vdisk *d)
     }
 }
 
-/* Reads what an offline image holds: chain length and internal snapshots. */
-static int probe_offline_image(snap_vdisk *d, snap_err *err)
+/* Keeps what an offline image holds: chain length and internal snapshots. */
+static void keep_offline_chain(snap_vdisk *d, const snap_qimg_chain *chain)
 {
-    snap_qimg_chain chain = {0};
-    int rc = snap_qimg_chain_get(NULL, d->xs->path, 0, &chain, err);
-    if (rc)
-        return snap_err_context(err, "disk %s", d->xs->vdev);
-    d->chain_len = chain.n;
-    for (size_t i = 0; chain.n && i < chain.images[0].n_snapshots; i++) {
+    d->chain_len = chain->n;
+    for (size_t i = 0; chain->n && i < chain->images[0].n_snapshots; i++) {
         d->snapshots = snap_strv_add(d->snapshots, &d->n_snapshots,
-                                     snap_xstrdup(chain.images[0].snapshots[i].name));
+                                     snap_xstrdup(chain->images[0].snapshots[i].name));
     }
-    snap_qimg_chain_dispose(&chain);
-    return 0;
+}
+
+/*
+ * Reads every planned offline image in parallel qemu-img children (without
+ * -U: an image a running QEMU holds is refused here). The first disk that
+ * could not be read is the error, as when they were read one by one.
+ */
+static int probe_offline_images(snap_plan *plan, snap_err *err)
+{
+    size_t n = plan->n_disks;
+    const char **paths = snap_xcalloc(n, sizeof *paths);
+    snap_qimg_chain *chains = snap_xcalloc(n, sizeof *chains);
+    snap_err *per = snap_xcalloc(n, sizeof *per);
+    for (size_t i = 0; i < n; i++)
+        paths[i] = plan->disks[i].disk->xs->path;
+    int rc = snap_qimg_chain_get_many(NULL, paths, n, 0, chains, per, err);
+    bool reported = false;
+    for (size_t i = 0; i < n; i++) {
+        if (rc && per[i].code && !reported) {
+            *err = per[i];
+            snap_err_context(err, "disk %s", plan->disks[i].disk->xs->vdev);
+            reported = true;
+        } else if (!rc) {
+            keep_offline_chain(plan->disks[i].disk, &chains[i]);
+        }
+        snap_qimg_chain_dispose(&chains[i]);
+    }
+    free(paths);
+    free(chains);
+    free(per);
+    return rc;
 }
 
 static int plan_external(const snap_create_params *p, snap_plan *plan, snap_plan_disk *pd,
@@ -282,10 +307,6 @@ static int plan_disk(snap_domain *dom, const snap_create_params *p, snap_plan *p
                                 "or shut the domain down",
                                 vdev, d->xs->backend_type, d->xs->path);
         pd->via_qmp = true;
-    } else {
-        int rc = probe_offline_image(d, err);
-        if (rc)
-            return rc;
     }
     for (size_t i = 0; i < d->n_snapshots; i++)
         if (pd->method == SNAP_METHOD_INTERNAL && !strcmp(d->snapshots[i], plan->name))
@@ -354,10 +375,12 @@ int snap_plan_create(snap_ctx *ctx, snap_domain *dom, snap_meta_store *st,
                     snap_xasprintf("disk %s left out: %s", d->xs->vdev, why));
             continue;
         }
-        snap_plan_disk *pd = &plan->disks[plan->n_disks++];
-        pd->disk = d;
-        rc = plan_disk(dom, p, plan, pd, err);
+        plan->disks[plan->n_disks++].disk = d;
     }
+    if (!rc && plan->n_disks && dom->ref.state == SNAP_DOMAIN_SHUTOFF)
+        rc = probe_offline_images(plan, err);
+    for (size_t i = 0; i < plan->n_disks && !rc; i++)
+        rc = plan_disk(dom, p, plan, &plan->disks[i], err);
     if (!rc && plan->n_disks == 0)
         rc = snap_err_set(err, SNAP_ERROR_INVAL, "domain %s: no disk to snapshot",
                           dom->ref.name);
