@@ -8,8 +8,8 @@
 #   4. snapshot-list / snapshot-info with 10, 1,000, 10,000 snapshots;
 #   5. memory checkpoint save throughput next to dd's on the same file system;
 #   6. peak RSS of every xlsnap run.
-# Raw samples: build/bench/samples.txt; results: build/bench/results.json; the
-# table is printed by bench_report. Not part of `make check`.
+# Raw samples and results: $XLSNAP_BUILDDIR/bench/ (or BENCH_OUT): samples.txt,
+# results.json; the table is printed by bench_report. Not part of `make check`.
 #
 # Environment: XLSNAP_BUILDDIR (default build/), BENCH_REPS (3: runs per
 # create/offline case), BENCH_FREEZE_RUNS (20: quiesced runs of the 2-disk
@@ -19,7 +19,7 @@ set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
 B=${XLSNAP_BUILDDIR:-$top/build}
-out=$top/build/bench
+out=${BENCH_OUT:-$B/bench} # per build dir: two builds never share samples
 reps=${BENCH_REPS:-3}
 freeze_runs=${BENCH_FREEZE_RUNS:-20}
 memory_runs=${BENCH_MEMORY_RUNS:-5}
