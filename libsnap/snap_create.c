@@ -424,7 +424,10 @@ int snap_create(snap_ctx *ctx, const char *domain, const snap_create_params *p,
         *plan_out = NULL;
     /* -N too: the lock and the name check need the domain's directory (an
      * empty directory is no snapshot state); a fresh domain has none yet. */
-    int rc = snap_session_open(ctx, domain, true, &s, err);
+    unsigned flags = SNAP_SESSION_CREATE_DIR;
+    if (!p->dry_run)
+        flags |= SNAP_SESSION_RECOVER_VANISHED;
+    int rc = snap_session_open(ctx, domain, flags, &s, err);
     if (!rc)
         rc = create_in_session(ctx, &s, p, &m, plan_out, err);
     if (!rc && info_out && !p->dry_run) {

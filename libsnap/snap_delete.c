@@ -664,7 +664,8 @@ int snap_delete(snap_ctx *ctx, const char *domain, const char *name,
     snap_err_clear(err);
     char **list = NULL;
     size_t n = 0;
-    int rc = snap_session_open(ctx, domain, false, &s, err);
+    int rc = snap_session_open(ctx, domain,
+                               p->dry_run ? 0 : SNAP_SESSION_RECOVER_VANISHED, &s, err);
     if (plan_out)
         *plan_out = NULL;
     if (!rc)

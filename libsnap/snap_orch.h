@@ -166,11 +166,18 @@ typedef struct snap_session {
     bool st_open;
 } snap_session;
 
+/* What snap_session_open may do besides finding the domain. */
+enum {
+    SNAP_SESSION_CREATE_DIR = 1 << 0, /* make the domain's state directory */
+    /* bring back a domain an interrupted revert destroyed (not for -N) */
+    SNAP_SESSION_RECOVER_VANISHED = 1 << 1,
+};
+
 /*
  * Resolves the domain, opens its state directory, takes the domain lock and
  * finishes or rolls back any operation a dead xlsnap left journaled.
  */
-int snap_session_open(snap_ctx *ctx, const char *qualifier, bool create_dir,
+int snap_session_open(snap_ctx *ctx, const char *qualifier, unsigned flags,
                       snap_session *s, snap_err *err);
 void snap_session_close(snap_session *s);
 

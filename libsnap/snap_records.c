@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "snap_orch.h"
+#include "snap_revert.h"
 
 static char *dup_or_null(const char *s)
 {
@@ -60,7 +61,15 @@ snap_info *snap_info_from_meta(const snap_meta *m)
 static int open_for_reading(snap_ctx *ctx, const char *domain, snap_domain_ref *ref,
                             snap_meta_store *st, snap_err *err)
 {
+    memset(ref, 0, sizeof *ref);
     int rc = ctx->ops->lookup(ctx, domain, ref, err);
+    /* Readers take no lock and change nothing: they only say what to do. */
+    if (rc == SNAP_ERROR_NOTFOUND && snap_domain_vanished(ctx, domain))
+        return snap_err_set(err, SNAP_ERROR_NOTFOUND,
+                            "domain %s does not exist: an interrupted snapshot-revert "
+                            "destroyed it; snapshot-revert, -create or -delete of it "
+                            "finishes or rolls back that revert and creates it again",
+                            domain);
     if (!rc)
         rc = snap_meta_store_open(st, ctx->statedir, ref->uuid, ref->name, false, err);
     return rc;
@@ -243,7 +252,6 @@ int snap_info_get(snap_ctx *ctx, const char *domain, const char *name, snap_info
     snap_meta_tree t;
     snap_err_clear(err);
     *out = NULL;
-    memset(&ref, 0, sizeof ref);
     int rc = open_for_reading(ctx, domain, &ref, &st, err);
     if (rc == SNAP_ERROR_NOTFOUND && ref.uuid[0])
         rc = snap_err_set(err, SNAP_ERROR_NOTFOUND, "domain %s has no snapshot '%s'",

@@ -411,17 +411,8 @@ int snap_revert(snap_ctx *ctx, const char *domain, const char *name,
     snap_err_clear(err);
     if (plan_out)
         *plan_out = NULL;
-    int rc = snap_session_open(ctx, domain, false, &s, err);
-    /* A revert that died on Xen may have left no domain by that name. */
-    int vrc = rc == SNAP_ERROR_NOTFOUND && !p->dry_run
-                  ? snap_recover_vanished(ctx, domain, err)
-                  : SNAP_ERROR_NOTFOUND;
-    if (vrc != SNAP_ERROR_NOTFOUND) {
-        snap_session_close(&s);
-        if (!vrc)
-            snap_err_clear(err);
-        rc = vrc ? vrc : snap_session_open(ctx, domain, false, &s, err);
-    }
+    int rc = snap_session_open(ctx, domain,
+                               p->dry_run ? 0 : SNAP_SESSION_RECOVER_VANISHED, &s, err);
     if (!rc)
         rc = revert_in_session(ctx, &s, name, p, plan_out, err);
     snap_session_close(&s);

@@ -33,6 +33,8 @@ void snap_revert_forget_domain(snap_meta_store *st);
  * the kind, err untouched; else the recovery failed (err says why).
  */
 int snap_recover_vanished(snap_ctx *ctx, const char *qualifier, snap_err *err);
+/* Whether qualifier names a domain that an interrupted revert destroyed. */
+bool snap_domain_vanished(snap_ctx *ctx, const char *qualifier);
 
 /*
  * Adds the overlays the revert in j created to the reverted-to snapshot's

@@ -364,6 +364,19 @@ static int recover_vanished_in(snap_ctx *ctx, const char *uuid, char *config,
     return rc;
 }
 
+bool snap_domain_vanished(snap_ctx *ctx, const char *qualifier)
+{
+    char *config = NULL;
+    char *uuid = find_vanished(ctx->statedir, qualifier, &config);
+    snap_domain_ref now;
+    snap_err lerr;
+    bool vanished =
+        uuid && ctx->ops->lookup_uuid(ctx, uuid, &now, &lerr) == SNAP_ERROR_NOTFOUND;
+    free(config);
+    free(uuid);
+    return vanished;
+}
+
 int snap_recover_vanished(snap_ctx *ctx, const char *qualifier, snap_err *err)
 {
     char *config = NULL;

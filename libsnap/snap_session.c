@@ -6,17 +6,43 @@
 #include <string.h>
 
 #include "snap_orch.h"
+#include "snap_revert.h"
 
-int snap_session_open(snap_ctx *ctx, const char *qualifier, bool create_dir,
+/*
+ * A revert that died on Xen may have destroyed the domain (its name is gone
+ * with it): any later operation on it first finishes or rolls back that
+ * revert, which creates the domain again, then finds it as usual.
+ */
+static int lookup_or_recover(snap_ctx *ctx, const char *qualifier, unsigned flags,
+                             snap_domain_ref *ref, snap_err *err)
+{
+    int rc = ctx->ops->lookup(ctx, qualifier, ref, err);
+    if (rc != SNAP_ERROR_NOTFOUND || !(flags & SNAP_SESSION_RECOVER_VANISHED))
+        return rc;
+    snap_err verr;
+    int vrc = snap_recover_vanished(ctx, qualifier, &verr);
+    if (vrc == SNAP_ERROR_NOTFOUND)
+        return rc; /* nothing of the kind: the lookup's own error stands */
+    if (vrc) {
+        *err = verr;
+        return vrc;
+    }
+    snap_err_clear(err);
+    return ctx->ops->lookup(ctx, qualifier, ref, err);
+}
+
+int snap_session_open(snap_ctx *ctx, const char *qualifier, unsigned flags,
                       snap_session *s, snap_err *err)
 {
     snap_domain_ref ref;
     memset(s, 0, sizeof *s);
+    memset(&ref, 0, sizeof ref);
     s->lock.fd = -1;
-    int rc = ctx->ops->lookup(ctx, qualifier, &ref, err);
+    int rc = lookup_or_recover(ctx, qualifier, flags, &ref, err);
     if (rc)
         return rc;
-    rc = snap_meta_store_open(&s->st, ctx->statedir, ref.uuid, ref.name, create_dir, err);
+    rc = snap_meta_store_open(&s->st, ctx->statedir, ref.uuid, ref.name,
+                              (flags & SNAP_SESSION_CREATE_DIR) != 0, err);
     if (rc)
         return rc;
     s->st_open = true;
