@@ -163,7 +163,8 @@ void snap_info_free(snap_info *info);
 void snap_info_list_free(snap_info **list, size_t n);
 
 /*
- * Takes a snapshot of domain (a name or a domid). On success *info_out (if
+ * Takes a snapshot of domain (a name, a domid, or a UUID no domain has as its
+ * name; every call below takes the same). On success *info_out (if
  * not NULL) receives the record. With params->dry_run, nothing changes and
  * *plan_out (if not NULL) receives the plan as JSON (malloc'd).
  */

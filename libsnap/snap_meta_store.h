@@ -13,6 +13,7 @@
  *   .index               cache of snapshot summaries (snap_meta_tree.c)
  *   .lock                per-domain lock, holder pid (snap_lock.h)
  *   .journal.json        the in-flight operation (snap_journal.h)
+ *   .revert-domain.json  the config of a domain a revert destroyed (snap_revert.h)
  *   .<file>.tmp.<pid>.<random>  temp files of an atomic write in progress
  * Not installed.
  */
