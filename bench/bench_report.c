@@ -12,6 +12,11 @@
  *   limit LABEL MAX SECTION CASE METRIC   (check: median <= MAX; '_' in
  *                                          LABEL is printed as ' ')
  *   ratio LABEL MAX S1 C1 M1 S2 C2 M2     (check: median1 / median2 <= MAX)
+ *   floor LABEL MAX S C M S1 C1 M1 S2 C2 M2 K
+ *                                         (check: median / floor <= MAX, where
+ *                                          floor = max(median1, K x median2):
+ *                                          e.g. a physical limit from the
+ *                                          machine's CPU count)
  * Every ratio is of medians measured in the same run.
  *
  * Copyright (C) 2026 The xlsnap authors. GPL-2.0-only (see COPYING).
@@ -33,7 +38,8 @@ typedef struct series {
 typedef struct check {
     char label[FIELD_MAX];
     double value, max;
-    bool known; /* every series it needs was measured */
+    bool known;   /* every series it needs was measured */
+    double floor; /* of a "floor" check, printed beside it; else 0 */
 } check;
 
 typedef struct report {
@@ -114,7 +120,8 @@ static bool median_at(report *r, const char *sec, const char *kase, const char *
     return s && s->n;
 }
 
-static void add_check(report *r, const char *label, double max, bool known, double value)
+static check *add_check(report *r, const char *label, double max, bool known,
+                        double value)
 {
     r->c = snap_xrealloc(r->c, (r->n_c + 1) * sizeof *r->c);
     check *c = &r->c[r->n_c++];
@@ -124,6 +131,21 @@ static void add_check(report *r, const char *label, double max, bool known, doub
     c->max = max;
     c->known = known;
     c->value = value;
+    c->floor = 0;
+    return c;
+}
+
+/* value / max(median1, k x median2) of a "floor" line (f: after the keyword). */
+static void parse_floor(report *r, char f[][FIELD_MAX])
+{
+    double a = 0, w = 0, cpu = 0, k = atof(f[11]);
+    bool known = median_at(r, f[2], f[3], f[4], &a) &&
+                 median_at(r, f[5], f[6], f[7], &w) &&
+                 median_at(r, f[8], f[9], f[10], &cpu);
+    double fl = w > k * cpu ? w : k * cpu;
+    known = known && fl > 0;
+    check *c = add_check(r, f[0], atof(f[1]), known, known ? a / fl : 0);
+    c->floor = known ? fl : 0;
 }
 
 /* One "limit" or "ratio" line (f: its fields, after the keyword). */
@@ -138,6 +160,8 @@ static void parse_check(report *r, const char *kind, char f[][FIELD_MAX], int n)
         known = median_at(r, f[2], f[3], f[4], &a) &&
                 median_at(r, f[5], f[6], f[7], &b) && b > 0;
         add_check(r, f[0], max, known, known ? a / b : 0);
+    } else if (!strcmp(kind, "floor") && n == 12) {
+        parse_floor(r, f);
     } else {
         fprintf(stderr, "bench_report: malformed %s line ignored\n", kind);
     }
@@ -153,7 +177,7 @@ static char **push_line(char **v, size_t *n, const char *line)
 static void parse_line(report *r, char *line)
 {
     line[strcspn(line, "\n")] = 0;
-    char kind[FIELD_MAX], f[8][FIELD_MAX];
+    char kind[FIELD_MAX], f[12][FIELD_MAX];
     int consumed = 0;
     if (sscanf(line, "%127s %n", kind, &consumed) != 1 || kind[0] == '#')
         return;
@@ -166,9 +190,10 @@ static void parse_line(report *r, char *line)
         r->pending = push_line(r->pending, &r->n_pending, rest);
         return;
     }
-    int n = sscanf(rest, "%127s %127s %127s %127s %127s %127s %127s %127s", f[0], f[1],
-                   f[2], f[3], f[4], f[5], f[6], f[7]);
-    if (!strcmp(kind, "limit") || !strcmp(kind, "ratio"))
+    int n = sscanf(
+        rest, "%127s %127s %127s %127s %127s %127s %127s %127s %127s %127s %127s %127s",
+        f[0], f[1], f[2], f[3], f[4], f[5], f[6], f[7], f[8], f[9], f[10], f[11]);
+    if (!strcmp(kind, "limit") || !strcmp(kind, "ratio") || !strcmp(kind, "floor"))
         parse_check(r, kind, f, n);
     else if (n == 3)
         add_sample(r, kind, f[0], f[1], atof(f[2]));
@@ -195,7 +220,10 @@ static void print_table(const report *r)
     printf("\nTargets (medians of this run):\n");
     for (size_t i = 0; i < r->n_c; i++) {
         const check *c = &r->c[i];
-        if (c->known)
+        if (c->known && c->floor > 0)
+            printf("  %-52s %9.2f  (<= %g)  %s  (floor %.1f ms)\n", c->label, c->value,
+                   c->max, c->value <= c->max ? "ok" : "MISSED", c->floor);
+        else if (c->known)
             printf("  %-52s %9.2f  (<= %g)  %s\n", c->label, c->value, c->max,
                    c->value <= c->max ? "ok" : "MISSED");
         else
@@ -235,6 +263,10 @@ static void gen_check(yajl_gen g, const check *c)
         yajl_gen_double(g, c->value);
     else
         snap_json_null(g);
+    if (c->floor > 0) {
+        snap_json_key(g, "floor");
+        yajl_gen_double(g, c->floor);
+    }
     snap_json_key(g, "met");
     if (c->known)
         snap_json_bool(g, c->value <= c->max);
