@@ -4,17 +4,20 @@
 #      transaction, thaw and xlsnap's own overhead inside the window;
 #   2. snapshot-create wall time for 1, 2, 4, 8 disks, internal/external,
 #      quiesced or not (a fresh xlsnap process each time);
-#   3. offline internal snapshots (qemu-img children, QEMU gone);
+#   3. offline internal snapshots (qemu-img children, QEMU gone), next to the
+#      floor of this machine: max(1 disk's wall, N x 1 disk's CPU / CPUs);
 #   4. snapshot-list / snapshot-info with 10, 1,000, 10,000 snapshots;
-#   5. memory checkpoint save throughput next to dd's on the same file system;
+#   5. memory checkpoints next to dd's throughput on the same file system and
+#      next to QEMU's own migration of the same guest without xlsnap (floor);
 #   6. peak RSS of every xlsnap run.
 # Raw samples and results: $XLSNAP_BUILDDIR/bench/ (or BENCH_OUT): samples.txt,
 # results.json; the table is printed by bench_report. Not part of `make check`.
 #
 # Environment: XLSNAP_BUILDDIR (default build/), BENCH_REPS (3: runs per
-# create/offline case), BENCH_FREEZE_RUNS (20: quiesced runs of the 2-disk
-# guest), BENCH_DISKS ("1 2 4 8"), BENCH_LIST_COUNTS ("10 1000 10000"),
-# BENCH_MEMORY_RUNS (5: memory checkpoints of the 2-disk guest).
+# create/offline case), BENCH_FREEZE_RUNS (20: quiesced runs of gfreeze, a
+# 2-disk guest of its own, so g1..g8 hold the same history per disk), BENCH_DISKS ("1 2 4 8"), BENCH_LIST_COUNTS ("10 1000 10000"),
+# BENCH_MEMORY_RUNS (5: memory checkpoints of the 2-disk guest, each followed
+# by QEMU's bare migration of it, the floor).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -55,6 +58,7 @@ run() {
     shift 2
     local r
     r=$("$B/bench_run" -o "$T/log/last.log" -- "$@")
+    # shellcheck disable=SC2086 # four numbers
     set -- $r
     if [ "$3" != 0 ]; then
         log "$section $kase failed (exit $3):"
@@ -87,6 +91,7 @@ trace_samples() {
 machine_meta() {
     sample "meta date $(date -u +%Y-%m-%dT%H:%M:%SZ)"
     sample "meta machine $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, Linux $(uname -r)"
+    sample "meta cpus $(nproc) online (the offline floor divides CPU time by them)"
     sample "meta qemu $(qemu-system-x86_64 --version | head -1) (TCG)"
     sample "meta commit $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo unknown)"
     sample "meta guest 1 vCPU, 512 MiB, 32 MiB ext4 qcow2 disks mounted, qemu-ga"
@@ -138,34 +143,32 @@ boot_and_warm_up() {
     exit 1
 }
 
-# Online cases for a guest with n disks, then the offline one (QEMU killed).
-bench_guest() {
-    local n=$1 name=g$1 i method q kase
-    guest_cfg "$name" "$n"
-    log "guest with $n disk(s): booting"
-    boot_and_warm_up "$name"
-    for method in internal external; do
-        for q in required off; do
-            kase="disks=$n,$method,$([ $q = off ] && echo crash || echo quiesced)"
-            local runs=$reps
-            [ "$n" = 2 ] && [ $method = internal ] && [ $q = required ] && runs=$freeze_runs
-            for i in $(seq "$runs"); do
-                rm -f "$T/trace"
-                XLSNAP_TRACE=$T/trace run create "$kase" \
-                    "$B/xlsnap" snapshot-create "--$method" -q "$q" "$name" "$method-$q-$i"
-                [ $q = off ] || trace_samples "$kase" "$T/trace"
-            done
-        done
+# create_case NAME KASE METHOD Q RUNS: RUNS snapshot-creates of guest NAME,
+# each split by XLSNAP_TRACE when quiesced.
+create_case() {
+    local name=$1 kase=$2 method=$3 q=$4 runs=$5 i
+    for i in $(seq "$runs"); do
+        rm -f "$T/trace"
+        XLSNAP_TRACE=$T/trace run create "$kase" \
+            "$B/xlsnap" snapshot-create "--$method" -q "$q" "$name" "$method-$q-$i"
+        [ "$q" = off ] || trace_samples "$kase" "$T/trace"
     done
-    [ "$n" = 2 ] && bench_memory "$name"
+}
+
+# Kills guest NAME's QEMU (the domain stays: an offline domain) and waits for it.
+kill_qemu() {
     local domid qemu
-    domid=$("$B/xlsim" domid "$name")
+    domid=$("$B/xlsim" domid "$1")
     qemu=$(xenstore-read "/local/domain/$domid/image/device-model-pid")
     kill -9 "$qemu"
     while [ -d "/proc/$qemu" ] && ! grep -q '^State:.*Z' "/proc/$qemu/status" 2>/dev/null; do
         sleep 0.05
     done
-    log "guest with $n disk(s): offline"
+}
+
+# offline_case N NAME: internal snapshots of the QEMU-less guest, BENCH_REPS times.
+offline_case() {
+    local n=$1 name=$2 i
     for i in $(seq "$reps"); do
         rm -f "$T/trace"
         XLSNAP_TRACE=$T/trace run offline "disks=$n" \
@@ -176,6 +179,37 @@ bench_guest() {
             printf "offline %s write_ms %.3f\n", k, (t["offline-write-end"] - t["offline-write-start"]) / 1e6 }' \
             "$T/trace" >>"$samples"
     done
+}
+
+# Online cases for a guest with n disks, then the offline one (QEMU killed).
+# Every g<n> does the same work per disk before its offline case (qemu-img's
+# cost grows with the snapshot table): the long series are gfreeze's.
+bench_guest() {
+    local n=$1 name=g$1 method q
+    guest_cfg "$name" "$n"
+    log "guest with $n disk(s): booting"
+    boot_and_warm_up "$name"
+    for method in internal external; do
+        for q in required off; do
+            create_case "$name" "disks=$n,$method,$([ $q = off ] && echo crash || echo quiesced)" \
+                "$method" "$q" "$reps"
+        done
+    done
+    kill_qemu "$name"
+    log "guest with $n disk(s): offline"
+    offline_case "$n" "$name"
+    "$B/xlsim" destroy "$name" >/dev/null 2>&1 || true
+}
+
+# A 2-disk guest of its own for the long series: BENCH_FREEZE_RUNS quiesced
+# snapshots (same case as g2's, one series) and the memory checkpoints.
+bench_freeze() {
+    local name=gfreeze
+    guest_cfg "$name" 2
+    log "guest with 2 disks: freeze window and memory"
+    boot_and_warm_up "$name"
+    create_case "$name" "disks=2,internal,quiesced" internal required "$freeze_runs"
+    bench_memory "$name"
     "$B/xlsim" destroy "$name" >/dev/null 2>&1 || true
 }
 
@@ -230,10 +264,32 @@ bench_memory() {
             memory_trace_samples "$kase" "$T/trace"
             sample "memory $kase save_MBps $(awk -v m="$mib" -v t="$ms" 'BEGIN {printf "%.1f", m * 1.048576 / (t / 1000)}')"
         done
+        bare_migration "$name"
         r=$("$B/bench_run" -- dd if="$mem" of="$XLSNAP_STATEDIR/raw.bin" bs=1M conv=fsync)
         sample "memory raw-dd save_MBps $(awk -v m="$(stat -c %s "$mem")" -v t="${r%% *}" 'BEGIN {printf "%.1f", m / 1e6 / (t / 1000)}')"
         rm -f "$XLSNAP_STATEDIR/raw.bin"
     done
+}
+
+# The floor of a checkpoint: QEMU's own save of the same guest, right after
+# xlsnap's, to the same file system (stop; migrate to an fd; fsync; cont:
+# bench_migrate, no xlsnap code but its QMP client).
+bare_migration() {
+    local domid r
+    domid=$("$B/xlsim" domid "$1")
+    if ! r=$("$B/bench_migrate" "$XLSNAP_XEN_RUNDIR/qmp-libxl-$domid" "$XLSNAP_STATEDIR/bare.mem" 2>&1); then
+        log "bare migration of $1 failed: $r"
+        sample "pending memory bare QEMU migration failed: $r"
+        return 0
+    fi
+    rm -f "$XLSNAP_STATEDIR/bare.mem"
+    # shellcheck disable=SC2086 # five numbers
+    set -- $r
+    sample "memory bare-qemu paused_ms $1"
+    sample "memory bare-qemu migrate_ms $2"
+    sample "memory bare-qemu fsync_ms $3"
+    sample "memory bare-qemu resume_ms $4"
+    sample "memory bare-qemu save_MBps $(awk -v m="$5" -v t="$(awk -v a="$2" -v b="$3" 'BEGIN {print a + b}')" 'BEGIN {printf "%.1f", m / 1e6 / (t / 1000)}')"
 }
 
 # From snap_memory.c's XLSNAP_TRACE points: how long the guest stayed paused
@@ -259,9 +315,14 @@ checks() {
         sample "ratio offline:_${n}_disks_/_1_disk_wall_time 1.5 offline disks=$n wall_ms offline disks=1 wall_ms"
         # CPU of xlsnap + its qemu-img children (wait4): per-disk work, not waiting.
         sample "ratio offline:_CPU_${n}_disks_/_1_disk_(linear_<=_$n) $n offline disks=$n cpu_ms offline disks=1 cpu_ms"
+        # Physical floor: the children's CPU time spread over the online CPUs.
+        sample "floor offline:_${n}_disks_wall_/_CPU_floor 1.25 offline disks=$n wall_ms offline disks=1 wall_ms offline disks=1 cpu_ms $(awk -v n="$n" -v c="$(nproc)" 'BEGIN {print n / c}')"
     done
     sample "ratio memory:_raw_dd_/_checkpoint_MB/s_(<=1.25:_>=80%) 1.25 memory raw-dd save_MBps memory disks=2 save_MBps"
     sample "ratio memory:_raw_dd_/_first_checkpoint_MB/s_(<=1.25) 1.25 memory raw-dd save_MBps memory disks=2,first save_MBps"
+    # Floor: QEMU's own save of the same paused guest, measured beside each checkpoint.
+    sample "ratio memory:_checkpoint_pause_/_QEMU's_bare_migration 1.25 memory disks=2 paused_ms memory bare-qemu paused_ms"
+    sample "ratio memory:_checkpoint_command_wall_/_bare_migration 1.25 memory disks=2 wall_ms memory bare-qemu paused_ms"
     sample "limit list:_10,000_snapshots_ms 50 list snapshots=10000 wall_ms"
     # No worse than linear: 10x the snapshots may cost at most 10x the CPU.
     sample "ratio list:_CPU_10,000_/_1,000_snapshots_(linear_<=_10) 10 list snapshots=10000 cpu_ms list snapshots=1000 cpu_ms"
@@ -278,6 +339,7 @@ main() {
     for n in $list_counts; do bench_list "$n"; done
     if [ "${BENCH_ONLY:-}" = list ]; then disk_counts=; fi
     for n in $disk_counts; do bench_guest "$n"; done
+    [ -z "$disk_counts" ] || bench_freeze
     checks
     sample "meta duration_s $((SECONDS - t0))"
     "$B/bench_report" "$samples" "$out/results.json"
