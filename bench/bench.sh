@@ -5,7 +5,8 @@
 #   2. snapshot-create wall time for 1, 2, 4, 8 disks, internal/external,
 #      quiesced or not (a fresh xlsnap process each time);
 #   3. offline internal snapshots (qemu-img children, QEMU gone), next to the
-#      floor of this machine: max(1 disk's wall, N x 1 disk's CPU / CPUs);
+#      floor of this machine: max(1 disk's wall, N x 1 disk's CPU / CPUs),
+#      and next to the same qemu-img commands run in parallel by bash;
 #   4. snapshot-list / snapshot-info with 10, 1,000, 10,000 snapshots;
 #   5. memory checkpoints next to dd's throughput on the same file system and
 #      next to QEMU's own migration of the same guest without xlsnap (floor);
@@ -178,7 +179,30 @@ offline_case() {
         awk -v k="disks=$n" '{ t[$1] = $2 } END { if ("offline-write-end" in t)
             printf "offline %s write_ms %.3f\n", k, (t["offline-write-end"] - t["offline-write-start"]) / 1e6 }' \
             "$T/trace" >>"$samples"
+        offline_bare "$n" "$name" "$i"
     done
+}
+
+# The floor of an offline snapshot: the same qemu-img work without xlsnap, on
+# the same active images (xenstore's backend params), in parallel like
+# xlsnap's children: every `info --backing-chain`, then every `snapshot -c`.
+offline_bare() {
+    local n=$1 domid be imgs=() d r
+    domid=$("$B/xlsim" domid "$2")
+    be=/local/domain/0/backend/qdisk/$domid
+    for d in $(xenstore-list "$be"); do imgs+=("$(xenstore-read "$be/$d/params" | cut -d: -f2-)"); done
+    # shellcheck disable=SC2016 # the script's own variables
+    r=$("$B/bench_run" -o "$T/log/last.log" -- bash -c 'tag=$1; shift
+        for f; do qemu-img info --output=json --backing-chain "$f" >/dev/null & done; wait
+        for f; do qemu-img snapshot -c "$tag" "$f" & done; wait' _ "bare-$3" "${imgs[@]}")
+    # shellcheck disable=SC2086 # four numbers
+    set -- $r
+    if [ "$3" != 0 ]; then
+        sample "pending offline bare qemu-img of $n disk(s) failed: $(tail -1 "$T/log/last.log")"
+        return 0
+    fi
+    sample "offline disks=$n,bare-qemu-img wall_ms $1"
+    sample "offline disks=$n,bare-qemu-img cpu_ms $4"
 }
 
 # Online cases for a guest with n disks, then the offline one (QEMU killed).
@@ -311,6 +335,7 @@ checks() {
     local n
     sample "limit freeze:_xlsnap_overhead_in_window_ms_(2_disks) 2 freeze disks=2,internal,quiesced overhead_ms"
     for n in $disk_counts; do
+        sample "ratio offline:_${n}_disk(s)_wall_/_plain_parallel_qemu-img 1.25 offline disks=$n wall_ms offline disks=$n,bare-qemu-img wall_ms"
         [ "$n" = 1 ] && continue
         sample "ratio offline:_${n}_disks_/_1_disk_wall_time 1.5 offline disks=$n wall_ms offline disks=1 wall_ms"
         # CPU of xlsnap + its qemu-img children (wait4): per-disk work, not waiting.
