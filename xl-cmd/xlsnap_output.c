@@ -175,7 +175,9 @@ static void print_list_row(out_buf *b, const snap_info *s)
     out_put(b, s->name, name_len, 0);
     out_put(b, mark, mark_len, name_len < 32 ? 32 - name_len : 0);
     OUT_LIT(b, " ");
-    out_put(b, fmt_time_fast(s->creation_sec, tbuf, sizeof tbuf), 19, 19);
+    /* Not always 19 bytes: an interrupted create's row has "-". */
+    const char *when = fmt_time_fast(s->creation_sec, tbuf, sizeof tbuf);
+    out_put(b, when, strlen(when), 19);
     OUT_LIT(b, "  ");
     out_put(b, s->domain_state, state_len, 8);
     OUT_LIT(b, " ");

@@ -277,6 +277,10 @@ static void test_sigkill_while_frozen(void)
     th_xlsnap(&r, "snapshot-list", "k", NULL);
     CHECK_INT(r.rc, 0);
     th_note("list before recovery: %s", r.out);
+    /* The interrupted create's row: no creation time yet, padded, no junk. */
+    CHECK_CONTAINS(r.out, "k1 !");
+    CHECK_CONTAINS(r.out,
+                   "k1 !                             -                    unknown ");
     th_cmd_free(&r);
     th_xlsnap(&r, "-N", "snapshot-create", "k", "k2", NULL);
     CHECK_INT(r.rc, 0);
