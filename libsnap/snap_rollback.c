@@ -364,37 +364,48 @@ static int recover_vanished_in(snap_ctx *ctx, const char *uuid, char *config,
     return rc;
 }
 
+/*
+ * The UUID (and saved config) of the domain qualifier names when an
+ * interrupted revert destroyed it: its config was saved and no domain has
+ * its UUID now. NULL otherwise (*config NULL too).
+ */
+static char *find_destroyed(snap_ctx *ctx, const char *qualifier, char **config)
+{
+    char *uuid = find_vanished(ctx->statedir, qualifier, config);
+    snap_domain_ref now;
+    snap_err lerr;
+    if (uuid && ctx->ops->lookup_uuid(ctx, uuid, &now, &lerr) != SNAP_ERROR_NOTFOUND) {
+        free(uuid);
+        free(*config);
+        *config = NULL;
+        uuid = NULL;
+    }
+    return uuid;
+}
+
 bool snap_domain_vanished(snap_ctx *ctx, const char *qualifier)
 {
     char *config = NULL;
-    char *uuid = find_vanished(ctx->statedir, qualifier, &config);
-    snap_domain_ref now;
-    snap_err lerr;
-    bool vanished =
-        uuid && ctx->ops->lookup_uuid(ctx, uuid, &now, &lerr) == SNAP_ERROR_NOTFOUND;
+    char *uuid = find_destroyed(ctx, qualifier, &config);
+    bool destroyed = uuid != NULL;
     free(config);
     free(uuid);
-    return vanished;
+    return destroyed;
 }
 
 int snap_recover_vanished(snap_ctx *ctx, const char *qualifier, snap_err *err)
 {
     char *config = NULL;
-    char *uuid = find_vanished(ctx->statedir, qualifier, &config);
-    snap_domain_ref now;
-    snap_err lerr;
-    int rc = SNAP_ERROR_NOTFOUND;
-    if (uuid && ctx->ops->lookup_uuid(ctx, uuid, &now, &lerr) == SNAP_ERROR_NOTFOUND) {
-        snap_log(ctx->lg, XTL_NOTICE,
-                 "domain %s (UUID %s) does not exist: an interrupted revert destroyed it",
-                 qualifier, uuid);
-        snap_err rerr;
-        rc = recover_vanished_in(ctx, uuid, config, &rerr); /* owns config */
-        config = NULL;
-        if (rc && rc != SNAP_ERROR_NOTFOUND)
-            *err = rerr;
-    }
-    free(config);
+    char *uuid = find_destroyed(ctx, qualifier, &config);
+    if (!uuid)
+        return SNAP_ERROR_NOTFOUND;
+    snap_log(ctx->lg, XTL_NOTICE,
+             "domain %s (UUID %s) does not exist: an interrupted revert destroyed it",
+             qualifier, uuid);
+    snap_err rerr;
+    int rc = recover_vanished_in(ctx, uuid, config, &rerr); /* owns config */
+    if (rc && rc != SNAP_ERROR_NOTFOUND)
+        *err = rerr;
     free(uuid);
     return rc;
 }
