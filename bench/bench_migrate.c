@@ -36,18 +36,6 @@ static double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static void events_capability(yajl_gen g, const void *opaque)
-{
-    (void)opaque;
-    snap_json_key(g, "capabilities");
-    yajl_gen_array_open(g);
-    yajl_gen_map_open(g);
-    snap_json_kv_str(g, "capability", "events");
-    snap_json_kv_bool(g, "state", true);
-    yajl_gen_map_close(g);
-    yajl_gen_array_close(g);
-}
-
 /* Same limit as xlsnap sets: QEMU's default 128 MiB/s would make a slow floor. */
 static void no_throttle(yajl_gen g, const void *opaque)
 {
@@ -67,20 +55,12 @@ static void uri_arg(yajl_gen g, const void *opaque)
     snap_json_kv_str(g, "uri", "fd:" FDNAME);
 }
 
-static bool migration_ended(const snap_qmp_event *ev, void *opaque)
-{
-    (void)opaque;
-    const char *s = snap_json_get_string(ev->data, "status");
-    return s &&
-           (!strcmp(s, "completed") || !strcmp(s, "failed") || !strcmp(s, "cancelled"));
-}
-
 /* Waits for the end of the migration; 0 when QEMU says it completed. */
 static int wait_completed(snap_qmp *q, snap_err *err)
 {
     snap_qmp_event *ev = NULL;
-    int rc = snap_qmp_wait_event(q, "MIGRATION", migration_ended, NULL, SAVE_TIMEOUT_MS,
-                                 &ev, err);
+    int rc = snap_qmp_wait_event(q, "MIGRATION", snap_qmp_migration_ended, NULL,
+                                 SAVE_TIMEOUT_MS, &ev, err);
     if (rc)
         return snap_err_context(err, "waiting for the MIGRATION event");
     const char *s = snap_json_get_string(ev->data, "status");
@@ -119,8 +99,7 @@ static int run(const char *sock, const char *path, snap_err *err)
     int rc = snap_qmp_connect(sock, QMP_TIMEOUT_MS, &q, err);
     if (rc)
         return snap_err_context(err, "QMP %s", sock);
-    rc = snap_qmp_execute(q, "migrate-set-capabilities", events_capability, NULL, NULL,
-                          QMP_TIMEOUT_MS, err);
+    rc = snap_qmp_migration_events_on(q, QMP_TIMEOUT_MS, err);
     if (!rc)
         rc = snap_qmp_execute(q, "migrate-set-parameters", no_throttle, NULL, NULL,
                               QMP_TIMEOUT_MS, err);

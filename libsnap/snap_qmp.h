@@ -212,6 +212,12 @@ int snap_qmp_delete_internal(snap_qmp *qmp, const char *target, const char *name
 
 /* ------------------------------------------------------------- migration */
 
+/* Turns on QEMU's MIGRATION events (the "events" migration capability). */
+int snap_qmp_migration_events_on(snap_qmp *qmp, int timeout_ms, snap_err *err);
+/* snap_qmp_wait_event filter: a MIGRATION event saying the migration ended
+ * (completed, failed or cancelled). */
+bool snap_qmp_migration_ended(const snap_qmp_event *ev, void *opaque);
+
 /* Progress of a migration: bytes sent and QEMU's estimate of the total. */
 typedef void snap_qmp_progress_fn(uint64_t transferred, uint64_t total, void *opaque);
 

@@ -106,8 +106,13 @@ static void qmp_events_capability(yajl_gen g, const void *opaque)
     yajl_gen_array_close(g);
 }
 
-/* A MIGRATION event saying the migration ended, one way or another. */
-static bool qmp_migration_ended(const snap_qmp_event *ev, void *opaque)
+int snap_qmp_migration_events_on(snap_qmp *q, int timeout_ms, snap_err *err)
+{
+    return snap_qmp_execute(q, "migrate-set-capabilities", qmp_events_capability, NULL,
+                            NULL, timeout_ms, err);
+}
+
+bool snap_qmp_migration_ended(const snap_qmp_event *ev, void *opaque)
 {
     (void)opaque;
     const char *s = snap_json_get_string(ev->data, "status");
@@ -169,7 +174,7 @@ static int qmp_migrate_wait(snap_qmp *q, int fd, snap_qmp_progress_fn *progress,
         int wait = snap_deadline_poll_ms(deadline);
         snap_qmp_event *ev = NULL;
         rc = snap_qmp_wait_event(
-            q, "MIGRATION", qmp_migration_ended, NULL,
+            q, "MIGRATION", snap_qmp_migration_ended, NULL,
             wait >= 0 && wait < QMP_MIGRATE_POLL_MS ? wait : QMP_MIGRATE_POLL_MS, &ev,
             err);
         snap_qmp_event_free(ev);
@@ -189,8 +194,7 @@ int snap_qmp_migrate_to_fd(snap_qmp *q, int fd, snap_qmp_progress_fn *progress,
     snap_err ignored;
 
     /* The MIGRATION event ends the wait at once; without it, polling still does. */
-    snap_qmp_execute(q, "migrate-set-capabilities", qmp_events_capability, NULL, NULL,
-                     snap_deadline_poll_ms(deadline), &ignored);
+    snap_qmp_migration_events_on(q, snap_deadline_poll_ms(deadline), &ignored);
 
     int rc = snap_qmp_execute_with_fd(q, "getfd", qmp_kv_args, &name, fd, NULL,
                                       snap_deadline_poll_ms(deadline), err);
