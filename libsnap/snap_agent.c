@@ -450,11 +450,7 @@ struct agent_mountpoints {
 static void agent_mountpoints_args(yajl_gen g, const void *opaque)
 {
     const struct agent_mountpoints *mp = opaque;
-    snap_json_key(g, "mountpoints");
-    yajl_gen_array_open(g);
-    for (size_t i = 0; i < mp->n; i++)
-        snap_json_str(g, mp->v[i]);
-    yajl_gen_array_close(g);
+    snap_json_kv_strv(g, "mountpoints", mp->v, mp->n);
 }
 
 int snap_agent_fsfreeze_freeze(snap_agent *ag, const char *const *mountpoints, size_t n,

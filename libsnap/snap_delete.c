@@ -619,11 +619,8 @@ static void plan_snapshot_json(yajl_gen g, snap_session *s, const char *name,
         image_set stale = {0};
         if (!meta_only)
             stale_revert_overlays(s, &m, known, &stale);
-        snap_json_key(g, "remove_revert_overlays");
-        yajl_gen_array_open(g);
-        for (size_t i = 0; i < stale.n; i++)
-            snap_json_str(g, stale.paths[i]);
-        yajl_gen_array_close(g);
+        snap_json_kv_strv(g, "remove_revert_overlays", (const char *const *)stale.paths,
+                          stale.n);
         set_free(&stale);
         snap_meta_dispose(&m);
     }

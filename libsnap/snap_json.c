@@ -135,6 +135,15 @@ void snap_json_kv_bool(yajl_gen g, const char *key, bool v)
     yajl_gen_bool(g, v);
 }
 
+void snap_json_kv_strv(yajl_gen g, const char *key, const char *const *v, size_t n)
+{
+    snap_json_key(g, key);
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < n; i++)
+        snap_json_str(g, v[i]);
+    yajl_gen_array_close(g);
+}
+
 void snap_json_tree(yajl_gen g, yajl_val v)
 {
     if (!v) {

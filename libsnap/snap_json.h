@@ -40,6 +40,8 @@ void snap_json_null(yajl_gen g);
 void snap_json_kv_str(yajl_gen g, const char *key, const char *s);
 void snap_json_kv_int(yajl_gen g, const char *key, long long v);
 void snap_json_kv_bool(yajl_gen g, const char *key, bool v);
+/* "key": [v[0], ..., v[n-1]] (strings; NULL ones become null). */
+void snap_json_kv_strv(yajl_gen g, const char *key, const char *const *v, size_t n);
 /* Re-emits a parsed tree (for copying documents through unchanged). */
 void snap_json_tree(yajl_gen g, yajl_val v);
 /* Emits the members of a JSON object (keys and values) into g. */

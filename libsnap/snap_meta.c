@@ -383,11 +383,8 @@ char *snap_meta_to_json(const snap_meta *m)
     for (size_t i = 0; i < m->n_disks; i++)
         gen_disk(g, &m->disks[i]);
     yajl_gen_array_close(g);
-    snap_json_key(g, "excluded_disks");
-    yajl_gen_array_open(g);
-    for (size_t i = 0; i < m->n_excluded; i++)
-        snap_json_str(g, m->excluded[i]);
-    yajl_gen_array_close(g);
+    snap_json_kv_strv(g, "excluded_disks", (const char *const *)m->excluded,
+                      m->n_excluded);
     snap_json_key(g, "quiesce");
     gen_quiesce(g, &m->quiesce);
     snap_json_key(g, "memory");
@@ -399,13 +396,9 @@ char *snap_meta_to_json(const snap_meta *m)
     } else {
         snap_json_null(g);
     }
-    if (m->n_revert_overlays) {
-        snap_json_key(g, "revert_overlays");
-        yajl_gen_array_open(g);
-        for (size_t i = 0; i < m->n_revert_overlays; i++)
-            snap_json_str(g, m->revert_overlays[i]);
-        yajl_gen_array_close(g);
-    }
+    if (m->n_revert_overlays)
+        snap_json_kv_strv(g, "revert_overlays", (const char *const *)m->revert_overlays,
+                          m->n_revert_overlays);
     snap_json_key(g, "config");
     snap_json_tree(g, m->config);
     yajl_gen_map_close(g);

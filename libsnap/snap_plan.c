@@ -417,16 +417,9 @@ char *snap_plan_to_json(const snap_plan *plan, const snap_domain *dom)
         yajl_gen_map_close(g);
     }
     yajl_gen_array_close(g);
-    snap_json_key(g, "excluded");
-    yajl_gen_array_open(g);
-    for (size_t i = 0; i < plan->n_excluded; i++)
-        snap_json_str(g, plan->excluded[i]);
-    yajl_gen_array_close(g);
-    snap_json_key(g, "notes");
-    yajl_gen_array_open(g);
-    for (size_t i = 0; i < plan->n_notes; i++)
-        snap_json_str(g, plan->notes[i]);
-    yajl_gen_array_close(g);
+    snap_json_kv_strv(g, "excluded", (const char *const *)plan->excluded,
+                      plan->n_excluded);
+    snap_json_kv_strv(g, "notes", (const char *const *)plan->notes, plan->n_notes);
     yajl_gen_map_close(g);
     return snap_json_gen_finish(g, NULL);
 }

@@ -121,6 +121,20 @@ static void test_json_roundtrip_keeps_numbers(void)
     CHECK_INT(err.code, SNAP_ERROR_PROTOCOL);
 }
 
+/* Arrays of strings: empty, NULL members, escaping. */
+static void test_json_string_vectors(void)
+{
+    const char *v[] = {"xvda", NULL, "a\"b"};
+    yajl_gen g = snap_json_gen_new(false);
+    yajl_gen_map_open(g);
+    snap_json_kv_strv(g, "none", NULL, 0);
+    snap_json_kv_strv(g, "some", v, 3);
+    yajl_gen_map_close(g);
+    char *text = snap_json_gen_finish(g, NULL);
+    CHECK_STR(text, "{\"none\":[],\"some\":[\"xvda\",null,\"a\\\"b\"]}");
+    free(text);
+}
+
 int main(void)
 {
     TH_RUN(test_error_context_grows_outward);
@@ -128,5 +142,6 @@ int main(void)
     TH_RUN(test_stream_lines_split_and_joined);
     TH_RUN(test_stream_rejects_oversize_line);
     TH_RUN(test_json_roundtrip_keeps_numbers);
+    TH_RUN(test_json_string_vectors);
     return th_finish();
 }
