@@ -13,16 +13,13 @@
 /* Saving to a local file: do not let QEMU's 128 MiB/s default throttle it. */
 #define QMP_MIGRATE_BANDWIDTH (64LL << 30)
 /*
- * How often query-migrate is asked for progress and writeback is started.
- * The end of the save is not polled for: QEMU's MIGRATION event wakes us.
+ * How often query-migrate is asked for progress. The end of the save is not
+ * polled for: QEMU's MIGRATION event wakes us. (No writeback is started while
+ * QEMU writes: QEMU 7.2 flushes the guest's disks when the migration
+ * completes, and that flush waited for the file's writes, so the total stayed
+ * the same; measured in README "Performance".)
  */
 #define QMP_MIGRATE_POLL_MS 10
-/*
- * Writeback of the file is started whenever QEMU has written this much more:
- * the disk then works while QEMU still produces the stream, and the caller's
- * fsync finds little left (it was a third of a checkpoint's time).
- */
-#define QMP_MIGRATE_WRITEBACK_BYTES (4LL << 20)
 
 int snap_qmp_stop(snap_qmp *q, int timeout_ms, snap_err *err)
 {
@@ -121,32 +118,14 @@ bool snap_qmp_migration_ended(const snap_qmp_event *ev, void *opaque)
 }
 
 /*
- * Starts (does not wait for) writeback of what QEMU appended since the last
- * call, when fd is a regular file; *started is how far it was started. The
- * last, short stretch is left to the caller's fsync.
- */
-static void qmp_migrate_writeback(int fd, off_t *started)
-{
-    struct stat sb;
-    if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode))
-        return;
-    off_t len = sb.st_size - *started;
-    if (len < QMP_MIGRATE_WRITEBACK_BYTES)
-        return;
-    if (sync_file_range(fd, *started, len, SYNC_FILE_RANGE_WRITE) == 0)
-        *started = sb.st_size;
-}
-
-/*
  * Asks query-migrate until completed/failed/cancelled, sleeping on the socket
  * until QEMU's MIGRATION event says it ended (or the poll interval passed);
  * other events stay queued.
  */
-static int qmp_migrate_wait(snap_qmp *q, int fd, snap_qmp_progress_fn *progress,
-                            void *opaque, uint64_t deadline, snap_err *err)
+static int qmp_migrate_wait(snap_qmp *q, snap_qmp_progress_fn *progress, void *opaque,
+                            uint64_t deadline, snap_err *err)
 {
     uint64_t transferred = 0, total = 0;
-    off_t started = 0;
     for (;;) {
         char status[32], *error = NULL;
         int rc = qmp_query_migrate(q, status, sizeof status, &transferred, &total, &error,
@@ -170,7 +149,6 @@ static int qmp_migrate_wait(snap_qmp *q, int fd, snap_qmp_progress_fn *progress,
                 "QMP migrate: still %s after the time limit (%llu of %llu "
                 "bytes)",
                 status, (unsigned long long)transferred, (unsigned long long)total);
-        qmp_migrate_writeback(fd, &started);
         int wait = snap_deadline_poll_ms(deadline);
         snap_qmp_event *ev = NULL;
         rc = snap_qmp_wait_event(
@@ -205,7 +183,7 @@ int snap_qmp_migrate_to_fd(snap_qmp *q, int fd, snap_qmp_progress_fn *progress,
         rc = snap_qmp_execute(q, "migrate", qmp_kv_args, &uri, NULL,
                               snap_deadline_poll_ms(deadline), err);
         if (!rc)
-            rc = qmp_migrate_wait(q, fd, progress, opaque, deadline, err);
+            rc = qmp_migrate_wait(q, progress, opaque, deadline, err);
         if (rc == SNAP_ERROR_TIMEDOUT)
             snap_qmp_execute(q, "migrate_cancel", NULL, NULL, NULL, 2000, &ignored);
     }
