@@ -189,6 +189,17 @@ int snap_list(snap_ctx *ctx, const char *domain, snap_info ***list_out, size_t *
 int snap_list_summaries(snap_ctx *ctx, const char *domain, snap_info ***list_out,
                         size_t *n_out);
 
+/*
+ * Like snap_list, without holding the list: fn gets each snapshot in
+ * creation order as soon as its record is read, and the snap_info is freed
+ * when fn returns (copy what you keep), so memory stays flat however many
+ * snapshots the domain has. fn returns 0 to go on; any other value stops the
+ * walk and is returned as it is. Damaged metadata: SNAP_ERROR_PROTOCOL after
+ * fn saw the snapshots up to the first unreadable record.
+ */
+typedef int snap_info_fn(const snap_info *info, void *opaque);
+int snap_list_each(snap_ctx *ctx, const char *domain, snap_info_fn *fn, void *opaque);
+
 /* One snapshot by name. */
 int snap_info_get(snap_ctx *ctx, const char *domain, const char *name,
                   snap_info **info_out);

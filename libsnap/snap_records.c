@@ -180,20 +180,28 @@ static int report_damage(snap_ctx *ctx, const snap_meta_tree *t, snap_err *err)
                         t->problems[0], t->n_problems - 1, t->n_problems > 2 ? "s" : "");
 }
 
-static int list_records(snap_ctx *ctx, const char *domain, bool full,
-                        snap_info ***list_out, size_t *n_out)
+/* Takes over each snapshot of a walk; non-zero stops the walk. */
+typedef int records_fn(snap_info *info, void *opaque);
+
+/*
+ * Hands the domain's snapshots to fn in creation order: whole records when
+ * full, else summaries from the index (a domain that never had a snapshot:
+ * none). Damaged metadata returns PROTOCOL after the readable part (up to the
+ * first unreadable record) was handed over. When fn stops the walk, *stopped
+ * is its value and 0 is returned.
+ */
+static int walk_records(snap_ctx *ctx, const char *domain, bool full, records_fn *fn,
+                        void *opaque, int *stopped)
 {
     snap_err *err = &ctx->err;
     snap_domain_ref ref;
     snap_meta_store st;
     snap_meta_tree t;
     snap_err_clear(err);
-    *list_out = NULL;
-    *n_out = 0;
+    *stopped = 0;
     int rc = open_for_reading(ctx, domain, &ref, &st, err);
     if (rc == SNAP_ERROR_NOTFOUND && ref.uuid[0]) {
         snap_err_clear(err); /* a domain without snapshots */
-        *list_out = snap_xcalloc(1, sizeof **list_out);
         return 0;
     }
     if (rc)
@@ -202,35 +210,61 @@ static int list_records(snap_ctx *ctx, const char *domain, bool full,
     rc = snap_meta_tree_load(&st, &t, err);
     char *journal_json = NULL;
     char *journaled = journaled_snapshot(&st, &journal_json);
-    snap_info **list = snap_xcalloc(t.n + 2, sizeof *list);
-    size_t n = 0;
     bool journal_only = journaled && snap_meta_tree_find(&t, journaled) == SNAP_META_NONE;
-    for (size_t i = 0; i < t.n && !rc; i++) {
+    for (size_t i = 0; i < t.n && !rc && !*stopped; i++) {
+        snap_info *s = NULL;
         if (full)
-            rc = load_info(&st, &t, t.nodes[i].e.name, journaled, &list[n], err);
+            rc = load_info(&st, &t, t.nodes[i].e.name, journaled, &s, err);
         else
-            list[n] = summary_info(&ref, &t, i, journaled);
+            s = summary_info(&ref, &t, i, journaled);
         if (!rc)
-            n++;
+            *stopped = fn(s, opaque);
     }
-    if (!rc && journal_only) {
-        list[n++] = incomplete_info(&ref, journaled, journal_json);
+    if (!rc && !*stopped && journal_only) {
+        *stopped = fn(incomplete_info(&ref, journaled, journal_json), opaque);
         journal_json = NULL;
     }
     free(journal_json);
-    if (!rc)
+    if (!rc && !*stopped)
         rc = report_damage(ctx, &t, err);
     free(journaled);
     snap_meta_tree_dispose(&t);
     snap_meta_store_close(&st);
+    return rc ? snap_ctx_fail(ctx, err) : 0;
+}
+
+struct records_vector {
+    snap_info **v;
+    size_t n, cap;
+};
+
+static int collect_record(snap_info *info, void *opaque)
+{
+    struct records_vector *rv = opaque;
+    if (rv->n == rv->cap) {
+        rv->cap = rv->cap ? 2 * rv->cap : 64;
+        rv->v = snap_xrealloc(rv->v, rv->cap * sizeof *rv->v);
+    }
+    rv->v[rv->n++] = info;
+    return 0;
+}
+
+static int list_records(snap_ctx *ctx, const char *domain, bool full,
+                        snap_info ***list_out, size_t *n_out)
+{
+    struct records_vector rv = {NULL, 0, 0};
+    int stopped;
+    int rc = walk_records(ctx, domain, full, collect_record, &rv, &stopped);
     if (rc && rc != SNAP_ERROR_PROTOCOL) {
-        snap_info_list_free(list, n);
-        return snap_ctx_fail(ctx, err);
+        snap_info_list_free(rv.v, rv.n);
+        *list_out = NULL;
+        *n_out = 0;
+        return rc;
     }
     /* Damaged metadata: the readable part is still handed out. */
-    *list_out = list;
-    *n_out = n;
-    return rc ? snap_ctx_fail(ctx, err) : 0;
+    *list_out = rv.v ? rv.v : snap_xcalloc(1, sizeof *rv.v);
+    *n_out = rv.n;
+    return rc;
 }
 
 int snap_list(snap_ctx *ctx, const char *domain, snap_info ***list_out, size_t *n_out)
@@ -242,6 +276,27 @@ int snap_list_summaries(snap_ctx *ctx, const char *domain, snap_info ***list_out
                         size_t *n_out)
 {
     return list_records(ctx, domain, false, list_out, n_out);
+}
+
+struct records_each {
+    snap_info_fn *fn;
+    void *opaque;
+};
+
+static int deliver_record(snap_info *info, void *opaque)
+{
+    struct records_each *each = opaque;
+    int r = each->fn(info, each->opaque);
+    snap_info_free(info);
+    return r;
+}
+
+int snap_list_each(snap_ctx *ctx, const char *domain, snap_info_fn *fn, void *opaque)
+{
+    struct records_each each = {fn, opaque};
+    int stopped;
+    int rc = walk_records(ctx, domain, true, deliver_record, &each, &stopped);
+    return stopped ? stopped : rc;
 }
 
 int snap_info_get(snap_ctx *ctx, const char *domain, const char *name, snap_info **out)

@@ -217,17 +217,22 @@ void print_list_table(snap_info **list, size_t n, enum list_filter filter)
     free(b.data);
 }
 
-void print_list_json(snap_info **list, size_t n, enum list_filter filter)
+int json_list_print_one(const snap_info *s, void *printer)
 {
-    bool first = true;
-    printf("[");
-    for (size_t i = 0; i < n; i++) {
-        if (!included(list[i], filter))
-            continue;
-        printf("%s\n%s", first ? "" : ",", list[i]->json);
-        first = false;
+    json_list_printer *p = printer;
+    if (!p->opened)
+        printf("[");
+    p->opened = true;
+    if (included(s, p->filter)) {
+        printf("%s\n%s", p->printed ? "," : "", s->json);
+        p->printed++;
     }
-    printf("%s]\n", first ? "" : "\n");
+    return 0;
+}
+
+void json_list_print_end(json_list_printer *p)
+{
+    printf("%s%s]\n", p->opened ? "" : "[", p->printed ? "\n" : "");
 }
 
 /* Tree printing: children found by sorting indices on parent name. */
