@@ -14,32 +14,12 @@
 #include "libsnap.h"
 #include "snap_meta.h"
 #include "th.h"
+#include "th_meta.h"
 
 #define UUID    "8c2b1d4e-5f6a-4b7c-9d8e-0f1a2b3c4d5e"
 #define DOMID   "7"
 #define N       300
 #define NAMELEN 32
-
-static void fill(snap_meta *m, int i)
-{
-    snap_meta_init(m);
-    m->name = snap_xasprintf("s%04d", i);
-    m->description = snap_xasprintf("record %d", i);
-    m->ctime_sec = 1795000000 + i;
-    m->parent = i ? snap_xasprintf("s%04d", i - 1) : NULL;
-    m->domain.name = strdup("vm1");
-    m->domain.uuid = strdup(UUID);
-    m->domain.state = SNAP_DOMAIN_RUNNING;
-    snap_meta_disk *d = snap_meta_add_disk(m);
-    d->vdev = strdup("xvda");
-    d->backend = strdup("qdisk");
-    d->method = SNAP_METHOD_INTERNAL;
-    d->format = strdup("qcow2");
-    d->base_path = strdup("/img/a.qcow2");
-    d->qemu_snap_name = strdup(m->name);
-    m->quiesce.policy = SNAP_QUIESCE_BEST_EFFORT;
-    m->quiesce.state = SNAP_META_CRASH_CONSISTENT;
-}
 
 /* xenstored with domain vm1 (and an empty vm2), the store with N records of vm1. */
 static void populate_once(void)
@@ -59,7 +39,7 @@ static void populate_once(void)
                 0);
         for (int i = 0; i < N; i++) {
             snap_meta m;
-            fill(&m, i);
+            th_meta_chain_record(&m, i, "vm1", UUID);
             REQUIRE(snap_meta_save(&st, &m, false, &err) == 0);
             snap_meta_dispose(&m);
         }

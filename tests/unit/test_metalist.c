@@ -14,29 +14,17 @@
 
 #include "snap_meta.h"
 #include "th.h"
+#include "th_meta.h"
 
 #define UUID "5d0c3f7e-2b1a-4c9d-8e7f-6a5b4c3d2e1f"
 #define N    600 /* above the threshold for parallel stat, a few slices */
 
+/* Record i of the chain, with a description an in-place edit can change. */
 static void fill(snap_meta *m, int i)
 {
-    snap_meta_init(m);
-    m->name = snap_xasprintf("s%04d", i);
+    th_meta_chain_record(m, i, "vm1", UUID);
+    free(m->description);
     m->description = strdup("original text");
-    m->ctime_sec = 1795000000 + i;
-    m->parent = i ? snap_xasprintf("s%04d", i - 1) : NULL;
-    m->domain.name = strdup("vm1");
-    m->domain.uuid = strdup(UUID);
-    m->domain.state = SNAP_DOMAIN_RUNNING;
-    snap_meta_disk *d = snap_meta_add_disk(m);
-    d->vdev = strdup("xvda");
-    d->backend = strdup("qdisk");
-    d->method = SNAP_METHOD_INTERNAL;
-    d->format = strdup("qcow2");
-    d->base_path = strdup("/img/a.qcow2");
-    d->qemu_snap_name = strdup(m->name);
-    m->quiesce.policy = SNAP_QUIESCE_BEST_EFFORT;
-    m->quiesce.state = SNAP_META_CRASH_CONSISTENT;
 }
 
 static char *record_path(snap_meta_store *st, int i)
