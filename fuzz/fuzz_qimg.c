@@ -5,15 +5,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fuzz_text.h"
 #include "snap_qemuimg.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
 {
-    char *text = malloc(len + 1);
-    memcpy(text, data, len);
-    text[len] = '\0';
+    char *text = fuzz_text(data, len);
     snap_err err;
     snap_qimg_info info;
     memset(&info, 0, sizeof info);
