@@ -136,11 +136,24 @@ static void test_fake_peer_cuts_lines_and_accepts_again(void)
 
 /* ------------------------------------------------------------ agent vs fake peer */
 
+/* qemu-ga's lines: a reply, an error, the reply to a guest-sync-delimited. */
+#define RETURNS(json) "{\"return\": " json "}\n"
+#define FAILS(class, desc)                                                               \
+    "{\"error\": {\"class\": \"" class "\", \"desc\": \"" desc "\"}}\n"
+#define SYNC_REPLY "\xff{\"return\": %ID%}\n"
+/* What qemu-ga says about the 0xFF that starts a resync while it is reading a line. */
+#define PARSE_ERROR_REPLY FAILS("GenericError", "JSON parse error, stray '\\\\uFFFD'")
+
+/* One exchange: the fake agent reads a line containing req, then sends reply. */
+#define ASK(req, reply) FP_EXPECT(req), FP_SEND(reply)
+/* An exchange whose reply comes ms late (after the client gave up). */
+#define ASK_LATE(req, ms, reply) FP_EXPECT(req), FP_SLEEP(ms), FP_SEND(reply)
 /* Every script starts with the client's opening sync. */
-#define SYNC_OK FP_EXPECT("guest-sync-delimited"), FP_SEND("\xff{\"return\": %ID%}\n")
-#define PARSE_ERROR_REPLY                                                                \
-    "{\"error\": {\"class\": \"GenericError\", \"desc\": \"JSON parse error, stray "     \
-    "'\\\\uFFFD'\"}}\n"
+#define SYNC_OK ASK("guest-sync-delimited", SYNC_REPLY)
+/* The resync after a timeout: the stray 0xFF is reported before the sync's reply. */
+#define RESYNC_AFTER_PARSE_ERROR ASK("guest-sync-delimited", PARSE_ERROR_REPLY SYNC_REPLY)
+#define STATUS_IS(state)         ASK("guest-fsfreeze-status", RETURNS("\"" state "\""))
+#define THAW_RETURNS(count)      ASK("guest-fsfreeze-thaw", RETURNS(count))
 
 static snap_agent *open_fake(const char *path)
 {
@@ -151,113 +164,168 @@ static snap_agent *open_fake(const char *path)
     return ag;
 }
 
-/* Starts a fake agent on th_path(name) and opens the client on it (*ag NULL on failure).
- */
-static fake_peer *start_fake(const char *name, const fake_step *script, size_t n,
-                             snap_agent **ag)
-{
-    const char *path = th_path(name);
-    fake_peer *fp = fake_peer_start(path, script, n);
-    *ag = fp ? open_fake(path) : NULL;
-    return fp;
-}
+/* A client opened on a fake agent that plays a script. */
+typedef struct session {
+    snap_agent *ag; /* NULL when the open failed or once the test closed it itself */
+    fake_peer *fp;
+    size_t n_steps; /* in the script */
+} session;
+
+/* What the fake agent must have done by the end of a session. */
+typedef enum script_end {
+    PLAYED_IN_FULL, /* every step, without a mismatch, within 2 s of the client's close */
+    NOT_CHECKED,    /* the client may stop first: the drive checks what matters */
+} script_end;
 
 /*
- * Closes the client, then checks that the peer ran its whole script without
- * a mismatch, and frees it.
+ * Starts a fake agent playing script on th_path(sock), opens the client on it,
+ * runs drive (the client's side of the test and its checks) when the open
+ * succeeded, then closes the client and checks how the script ended.
  */
-static void finish_fake(const char *file, int line, snap_agent *ag, fake_peer *fp)
+static void play(const char *file, int line, const char *sock, const fake_step *script,
+                 size_t n, script_end end, void (*drive)(session *s))
 {
-    snap_agent_close(ag);
-    if (!fake_peer_wait(fp, 2000) || fake_peer_error(fp)[0])
+    const char *path = th_path(sock);
+    session s = {.fp = fake_peer_start(path, script, n), .n_steps = n};
+    if (!s.fp)
+        return; /* reported by fake_peer_start */
+    s.ag = open_fake(path);
+    if (s.ag)
+        drive(&s);
+    else
+        th_fail_at(file, line, "could not open the client on %s", sock);
+    snap_agent_close(s.ag);
+    if (end == PLAYED_IN_FULL &&
+        (!fake_peer_wait(s.fp, 2000) || fake_peer_error(s.fp)[0]))
         th_fail_at(file, line, "the fake agent's script did not complete: %s",
-                   fake_peer_error(fp)[0] ? fake_peer_error(fp) : "timed out");
-    fake_peer_free(fp);
+                   fake_peer_error(s.fp)[0] ? fake_peer_error(s.fp) : "timed out");
+    fake_peer_free(s.fp);
 }
-#define FINISH_FAKE(ag, fp) finish_fake(__FILE__, __LINE__, (ag), (fp))
+#define PLAY(sock, script, drive)                                                        \
+    play(__FILE__, __LINE__, (sock), (script), FP_N(script), PLAYED_IN_FULL, (drive))
+#define PLAY_UNCHECKED(sock, script, drive)                                              \
+    play(__FILE__, __LINE__, (sock), (script), FP_N(script), NOT_CHECKED, (drive))
+
+/* What a freeze or thaw left: state, counts (-1: no reply), whether a thaw went out. */
+typedef struct outcome {
+    snap_agent_fs_state state;
+    int frozen, thawed;
+    bool thaw_sent;
+} outcome;
+
+static void check_outcome(const char *file, int line, const snap_agent_freeze_result *res,
+                          outcome want)
+{
+    if (res->state != want.state || res->frozen != want.frozen ||
+        res->thawed != want.thawed || res->thaw_sent != want.thaw_sent)
+        th_fail_at(file, line,
+                   "outcome: state %s, frozen %d, thawed %d, thaw %s; expected %s, %d, "
+                   "%d, %s",
+                   snap_agent_fs_state_name(res->state), res->frozen, res->thawed,
+                   res->thaw_sent ? "sent" : "not sent",
+                   snap_agent_fs_state_name(want.state), want.frozen, want.thawed,
+                   want.thaw_sent ? "sent" : "not sent");
+}
+#define CHECK_OUTCOME(res, state, frozen, thawed, thaw_sent)                             \
+    check_outcome(__FILE__, __LINE__, &(res),                                            \
+                  (outcome){(state), (frozen), (thawed), (thaw_sent)})
+
+/* Checks that text contains each of the NULL-terminated parts. */
+static void check_contains_all(const char *file, int line, const char *text,
+                               const char *const *parts)
+{
+    for (; *parts; parts++)
+        if (!strstr(text, *parts))
+            th_fail_at(file, line, "expected \"%s\" in \"%s\"", *parts, text);
+}
+#define CHECK_CONTAINS_ALL(text, ...)                                                    \
+    check_contains_all(__FILE__, __LINE__, (text),                                       \
+                       (const char *const[]){__VA_ARGS__, NULL})
+
+static void drive_freeze_thaw_happy_path(session *s)
+{
+    snap_agent_freeze_result res;
+    snap_err err;
+    CHECK_INT(snap_agent_freeze(s->ag, NULL, 0, 1000, 1000, &res, &err), 0);
+    CHECK_OUTCOME(res, SNAP_AGENT_FROZEN, 3, -1, false);
+    CHECK_STR(res.message, "froze 3 filesystems");
+    CHECK_INT(snap_agent_thaw(s->ag, 1000, 1000, &res, &err), 0);
+    CHECK_OUTCOME(res, SNAP_AGENT_THAWED, -1, 3, true);
+    const char *mps[] = {"/", "/var"};
+    CHECK_INT(snap_agent_freeze(s->ag, mps, 2, 1000, 1000, &res, &err), 0);
+    CHECK_OUTCOME(res, SNAP_AGENT_FROZEN, 2, -1, false);
+    CHECK_INT(snap_agent_thaw(s->ag, 1000, 1000, &res, &err), 0);
+    CHECK_OUTCOME(res, SNAP_AGENT_THAWED, -1, 2, true);
+    CHECK(fake_peer_wait(s->fp, 2000));
+    /* The opening sync was 0xFF-delimited and carried a number id. */
+    const char *first = fake_peer_received(s->fp, 0);
+    CHECK(first && first[0] == '\xff');
+    CHECK_CONTAINS(first, "{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":");
+}
 
 static void test_freeze_thaw_happy_path_counts(void)
 {
     static const fake_step script[] = {
         SYNC_OK,
-        FP_EXPECT("{\"execute\":\"guest-fsfreeze-freeze\"}"),
-        FP_SEND("{\"return\": 3}\n"),
-        FP_EXPECT("guest-fsfreeze-thaw"),
-        FP_SEND("{\"return\": 3}\n"),
-        FP_EXPECT("{\"execute\":\"guest-fsfreeze-freeze-list\",\"arguments\":"
-                  "{\"mountpoints\":[\"/\",\"/var\"]}}"),
-        FP_SEND("{\"return\": 2}\n"),
-        FP_EXPECT("guest-fsfreeze-thaw"),
-        FP_SEND("{\"return\": 2}\n"),
+        ASK("{\"execute\":\"guest-fsfreeze-freeze\"}", RETURNS("3")),
+        THAW_RETURNS("3"),
+        ASK("{\"execute\":\"guest-fsfreeze-freeze-list\",\"arguments\":"
+            "{\"mountpoints\":[\"/\",\"/var\"]}}",
+            RETURNS("2")),
+        THAW_RETURNS("2"),
     };
-    snap_agent *ag = NULL;
-    fake_peer *fp = start_fake("happy.sock", script, FP_N(script), &ag);
-    REQUIRE(fp);
+    PLAY("happy.sock", script, drive_freeze_thaw_happy_path);
+}
+
+static void drive_freeze_hangs(session *s)
+{
     snap_agent_freeze_result res;
     snap_err err;
-    CHECK(ag);
-    if (ag) {
-        CHECK_INT(snap_agent_freeze(ag, NULL, 0, 1000, 1000, &res, &err), 0);
-        CHECK_INT(res.state, SNAP_AGENT_FROZEN);
-        CHECK_INT(res.frozen, 3);
-        CHECK_STR(res.message, "froze 3 filesystems");
-        CHECK_INT(snap_agent_thaw(ag, 1000, 1000, &res, &err), 0);
-        CHECK_INT(res.state, SNAP_AGENT_THAWED);
-        CHECK_INT(res.thawed, 3);
-        const char *mps[] = {"/", "/var"};
-        CHECK_INT(snap_agent_freeze(ag, mps, 2, 1000, 1000, &res, &err), 0);
-        CHECK_INT(res.frozen, 2);
-        CHECK_INT(snap_agent_thaw(ag, 1000, 1000, &res, &err), 0);
-        CHECK_INT(res.thawed, 2);
-    }
-    snap_agent_close(ag);
-    CHECK(fake_peer_wait(fp, 2000));
-    CHECK_STR(fake_peer_error(fp), "");
-    /* The opening sync was 0xFF-delimited and carried a number id. */
-    const char *first = fake_peer_received(fp, 0);
-    CHECK(first && first[0] == '\xff');
-    CHECK_CONTAINS(first, "{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":");
-    fake_peer_free(fp);
+    CHECK_INT(snap_agent_freeze(s->ag, NULL, 0, 100, 3000, &res, &err),
+              SNAP_ERROR_TIMEDOUT);
+    CHECK_OUTCOME(res, SNAP_AGENT_THAWED, 2, 2, true); /* the late reply was noticed */
+    CHECK_CONTAINS_ALL(
+        res.message, "agent: guest-fsfreeze-freeze: no reply within 100 ms",
+        "recovery: late reply 2; resynced", "status frozen; thawed 2; status thawed",
+        "; result: the guest is thawed");
+    CHECK_STR(err.msg, res.message);
+    th_note("%s", res.message);
 }
 
 static void test_freeze_hangs_then_status_frozen_then_thawed(void)
 {
     static const fake_step script[] = {
         SYNC_OK,
-        FP_EXPECT("guest-fsfreeze-freeze"),
-        FP_SLEEP(400), /* the client gives up after 100 ms */
-        FP_SEND("{\"return\": 2}\n"),
-        FP_EXPECT("guest-sync-delimited"),
-        FP_SEND(PARSE_ERROR_REPLY "\xff{\"return\": %ID%}\n"),
-        FP_EXPECT("guest-fsfreeze-status"),
-        FP_SEND("{\"return\": \"frozen\"}\n"),
-        FP_EXPECT("guest-fsfreeze-thaw"),
-        FP_SEND("{\"return\": 2}\n"),
-        FP_EXPECT("guest-fsfreeze-status"),
-        FP_SEND("{\"return\": \"thawed\"}\n"),
+        /* the client gives up after 100 ms */
+        ASK_LATE("guest-fsfreeze-freeze", 400, RETURNS("2")),
+        RESYNC_AFTER_PARSE_ERROR,
+        STATUS_IS("frozen"),
+        THAW_RETURNS("2"),
+        STATUS_IS("thawed"),
     };
-    snap_agent *ag = NULL;
-    fake_peer *fp = start_fake("hang-thawed.sock", script, FP_N(script), &ag);
-    REQUIRE(fp);
+    PLAY("hang-thawed.sock", script, drive_freeze_hangs);
+}
+
+static void drive_freeze_never_answered(session *s)
+{
     snap_agent_freeze_result res;
     snap_err err;
-    CHECK(ag);
-    if (ag) {
-        CHECK_INT(snap_agent_freeze(ag, NULL, 0, 100, 3000, &res, &err),
-                  SNAP_ERROR_TIMEDOUT);
-        CHECK_INT(res.state, SNAP_AGENT_THAWED);
-        CHECK_INT(res.frozen, 2); /* the late reply was noticed */
-        CHECK_INT(res.thawed, 2);
-        CHECK(res.thaw_sent);
-        CHECK_CONTAINS(res.message,
-                       "agent: guest-fsfreeze-freeze: no reply within 100 ms");
-        CHECK_CONTAINS(res.message, "recovery: late reply 2; resynced");
-        CHECK_CONTAINS(res.message, "status frozen; thawed 2; status thawed");
-        CHECK_CONTAINS(res.message, "; result: the guest is thawed");
-        CHECK_STR(err.msg, res.message);
-        th_note("%s", res.message);
-    }
-    FINISH_FAKE(ag, fp);
+    CHECK_INT(snap_agent_freeze(s->ag, NULL, 0, 100, 300, &res, &err),
+              SNAP_ERROR_GUEST_FROZEN);
+    CHECK_OUTCOME(res, SNAP_AGENT_UNKNOWN, -1, -1, true);
+    CHECK_CONTAINS_ALL(err.msg, "agent: guest-fsfreeze-freeze: no reply within 100 ms",
+                       "guest-sync-delimited: no reply carrying id", "a thaw was queued",
+                       "may still be frozen (state unknown)");
+    CHECK_INT(err.code, SNAP_ERROR_GUEST_FROZEN);
+    th_note("%s", res.message);
+    CHECK(fake_peer_wait(s->fp, 3000));
+    uint64_t t0 = snap_now_ms();
+    snap_agent_close(s->ag); /* tries to drain: bounded */
+    s->ag = NULL;
+    CHECK(snap_now_ms() - t0 <= SNAP_AGENT_CLOSE_DRAIN_MS + 500);
+    fake_peer_stop(s->fp);
+    /* The drain was a real resync attempt. */
+    CHECK_INT(fake_peer_count_received(s->fp, "guest-sync-delimited"), 3);
 }
 
 static void test_freeze_never_answered_is_unknown(void)
@@ -269,34 +337,13 @@ static void test_freeze_never_answered_is_unknown(void)
         FP_EXPECT("guest-sync-delimited"),
         FP_EXPECT("guest-fsfreeze-thaw"), /* queued blind, for when it wakes up */
     };
-    snap_agent *ag = NULL;
-    fake_peer *fp = start_fake("hang-unknown.sock", script, FP_N(script), &ag);
-    REQUIRE(fp);
-    snap_agent_freeze_result res;
+    PLAY("hang-unknown.sock", script, drive_freeze_never_answered);
+}
+
+static void drive_ping_ok(session *s)
+{
     snap_err err;
-    CHECK(ag);
-    if (ag) {
-        CHECK_INT(snap_agent_freeze(ag, NULL, 0, 100, 300, &res, &err),
-                  SNAP_ERROR_GUEST_FROZEN);
-        CHECK_INT(res.state, SNAP_AGENT_UNKNOWN);
-        CHECK_INT(res.frozen, -1);
-        CHECK_INT(res.thawed, -1);
-        CHECK(res.thaw_sent);
-        CHECK_CONTAINS(err.msg, "agent: guest-fsfreeze-freeze: no reply within 100 ms");
-        CHECK_CONTAINS(err.msg, "guest-sync-delimited: no reply carrying id");
-        CHECK_CONTAINS(err.msg, "a thaw was queued");
-        CHECK_CONTAINS(err.msg, "may still be frozen (state unknown)");
-        CHECK_INT(err.code, SNAP_ERROR_GUEST_FROZEN);
-        th_note("%s", res.message);
-    }
-    CHECK(fake_peer_wait(fp, 3000));
-    uint64_t t0 = snap_now_ms();
-    snap_agent_close(ag); /* tries to drain: bounded */
-    CHECK(snap_now_ms() - t0 <= SNAP_AGENT_CLOSE_DRAIN_MS + 500);
-    fake_peer_stop(fp);
-    /* The drain was a real resync attempt. */
-    CHECK_INT(fake_peer_count_received(fp, "guest-sync-delimited"), 3);
-    fake_peer_free(fp);
+    CHECK_INT(snap_agent_ping(s->ag, 1000, &err), 0);
 }
 
 static void test_sync_skips_garbage_stale_ids_and_parse_errors(void)
@@ -306,19 +353,11 @@ static void test_sync_skips_garbage_stale_ids_and_parse_errors(void)
         FP_SEND("garbage that is not json\n"),
         FP_SEND("\xff{\"return\": 1}\n"), /* a stale sync reply */
         FP_SEND(PARSE_ERROR_REPLY),
-        FP_SEND("{\"return\": {}}\n"),           /* a stale command reply */
-        FP_SEND("junk\xff{\"return\": %ID%}\n"), /* the reply, after garbage */
-        FP_EXPECT("guest-ping"),
-        FP_SEND("\xff{\"return\": 12}\n{\"return\": {}}\n"),
+        FP_SEND(RETURNS("{}")),     /* a stale command reply */
+        FP_SEND("junk" SYNC_REPLY), /* the reply, after garbage */
+        ASK("guest-ping", "\xff{\"return\": 12}\n" RETURNS("{}")),
     };
-    snap_agent *ag = NULL;
-    fake_peer *fp = start_fake("garbage.sock", script, FP_N(script), &ag);
-    REQUIRE(fp);
-    snap_err err;
-    CHECK(ag);
-    if (ag)
-        CHECK_INT(snap_agent_ping(ag, 1000, &err), 0);
-    FINISH_FAKE(ag, fp);
+    PLAY("garbage.sock", script, drive_ping_ok);
 }
 
 static void test_open_fails_clearly(void)
@@ -332,44 +371,50 @@ static void test_open_fails_clearly(void)
 
     /* Only wrong ids come back: the sync never completes. */
     static const fake_step script[] = {
-        FP_EXPECT("guest-sync-delimited"),
-        FP_SEND("\xff{\"return\": 7}\n\xff{\"return\": \"x\"}\n"),
+        ASK("guest-sync-delimited", "\xff{\"return\": 7}\n\xff{\"return\": \"x\"}\n"),
     };
     const char *path = th_path("wrong-ids.sock");
     fake_peer *fp = fake_peer_start(path, script, FP_N(script));
     REQUIRE(fp);
     /* 1 s: on a loaded machine the peer may not have written both lines in time. */
     CHECK_INT(snap_agent_open(path, 1000, NULL, &ag, &err), SNAP_ERROR_TIMEDOUT);
-    CHECK_CONTAINS(err.msg, "guest-sync-delimited: no reply carrying id");
-    CHECK_CONTAINS(err.msg, "(2 lines skipped)");
+    CHECK_CONTAINS_ALL(err.msg, "guest-sync-delimited: no reply carrying id",
+                       "(2 lines skipped)");
     CHECK(ag == NULL);
     fake_peer_free(fp);
+}
+
+static void drive_close_mid_line(session *s)
+{
+    snap_err err;
+    CHECK_INT(snap_agent_ping(s->ag, 1000, &err), SNAP_ERROR_CLOSED);
+    CHECK_CONTAINS_ALL(err.msg, "agent: guest-ping: qemu-ga ",
+                       "closed the connection in the middle of a line");
+    snap_agent_fs_state st;
+    CHECK(snap_agent_fsfreeze_status(s->ag, 200, &st, &err) != 0);
+    CHECK_INT(st, SNAP_AGENT_UNKNOWN);
 }
 
 static void test_close_mid_line(void)
 {
     static const fake_step script[] = {
         SYNC_OK,
-        FP_EXPECT("guest-ping"),
-        FP_SEND("{\"return\": {"),
+        ASK("guest-ping", "{\"return\": {"),
         FP_CLOSE(),
     };
-    snap_agent *ag = NULL;
-    fake_peer *fp = start_fake("midline.sock", script, FP_N(script), &ag);
-    REQUIRE(fp);
+    PLAY("midline.sock", script, drive_close_mid_line);
+}
+
+static void drive_huge_reply(session *s)
+{
     snap_err err;
-    CHECK(ag);
-    if (ag) {
-        CHECK_INT(snap_agent_ping(ag, 1000, &err), SNAP_ERROR_CLOSED);
-        CHECK_CONTAINS(err.msg, "agent: guest-ping: qemu-ga ");
-        CHECK_CONTAINS(err.msg, "closed the connection in the middle of a line");
-        snap_agent_fs_state st;
-        CHECK(snap_agent_fsfreeze_status(ag, 200, &st, &err) != 0);
-        CHECK_INT(st, SNAP_AGENT_UNKNOWN);
-    }
-    snap_agent_close(ag);
-    CHECK(fake_peer_wait(fp, 2000));
-    fake_peer_free(fp);
+    snap_agent_info info;
+    CHECK_INT(snap_agent_get_info(s->ag, 5000, &info, &err), SNAP_ERROR_PROTOCOL);
+    CHECK_CONTAINS_ALL(err.msg,
+                       "agent: guest-info: ", "sent a line longer than 4194304 bytes");
+    CHECK(info.commands == NULL);
+    CHECK_INT(snap_agent_ping(s->ag, 5000, &err), 0);
+    CHECK(fake_peer_wait(s->fp, 5000));
 }
 
 static void test_huge_reply_is_bounded_then_resynced(void)
@@ -380,55 +425,32 @@ static void test_huge_reply_is_bounded_then_resynced(void)
         FP_SEND("{\"return\": \""),
         FP_FILL("x", 20u << 20),
         FP_SEND("\"}\n"),
-        FP_EXPECT("guest-sync-delimited"),
-        FP_SEND("\xff{\"return\": %ID%}\n"),
-        FP_EXPECT("guest-ping"),
-        FP_SEND("{\"return\": {}}\n"),
+        SYNC_OK,
+        ASK("guest-ping", RETURNS("{}")),
     };
-    snap_agent *ag = NULL;
-    fake_peer *fp = start_fake("huge.sock", script, FP_N(script), &ag);
-    REQUIRE(fp);
+    PLAY("huge.sock", script, drive_huge_reply);
+}
+
+static void drive_ping_times_out_then_status(session *s)
+{
     snap_err err;
-    snap_agent_info info;
-    CHECK(ag);
-    if (ag) {
-        CHECK_INT(snap_agent_get_info(ag, 5000, &info, &err), SNAP_ERROR_PROTOCOL);
-        CHECK_CONTAINS(err.msg, "agent: guest-info: ");
-        CHECK_CONTAINS(err.msg, "sent a line longer than 4194304 bytes");
-        CHECK(info.commands == NULL);
-        CHECK_INT(snap_agent_ping(ag, 5000, &err), 0);
-    }
-    snap_agent_close(ag);
-    CHECK(fake_peer_wait(fp, 5000));
-    CHECK_STR(fake_peer_error(fp), "");
-    fake_peer_free(fp);
+    CHECK_INT(snap_agent_ping(s->ag, 100, &err), SNAP_ERROR_TIMEDOUT);
+    CHECK_STR(err.msg, "agent: guest-ping: no reply within 100 ms");
+    snap_agent_fs_state st;
+    CHECK_INT(snap_agent_fsfreeze_status(s->ag, 2000, &st, &err), 0);
+    CHECK_INT(st, SNAP_AGENT_THAWED);
 }
 
 static void test_timeout_then_resync_before_next_command(void)
 {
     static const fake_step script[] = {
         SYNC_OK,
-        FP_EXPECT("guest-ping"),
-        FP_SLEEP(300),
-        FP_SEND("{\"return\": {}}\n"), /* late: must not be taken for the next reply */
-        FP_EXPECT("guest-sync-delimited"),
-        FP_SEND(PARSE_ERROR_REPLY "\xff{\"return\": %ID%}\n"),
-        FP_EXPECT("guest-fsfreeze-status"),
-        FP_SEND("{\"return\": \"thawed\"}\n"),
+        /* late: must not be taken for the next reply */
+        ASK_LATE("guest-ping", 300, RETURNS("{}")),
+        RESYNC_AFTER_PARSE_ERROR,
+        STATUS_IS("thawed"),
     };
-    snap_agent *ag = NULL;
-    fake_peer *fp = start_fake("resync.sock", script, FP_N(script), &ag);
-    REQUIRE(fp);
-    snap_err err;
-    CHECK(ag);
-    if (ag) {
-        CHECK_INT(snap_agent_ping(ag, 100, &err), SNAP_ERROR_TIMEDOUT);
-        CHECK_STR(err.msg, "agent: guest-ping: no reply within 100 ms");
-        snap_agent_fs_state st;
-        CHECK_INT(snap_agent_fsfreeze_status(ag, 2000, &st, &err), 0);
-        CHECK_INT(st, SNAP_AGENT_THAWED);
-    }
-    FINISH_FAKE(ag, fp);
+    PLAY("resync.sock", script, drive_ping_times_out_then_status);
 }
 
 static void user_args(yajl_gen g, const void *opaque)
@@ -444,60 +466,64 @@ static void mode_args(yajl_gen g, const void *opaque)
 
 /* ------------------------------------------------------------ any command */
 
+static void drive_execute(session *s)
+{
+    snap_err err;
+    yajl_val ret = NULL;
+    CHECK_INT(snap_agent_execute(s->ag, "guest-get-time", NULL, NULL, &ret, 1000, &err),
+              0);
+    CHECK(YAJL_IS_INTEGER(ret) && YAJL_GET_INTEGER(ret) == 1700000000000000000LL);
+    yajl_tree_free(ret);
+    CHECK_INT(snap_agent_execute(s->ag, "guest-set-user-password", user_args, "root",
+                                 &ret, 1000, &err),
+              0);
+    /* Just the "return" value, detached from the reply around it. */
+    yajl_val a = snap_json_get_array(ret, "a");
+    CHECK_INT(snap_json_array_len(a), 2);
+    CHECK(YAJL_IS_STRING(snap_json_array_at(a, 1)));
+    CHECK_STR(YAJL_GET_STRING(snap_json_array_at(a, 1)), "two");
+    CHECK(snap_json_get(ret, "extra") == NULL);
+    yajl_tree_free(ret);
+    CHECK_INT(snap_agent_execute(s->ag, "guest-get-users", NULL, NULL, &ret, 100, &err),
+              SNAP_ERROR_TIMEDOUT);
+    CHECK(ret == NULL);
+    CHECK_STR(err.msg, "agent: guest-get-users: no reply within 100 ms");
+    /* The late reply is not taken for this one: a resync comes first. */
+    CHECK_INT(snap_agent_execute(s->ag, "guest-get-users", NULL, NULL, &ret, 2000, &err),
+              SNAP_ERROR_PEER);
+    CHECK_STR(err.msg, "agent: guest-get-users: GenericError: no utmp");
+    CHECK(ret == NULL);
+    CHECK_INT(
+        snap_agent_execute(s->ag, "guest-get-host-name", NULL, NULL, NULL, 1000, &err),
+        0);
+}
+
 static void test_execute_returns_the_value_and_resyncs_after_timeout(void)
 {
     static const fake_step script[] = {
         SYNC_OK,
-        FP_EXPECT("{\"execute\":\"guest-get-time\"}"),
-        FP_SEND("{\"return\": 1700000000000000000}\n"),
-        FP_EXPECT("{\"execute\":\"guest-set-user-password\",\"arguments\":"
-                  "{\"username\":\"root\",\"crypted\":false}}"),
-        FP_SEND("{\"return\": {\"a\": [1, \"two\"]}, \"extra\": true}\n"),
-        FP_EXPECT("guest-get-users"),
-        FP_SLEEP(300),
-        FP_SEND("{\"return\": [\"late\"]}\n"), /* the late reply: stale from now on */
-        FP_EXPECT("guest-sync-delimited"),
-        FP_SEND(PARSE_ERROR_REPLY "\xff{\"return\": %ID%}\n"),
-        FP_EXPECT("guest-get-users"),
-        FP_SEND("{\"error\": {\"class\": \"GenericError\", \"desc\": \"no utmp\"}}\n"),
-        FP_EXPECT("guest-get-host-name"),
-        FP_SEND("{\"return\": {\"host-name\": \"g1\"}}\n"),
+        ASK("{\"execute\":\"guest-get-time\"}", RETURNS("1700000000000000000")),
+        ASK("{\"execute\":\"guest-set-user-password\",\"arguments\":"
+            "{\"username\":\"root\",\"crypted\":false}}",
+            "{\"return\": {\"a\": [1, \"two\"]}, \"extra\": true}\n"),
+        /* the late reply: stale from now on */
+        ASK_LATE("guest-get-users", 300, RETURNS("[\"late\"]")),
+        RESYNC_AFTER_PARSE_ERROR,
+        ASK("guest-get-users", FAILS("GenericError", "no utmp")),
+        ASK("guest-get-host-name", RETURNS("{\"host-name\": \"g1\"}")),
     };
-    snap_agent *ag = NULL;
-    fake_peer *fp = start_fake("execute.sock", script, FP_N(script), &ag);
-    REQUIRE(fp);
+    PLAY("execute.sock", script, drive_execute);
+}
+
+static void drive_send_after_timeout(session *s)
+{
     snap_err err;
-    yajl_val ret = NULL;
-    CHECK(ag);
-    if (ag) {
-        CHECK_INT(snap_agent_execute(ag, "guest-get-time", NULL, NULL, &ret, 1000, &err),
-                  0);
-        CHECK(YAJL_IS_INTEGER(ret) && YAJL_GET_INTEGER(ret) == 1700000000000000000LL);
-        yajl_tree_free(ret);
-        CHECK_INT(snap_agent_execute(ag, "guest-set-user-password", user_args, "root",
-                                     &ret, 1000, &err),
-                  0);
-        /* Just the "return" value, detached from the reply around it. */
-        yajl_val a = snap_json_get_array(ret, "a");
-        CHECK_INT(snap_json_array_len(a), 2);
-        CHECK(YAJL_IS_STRING(snap_json_array_at(a, 1)));
-        CHECK_STR(YAJL_GET_STRING(snap_json_array_at(a, 1)), "two");
-        CHECK(snap_json_get(ret, "extra") == NULL);
-        yajl_tree_free(ret);
-        CHECK_INT(snap_agent_execute(ag, "guest-get-users", NULL, NULL, &ret, 100, &err),
-                  SNAP_ERROR_TIMEDOUT);
-        CHECK(ret == NULL);
-        CHECK_STR(err.msg, "agent: guest-get-users: no reply within 100 ms");
-        /* The late reply is not taken for this one: a resync comes first. */
-        CHECK_INT(snap_agent_execute(ag, "guest-get-users", NULL, NULL, &ret, 2000, &err),
-                  SNAP_ERROR_PEER);
-        CHECK_STR(err.msg, "agent: guest-get-users: GenericError: no utmp");
-        CHECK(ret == NULL);
-        CHECK_INT(
-            snap_agent_execute(ag, "guest-get-host-name", NULL, NULL, NULL, 1000, &err),
-            0);
-    }
-    FINISH_FAKE(ag, fp);
+    CHECK_INT(snap_agent_ping(s->ag, 100, &err), SNAP_ERROR_TIMEDOUT);
+    uint64_t t0 = snap_now_ms();
+    CHECK_INT(
+        snap_agent_send(s->ag, "guest-shutdown", mode_args, "powerdown", 2000, &err), 0);
+    CHECK(snap_now_ms() - t0 < 1500); /* no reply awaited */
+    CHECK(fake_peer_wait(s->fp, 2000));
 }
 
 static void test_send_writes_without_reading(void)
@@ -506,27 +532,11 @@ static void test_send_writes_without_reading(void)
         SYNC_OK,
         FP_EXPECT("guest-ping"),
         FP_SLEEP(300), /* the ping times out: the send resyncs first */
-        FP_EXPECT("guest-sync-delimited"),
-        FP_SEND("{\"return\": {}}\n\xff{\"return\": %ID%}\n"),
+        ASK("guest-sync-delimited", RETURNS("{}") SYNC_REPLY),
         FP_EXPECT(
             "{\"execute\":\"guest-shutdown\",\"arguments\":{\"mode\":\"powerdown\"}}"),
     };
-    snap_agent *ag = NULL;
-    fake_peer *fp = start_fake("send.sock", script, FP_N(script), &ag);
-    REQUIRE(fp);
-    snap_err err;
-    CHECK(ag);
-    if (ag) {
-        CHECK_INT(snap_agent_ping(ag, 100, &err), SNAP_ERROR_TIMEDOUT);
-        uint64_t t0 = snap_now_ms();
-        CHECK_INT(
-            snap_agent_send(ag, "guest-shutdown", mode_args, "powerdown", 2000, &err), 0);
-        CHECK(snap_now_ms() - t0 < 1500); /* no reply awaited */
-    }
-    CHECK(fake_peer_wait(fp, 2000));
-    snap_agent_close(ag);
-    CHECK_STR(fake_peer_error(fp), "");
-    fake_peer_free(fp);
+    PLAY("send.sock", script, drive_send_after_timeout);
 }
 
 static void test_open_wait_for_a_late_agent(void)
@@ -534,14 +544,13 @@ static void test_open_wait_for_a_late_agent(void)
     static const fake_step script[] = {
         FP_EXPECT("guest-sync-delimited"), /* qemu-ga not started: nothing comes */
         FP_EXPECT_WITHIN("guest-sync-delimited", 3000),
-        FP_SEND("\xff{\"return\": %ID%}\n"),
+        FP_SEND(SYNC_REPLY),
     };
     const char *path = th_path("late.sock");
     snap_agent *ag = NULL;
     snap_err err;
     CHECK_INT(snap_agent_open_wait(path, 300, NULL, &ag, &err), SNAP_ERROR_NOTFOUND);
-    CHECK_CONTAINS(err.msg, "no answer within 300 ms");
-    CHECK_CONTAINS(err.msg, "late.sock");
+    CHECK_CONTAINS_ALL(err.msg, "no answer within 300 ms", "late.sock");
     fake_peer *fp = fake_peer_start(path, script, FP_N(script));
     REQUIRE(fp);
     uint64_t t0 = snap_now_ms();
@@ -555,249 +564,219 @@ static void test_open_wait_for_a_late_agent(void)
 
 /* ------------------------------------------------------------ inside the guest */
 
-static void test_guest_exec_polls_and_decodes(void)
+#define EXEC_STARTS(pid)    ASK("guest-exec", RETURNS("{\"pid\": " #pid "}"))
+#define EXEC_STATUS(status) ASK("guest-exec-status", RETURNS(status))
+#define STILL_RUNNING       EXEC_STATUS("{\"exited\": false}")
+
+static void drive_guest_exec(session *s)
 {
-    static const fake_step script[] = {
-        SYNC_OK,
-        FP_EXPECT(
-            "{\"execute\":\"guest-exec\",\"arguments\":{\"path\":\"/bin/sh\","
-            "\"arg\":[\"-c\",\"echo hello; echo oops >&2\"],\"capture-output\":true}}"),
-        FP_SEND("{\"return\": {\"pid\": 77}}\n"),
-        FP_EXPECT("{\"execute\":\"guest-exec-status\",\"arguments\":{\"pid\":77}}"),
-        FP_SEND("{\"return\": {\"exited\": false}}\n"),
-        FP_EXPECT("guest-exec-status"),
-        FP_SEND("{\"return\": {\"exited\": true, \"exitcode\": 3, \"out-data\": "
-                "\"aGVsbG8K\", \"err-data\": \"b29wcw==\"}}\n"),
-        FP_EXPECT("guest-exec"),
-        FP_SEND("{\"return\": {\"pid\": 78}}\n"),
-        FP_EXPECT("guest-exec-status"),
-        FP_SEND("{\"return\": {\"exited\": true, \"signal\": 9}}\n"),
-        FP_EXPECT("guest-exec"),
-        FP_SEND("{\"return\": {\"pid\": 79}}\n"),
-        FP_EXPECT("guest-exec-status"),
-        FP_SEND(
-            "{\"return\": {\"exited\": true, \"exitcode\": 0, \"out-data\": \"a*b\"}}\n"),
-        FP_EXPECT("guest-exec"),
-        FP_SEND(
-            "{\"error\": {\"class\": \"GenericError\", \"desc\": \"Guest agent command "
-            "failed, error was 'Failed to execute child process'\"}}\n"),
-    };
-    snap_agent *ag = NULL;
-    fake_peer *fp = start_fake("exec.sock", script, FP_N(script), &ag);
-    REQUIRE(fp);
     snap_agent_exec_result res;
     snap_err err;
     const char *const sh[] = {"/bin/sh", "-c", "echo hello; echo oops >&2", NULL};
     const char *const nope[] = {"/bin/nope", NULL};
-    CHECK(ag);
-    if (ag) {
-        CHECK_INT(snap_agent_guest_exec(ag, sh, 2000, &res, &err), 0);
-        CHECK_INT(res.exitcode, 3);
-        CHECK_INT(res.signal, 0);
-        CHECK_STR(res.out, "hello\n");
-        CHECK_INT(res.out_len, 6);
-        CHECK_STR(res.err, "oops");
-        snap_agent_exec_result_dispose(&res);
-        CHECK_INT(snap_agent_guest_exec(ag, sh, 2000, &res, &err), 0);
-        CHECK_INT(res.exitcode, -1);
-        CHECK_INT(res.signal, 9);
-        CHECK_STR(res.out, "");
-        snap_agent_exec_result_dispose(&res);
-        CHECK_INT(snap_agent_guest_exec(ag, sh, 2000, &res, &err), SNAP_ERROR_PROTOCOL);
-        CHECK_CONTAINS(err.msg, "running /bin/sh in the guest: agent: guest-exec-status: "
-                                "out-data is not base64");
-        CHECK(res.out == NULL);
-        CHECK_INT(snap_agent_guest_exec(ag, nope, 2000, &res, &err), SNAP_ERROR_PEER);
-        CHECK_CONTAINS(err.msg, "running /bin/nope in the guest: agent: guest-exec: "
-                                "GenericError: Guest agent command failed");
-    }
-    FINISH_FAKE(ag, fp);
+    CHECK_INT(snap_agent_guest_exec(s->ag, sh, 2000, &res, &err), 0);
+    CHECK_INT(res.exitcode, 3);
+    CHECK_INT(res.signal, 0);
+    CHECK_STR(res.out, "hello\n");
+    CHECK_INT(res.out_len, 6);
+    CHECK_STR(res.err, "oops");
+    snap_agent_exec_result_dispose(&res);
+    CHECK_INT(snap_agent_guest_exec(s->ag, sh, 2000, &res, &err), 0);
+    CHECK_INT(res.exitcode, -1);
+    CHECK_INT(res.signal, 9);
+    CHECK_STR(res.out, "");
+    snap_agent_exec_result_dispose(&res);
+    CHECK_INT(snap_agent_guest_exec(s->ag, sh, 2000, &res, &err), SNAP_ERROR_PROTOCOL);
+    CHECK_CONTAINS(err.msg, "running /bin/sh in the guest: agent: guest-exec-status: "
+                            "out-data is not base64");
+    CHECK(res.out == NULL);
+    CHECK_INT(snap_agent_guest_exec(s->ag, nope, 2000, &res, &err), SNAP_ERROR_PEER);
+    CHECK_CONTAINS(err.msg, "running /bin/nope in the guest: agent: guest-exec: "
+                            "GenericError: Guest agent command failed");
+}
+
+static void test_guest_exec_polls_and_decodes(void)
+{
+    static const fake_step script[] = {
+        SYNC_OK,
+        ASK("{\"execute\":\"guest-exec\",\"arguments\":{\"path\":\"/bin/sh\","
+            "\"arg\":[\"-c\",\"echo hello; echo oops >&2\"],\"capture-output\":true}}",
+            RETURNS("{\"pid\": 77}")),
+        ASK("{\"execute\":\"guest-exec-status\",\"arguments\":{\"pid\":77}}",
+            RETURNS("{\"exited\": false}")),
+        EXEC_STATUS("{\"exited\": true, \"exitcode\": 3, \"out-data\": \"aGVsbG8K\", "
+                    "\"err-data\": \"b29wcw==\"}"),
+        EXEC_STARTS(78),
+        EXEC_STATUS("{\"exited\": true, \"signal\": 9}"),
+        EXEC_STARTS(79),
+        EXEC_STATUS("{\"exited\": true, \"exitcode\": 0, \"out-data\": \"a*b\"}"),
+        ASK("guest-exec", FAILS("GenericError", "Guest agent command failed, error was "
+                                                "'Failed to execute child process'")),
+    };
+    PLAY("exec.sock", script, drive_guest_exec);
+}
+
+static void drive_guest_exec_times_out(session *s)
+{
+    snap_agent_exec_result res;
+    snap_err err;
+    const char *const argv[] = {"/bin/sleep", "100", NULL};
+    uint64_t t0 = snap_now_ms();
+    CHECK_INT(snap_agent_guest_exec(s->ag, argv, 50, &res, &err), SNAP_ERROR_TIMEDOUT);
+    CHECK(snap_now_ms() - t0 < 1000);
+    CHECK_CONTAINS(err.msg, "/bin/sleep");
 }
 
 static void test_guest_exec_bounded_by_its_timeout(void)
 {
     static const fake_step script[] = {
-        SYNC_OK,
-        FP_EXPECT("guest-exec"),
-        FP_SEND("{\"return\": {\"pid\": 5}}\n"),
-        FP_EXPECT("guest-exec-status"),
-        FP_SEND("{\"return\": {\"exited\": false}}\n"),
-        FP_EXPECT("guest-exec-status"),
-        FP_SEND("{\"return\": {\"exited\": false}}\n"),
-        FP_EXPECT("guest-exec-status"),
-        FP_SEND("{\"return\": {\"exited\": false}}\n"),
-        FP_EXPECT("guest-exec-status"),
-        FP_SEND("{\"return\": {\"exited\": false}}\n"),
+        SYNC_OK,       EXEC_STARTS(5), STILL_RUNNING,
+        STILL_RUNNING, STILL_RUNNING,  STILL_RUNNING,
     };
-    snap_agent *ag = NULL;
-    fake_peer *fp = start_fake("exec-slow.sock", script, FP_N(script), &ag);
-    REQUIRE(fp);
-    snap_agent_exec_result res;
+    PLAY_UNCHECKED("exec-slow.sock", script, drive_guest_exec_times_out);
+}
+
+#define FILE_OPENS(path, handle)                                                         \
+    ASK("{\"execute\":\"guest-file-open\",\"arguments\":{\"path\":\"" path               \
+        "\",\"mode\":\"r\"}}",                                                           \
+        RETURNS(#handle))
+#define FILE_CLOSES(handle)                                                              \
+    ASK("{\"execute\":\"guest-file-close\",\"arguments\":{\"handle\":" #handle "}}",     \
+        RETURNS("{}"))
+#define FILE_READS(handle, chunk)                                                        \
+    ASK("{\"execute\":\"guest-file-read\",\"arguments\":{\"handle\":" #handle ",", chunk)
+/* "abcdef\n" in two chunks. */
+#define CHUNK_ABC     RETURNS("{\"count\": 3, \"buf-b64\": \"YWJj\", \"eof\": false}")
+#define CHUNK_DEF_EOF RETURNS("{\"count\": 4, \"buf-b64\": \"ZGVmCg==\", \"eof\": true}")
+
+static void drive_read_file(session *s)
+{
     snap_err err;
-    const char *const argv[] = {"/bin/sleep", "100", NULL};
-    CHECK(ag);
-    if (ag) {
-        uint64_t t0 = snap_now_ms();
-        CHECK_INT(snap_agent_guest_exec(ag, argv, 50, &res, &err), SNAP_ERROR_TIMEDOUT);
-        CHECK(snap_now_ms() - t0 < 1000);
-        CHECK_CONTAINS(err.msg, "/bin/sleep");
-    }
-    snap_agent_close(ag);
-    fake_peer_free(fp);
+    char *data = NULL;
+    size_t len = 0;
+    CHECK_INT(
+        snap_agent_read_file(s->ag, "/mnt/vdb/writer.log", 100, 2000, &data, &len, &err),
+        0);
+    CHECK_STR(data, "abcdef\n");
+    CHECK_INT(len, 7);
+    free(data);
+    CHECK_INT(
+        snap_agent_read_file(s->ag, "/mnt/vdb/writer.log", 5, 2000, &data, &len, &err),
+        SNAP_ERROR_PROTOCOL);
+    CHECK_STR(err.msg, "reading /mnt/vdb/writer.log in the guest: longer than 5 bytes");
+    CHECK(data == NULL);
+    CHECK_INT(snap_agent_read_file(s->ag, "/nope", 100, 2000, &data, NULL, &err),
+              SNAP_ERROR_PEER);
+    CHECK_CONTAINS(err.msg, "reading /nope in the guest: agent: guest-file-open: "
+                            "GenericError: failed to open file");
 }
 
 static void test_read_file_chunks_and_limit(void)
 {
     static const fake_step script[] = {
         SYNC_OK,
-        FP_EXPECT("{\"execute\":\"guest-file-open\",\"arguments\":{\"path\":"
-                  "\"/mnt/vdb/writer.log\",\"mode\":\"r\"}}"),
-        FP_SEND("{\"return\": 1000}\n"),
-        FP_EXPECT("{\"execute\":\"guest-file-read\",\"arguments\":{\"handle\":1000,"),
-        FP_SEND("{\"return\": {\"count\": 3, \"buf-b64\": \"YWJj\", \"eof\": false}}\n"),
-        FP_EXPECT("guest-file-read"),
-        FP_SEND(
-            "{\"return\": {\"count\": 4, \"buf-b64\": \"ZGVmCg==\", \"eof\": true}}\n"),
-        FP_EXPECT("{\"execute\":\"guest-file-close\",\"arguments\":{\"handle\":1000}}"),
-        FP_SEND("{\"return\": {}}\n"),
+        FILE_OPENS("/mnt/vdb/writer.log", 1000),
+        FILE_READS(1000, CHUNK_ABC),
+        FILE_READS(1000, CHUNK_DEF_EOF),
+        FILE_CLOSES(1000),
         /* The second read stops at the limit, and still closes the file. */
-        FP_EXPECT("guest-file-open"),
-        FP_SEND("{\"return\": 1001}\n"),
-        FP_EXPECT("guest-file-read"),
-        FP_SEND("{\"return\": {\"count\": 3, \"buf-b64\": \"YWJj\", \"eof\": false}}\n"),
-        FP_EXPECT("guest-file-read"),
-        FP_SEND(
-            "{\"return\": {\"count\": 4, \"buf-b64\": \"ZGVmCg==\", \"eof\": true}}\n"),
-        FP_EXPECT("{\"execute\":\"guest-file-close\",\"arguments\":{\"handle\":1001}}"),
-        FP_SEND("{\"return\": {}}\n"),
-        FP_EXPECT("guest-file-open"),
-        FP_SEND(
-            "{\"error\": {\"class\": \"GenericError\", \"desc\": \"failed to open file "
-            "'/nope' (mode: 'r')\"}}\n"),
+        FILE_OPENS("/mnt/vdb/writer.log", 1001),
+        FILE_READS(1001, CHUNK_ABC),
+        FILE_READS(1001, CHUNK_DEF_EOF),
+        FILE_CLOSES(1001),
+        ASK("guest-file-open",
+            FAILS("GenericError", "failed to open file '/nope' (mode: 'r')")),
     };
-    snap_agent *ag = NULL;
-    fake_peer *fp = start_fake("file.sock", script, FP_N(script), &ag);
-    REQUIRE(fp);
-    snap_err err;
-    char *data = NULL;
-    size_t len = 0;
-    CHECK(ag);
-    if (ag) {
-        CHECK_INT(
-            snap_agent_read_file(ag, "/mnt/vdb/writer.log", 100, 2000, &data, &len, &err),
-            0);
-        CHECK_STR(data, "abcdef\n");
-        CHECK_INT(len, 7);
-        free(data);
-        CHECK_INT(
-            snap_agent_read_file(ag, "/mnt/vdb/writer.log", 5, 2000, &data, &len, &err),
-            SNAP_ERROR_PROTOCOL);
-        CHECK_STR(err.msg,
-                  "reading /mnt/vdb/writer.log in the guest: longer than 5 bytes");
-        CHECK(data == NULL);
-        CHECK_INT(snap_agent_read_file(ag, "/nope", 100, 2000, &data, NULL, &err),
-                  SNAP_ERROR_PEER);
-        CHECK_CONTAINS(err.msg, "reading /nope in the guest: agent: guest-file-open: "
-                                "GenericError: failed to open file");
-    }
-    FINISH_FAKE(ag, fp);
+    PLAY("file.sock", script, drive_read_file);
 }
 
 #define DISABLED_DESC    "Command guest-fsfreeze-freeze has been disabled"
 #define FROZEN_DESC(cmd) "Command " cmd " has been disabled: the agent is in frozen state"
 
+static void drive_error_replies(session *s)
+{
+    snap_agent_freeze_result res;
+    snap_err err;
+    snap_agent_fs_state st;
+    static const char disabled[] =
+        "agent: guest-fsfreeze-freeze: CommandNotFound: " DISABLED_DESC;
+    CHECK_INT(snap_agent_freeze(s->ag, NULL, 0, 1000, 1000, &res, &err), SNAP_ERROR_PEER);
+    CHECK(strncmp(err.msg, disabled, strlen(disabled)) == 0);
+    CHECK_OUTCOME(res, SNAP_AGENT_THAWED, -1, -1, false);
+    CHECK_INT(snap_agent_ping(s->ag, 1000, &err), SNAP_ERROR_PEER);
+    CHECK_STR(err.msg, "agent: guest-ping: (no class): no class here");
+    CHECK_INT(snap_agent_ping(s->ag, 1000, &err), SNAP_ERROR_PROTOCOL);
+    CHECK_CONTAINS(err.msg, "neither \"return\" nor \"error\"");
+    CHECK_INT(snap_agent_fsfreeze_status(s->ag, 1000, &st, &err), SNAP_ERROR_PROTOCOL);
+    CHECK_CONTAINS(err.msg, "unexpected status melting");
+}
+
 static void test_agent_error_replies_verbatim(void)
 {
     static const fake_step script[] = {
         SYNC_OK,
-        FP_EXPECT("guest-fsfreeze-freeze"),
-        FP_SEND("{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"" DISABLED_DESC
-                "\"}}\n"),
-        FP_EXPECT("guest-fsfreeze-status"),
-        FP_SEND("{\"return\": \"thawed\"}\n"),
-        FP_EXPECT("guest-ping"),
-        FP_SEND("{\"error\": {\"desc\": \"no class here\"}}\n"),
-        FP_EXPECT("guest-ping"),
-        FP_SEND("{\"neither\": 1}\n"),
-        FP_EXPECT("guest-sync-delimited"),
-        FP_SEND("\xff{\"return\": %ID%}\n"),
-        FP_EXPECT("guest-fsfreeze-status"),
-        FP_SEND("{\"return\": \"melting\"}\n"),
+        ASK("guest-fsfreeze-freeze", FAILS("CommandNotFound", DISABLED_DESC)),
+        STATUS_IS("thawed"),
+        ASK("guest-ping", "{\"error\": {\"desc\": \"no class here\"}}\n"),
+        ASK("guest-ping", "{\"neither\": 1}\n"),
+        SYNC_OK,
+        STATUS_IS("melting"),
     };
-    snap_agent *ag = NULL;
-    fake_peer *fp = start_fake("errors.sock", script, FP_N(script), &ag);
-    REQUIRE(fp);
+    PLAY("errors.sock", script, drive_error_replies);
+}
+
+static void drive_frozen_state_refusals(session *s)
+{
     snap_agent_freeze_result res;
     snap_err err;
-    snap_agent_fs_state st;
-    CHECK(ag);
-    if (ag) {
-        CHECK_INT(snap_agent_freeze(ag, NULL, 0, 1000, 1000, &res, &err),
-                  SNAP_ERROR_PEER);
-        CHECK(strncmp(
-                  err.msg,
-                  "agent: guest-fsfreeze-freeze: CommandNotFound: " DISABLED_DESC,
-                  strlen(
-                      "agent: guest-fsfreeze-freeze: CommandNotFound: " DISABLED_DESC)) ==
-              0);
-        CHECK_INT(res.state, SNAP_AGENT_THAWED);
-        CHECK(!res.thaw_sent);
-        CHECK_INT(snap_agent_ping(ag, 1000, &err), SNAP_ERROR_PEER);
-        CHECK_STR(err.msg, "agent: guest-ping: (no class): no class here");
-        CHECK_INT(snap_agent_ping(ag, 1000, &err), SNAP_ERROR_PROTOCOL);
-        CHECK_CONTAINS(err.msg, "neither \"return\" nor \"error\"");
-        CHECK_INT(snap_agent_fsfreeze_status(ag, 1000, &st, &err), SNAP_ERROR_PROTOCOL);
-        CHECK_CONTAINS(err.msg, "unexpected status melting");
-    }
-    FINISH_FAKE(ag, fp);
+    const char *mps[] = {"/"};
+    CHECK_INT(snap_agent_freeze(s->ag, mps, 1, 1000, 1000, &res, &err), SNAP_ERROR_PEER);
+    CHECK_CONTAINS_ALL(err.msg,
+                       "agent: guest-fsfreeze-freeze-list: CommandNotFound: " FROZEN_DESC(
+                           "guest-fsfreeze-freeze-list"),
+                       "status frozen; thawed 1; status thawed");
+    CHECK_OUTCOME(res, SNAP_AGENT_THAWED, -1, 1, true);
+    CHECK_INT(snap_agent_thaw(s->ag, 1000, 1000, &res, &err), SNAP_ERROR_GUEST_FROZEN);
+    CHECK_OUTCOME(res, SNAP_AGENT_UNKNOWN, -1, -1, true);
+    CHECK_CONTAINS_ALL(err.msg,
+                       "agent: guest-fsfreeze-thaw: GenericError: failed to thaw",
+                       "may still be frozen");
 }
+
+#define THAW_BUSY FAILS("GenericError", "failed to thaw: Device or resource busy")
 
 static void test_frozen_state_refusals(void)
 {
     static const fake_step script[] = {
         SYNC_OK,
         /* Someone froze the guest before us (e.g. a crashed earlier run). */
-        FP_EXPECT("guest-fsfreeze-freeze-list"),
-        FP_SEND("{\"error\": {\"class\": \"CommandNotFound\", \"desc\": \"" FROZEN_DESC(
-            "guest-fsfreeze-freeze-list") "\"}}\n"),
-        FP_EXPECT("guest-fsfreeze-status"),
-        FP_SEND("{\"return\": \"frozen\"}\n"),
-        FP_EXPECT("guest-fsfreeze-thaw"),
-        FP_SEND("{\"return\": 1}\n"),
-        FP_EXPECT("guest-fsfreeze-status"),
-        FP_SEND("{\"return\": \"thawed\"}\n"),
+        ASK("guest-fsfreeze-freeze-list",
+            FAILS("CommandNotFound", FROZEN_DESC("guest-fsfreeze-freeze-list"))),
+        STATUS_IS("frozen"),
+        THAW_RETURNS("1"),
+        STATUS_IS("thawed"),
         /* A thaw that is refused and leaves the agent frozen. */
-        FP_EXPECT("guest-fsfreeze-thaw"),
-        FP_SEND("{\"error\": {\"class\": \"GenericError\", \"desc\": \"failed to thaw: "
-                "Device or resource busy\"}}\n"),
-        FP_EXPECT("guest-fsfreeze-status"),
-        FP_SEND("{\"return\": \"frozen\"}\n"),
-        FP_EXPECT("guest-fsfreeze-thaw"),
-        FP_SEND("{\"error\": {\"class\": \"GenericError\", \"desc\": \"failed to thaw: "
-                "Device or resource busy\"}}\n"),
+        ASK("guest-fsfreeze-thaw", THAW_BUSY),
+        STATUS_IS("frozen"),
+        ASK("guest-fsfreeze-thaw", THAW_BUSY),
     };
-    snap_agent *ag = NULL;
-    fake_peer *fp = start_fake("frozen.sock", script, FP_N(script), &ag);
-    REQUIRE(fp);
+    PLAY("frozen.sock", script, drive_frozen_state_refusals);
+}
+
+static void drive_thaw_timeouts(session *s)
+{
     snap_agent_freeze_result res;
     snap_err err;
-    const char *mps[] = {"/"};
-    CHECK(ag);
-    if (ag) {
-        CHECK_INT(snap_agent_freeze(ag, mps, 1, 1000, 1000, &res, &err), SNAP_ERROR_PEER);
-        CHECK_CONTAINS(err.msg,
-                       "agent: guest-fsfreeze-freeze-list: CommandNotFound: " FROZEN_DESC(
-                           "guest-fsfreeze-freeze-list"));
-        CHECK_CONTAINS(err.msg, "status frozen; thawed 1; status thawed");
-        CHECK_INT(res.state, SNAP_AGENT_THAWED);
-        CHECK_INT(res.thawed, 1);
-        CHECK_INT(snap_agent_thaw(ag, 1000, 1000, &res, &err), SNAP_ERROR_GUEST_FROZEN);
-        CHECK_INT(res.state, SNAP_AGENT_UNKNOWN);
-        CHECK_CONTAINS(err.msg,
-                       "agent: guest-fsfreeze-thaw: GenericError: failed to thaw");
-        CHECK_CONTAINS(err.msg, "may still be frozen");
-    }
-    FINISH_FAKE(ag, fp);
+    CHECK_INT(snap_agent_thaw(s->ag, 100, 2000, &res, &err), 0);
+    CHECK_OUTCOME(res, SNAP_AGENT_THAWED, -1, 4, true);
+    CHECK_CONTAINS(res.message, "agent: guest-fsfreeze-thaw: no reply within 100 ms; "
+                                "recovery: late reply 4; resynced; status thawed");
+    CHECK_INT(snap_agent_thaw(s->ag, 100, 200, &res, &err), SNAP_ERROR_GUEST_FROZEN);
+    CHECK_OUTCOME(res, SNAP_AGENT_UNKNOWN, -1, -1, true);
+    CHECK_CONTAINS(err.msg, "may still be frozen (state unknown)");
+    CHECK(!fake_peer_wait(s->fp, 10)); /* still hanging, as scripted */
+    CHECK_INT(fake_peer_steps_done(s->fp), s->n_steps - 1);
+    CHECK_STR(fake_peer_error(s->fp), "");
 }
 
 static void test_thaw_timeouts(void)
@@ -805,68 +784,22 @@ static void test_thaw_timeouts(void)
     static const fake_step script[] = {
         SYNC_OK,
         /* A slow thaw whose reply comes late: recovery confirms thawed. */
-        FP_EXPECT("guest-fsfreeze-thaw"),
-        FP_SLEEP(250),
-        FP_SEND("{\"return\": 4}\n"),
-        FP_EXPECT("guest-sync-delimited"),
-        FP_SEND(PARSE_ERROR_REPLY "\xff{\"return\": %ID%}\n"),
-        FP_EXPECT("guest-fsfreeze-status"),
-        FP_SEND("{\"return\": \"thawed\"}\n"),
+        ASK_LATE("guest-fsfreeze-thaw", 250, RETURNS("4")),
+        RESYNC_AFTER_PARSE_ERROR,
+        STATUS_IS("thawed"),
         /* A thaw never answered: unknown. */
         FP_EXPECT("guest-fsfreeze-thaw"),
         FP_SLEEP(-1),
     };
-    snap_agent *ag = NULL;
-    fake_peer *fp = start_fake("thaw.sock", script, FP_N(script), &ag);
-    REQUIRE(fp);
-    snap_agent_freeze_result res;
-    snap_err err;
-    CHECK(ag);
-    if (ag) {
-        CHECK_INT(snap_agent_thaw(ag, 100, 2000, &res, &err), 0);
-        CHECK_INT(res.state, SNAP_AGENT_THAWED);
-        CHECK_INT(res.thawed, 4);
-        CHECK_CONTAINS(res.message, "agent: guest-fsfreeze-thaw: no reply within 100 ms; "
-                                    "recovery: late reply 4; resynced; status thawed");
-        CHECK_INT(snap_agent_thaw(ag, 100, 200, &res, &err), SNAP_ERROR_GUEST_FROZEN);
-        CHECK_INT(res.state, SNAP_AGENT_UNKNOWN);
-        CHECK_INT(res.thawed, -1);
-        CHECK_CONTAINS(err.msg, "may still be frozen (state unknown)");
-    }
-    CHECK(!fake_peer_wait(fp, 10)); /* still hanging, as scripted */
-    CHECK_INT(fake_peer_steps_done(fp), FP_N(script) - 1);
-    CHECK_STR(fake_peer_error(fp), "");
-    snap_agent_close(ag);
-    fake_peer_free(fp);
+    PLAY_UNCHECKED("thaw.sock", script, drive_thaw_timeouts);
 }
 
-static void test_fsinfo_parsed_with_pci_addresses(void)
+static void drive_fsinfo(session *s)
 {
-    static const fake_step script[] = {
-        SYNC_OK,
-        FP_EXPECT("guest-get-fsinfo"),
-        FP_SEND("{\"return\": [{\"name\": \"xvda1\", \"mountpoint\": \"/\", \"type\": "
-                "\"ext4\", "
-                "\"disk\": [{\"bus-type\": \"xen\", \"bus\": 0, \"target\": 0, \"unit\": "
-                "51712, "
-                "\"pci-controller\": {\"domain\": 0, \"bus\": 0, \"slot\": 4, "
-                "\"function\": 1}, "
-                "\"dev\": \"/dev/xvda1\", \"serial\": \"disk-0\"}]}, "
-                "{\"name\": \"tmpfs\", \"mountpoint\": \"/run\", \"type\": \"tmpfs\", "
-                "\"disk\": []}]}\n"),
-        FP_EXPECT("guest-get-fsinfo"),
-        FP_SEND("{\"return\": [{\"name\": \"vda\", \"disk\": []}]}\n"),
-        FP_EXPECT("guest-get-fsinfo"),
-        FP_SEND("{\"return\": {}}\n"),
-    };
-    snap_agent *ag = NULL;
-    fake_peer *fp = start_fake("fsinfo.sock", script, FP_N(script), &ag);
-    REQUIRE(fp);
     snap_agent_fs *fs = NULL;
     size_t n = 0;
     snap_err err;
-    CHECK(ag);
-    if (ag && snap_agent_get_fsinfo(ag, 1000, &fs, &n, &err) == 0) {
+    if (snap_agent_get_fsinfo(s->ag, 1000, &fs, &n, &err) == 0) {
         CHECK_INT(n, 2);
         CHECK_STR(fs[0].mountpoint, "/");
         CHECK_STR(fs[0].type, "ext4");
@@ -883,16 +816,30 @@ static void test_fsinfo_parsed_with_pci_addresses(void)
     } else {
         CHECK(!"guest-get-fsinfo failed");
     }
-    if (ag) {
-        CHECK_INT(snap_agent_get_fsinfo(ag, 1000, &fs, &n, &err), SNAP_ERROR_PROTOCOL);
-        CHECK_CONTAINS(err.msg, "without name, mountpoint or type");
-        CHECK(fs == NULL && n == 0);
-        CHECK_INT(snap_agent_get_fsinfo(ag, 1000, &fs, &n, &err), SNAP_ERROR_PROTOCOL);
-        CHECK_CONTAINS(err.msg, "return is not a list");
-    }
-    snap_agent_close(ag);
-    CHECK(fake_peer_wait(fp, 2000));
-    fake_peer_free(fp);
+    CHECK_INT(snap_agent_get_fsinfo(s->ag, 1000, &fs, &n, &err), SNAP_ERROR_PROTOCOL);
+    CHECK_CONTAINS(err.msg, "without name, mountpoint or type");
+    CHECK(fs == NULL && n == 0);
+    CHECK_INT(snap_agent_get_fsinfo(s->ag, 1000, &fs, &n, &err), SNAP_ERROR_PROTOCOL);
+    CHECK_CONTAINS(err.msg, "return is not a list");
+}
+
+static void test_fsinfo_parsed_with_pci_addresses(void)
+{
+    static const fake_step script[] = {
+        SYNC_OK,
+        ASK("guest-get-fsinfo",
+            RETURNS(
+                "[{\"name\": \"xvda1\", \"mountpoint\": \"/\", \"type\": \"ext4\", "
+                "\"disk\": [{\"bus-type\": \"xen\", \"bus\": 0, \"target\": 0, "
+                "\"unit\": 51712, \"pci-controller\": {\"domain\": 0, \"bus\": 0, "
+                "\"slot\": 4, \"function\": 1}, \"dev\": \"/dev/xvda1\", "
+                "\"serial\": \"disk-0\"}]}, "
+                "{\"name\": \"tmpfs\", \"mountpoint\": \"/run\", \"type\": \"tmpfs\", "
+                "\"disk\": []}]")),
+        ASK("guest-get-fsinfo", RETURNS("[{\"name\": \"vda\", \"disk\": []}]")),
+        ASK("guest-get-fsinfo", RETURNS("{}")),
+    };
+    PLAY("fsinfo.sock", script, drive_fsinfo);
 }
 
 /* ------------------------------------------------------------ the real qemu-ga */
