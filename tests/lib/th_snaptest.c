@@ -1,22 +1,23 @@
 /* The shared fixture of the snapshot tests on a real guest: see th_snaptest.h. */
 #include "th_snaptest.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "th.h"
 
-/* The domains th_snap_boot brought up (a test program boots one or two). */
-static const th_xlsim_dom *booted[8];
+/* ------------------------------------------------------------ booting */
 
-void th_snap_boot(th_xlsim_dom *d, const char *name)
+/* The domains th_snap_boot_all brought up and nobody destroyed since. */
+static th_xlsim_dom *booted[8];
+/* The last th_snap_boot_all succeeded: the tests that follow may run. */
+static bool boot_ok;
+
+static void mark_booted(th_xlsim_dom *d)
 {
-    REQUIRE(th_xlsim_init());
-    setenv("XLSNAP_XLSIM", th_build_path("xlsim"), 1);
-    th_xlsim_opts o = {0};
-    REQUIRE(th_xlsim_create(d, name, &o));
-    REQUIRE(th_xlsim_wait_agent(d, TH_SNAP_BOOT_TIMEOUT_MS));
     for (size_t i = 0; i < sizeof booted / sizeof booted[0]; i++)
         if (!booted[i]) {
             booted[i] = d;
@@ -24,6 +25,46 @@ void th_snap_boot(th_xlsim_dom *d, const char *name)
         }
     th_fail_at(__FILE__, __LINE__, "more than %zu booted domains",
                sizeof booted / sizeof booted[0]);
+}
+
+void th_snap_boot_all(th_xlsim_dom *const doms[], const char *const names[], size_t n,
+                      long min_records)
+{
+    boot_ok = false;
+    REQUIRE(th_xlsim_init());
+    setenv("XLSNAP_XLSIM", th_build_path("xlsim"), 1);
+    th_xlsim_opts o = {0};
+    if (min_records > 0)
+        o.extra = "xlsnap.writer=vdb xlsnap.writer_ms=20";
+    for (size_t i = 0; i < n; i++)
+        REQUIRE(th_xlsim_create(doms[i], names[i], &o));
+    for (size_t i = 0; i < n; i++) {
+        REQUIRE(th_snap_wait_agent(doms[i]));
+        if (min_records > 0)
+            REQUIRE(th_snap_wait_for_records(doms[i], min_records));
+    }
+    for (size_t i = 0; i < n; i++)
+        mark_booted(doms[i]);
+    boot_ok = true;
+}
+
+/* What th_snap_run_boot and th_snap_run_test hand to the test they run. */
+static th_xlsim_dom *boot_dom;
+static const char *boot_name;
+static long boot_records;
+static void (*guard_fn)(void);
+
+static void test_boot(void)
+{
+    th_snap_boot_all(&boot_dom, &boot_name, 1, boot_records);
+}
+
+void th_snap_run_boot(th_xlsim_dom *d, const char *name, long min_records)
+{
+    boot_dom = d;
+    boot_name = name;
+    boot_records = min_records;
+    th_run_test("test_boot", test_boot);
 }
 
 bool th_snap_booted(const th_xlsim_dom *d)
@@ -34,6 +75,41 @@ bool th_snap_booted(const th_xlsim_dom *d)
     return false;
 }
 
+static void run_guarded(void)
+{
+    if (boot_ok)
+        guard_fn();
+    else
+        th_skip("the guest did not boot");
+}
+
+void th_snap_run_test(const char *name, void (*fn)(void))
+{
+    guard_fn = fn;
+    th_run_test(name, run_guarded);
+}
+
+bool th_snap_destroy(th_xlsim_dom *d)
+{
+    for (size_t i = 0; i < sizeof booted / sizeof booted[0]; i++)
+        if (booted[i] == d)
+            booted[i] = NULL;
+    return th_xlsim_destroy(d);
+}
+
+int th_snap_finish(void)
+{
+    for (size_t i = 0; i < sizeof booted / sizeof booted[0]; i++)
+        if (booted[i])
+            th_snap_destroy(booted[i]);
+    return th_finish();
+}
+
+void th_snap_boot(th_xlsim_dom *d, const char *name)
+{
+    th_snap_boot_all(&d, &name, 1, 0);
+}
+
 bool th_snap_guest_up(const th_xlsim_dom *d)
 {
     if (th_snap_booted(d))
@@ -41,6 +117,8 @@ bool th_snap_guest_up(const th_xlsim_dom *d)
     th_skip("the guest did not boot");
     return false;
 }
+
+/* ------------------------------------------------------------ the guest */
 
 const char *th_snap_disk_file(const th_xlsim_dom *d, const char *name)
 {
@@ -77,29 +155,104 @@ void th_snap_check_guest_reads_at(const char *file, int line, const th_xlsim_dom
     free(out);
 }
 
-void th_snap_create_at(const char *file, int line, const th_xlsim_dom *d, const char *opt,
-                       const char *name)
+char *th_snap_writer_log(const th_xlsim_dom *d)
+{
+    th_agent *ga = th_agent_connect(d->vm.agent_path, 20000);
+    char *text = ga ? th_agent_read_file(ga, TH_SNAP_WRITER_LOG) : NULL;
+    th_agent_close(ga);
+    return text;
+}
+
+bool th_snap_wait_for_records(const th_xlsim_dom *d, long n)
+{
+    for (int tries = 0; tries < 150; tries++) {
+        char *text = th_snap_writer_log(d);
+        th_writer_log log;
+        bool ok = text && th_writer_log_parse(text, &log) && log.records >= n;
+        free(text);
+        if (ok)
+            return true;
+        usleep(200000);
+    }
+    th_fail_at(__FILE__, __LINE__, "%s: the writer wrote fewer than %ld records", d->name,
+               n);
+    return false;
+}
+
+/* ------------------------------------------------------------ xlsnap */
+
+bool th_snap_xlsnap_ok_at(const char *file, int line, th_cmd *r, const char *arg, ...)
+{
+    const char *argv[16];
+    size_t n = 0;
+    va_list ap;
+    va_start(ap, arg);
+    for (const char *a = arg; a && n + 1 < sizeof argv / sizeof argv[0];
+         a = va_arg(ap, const char *))
+        argv[n++] = a;
+    va_end(ap);
+    argv[n] = NULL;
+    th_cmd own;
+    th_cmd *res = r ? r : &own;
+    th_xlsnapv(res, argv);
+    bool ok = res->rc == 0;
+    if (!ok)
+        th_fail_at(file, line, "xlsnap %s: %s", arg, th_cmd_describe(res));
+    if (!r)
+        th_cmd_free(&own);
+    return ok;
+}
+
+/* `xlsnap <cmd> [opt] <dom> <name>` into r. */
+static int run_on_snapshot(th_cmd *r, const char *cmd, const char *opt,
+                           const th_xlsim_dom *d, const char *name)
+{
+    if (opt)
+        return th_xlsnap(r, cmd, opt, d->name, name, NULL);
+    return th_xlsnap(r, cmd, d->name, name, NULL);
+}
+
+/* run_on_snapshot, which must exit 0 (the failure noted at file:line). */
+static bool run_on_snapshot_ok(const char *file, int line, const char *cmd,
+                               const char *opt, const th_xlsim_dom *d, const char *name)
 {
     th_cmd r;
-    if (opt)
-        th_xlsnap(&r, "snapshot-create", opt, d->name, name, NULL);
-    else
-        th_xlsnap(&r, "snapshot-create", d->name, name, NULL);
-    if (r.rc != 0)
-        th_fail_at(file, line, "snapshot-create %s %s: %s", d->name, name,
-                   th_cmd_describe(&r));
+    run_on_snapshot(&r, cmd, opt, d, name);
+    bool ok = r.rc == 0;
+    if (!ok)
+        th_fail_at(file, line, "%s %s %s: %s", cmd, d->name, name, th_cmd_describe(&r));
     th_cmd_free(&r);
+    return ok;
+}
+
+bool th_snap_create_at(const char *file, int line, const th_xlsim_dom *d, const char *opt,
+                       const char *name)
+{
+    return run_on_snapshot_ok(file, line, "snapshot-create", opt, d, name);
+}
+
+bool th_snap_layers_at(const char *file, int line, const th_xlsim_dom *d, const char *opt,
+                       ...)
+{
+    va_list ap;
+    va_start(ap, opt);
+    bool ok = true, is_text = true;
+    for (const char *s = va_arg(ap, const char *); ok && s;
+         s = va_arg(ap, const char *), is_text = !is_text) {
+        if (!is_text)
+            ok = th_snap_create_at(file, line, d, opt, s);
+        else if (!(ok = th_snap_write_disk(d, s)))
+            th_fail_at(file, line, "writing %s to the data disk of %s", s, d->name);
+    }
+    va_end(ap);
+    return ok;
 }
 
 int th_snap_delete(const th_xlsim_dom *d, const char *opt, const char *name,
                    char **err_out)
 {
     th_cmd r;
-    if (opt)
-        th_xlsnap(&r, "snapshot-delete", opt, d->name, name, NULL);
-    else
-        th_xlsnap(&r, "snapshot-delete", d->name, name, NULL);
-    int rc = r.rc;
+    int rc = run_on_snapshot(&r, "snapshot-delete", opt, d, name);
     if (rc && !err_out)
         th_note("%s", th_cmd_describe(&r));
     if (err_out)
@@ -107,6 +260,72 @@ int th_snap_delete(const th_xlsim_dom *d, const char *opt, const char *name,
     th_cmd_free(&r);
     return rc;
 }
+
+bool th_snap_revert_at(const char *file, int line, th_xlsim_dom *d, const char *opt,
+                       const char *name)
+{
+    bool ok = run_on_snapshot_ok(file, line, "snapshot-revert", opt, d, name);
+    th_snap_adopt_new_qemu(d);
+    return ok;
+}
+
+bool th_snap_wait_agent(const th_xlsim_dom *d)
+{
+    return th_xlsim_wait_agent(d, TH_SNAP_BOOT_TIMEOUT_MS);
+}
+
+void th_snap_refresh_index(const th_xlsim_dom *d)
+{
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-list", d->name, NULL);
+    th_cmd_free(&r);
+}
+
+void th_snap_check_world_kept_at(const char *file, int line, const th_xlsim_dom *d,
+                                 char *before)
+{
+    char *after = th_world_capture(d, TH_WORLD_LIVE);
+    th_world_same_at(file, line, before, after);
+    free(before);
+    free(after);
+}
+
+void th_snap_check_current_at(const char *file, int line, const th_xlsim_dom *d,
+                              const char *name)
+{
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-info", d->name, name, NULL);
+    if (r.rc != 0 || !r.out || !strstr(r.out, "Current:        yes"))
+        th_fail_at(file, line, "%s is not current: %s", name, th_cmd_describe(&r));
+    th_cmd_free(&r);
+}
+
+void th_snap_check_info_rc_at(const char *file, int line, const th_xlsim_dom *d,
+                              const char *name, int rc)
+{
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-info", d->name, name, NULL);
+    if (r.rc != rc)
+        th_fail_at(file, line, "snapshot-info %s: want exit %d: %s", name, rc,
+                   th_cmd_describe(&r));
+    th_cmd_free(&r);
+}
+
+void th_snap_check_recovers_at(const char *file, int line, const th_xlsim_dom *d,
+                               const char *expect)
+{
+    th_cmd r;
+    th_xlsnap(&r, "-N", "snapshot-create", d->name, "probe", NULL);
+    if (r.rc != 0 || !r.err || !strstr(r.err, expect))
+        th_fail_at(file, line, "recovery, want \"%s\": %s", expect, th_cmd_describe(&r));
+    th_cmd_free(&r);
+    char *journal = th_snap_journal_text();
+    if (!journal || *journal)
+        th_fail_at(file, line, "a journal is left: %s", journal ? journal : "(no find)");
+    free(journal);
+}
+
+/* ------------------------------------------------------------ dom0 and images */
 
 void th_snap_adopt_new_qemu(th_xlsim_dom *d)
 {
@@ -126,6 +345,27 @@ char *th_snap_xlsim_list(void)
     char *out = NULL;
     th_runl(&out, NULL, th_build_path("xlsim"), "list", (char *)NULL);
     return out;
+}
+
+char *th_snap_active_image(const th_xlsim_dom *d, const char *vdev)
+{
+    char *params = th_xlsim_backend(d, vdev, "params");
+    char *colon = params ? strchr(params, ':') : NULL;
+    char *path = colon ? strdup(colon + 1) : NULL;
+    free(params);
+    return path;
+}
+
+void th_snap_check_active_at(const char *file, int line, const th_xlsim_dom *d,
+                             const char *vdev, const char *image)
+{
+    char *params = th_xlsim_backend(d, vdev, "params");
+    char want[PATH_MAX + 300];
+    snprintf(want, sizeof want, "qcow2:%s", th_snap_disk_file(d, image));
+    if (!params || strcmp(params, want) != 0)
+        th_fail_at(file, line, "%s params \"%s\", want \"%s\"", vdev,
+                   params ? params : "(null)", want);
+    free(params);
 }
 
 char *th_snap_backing_of(const char *image)
@@ -154,8 +394,8 @@ char *th_snap_journal_text(void)
     char *out = NULL;
     char dir[PATH_MAX + 32];
     snprintf(dir, sizeof dir, "%s/snapshots", th_xlsim_statedir());
-    th_runl(&out, NULL, "find", dir, "-name", ".journal.json", "-exec", "cat", "{}", ";",
-            (char *)NULL);
+    th_runl(&out, NULL, "find", dir, "-name", ".journal.json", "-print", "-exec", "cat",
+            "{}", ";", (char *)NULL);
     return out;
 }
 
@@ -169,4 +409,18 @@ void th_snap_check_image_at(const char *file, int line, const char *image, bool 
                    err ? err : "");
     free(out);
     free(err);
+}
+
+/* ------------------------------------------------------------ text */
+
+void th_snap_check_contains_all_at(const char *file, int line, const char *what,
+                                   const char *text, ...)
+{
+    va_list ap;
+    va_start(ap, text);
+    for (const char *n = va_arg(ap, const char *); n; n = va_arg(ap, const char *))
+        if (!text || !strstr(text, n))
+            th_fail_at(file, line, "%s contains \"%s\": got \"%s\"", what, n,
+                       text ? text : "(null)");
+    va_end(ap);
 }
