@@ -135,66 +135,62 @@ static void proxy_stop(qmp_proxy *p)
     rename(p->real, p->path);
 }
 
-/* ------------------------------------------------------------ tests */
-
-static void test_boot(void)
+/*
+ * snapshot-delete of name through the proxy, which cuts the connection once
+ * block-commit is sent (kill_qemu: kills QEMU too); the delete must fail.
+ */
+static bool delete_cut(th_cmd *r, const char *name, bool kill_qemu)
 {
-    th_snap_boot(&g, "dl2");
+    qmp_proxy p;
+    if (!proxy_start(&p, kill_qemu)) {
+        th_fail_at(__FILE__, __LINE__, "QMP proxy on %s", g.vm.qmp_path);
+        return false;
+    }
+    th_xlsnap(r, "snapshot-delete", g.name, name, NULL);
+    proxy_stop(&p);
+    CHECK(p.dropped);
+    CHECK_INT(r->rc, 1);
+    return true;
 }
+
+/* The merge of external snapshot name finished: record and overlays gone, xvdb on
+ * the base. */
+static void check_merged(const char *name)
+{
+    CHECK_SNAP_GONE(&g, name);
+    char overlay[128];
+    snprintf(overlay, sizeof overlay, "data.%s.qcow2", name);
+    CHECK(access(th_snap_disk_file(&g, overlay), F_OK) != 0);
+    snprintf(overlay, sizeof overlay, "root.%s.qcow2", name);
+    CHECK(access(th_snap_disk_file(&g, overlay), F_OK) != 0);
+    CHECK_ACTIVE_IMAGE(&g, "xvdb", "data.qcow2");
+}
+
+/* ------------------------------------------------------------ tests */
 
 static void test_qmp_drop_during_commit(void)
 {
-    if (!th_snap_guest_up(&g))
-        return;
-    REQUIRE(th_snap_write_disk(&g, "A"));
-    SNAP_CREATE(&g, "-e", "d1");
-    REQUIRE(th_snap_write_disk(&g, "B"));
-    qmp_proxy p;
-    REQUIRE(proxy_start(&p, false));
+    REQUIRE(SNAP_LAYERS(&g, "-e", "A", "d1", "B"));
     th_cmd r;
-    th_xlsnap(&r, "snapshot-delete", g.name, "d1", NULL);
-    proxy_stop(&p);
-    CHECK(p.dropped);
-    CHECK_INT(r.rc, 1);
-    CHECK_CONTAINS(r.err, "merging " /* xvda first */);
-    CHECK_CONTAINS(r.err, "root.d1.qcow2");
-    CHECK_CONTAINS(r.err, "closed the connection");
-    CHECK_CONTAINS(r.err, "(domain dl2 is running); the next xlsnap command on it "
-                          "finishes the merge");
+    REQUIRE(delete_cut(&r, "d1", false));
+    CHECK_CONTAINS_ALL(r.err, "merging " /* xvda first */, "root.d1.qcow2",
+                       "closed the connection",
+                       "(domain dl2 is running); the next xlsnap command on it "
+                       "finishes the merge");
     th_note("delete with a dropped QMP connection: %s", r.err ? r.err : "");
     th_cmd_free(&r);
     /* Consistent: journaled merge, the record still there, the guest running. */
     char *j = th_snap_journal_text();
     CHECK_CONTAINS(j, "\"merging\": true");
     free(j);
-    th_xlsnap(&r, "snapshot-info", g.name, "d1", NULL);
-    CHECK_INT(r.rc, 0);
-    th_cmd_free(&r);
+    CHECK_SNAP_EXISTS(&g, "d1");
     CHECK_GUEST_READS(&g, "B");
-    CHECK_IMAGE_LIVE(th_snap_disk_file(&g, "data.qcow2"));
-    CHECK_IMAGE_LIVE(th_snap_disk_file(&g, "data.d1.qcow2"));
-    CHECK_IMAGE_LIVE(th_snap_disk_file(&g, "root.qcow2"));
-    CHECK_IMAGE_LIVE(th_snap_disk_file(&g, "root.d1.qcow2"));
+    const char *images[] = {"data.qcow2", "data.d1.qcow2", "root.qcow2", "root.d1.qcow2"};
+    for (size_t i = 0; i < sizeof images / sizeof images[0]; i++)
+        CHECK_IMAGE_LIVE(th_snap_disk_file(&g, images[i]));
     /* The next run finishes the merge. */
-    th_xlsnap(&r, "-N", "snapshot-create", g.name, "probe", NULL);
-    CHECK_INT(r.rc, 0);
-    CHECK_CONTAINS(r.err, "finishing the interrupted merge of 'd1'");
-    if (r.rc)
-        th_note("%s", th_cmd_describe(&r));
-    th_cmd_free(&r);
-    j = th_snap_journal_text();
-    CHECK_STR(j, "");
-    free(j);
-    th_xlsnap(&r, "snapshot-info", g.name, "d1", NULL);
-    CHECK_INT(r.rc, 1);
-    th_cmd_free(&r);
-    CHECK(access(th_snap_disk_file(&g, "data.d1.qcow2"), F_OK) != 0);
-    CHECK(access(th_snap_disk_file(&g, "root.d1.qcow2"), F_OK) != 0);
-    char *params = th_xlsim_backend(&g, "xvdb", "params");
-    char want[4300];
-    snprintf(want, sizeof want, "qcow2:%s", th_snap_disk_file(&g, "data.qcow2"));
-    CHECK_STR(params, want);
-    free(params);
+    CHECK_RECOVERS(&g, "finishing the interrupted merge of 'd1'");
+    check_merged("d1");
     CHECK_GUEST_READS(&g, "B");
     CHECK_IMAGE_LIVE(th_snap_disk_file(&g, "data.qcow2"));
     CHECK_IMAGE_LIVE(th_snap_disk_file(&g, "root.qcow2"));
@@ -202,74 +198,52 @@ static void test_qmp_drop_during_commit(void)
 
 static void test_children_dry_run(void)
 {
-    if (!th_snap_guest_up(&g))
-        return;
     SNAP_CREATE(&g, NULL, "t1");
     SNAP_CREATE(&g, NULL, "t2");
     SNAP_CREATE(&g, NULL, "t3");
-    th_cmd r;
-    th_xlsnap(&r, "snapshot-list", g.name, NULL); /* refreshes the .index cache */
-    th_cmd_free(&r);
+    th_snap_refresh_index(&g);
     char *before = th_world_capture(&g, TH_WORLD_LIVE);
+    th_cmd r;
     th_xlsnap(&r, "-N", "snapshot-delete", "--children-only", g.name, "t1", NULL);
     CHECK_INT(r.rc, 0);
-    CHECK_CONTAINS(r.out, "\"operation\": \"delete\"");
-    CHECK_CONTAINS(r.out, "\"scope\": \"children-only\"");
-    CHECK_CONTAINS(r.out, "QMP blockdev-snapshot-delete-internal-sync");
+    CHECK_CONTAINS_ALL(r.out, "\"operation\": \"delete\"", "\"scope\": \"children-only\"",
+                       "QMP blockdev-snapshot-delete-internal-sync");
     /* Leaves first, and t1 itself not in the list. */
     const char *p3 = r.out ? strstr(r.out, "\"name\": \"t3\"") : NULL;
     const char *p2 = r.out ? strstr(r.out, "\"name\": \"t2\"") : NULL;
     CHECK(p3 && p2 && p3 < p2);
     CHECK(r.out && !strstr(r.out, "\"name\": \"t1\""));
     th_cmd_free(&r);
-    char *after = th_world_capture(&g, TH_WORLD_LIVE);
-    CHECK_WORLD(before, after);
-    free(before);
-    free(after);
+    CHECK_WORLD_KEPT(&g, before);
 }
 
 static void test_children_only(void)
 {
-    if (!th_snap_guest_up(&g))
-        return;
-    th_cmd r;
-    th_xlsnap(&r, "snapshot-delete", "--children-only", g.name, "t1", NULL);
-    CHECK_INT(r.rc, 0);
-    th_cmd_free(&r);
+    XLSNAP_OK(NULL, "snapshot-delete", "--children-only", g.name, "t1");
     char *tab = th_snap_table(th_snap_disk_file(&g, "data.qcow2"));
     CHECK_CONTAINS(tab, " t1 ");
     CHECK(!strstr(tab, " t2 ") && !strstr(tab, " t3 "));
     free(tab);
+    th_cmd r;
     th_xlsnap(&r, "snapshot-list", g.name, NULL);
     CHECK_CONTAINS(r.out, "t1");
     CHECK(r.out && !strstr(r.out, "t2") && !strstr(r.out, "t3"));
     th_cmd_free(&r);
-    th_xlsnap(&r, "snapshot-info", g.name, "t1", NULL);
-    CHECK_CONTAINS(r.out, "Current:        yes");
-    th_cmd_free(&r);
+    CHECK_SNAP_CURRENT(&g, "t1");
 }
 
 static void test_children(void)
 {
-    if (!th_snap_guest_up(&g))
-        return;
     SNAP_CREATE(&g, NULL, "t4");
-    th_cmd r;
-    th_xlsnap(&r, "snapshot-delete", "--children", g.name, "t1", NULL);
-    CHECK_INT(r.rc, 0);
-    th_cmd_free(&r);
+    XLSNAP_OK(NULL, "snapshot-delete", "--children", g.name, "t1");
     char *tab = th_snap_table(th_snap_disk_file(&g, "data.qcow2"));
     CHECK(!strstr(tab, " t1 ") && !strstr(tab, " t4 "));
     free(tab);
     tab = th_snap_table(th_snap_disk_file(&g, "root.qcow2"));
     CHECK(!strstr(tab, " t1 ") && !strstr(tab, " t4 "));
     free(tab);
-    th_xlsnap(&r, "snapshot-info", g.name, "t1", NULL);
-    CHECK_INT(r.rc, 1);
-    th_cmd_free(&r);
-    th_xlsnap(&r, "snapshot-info", g.name, "t4", NULL);
-    CHECK_INT(r.rc, 1);
-    th_cmd_free(&r);
+    CHECK_SNAP_GONE(&g, "t1");
+    CHECK_SNAP_GONE(&g, "t4");
     CHECK_GUEST_READS(&g, "B");
 }
 
@@ -281,69 +255,38 @@ static void test_children(void)
  */
 static void test_qemu_killed_during_commit(void)
 {
-    if (!th_snap_guest_up(&g))
-        return;
-    REQUIRE(th_snap_write_disk(&g, "C"));
-    SNAP_CREATE(&g, "-e", "k1");
-    REQUIRE(th_snap_write_disk(&g, "D"));
-    qmp_proxy p;
-    REQUIRE(proxy_start(&p, true));
+    REQUIRE(SNAP_LAYERS(&g, "-e", "C", "k1", "D"));
     th_cmd r;
-    th_xlsnap(&r, "snapshot-delete", g.name, "k1", NULL);
-    proxy_stop(&p);
-    CHECK(p.dropped);
-    CHECK_INT(r.rc, 1);
+    REQUIRE(delete_cut(&r, "k1", true));
     /* The domain's state as xlsnap saw it is racy here (QEMU still dying). */
-    CHECK_CONTAINS(r.err, "the merge was interrupted and stays journaled (domain dl2 ");
-    CHECK_CONTAINS(r.err, "the next xlsnap command on it finishes the merge");
+    CHECK_CONTAINS_ALL(r.err,
+                       "the merge was interrupted and stays journaled (domain dl2 ",
+                       "the next xlsnap command on it finishes the merge");
     th_note("delete with QEMU killed: %s", r.err ? r.err : "");
     th_cmd_free(&r);
     for (int i = 0; i < 50 && th_pid_alive(g.vm.pid); i++)
         usleep(100000);
     CHECK(!th_pid_alive(g.vm.pid));
-    th_xlsnap(&r, "-N", "snapshot-create", g.name, "probe", NULL);
-    CHECK_INT(r.rc, 0);
-    CHECK_CONTAINS(r.err, "finishing the interrupted merge of 'k1'");
-    if (r.rc)
-        th_note("%s", th_cmd_describe(&r));
-    th_cmd_free(&r);
-    char *j = th_snap_journal_text();
-    CHECK_STR(j, "");
-    free(j);
-    CHECK(access(th_snap_disk_file(&g, "data.k1.qcow2"), F_OK) != 0);
-    CHECK(access(th_snap_disk_file(&g, "root.k1.qcow2"), F_OK) != 0);
-    char *params = th_xlsim_backend(&g, "xvdb", "params");
-    char want[4300];
-    snprintf(want, sizeof want, "qcow2:%s", th_snap_disk_file(&g, "data.qcow2"));
-    CHECK_STR(params, want);
-    free(params);
+    CHECK_RECOVERS(&g, "finishing the interrupted merge of 'k1'");
+    check_merged("k1");
     CHECK_IMAGE_OFFLINE(th_snap_disk_file(&g, "data.qcow2"));
     CHECK_IMAGE_OFFLINE(th_snap_disk_file(&g, "root.qcow2"));
     char domid[16];
     snprintf(domid, sizeof domid, "%u", g.domid);
     CHECK_INT(
         th_runl(NULL, NULL, th_build_path("xlsim"), "relaunch", domid, (char *)NULL), 0);
-    char path[96];
-    snprintf(path, sizeof path, "/local/domain/%u/image/device-model-pid", g.domid);
-    char *pid_s = th_xs_read(path);
-    if (pid_s) {
-        g.vm.pid = (pid_t)strtol(pid_s, NULL, 10);
-        th_adopt(g.vm.pid);
-    }
-    free(pid_s);
-    REQUIRE(th_xlsim_wait_agent(&g, TH_SNAP_BOOT_TIMEOUT_MS));
+    th_snap_adopt_new_qemu(&g);
+    REQUIRE(th_snap_wait_agent(&g));
     CHECK_GUEST_READS(&g, "D");
 }
 
 int main(void)
 {
-    TH_RUN(test_boot);
-    TH_RUN(test_qmp_drop_during_commit);
-    TH_RUN(test_children_dry_run);
-    TH_RUN(test_children_only);
-    TH_RUN(test_children);
-    TH_RUN(test_qemu_killed_during_commit);
-    if (th_snap_booted(&g))
-        th_xlsim_destroy(&g);
-    return th_finish();
+    th_snap_run_boot(&g, "dl2", 0);
+    TH_SNAP_RUN(test_qmp_drop_during_commit);
+    TH_SNAP_RUN(test_children_dry_run);
+    TH_SNAP_RUN(test_children_only);
+    TH_SNAP_RUN(test_children);
+    TH_SNAP_RUN(test_qemu_killed_during_commit);
+    return th_snap_finish();
 }
