@@ -70,37 +70,13 @@ static void check_running(void)
     free(out);
 }
 
-static void check_current(const char *name)
-{
-    th_cmd r;
-    th_xlsnap(&r, "snapshot-info", g.name, name, NULL);
-    CHECK_INT(r.rc, 0);
-    CHECK_CONTAINS(r.out, "Current:        yes");
-    th_cmd_free(&r);
-}
-
-static void test_boot(void)
-{
-    th_snap_boot(&g, "rv1");
-}
-
 static void test_internal_memory(void)
 {
-    if (!th_snap_guest_up(&g))
-        return;
     REQUIRE(write_state("A", "ramA"));
-    th_cmd r;
-    th_xlsnap(&r, "snapshot-create", "-m", g.name, "m1", NULL);
-    REQUIRE(r.rc == 0 || (th_note("%s", th_cmd_describe(&r)), false));
-    th_cmd_free(&r);
+    REQUIRE(XLSNAP_OK(NULL, "snapshot-create", "-m", g.name, "m1"));
     REQUIRE(write_state("B", "ramB"));
     CHECK_GUEST("B", "ramB");
-    th_xlsnap(&r, "snapshot-revert", g.name, "m1", NULL);
-    CHECK_INT(r.rc, 0);
-    if (r.rc)
-        th_note("%s", th_cmd_describe(&r));
-    th_cmd_free(&r);
-    th_snap_adopt_new_qemu(&g);
+    SNAP_REVERT(&g, NULL, "m1");
     check_running();
     CHECK_GUEST("A", "ramA");
     char *a = th_ext4_cat(th_image_to_raw(g.data), "/state.txt");
@@ -108,72 +84,45 @@ static void test_internal_memory(void)
     free(a);
     CHECK_IMAGE_LIVE(g.root);
     CHECK_IMAGE_LIVE(g.data);
-    check_current("m1");
+    CHECK_SNAP_CURRENT(&g, "m1");
 }
 
 static void test_external_memory(void)
 {
-    if (!th_snap_guest_up(&g))
-        return;
     REQUIRE(write_state("C", "ramC"));
-    th_cmd r;
-    th_xlsnap(&r, "snapshot-create", "-e", "-m", g.name, "x1", NULL);
-    REQUIRE(r.rc == 0 || (th_note("%s", th_cmd_describe(&r)), false));
-    th_cmd_free(&r);
+    REQUIRE(XLSNAP_OK(NULL, "snapshot-create", "-e", "-m", g.name, "x1"));
     REQUIRE(write_state("D", "ramD"));
-    th_xlsnap(&r, "snapshot-revert", g.name, "x1", NULL);
-    CHECK_INT(r.rc, 0);
-    if (r.rc)
-        th_note("%s", th_cmd_describe(&r));
-    th_cmd_free(&r);
-    th_snap_adopt_new_qemu(&g);
+    SNAP_REVERT(&g, NULL, "x1");
     check_running();
     CHECK_GUEST("C", "ramC");
     /* New overlays on the snapshot point; the old ones stay. */
-    char *params = th_xlsim_backend(&g, "xvdb", "params");
-    CHECK_CONTAINS(params, "data.x1.r1.qcow2");
-    free(params);
+    CHECK_ACTIVE_IMAGE(&g, "xvdb", "data.x1.r1.qcow2");
     char *cfg = th_xlsim_userdata(&g);
     CHECK_CONTAINS(cfg, "root.x1.r1.qcow2");
     free(cfg);
-    char old[4200];
-    snprintf(old, sizeof old, "%s/data.x1.qcow2", g.disk_dir);
-    CHECK(access(old, F_OK) == 0);
-    snprintf(old, sizeof old, "%s/data.x1.r1.qcow2", g.disk_dir);
-    CHECK_IMAGE_LIVE(old);
-    check_current("x1");
+    CHECK(access(th_snap_disk_file(&g, "data.x1.qcow2"), F_OK) == 0);
+    CHECK_IMAGE_LIVE(th_snap_disk_file(&g, "data.x1.r1.qcow2"));
+    CHECK_SNAP_CURRENT(&g, "x1");
 }
 
 static void test_disk_only_needs_force(void)
 {
-    if (!th_snap_guest_up(&g))
-        return;
-    th_cmd r;
-    th_xlsnap(&r, "snapshot-create", g.name, "d1", NULL);
-    REQUIRE(r.rc == 0 || (th_note("%s", th_cmd_describe(&r)), false));
-    th_cmd_free(&r);
+    REQUIRE(SNAP_CREATE(&g, NULL, "d1"));
     REQUIRE(write_state("E", "ramE"));
     char *before = th_world_capture(&g, TH_WORLD_LIVE);
+    th_cmd r;
     th_xlsnap(&r, "snapshot-revert", g.name, "d1", NULL);
     CHECK_INT(r.rc, 1);
     CHECK_CONTAINS(r.err, "--force");
     th_cmd_free(&r);
-    char *after = th_world_capture(&g, TH_WORLD_LIVE);
-    CHECK_WORLD(before, after);
-    free(before);
-    free(after);
+    CHECK_WORLD_KEPT(&g, before);
     CHECK_GUEST("E", "ramE");
 
-    th_xlsnap(&r, "snapshot-revert", "--force", g.name, "d1", NULL);
-    CHECK_INT(r.rc, 0);
-    if (r.rc)
-        th_note("%s", th_cmd_describe(&r));
-    th_cmd_free(&r);
-    th_snap_adopt_new_qemu(&g);
-    CHECK(th_xlsim_wait_agent(&g, TH_SNAP_BOOT_TIMEOUT_MS));
+    SNAP_REVERT(&g, "--force", "d1");
+    CHECK(th_snap_wait_agent(&g));
     /* A fresh boot: the disk is the snapshot's, RAM starts empty. */
     CHECK_GUEST("C", "none");
-    check_current("d1");
+    CHECK_SNAP_CURRENT(&g, "d1");
 }
 
 /*
@@ -181,7 +130,7 @@ static void test_disk_only_needs_force(void)
  * snapshot to the data disk, and is the real one otherwise: the root disk
  * is reverted, the data disk's child is killed.
  */
-static char *install_dying_qemu_img(void)
+static char *dying_qemu_img_path(void)
 {
     const char *dir = th_path("fakebin");
     char script[512], path[4200];
@@ -196,55 +145,53 @@ static char *install_dying_qemu_img(void)
     if (th_run(mk, NULL, NULL) != 0 || !th_write_file(path, script))
         return NULL;
     chmod(path, 0755);
-    char *old = strdup(getenv("PATH"));
+    const char *old = getenv("PATH");
     char *np = malloc(strlen(dir) + strlen(old) + 2);
     sprintf(np, "%s:%s", dir, old);
-    setenv("PATH", np, 1);
-    free(np);
-    return old;
+    return np;
+}
+
+/* xlsnap with argv while the environment variable var is value (restored after). */
+static void xlsnap_with_env(th_cmd *r, const char *var, const char *value,
+                            const char *const argv[])
+{
+    char *saved = strdup(getenv(var));
+    setenv(var, value, 1);
+    th_xlsnapv(r, argv);
+    setenv(var, saved, 1);
+    free(saved);
 }
 
 static void test_qemu_img_killed(void)
 {
-    if (!th_snap_guest_up(&g))
-        return;
-    char *old_path = install_dying_qemu_img();
-    REQUIRE(old_path);
+    char *path = dying_qemu_img_path();
+    REQUIRE(path);
+    const char *argv[] = {"snapshot-revert", "--force", g.name, "d1", NULL};
     th_cmd r;
-    th_xlsnap(&r, "snapshot-revert", "--force", g.name, "d1", NULL);
-    setenv("PATH", old_path, 1);
-    free(old_path);
+    xlsnap_with_env(&r, "PATH", path, argv);
+    free(path);
     CHECK_INT(r.rc, 1);
-    CHECK_CONTAINS(r.err, "Killed");
-    CHECK_CONTAINS(r.err, "left paused");
+    CHECK_CONTAINS_ALL(r.err, "Killed", "left paused");
     th_note("revert with a killed qemu-img: %s", r.err ? r.err : "");
     th_cmd_free(&r);
     th_snap_adopt_new_qemu(&g);
     char *out = th_snap_xlsim_list();
     CHECK_CONTAINS(out, "--p---");
     free(out);
-    char dir[4200];
-    snprintf(dir, sizeof dir, "%s/snapshots", th_xlsim_statedir());
-    th_runl(&out, NULL, "find", dir, "-name", ".journal.json", (char *)NULL);
+    out = th_snap_journal_text();
     CHECK_STR(out, "");
     free(out);
-    check_current("d1");
-    char *params = th_xlsim_backend(&g, "xvda", "params");
-    if (params && strchr(params, ':'))
-        CHECK_IMAGE_LIVE(strchr(params, ':') + 1);
-    free(params);
-    params = th_xlsim_backend(&g, "xvdb", "params");
-    if (params && strchr(params, ':'))
-        CHECK_IMAGE_LIVE(strchr(params, ':') + 1);
-    free(params);
+    CHECK_SNAP_CURRENT(&g, "d1");
+    const char *vdevs[] = {"xvda", "xvdb"};
+    for (size_t i = 0; i < 2; i++) {
+        char *image = th_snap_active_image(&g, vdevs[i]);
+        if (image)
+            CHECK_IMAGE_LIVE(image);
+        free(image);
+    }
     /* A second attempt completes the revert: a fresh boot on d1's disks. */
-    th_xlsnap(&r, "snapshot-revert", "--force", g.name, "d1", NULL);
-    CHECK_INT(r.rc, 0);
-    if (r.rc)
-        th_note("%s", th_cmd_describe(&r));
-    th_cmd_free(&r);
-    th_snap_adopt_new_qemu(&g);
-    CHECK(th_xlsim_wait_agent(&g, TH_SNAP_BOOT_TIMEOUT_MS));
+    SNAP_REVERT(&g, "--force", "d1");
+    CHECK(th_snap_wait_agent(&g));
     CHECK_GUEST("C", "none");
 }
 
@@ -255,8 +202,6 @@ static void test_qemu_img_killed(void)
  */
 static void test_memory_enospc(void)
 {
-    if (!th_snap_guest_up(&g))
-        return;
     const char *small = th_path("small-state");
     char *mk[] = {"mkdir", "-p", (char *)small, NULL};
     char *mnt[] = {"mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", (char *)small, NULL};
@@ -264,12 +209,9 @@ static void test_memory_enospc(void)
         th_skip("cannot mount a small tmpfs here");
         return;
     }
-    char *saved = strdup(getenv("XLSNAP_STATEDIR"));
-    setenv("XLSNAP_STATEDIR", small, 1);
+    const char *argv[] = {"snapshot-create", "-m", g.name, "full", NULL};
     th_cmd r;
-    th_xlsnap(&r, "snapshot-create", "-m", g.name, "full", NULL);
-    setenv("XLSNAP_STATEDIR", saved, 1);
-    free(saved);
+    xlsnap_with_env(&r, "XLSNAP_STATEDIR", small, argv);
     CHECK_INT(r.rc, 1);
     CHECK_CONTAINS(r.err, "No space left on device");
     th_note("memory file on a full disk: %s", r.err ? r.err : "");
@@ -280,14 +222,13 @@ static void test_memory_enospc(void)
             "-o", "-name", "full.json", (char *)NULL);
     CHECK_STR(out, "");
     free(out);
-    char *params = th_xlsim_backend(&g, "xvda", "params");
-    if (params && strchr(params, ':')) {
-        th_runl(&out, NULL, "qemu-img", "snapshot", "-l", "-U", strchr(params, ':') + 1,
-                (char *)NULL);
-        CHECK(!out || !strstr(out, " full "));
+    char *root = th_snap_active_image(&g, "xvda");
+    if (root) {
+        out = th_snap_table(root);
+        CHECK(!strstr(out, " full "));
         free(out);
     }
-    free(params);
+    free(root);
     CHECK(th_xlsim_guest_sh(&g, "echo alive >/mnt/vdb/alive && sync", NULL) == 0);
     char *um[] = {"umount", (char *)small, NULL};
     th_run(um, NULL, NULL);
@@ -296,7 +237,7 @@ static void test_memory_enospc(void)
 /* With QEMU gone, every image of the domain passes a strict check. */
 static void test_images_clean_offline(void)
 {
-    th_xlsim_destroy(&g);
+    th_snap_destroy(&g);
     char *out = NULL;
     th_runl(&out, NULL, "sh", "-c", "ls \"$0\"/*.qcow2", g.disk_dir, (char *)NULL);
     REQUIRE(out);
@@ -315,13 +256,12 @@ static void test_images_clean_offline(void)
 
 int main(void)
 {
-    TH_RUN(test_boot);
-    TH_RUN(test_internal_memory);
-    TH_RUN(test_external_memory);
-    TH_RUN(test_disk_only_needs_force);
-    TH_RUN(test_qemu_img_killed);
-    TH_RUN(test_memory_enospc);
-    if (th_snap_booted(&g))
-        TH_RUN(test_images_clean_offline);
-    return th_finish();
+    th_snap_run_boot(&g, "rv1", 0);
+    TH_SNAP_RUN(test_internal_memory);
+    TH_SNAP_RUN(test_external_memory);
+    TH_SNAP_RUN(test_disk_only_needs_force);
+    TH_SNAP_RUN(test_qemu_img_killed);
+    TH_SNAP_RUN(test_memory_enospc);
+    TH_SNAP_RUN(test_images_clean_offline);
+    return th_snap_finish();
 }
