@@ -24,33 +24,18 @@
 
 static th_xlsim_dom g;
 
-static void test_boot(void)
-{
-    th_snap_boot(&g, "rv2");
-}
-
 static void test_dry_run(void)
 {
-    if (!th_snap_guest_up(&g))
-        return;
-    REQUIRE(th_snap_write_disk(&g, "A"));
-    SNAP_CREATE(&g, "-e", "e1");
-    REQUIRE(th_snap_write_disk(&g, "B"));
-    SNAP_CREATE(&g, "-e", "e2");
-    REQUIRE(th_snap_write_disk(&g, "C"));
-    th_cmd r;
-    th_xlsnap(&r, "snapshot-list", g.name, NULL); /* refreshes the .index cache */
-    th_cmd_free(&r);
+    REQUIRE(SNAP_LAYERS(&g, "-e", "A", "e1", "B", "e2", "C"));
+    th_snap_refresh_index(&g);
     char *before = th_world_capture(&g, TH_WORLD_LIVE);
+    th_cmd r;
     th_xlsnap(&r, "-N", "snapshot-revert", "--force", g.name, "e1", NULL);
     CHECK_INT(r.rc, 0);
-    CHECK_CONTAINS(r.out, "\"operation\": \"revert\"");
-    CHECK_CONTAINS(r.out, "\"snapshot\": \"e1\"");
-    CHECK_CONTAINS(r.out, "\"stop_domain\": true");
-    CHECK_CONTAINS(r.out, "\"start\": \"boot afresh\"");
-    CHECK_CONTAINS(r.out, "\"end_state\": \"running\"");
-    CHECK_CONTAINS(r.out, "\"current_before\": \"e2\"");
-    CHECK_CONTAINS(r.out, "data.e1.r1.qcow2");
+    CHECK_CONTAINS_ALL(r.out, "\"operation\": \"revert\"", "\"snapshot\": \"e1\"",
+                       "\"stop_domain\": true", "\"start\": \"boot afresh\"",
+                       "\"end_state\": \"running\"", "\"current_before\": \"e2\"",
+                       "data.e1.r1.qcow2");
     CHECK(r.out && !strstr(r.out, "reverted to"));
     th_cmd_free(&r);
     /* A plan that would be refused is refused in a dry run too. */
@@ -58,10 +43,7 @@ static void test_dry_run(void)
     CHECK_INT(r.rc, 1);
     CHECK_CONTAINS(r.err, "--force");
     th_cmd_free(&r);
-    char *after = th_world_capture(&g, TH_WORLD_LIVE);
-    CHECK_WORLD(before, after);
-    free(before);
-    free(after);
+    CHECK_WORLD_KEPT(&g, before);
     CHECK_GUEST_READS(&g, "C");
 }
 
@@ -89,117 +71,91 @@ static pid_t revert_held(const char *log)
     return -1;
 }
 
-static void test_killed_mid_revert(void)
+/*
+ * A revert SIGKILLed in the test hook (the domain stopped, the journal
+ * saying it was state), then rolled back by the next command (which says
+ * recovery) and the domain started again with a new QEMU, as `xlsim list`
+ * shows flags. False if the revert never reached the hook.
+ */
+static bool kill_revert_and_recover(const char *log_name, const char *state,
+                                    const char *recovery, const char *flags)
 {
-    if (!th_snap_guest_up(&g))
-        return;
-    char *params_before = th_xlsim_backend(&g, "xvdb", "params");
-    char log[4200];
-    snprintf(log, sizeof log, "%s/revert-held.log", th_tmpdir());
-    pid_t pid = revert_held(log);
-    REQUIRE(pid > 0);
+    pid_t pid = revert_held(th_path(log_name));
+    if (pid <= 0)
+        return false;
     kill(pid, SIGKILL);
     int st = th_wait(pid, 10000);
     CHECK(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
-    /* Dead mid-way: the domain is stopped, the journal says how it was. */
     CHECK(!th_pid_alive(g.vm.pid));
-    char *j = th_snap_journal_text();
-    CHECK_CONTAINS(j, "\"domain_state\": \"running\"");
-    CHECK_CONTAINS(j, "\"phase\": \"domain-stopped\"");
+    char *j = th_snap_journal_text(), want[64];
+    snprintf(want, sizeof want, "\"domain_state\": \"%s\"", state);
+    CHECK_CONTAINS_ALL(j, want, "\"phase\": \"domain-stopped\"");
     free(j);
-    /* The next command that takes the domain's lock (a dry run will do)
-     * recovers: rolled back, the domain running again. */
-    th_cmd r;
-    th_xlsnap(&r, "-N", "snapshot-create", g.name, "probe", NULL);
-    CHECK_INT(r.rc, 0);
-    CHECK_CONTAINS(r.err, "booting it afresh");
-    th_cmd_free(&r);
-    j = th_snap_journal_text();
-    CHECK_STR(j, "");
-    free(j);
+    CHECK_RECOVERS(&g, recovery);
     th_snap_adopt_new_qemu(&g);
     CHECK(th_pid_alive(g.vm.pid));
     char *list = th_snap_xlsim_list();
-    CHECK_CONTAINS(list, "r-----");
+    CHECK_CONTAINS(list, flags);
     free(list);
+    return true;
+}
+
+static void test_killed_mid_revert(void)
+{
+    char *params_before = th_xlsim_backend(&g, "xvdb", "params");
+    /* Dead mid-way, the domain stopped; the next command that takes the
+     * domain's lock (a dry run will do) rolls back: the domain runs again. */
+    REQUIRE(kill_revert_and_recover("revert-held.log", "running", "booting it afresh",
+                                    "r-----"));
     char *params = th_xlsim_backend(&g, "xvdb", "params");
     CHECK_STR(params, params_before);
     free(params);
     free(params_before);
-    char path[4300];
-    snprintf(path, sizeof path, "%s/data.e1.r1.qcow2", g.disk_dir);
-    CHECK(access(path, F_OK) != 0);
-    th_xlsnap(&r, "snapshot-info", g.name, "e2", NULL);
-    CHECK_CONTAINS(r.out, "Current:        yes");
-    th_cmd_free(&r);
-    REQUIRE(th_xlsim_wait_agent(&g, TH_SNAP_BOOT_TIMEOUT_MS));
+    CHECK(access(th_snap_disk_file(&g, "data.e1.r1.qcow2"), F_OK) != 0);
+    CHECK_SNAP_CURRENT(&g, "e2");
+    REQUIRE(th_snap_wait_agent(&g));
     CHECK_GUEST_READS(&g, "C");
 }
 
 static void test_revert_after_recovery(void)
 {
-    if (!th_snap_guest_up(&g))
-        return;
-    th_cmd r;
-    th_xlsnap(&r, "snapshot-revert", "--force", g.name, "e1", NULL);
-    CHECK_INT(r.rc, 0);
-    if (r.rc)
-        th_note("%s", th_cmd_describe(&r));
-    th_cmd_free(&r);
-    th_snap_adopt_new_qemu(&g);
-    REQUIRE(th_xlsim_wait_agent(&g, TH_SNAP_BOOT_TIMEOUT_MS));
+    SNAP_REVERT(&g, "--force", "e1");
+    REQUIRE(th_snap_wait_agent(&g));
     CHECK_GUEST_READS(&g, "A");
-}
-
-static void revert_to(const char *name)
-{
-    th_cmd r;
-    th_xlsnap(&r, "snapshot-revert", "--force", g.name, name, NULL);
-    CHECK_INT(r.rc, 0);
-    if (r.rc)
-        th_note("%s", th_cmd_describe(&r));
-    th_cmd_free(&r);
-    th_snap_adopt_new_qemu(&g);
 }
 
 static void test_revert_overlays_recorded(void)
 {
-    if (!th_snap_guest_up(&g))
-        return;
-    revert_to("e1"); /* data.e1.r1 (the previous revert's) is left behind */
+    /* data.e1.r1 (the previous revert's) is left behind. */
+    SNAP_REVERT(&g, "--force", "e1");
     th_cmd r;
     th_xlsnap(&r, "snapshot-info", "--json", g.name, "e1", NULL);
-    CHECK_CONTAINS(r.out, "\"revert_overlays\"");
-    CHECK_CONTAINS(r.out, "data.e1.r1.qcow2");
-    CHECK_CONTAINS(r.out, "data.e1.r2.qcow2");
+    CHECK_CONTAINS_ALL(r.out, "\"revert_overlays\"", "data.e1.r1.qcow2",
+                       "data.e1.r2.qcow2");
     th_cmd_free(&r);
     th_xlsnap(&r, "snapshot-info", g.name, "e1", NULL);
-    CHECK_CONTAINS(r.out, "\nOld overlays:   ");
-    CHECK_CONTAINS(r.out, "data.e1.r1.qcow2\n                ");
-    CHECK_CONTAINS(r.out, "data.e1.r2.qcow2");
+    CHECK_CONTAINS_ALL(r.out, "\nOld overlays:   ", "data.e1.r1.qcow2\n                ",
+                       "data.e1.r2.qcow2");
     th_cmd_free(&r);
     th_xlsnap(&r, "snapshot-info", g.name, "e2", NULL); /* no reverts to e2 */
     CHECK(r.out && !strstr(r.out, "Old overlays:"));
     th_cmd_free(&r);
-    REQUIRE(th_xlsim_wait_agent(&g, TH_SNAP_BOOT_TIMEOUT_MS));
+    REQUIRE(th_snap_wait_agent(&g));
     SNAP_CREATE(&g, "-e", "f1");
-    revert_to("f1");
-    revert_to("f1"); /* f1's first revert overlay is stale now */
-    revert_to("e1"); /* and so is the second: the domain is on data.e1.r3 */
+    /* f1's first revert overlay is stale after the second revert to f1, and
+     * so is the second after the revert to e1: the domain is on data.e1.r3. */
+    SNAP_REVERT(&g, "--force", "f1");
+    SNAP_REVERT(&g, "--force", "f1");
+    SNAP_REVERT(&g, "--force", "e1");
     char *f1_overlays = th_snap_disk_files(&g, "data.*f1.r*.qcow2");
     CHECK(strchr(f1_overlays, '\n') &&
           strchr(f1_overlays, '\n') != strrchr(f1_overlays, '\n'));
     th_xlsnap(&r, "-N", "snapshot-delete", g.name, "f1", NULL);
     CHECK_INT(r.rc, 0);
-    CHECK_CONTAINS(r.out, "\"remove_revert_overlays\"");
-    CHECK_CONTAINS(r.out, "f1.r1.qcow2");
-    CHECK_CONTAINS(r.out, "f1.r2.qcow2");
+    CHECK_CONTAINS_ALL(r.out, "\"remove_revert_overlays\"", "f1.r1.qcow2", "f1.r2.qcow2");
     th_cmd_free(&r);
-    th_xlsnap(&r, "snapshot-delete", g.name, "f1", NULL);
-    CHECK_INT(r.rc, 0);
+    XLSNAP_OK(&r, "snapshot-delete", g.name, "f1");
     CHECK_CONTAINS(r.err, "left by an earlier revert to 'f1'");
-    if (r.rc)
-        th_note("%s", th_cmd_describe(&r));
     th_cmd_free(&r);
     char *left = th_snap_disk_files(&g, "data.*f1*.qcow2");
     CHECK_STR(left, "");
@@ -208,63 +164,38 @@ static void test_revert_overlays_recorded(void)
     /* e1's own: r1 and r2 are stale, r3 is the domain's active image. */
     th_xlsnap(&r, "-N", "snapshot-delete", g.name, "e1", NULL);
     CHECK_INT(r.rc, 0);
-    CHECK_CONTAINS(r.out, "data.e1.r1.qcow2");
-    CHECK_CONTAINS(r.out, "data.e1.r2.qcow2");
+    CHECK_CONTAINS_ALL(r.out, "data.e1.r1.qcow2", "data.e1.r2.qcow2");
     const char *rm = r.out ? strstr(r.out, "\"remove_revert_overlays\"") : NULL;
     CHECK(rm && !strstr(rm, "data.e1.r3.qcow2"));
     th_cmd_free(&r);
-    char path[4300];
-    snprintf(path, sizeof path, "%s/data.e1.r2.qcow2", g.disk_dir);
     char *out = NULL;
-    CHECK_INT(th_runl(&out, NULL, "qemu-img", "check", "-U", path, (char *)NULL), 0);
+    CHECK_INT(th_runl(&out, NULL, "qemu-img", "check", "-U",
+                      th_snap_disk_file(&g, "data.e1.r2.qcow2"), (char *)NULL),
+              0);
     free(out);
-    REQUIRE(th_xlsim_wait_agent(&g, TH_SNAP_BOOT_TIMEOUT_MS));
+    REQUIRE(th_snap_wait_agent(&g));
     CHECK_GUEST_READS(&g, "A");
 }
 
 /* A paused domain whose revert died is started again paused. */
 static void test_killed_mid_revert_paused(void)
 {
-    if (!th_snap_guest_up(&g))
-        return;
     REQUIRE(th_xlsim_pause(&g, true));
-    char log[4200];
-    snprintf(log, sizeof log, "%s/revert-held-paused.log", th_tmpdir());
-    pid_t pid = revert_held(log);
-    REQUIRE(pid > 0);
-    kill(pid, SIGKILL);
-    th_wait(pid, 10000);
-    CHECK(!th_pid_alive(g.vm.pid));
-    char *j = th_snap_journal_text();
-    CHECK_CONTAINS(j, "\"domain_state\": \"paused\"");
-    free(j);
-    th_cmd r;
-    th_xlsnap(&r, "-N", "snapshot-create", g.name, "probe", NULL);
-    CHECK_INT(r.rc, 0);
-    CHECK_CONTAINS(r.err, "was paused before the interrupted revert: starting it paused");
-    th_cmd_free(&r);
-    th_snap_adopt_new_qemu(&g);
-    CHECK(th_pid_alive(g.vm.pid));
-    char *list = th_snap_xlsim_list();
-    CHECK_CONTAINS(list, "--p---");
-    free(list);
-    j = th_snap_journal_text();
-    CHECK_STR(j, "");
-    free(j);
+    REQUIRE(kill_revert_and_recover(
+        "revert-held-paused.log", "paused",
+        "was paused before the interrupted revert: starting it paused", "--p---"));
     REQUIRE(th_xlsim_pause(&g, false));
-    REQUIRE(th_xlsim_wait_agent(&g, TH_SNAP_BOOT_TIMEOUT_MS));
+    REQUIRE(th_snap_wait_agent(&g));
     CHECK_GUEST_READS(&g, "A");
 }
 
 int main(void)
 {
-    TH_RUN(test_boot);
-    TH_RUN(test_dry_run);
-    TH_RUN(test_killed_mid_revert);
-    TH_RUN(test_revert_after_recovery);
-    TH_RUN(test_revert_overlays_recorded);
-    TH_RUN(test_killed_mid_revert_paused);
-    if (th_snap_booted(&g))
-        th_xlsim_destroy(&g);
-    return th_finish();
+    th_snap_run_boot(&g, "rv2", 0);
+    TH_SNAP_RUN(test_dry_run);
+    TH_SNAP_RUN(test_killed_mid_revert);
+    TH_SNAP_RUN(test_revert_after_recovery);
+    TH_SNAP_RUN(test_revert_overlays_recorded);
+    TH_SNAP_RUN(test_killed_mid_revert_paused);
+    return th_snap_finish();
 }
