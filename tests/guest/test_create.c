@@ -18,22 +18,13 @@
 #include "snap_qmp.h"
 #include "th.h"
 #include "th_qemu.h"
-#include "th_xlsim.h"
+#include "th_snaptest.h"
 
-#define BOOT_TIMEOUT_MS 120000
-#define MIN_RECORDS     10
+#define MIN_RECORDS 10
 
 static th_xlsim_dom g;
-static bool g_up;
 
 /* ------------------------------------------------------------ helpers */
-
-static bool guest_up(void)
-{
-    if (!g_up)
-        th_skip("the guest did not boot");
-    return g_up;
-}
 
 /* Thawed by the agent's own account, and a write in the guest succeeds. */
 static void check_thawed(const char *file, int line)
@@ -46,22 +37,6 @@ static void check_thawed(const char *file, int line)
         th_fail_at(file, line, "a write in the guest failed after the command");
 }
 #define CHECK_THAWED() check_thawed(__FILE__, __LINE__)
-
-/* The writer's log as the live guest sees it now has at least n records. */
-static bool wait_for_records(long n)
-{
-    for (int tries = 0; tries < 150; tries++) {
-        char *text = NULL;
-        th_xlsim_guest_sh(&g, "cat /mnt/vdb/writer.log", &text);
-        th_writer_log log;
-        bool ok = text && th_writer_log_parse(text, &log) && log.records >= n;
-        free(text);
-        if (ok)
-            return true;
-        usleep(200000);
-    }
-    return false;
-}
 
 /* The ext4 in image's internal snapshot name, as a raw file; NULL on failure. */
 static const char *snapshot_to_raw(const char *image, const char *name)
@@ -103,64 +78,30 @@ static void check_refused(const char *const argv[], const char *expect)
     if (r.rc != 1)
         th_fail_at(__FILE__, __LINE__, "expected exit 1: %s", th_cmd_describe(&r));
     CHECK_CONTAINS(r.err, expect);
-    char *after = th_world_capture(&g, TH_WORLD_LIVE);
-    CHECK_WORLD(before, after);
-    CHECK_THAWED();
-    free(before);
-    free(after);
     th_cmd_free(&r);
-}
-
-/* The active path of disk vdev per xenstore ("qcow2:/path" -> "/path"). */
-static char *active_path(const char *vdev)
-{
-    char *params = th_xlsim_backend(&g, vdev, "params");
-    char *colon = params ? strchr(params, ':') : NULL;
-    char *path = colon ? snap_xstrdup(colon + 1) : NULL;
-    free(params);
-    return path;
+    CHECK_WORLD_KEPT(&g, before);
+    CHECK_THAWED();
 }
 
 /* ------------------------------------------------------------ cases */
 
-static void test_boot(void)
-{
-    th_xlsim_opts o = {.extra = "xlsnap.writer=vdb xlsnap.writer_ms=20"};
-    REQUIRE(th_xlsim_create(&g, "g1", &o));
-    REQUIRE(th_xlsim_wait_agent(&g, BOOT_TIMEOUT_MS));
-    REQUIRE(wait_for_records(MIN_RECORDS));
-    g_up = true;
-}
-
 static void test_plan_changes_nothing(void)
 {
-    if (!guest_up())
-        return;
     char *before = th_world_capture(&g, TH_WORLD_LIVE);
     th_cmd r;
     th_xlsnap(&r, "-N", "snapshot-create", "-e", "g1", "p1", NULL);
     CHECK_INT(r.rc, 0);
-    CHECK_CONTAINS(r.out, "xvda");
-    CHECK_CONTAINS(r.out, "xvdb");
-    CHECK_CONTAINS(r.out, "external");
-    CHECK_CONTAINS(r.out, "root.p1.qcow2");
-    CHECK_CONTAINS(r.out, "data.p1.qcow2");
-    char *after = th_world_capture(&g, TH_WORLD_LIVE);
-    CHECK_WORLD(before, after);
-    CHECK_THAWED();
-    free(before);
-    free(after);
+    CHECK_CONTAINS_ALL(r.out, "xvda", "xvdb", "external", "root.p1.qcow2",
+                       "data.p1.qcow2");
     th_cmd_free(&r);
+    CHECK_WORLD_KEPT(&g, before);
+    CHECK_THAWED();
 }
 
 static void test_internal_quiesced(void)
 {
-    if (!guest_up())
-        return;
     th_cmd r;
-    th_xlsnap(&r, "snapshot-create", "-d", "first one", "g1", "s1", NULL);
-    if (r.rc != 0)
-        th_fail_at(__FILE__, __LINE__, "%s", th_cmd_describe(&r));
+    XLSNAP_OK(&r, "snapshot-create", "-d", "first one", "g1", "s1");
     CHECK_CONTAINS(r.out, "quiesced");
     th_cmd_free(&r);
     CHECK(th_qemu_img_has_snapshot(g.root, "s1"));
@@ -176,8 +117,6 @@ static void test_internal_quiesced(void)
 
 static void test_refusals_change_nothing(void)
 {
-    if (!guest_up())
-        return;
     const char *clash[] = {"snapshot-create", "g1", "s1", NULL};
     check_refused(clash, "already exists");
     const char *unknown[] = {"snapshot-create", "--disks", "xvda,xvdz", "g1", "u1", NULL};
@@ -189,8 +128,6 @@ static void test_refusals_change_nothing(void)
 /* An internal snapshot already in one image (made through QEMU) is refused. */
 static void test_name_already_in_image(void)
 {
-    if (!guest_up())
-        return;
     snap_err err = {0};
     snap_qmp *qmp = NULL;
     snap_qmp_tx *tx = snap_qmp_tx_new();
@@ -209,8 +146,6 @@ static void test_name_already_in_image(void)
 /* QEMU would silently overwrite an existing overlay: xlsnap refuses. */
 static void test_overlay_exists(void)
 {
-    if (!guest_up())
-        return;
     char *planted = snap_xasprintf("%s/data.o1.qcow2", g.disk_dir);
     REQUIRE(th_write_file(planted, "precious\n"));
     const char *argv[] = {"snapshot-create", "-e", "g1", "o1", NULL};
@@ -224,15 +159,10 @@ static void test_overlay_exists(void)
 
 static void test_excluded_disk(void)
 {
-    if (!guest_up())
-        return;
-    th_cmd r;
-    th_xlsnap(&r, "snapshot-create", "--disks", "xvda", "g1", "x1", NULL);
-    if (r.rc != 0)
-        th_fail_at(__FILE__, __LINE__, "%s", th_cmd_describe(&r));
-    th_cmd_free(&r);
+    XLSNAP_OK(NULL, "snapshot-create", "--disks", "xvda", "g1", "x1");
     CHECK(th_qemu_img_has_snapshot(g.root, "x1"));
     CHECK(!th_qemu_img_has_snapshot(g.data, "x1"));
+    th_cmd r;
     th_xlsnap(&r, "snapshot-info", "--json", "g1", "x1", NULL);
     CHECK_INT(r.rc, 0);
     snap_err err = {0};
@@ -269,13 +199,7 @@ static void check_qemu_on_overlay(const char *node, const char *overlay, const c
 
 static void test_external(void)
 {
-    if (!guest_up())
-        return;
-    th_cmd r;
-    th_xlsnap(&r, "snapshot-create", "-e", "g1", "e1", NULL);
-    if (r.rc != 0)
-        th_fail_at(__FILE__, __LINE__, "%s", th_cmd_describe(&r));
-    th_cmd_free(&r);
+    XLSNAP_OK(NULL, "snapshot-create", "-e", "g1", "e1");
     char *ov_root = snap_xasprintf("%s/root.e1.qcow2", g.disk_dir);
     char *ov_data = snap_xasprintf("%s/data.e1.qcow2", g.disk_dir);
     CHECK(access(ov_root, F_OK) == 0 && access(ov_data, F_OK) == 0);
@@ -304,8 +228,6 @@ static void test_external(void)
 
 static void test_list_and_info(void)
 {
-    if (!guest_up())
-        return;
     th_cmd r;
     th_xlsnap(&r, "snapshot-list", "g1", NULL);
     CHECK_INT(r.rc, 0);
@@ -344,18 +266,13 @@ static void test_list_and_info(void)
 /* Powered off from inside: QEMU is gone, the domain stays; qemu-img does the work. */
 static void test_offline(void)
 {
-    if (!guest_up())
-        return;
     REQUIRE(th_xlsim_poweroff(&g, 30000));
-    th_cmd r;
-    th_xlsnap(&r, "snapshot-create", "g1", "off1", NULL);
-    if (r.rc != 0)
-        th_fail_at(__FILE__, __LINE__, "%s", th_cmd_describe(&r));
-    th_cmd_free(&r);
-    char *a = active_path("xvda"), *b = active_path("xvdb");
+    XLSNAP_OK(NULL, "snapshot-create", "g1", "off1");
+    char *a = th_snap_active_image(&g, "xvda"), *b = th_snap_active_image(&g, "xvdb");
     REQUIRE(a && b);
     CHECK(th_qemu_img_has_snapshot(a, "off1"));
     CHECK(th_qemu_img_has_snapshot(b, "off1"));
+    th_cmd r;
     th_xlsnap(&r, "snapshot-info", "--json", "g1", "off1", NULL);
     CHECK_INT(r.rc, 0);
     CHECK_CONTAINS(r.out, "shut");
@@ -366,17 +283,15 @@ static void test_offline(void)
 
 int main(void)
 {
-    TH_RUN(test_boot);
-    TH_RUN(test_internal_quiesced);
-    TH_RUN(test_plan_changes_nothing);
-    TH_RUN(test_refusals_change_nothing);
-    TH_RUN(test_name_already_in_image);
-    TH_RUN(test_overlay_exists);
-    TH_RUN(test_excluded_disk);
-    TH_RUN(test_external);
-    TH_RUN(test_list_and_info);
-    TH_RUN(test_offline);
-    if (g_up)
-        th_xlsim_destroy(&g);
-    return th_finish();
+    th_snap_run_boot(&g, "g1", MIN_RECORDS);
+    TH_SNAP_RUN(test_internal_quiesced);
+    TH_SNAP_RUN(test_plan_changes_nothing);
+    TH_SNAP_RUN(test_refusals_change_nothing);
+    TH_SNAP_RUN(test_name_already_in_image);
+    TH_SNAP_RUN(test_overlay_exists);
+    TH_SNAP_RUN(test_excluded_disk);
+    TH_SNAP_RUN(test_external);
+    TH_SNAP_RUN(test_list_and_info);
+    TH_SNAP_RUN(test_offline);
+    return th_snap_finish();
 }
