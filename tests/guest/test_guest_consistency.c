@@ -21,11 +21,9 @@
 #include "th.h"
 #include "th_guest.h"
 #include "th_qemu.h"
-#include "th_xlsim.h"
+#include "th_snaptest.h"
 
-#define BOOT_TIMEOUT_MS 120000
-#define MIN_RECORDS     20
-#define WRITER_LOG      "/mnt/vdb/writer.log"
+#define MIN_RECORDS 20
 
 /* ------------------------------------------------ the writer-log parser */
 
@@ -53,58 +51,24 @@ static void test_writer_log_parse(void)
 /* ------------------------------------------------ the two domains */
 
 static th_xlsim_dom frozen_dom, unfrozen_dom;
-static bool doms_up;
 
-/* Creates both domains first, then waits for both: they boot in parallel. */
+/*
+ * Creates both domains first, then waits for both (they boot in parallel)
+ * until each writer has put MIN_RECORDS records on its disk.
+ */
 static void test_boot_two_domains(void)
 {
-    th_xlsim_opts opts = {.extra = "xlsnap.writer=vdb xlsnap.writer_ms=20"};
-    REQUIRE(th_xlsim_init());
-    REQUIRE(th_xlsim_create(&frozen_dom, "frozen", &opts));
-    REQUIRE(th_xlsim_create(&unfrozen_dom, "unfrozen", &opts));
-    REQUIRE(th_xlsim_wait_agent(&frozen_dom, BOOT_TIMEOUT_MS));
-    REQUIRE(th_xlsim_wait_agent(&unfrozen_dom, BOOT_TIMEOUT_MS));
+    th_xlsim_dom *const doms[] = {&frozen_dom, &unfrozen_dom};
+    const char *const names[] = {"frozen", "unfrozen"};
+    th_snap_boot_all(doms, names, 2, MIN_RECORDS);
+    REQUIRE(th_snap_booted(&frozen_dom));
     /* The agent socket is the one the config's channel names. */
     char *cfg = th_read_file(frozen_dom.cfg_path);
     CHECK_CONTAINS(cfg, frozen_dom.vm.agent_path);
     free(cfg);
-    doms_up = true;
-}
-
-static bool doms_ready(void)
-{
-    if (!doms_up)
-        th_skip("the domains did not boot");
-    return doms_up;
 }
 
 /* ------------------------------------------------ helpers */
-
-/* The writer's log as the live guest sees it (malloc'd); NULL on failure. */
-static char *live_log(const th_xlsim_dom *d)
-{
-    th_agent *ga = th_agent_connect(d->vm.agent_path, 20000);
-    char *text = ga ? th_agent_read_file(ga, WRITER_LOG) : NULL;
-    th_agent_close(ga);
-    return text;
-}
-
-/* Waits until the writer has put at least n records on its disk. */
-static bool wait_for_records(const th_xlsim_dom *d, long n)
-{
-    for (int tries = 0; tries < 100; tries++) {
-        char *text = live_log(d);
-        th_writer_log log;
-        bool ok = text && th_writer_log_parse(text, &log) && log.records >= n;
-        free(text);
-        if (ok)
-            return true;
-        usleep(200000);
-    }
-    th_fail_at(__FILE__, __LINE__, "%s: the writer wrote fewer than %ld records", d->name,
-               n);
-    return false;
-}
 
 /* Freezes every filesystem of the guest (both disks) with libsnap's client. */
 static bool freeze(snap_agent *ag)
@@ -178,10 +142,7 @@ static void check_writer_logs(const char *base_text, const char *live_text)
 
 static void test_frozen_snapshot_is_consistent(void)
 {
-    if (!doms_ready())
-        return;
     th_xlsim_dom *d = &frozen_dom;
-    REQUIRE(wait_for_records(d, MIN_RECORDS));
     const char *overlay = th_path("frozen-data.snap.qcow2");
     snap_agent *ag = NULL;
     snap_err err = {0};
@@ -202,34 +163,31 @@ static void test_frozen_snapshot_is_consistent(void)
     CHECK_INT(th_ext4_needs_recovery(raw), 0);
     CHECK_INT(th_ext4_fsck(raw), 0);
     char *base_log = th_ext4_cat(raw, "/writer.log");
-    char *live = live_log(d);
+    char *live = th_snap_writer_log(d);
     check_writer_logs(base_log, live);
     free(base_log);
     free(live);
-    CHECK(th_xlsim_destroy(d));
+    CHECK(th_snap_destroy(d));
 }
 
 /* The control: the same snapshot without freeze is only crash-consistent. */
 static void test_unfrozen_snapshot_needs_recovery(void)
 {
-    if (!doms_ready())
-        return;
     th_xlsim_dom *d = &unfrozen_dom;
-    REQUIRE(wait_for_records(d, MIN_RECORDS));
     const char *overlay = th_path("unfrozen-data.snap.qcow2");
     REQUIRE(snapshot_xvdb(d, overlay));
     check_chain(overlay, d->data);
     const char *raw = th_image_to_raw(d->data);
     REQUIRE(raw);
     CHECK_INT(th_ext4_needs_recovery(raw), 1);
-    CHECK(th_xlsim_destroy(d));
+    CHECK(th_snap_destroy(d));
 }
 
 int main(void)
 {
     TH_RUN(test_writer_log_parse);
     TH_RUN(test_boot_two_domains);
-    TH_RUN(test_frozen_snapshot_is_consistent);
-    TH_RUN(test_unfrozen_snapshot_needs_recovery);
-    return th_finish();
+    TH_SNAP_RUN(test_frozen_snapshot_is_consistent);
+    TH_SNAP_RUN(test_unfrozen_snapshot_needs_recovery);
+    return th_snap_finish();
 }
