@@ -105,19 +105,6 @@ int th_snap_finish(void)
     return th_finish();
 }
 
-void th_snap_boot(th_xlsim_dom *d, const char *name)
-{
-    th_snap_boot_all(&d, &name, 1, 0);
-}
-
-bool th_snap_guest_up(const th_xlsim_dom *d)
-{
-    if (th_snap_booted(d))
-        return true;
-    th_skip("the guest did not boot");
-    return false;
-}
-
 /* ------------------------------------------------------------ the guest */
 
 const char *th_snap_disk_file(const th_xlsim_dom *d, const char *name)

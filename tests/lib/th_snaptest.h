@@ -53,9 +53,6 @@ void th_snap_run_test(const char *name, void (*fn)(void));
 bool th_snap_destroy(th_xlsim_dom *d);
 /* Destroys the domains still booted, then th_finish(). */
 int th_snap_finish(void);
-/* Transitional, until every test is on th_snap_run_boot/TH_SNAP_RUN. */
-void th_snap_boot(th_xlsim_dom *d, const char *name);
-bool th_snap_guest_up(const th_xlsim_dom *d);
 
 /* ------------------------------------------------------------ the guest */
 
