@@ -44,7 +44,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARNFLAGS := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= $(OPTFLAGS)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(WARNFLAGS) $(SANFLAGS) $(CFLAGS) \
-             -Ilibsnap -Itests/lib $(PKG_CFLAGS) -MMD -MP
+             -Ilibsnap $(TEST_INCLUDES) $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
 
 LIBSNAP_SRCS  :=
@@ -72,6 +72,9 @@ TEST_BINS    := $(UNIT_TESTS:%=$(BUILD)/tests/%) $(GUEST_TESTS:%=$(BUILD)/tests/
 .PHONY: all check check-unit demo bench fuzz install clean deps format check-valgrind check-valgrind-guest check-xen
 
 all: $(LIBSNAP_A) $(LIBSNAP_SO) $(PROGRAM_BINS) $(TEST_BINS)
+
+# Only test code sees the test harness's headers: the product never includes them.
+$(BUILD)/tests/%.o: TEST_INCLUDES := -Itests/lib
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -159,6 +159,11 @@ char *snap_xstrdup(const char *s)
     return p;
 }
 
+char *snap_xstrdup_or_null(const char *s)
+{
+    return s ? snap_xstrdup(s) : NULL;
+}
+
 char *snap_xasprintf(const char *fmt, ...)
 {
     va_list ap;

@@ -23,8 +23,6 @@
 #include "snap_qemuimg.h"
 #include "snap_revert.h"
 
-#define COMMIT_TIMEOUT_MS 600000
-
 /* ------------------------------------------------------------ who uses an image */
 
 typedef struct image_set {
@@ -222,14 +220,15 @@ static int finish_leftover_job(snap_qmp *qmp, const char *job_id, bool *merged,
     }
     snap_qmp_job_clear(&job);
     if (!rc)
-        rc = snap_qmp_wait_job(qmp, job_id, "ready", &job, COMMIT_TIMEOUT_MS, err);
+        rc = snap_qmp_wait_job(qmp, job_id, "ready", &job, SNAP_COMMIT_TIMEOUT_MS, err);
     bool ready = !rc && !strcmp(job.status, "ready");
     snap_qmp_job_clear(&job);
     if (ready)
         rc = snap_qmp_execute(qmp, "block-job-complete", job_args_device, job_id, NULL,
                               SNAP_QMP_TIMEOUT_MS, err);
     if (!rc)
-        rc = snap_qmp_wait_job(qmp, job_id, "concluded", &job, COMMIT_TIMEOUT_MS, err);
+        rc = snap_qmp_wait_job(qmp, job_id, "concluded", &job, SNAP_COMMIT_TIMEOUT_MS,
+                               err);
     *merged = !rc && !job.error;
     snap_qmp_job_clear(&job);
     if (!rc)
@@ -262,7 +261,8 @@ static int commit_intermediate(snap_qmp *qmp, const snap_qmp_disk *q, size_t dep
                               err);
     snap_qmp_job job = {0};
     if (!rc)
-        rc = snap_qmp_wait_job(qmp, job_id, "concluded", &job, COMMIT_TIMEOUT_MS, err);
+        rc = snap_qmp_wait_job(qmp, job_id, "concluded", &job, SNAP_COMMIT_TIMEOUT_MS,
+                               err);
     if (!rc && job.error)
         rc = snap_err_set(err, SNAP_ERROR_PEER, "commit job %s failed: %s", job_id,
                           job.error);
@@ -285,7 +285,7 @@ static int merge_live(const ext_ctx *x, const snap_qmp_disk *q, size_t depth,
     char job_id[160];
     snprintf(job_id, sizeof job_id, "xlsnap-delete-%s", md->vdev);
     return snap_qmp_commit_active(x->qmp, snap_qmp_disk_target(q), q->chain[1].node_name,
-                                  job_id, COMMIT_TIMEOUT_MS, err);
+                                  job_id, SNAP_COMMIT_TIMEOUT_MS, err);
 }
 
 /* Offline: qemu-img commit O, then the image above O re-based onto B. */

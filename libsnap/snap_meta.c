@@ -108,8 +108,6 @@ static const enum_name policy_names[] = {{"required", SNAP_QUIESCE_REQUIRED},
 static const enum_name consistency_names[] = {
     {"quiesced", SNAP_META_QUIESCED}, {"crash-consistent", SNAP_META_CRASH_CONSISTENT}};
 
-#define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
 /* The value of string s in names, or -1. */
 static int parse_enum(const char *s, const enum_name *names, int n)
 {
@@ -130,12 +128,12 @@ static const char *enum_str(int v, const enum_name *names, int n)
 #define ENUM_FUNCS(type, fn, names)                                                      \
     const char *snap_meta_##fn##_name(type v)                                            \
     {                                                                                    \
-        const char *s = enum_str((int)v, names, N_OF(names));                            \
+        const char *s = enum_str((int)v, names, (int)SNAP_N_OF(names));                  \
         return s ? s : "unknown";                                                        \
     }                                                                                    \
     int snap_meta_##fn##_parse(const char *s, type *out)                                 \
     {                                                                                    \
-        int v = parse_enum(s, names, N_OF(names));                                       \
+        int v = parse_enum(s, names, (int)SNAP_N_OF(names));                             \
         if (v >= 0)                                                                      \
             *out = (type)v;                                                              \
         return v < 0 ? -1 : 0;                                                           \
@@ -474,7 +472,8 @@ static int get_enum(const snap_meta_reader *r, yajl_val obj, const char *key,
     return snap_meta_field_err(r, key, msg);
 }
 
-#define GET_ENUM(r, obj, key, names, out) get_enum(r, obj, key, names, N_OF(names), out)
+#define GET_ENUM(r, obj, key, names, out)                                                \
+    get_enum(r, obj, key, names, (int)SNAP_N_OF(names), out)
 
 /* An object member (nullable: null or absent -> NULL). */
 int snap_meta_read_obj(const snap_meta_reader *r, yajl_val obj, const char *key,

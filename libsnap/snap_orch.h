@@ -23,6 +23,8 @@
 #define SNAP_LOCK_TIMEOUT_MS           30000
 #define SNAP_DEFAULT_FREEZE_TIMEOUT_MS 10000
 #define SNAP_DEFAULT_LEASE_MS          10000
+/* A block-commit (merge) may copy a whole image: minutes, not seconds. */
+#define SNAP_COMMIT_TIMEOUT_MS 600000
 
 /* One disk of the domain as xlsnap sees it. */
 typedef struct snap_vdisk {

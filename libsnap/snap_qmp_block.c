@@ -261,16 +261,11 @@ static qmp_tx_action *qmp_tx_append(snap_qmp_tx *tx)
     return a;
 }
 
-static char *qmp_dup_or_null(const char *s)
-{
-    return s ? snap_xstrdup(s) : NULL;
-}
-
 void snap_qmp_tx_add_internal(snap_qmp_tx *tx, const char *target, const char *name)
 {
     qmp_tx_action *a = qmp_tx_append(tx);
-    a->device = qmp_dup_or_null(target);
-    a->name = qmp_dup_or_null(name);
+    a->device = snap_xstrdup_or_null(target);
+    a->name = snap_xstrdup_or_null(name);
 }
 
 void snap_qmp_tx_add_external(snap_qmp_tx *tx, const char *device, const char *node_name,
@@ -279,11 +274,11 @@ void snap_qmp_tx_add_external(snap_qmp_tx *tx, const char *device, const char *n
 {
     qmp_tx_action *a = qmp_tx_append(tx);
     a->external = true;
-    a->device = qmp_dup_or_null(device);
-    a->node_name = qmp_dup_or_null(node_name);
-    a->snapshot_node_name = qmp_dup_or_null(snapshot_node_name);
-    a->file = qmp_dup_or_null(snapshot_file);
-    a->format = qmp_dup_or_null(format);
+    a->device = snap_xstrdup_or_null(device);
+    a->node_name = snap_xstrdup_or_null(node_name);
+    a->snapshot_node_name = snap_xstrdup_or_null(snapshot_node_name);
+    a->file = snap_xstrdup_or_null(snapshot_file);
+    a->format = snap_xstrdup_or_null(format);
 }
 
 static void qmp_kv_opt(yajl_gen g, const char *key, const char *value)

@@ -10,17 +10,12 @@
 #include "snap_orch.h"
 #include "snap_revert.h"
 
-static char *dup_or_null(const char *s)
-{
-    return s ? snap_xstrdup(s) : NULL;
-}
-
 snap_info *snap_info_from_meta(const snap_meta *m)
 {
     snap_info *s = snap_xcalloc(1, sizeof *s);
     s->name = snap_xstrdup(m->name);
     s->description = snap_xstrdup(m->description ? m->description : "");
-    s->parent = dup_or_null(m->parent);
+    s->parent = snap_xstrdup_or_null(m->parent);
     s->creation_sec = m->ctime_sec;
     s->creation_nsec = m->ctime_nsec;
     s->domain_name = snap_xstrdup(m->domain.name);
@@ -36,8 +31,8 @@ snap_info *snap_info_from_meta(const snap_meta *m)
         d->method = snap_xstrdup(snap_meta_method_name(md->method));
         d->format = snap_xstrdup(md->format);
         d->base_path = snap_xstrdup(md->base_path);
-        d->overlay_path = dup_or_null(md->overlay_path);
-        d->internal_name = dup_or_null(md->qemu_snap_name);
+        d->overlay_path = snap_xstrdup_or_null(md->overlay_path);
+        d->internal_name = snap_xstrdup_or_null(md->qemu_snap_name);
         s->n_internal += md->method == SNAP_METHOD_INTERNAL;
         s->n_external += md->method == SNAP_METHOD_EXTERNAL;
     }
@@ -50,7 +45,7 @@ snap_info *snap_info_from_meta(const snap_meta *m)
     s->frozen_count = m->quiesce.frozen_count;
     s->frozen_ms = m->quiesce.window_ms;
     s->thaw_ok = m->quiesce.thaw_ok;
-    s->memory_path = m->has_memory ? dup_or_null(m->memory_path) : NULL;
+    s->memory_path = m->has_memory ? snap_xstrdup_or_null(m->memory_path) : NULL;
     s->memory_size = m->memory_size;
     s->has_memory = m->has_memory;
     s->json = snap_meta_to_json(m);
