@@ -22,8 +22,8 @@ INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
 DATADIR    ?= $(PREFIX)/share
 
-SNAP_VERSION := 0.1.0
-SNAP_SOMAJOR := 0
+SNAP_VERSION := 1.0.0
+SNAP_SOMAJOR := 1
 
 CC      ?= cc
 SAN     ?= 0

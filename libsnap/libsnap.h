@@ -20,23 +20,33 @@ extern "C" {
 #endif
 
 /* Return codes. 0 is success; every error is negative. */
-#define SNAP_OK                 0
-#define SNAP_ERROR_FAIL         -1  /* unspecified failure */
-#define SNAP_ERROR_INVAL        -2  /* bad argument or input */
-#define SNAP_ERROR_NOTFOUND     -3  /* no such domain, disk, snapshot or file */
-#define SNAP_ERROR_EXISTS       -4  /* name or file already exists */
-#define SNAP_ERROR_TIMEDOUT     -5  /* a peer did not answer in time */
-#define SNAP_ERROR_PROTOCOL     -6  /* a peer sent something malformed or unexpected */
-#define SNAP_ERROR_PEER         -7  /* a peer reported an error (QMP, agent, qemu-img) */
-#define SNAP_ERROR_IO           -8  /* a local system call failed */
-#define SNAP_ERROR_BUSY         -9  /* locked, or an image is in use by a running QEMU */
-#define SNAP_ERROR_NOMEM        -10 /* out of memory */
+#define SNAP_OK             0
+#define SNAP_ERROR_FAIL     -1 /* unspecified failure */
+#define SNAP_ERROR_INVAL    -2 /* bad argument or input */
+#define SNAP_ERROR_NOTFOUND -3 /* no such domain, disk, snapshot or file */
+#define SNAP_ERROR_EXISTS   -4 /* name or file already exists */
+#define SNAP_ERROR_TIMEDOUT -5 /* a peer did not answer in time */
+#define SNAP_ERROR_PROTOCOL -6 /* a peer sent something malformed or unexpected */
+#define SNAP_ERROR_PEER     -7 /* a peer reported an error (QMP, agent, qemu-img) */
+#define SNAP_ERROR_IO       -8 /* a local system call failed */
+#define SNAP_ERROR_BUSY     -9 /* locked, or an image is in use by a running QEMU */
+/* -10 is reserved: libsnap aborts on out-of-memory, as libxl does. */
 #define SNAP_ERROR_CLOSED       -11 /* a peer closed the connection */
 #define SNAP_ERROR_UNSUPPORTED  -12 /* not possible for this domain, disk or format */
 #define SNAP_ERROR_GUEST_FROZEN -13 /* the guest's filesystems may still be frozen */
 
 /* A short constant name for a return code ("timed out", "busy", ...). */
 const char *snap_strerror(int rc);
+
+/*
+ * Feature macros, as libxl's LIBXL_HAVE_*: a caller tests for a feature
+ * with #ifdef instead of comparing versions. Each names what it adds; the
+ * first set describes the API of libsnap.so.1.
+ */
+#define LIBSNAP_HAVE_LIST_EACH      1 /* snap_list_each */
+#define LIBSNAP_HAVE_SUMMARY        1 /* snap_summary, snap_list_summaries */
+#define LIBSNAP_HAVE_ENUM_TO_STRING 1 /* snap_*_to_string */
+#define LIBSNAP_HAVE_DOMAIN_STATE   1 /* snap_info.domain_state is an enum */
 
 /* ------------------------------------------------------------------ context */
 
@@ -111,12 +121,29 @@ typedef struct snap_create_params {
 
 void snap_create_params_init(snap_create_params *params);
 
+/* The domain's run state (at snapshot time, in a record). */
+typedef enum snap_domain_state {
+    SNAP_DOMAIN_RUNNING = 0,
+    SNAP_DOMAIN_PAUSED,
+    SNAP_DOMAIN_SHUTOFF, /* exists in the toolstack, no device model serving its disks */
+    SNAP_DOMAIN_UNKNOWN, /* not recorded: the entry of an interrupted create */
+} snap_domain_state;
+
+/*
+ * The names libsnap uses for these values in records, plans and output
+ * ("running", "internal", "best-effort", ...); "unknown" for any other
+ * value (AUTO included). Constant strings.
+ */
+const char *snap_domain_state_to_string(snap_domain_state state);
+const char *snap_method_to_string(snap_method method);
+const char *snap_quiesce_policy_to_string(snap_quiesce_policy policy);
+
 /* ------------------------------------------------------------------ records */
 
 typedef struct snap_disk_info {
     char *vdev;          /* "xvda" */
     char *backend;       /* "qdisk", "phy", ... */
-    char *method;        /* "internal" or "external" */
+    snap_method method;  /* INTERNAL or EXTERNAL */
     char *format;        /* format of the snapshotted image */
     char *base_path;     /* the image snapshotted (external: now a backing file) */
     char *overlay_path;  /* external only: the new active image */
@@ -131,36 +158,55 @@ typedef struct snap_info {
     int32_t creation_nsec;
     char *domain_name;
     char *domain_uuid;
-    char *domain_state; /* "running", "paused" or "shutoff" at snapshot time */
-    bool current;       /* the domain's current snapshot */
-    bool incomplete;    /* an interrupted operation is journaled for it */
+    snap_domain_state domain_state; /* at snapshot time */
+    bool current;                   /* the domain's current snapshot */
+    bool incomplete;                /* an interrupted operation is journaled for it */
     size_t n_disks;
     snap_disk_info *disks;
     size_t n_excluded;
-    char **excluded;      /* vdevs left out */
-    char *quiesce_policy; /* "required", "best-effort" or "off" */
-    bool quiesced;        /* filesystems were frozen (else crash-consistent) */
-    int frozen_count;     /* filesystems frozen */
-    int64_t frozen_ms;    /* freeze window, freeze sent -> thaw reply */
+    char **excluded;                    /* vdevs left out */
+    snap_quiesce_policy quiesce_policy; /* REQUIRED, BEST_EFFORT or OFF (AUTO: unknown) */
+    bool quiesced;     /* filesystems were frozen (else crash-consistent) */
+    int frozen_count;  /* filesystems frozen */
+    int64_t frozen_ms; /* freeze window, freeze sent -> thaw reply */
     bool thaw_ok;
     char *memory_path; /* NULL: disk-only snapshot */
     uint64_t memory_size;
     size_t n_children;
-    char *json;                      /* the whole record, as stored (JSON) */
-    unsigned n_internal, n_external; /* disks by method */
-    bool has_memory;                 /* a memory image was saved */
-    bool summary; /* from snap_list_summaries: disks, excluded, memory_path and json
-                     are NULL (n_disks and n_excluded still count them) */
+    char *json; /* the whole record, as stored (JSON) */
     /* Overlays that external reverts to this snapshot created and that are
      * not its own (the domain's active images, or states later reverts left
      * behind); snapshot-delete removes those nothing else uses. Paths; NULL
-     * when none and in summaries. */
+     * when none. */
     size_t n_revert_overlays;
     char **revert_overlays;
 } snap_info;
 
 void snap_info_free(snap_info *info);
 void snap_info_list_free(snap_info **list, size_t n);
+
+/*
+ * What a table or tree of snapshots shows, read from the store's index
+ * without parsing each record (snap_list_summaries).
+ */
+typedef struct snap_summary {
+    char *name;
+    char *description; /* "" when none */
+    char *parent;      /* NULL for a root */
+    int64_t creation_sec;
+    int32_t creation_nsec;
+    snap_domain_state domain_state;
+    bool current;
+    bool incomplete;
+    size_t n_disks;
+    unsigned n_internal, n_external; /* disks by method */
+    size_t n_excluded;
+    bool quiesced;
+    bool has_memory; /* a memory image was saved */
+    size_t n_children;
+} snap_summary;
+
+void snap_summary_list_free(snap_summary **list, size_t n);
 
 /*
  * Takes a snapshot of domain (a name, a domid, or a UUID no domain has as its
@@ -182,11 +228,11 @@ int snap_create(snap_ctx *ctx, const char *domain, const snap_create_params *par
 int snap_list(snap_ctx *ctx, const char *domain, snap_info ***list_out, size_t *n_out);
 /*
  * Like snap_list, from the store's index instead of every full record (a
- * list of 10,000 in milliseconds): each snap_info has summary set and only
- * the fields a table or tree shows. Free with snap_info_list_free. Damaged
- * metadata: as snap_list (SNAP_ERROR_PROTOCOL with the readable part).
+ * list of 10,000 in milliseconds): what a table or tree shows. Free with
+ * snap_summary_list_free. Damaged metadata: as snap_list
+ * (SNAP_ERROR_PROTOCOL with the readable part).
  */
-int snap_list_summaries(snap_ctx *ctx, const char *domain, snap_info ***list_out,
+int snap_list_summaries(snap_ctx *ctx, const char *domain, snap_summary ***list_out,
                         size_t *n_out);
 
 /*

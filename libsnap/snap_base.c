@@ -20,7 +20,6 @@ const char *snap_strerror(int rc)
     case SNAP_ERROR_PEER: return "peer reported an error";
     case SNAP_ERROR_IO: return "I/O error";
     case SNAP_ERROR_BUSY: return "busy";
-    case SNAP_ERROR_NOMEM: return "out of memory";
     case SNAP_ERROR_CLOSED: return "connection closed";
     case SNAP_ERROR_UNSUPPORTED: return "not supported";
     case SNAP_ERROR_GUEST_FROZEN: return "guest may be left frozen";

@@ -5,15 +5,6 @@
 
 #include "snap_internal.h"
 
-const char *snap_domain_state_name(snap_domain_state state)
-{
-    switch (state) {
-    case SNAP_DOMAIN_RUNNING: return "running";
-    case SNAP_DOMAIN_PAUSED: return "paused";
-    default: return "shutoff";
-    }
-}
-
 static char *env_or(const char *var, const char *dflt)
 {
     const char *v = getenv(var);
@@ -113,11 +104,10 @@ void snap_info_free(snap_info *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; s->disks && i < s->n_disks; i++) { /* NULL in summaries */
+    for (size_t i = 0; s->disks && i < s->n_disks; i++) {
         snap_disk_info *d = &s->disks[i];
         free(d->vdev);
         free(d->backend);
-        free(d->method);
         free(d->format);
         free(d->base_path);
         free(d->overlay_path);
@@ -131,8 +121,6 @@ void snap_info_free(snap_info *s)
     free(s->parent);
     free(s->domain_name);
     free(s->domain_uuid);
-    free(s->domain_state);
-    free(s->quiesce_policy);
     free(s->memory_path);
     free(s->json);
     free(s);
@@ -142,5 +130,22 @@ void snap_info_list_free(snap_info **list, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         snap_info_free(list[i]);
+    free(list);
+}
+
+static void snap_summary_free(snap_summary *s)
+{
+    if (!s)
+        return;
+    free(s->name);
+    free(s->description);
+    free(s->parent);
+    free(s);
+}
+
+void snap_summary_list_free(snap_summary **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        snap_summary_free(list[i]);
     free(list);
 }

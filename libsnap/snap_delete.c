@@ -478,7 +478,7 @@ static int delete_one(snap_ctx *ctx, snap_session *s, const char *name, bool met
             "the merge was interrupted and stays journaled (domain %s %s%s); "
             "the next xlsnap command on it finishes the merge",
             s->dom.ref.name, known ? "is " : "state unknown: ",
-            known ? snap_domain_state_name(now.state) : lerr.msg);
+            known ? snap_domain_state_to_string(now.state) : lerr.msg);
     } else if (!rc || j.owner_pid) {
         snap_err ferr;
         int frc = snap_journal_finish(&s->st, &ferr);
@@ -609,7 +609,7 @@ static void plan_snapshot_json(yajl_gen g, snap_session *s, const char *name,
             const snap_meta_disk *md = &m.disks[i];
             yajl_gen_map_open(g);
             snap_json_kv_str(g, "vdev", md->vdev);
-            snap_json_kv_str(g, "method", snap_meta_method_name(md->method));
+            snap_json_kv_str(g, "method", snap_method_to_string(md->method));
             snap_json_kv_str(g, "base", md->base_path);
             snap_json_kv_str(g, "overlay", md->overlay_path);
             snap_json_kv_str(g, "action", storage_action(s, md, meta_only));

@@ -125,8 +125,8 @@ static const char *enum_str(int v, const enum_name *names, int n)
     return NULL;
 }
 
-#define ENUM_FUNCS(type, fn, names)                                                      \
-    const char *snap_meta_##fn##_name(type v)                                            \
+#define ENUM_FUNCS(type, fn, to_string, names)                                           \
+    const char *to_string(type v)                                                        \
     {                                                                                    \
         const char *s = enum_str((int)v, names, (int)SNAP_N_OF(names));                  \
         return s ? s : "unknown";                                                        \
@@ -139,10 +139,11 @@ static const char *enum_str(int v, const enum_name *names, int n)
         return v < 0 ? -1 : 0;                                                           \
     }
 
-ENUM_FUNCS(snap_domain_state, domstate, domstate_names)
-ENUM_FUNCS(snap_method, method, method_names)
-ENUM_FUNCS(snap_quiesce_policy, policy, policy_names)
-ENUM_FUNCS(snap_meta_consistency, consistency, consistency_names)
+ENUM_FUNCS(snap_domain_state, domstate, snap_domain_state_to_string, domstate_names)
+ENUM_FUNCS(snap_method, method, snap_method_to_string, method_names)
+ENUM_FUNCS(snap_quiesce_policy, policy, snap_quiesce_policy_to_string, policy_names)
+ENUM_FUNCS(snap_meta_consistency, consistency, snap_meta_consistency_name,
+           consistency_names)
 
 /* ------------------------------------------------------------- structs */
 
@@ -317,7 +318,7 @@ static void gen_disk(yajl_gen g, const snap_meta_disk *d)
     yajl_gen_map_open(g);
     snap_json_kv_str(g, "vdev", d->vdev);
     snap_json_kv_str(g, "backend", d->backend);
-    snap_json_kv_str(g, "method", snap_meta_method_name(d->method));
+    snap_json_kv_str(g, "method", snap_method_to_string(d->method));
     snap_json_kv_str(g, "format", d->format);
     snap_json_kv_str(g, "base_path", d->base_path);
     snap_json_kv_str(g, "overlay_path", d->overlay_path);
@@ -332,7 +333,7 @@ static void gen_disk(yajl_gen g, const snap_meta_disk *d)
 static void gen_quiesce(yajl_gen g, const snap_meta_quiesce *q)
 {
     yajl_gen_map_open(g);
-    snap_json_kv_str(g, "policy", snap_meta_policy_name(q->policy));
+    snap_json_kv_str(g, "policy", snap_quiesce_policy_to_string(q->policy));
     snap_json_kv_bool(g, "agent_present", q->agent_present);
     snap_json_kv_int(g, "frozen_count", q->frozen_count);
     snap_json_kv_int(g, "window_ms", q->window_ms);
@@ -351,7 +352,7 @@ static void gen_domain(yajl_gen g, const snap_meta *m)
         snap_json_int(g, m->domain.domid);
     else
         snap_json_null(g);
-    snap_json_kv_str(g, "state", snap_meta_domstate_name(m->domain.state));
+    snap_json_kv_str(g, "state", snap_domain_state_to_string(m->domain.state));
     yajl_gen_map_close(g);
 }
 

@@ -64,9 +64,6 @@ typedef enum snap_meta_consistency {
 } snap_meta_consistency;
 
 /* Enum <-> record string ("running", "internal", "best-effort", "crash-consistent"). */
-const char *snap_meta_domstate_name(snap_domain_state s);
-const char *snap_meta_method_name(snap_method m);
-const char *snap_meta_policy_name(snap_quiesce_policy p);
 const char *snap_meta_consistency_name(snap_meta_consistency c);
 /* 0 and *out set, or -1 for an unknown string (AUTO is never accepted). */
 int snap_meta_domstate_parse(const char *s, snap_domain_state *out);

@@ -393,9 +393,9 @@ char *snap_plan_to_json(const snap_plan *plan, const snap_domain *dom)
     yajl_gen_map_open(g);
     snap_json_kv_str(g, "domain", dom->ref.name);
     snap_json_kv_int(g, "domid", dom->ref.domid);
-    snap_json_kv_str(g, "state", snap_domain_state_name(dom->ref.state));
+    snap_json_kv_str(g, "state", snap_domain_state_to_string(dom->ref.state));
     snap_json_kv_str(g, "snapshot", plan->name);
-    snap_json_kv_str(g, "quiesce", snap_meta_policy_name(plan->quiesce));
+    snap_json_kv_str(g, "quiesce", snap_quiesce_policy_to_string(plan->quiesce));
     snap_json_kv_str(g, "agent", dom->agent_path);
     snap_json_kv_bool(g, "memory", plan->memory);
     snap_json_key(g, "disks");
@@ -404,7 +404,7 @@ char *snap_plan_to_json(const snap_plan *plan, const snap_domain *dom)
         const snap_plan_disk *pd = &plan->disks[i];
         yajl_gen_map_open(g);
         snap_json_kv_str(g, "vdev", pd->disk->xs->vdev);
-        snap_json_kv_str(g, "method", snap_meta_method_name(pd->method));
+        snap_json_kv_str(g, "method", snap_method_to_string(pd->method));
         snap_json_kv_str(g, "via", pd->via_qmp ? "qmp-transaction" : "qemu-img");
         snap_json_kv_str(g, "image", pd->disk->xs->path);
         snap_json_kv_str(g, "format", pd->disk->xs->format);

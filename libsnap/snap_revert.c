@@ -118,7 +118,7 @@ static int plan_state(snap_session *s, const snap_revert_params *p, revert_plan 
                             "%s domain to it throws away its running state and boots "
                             "it afresh; use --force",
                             rp->m.name, s->dom.ref.name,
-                            snap_domain_state_name(s->dom.ref.state));
+                            snap_domain_state_to_string(s->dom.ref.state));
     rp->start = rp->was_live || p->state != SNAP_REVERT_STATE_AS_SNAPSHOT;
     rp->end_paused = p->state == SNAP_REVERT_STATE_PAUSED;
     return 0;
@@ -143,7 +143,7 @@ static void journal_intent(snap_journal *j, const snap_session *s, const revert_
                            char *prev_current)
 {
     j->prev_current = prev_current;
-    j->domain_state = snap_xstrdup(snap_domain_state_name(s->dom.ref.state));
+    j->domain_state = snap_xstrdup(snap_domain_state_to_string(s->dom.ref.state));
     for (size_t i = 0; i < rp->n; i++) {
         const revert_disk *rd = &rp->disks[i];
         snap_journal_disk *jd = snap_journal_add_disk(j, rd->md->vdev);
@@ -349,7 +349,7 @@ static char *revert_plan_json(const snap_session *s, const revert_plan *rp,
     snap_json_kv_str(g, "operation", "revert");
     snap_json_kv_str(g, "domain", s->dom.ref.name);
     snap_json_kv_str(g, "snapshot", rp->m.name);
-    snap_json_kv_str(g, "domain_state", snap_domain_state_name(s->dom.ref.state));
+    snap_json_kv_str(g, "domain_state", snap_domain_state_to_string(s->dom.ref.state));
     snap_json_kv_bool(g, "stop_domain", rp->was_live);
     snap_json_kv_str(g, "memory", rp->memory);
     snap_json_kv_str(g, "start",

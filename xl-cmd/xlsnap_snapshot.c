@@ -228,7 +228,7 @@ int main_snapshot_list(int argc, char **argv)
     }
     if (json)
         return list_json(argv[optind], filter);
-    snap_info **list = NULL;
+    snap_summary **list = NULL;
     size_t n = 0;
     /* Tables and trees need only the index. */
     int rc = snap_list_summaries(xlsnap_ctx(), argv[optind], &list, &n);
@@ -245,7 +245,7 @@ int main_snapshot_list(int argc, char **argv)
      * list reachable, so leak checkers do not count it as lost (volatile: an
      * optimiser would drop a store nothing reads, and LeakSanitizer did).
      */
-    static snap_info **volatile listed;
+    static snap_summary **volatile listed;
     listed = list;
     (void)listed;
     return rc ? report_failure("snapshot-list", rc) : EXIT_SUCCESS;
