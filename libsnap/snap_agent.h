@@ -1,5 +1,5 @@
 /*
- * The guest-agent room: a client for qemu-ga (the QEMU guest agent) over its
+ * The guest-agent client for qemu-ga (the QEMU guest agent) over its
  * channel socket. Private to libsnap.
  *
  * Protocol (see docs and qemu's qga/): no greeting; one JSON request per line,

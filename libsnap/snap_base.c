@@ -1,4 +1,4 @@
-/* Errors, deadlines, logging and memory helpers shared by libsnap's rooms. */
+/* Errors, deadlines, logging and memory helpers shared by libsnap's modules. */
 #include "snap_base.h"
 
 #include <errno.h>

@@ -1,5 +1,5 @@
 /*
- * Private base shared by every libsnap room: errors with context, monotonic
+ * Private base shared by every libsnap module: errors with context, monotonic
  * deadlines, logging. Not installed.
  */
 #ifndef SNAP_BASE_H

@@ -6,7 +6,7 @@
  * and libxl_retrieve_domain_configuration() takes the disks' pdev_path and
  * format from it. After an external snapshot switches a disk to a new
  * overlay, this file must say so, or the next `xl save`/migrate/reboot goes
- * back to the old image. This room reads and edits that file with libxl's
+ * back to the old image. This module reads and edits that file with libxl's
  * own userdata protocol (tools/libs/light/libxl_internal.c and libxl_dom.c,
  * Xen 4.17): the same lock file and flock dance, the same temp file +
  * rename, the same mode and the same trailing NUL.

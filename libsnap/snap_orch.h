@@ -2,7 +2,7 @@
  * The orchestrator's private model: a domain resolved from the platform,
  * xenstore, the stored libxl config and its device model's QMP; the plan of
  * a snapshot; and the steps create/revert/delete are built from.
- * Policy lives here; protocol lives in the rooms (snap_qmp, snap_agent,
+ * Policy lives here; protocol lives in the clients (snap_qmp, snap_agent,
  * snap_xs, snap_domcfg, snap_qemuimg, snap_meta). Not installed.
  */
 #ifndef SNAP_ORCH_H

@@ -1,5 +1,5 @@
 /*
- * QMP client room: one short-lived connection to a QEMU monitor socket.
+ * QMP client: one short-lived connection to a QEMU monitor socket.
  *
  * QEMU serves ONE client per QMP socket (a second client gets no greeting
  * until the first leaves), so: connect, do the job, snap_qmp_close() promptly.
