@@ -3,7 +3,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "snap_domcfg.h"
 #include "snap_internal.h"
+#include "snap_meta_store.h"
 
 static char *env_or(const char *var, const char *dflt)
 {
@@ -38,8 +40,9 @@ int snap_ctx_alloc(snap_ctx **pctx, snap_platform_kind platform, xentoollog_logg
 {
     snap_ctx *ctx = snap_xcalloc(1, sizeof *ctx);
     ctx->lg = lg;
-    ctx->statedir = env_or("XLSNAP_STATEDIR", "/var/lib/xlsnap");
-    ctx->xen_statedir = env_or("XLSNAP_XEN_STATEDIR", "/var/lib/xen");
+    /* Each default is resolved where its directory is used, and only there. */
+    ctx->statedir = snap_xstrdup(snap_statedir_resolve(NULL));
+    ctx->xen_statedir = snap_xstrdup(snap_domcfg_statedir(NULL));
     ctx->xen_rundir = env_or("XLSNAP_XEN_RUNDIR", "/var/run/xen");
     *pctx = ctx;
     int rc = choose_platform(platform, &ctx->platform, &ctx->err);
