@@ -205,7 +205,7 @@ static int switch_disks(snap_ctx *ctx, snap_session *s, const revert_plan *rp,
         }
     size_t len;
     int rc = snap_domcfg_edit_disks(s->dom.config, s->dom.config_len, dc, n, config, &len,
-                                    NULL, err);
+                                    err);
     if (!rc && n && ctx->ops->keeps_stopped_domain)
         rc = snap_switch_disks(ctx, &s->dom.ref, sw, n, err);
     free(sw);
