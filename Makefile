@@ -74,7 +74,9 @@ TEST_BINS    := $(UNIT_TESTS:%=$(BUILD)/tests/%) $(GUEST_TESTS:%=$(BUILD)/tests/
 all: $(LIBSNAP_A) $(LIBSNAP_SO) $(PROGRAM_BINS) $(TEST_BINS)
 
 # Only test code sees the test harness's headers: the product never includes them.
-$(BUILD)/tests/%.o: TEST_INCLUDES := -Itests/lib
+# The tests and the demo look inside guests with tools/qga (not in libsnap).
+$(BUILD)/tests/%.o: TEST_INCLUDES := -Itests/lib -Itools/qga
+$(BUILD)/tools/demo/%.o: TEST_INCLUDES := -Itools/qga
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
