@@ -6,6 +6,23 @@
  * code, and the context keeps a human-readable message saying what failed
  * (which disk, which command, what the peer said): snap_ctx_errmsg().
  *
+ * Processes, signals and threads (libsnap(3) says more):
+ *  - libsnap never changes the process's signal dispositions. qemu-img
+ *    children are posix_spawn'ed, each in its own process group, and reaped
+ *    by pid only (never waitpid(-1)); SIGCHLD set to SIG_IGN makes calls that
+ *    run children fail with SNAP_ERROR_INVAL.
+ *  - A quiesced snap_create forks a freeze watchdog (a process holding a pipe)
+ *    that thaws the guest if the caller dies and kills the caller if it keeps
+ *    the guest frozen past freeze_timeout_ms + freeze_lease_ms; it is reaped
+ *    before the call returns.
+ *  - Listing a large directory stats it over at most 3 threads, all joined
+ *    before the call returns; no other thread is started.
+ *  - A snap_ctx is not thread-safe: one per thread, or serialise the calls.
+ *  - Environment: XLSNAP_STATEDIR, XLSNAP_XEN_STATEDIR, XLSNAP_XEN_RUNDIR,
+ *    XENSTORED_PATH, XLSNAP_PLATFORM (snap_ctx_alloc), XLSNAP_XLSIM,
+ *    XLSNAP_TRACE, PATH (qemu-img), and the test hooks
+ *    XLSNAP_TEST_PAUSE_AFTER_FREEZE / XLSNAP_TEST_PAUSE_IN_REVERT.
+ *
  * Copyright (C) 2026 The xlsnap authors. LGPL-2.1-only (see COPYING).
  */
 #ifndef LIBSNAP_H
