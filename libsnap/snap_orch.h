@@ -30,6 +30,7 @@ typedef struct snap_vdisk {
     bool served;       /* a running device model has its image open */
     char *node_name;   /* QMP: its active node ("xvda-qcow2" or an overlay's) */
     size_t chain_len;  /* images in its backing chain, active included */
+    char *root_image;  /* the chain's bottom (the disk's original image), or NULL */
     char **node_names; /* every node-name in the chain (for new unique ones) */
     size_t n_node_names;
     char **snapshots; /* internal snapshot names on the active image */
@@ -93,6 +94,26 @@ int snap_plan_create(snap_ctx *ctx, snap_domain *dom, snap_meta_store *st,
 void snap_plan_dispose(snap_plan *plan);
 /* The plan as JSON, for -N (malloc'd). */
 char *snap_plan_to_json(const snap_plan *plan, const snap_domain *dom);
+
+/* ------------------------------------------------------------------ overlay names */
+
+/*
+ * Overlays are "<dir>/<stem>.<snapshot>[.<tag>].qcow2": stem is the disk's
+ * ORIGINAL image (the bottom of its backing chain) without its extension,
+ * so the length does not grow with the chain; tag tells apart two overlays
+ * of one snapshot (a vdev, a revert's "r<k>"). A name longer than
+ * SNAP_OVERLAY_BASENAME_MAX bytes keeps a prefix of the stem and of the
+ * snapshot name plus a 64-bit hash of the whole snapshot name (valid UTF-8
+ * stays valid). Callers still refuse a name that exists: never overwrite.
+ */
+#define SNAP_OVERLAY_BASENAME_MAX 200
+/* The file name of image without its directory and last extension (malloc'd). */
+char *snap_image_stem(const char *image);
+/* The overlay path for dir, stem, snapshot name and optional tag (malloc'd). */
+char *snap_overlay_path(const char *dir, const char *stem, const char *name,
+                        const char *tag);
+/* The stem of the bottom of image's backing chain (qemu-img info -U). */
+int snap_chain_root_stem(const char *image, char **stem, snap_err *err);
 
 /* ------------------------------------------------------------------ quiesce */
 
