@@ -12,6 +12,7 @@
 #include "snap_journal.h"
 #include "snap_lock.h"
 #include "snap_meta.h"
+#include "snap_qemuimg.h"
 #include "snap_qmp.h"
 #include "snap_xs.h"
 
@@ -72,6 +73,9 @@ typedef struct snap_plan_disk {
     bool via_qmp;       /* in the QMP transaction; else qemu-img children */
     char *overlay_path; /* EXTERNAL */
     char *overlay_node; /* EXTERNAL via QMP: the new node's name */
+    /* INTERNAL, once taken: the entry as QEMU lists it (for the record) */
+    char *qemu_snap_id;
+    snap_meta_qsnap_stamp qemu_snap_stamp;
 } snap_plan_disk;
 
 typedef struct snap_plan {
@@ -114,6 +118,23 @@ char *snap_overlay_path(const char *dir, const char *stem, const char *name,
                         const char *tag);
 /* The stem of the bottom of image's backing chain (qemu-img info -U). */
 int snap_chain_root_stem(const char *image, char **stem, snap_err *err);
+
+/* ------------------------------------------------------------------ internal identity */
+
+/* The identity QEMU lists for an internal snapshot, beyond name and id. */
+snap_meta_qsnap_stamp snap_qsnap_stamp_of_qmp(const snap_qmp_snapshot *s);
+snap_meta_qsnap_stamp snap_qsnap_stamp_of_qimg(const snap_qimg_snapshot *s);
+/*
+ * Refuses (SNAP_ERROR_INVAL, ending with refusal) when md's internal
+ * snapshot as listed now (id_now, now) is not the entry the record
+ * describes: another id, or another date, clock or size. What the record
+ * does not hold is not compared (older records: trusted by name).
+ */
+int snap_qsnap_check(const snap_meta_disk *md, const char *id_now,
+                     const snap_meta_qsnap_stamp *now, const char *refusal,
+                     snap_err *err);
+/* snap_qsnap_check against md->base_path's table (qemu-img info -U); absent: 0. */
+int snap_qsnap_check_image(const snap_meta_disk *md, const char *refusal, snap_err *err);
 
 /* ------------------------------------------------------------------ quiesce */
 

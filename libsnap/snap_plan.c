@@ -22,6 +22,7 @@ void snap_plan_dispose(snap_plan *plan)
     for (size_t i = 0; i < plan->n_disks; i++) {
         free(plan->disks[i].overlay_path);
         free(plan->disks[i].overlay_node);
+        free(plan->disks[i].qemu_snap_id);
     }
     free(plan->disks);
     snap_strv_free(plan->excluded, plan->n_excluded);

@@ -99,6 +99,8 @@ static int check_disk(snap_session *s, revert_disk *rd, const char *name, snap_e
                             "the disk now uses %s (an external snapshot was taken "
                             "since); applying it would corrupt the images above it",
                             name, md->vdev, md->base_path, rd->disk->xs->path);
+    if (snap_qsnap_check_image(md, "refusing to revert to it", err))
+        return snap_err_context(err, "snapshot '%s'", name);
     return 0;
 }
 

@@ -99,3 +99,15 @@ bool th_bare_shut_off(th_xlsim_dom *d)
     d->vm.pid = -1;
     return gone;
 }
+
+bool th_bare_relaunch(th_xlsim_dom *d)
+{
+    char *err = NULL;
+    int rc = th_runl(NULL, &err, th_build_path("xlsim"), "relaunch", "-p", d->name,
+                     (char *)NULL);
+    if (rc != 0)
+        th_fail_at(__FILE__, __LINE__, "xlsim relaunch %s: exit %d: %s", d->name, rc,
+                   err ? err : "");
+    free(err);
+    return rc == 0 && th_bare_adopt(d);
+}

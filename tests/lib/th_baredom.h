@@ -22,5 +22,7 @@
 bool th_bare_create(th_xlsim_dom *d, const char *name);
 /* Kills the domain's QEMU and waits until it is gone (its image locks too). */
 bool th_bare_shut_off(th_xlsim_dom *d);
+/* `xlsim relaunch -p`: a shut-off domain's QEMU started again (paused), adopted. */
+bool th_bare_relaunch(th_xlsim_dom *d);
 
 #endif
