@@ -94,8 +94,10 @@ static bool plant_impostor(const char *image, const char *name)
 {
     char *err = NULL;
     int rc = th_runl(NULL, &err, "qemu-img", "snapshot", "-d", name, image, (char *)NULL);
-    if (rc == 0)
+    if (rc == 0) {
+        free(err);
         rc = th_runl(NULL, &err, "qemu-img", "snapshot", "-c", name, image, (char *)NULL);
+    }
     if (rc != 0)
         th_fail_at(__FILE__, __LINE__, "impostor %s in %s: %s", name, image,
                    err ? err : "");
