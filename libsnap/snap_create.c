@@ -100,11 +100,52 @@ static void name_failed_disks(const snap_plan *plan, snap_err *err)
         snap_err_context(err, "%s", ctx);
 }
 
+/* What QEMU now lists for the internal snapshot just taken on pd's image. */
+static int keep_identity(snap_plan_disk *pd, const char *name, const char *id,
+                         snap_meta_qsnap_stamp stamp, bool listed, snap_err *err)
+{
+    if (!listed)
+        return snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                            "disk %s: %s does not list the internal snapshot '%s' just "
+                            "taken",
+                            pd->disk->xs->vdev, pd->disk->xs->path, name);
+    pd->qemu_snap_id = snap_xstrdup(id);
+    pd->qemu_snap_stamp = stamp;
+    return 0;
+}
+
+/* Records the id, date and clock of each internal snapshot from query-block. */
+static int identities_from_qmp(snap_qmp *qmp, snap_plan *plan, snap_err *err)
+{
+    snap_qmp_disks qd;
+    bool any = false;
+    for (size_t i = 0; i < plan->n_disks; i++)
+        any = any || plan->disks[i].method == SNAP_METHOD_INTERNAL;
+    if (!any)
+        return 0;
+    int rc = snap_qmp_query_disks(qmp, &qd, SNAP_QMP_TIMEOUT_MS, err);
+    if (rc)
+        return snap_err_context(err, "listing the internal snapshots just taken");
+    for (size_t i = 0; !rc && i < plan->n_disks; i++) {
+        snap_plan_disk *pd = &plan->disks[i];
+        if (pd->method != SNAP_METHOD_INTERNAL)
+            continue;
+        const snap_qmp_disk *q = snap_qmp_disks_find(&qd, pd->disk->node_name);
+        const snap_qmp_snapshot *e =
+            q ? snap_qmp_disk_find_snapshot(q, plan->name) : NULL;
+        rc = keep_identity(pd, plan->name, e ? e->id : NULL,
+                           e ? snap_qsnap_stamp_of_qmp(e) : (snap_meta_qsnap_stamp){0},
+                           e != NULL, err);
+    }
+    snap_qmp_disks_free(&qd);
+    return rc;
+}
+
 /*
  * Freeze, transaction, thaw: the transaction is the only thing inside the
  * frozen window (QMP is connected and the actions built beforehand).
  */
-static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, const snap_plan *plan,
+static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, snap_plan *plan,
                             snap_quiesce *q, snap_journal *j, snap_quiesce_result *qres,
                             snap_err *err)
 {
@@ -138,6 +179,8 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, const snap_plan *pla
         }
     }
     snap_trace_flush(); /* XLSNAP_TRACE: after the window */
+    if (!rc)
+        rc = identities_from_qmp(qmp, plan, err);
     snap_domain_qmp_close(ctx, qmp);
     snap_qmp_tx_free(tx);
     return rc ? snap_err_context(err, "domain %s", s->dom.ref.name) : 0;
@@ -177,6 +220,33 @@ static int create_overlays_offline(const snap_qimg_opts *o, const snap_plan *pla
     return rc;
 }
 
+/* Records the id and date of each internal snapshot (paths: their n images). */
+static int identities_from_qemu_img(const snap_qimg_opts *o, snap_plan *plan,
+                                    const char *const paths[], size_t n, snap_err *err)
+{
+    snap_qimg_chain *chains = snap_xcalloc(n, sizeof *chains);
+    snap_err *per_disk = snap_xcalloc(n, sizeof *per_disk);
+    int rc = snap_qimg_chain_get_many(o, paths, n, 0, chains, per_disk, err);
+    size_t k = 0; /* paths[] holds the internal disks in plan order */
+    for (size_t i = 0; !rc && i < plan->n_disks; i++) {
+        snap_plan_disk *pd = &plan->disks[i];
+        if (pd->method != SNAP_METHOD_INTERNAL)
+            continue;
+        const snap_qimg_snapshot *e =
+            chains[k].n ? snap_qimg_find_snapshot(&chains[k].images[0], plan->name)
+                        : NULL;
+        rc = keep_identity(pd, plan->name, e ? e->id : NULL,
+                           e ? snap_qsnap_stamp_of_qimg(e) : (snap_meta_qsnap_stamp){0},
+                           e != NULL, err);
+        k++;
+    }
+    for (size_t i = 0; i < n; i++)
+        snap_qimg_chain_dispose(&chains[i]);
+    free(chains);
+    free(per_disk);
+    return rc;
+}
+
 /*
  * Offline: internal snapshots in parallel qemu-img children, then overlays
  * (in parallel too). The plan listed every image without -U (no running
@@ -184,7 +254,7 @@ static int create_overlays_offline(const snap_qimg_opts *o, const snap_plan *pla
  * lock, moments ago: no second listing before the writes.
  * XLSNAP_TRACE: offline-write-start/end.
  */
-static int snapshot_via_qemu_img(snap_ctx *ctx, const snap_plan *plan, snap_err *err)
+static int snapshot_via_qemu_img(snap_ctx *ctx, snap_plan *plan, snap_err *err)
 {
     snap_qimg_opts o = {.lg = ctx->lg}; /* -vvv: when each child ran */
     const char **paths = snap_xcalloc(plan->n_disks, sizeof *paths);
@@ -201,6 +271,8 @@ static int snapshot_via_qemu_img(snap_ctx *ctx, const snap_plan *plan, snap_err 
     if (!rc)
         rc = create_overlays_offline(&o, plan, err);
     snap_trace("offline-write-end");
+    if (!rc && n)
+        rc = identities_from_qemu_img(&o, plan, paths, n, err);
     snap_trace_flush();
     free(paths);
     free(per_disk);
@@ -251,6 +323,8 @@ static void record_disks(snap_meta *m, const snap_plan *plan)
             md->node_after = pd->overlay_node ? snap_xstrdup(pd->overlay_node) : NULL;
         } else {
             md->qemu_snap_name = snap_xstrdup(plan->name);
+            md->qemu_snap_id = pd->qemu_snap_id ? snap_xstrdup(pd->qemu_snap_id) : NULL;
+            md->qemu_snap_stamp = pd->qemu_snap_stamp;
         }
     }
     for (size_t i = 0; i < plan->n_excluded; i++)
@@ -300,7 +374,7 @@ static int plan_is_offline(const snap_plan *plan)
  * Checkpoint: pause, disks in one transaction, memory, resume (also after a
  * failure, before the rollback: the domain must not stay paused by us).
  */
-static int snapshot_with_memory(snap_ctx *ctx, snap_session *s, const snap_plan *plan,
+static int snapshot_with_memory(snap_ctx *ctx, snap_session *s, snap_plan *plan,
                                 snap_journal *j, const snap_create_params *p,
                                 snap_memory_save *ms, snap_err *err)
 {
@@ -327,7 +401,7 @@ static int snapshot_with_memory(snap_ctx *ctx, snap_session *s, const snap_plan 
 }
 
 /* Everything after the journal is written; on failure the caller rolls back. */
-static int create_journaled(snap_ctx *ctx, snap_session *s, const snap_plan *plan,
+static int create_journaled(snap_ctx *ctx, snap_session *s, snap_plan *plan,
                             const snap_create_params *p, snap_quiesce *q, snap_journal *j,
                             snap_meta *m, snap_err *err)
 {

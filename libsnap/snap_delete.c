@@ -185,6 +185,33 @@ static int delete_internal(snap_qmp *qmp, const snap_qmp_disks *qd,
     return rc ? snap_err_context(err, "disk %s", md->vdev) : 0;
 }
 
+/*
+ * Each internal snapshot of m is still the entry xlsnap took (see
+ * snap_qsnap_check), checked for every disk before any is deleted.
+ */
+static int check_internal_identities(const snap_qmp_disks *qd, const snap_meta *m,
+                                     snap_err *err)
+{
+    static const char refusal[] = "refusing to delete it (snapshot-delete --metadata "
+                                  "forgets the record and leaves the image alone)";
+    int rc = 0;
+    for (size_t i = 0; i < m->n_disks && !rc; i++) {
+        const snap_meta_disk *md = &m->disks[i];
+        if (md->method != SNAP_METHOD_INTERNAL)
+            continue;
+        size_t depth = 0;
+        const snap_qmp_disk *q = snap_qmp_disks_find_file(qd, md->base_path, &depth);
+        const snap_qmp_snapshot *e =
+            q && depth == 0 ? snap_qmp_disk_find_snapshot(q, md->qemu_snap_name) : NULL;
+        snap_meta_qsnap_stamp now = e ? snap_qsnap_stamp_of_qmp(e) : md->qemu_snap_stamp;
+        if (!q) /* not served by a device model: its table on disk */
+            rc = snap_qsnap_check_image(md, refusal, err);
+        else if (e) /* (a backing file, or gone already: delete_internal's call) */
+            rc = snap_qsnap_check(md, e->id, &now, refusal, err);
+    }
+    return rc;
+}
+
 /* ------------------------------------------------------------ external */
 
 static void job_args_device(yajl_gen g, const void *opaque)
@@ -420,6 +447,8 @@ static int delete_storage(snap_ctx *ctx, snap_session *s, const snap_meta *m,
     if (!rc)
         stale_revert_overlays(s, m, &known, &stale);
     ext_ctx x = {ctx, s, qmp, &qd, &known, j, &stale};
+    if (!rc)
+        rc = check_internal_identities(&qd, m, err);
     for (size_t i = 0; i < m->n_disks && !rc; i++)
         rc = m->disks[i].method == SNAP_METHOD_INTERNAL
                  ? delete_internal(qmp, &qd, &m->disks[i], err)

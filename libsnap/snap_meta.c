@@ -313,6 +313,21 @@ int snap_meta_validate(const snap_meta *m, const char *what, snap_err *err)
 
 /* ------------------------------------------------------------- writing */
 
+static void gen_qsnap_stamp(yajl_gen g, const snap_meta_qsnap_stamp *st)
+{
+    if (!st->known) {
+        snap_json_null(g);
+        return;
+    }
+    yajl_gen_map_open(g);
+    snap_json_kv_int(g, "date_sec", st->date_sec);
+    snap_json_kv_int(g, "date_nsec", st->date_nsec);
+    snap_json_kv_int(g, "vm_clock_sec", st->vm_clock_sec);
+    snap_json_kv_int(g, "vm_clock_nsec", st->vm_clock_nsec);
+    snap_json_kv_int(g, "vm_state_size", st->vm_state_size);
+    yajl_gen_map_close(g);
+}
+
 static void gen_disk(yajl_gen g, const snap_meta_disk *d)
 {
     yajl_gen_map_open(g);
@@ -325,6 +340,8 @@ static void gen_disk(yajl_gen g, const snap_meta_disk *d)
     snap_json_kv_str(g, "overlay_format", d->overlay_format);
     snap_json_kv_str(g, "qemu_snapshot_name", d->qemu_snap_name);
     snap_json_kv_str(g, "qemu_snapshot_id", d->qemu_snap_id);
+    snap_json_key(g, "qemu_snapshot_stamp");
+    gen_qsnap_stamp(g, &d->qemu_snap_stamp);
     snap_json_kv_str(g, "node_before", d->node_before);
     snap_json_kv_str(g, "node_after", d->node_after);
     yajl_gen_map_close(g);
@@ -492,6 +509,29 @@ int snap_meta_read_obj(const snap_meta_reader *r, yajl_val obj, const char *key,
 
 #define RC(r) ((r)->err ? (r)->err->code : SNAP_ERROR_INVAL)
 
+/* "qemu_snapshot_stamp": optional (records before it have none), null or complete. */
+static int parse_qsnap_stamp(const snap_meta_reader *parent, yajl_val disk,
+                             snap_meta_qsnap_stamp *st)
+{
+    yajl_val v;
+    if (snap_meta_read_obj(parent, disk, "qemu_snapshot_stamp", true, &v) < 0)
+        return RC(parent);
+    if (!v)
+        return 0;
+    char prefix[96];
+    snprintf(prefix, sizeof prefix, "%sqemu_snapshot_stamp.", parent->prefix);
+    snap_meta_reader r = {parent->what, parent->err, prefix};
+    if (snap_meta_read_int(&r, v, "date_sec", 0, INT64_MAX, &st->date_sec) < 0 ||
+        snap_meta_read_int(&r, v, "date_nsec", 0, 999999999, &st->date_nsec) < 0 ||
+        snap_meta_read_int(&r, v, "vm_clock_sec", 0, INT64_MAX, &st->vm_clock_sec) < 0 ||
+        snap_meta_read_int(&r, v, "vm_clock_nsec", 0, 999999999, &st->vm_clock_nsec) <
+            0 ||
+        snap_meta_read_int(&r, v, "vm_state_size", 0, INT64_MAX, &st->vm_state_size) < 0)
+        return RC(&r);
+    st->known = true;
+    return 0;
+}
+
 static int parse_disk(const snap_meta_reader *parent, yajl_val v, size_t i,
                       snap_meta_disk *d)
 {
@@ -514,7 +554,8 @@ static int parse_disk(const snap_meta_reader *parent, yajl_val v, size_t i,
         snap_meta_read_str(&r, v, "qemu_snapshot_name", true, &d->qemu_snap_name) < 0 ||
         snap_meta_read_str(&r, v, "qemu_snapshot_id", true, &d->qemu_snap_id) < 0 ||
         snap_meta_read_str(&r, v, "node_before", true, &d->node_before) < 0 ||
-        snap_meta_read_str(&r, v, "node_after", true, &d->node_after) < 0)
+        snap_meta_read_str(&r, v, "node_after", true, &d->node_after) < 0 ||
+        parse_qsnap_stamp(&r, v, &d->qemu_snap_stamp) < 0)
         return RC(&r);
     d->method = (snap_method)method;
     return 0;

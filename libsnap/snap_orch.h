@@ -12,6 +12,7 @@
 #include "snap_journal.h"
 #include "snap_lock.h"
 #include "snap_meta.h"
+#include "snap_qemuimg.h"
 #include "snap_qmp.h"
 #include "snap_xs.h"
 
@@ -32,6 +33,7 @@ typedef struct snap_vdisk {
     bool served;       /* a running device model has its image open */
     char *node_name;   /* QMP: its active node ("xvda-qcow2" or an overlay's) */
     size_t chain_len;  /* images in its backing chain, active included */
+    char *root_image;  /* the chain's bottom (the disk's original image), or NULL */
     char **node_names; /* every node-name in the chain (for new unique ones) */
     size_t n_node_names;
     char **snapshots; /* internal snapshot names on the active image */
@@ -73,6 +75,9 @@ typedef struct snap_plan_disk {
     bool via_qmp;       /* in the QMP transaction; else qemu-img children */
     char *overlay_path; /* EXTERNAL */
     char *overlay_node; /* EXTERNAL via QMP: the new node's name */
+    /* INTERNAL, once taken: the entry as QEMU lists it (for the record) */
+    char *qemu_snap_id;
+    snap_meta_qsnap_stamp qemu_snap_stamp;
 } snap_plan_disk;
 
 typedef struct snap_plan {
@@ -95,6 +100,43 @@ int snap_plan_create(snap_ctx *ctx, snap_domain *dom, snap_meta_store *st,
 void snap_plan_dispose(snap_plan *plan);
 /* The plan as JSON, for -N (malloc'd). */
 char *snap_plan_to_json(const snap_plan *plan, const snap_domain *dom);
+
+/* ------------------------------------------------------------------ overlay names */
+
+/*
+ * Overlays are "<dir>/<stem>.<snapshot>[.<tag>].qcow2": stem is the disk's
+ * ORIGINAL image (the bottom of its backing chain) without its extension,
+ * so the length does not grow with the chain; tag tells apart two overlays
+ * of one snapshot (a vdev, a revert's "r<k>"). A name longer than
+ * SNAP_OVERLAY_BASENAME_MAX bytes keeps a prefix of the stem and of the
+ * snapshot name plus a 64-bit hash of the whole snapshot name (valid UTF-8
+ * stays valid). Callers still refuse a name that exists: never overwrite.
+ */
+#define SNAP_OVERLAY_BASENAME_MAX 200
+/* The file name of image without its directory and last extension (malloc'd). */
+char *snap_image_stem(const char *image);
+/* The overlay path for dir, stem, snapshot name and optional tag (malloc'd). */
+char *snap_overlay_path(const char *dir, const char *stem, const char *name,
+                        const char *tag);
+/* The stem of the bottom of image's backing chain (qemu-img info -U). */
+int snap_chain_root_stem(const char *image, char **stem, snap_err *err);
+
+/* ------------------------------------------------------------------ internal identity */
+
+/* The identity QEMU lists for an internal snapshot, beyond name and id. */
+snap_meta_qsnap_stamp snap_qsnap_stamp_of_qmp(const snap_qmp_snapshot *s);
+snap_meta_qsnap_stamp snap_qsnap_stamp_of_qimg(const snap_qimg_snapshot *s);
+/*
+ * Refuses (SNAP_ERROR_INVAL, ending with refusal) when md's internal
+ * snapshot as listed now (id_now, now) is not the entry the record
+ * describes: another id, or another date, clock or size. What the record
+ * does not hold is not compared (older records: trusted by name).
+ */
+int snap_qsnap_check(const snap_meta_disk *md, const char *id_now,
+                     const snap_meta_qsnap_stamp *now, const char *refusal,
+                     snap_err *err);
+/* snap_qsnap_check against md->base_path's table (qemu-img info -U); absent: 0. */
+int snap_qsnap_check_image(const snap_meta_disk *md, const char *refusal, snap_err *err);
 
 /* ------------------------------------------------------------------ quiesce */
 

@@ -22,6 +22,7 @@ void snap_plan_dispose(snap_plan *plan)
     for (size_t i = 0; i < plan->n_disks; i++) {
         free(plan->disks[i].overlay_path);
         free(plan->disks[i].overlay_node);
+        free(plan->disks[i].qemu_snap_id);
     }
     free(plan->disks);
     snap_strv_free(plan->excluded, plan->n_excluded);
@@ -124,18 +125,16 @@ static int plan_memory(snap_domain *dom, snap_plan *plan, snap_err *err)
     return 0;
 }
 
-/* "<dir>/<stem>.<name>.qcow2", stem = the base file name without its extension. */
-static char *overlay_path_for(const char *dir, const char *base, const char *vdev,
-                              const char *name, bool with_vdev)
+/*
+ * The overlay for disk d in dir (see snap_overlay_path): named after the
+ * disk's original image, else (chain unknown) after its present one.
+ */
+static char *overlay_path_for(const char *dir, const snap_vdisk *d, const char *name,
+                              bool with_vdev)
 {
-    char *b = snap_xstrdup(base);
-    char *file = basename(b);
-    char *dot = strrchr(file, '.');
-    if (dot && dot != file)
-        *dot = '\0';
-    char *p = with_vdev ? snap_xasprintf("%s/%s.%s.%s.qcow2", dir, file, vdev, name)
-                        : snap_xasprintf("%s/%s.%s.qcow2", dir, file, name);
-    free(b);
+    char *stem = snap_image_stem(d->root_image ? d->root_image : d->xs->path);
+    char *p = snap_overlay_path(dir, stem, name, with_vdev ? d->xs->vdev : NULL);
+    free(stem);
     return p;
 }
 
@@ -212,6 +211,8 @@ static char *new_node_name(const snap_vdisk *d)
 static void keep_offline_chain(snap_vdisk *d, const snap_qimg_chain *chain)
 {
     d->chain_len = chain->n;
+    if (chain->n)
+        d->root_image = snap_xstrdup(chain->images[chain->n - 1].filename);
     for (size_t i = 0; chain->n && i < chain->images[0].n_snapshots; i++) {
         d->snapshots = snap_strv_add(d->snapshots, &d->n_snapshots,
                                      snap_xstrdup(chain->images[0].snapshots[i].name));
@@ -262,13 +263,12 @@ static int plan_external(const snap_create_params *p, snap_plan *plan, snap_plan
     int rc = overlay_dir_for(p, d->xs->path, &dir, err);
     if (rc)
         return snap_err_context(err, "disk %s", d->xs->vdev);
-    pd->overlay_path = overlay_path_for(dir, d->xs->path, d->xs->vdev, plan->name, false);
+    pd->overlay_path = overlay_path_for(dir, d, plan->name, false);
     for (size_t i = 0; i < plan->n_disks; i++)
         if (plan->disks[i].overlay_path && &plan->disks[i] != pd &&
             !strcmp(plan->disks[i].overlay_path, pd->overlay_path)) {
             free(pd->overlay_path);
-            pd->overlay_path =
-                overlay_path_for(dir, d->xs->path, d->xs->vdev, plan->name, true);
+            pd->overlay_path = overlay_path_for(dir, d, plan->name, true);
             break;
         }
     free(dir);
@@ -278,6 +278,9 @@ static int plan_external(const snap_create_params *p, snap_plan *plan, snap_plan
             err, SNAP_ERROR_EXISTS,
             "disk %s: overlay %s already exists; refusing to overwrite it", d->xs->vdev,
             pd->overlay_path);
+    if (errno != ENOENT) /* too long a path, a directory we cannot search */
+        return snap_err_errno(err, SNAP_ERROR_INVAL, errno, "disk %s: overlay %s",
+                              d->xs->vdev, pd->overlay_path);
     if (pd->via_qmp)
         pd->overlay_node = new_node_name(d);
     return 0;

@@ -354,9 +354,11 @@ int snap_qmp_transaction(snap_qmp *q, const snap_qmp_tx *tx, int timeout_ms,
                           err);
     if (rc != SNAP_ERROR_PEER)
         return rc; /* on a timeout the outcome is unknown: leave the files alone */
-    /* Rejected: nothing was applied, but overlays already created stay behind. */
+    /* Rejected: nothing was applied, but overlays already created stay behind.
+     * A name too long for the file system was never created either. */
     for (size_t i = 0; i < tx->n; i++)
-        if (tx->a[i].external && unlink(tx->a[i].file) < 0 && errno != ENOENT) {
+        if (tx->a[i].external && unlink(tx->a[i].file) < 0 && errno != ENOENT &&
+            errno != ENAMETOOLONG) {
             char msg[SNAP_ERRMSG_MAX];
             int e = errno;
             memcpy(msg, err->msg, sizeof msg);

@@ -49,25 +49,32 @@ static void revert_plan_dispose(revert_plan *rp)
     snap_meta_dispose(&rp->m);
 }
 
-/* "<overlay dir>/<base stem>.<name>.r<k>.qcow2", the first k not taken. */
-static char *new_overlay_path(const snap_meta_disk *md, const char *name)
+/*
+ * "<overlay dir>/<stem>.<name>.r<k>.qcow2", the first k not taken; stem from
+ * the bottom of the snapshot point's chain (the disk's original image), so
+ * reverts to reverts do not grow the name.
+ */
+static int new_overlay_path(const snap_meta_disk *md, const char *name, char **out,
+                            snap_err *err)
 {
-    char *o = snap_xstrdup(md->overlay_path), *b = snap_xstrdup(md->base_path);
-    char *dir = dirname(o), *stem = basename(b);
-    char *dot = strrchr(stem, '.');
-    if (dot && dot != stem)
-        *dot = '\0';
-    char *path = NULL;
+    char *stem;
+    int rc = snap_chain_root_stem(md->base_path, &stem, err);
+    if (rc)
+        return rc;
+    char *o = snap_xstrdup(md->overlay_path);
+    const char *dir = dirname(o);
     struct stat sb;
     for (unsigned k = 1;; k++) {
-        path = snap_xasprintf("%s/%s.%s.r%u.qcow2", dir, stem, name, k);
-        if (lstat(path, &sb) != 0)
+        char tag[16];
+        snprintf(tag, sizeof tag, "r%u", k);
+        *out = snap_overlay_path(dir, stem, name, tag);
+        if (lstat(*out, &sb) != 0)
             break;
-        free(path);
+        free(*out);
     }
     free(o);
-    free(b);
-    return path;
+    free(stem);
+    return 0;
 }
 
 static int check_disk(snap_session *s, revert_disk *rd, const char *name, snap_err *err)
@@ -83,8 +90,8 @@ static int check_disk(snap_session *s, revert_disk *rd, const char *name, snap_e
                               "snapshot '%s', disk %s: image %s", name, md->vdev,
                               md->base_path);
     if (md->method == SNAP_METHOD_EXTERNAL) {
-        rd->new_overlay = new_overlay_path(md, name);
-        return 0;
+        int rc = new_overlay_path(md, name, &rd->new_overlay, err);
+        return rc ? snap_err_context(err, "snapshot '%s', disk %s", name, md->vdev) : 0;
     }
     if (strcmp(rd->disk->xs->path, md->base_path) != 0)
         return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
@@ -92,6 +99,8 @@ static int check_disk(snap_session *s, revert_disk *rd, const char *name, snap_e
                             "the disk now uses %s (an external snapshot was taken "
                             "since); applying it would corrupt the images above it",
                             name, md->vdev, md->base_path, rd->disk->xs->path);
+    if (snap_qsnap_check_image(md, "refusing to revert to it", err))
+        return snap_err_context(err, "snapshot '%s'", name);
     return 0;
 }
 
