@@ -70,8 +70,10 @@ int snap_chain_root_stem(const char *image, char **stem, snap_err *err)
     int rc = snap_qimg_chain_get(NULL, image, SNAP_QIMG_FORCE_SHARE, &chain, err);
     if (rc)
         return rc;
-    if (chain.n)
-        *stem = snap_image_stem(chain.images[chain.n - 1].filename);
+    if (chain.n) { /* a "json:{...}" name says nothing: the image's own then */
+        const char *root = chain.images[chain.n - 1].filename;
+        *stem = snap_image_stem(strncmp(root, "json:", 5) ? root : image);
+    }
     snap_qimg_chain_dispose(&chain);
     if (!*stem)
         return snap_err_set(err, SNAP_ERROR_PROTOCOL,

@@ -211,7 +211,8 @@ static char *new_node_name(const snap_vdisk *d)
 static void keep_offline_chain(snap_vdisk *d, const snap_qimg_chain *chain)
 {
     d->chain_len = chain->n;
-    if (chain->n)
+    /* A "json:{...}" file name says nothing about the image's name. */
+    if (chain->n && strncmp(chain->images[chain->n - 1].filename, "json:", 5))
         d->root_image = snap_xstrdup(chain->images[chain->n - 1].filename);
     for (size_t i = 0; chain->n && i < chain->images[0].n_snapshots; i++) {
         d->snapshots = snap_strv_add(d->snapshots, &d->n_snapshots,

@@ -168,8 +168,48 @@ static void test_long_names_stay_bounded(void)
     th_xlsim_destroy(&d);
 }
 
+/* The naming rule itself: stems, tags, and the shortened form of long names. */
+static void test_overlay_path_rule(void)
+{
+    const char *stems[][2] = {{"/img/data.qcow2", "data"},
+                              {"/img/x.tar.gz", "x.tar"},
+                              {"/img/noext", "noext"},
+                              {"/img/.hidden", ".hidden"},
+                              {"plain.raw", "plain"}};
+    for (size_t i = 0; i < sizeof stems / sizeof stems[0]; i++) {
+        char *stem = snap_image_stem(stems[i][0]);
+        CHECK_STR(stem, stems[i][1]);
+        free(stem);
+    }
+    char *p = snap_overlay_path("/img", "data", "e1", NULL);
+    CHECK_STR(p, "/img/data.e1.qcow2");
+    free(p);
+    p = snap_overlay_path("/img", "data", "e1", "r2");
+    CHECK_STR(p, "/img/data.e1.r2.qcow2");
+    free(p);
+    /* A 150-byte stem and two 127-byte names differing only in their last
+     * byte, made of 3-byte characters after an "a": the kept 48 bytes would
+     * end inside a character. */
+    char *stem = long_name("s", 150), *euros = long_name("\xe2\x82\xac", 126);
+    char *n1 = snap_xasprintf("a%s", euros), *n2 = strdup(n1);
+    n2[126] = '\xad'; /* U+20AD instead of U+20AC */
+    free(euros);
+    char *p1 = snap_overlay_path("/img", stem, n1, "r1"),
+         *p2 = snap_overlay_path("/img", stem, n2, "r1");
+    CHECK(strlen(file_part(p1)) <= SNAP_OVERLAY_BASENAME_MAX);
+    CHECK(utf8_ok(p1) && utf8_ok(p2));
+    CHECK(strcmp(p1, p2) != 0);
+    CHECK(strchr(p1, '~') && strstr(p1, ".r1.qcow2"));
+    free(p1);
+    free(p2);
+    free(stem);
+    free(n1);
+    free(n2);
+}
+
 int main(void)
 {
+    TH_RUN(test_overlay_path_rule);
     TH_RUN(test_chain_to_its_limit);
     TH_RUN(test_long_names_stay_bounded);
     return th_finish();
