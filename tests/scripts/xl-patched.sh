@@ -171,6 +171,39 @@ same "-h" snapshot-revert -h
 same "bad --quiesce" snapshot-create --quiesce=sometimes DOM s3
 same "-N on a command without dry run" -N snapshot-list DOM
 
+# xl's bash completion (patched): options from `xl help`, snapshot names.
+complete_xl() { # WORDS...: what _xl offers for the last word
+    (
+        # shellcheck disable=SC1091
+        . "$bld/xl/xen/tools/xl/bash-completion"
+        COMP_WORDS=("$@")
+        COMP_CWORD=$(($# - 1))
+        _xl
+        echo "${COMPREPLY[*]}"
+    )
+}
+got=$(complete_xl xl snapshot-create --qui)
+if [ "$got" = "--quiesce=" ]; then
+    ok "completion: xl snapshot-create --qui -> --quiesce="
+else
+    bad "completion of --qui" "got '$got'"
+fi
+got=$(complete_xl xl snapshot-revert right "")
+if [ "$got" = "s1" ]; then
+    ok "completion: xl snapshot-revert right <TAB> -> s1"
+else
+    bad "completion of snapshot names" "got '$got'"
+fi
+# The patched xl(1) page is valid POD and documents every snapshot command.
+pod=$bld/xl/xen/docs/man/xl.1.pod.in
+undocumented=""
+for c in $snapshot_cmds; do grep -q "^=item B<$c>" "$pod" || undocumented="$undocumented $c"; done
+if podchecker "$pod" >/dev/null 2>&1 && [ -z "$undocumented" ]; then
+    ok "xl(1) documents the snapshot commands (podchecker clean)"
+else
+    bad "xl(1)" "undocumented:$undocumented; $(podchecker "$pod" 2>&1 | tail -n 2)"
+fi
+
 # One domain, both front ends: byte for byte, nothing to normalise.
 for args in "snapshot-list right" "snapshot-list --json right" "snapshot-info right s1"; do
     # shellcheck disable=SC2086 # words
