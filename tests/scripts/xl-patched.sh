@@ -165,6 +165,7 @@ same "list after delete" snapshot-list DOM
 same "info of a deleted snapshot" snapshot-info DOM s2
 same "unknown domain" snapshot-list nosuchdomain
 same "unknown option" snapshot-list -Z DOM
+same "unknown long option" snapshot-list --no-such-option DOM
 same "missing argument" snapshot-info DOM
 same "too many arguments" snapshot-create DOM s3 extra
 same "-h" snapshot-revert -h
