@@ -39,6 +39,18 @@ else
     finish
 fi
 
+# Built with Debian's paths: the stock xl's path strings are all in ours.
+stock=/usr/lib/xen-4.17/bin/xl
+if [ -r "$stock" ]; then
+    paths() { strings "$1" | grep -E '^/[^ ]*/(xl\.conf|xl|%s|%s\.bin)$|/remus-netbuf-setup\)' | sort -u; }
+    missing=$(comm -23 <(paths "$stock") <(paths "$bld/xl/xl") | tr '\n' ' ')
+    if [ -z "$missing" ] && [ "$(paths "$stock" | wc -l)" -ge 5 ]; then
+        ok "the patched xl has the stock xl's paths ($(paths "$stock" | wc -l) checked)"
+    else
+        bad "paths" "missing from the patched xl: $missing"
+    fi
+fi
+
 export XENSTORED_PATH=$T/xs.sock XLSNAP_XEN_STATEDIR=$T/xen XLSNAP_XEN_RUNDIR=$T/run
 export XLSNAP_STATEDIR=$T/xlsnap XLSNAP_PLATFORM=sim
 xl() { LD_PRELOAD=$bld/tests/xl_nohv.so "$bld/xl/xl" "$@"; }
