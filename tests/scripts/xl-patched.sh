@@ -111,7 +111,7 @@ norm() {
     sed -E -e 's/\b(left|right)\b/DOM/g' \
         -e 's/[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/UUID/g' \
         -e 's/[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?Z?/TIME/g' \
-        -e 's/"(sec|nsec|domid|frozen_ms)": [0-9]+/"\1": N/g' \
+        -e 's/"([a-z_]*sec|domid|frozen_ms)": [0-9]+/"\1": N/g' \
         -e 's/\(domid [0-9]+\)/(domid N)/g' \
         -e "s/^(xl|xlsnap): /PROG: /; s/'(xl|xlsnap) /'PROG /g" | usage_norm
 }
