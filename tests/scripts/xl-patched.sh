@@ -125,7 +125,9 @@ same() {
     xl "${@//DOM/right}" >"$T/r.out" 2>"$T/r.err"
     rc_r=$?
     for f in l.out l.err r.out r.err; do norm <"$T/$f" >"$T/$f.n"; done
-    if [ "$rc_l" != "$rc_r" ]; then
+    if grep -qE "^xlsnap: |'xlsnap |Usage: xlsnap" "$T/r.out" "$T/r.err"; then
+        bad "$name" "xl's messages name xlsnap: $(grep -hE "xlsnap: |'xlsnap " "$T/r.out" "$T/r.err" | head -n 2)"
+    elif [ "$rc_l" != "$rc_r" ]; then
         bad "$name" "exit $rc_l (xlsnap) != $rc_r (xl); xl: $(head -c 300 "$T/r.err")"
     elif ! cmp -s "$T/l.out.n" "$T/r.out.n"; then
         bad "$name" "stdout differs: $(diff "$T/l.out.n" "$T/r.out.n" | head -n 6 | tr '\n' '|')"
