@@ -219,6 +219,21 @@ else
     bad "xl(1)" "undocumented:$undocumented; $(podchecker "$pod" 2>&1 | tail -n 2)"
 fi
 
+# On the libxl platform the snapshot commands make their libxl calls on
+# xl's own context: one libxl context (xc_interface_open) per xl process,
+# seen through the preload's log; the lookup fails cleanly on the preload's
+# hypervisor without domains.
+: >"$T/nohv.log"
+XL_NOHV_LOG=$T/nohv.log XLSNAP_PLATFORM=libxl xl snapshot-list nosuchdomain >"$T/out" 2>"$T/err"
+rc=$?
+contexts=$(tr '\n' ' ' <"$T/nohv.log")
+if [ "$rc" = 1 ] && grep -q "^xl: snapshot-list failed: nosuchdomain is an invalid domain" "$T/err" &&
+    [ "$contexts" = "open close " ]; then
+    ok "libxl platform: the lookup ran on xl's libxl context, no second one (exit 1)"
+else
+    bad "xl's libxl context" "exit $rc, contexts: '$contexts', $(head -c 200 "$T/err")"
+fi
+
 # One domain, both front ends: byte for byte, nothing to normalise.
 for args in "snapshot-list right" "snapshot-list --json right" "snapshot-info right s1"; do
     # shellcheck disable=SC2086 # words

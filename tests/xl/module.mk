@@ -5,4 +5,4 @@ XL_NOHV_SO := $(BUILD)/tests/xl_nohv.so
 all: $(XL_NOHV_SO)
 $(XL_NOHV_SO): tests/xl/xl_nohv.c
 	@mkdir -p $(dir $@)
-	$(CC) -std=c11 -O2 -fPIC -shared $(WARNFLAGS) $(PKG_CFLAGS) -o $@ $<
+	$(CC) -std=c11 -D_GNU_SOURCE -O2 -fPIC -shared $(WARNFLAGS) $(PKG_CFLAGS) -o $@ $<
