@@ -95,9 +95,10 @@ $(LIBSNAP_SO): $(LIBSNAP_OBJS) libsnap/libsnap.map
 	ln -sf libsnap.so.$(SNAP_VERSION) $(BUILD)/libsnap.so.$(SNAP_SOMAJOR)
 	ln -sf libsnap.so.$(SNAP_VERSION) $(BUILD)/libsnap.so
 
+# <name>_LIBS: "libsnap" and/or archives of $(BUILD) (linked before libsnap.a).
 define program_rule
-$(BUILD)/$(1): $(call obj_of,$(1)) $(if $(filter libsnap,$($(1)_LIBS)),$(LIBSNAP_A))
-	$$(CC) $$(ALL_LDFLAGS) -o $$@ $(call obj_of,$(1)) $(if $(filter libsnap,$($(1)_LIBS)),$(LIBSNAP_A)) $(filter-out libsnap,$($(1)_LIBS)) $$(PKG_LIBS) -lpthread
+$(BUILD)/$(1): $(call obj_of,$(1)) $(filter %.a,$($(1)_LIBS)) $(if $(filter libsnap,$($(1)_LIBS)),$(LIBSNAP_A))
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $(call obj_of,$(1)) $(filter-out libsnap,$($(1)_LIBS)) $(if $(filter libsnap,$($(1)_LIBS)),$(LIBSNAP_A)) $$(PKG_LIBS) -lpthread
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p))))
 

@@ -64,6 +64,7 @@ const char *snap_strerror(int rc);
 #define LIBSNAP_HAVE_SUMMARY        1 /* snap_summary, snap_list_summaries */
 #define LIBSNAP_HAVE_ENUM_TO_STRING 1 /* snap_*_to_string */
 #define LIBSNAP_HAVE_DOMAIN_STATE   1 /* snap_info.domain_state is an enum */
+#define LIBSNAP_HAVE_CTX_ALLOC_LIBXL 1 /* snap_ctx_alloc_libxl */
 
 /* ------------------------------------------------------------------ context */
 
@@ -93,6 +94,19 @@ typedef enum snap_platform_kind {
  */
 int snap_ctx_alloc(snap_ctx **pctx, snap_platform_kind platform,
                    struct xentoollog_logger *lg);
+
+/*
+ * Allocates a context on the caller's own libxl context (xl passes its
+ * global ctx and logger): libsnap then opens no libxl context of its own and
+ * does every libxl call on lctx, from the calling thread, inside the calling
+ * snap_* function. lctx is borrowed: snap_ctx_free() leaves it alone, and it
+ * must outlive the snap_ctx. The platform is SNAP_PLATFORM_LIBXL unless
+ * XLSNAP_PLATFORM=sim selects the simulated dom0 (tests; lctx is then
+ * unused). lctx NULL: SNAP_ERROR_INVAL.
+ */
+struct libxl__ctx; /* libxl_ctx (libxl.h) */
+int snap_ctx_alloc_libxl(snap_ctx **pctx, struct libxl__ctx *lctx,
+                         struct xentoollog_logger *lg);
 void snap_ctx_free(snap_ctx *ctx);
 /* The message of the last failed call on ctx ("" when none). */
 const char *snap_ctx_errmsg(const snap_ctx *ctx);

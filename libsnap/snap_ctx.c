@@ -36,6 +36,21 @@ static int choose_platform(snap_platform_kind want, snap_platform_kind *out,
     return 0;
 }
 
+int snap_ctx_alloc_libxl(snap_ctx **pctx, struct libxl__ctx *lctx, xentoollog_logger *lg)
+{
+    if (!lctx) {
+        *pctx = NULL;
+        return SNAP_ERROR_INVAL;
+    }
+    /* A libxl context proves a hypervisor: AUTO would only consult privcmd. */
+    const char *env = getenv("XLSNAP_PLATFORM");
+    int rc =
+        snap_ctx_alloc(pctx, env && *env ? SNAP_PLATFORM_AUTO : SNAP_PLATFORM_LIBXL, lg);
+    if (*pctx)
+        (*pctx)->lctx = lctx;
+    return rc;
+}
+
 int snap_ctx_alloc(snap_ctx **pctx, snap_platform_kind platform, xentoollog_logger *lg)
 {
     snap_ctx *ctx = snap_xcalloc(1, sizeof *ctx);

@@ -82,6 +82,7 @@ struct snap_ctx {
     char *xen_statedir;      /* libxl's userdata */
     char *xen_rundir;        /* QMP sockets */
     snap_qmp_lock *qmp_lock; /* held while a domain's QMP socket is open */
+    struct libxl__ctx *lctx; /* the caller's (snap_ctx_alloc_libxl): never freed here */
 };
 
 /* <xen_rundir>/qmp-libxl-<domid>: the QMP socket libxl (and xlsim) give a device model.

@@ -2,7 +2,8 @@
  * The platform on a real Xen dom0: libxl does what needs the hypervisor.
  * A libxl context is opened per call: xlsnap commands are short-lived, and a
  * long-held context would keep libxl's event machinery (and its SIGCHLD
- * handling) alive inside the caller's process.
+ * handling) alive inside the caller's process. A caller with its own context
+ * (xl; snap_ctx_alloc_libxl) lends it instead: no second context.
  * Static functions are named plat_*: the libxl_ prefix is libxl's own.
  */
 #include <errno.h>
@@ -27,6 +28,10 @@
 
 static int plat_open(snap_ctx *ctx, libxl_ctx **lctx, snap_err *err)
 {
+    if (ctx->lctx) { /* the caller's (snap_ctx_alloc_libxl) */
+        *lctx = ctx->lctx;
+        return 0;
+    }
     int rc = libxl_ctx_alloc(lctx, LIBXL_VERSION, 0, ctx->lg);
     if (rc)
         return snap_err_set(
@@ -35,6 +40,13 @@ static int plat_open(snap_ctx *ctx, libxl_ctx **lctx, snap_err *err)
             "running? (XLSNAP_PLATFORM=sim selects the simulated dom0)",
             rc);
     return 0;
+}
+
+/* Ends what plat_open began: a borrowed context stays the caller's. */
+static void plat_close(snap_ctx *ctx, libxl_ctx *lctx)
+{
+    if (lctx != ctx->lctx)
+        libxl_ctx_free(lctx);
 }
 
 /* dom from libxl's info on domid (name: libxl's, else fallback). */
@@ -77,7 +89,7 @@ static int find_by_uuid(libxl_ctx *lctx, const char *uuid, snap_domain_ref *dom,
 }
 
 static int plat_lookup_uuid(snap_ctx *ctx, const char *uuid, snap_domain_ref *dom,
-                             snap_err *err)
+                            snap_err *err)
 {
     libxl_ctx *lctx;
     memset(dom, 0, sizeof *dom);
@@ -85,13 +97,13 @@ static int plat_lookup_uuid(snap_ctx *ctx, const char *uuid, snap_domain_ref *do
     if (rc)
         return rc;
     rc = find_by_uuid(lctx, uuid, dom, err);
-    libxl_ctx_free(lctx);
+    plat_close(ctx, lctx);
     return rc;
 }
 
 /* A domid, else a name (libxl's rule), else a UUID. */
 static int plat_lookup(snap_ctx *ctx, const char *qualifier, snap_domain_ref *dom,
-                        snap_err *err)
+                       snap_err *err)
 {
     libxl_ctx *lctx;
     libxl_dominfo info;
@@ -117,12 +129,12 @@ static int plat_lookup(snap_ctx *ctx, const char *qualifier, snap_domain_ref *do
     fill_ref(lctx, &info, qualifier, dom);
 out:
     libxl_dominfo_dispose(&info);
-    libxl_ctx_free(lctx);
+    plat_close(ctx, lctx);
     return rc;
 }
 
 static int plat_set_paused(snap_ctx *ctx, const snap_domain_ref *dom, bool pause,
-                            snap_err *err)
+                           snap_err *err)
 {
     libxl_ctx *lctx;
     int rc = plat_open(ctx, &lctx, err);
@@ -130,7 +142,7 @@ static int plat_set_paused(snap_ctx *ctx, const snap_domain_ref *dom, bool pause
         return rc;
     int lrc = pause ? libxl_domain_pause(lctx, dom->domid, NULL)
                     : libxl_domain_unpause(lctx, dom->domid, NULL);
-    libxl_ctx_free(lctx);
+    plat_close(ctx, lctx);
     if (lrc)
         return snap_err_set(err, SNAP_ERROR_FAIL,
                             "libxl_domain_%s of domain %s failed (rc=%d)",
@@ -165,7 +177,7 @@ static int plat_pause(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
     if (rc)
         return rc;
     int lrc = libxl_domain_suspend_only(lctx, dom->domid, NULL);
-    libxl_ctx_free(lctx);
+    plat_close(ctx, lctx);
     if (lrc)
         return snap_err_set(err, SNAP_ERROR_FAIL,
                             "domain %s did not suspend for the checkpoint "
@@ -185,7 +197,7 @@ static int plat_unpause(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err
     plat_is_suspended(lctx, dom->domid, &suspended);
     int lrc = suspended ? libxl_domain_resume(lctx, dom->domid, 1, NULL)
                         : libxl_domain_unpause(lctx, dom->domid, NULL);
-    libxl_ctx_free(lctx);
+    plat_close(ctx, lctx);
     if (lrc)
         return snap_err_set(err, SNAP_ERROR_FAIL,
                             "libxl_domain_%s of domain %s failed (rc=%d)",
@@ -342,7 +354,7 @@ static int save_domain(libxl_ctx *lctx, const snap_domain_ref *dom, int fd, snap
  * user (xl pause) must run to answer the suspend request.
  */
 static int plat_save_memory(snap_ctx *ctx, const snap_domain_ref *dom, int fd,
-                             snap_progress_fn *progress, void *opaque, snap_err *err)
+                            snap_progress_fn *progress, void *opaque, snap_err *err)
 {
     libxl_ctx *lctx;
     bool suspended = false;
@@ -362,20 +374,20 @@ static int plat_save_memory(snap_ctx *ctx, const snap_domain_ref *dom, int fd,
         rc = save_domain(lctx, dom, fd, err);
     if (suspended)
         suspend_acker_stop(&acker);
-    libxl_ctx_free(lctx);
+    plat_close(ctx, lctx);
     return rc;
 }
 
 /* What `xl save -c` does after the save: resume the suspended domain. */
-static int plat_resume_after_save(snap_ctx *ctx, const snap_domain_ref *dom,
-                                   bool running, snap_err *err)
+static int plat_resume_after_save(snap_ctx *ctx, const snap_domain_ref *dom, bool running,
+                                  snap_err *err)
 {
     libxl_ctx *lctx;
     int rc = plat_open(ctx, &lctx, err);
     if (rc)
         return rc;
     int lrc = libxl_domain_resume(lctx, dom->domid, 1, NULL);
-    libxl_ctx_free(lctx);
+    plat_close(ctx, lctx);
     if (lrc)
         return snap_err_set(err, SNAP_ERROR_FAIL,
                             "libxl_domain_resume of domain %s failed (rc=%d)", dom->name,
@@ -390,7 +402,7 @@ static int plat_stop(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
     if (rc)
         return rc;
     int lrc = libxl_domain_destroy(lctx, dom->domid, NULL);
-    libxl_ctx_free(lctx);
+    plat_close(ctx, lctx);
     if (lrc)
         return snap_err_set(err, SNAP_ERROR_FAIL,
                             "libxl_domain_destroy of domain %s failed (rc=%d)", dom->name,
@@ -400,7 +412,7 @@ static int plat_stop(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
 
 /* Creates the domain (paused, as libxl leaves it), afresh or from a checkpoint. */
 static int plat_create(libxl_ctx *lctx, libxl_domain_config *dc, uint32_t *domid,
-                        const char *memory_path, snap_err *err)
+                       const char *memory_path, snap_err *err)
 {
     int lrc, rc = 0;
     if (!memory_path) {
@@ -430,7 +442,7 @@ static int plat_create(libxl_ctx *lctx, libxl_domain_config *dc, uint32_t *domid
 }
 
 static int plat_start(snap_ctx *ctx, snap_domain_ref *dom, const char *config,
-                       const char *memory_path, bool paused, snap_err *err)
+                      const char *memory_path, bool paused, snap_err *err)
 {
     libxl_ctx *lctx;
     libxl_domain_config dc;
@@ -458,7 +470,7 @@ static int plat_start(snap_ctx *ctx, snap_domain_ref *dom, const char *config,
     }
 out:
     libxl_domain_config_dispose(&dc);
-    libxl_ctx_free(lctx);
+    plat_close(ctx, lctx);
     return rc;
 }
 
@@ -473,7 +485,7 @@ struct snap_qmp_lock {
 
 /* libxl's own lock file protocol on userdata-l.<domid>.<uuid>.qmp-socket-lock. */
 static int plat_qmp_lock(snap_ctx *ctx, const snap_domain_ref *dom, int timeout_ms,
-                          snap_qmp_lock **out, snap_err *err)
+                         snap_qmp_lock **out, snap_err *err)
 {
     snap_domcfg_lock *lock;
     int rc = snap_userdata_lock_acquire(ctx->xen_statedir, dom->domid, dom->uuid,

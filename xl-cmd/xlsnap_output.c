@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "xlsnap_cmd.h"
 #include "xlsnap_output.h"
 
 static const char *fmt_time(int64_t sec, char *buf, size_t len)
@@ -100,7 +101,7 @@ static void out_reserve(out_buf *b, size_t n)
     size_t cap = n > OUT_CHUNK ? n : OUT_CHUNK;
     char *data = realloc(b->data, cap);
     if (!data) {
-        perror("xlsnap");
+        perror(xlsnap_progname);
         exit(EXIT_FAILURE);
     }
     b->data = data;
@@ -220,11 +221,10 @@ void print_list_table(snap_summary **list, size_t n, enum list_filter filter)
     for (size_t i = 0; i < n; i++)
         if (included(list[i]->parent, list[i]->n_children, filter))
             print_list_row(&b, list[i]);
-    out_col(
-        &b,
-        "(* current snapshot; ! interrupted operation: the next xlsnap command on the\n"
-        "domain finishes or rolls it back)\n",
-        0, "");
+    out_col(&b,
+            "(* current snapshot; ! interrupted operation: the next snapshot command on\n"
+            "the domain finishes or rolls it back)\n",
+            0, "");
     out_flush(&b);
     free(b.data);
 }
@@ -299,7 +299,7 @@ void print_tree(snap_summary **list, size_t n)
     t.by_parent = calloc(n ? n : 1, sizeof *t.by_parent);
     char *prefix = calloc(4096, 1);
     if (!t.by_parent || !prefix) {
-        perror("xlsnap");
+        perror(xlsnap_progname);
         exit(EXIT_FAILURE);
     }
     for (size_t i = 0; i < n; i++)

@@ -37,12 +37,18 @@ check "libsnap.so's soname is libsnap.so.1" \
 check "libsnap.pc names the real prefix, not DESTDIR" \
     bash -c '! grep -q "$1" "$2" && grep -q "^libdir=/usr/lib" "$2"' _ "$dest" "$u/lib/pkgconfig/libsnap.pc"
 check "installed xlsnap runs (help)" grep -q snapshot-create <("$u/bin/xlsnap" help)
+for f in lib/libxlsnapcmd.a include/xlsnap_cmd.h include/xlsnap_cmdtable.h \
+    lib/pkgconfig/xlsnapcmd.pc; do
+    check "$f installed (for xl's tools/xl/Makefile)" test -s "$u/$f"
+done
 
 # The API caller, against the installed header and pkg-config file only.
 export PKG_CONFIG_PATH=$u/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$dest
 src=$top/tests/install/api_caller.c
 flags=(-std=c11 -Wall -Wextra -Werror -Wstrict-prototypes)
 check "pkg-config knows libsnap 1.0.0" test "$(pkg-config --modversion libsnap)" = 1.0.0
+check "pkg-config xlsnapcmd: its headers, -lxlsnapcmd then libsnap" \
+    grep -q -- "^-I$u/include .*-L$u/lib -lxlsnapcmd -lsnap *$" <(pkg-config --cflags --libs xlsnapcmd)
 check "pkg-config points into DESTDIR" grep -q -- "-I$u/include" <(pkg-config --cflags libsnap)
 # shellcheck disable=SC2046 # pkg-config output is a list of flags
 check "api_caller builds against the installed libsnap.so" \
