@@ -118,7 +118,7 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, const snap_plan *pla
     }
     if (q)
         rc = snap_quiesce_freeze(ctx, q, &s->st, j, err);
-    if (!rc && q)
+    if (!rc && q && !snap_quiesce_fell_back(q))
         test_hook_pause_after_freeze();
     if (!rc) {
         snap_trace("tx-sent");
@@ -278,6 +278,7 @@ static int record_snapshot(snap_session *s, const snap_plan *plan,
     m->quiesce.window_ms = qres->window_ms;
     m->quiesce.thaw_ok = !qres->attempted || qres->thaw_ok;
     m->quiesce.state = qres->frozen ? SNAP_META_QUIESCED : SNAP_META_CRASH_CONSISTENT;
+    m->quiesce.reason = qres->reason ? snap_xstrdup(qres->reason) : NULL;
     if (ms->path) {
         m->has_memory = true;
         m->memory_path = snap_xstrdup(ms->path);

@@ -103,6 +103,7 @@ typedef struct snap_quiesce_result {
     int frozen_count;
     int64_t window_ms; /* freeze sent -> thaw answered */
     bool thaw_ok;
+    const char *reason; /* best-effort fell back to crash-consistent: why (q owns it) */
 } snap_quiesce_result;
 
 typedef struct snap_quiesce snap_quiesce;
@@ -114,12 +115,17 @@ int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan 
                          snap_quiesce **q, snap_err *err);
 /*
  * Starts the lease watchdog (journaled), then freezes. On failure the guest is
- * thawed (or the error says it may not be) and the watchdog released.
+ * thawed (or the error says it may not be) and the watchdog released. Under
+ * BEST_EFFORT a freeze that fails or times out but leaves the guest known to
+ * be thawed is no error: 0 is returned, snap_quiesce_fell_back() tells, and
+ * the snapshot is crash-consistent (the thaw then reports the reason).
  */
 int snap_quiesce_freeze(snap_ctx *ctx, snap_quiesce *q, snap_meta_store *st,
                         snap_journal *j, snap_err *err);
 /* Milliseconds since the freeze was sent. */
 int64_t snap_quiesce_elapsed_ms(const snap_quiesce *q);
+/* Best-effort fell back to a crash-consistent snapshot after a failed freeze. */
+bool snap_quiesce_fell_back(const snap_quiesce *q);
 /* Thaws, releases the watchdog, fills res. Safe to call when not frozen. */
 int snap_quiesce_thaw(snap_quiesce *q, snap_quiesce_result *res, snap_err *err);
 /* Closes the agent (thawing first if still frozen). NULL ok. */

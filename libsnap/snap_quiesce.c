@@ -42,6 +42,8 @@ struct snap_quiesce {
     uint64_t freeze_sent_ms;
     bool maybe_frozen;
     int frozen_count;
+    char *fallback_reason; /* best-effort: why the snapshot is crash-consistent */
+    char *domain;
 };
 
 int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan *plan,
@@ -82,6 +84,7 @@ int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan 
     q->lease_ms = plan->lease_ms;
     q->watchdog = -1;
     q->watchdog_fd = -1;
+    q->domain = snap_xstrdup(dom->ref.name);
     *out = q;
     return 0;
 }
@@ -204,13 +207,23 @@ int snap_quiesce_freeze(snap_ctx *ctx, snap_quiesce *q, snap_meta_store *st,
     snap_trace("freeze-sent");
     rc = snap_agent_freeze(q->ag, NULL, 0, q->freeze_timeout_ms, RECOVERY_MS, &res, err);
     snap_trace("freeze-replied");
-    if (rc) {
-        if (rc != SNAP_ERROR_GUEST_FROZEN) {
-            q->maybe_frozen = false;
-            release_watchdog(q);
-        }
-        /* Else the watchdog stays armed: it thaws when we exit. */
+    if (rc ==
+        SNAP_ERROR_GUEST_FROZEN) /* the watchdog stays armed: it thaws when we exit */
         return snap_err_context(err, "freeze");
+    if (rc) {
+        /* The agent's recovery read the status "thawed" (thawing first when
+         * it was frozen): the guest runs unfrozen. */
+        q->maybe_frozen = false;
+        release_watchdog(q);
+        if (q->policy != SNAP_QUIESCE_BEST_EFFORT)
+            return snap_err_context(err, "freeze");
+        q->fallback_reason = snap_xasprintf("freeze failed: %s", err->msg);
+        snap_log(ctx->lg, XTL_WARN,
+                 "domain %s: %s; the guest is thawed: taking a crash-consistent snapshot "
+                 "(--quiesce=best-effort)",
+                 q->domain, q->fallback_reason);
+        snap_err_clear(err);
+        return 0;
     }
     q->frozen_count = res.frozen;
     snap_log(ctx->lg, XTL_DETAIL, "froze %d filesystems in %llu ms", res.frozen,
@@ -227,12 +240,18 @@ int64_t snap_quiesce_elapsed_ms(const snap_quiesce *q)
     return q->freeze_sent_ms ? (int64_t)(snap_now_ms() - q->freeze_sent_ms) : 0;
 }
 
+bool snap_quiesce_fell_back(const snap_quiesce *q)
+{
+    return q && q->fallback_reason;
+}
+
 int snap_quiesce_thaw(snap_quiesce *q, snap_quiesce_result *res, snap_err *err)
 {
     memset(res, 0, sizeof *res);
     if (!q || !q->freeze_sent_ms)
         return 0;
     res->attempted = true;
+    res->reason = q->fallback_reason;
     if (!q->maybe_frozen)
         return 0;
     snap_agent_freeze_result ar;
@@ -265,6 +284,8 @@ void snap_quiesce_free(snap_quiesce *q)
     if (q->watchdog_fd >= 0)
         close(q->watchdog_fd);
     free(q->agent_path);
+    free(q->fallback_reason);
+    free(q->domain);
     free(q);
 }
 

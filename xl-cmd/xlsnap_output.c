@@ -52,6 +52,8 @@ void print_created(const snap_info *s)
     if (s->quiesced)
         printf("quiesced: %d filesystem%s frozen for %lld ms", s->frozen_count,
                s->frozen_count == 1 ? "" : "s", (long long)s->frozen_ms);
+    else if (s->quiesce_reason)
+        printf("crash-consistent (%s)", s->quiesce_reason);
     else
         printf("crash-consistent");
     if (s->memory_path)
@@ -322,8 +324,9 @@ void print_info(const snap_info *s)
                "Consistency:", s->frozen_count, s->frozen_count == 1 ? "" : "s",
                (long long)s->frozen_ms, s->thaw_ok ? "ok" : "with errors");
     else
-        printf("%-15s crash-consistent (quiesce policy %s)\n",
-               "Consistency:", s->quiesce_policy);
+        printf("%-15s crash-consistent (quiesce policy %s%s%s)\n",
+               "Consistency:", s->quiesce_policy, s->quiesce_reason ? "; " : "",
+               s->quiesce_reason ? s->quiesce_reason : "");
     if (s->memory_path)
         printf("%-15s %s (%llu MiB)\n", "Memory:", s->memory_path,
                (unsigned long long)(s->memory_size >> 20));
