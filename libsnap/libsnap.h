@@ -211,6 +211,9 @@ typedef struct snap_info {
      * when none. */
     size_t n_revert_overlays;
     char **revert_overlays;
+    /* Why the snapshot is crash-consistent although a freeze was wanted (the
+     * freeze failed or timed out under best-effort); NULL: no such reason. */
+    char *quiesce_reason;
 } snap_info;
 
 void snap_info_free(snap_info *info);

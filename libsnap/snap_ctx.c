@@ -134,6 +134,7 @@ void snap_info_free(snap_info *s)
     free(s->disks);
     snap_strv_free(s->excluded, s->n_excluded);
     snap_strv_free(s->revert_overlays, s->n_revert_overlays);
+    free(s->quiesce_reason);
     free(s->name);
     free(s->description);
     free(s->parent);

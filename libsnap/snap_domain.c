@@ -135,7 +135,12 @@ static int resolve_qmp(snap_ctx *ctx, snap_domain *dom, snap_err *err)
     snap_qmp_disks qd = {0};
     int rc = snap_domain_qmp_open(ctx, dom, &qmp, err);
     if (!rc) {
+        snap_qmp_status st;
+        snap_err ignored;
         rc = snap_qmp_query_disks(qmp, &qd, SNAP_QMP_TIMEOUT_MS, err);
+        dom->io_error_stop =
+            !rc && !snap_qmp_query_status(qmp, &st, SNAP_QMP_TIMEOUT_MS, &ignored) &&
+            !strcmp(st.status, "io-error");
         snap_domain_qmp_close(ctx, qmp);
     }
     if (rc)

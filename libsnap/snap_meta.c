@@ -182,6 +182,7 @@ void snap_meta_dispose(snap_meta *m)
     snap_strv_free(m->excluded, m->n_excluded);
     snap_strv_free(m->revert_overlays, m->n_revert_overlays);
     free(m->memory_path);
+    free(m->quiesce.reason);
     yajl_tree_free(m->config);
     snap_meta_init(m);
 }
@@ -356,6 +357,8 @@ static void gen_quiesce(yajl_gen g, const snap_meta_quiesce *q)
     snap_json_kv_int(g, "window_ms", q->window_ms);
     snap_json_kv_bool(g, "thaw_ok", q->thaw_ok);
     snap_json_kv_str(g, "state", snap_meta_consistency_name(q->state));
+    if (q->reason)
+        snap_json_kv_str(g, "reason", q->reason);
     yajl_gen_map_close(g);
 }
 
@@ -633,7 +636,8 @@ static int parse_quiesce(const snap_meta_reader *parent, yajl_val root,
         snap_meta_read_int(&r, v, "frozen_count", 0, 1 << 20, &frozen) < 0 ||
         snap_meta_read_int(&r, v, "window_ms", 0, INT64_MAX, &window) < 0 ||
         snap_meta_read_bool(&r, v, "thaw_ok", &q->thaw_ok) < 0 ||
-        GET_ENUM(&r, v, "state", consistency_names, &state) < 0)
+        GET_ENUM(&r, v, "state", consistency_names, &state) < 0 ||
+        snap_meta_read_str(&r, v, "reason", true, &q->reason) < 0)
         return RC(&r);
     q->policy = (snap_quiesce_policy)policy;
     q->state = (snap_meta_consistency)state;

@@ -109,6 +109,7 @@ typedef struct snap_meta_quiesce {
     int64_t window_ms; /* time from freeze sent to thaw answered */
     bool thaw_ok;
     snap_meta_consistency state;
+    char *reason; /* why crash-consistent although a freeze was wanted; NULL: none */
 } snap_meta_quiesce;
 
 typedef struct snap_meta {

@@ -47,6 +47,7 @@ typedef struct snap_domain {
     snap_xs_disk *xs_disks; /* owned; disks[i].xs points into it */
     char *qmp_path;         /* NULL when no device model runs */
     char *agent_path;       /* the agent channel's socket, NULL when none */
+    bool io_error_stop;     /* QEMU stopped the guest on an I/O error (io-error) */
     char *config;           /* the stored libxl-json, as stored (NUL-terminated) */
     size_t config_len;
 } snap_domain;
@@ -147,6 +148,10 @@ typedef struct snap_quiesce_result {
     int frozen_count;
     int64_t window_ms; /* freeze sent -> thaw answered */
     bool thaw_ok;
+    /* QEMU stopped the guest (run state io-error) before it answered the thaw:
+     * the thaw completes when it runs again. */
+    bool guest_stopped;
+    const char *reason; /* best-effort fell back to crash-consistent: why (q owns it) */
 } snap_quiesce_result;
 
 typedef struct snap_quiesce snap_quiesce;
@@ -158,15 +163,39 @@ int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan 
                          snap_quiesce **q, snap_err *err);
 /*
  * Starts the lease watchdog (journaled), then freezes. On failure the guest is
- * thawed (or the error says it may not be) and the watchdog released.
+ * thawed (or the error says it may not be) and the watchdog released. Under
+ * BEST_EFFORT a freeze that fails or times out but leaves the guest known to
+ * be thawed is no error: 0 is returned, snap_quiesce_fell_back() tells, and
+ * the snapshot is crash-consistent (the thaw then reports the reason).
  */
 int snap_quiesce_freeze(snap_ctx *ctx, snap_quiesce *q, snap_meta_store *st,
                         snap_journal *j, snap_err *err);
 /* Milliseconds since the freeze was sent. */
 int64_t snap_quiesce_elapsed_ms(const snap_quiesce *q);
-/* Thaws, releases the watchdog, fills res. Safe to call when not frozen. */
-int snap_quiesce_thaw(snap_quiesce *q, snap_quiesce_result *res, snap_err *err);
-/* Closes the agent (thawing first if still frozen). NULL ok. */
+/* Best-effort fell back to a crash-consistent snapshot after a failed freeze. */
+bool snap_quiesce_fell_back(const snap_quiesce *q);
+/*
+ * How long the QMP transaction inside the window may take: what the lease
+ * leaves once the thaw's own time is set aside.
+ */
+int snap_quiesce_tx_timeout_ms(const snap_quiesce *q);
+/*
+ * Thaws, releases the watchdog, fills res. Safe to call when not frozen. With
+ * qmp (may be NULL), a thaw that gets no prompt answer is checked against
+ * QEMU's run state: a guest QEMU stopped on an I/O error cannot answer, so
+ * the thaw is not waited for (res->guest_stopped, SNAP_ERROR_GUEST_FROZEN)
+ * and the watchdog is released: xlsnap, not the watchdog, reports that.
+ */
+int snap_quiesce_thaw(snap_quiesce *q, snap_qmp *qmp, snap_quiesce_result *res,
+                      snap_err *err);
+/*
+ * After QEMU stopped the guest inside the window and the domain was resumed:
+ * waits for the thaw to complete (status, thaw again if still frozen).
+ */
+int snap_quiesce_thaw_after_resume(snap_quiesce *q, snap_err *err);
+/* The thaw was sent but not answered because QEMU stopped the guest. */
+bool snap_quiesce_thaw_pending(const snap_quiesce *q);
+/* Closes the agent (thawing first if still frozen and not stopped). NULL ok. */
 void snap_quiesce_free(snap_quiesce *q);
 /*
  * Thaws a guest a dead xlsnap left frozen (journal recovery): connects to the

@@ -339,12 +339,35 @@ static int plan_name(snap_meta_store *st, const snap_create_params *p, snap_plan
     return 0;
 }
 
+/*
+ * QEMU stopped the guest on an I/O error (a full file system, typically):
+ * a snapshot now would be recorded "paused, crash-consistent" and hide that.
+ */
+static int refuse_io_error_stop(const snap_domain *dom, snap_err *err)
+{
+    char files[1024] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < dom->n_disks && used < sizeof files; i++) {
+        int w = snprintf(files + used, sizeof files - used, "%s%s", used ? ", " : "",
+                         dom->disks[i].xs->path ? dom->disks[i].xs->path : "?");
+        used += w > 0 ? (size_t)w : 0;
+    }
+    return snap_err_set(err, SNAP_ERROR_BUSY,
+                        "domain %s is stopped by QEMU after an I/O error on a disk (run "
+                        "state io-error; a full file system?): not taking a snapshot of "
+                        "it. Free space where its disk files are (%s), then run `xl "
+                        "unpause %s`",
+                        dom->ref.name, files, dom->ref.name);
+}
+
 int snap_plan_create(snap_ctx *ctx, snap_domain *dom, snap_meta_store *st,
                      const snap_create_params *p, snap_plan *plan, snap_err *err)
 {
     (void)ctx;
     memset(plan, 0, sizeof *plan);
     int rc = plan_name(st, p, plan, err);
+    if (!rc && dom->io_error_stop)
+        rc = refuse_io_error_stop(dom, err);
     if (!rc)
         rc = check_requested_disks(dom, p, err);
     if (!rc)

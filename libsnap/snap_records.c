@@ -43,6 +43,7 @@ snap_info *snap_info_from_meta(const snap_meta *m)
     s->frozen_count = m->quiesce.frozen_count;
     s->frozen_ms = m->quiesce.window_ms;
     s->thaw_ok = m->quiesce.thaw_ok;
+    s->quiesce_reason = snap_xstrdup_or_null(m->quiesce.reason);
     s->memory_path = m->has_memory ? snap_xstrdup_or_null(m->memory_path) : NULL;
     s->memory_size = m->memory_size;
     s->json = snap_meta_to_json(m);

@@ -63,6 +63,8 @@ void print_created(const snap_info *s)
     if (s->quiesced)
         printf("quiesced: %d filesystem%s frozen for %lld ms", s->frozen_count,
                s->frozen_count == 1 ? "" : "s", (long long)s->frozen_ms);
+    else if (s->quiesce_reason)
+        printf("crash-consistent (%s)", s->quiesce_reason);
     else
         printf("crash-consistent");
     if (s->memory_path)
@@ -334,8 +336,9 @@ void print_info(const snap_info *s)
                "Consistency:", s->frozen_count, s->frozen_count == 1 ? "" : "s",
                (long long)s->frozen_ms, s->thaw_ok ? "ok" : "with errors");
     else
-        printf("%-15s crash-consistent (quiesce policy %s)\n",
-               "Consistency:", snap_quiesce_policy_to_string(s->quiesce_policy));
+        printf("%-15s crash-consistent (quiesce policy %s%s%s)\n",
+               "Consistency:", snap_quiesce_policy_to_string(s->quiesce_policy),
+               s->quiesce_reason ? "; " : "", s->quiesce_reason ? s->quiesce_reason : "");
     if (s->memory_path)
         printf("%-15s %s (%llu MiB)\n", "Memory:", s->memory_path,
                (unsigned long long)(s->memory_size >> 20));

@@ -240,6 +240,19 @@ static void test_roundtrip_every_field(void)
     CHECK(!b.description && !b.parent && !b.has_memory && !b.config && b.n_disks == 0);
     CHECK_INT(b.domain.domid, -1);
     CHECK_INT(b.quiesce.state, SNAP_META_CRASH_CONSISTENT);
+    CHECK(!b.quiesce.reason);
+    ta = snap_meta_to_json(&b);
+    CHECK(!strstr(ta, "\"reason\"")); /* left out when none: older records unchanged */
+    free(ta);
+    snap_meta_dispose(&b);
+    /* A best-effort fallback keeps its reason. */
+    free(a.name);
+    a.name = strdup("fell-back");
+    a.quiesce.policy = SNAP_QUIESCE_BEST_EFFORT;
+    a.quiesce.reason = strdup("freeze failed: no reply within 2000 ms");
+    CHECK_INT(snap_meta_save(&st, &a, true, &err), 0);
+    REQUIRE(snap_meta_load(&st, "fell-back", &b, &err) == 0);
+    CHECK_STR(b.quiesce.reason, "freeze failed: no reply within 2000 ms");
     snap_meta_dispose(&a);
     snap_meta_dispose(&b);
     snap_meta_store_close(&st);
