@@ -398,7 +398,7 @@ static int create_in_session(snap_ctx *ctx, snap_session *s, const snap_create_p
         if (rc) {
             snap_err rerr;
             if (snap_rollback_create(ctx, s, &j, &rerr))
-                snap_err_context(err, "%s; and then %s", err->msg, rerr.msg);
+                snap_err_append(err, "; and then %s", rerr.msg);
         } else {
             rc = snap_journal_finish(&s->st, err);
         }
