@@ -170,11 +170,41 @@ static int resolve_disks(snap_domain *dom, snap_err *err)
     return 0;
 }
 
+/* "0" (any number of zeros) or dom0's usual name: never looked up. */
+static bool names_domain0(const char *qualifier)
+{
+    size_t zeros = strspn(qualifier, "0");
+    return (zeros && !qualifier[zeros]) || !strcmp(qualifier, "Domain-0");
+}
+
+static int refuse_domain0(snap_err *err)
+{
+    return snap_err_set(err, SNAP_ERROR_INVAL,
+                        "domain 0 is Xen's control domain (dom0) and cannot be "
+                        "snapshotted; name a guest domain");
+}
+
+int snap_domain_lookup(snap_ctx *ctx, const char *qualifier, unsigned flags,
+                       snap_domain_ref *ref, snap_err *err)
+{
+    memset(ref, 0, sizeof *ref);
+    if (names_domain0(qualifier))
+        return refuse_domain0(err);
+    bool identify = (flags & SNAP_LOOKUP_IDENTIFY) && ctx->ops->identify;
+    int rc = identify ? ctx->ops->identify(ctx, qualifier, ref, err)
+                      : ctx->ops->lookup(ctx, qualifier, ref, err);
+    if (!rc && ref->domid == 0) { /* dom0 under another name */
+        memset(ref, 0, sizeof *ref);
+        return refuse_domain0(err);
+    }
+    return rc;
+}
+
 int snap_domain_resolve(snap_ctx *ctx, const char *qualifier, snap_domain *dom,
                         snap_err *err)
 {
     memset(dom, 0, sizeof *dom);
-    int rc = ctx->ops->lookup(ctx, qualifier, &dom->ref, err);
+    int rc = snap_domain_lookup(ctx, qualifier, 0, &dom->ref, err);
     if (rc)
         return rc;
     rc = resolve_disks(dom, err);

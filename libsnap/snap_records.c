@@ -61,8 +61,7 @@ snap_info *snap_info_from_meta(const snap_meta *m)
 static int open_for_reading(snap_ctx *ctx, const char *domain, snap_domain_ref *ref,
                             snap_meta_store *st, snap_err *err)
 {
-    memset(ref, 0, sizeof *ref);
-    int rc = ctx->ops->lookup(ctx, domain, ref, err);
+    int rc = snap_domain_lookup(ctx, domain, SNAP_LOOKUP_IDENTIFY, ref, err);
     /* Readers take no lock and change nothing: they only say what to do. */
     if (rc == SNAP_ERROR_NOTFOUND && snap_domain_vanished(ctx, domain))
         return snap_err_set(err, SNAP_ERROR_NOTFOUND,

@@ -119,6 +119,48 @@ expect_refused "empty domain name" "domain" snapshot-create -q off '' s1
 expect_refused "domain name with /" "domain" snapshot-list '../victim'
 expect_refused "unknown domain id" "4242" snapshot-list 4242
 
+# Domain 0 is Xen's control domain: refused by id, by name and under another
+# name, by every command, in words (not a xenstore path).
+for q in 0 00 Domain-0; do
+    expect_refused "domain $q: create" "control domain" snapshot-create -q off "$q" s1
+    expect_refused "domain $q: list" "control domain" snapshot-list "$q"
+    expect_refused "domain $q: info" "control domain" snapshot-info "$q" base
+    expect_refused "domain $q: revert" "control domain" snapshot-revert "$q" base
+    expect_refused "domain $q: delete" "control domain" snapshot-delete "$q" base
+done
+xenstore-write /local/domain/0/name ctl
+expect_refused "domain 0 under another name" "control domain" snapshot-list ctl
+xenstore-write /local/domain/0/name Domain-0
+
+# Readers take no lock: while another client holds the domain's one-client
+# QMP socket (as a running snapshot-create does), list and info answer at
+# once from the metadata.
+python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.recv(4096)
+open(sys.argv[2], "w").close()
+time.sleep(30)' "$XLSNAP_XEN_RUNDIR/qmp-libxl-$domid" "$T/qmp-held" &
+holder=$!
+pids+=("$holder")
+for _ in $(seq 100); do [ -e "$T/qmp-held" ] && break; sleep 0.05; done
+t0=$(date +%s%N)
+"$bld/xlsnap" snapshot-list victim >"$T/out" 2>"$T/err"
+rc=$?
+"$bld/xlsnap" snapshot-info victim base >"$T/out2" 2>>"$T/err"
+rc2=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+if [ ! -e "$T/qmp-held" ]; then
+    bad "readers while QMP is held" "the holder never got QEMU's greeting"
+elif [ "$rc" -eq 0 ] && [ "$rc2" -eq 0 ] && grep -q '^base ' "$T/out" && [ "$ms" -lt 2000 ]; then
+    ok "list and info while another client holds QMP: exit 0 in $ms ms"
+else
+    bad "readers while QMP is held" "rc $rc/$rc2 after $ms ms: $(head -c 300 "$T/err")"
+fi
+
 # Ambiguous qualifiers, as xl reads them: all digits is a domain id, anything
 # else a case-sensitive name. A domain NAMED like victim's domid, and one
 # named with digits that are no domid.
