@@ -12,6 +12,7 @@
 #include "snap_memory.h"
 #include "snap_orch.h"
 #include "snap_qemuimg.h"
+#include "snap_text.h"
 
 /* Journals every file and snapshot this run may create, before creating any. */
 static void journal_intent(snap_journal *j, const snap_plan *plan, char *prev_current)
@@ -410,6 +411,19 @@ out_plan:
     return rc;
 }
 
+/*
+ * The user's text, checked before the domain is even looked up: a name or
+ * description that could reach a terminal as control sequences or reordered
+ * by bidirectional controls is refused (snap_text.h), not stored.
+ */
+static int check_create_text(const snap_create_params *p, snap_err *err)
+{
+    int rc = p->name ? snap_meta_new_name_check(p->name, err) : 0;
+    if (!rc && p->description)
+        rc = snap_text_check("the description", p->description, err);
+    return rc;
+}
+
 int snap_create(snap_ctx *ctx, const char *domain, const snap_create_params *p,
                 snap_info **info_out, char **plan_out)
 {
@@ -417,11 +431,13 @@ int snap_create(snap_ctx *ctx, const char *domain, const snap_create_params *p,
     snap_meta m;
     snap_err *err = &ctx->err;
     snap_err_clear(err);
-    snap_meta_init(&m);
     if (info_out)
         *info_out = NULL;
     if (plan_out)
         *plan_out = NULL;
+    if (check_create_text(p, err))
+        return snap_ctx_fail(ctx, err);
+    snap_meta_init(&m);
     /* -N too: the lock and the name check need the domain's directory (an
      * empty directory is no snapshot state); a fresh domain has none yet. */
     unsigned flags = SNAP_SESSION_CREATE_DIR;

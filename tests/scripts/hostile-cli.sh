@@ -113,6 +113,62 @@ expect_refused "name already taken" "base" snapshot-create -q off victim base
 expect_refused "info of a / name" "name" snapshot-info victim '../base'
 expect_refused "unknown option" "option" snapshot-create --no-such-option victim s1
 
+# ---------------------------------------------------------- terminal safety
+# Names and descriptions are one line of printable text: no control
+# characters (escape sequences, newlines, tabs, DEL, C1), no bidirectional
+# controls (U+202E shows "\u202Egpj.exe" as "exe.jpg"), valid UTF-8.
+expect_refused "description with ESC" "description.*control" snapshot-create -q off -d $'\e[31mred' victim t1
+expect_refused "description with newline" "description.*control" snapshot-create -q off -d $'a\nb' victim t1
+expect_refused "description with C1 CSI" "description.*control" snapshot-create -q off -d $'x\u009b2J' victim t1
+expect_refused "description with U+202E" "description.*bidirectional" snapshot-create -q off -d $'x\u202ey' victim t1
+expect_refused "description not UTF-8" "description.*UTF-8" snapshot-create -q off -d $'bad\xff' victim t1
+expect_refused "name with U+202E" "name.*bidirectional" snapshot-create -q off victim $'\u202egpj.exe'
+expect_refused "name with U+2066" "name.*bidirectional" snapshot-create -q off victim $'a\u2066b'
+expect_refused "name with U+200F" "name.*bidirectional" snapshot-create -q off victim $'a\u200fb'
+
+# A record written by an older version or by hand may hold anything: text
+# output escapes it (\xNN, \u{NNNN}), JSON stays valid JSON of the same
+# value with no raw control byte (bidi controls are data there), and error
+# messages quoting a name are escaped too.
+create -d 'plain' victim term >/dev/null 2>&1
+hostile=$'\e[2J\u202eevil\u009b\nline2\a'
+python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+r["description"] = sys.argv[2]
+json.dump(r, open(sys.argv[1], "w"))' "$dom_state/term.json" "$hostile"
+"$bld/xlsnap" snapshot-info victim term >"$T/info" 2>&1
+rci=$?
+"$bld/xlsnap" snapshot-info --json victim term >"$T/info.json" 2>&1
+rcj=$?
+"$bld/xlsnap" snapshot-list --json victim >"$T/list.json" 2>&1
+rcl=$?
+"$bld/xlsnap" snapshot-info victim $'\u202eabc' >/dev/null 2>"$T/err"
+if why=$(python3 -c '
+import json, sys
+raw = [open(f, "rb").read() for f in sys.argv[1:4]]
+want = sys.argv[5]
+for name, data in zip(("info", "info --json", "list --json", "error"), raw + [open(sys.argv[4], "rb").read()]):
+    for bad in (b"\x1b", b"\x07", b"\x7f", "\u202e".encode(), "\u009b".encode()):
+        if bad in data and not (name.endswith("json") and bad == "\u202e".encode()):
+            sys.exit("%s: raw %r in the output" % (name, bad))
+desc = [l for l in raw[0].decode().splitlines() if l.startswith("Description:")]
+if desc != ["Description:    \\x1b[2J\\u{202e}evil\\u{009b}\\x0aline2\\x07"]:
+    sys.exit("info description line: %r" % desc)
+if json.loads(raw[1])["description"] != want:
+    sys.exit("info --json description differs")
+if [r["description"] for r in json.loads(raw[2]) if r["name"] == "term"] != [want]:
+    sys.exit("list --json description differs")
+if "snapshot \x27\\u{202e}abc\x27" not in open(sys.argv[4]).read():
+    sys.exit("error message: " + open(sys.argv[4]).read())
+' "$T/info" "$T/info.json" "$T/list.json" "$T/err" "$hostile" 2>&1) &&
+    [ "$rci$rcj$rcl" = 000 ]; then
+    ok "hostile description of a hand-edited record: escaped in text, exact in JSON, no raw control byte"
+else
+    bad "hostile record output" "rc $rci/$rcj/$rcl: $why"
+fi
+"$bld/xlsnap" snapshot-delete victim term >/dev/null 2>&1
+
 # ---------------------------------------------------------- domains
 expect_refused "unknown domain" "nosuchdomain" snapshot-create -q off nosuchdomain s1
 expect_refused "empty domain name" "domain" snapshot-create -q off '' s1
