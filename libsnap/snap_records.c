@@ -163,14 +163,14 @@ static snap_info *summary_info(const snap_domain_ref *ref, snap_meta_tree *t, si
 /*
  * Damaged metadata (unreadable records, a dangling .current, cycles) fails
  * the listing with PROTOCOL naming the first problem; every problem is also
- * logged at verbose level (xlsnap -v) so a user can see them all.
+ * logged at XTL_DETAIL (shown by one xlsnap -v) so a user can see them all.
  */
 static int report_damage(snap_ctx *ctx, const snap_meta_tree *t, snap_err *err)
 {
     if (!t->n_problems)
         return 0;
     for (size_t i = 0; i < t->n_problems; i++)
-        snap_log(ctx->lg, XTL_VERBOSE, "damaged metadata: %s", t->problems[i]);
+        snap_log(ctx->lg, XTL_DETAIL, "damaged metadata: %s", t->problems[i]);
     if (t->n_problems == 1)
         return snap_err_set(err, SNAP_ERROR_PROTOCOL, "damaged metadata: %s",
                             t->problems[0]);

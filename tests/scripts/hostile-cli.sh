@@ -325,6 +325,23 @@ else
 fi
 cp "$T/base.json.good" "$meta"
 
+# Two damaged records: the error names the first and says how to see the
+# rest, and that option does list every one.
+cp "$dom_state/a b.json" "$T/ab.json.good"
+head -c 100 "$T/base.json.good" >"$meta"
+head -c 50 "$T/ab.json.good" >"$dom_state/a b.json"
+"$bld/xlsnap" snapshot-list victim >/dev/null 2>"$T/err"
+"$bld/xlsnap" -v snapshot-list victim >/dev/null 2>"$T/verr"
+hint=$(grep -o -- '-v* lists them' "$T/err")
+if [ "$hint" = "-v lists them" ] && grep -q 'damaged metadata:.*base\.json' "$T/verr" &&
+    grep -q 'damaged metadata:.*a b\.json' "$T/verr"; then
+    ok "two damaged records: the error says -v, and -v lists both"
+else
+    bad "two damaged records" "hint '$hint'; -v printed: $(head -c 400 "$T/verr" | tr '\n' '|')"
+fi
+cp "$T/base.json.good" "$meta"
+cp "$T/ab.json.good" "$dom_state/a b.json"
+
 # ---------------------------------------------------------- journal of a killed run
 (exit 0) &
 dead=$!
