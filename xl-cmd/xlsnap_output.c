@@ -258,14 +258,26 @@ void print_list_table(snap_info **list, size_t n, enum list_filter filter)
     out_col(&b, "Consistency", 16, " ");
     out_col(&b, "Memory", 6, " ");
     out_col(&b, "Parent", 0, "\n");
+    bool any_current = false, any_incomplete = false;
     for (size_t i = 0; i < n; i++)
-        if (included(list[i], filter))
+        if (included(list[i], filter)) {
             print_list_row(&b, list[i]);
-    out_col(
-        &b,
-        "(* current snapshot; ! interrupted operation: the next xlsnap command on the\n"
-        "domain finishes or rolls it back)\n",
-        0, "");
+            any_current = any_current || list[i]->current;
+            any_incomplete = any_incomplete || (!list[i]->current && list[i]->incomplete);
+        }
+    /* The legend explains only the marks shown. */
+    if (any_current && any_incomplete)
+        out_col(&b,
+                "(* current snapshot; ! interrupted operation: the next xlsnap command "
+                "on the\ndomain finishes or rolls it back)\n",
+                0, "");
+    else if (any_current)
+        out_col(&b, "(* current snapshot)\n", 0, "");
+    else if (any_incomplete)
+        out_col(&b,
+                "(! interrupted operation: the next xlsnap command on the domain "
+                "finishes or\nrolls it back)\n",
+                0, "");
     out_flush(&b);
     free(b.data);
 }

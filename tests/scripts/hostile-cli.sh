@@ -306,6 +306,18 @@ else
     bad "name with a space" "$(cat "$T/err")"
 fi
 
+# The list's legend explains the marks shown, and only those: 'a b' is
+# current (marked *), --roots shows base alone (no mark, no legend).
+"$bld/xlsnap" snapshot-list victim >"$T/out" 2>&1
+"$bld/xlsnap" snapshot-list --roots victim >"$T/roots" 2>&1
+if grep -q '^a b \*' "$T/out" && [ "$(tail -n 1 "$T/out")" = "(* current snapshot)" ] &&
+    [ "$(grep -c '' "$T/roots")" -eq 2 ] && grep -q '^base ' "$T/roots" &&
+    ! grep -q '^(' "$T/roots"; then
+    ok "list legend only for the marks shown"
+else
+    bad "list legend" "$(tr '\n' '|' <"$T/out") --roots: $(tr '\n' '|' <"$T/roots")"
+fi
+
 # A damaged record among good ones: the good ones are still listed (table and
 # JSON), the exit status is 1, and -v lists every problem.
 cp "$meta" "$T/base.json.good"
