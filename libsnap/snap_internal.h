@@ -38,8 +38,9 @@ typedef struct snap_platform_ops {
                   snap_err *err);
     /*
      * Like lookup, without asking the domain's device model anything (state
-     * is not filled in): readers (list, info) must not queue behind another
-     * client of a one-client QMP socket. NULL: lookup asks none already.
+     * only tells SHUTOFF from the others): readers (list, info) must not
+     * queue behind another client of a one-client QMP socket. NULL: lookup
+     * asks none already.
      */
     int (*identify)(snap_ctx *ctx, const char *qualifier, snap_domain_ref *dom,
                     snap_err *err);

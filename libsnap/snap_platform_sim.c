@@ -177,8 +177,9 @@ static int sim_find(snap_ctx *ctx, const char *qualifier, bool with_state,
     if (rc)
         goto out;
     snprintf(dom->uuid, sizeof dom->uuid, "%s", uuid);
-    dom->state = SNAP_DOMAIN_SHUTOFF;
-    if (with_state && sim_dm_alive(xs, domid))
+    /* Without asking QEMU: shut off or not, paused or running unknown. */
+    dom->state = sim_dm_alive(xs, domid) ? SNAP_DOMAIN_RUNNING : SNAP_DOMAIN_SHUTOFF;
+    if (with_state && dom->state != SNAP_DOMAIN_SHUTOFF)
         rc = sim_query_state(ctx, dom, err);
 out:
     free(name);

@@ -74,14 +74,38 @@ static int open_for_reading(snap_ctx *ctx, const char *domain, snap_domain_ref *
     return rc;
 }
 
+/*
+ * A run that died after sending a freeze and before recording the thaw
+ * (phase "frozen"), whose watchdog died too, may have left the guest's
+ * filesystems frozen; only the next command that recovers the journal
+ * thaws them. Readers change nothing, so they say so.
+ */
+static void warn_if_left_frozen(snap_ctx *ctx, const snap_domain_ref *ref,
+                                const snap_journal *j)
+{
+    if (j->phase != SNAP_PHASE_FROZEN || ref->state == SNAP_DOMAIN_SHUTOFF ||
+        snap_journal_owner_alive(j) || snap_journal_watchdog_alive(j))
+        return;
+    snap_log(ctx->lg, XTL_WARN,
+             "domain %s: the interrupted %s of snapshot '%s' froze the guest's "
+             "filesystems and neither xlsnap (pid %d) nor its watchdog thawed them: "
+             "they may still be frozen (writes in the guest hang); the next "
+             "snapshot-create, snapshot-revert or snapshot-delete of %s while it runs "
+             "thaws them first, and rolls the %s back",
+             ref->name, snap_journal_op_name(j->op), j->snapshot, (int)j->owner_pid,
+             ref->name, snap_journal_op_name(j->op));
+}
+
 /* The snapshot an unrecovered journal is about, or NULL (malloc'd). */
-static char *journaled_snapshot(snap_meta_store *st, char **journal_json)
+static char *journaled_snapshot(snap_ctx *ctx, const snap_domain_ref *ref,
+                                snap_meta_store *st, char **journal_json)
 {
     snap_journal j;
     bool found = false;
     snap_err ignore;
     char *name = NULL;
     if (snap_journal_load(st, &j, &found, &ignore) == 0 && found) {
+        warn_if_left_frozen(ctx, ref, &j);
         name = snap_xstrdup(j.snapshot);
         if (journal_json)
             *journal_json = snap_journal_to_json(&j);
@@ -208,7 +232,7 @@ static int walk_records(snap_ctx *ctx, const char *domain, bool full, records_fn
     snap_meta_tree_init(&t);
     rc = snap_meta_tree_load(&st, &t, err);
     char *journal_json = NULL;
-    char *journaled = journaled_snapshot(&st, &journal_json);
+    char *journaled = journaled_snapshot(ctx, &ref, &st, &journal_json);
     bool journal_only = journaled && snap_meta_tree_find(&t, journaled) == SNAP_META_NONE;
     for (size_t i = 0; i < t.n && !rc && !*stopped; i++) {
         snap_info *s = NULL;
@@ -314,7 +338,7 @@ int snap_info_get(snap_ctx *ctx, const char *domain, const char *name, snap_info
         return snap_ctx_fail(ctx, err);
     snap_meta_tree_init(&t);
     rc = snap_meta_tree_load(&st, &t, err);
-    char *journaled = journaled_snapshot(&st, NULL);
+    char *journaled = journaled_snapshot(ctx, &ref, &st, NULL);
     if (!rc)
         rc = load_info(&st, &t, name, journaled, out, err);
     free(journaled);

@@ -364,6 +364,25 @@ cat >"$dom_state/.journal.json" <<EOF
  "lease_deadline_ms": 0, "watchdog": null, "prev_current": "base",
  "memory_created": null, "disks": []}
 EOF
+# Readers change nothing, but when the dead run had sent a freeze and no
+# thaw (phase "frozen") and its watchdog is gone too, they say the guest's
+# filesystems may still be frozen and what thaws them.
+cp "$dom_state/.journal.json" "$T/journal.planned"
+sed -i 's/"phase": "planned"/"phase": "frozen"/' "$dom_state/.journal.json"
+"$bld/xlsnap" snapshot-list victim >"$T/out" 2>"$T/err"
+rcl=$?
+"$bld/xlsnap" snapshot-info victim base >/dev/null 2>"$T/err2"
+rci=$?
+"$bld/xlsnap" snapshot-list --json victim >/dev/null 2>"$T/err3"
+cp "$T/journal.planned" "$dom_state/.journal.json"
+"$bld/xlsnap" snapshot-list victim >/dev/null 2>"$T/err4"
+frozen_said() { grep -q "may still be frozen.*snapshot-create, snapshot-revert or snapshot-delete of victim while it runs thaws" "$1"; }
+if [ "$rcl$rci" = 00 ] && frozen_said "$T/err" && frozen_said "$T/err2" && frozen_said "$T/err3" &&
+    ! grep -q frozen "$T/err4"; then
+    ok "list and info warn that a dead run's freeze may still hold ($(head -c 150 "$T/err"))"
+else
+    bad "frozen guest warning" "rc $rcl/$rci: $(cat "$T/err" "$T/err2" "$T/err4" | head -c 400)"
+fi
 "$bld/xlsnap" snapshot-create -q off victim after-crash >"$T/out" 2>"$T/err"
 rc=$?
 if [ "$rc" -eq 0 ] && [ ! -e "$dom_state/.journal.json" ] && [ -e "$dom_state/after-crash.json" ]; then
