@@ -58,6 +58,19 @@ static char *agent_path_from_config(const char *config, snap_err *err)
     return path;
 }
 
+char *snap_domain_agent_path(snap_ctx *ctx, const snap_domain_ref *ref)
+{
+    char *config = NULL;
+    size_t len = 0;
+    snap_err ignore;
+    if (snap_domcfg_read(ctx->xen_statedir, ref->domid, ref->uuid, &config, &len,
+                         &ignore))
+        return NULL;
+    char *path = agent_path_from_config(config, &ignore);
+    free(config);
+    return path;
+}
+
 /* Fills the QMP view of d from the device model's disk model. */
 static void vdisk_attach_qmp(snap_vdisk *d, const snap_qmp_disk *q)
 {

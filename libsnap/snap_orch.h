@@ -68,6 +68,9 @@ void snap_domain_qmp_close(snap_ctx *ctx, snap_qmp *qmp);
 int snap_domain_lookup(snap_ctx *ctx, const char *qualifier, unsigned flags,
                        snap_domain_ref *ref, snap_err *err);
 
+/* The agent channel's socket from the domain's stored config; NULL: none known. */
+char *snap_domain_agent_path(snap_ctx *ctx, const snap_domain_ref *ref);
+
 /* Finds the domain and everything about its disks; validates consistency. */
 int snap_domain_resolve(snap_ctx *ctx, const char *qualifier, snap_domain *dom,
                         snap_err *err);

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "snap_agent.h"
 #include "snap_orch.h"
 #include "snap_revert.h"
 
@@ -74,11 +75,35 @@ static int open_for_reading(snap_ctx *ctx, const char *domain, snap_domain_ref *
     return rc;
 }
 
+#define FROZEN_QUERY_TIMEOUT_MS 2000
+
+/*
+ * What the guest's agent says of its filesystems, briefly (nobody else talks
+ * to it: the run that froze it and its watchdog are dead); *why is set when
+ * it cannot tell.
+ */
+static snap_agent_fs_state ask_agent_fs_state(snap_ctx *ctx, const snap_domain_ref *ref,
+                                              snap_err *why)
+{
+    snap_agent_fs_state st = SNAP_AGENT_UNKNOWN;
+    snap_agent *ag = NULL;
+    char *path = snap_domain_agent_path(ctx, ref);
+    if (!path)
+        snap_err_set(why, SNAP_ERROR_NOTFOUND, "no agent channel in its stored config");
+    else if (ref->state == SNAP_DOMAIN_PAUSED)
+        snap_err_set(why, SNAP_ERROR_BUSY, "the domain is paused");
+    else if (snap_agent_open(path, FROZEN_QUERY_TIMEOUT_MS, NULL, &ag, why) == 0)
+        snap_agent_fsfreeze_status(ag, FROZEN_QUERY_TIMEOUT_MS, &st, why);
+    snap_agent_close(ag);
+    free(path);
+    return st;
+}
+
 /*
  * A run that died after sending a freeze and before recording the thaw
  * (phase "frozen"), whose watchdog died too, may have left the guest's
  * filesystems frozen; only the next command that recovers the journal
- * thaws them. Readers change nothing, so they say so.
+ * thaws them. Readers change nothing: they ask the agent and say so.
  */
 static void warn_if_left_frozen(snap_ctx *ctx, const snap_domain_ref *ref,
                                 const snap_journal *j)
@@ -86,14 +111,25 @@ static void warn_if_left_frozen(snap_ctx *ctx, const snap_domain_ref *ref,
     if (j->phase != SNAP_PHASE_FROZEN || ref->state == SNAP_DOMAIN_SHUTOFF ||
         snap_journal_owner_alive(j) || snap_journal_watchdog_alive(j))
         return;
+    snap_err why;
+    snap_err_clear(&why);
+    snap_agent_fs_state st = ask_agent_fs_state(ctx, ref, &why);
+    if (st == SNAP_AGENT_THAWED) /* the watchdog did its job */
+        return;
+    char *state = st == SNAP_AGENT_FROZEN
+                      ? snap_xstrdup("they are still frozen (its agent says so)")
+                      : snap_xasprintf("they may still be frozen (its agent cannot tell: "
+                                       "%s)",
+                                       why.msg);
     snap_log(ctx->lg, XTL_WARN,
              "domain %s: the interrupted %s of snapshot '%s' froze the guest's "
-             "filesystems and neither xlsnap (pid %d) nor its watchdog thawed them: "
-             "they may still be frozen (writes in the guest hang); the next "
-             "snapshot-create, snapshot-revert or snapshot-delete of %s while it runs "
-             "thaws them first, and rolls the %s back",
+             "filesystems and neither xlsnap (pid %d) nor its watchdog thawed them: %s; "
+             "writes in the guest hang until the next snapshot-create, "
+             "snapshot-revert or snapshot-delete of %s while it runs, which thaws them "
+             "first and rolls the %s back",
              ref->name, snap_journal_op_name(j->op), j->snapshot, (int)j->owner_pid,
-             ref->name, snap_journal_op_name(j->op));
+             state, ref->name, snap_journal_op_name(j->op));
+    free(state);
 }
 
 /* The snapshot an unrecovered journal is about, or NULL (malloc'd). */

@@ -365,8 +365,9 @@ cat >"$dom_state/.journal.json" <<EOF
  "memory_created": null, "disks": []}
 EOF
 # Readers change nothing, but when the dead run had sent a freeze and no
-# thaw (phase "frozen") and its watchdog is gone too, they say the guest's
-# filesystems may still be frozen and what thaws them.
+# thaw (phase "frozen") and its watchdog is gone too, they ask the agent
+# (here none answers) and say the guest's filesystems may still be frozen
+# and what thaws them (test_create_faults: no warning once thawed).
 cp "$dom_state/.journal.json" "$T/journal.planned"
 sed -i 's/"phase": "planned"/"phase": "frozen"/' "$dom_state/.journal.json"
 "$bld/xlsnap" snapshot-list victim >"$T/out" 2>"$T/err"
@@ -376,7 +377,7 @@ rci=$?
 "$bld/xlsnap" snapshot-list --json victim >/dev/null 2>"$T/err3"
 cp "$T/journal.planned" "$dom_state/.journal.json"
 "$bld/xlsnap" snapshot-list victim >/dev/null 2>"$T/err4"
-frozen_said() { grep -q "may still be frozen.*snapshot-create, snapshot-revert or snapshot-delete of victim while it runs thaws" "$1"; }
+frozen_said() { grep -q "may still be frozen.*snapshot-create, snapshot-revert or snapshot-delete of victim while it runs, which thaws them" "$1"; }
 if [ "$rcl$rci" = 00 ] && frozen_said "$T/err" && frozen_said "$T/err2" && frozen_said "$T/err3" &&
     ! grep -q frozen "$T/err4"; then
     ok "list and info warn that a dead run's freeze may still hold ($(head -c 150 "$T/err"))"
