@@ -387,8 +387,10 @@ static int create_in_session(snap_ctx *ctx, snap_session *s, const snap_create_p
         rc = create_check_parent(&s->st, current, err);
     if (!rc)
         rc = snap_quiesce_prepare(ctx, &s->dom, &plan, &q, err);
-    if (rc)
+    if (rc) {
+        free(current); /* not yet the journal's */
         goto out_plan;
+    }
     snap_journal_init(&j, SNAP_JOURNAL_CREATE, plan.name);
     journal_intent(&j, &plan, current);
     rc = snap_journal_begin(&s->st, &j, err);
