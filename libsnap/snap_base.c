@@ -34,6 +34,9 @@ const char *snap_strerror(int rc)
  * string: "failed: ; and then ...").
  */
 static int err_format(char *out, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static int err_format(char *out, size_t size, const char *fmt, va_list ap)
 {
     int n = vsnprintf(out, size, fmt, ap);
     if (n < 0) {

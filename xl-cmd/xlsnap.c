@@ -83,6 +83,10 @@ typedef struct {
 
 static void escaping_vmessage(xentoollog_logger *lg, xentoollog_level level, int errnoval,
                               const char *context, const char *format, va_list al)
+    __attribute__((format(printf, 5, 0)));
+
+static void escaping_vmessage(xentoollog_logger *lg, xentoollog_level level, int errnoval,
+                              const char *context, const char *format, va_list al)
 {
     escaping_logger *el = (escaping_logger *)lg;
     if (level < minmsglevel)
