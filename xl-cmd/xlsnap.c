@@ -11,6 +11,7 @@
 
 #include "snap_text.h"
 #include "xlsnap.h"
+#include "xlsnap_output.h"
 
 int dryrun_only;
 int force_execution;
@@ -52,9 +53,10 @@ int def_getopt(int argc, char *const argv[], const char *optstring,
             exit(0);
         }
         if (optopt)
-            fprintf(stderr, "option `%c' not supported.\n", optopt);
+            fprintf(stderr, "option `%s' not supported.\n",
+                    term_safe((char[]){(char)optopt, '\0'}));
         else
-            fprintf(stderr, "option `%s' not supported.\n", argv[optind - 1]);
+            fprintf(stderr, "option `%s' not supported.\n", term_safe(argv[optind - 1]));
         exit(2);
     }
     if (opt == 'h') {

@@ -21,7 +21,8 @@ static int parse_uint_opt(const char *opt, const char *val, long max)
     errno = 0;
     long v = strtol(val, &end, 10);
     if (errno || end == val || *end || v < 0 || v > max) {
-        fprintf(stderr, "invalid value for %s: '%s' (expected 0..%ld)\n", opt, val, max);
+        fprintf(stderr, "invalid value for %s: '%s' (expected 0..%ld)\n", opt,
+                term_safe(val), max);
         exit(2);
     }
     return (int)v;
@@ -36,7 +37,7 @@ static snap_quiesce_policy parse_quiesce(const char *val)
     if (!strcmp(val, "off"))
         return SNAP_QUIESCE_OFF;
     fprintf(stderr, "invalid value for --quiesce: '%s' (required, best-effort or off)\n",
-            val);
+            term_safe(val));
     exit(2);
 }
 

@@ -168,6 +168,16 @@ else
     bad "hostile record output" "rc $rci/$rcj/$rcl: $why"
 fi
 "$bld/xlsnap" snapshot-delete victim term >/dev/null 2>&1
+# Usage errors quote what was typed: escaped too.
+"$bld/xlsnap" snapshot-create --freeze-timeout=$'\e[2J' victim t1 2>"$T/u1"
+"$bld/xlsnap" snapshot-create --quiesce=$'\u202eoff' victim t1 2>"$T/u2"
+"$bld/xlsnap" snapshot-create --$'\e[2J' victim t1 2>"$T/u3"
+if ! grep -q -e $'\e' -e $'\u202e' "$T/u1" "$T/u2" "$T/u3" && grep -q 'x1b\[2J' "$T/u1" &&
+    grep -q 'u{202e}off' "$T/u2" && grep -q 'x1b\[2J' "$T/u3"; then
+    ok "usage errors escape the option values they quote"
+else
+    bad "usage errors escaped" "$(cat -v "$T/u1" "$T/u2" "$T/u3" | tr '\n' '|')"
+fi
 
 # ---------------------------------------------------------- domains
 expect_refused "unknown domain" "nosuchdomain" snapshot-create -q off nosuchdomain s1
