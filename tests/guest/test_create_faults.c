@@ -572,6 +572,10 @@ static void test_io_error_domain_refused(void)
     CHECK(th_xlsim_pause(&k, false));
     CHECK(wait_run_state(&k, "running", 10000));
     CHECK_THAWED(&k);
+    /* Back on its own image before the tmpfs goes: later cases use k. */
+    th_xlsnap(&r, "snapshot-delete", "k", "full1", NULL);
+    CHECK_INT(r.rc, 0);
+    th_cmd_free(&r);
     free(opt), free(filler), free(of);
     unmount_dir(dir);
 }
@@ -669,11 +673,11 @@ int main(void)
     TH_RUN(test_transaction_fails);
     TH_RUN(test_sigkill_while_frozen);
     TH_RUN(test_watchdog_says_why);
+    TH_RUN(test_owner_and_watchdog_killed);
     TH_RUN(test_overlay_dir_too_small);
     TH_RUN(test_io_error_after_thaw);
     TH_RUN(test_io_error_domain_refused);
-    TH_RUN(test_owner_and_watchdog_killed);
-    TH_RUN(test_qemu_killed_in_window);
+    TH_RUN(test_qemu_killed_in_window); /* last: k's QEMU is gone afterwards */
     if (na_up)
         th_xlsim_destroy(&na);
     if (hang_up)
