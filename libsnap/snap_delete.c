@@ -20,6 +20,7 @@
 
 #include "snap_json.h"
 #include "snap_memory.h"
+#include "snap_owned.h"
 #include "snap_qemuimg.h"
 #include "snap_revert.h"
 
@@ -125,17 +126,32 @@ static void stale_revert_overlays(const snap_session *s, const snap_meta *m,
     }
 }
 
-/* After the snapshot's storage is gone: its stale revert overlays go too. */
+/*
+ * After the snapshot's storage is gone: its stale revert overlays go too,
+ * those where and as a revert to m names them (the record may be edited).
+ */
 static int remove_stale_overlays(snap_ctx *ctx, const snap_meta *m,
                                  const image_set *stale, snap_err *err)
 {
     int rc = 0;
     for (size_t i = 0; i < stale->n && !rc; i++) {
-        snap_log(ctx->lg, XTL_NOTICE, "removing %s, left by an earlier revert to '%s'",
-                 stale->paths[i], m->name);
-        if (unlink(stale->paths[i]) != 0 && errno != ENOENT)
-            rc =
-                snap_err_errno(err, SNAP_ERROR_IO, errno, "removing %s", stale->paths[i]);
+        /* The rules of the disk that accepts it, else (refused, the reason
+         * logged) those of the first disk. */
+        snap_owned o = {0};
+        bool accepted = false;
+        for (size_t k = m->n_disks; k-- > 0 && !accepted;) {
+            snap_owned_dispose(&o);
+            snap_owned_revert_overlay(&o, &m->disks[k], m->name);
+            char *why = snap_owned_refusal(stale->paths[i], &o);
+            accepted = !why;
+            free(why);
+        }
+        if (accepted)
+            snap_log(ctx->lg, XTL_NOTICE,
+                     "removing %s, left by an earlier revert to '%s'", stale->paths[i],
+                     m->name);
+        rc = snap_owned_remove(ctx->lg, stale->paths[i], &o, err);
+        snap_owned_dispose(&o);
     }
     return rc;
 }
@@ -434,13 +450,14 @@ static int delete_storage(snap_ctx *ctx, snap_session *s, const snap_meta *m,
 }
 
 /* Children to the parent, the record and memory file gone (current moves up). */
-static int delete_metadata(snap_session *s, const snap_meta *m, snap_err *err)
+static int delete_metadata(snap_ctx *ctx, snap_session *s, const snap_meta *m,
+                           snap_err *err)
 {
     int rc = snap_meta_reparent_children(&s->st, m->name, m->parent, err);
     if (!rc)
         rc = rebase_children_records(s, m, err);
     if (!rc && m->has_memory)
-        rc = snap_memory_remove(m->memory_path, err);
+        rc = snap_memory_remove(ctx, &s->st, m->name, m->memory_path, err);
     if (!rc)
         rc = snap_meta_remove(&s->st, m->name, err);
     return rc;
@@ -465,7 +482,7 @@ static int delete_one(snap_ctx *ctx, snap_session *s, const char *name, bool met
     if (!rc)
         rc = snap_journal_set_phase(&s->st, &j, SNAP_PHASE_DISKS_DONE, err);
     if (!rc)
-        rc = delete_metadata(s, &m, err);
+        rc = delete_metadata(ctx, s, &m, err);
     bool merging = false;
     for (size_t i = 0; i < j.n_disks; i++)
         merging = merging || j.disks[i].merging;
@@ -513,7 +530,7 @@ static int recover_merge(snap_ctx *ctx, snap_session *s, const snap_journal *j,
         snap_journal_dispose(&jj);
     }
     if (!rc)
-        rc = delete_metadata(s, &m, err);
+        rc = delete_metadata(ctx, s, &m, err);
     snap_meta_dispose(&m);
     return rc ? snap_err_context(err, "finishing the deletion of '%s'", j->snapshot) : 0;
 }
@@ -533,7 +550,7 @@ int snap_recover_delete(snap_ctx *ctx, snap_session *s, const snap_journal *j,
     if (j->phase >= SNAP_PHASE_DISKS_DONE &&
         snap_meta_load(&s->st, j->snapshot, &m, err) == 0) {
         snap_log(ctx->lg, XTL_NOTICE, "finishing the deletion of '%s'", j->snapshot);
-        rc = delete_metadata(s, &m, err);
+        rc = delete_metadata(ctx, s, &m, err);
         snap_meta_dispose(&m);
     } else {
         snap_log(ctx->lg, XTL_NOTICE,

@@ -78,6 +78,9 @@ typedef struct snap_journal {
     uint64_t watchdog_start;
     char *prev_current;   /* the current snapshot before the operation */
     char *memory_created; /* memory file this operation created */
+    /* create: the overlay directory given (canonical), where overlays may be
+     * besides each image's own directory; NULL: none given. */
+    char *overlay_dir;
     /* The domain's state before the operation ("running", "paused",
      * "shutoff"), for recovery to restart it accordingly; NULL: not recorded
      * (journals of older xlsnap versions). */

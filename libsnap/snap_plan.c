@@ -15,6 +15,7 @@
 
 #include "snap_json.h"
 #include "snap_orch.h"
+#include "snap_owned.h"
 #include "snap_qemuimg.h"
 
 void snap_plan_dispose(snap_plan *plan)
@@ -137,6 +138,20 @@ static char *overlay_path_for(const char *dir, const char *base, const char *vde
                         : snap_xasprintf("%s/%s.%s.qcow2", dir, file, name);
     free(b);
     return p;
+}
+
+/* What overlay_path_for may have named (for removing only those). */
+void snap_owned_create_overlay(snap_owned *o, const char *image, const char *vdev,
+                               const char *name, const char *overlay_dir)
+{
+    char *dir = snap_owned_dir(image), *stem = snap_owned_stem(image);
+    o->what = "overlay";
+    snap_owned_add_dir(o, dir);
+    snap_owned_add_dir(o, overlay_dir);
+    snap_owned_add_name(o, "%s.%s.qcow2", stem, name);
+    snap_owned_add_name(o, "%s.%s.%s.qcow2", stem, vdev, name);
+    free(stem);
+    free(dir);
 }
 
 /*

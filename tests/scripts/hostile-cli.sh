@@ -248,6 +248,78 @@ else
 fi
 rm -f "$dom_state/.journal.json"
 
+# ---------------------------------------------------------- files a journal names
+# A hand-edited journal of a dead run may name any file as created by it:
+# recovery removes only what the operation makes, where it makes it (memory
+# files <name>.mem in the domain's directory, overlays <stem>.<name>.qcow2
+# beside the image), a regular file; anything else stays, with a warning.
+# forged_journal OP SNAPSHOT MEMORY DISKS-JSON: a journal whose owner is dead.
+forged_journal() {
+    cat >"$dom_state/.journal.json" <<EOF
+{"version": 1, "operation": "$1", "snapshot": "$2", "phase": "planned",
+ "owner": {"pid": $dead, "start_time": 1}, "started_ms": 1, "updated_ms": 1,
+ "lease_deadline_ms": 0, "watchdog": null, "prev_current": "base",
+ "memory_created": $3, "disks": [$4]}
+EOF
+}
+# journal_disk IMAGE OVERLAY: a disk record naming OVERLAY as created.
+journal_disk() {
+    printf '{"vdev": "xvda", "image": "%s", "internal_created": null, ' "$1"
+    printf '"overlay_created": "%s", "old": null, "done": false}' "$2"
+}
+# survives NAME FILE...: the next command recovers the journal, keeps every
+# FILE, warns naming the first, and goes on.
+survives() {
+    local name=$1 f gone=""
+    shift
+    "$bld/xlsnap" snapshot-create -q off victim "after-${name// /-}" >"$T/out" 2>"$T/err"
+    local rc=$?
+    for f in "$@"; do [ -e "$f" ] || gone="$gone $f"; done
+    if [ -n "$gone" ]; then
+        bad "journal naming $name" "removed:$gone (rc $rc: $(head -c 300 "$T/err"))"
+    elif [ -e "$dom_state/.journal.json" ]; then
+        bad "journal naming $name" "journal not recovered (rc $rc: $(head -c 300 "$T/err"))"
+    elif ! grep -q "not removing .*$1" "$T/err"; then
+        bad "journal naming $name" "no warning naming $1: $(head -c 300 "$T/err")"
+    else
+        ok "journal naming $name: left, warned ($(grep 'not removing' "$T/err" | head -n 1 | head -c 150))"
+    fi
+}
+mkdir -p "$T/elsewhere"
+echo precious >"$T/elsewhere/ghost.mem"
+forged_journal create ghost "\"$T/elsewhere/ghost.mem\"" ""
+survives "memory file elsewhere" "$T/elsewhere/ghost.mem"
+forged_journal create ghost "\"$dom_state/base.json\"" ""
+survives "a record as memory file" "$dom_state/base.json"
+ln -s "$T/elsewhere/ghost.mem" "$dom_state/ghost.mem"
+forged_journal create ghost "\"$dom_state/ghost.mem\"" ""
+survives "a symlink as memory file" "$dom_state/ghost.mem" "$T/elsewhere/ghost.mem"
+rm -f "$dom_state/ghost.mem"
+# an overlay that is what a create makes (a qcow2 on the image) but elsewhere
+qemu-img create -q -f qcow2 -b "$T/disks/a.qcow2" -F qcow2 "$T/elsewhere/a.ghost.qcow2"
+forged_journal create ghost null "$(journal_disk "$T/disks/a.qcow2" "$T/elsewhere/a.ghost.qcow2")"
+survives "create overlay elsewhere" "$T/elsewhere/a.ghost.qcow2"
+echo precious >"$T/elsewhere/precious"
+forged_journal revert base null "$(journal_disk "$T/disks/a.qcow2" "$T/elsewhere/precious")"
+survives "revert overlay elsewhere" "$T/elsewhere/precious"
+rm -f "$dom_state/.journal.json"
+# A record's memory file, edited to name a file elsewhere: deleting the
+# snapshot deletes the record, not that file.
+if create victim memrec >"$T/out" 2>"$T/err"; then
+    python3 -c 'import json,sys; p=sys.argv[1]; m=json.load(open(p)); m["memory"]={"path": sys.argv[2], "size": 8}; json.dump(m, open(p, "w"))' \
+        "$dom_state/memrec.json" "$T/elsewhere/precious"
+    "$bld/xlsnap" snapshot-delete --metadata victim memrec >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ -e "$T/elsewhere/precious" ] && [ ! -e "$dom_state/memrec.json" ] &&
+        grep -q "not removing memory file $T/elsewhere/precious" "$T/err"; then
+        ok "record naming a memory file elsewhere: record deleted, file left, warned"
+    else
+        bad "record naming a memory file elsewhere" "rc $rc: $(head -c 300 "$T/err")"
+    fi
+else
+    bad "record naming a memory file elsewhere" "create: $(cat "$T/err")"
+fi
+
 # ---------------------------------------------------------- two racing processes
 "$bld/xlsnap" snapshot-create -q off victim race1 >"$T/r1.out" 2>"$T/r1.err" &
 r1=$!

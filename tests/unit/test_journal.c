@@ -241,16 +241,19 @@ static void test_optional_fields(void)
     snap_err err;
     fill_journal(&j);
     char *old = snap_journal_to_json(&j);
-    CHECK(!strstr(old, "domain_state") && !strstr(old, "merging"));
+    CHECK(!strstr(old, "domain_state") && !strstr(old, "merging") &&
+          !strstr(old, "overlay_dir"));
     j.domain_state = strdup("paused");
+    j.overlay_dir = strdup("/srv/overlays");
     j.disks[1].merging = true;
     char *text = snap_journal_to_json(&j);
     CHECK_INT(snap_journal_from_json(&k, text, "new", &err), 0);
     CHECK_STR(k.domain_state, "paused");
+    CHECK_STR(k.overlay_dir, "/srv/overlays");
     CHECK(!k.disks[0].merging && k.disks[1].merging);
     snap_journal_dispose(&k);
     CHECK_INT(snap_journal_from_json(&k, old, "old", &err), 0);
-    CHECK(k.domain_state == NULL && !k.disks[1].merging);
+    CHECK(k.domain_state == NULL && k.overlay_dir == NULL && !k.disks[1].merging);
     snap_journal_dispose(&k);
     char *m = strstr(text, "\"merging\": true");
     REQUIRE(m);
