@@ -449,11 +449,51 @@ static int delete_storage(snap_ctx *ctx, snap_session *s, const snap_meta *m,
     return rc;
 }
 
+/* "'a', 'b'": the children of name (malloc'd), NULL when none. */
+static char *children_of(snap_session *s, const char *name)
+{
+    snap_meta_tree t;
+    snap_err ignored;
+    char *list = NULL;
+    snap_meta_tree_init(&t);
+    if (snap_meta_tree_load(&s->st, &t, &ignored) == 0)
+        for (size_t i = 0; i < t.n; i++) {
+            const snap_meta_entry *e = &t.nodes[i].e;
+            if (!e->parent || strcmp(e->parent, name))
+                continue;
+            char *more =
+                snap_xasprintf("%s%s'%s'", list ? list : "", list ? ", " : "", e->name);
+            free(list);
+            list = more;
+        }
+    snap_meta_tree_dispose(&t);
+    return list;
+}
+
+/* Says that name's children become roots, and why. */
+static void say_orphaned(snap_ctx *ctx, snap_session *s, const char *name,
+                         const char *why)
+{
+    char *children = children_of(s, name);
+    if (children)
+        snap_log(ctx->lg, XTL_NOTICE, "%s: %s %s no parent now", why, children,
+                 strchr(children, ',') ? "have" : "has");
+    free(children);
+}
+
 /* Children to the parent, the record and memory file gone (current moves up). */
 static int delete_metadata(snap_ctx *ctx, snap_session *s, const snap_meta *m,
                            snap_err *err)
 {
-    int rc = snap_meta_reparent_children(&s->st, m->name, m->parent, err);
+    /* A parent whose record is gone: its children must not inherit the name. */
+    const char *parent = snap_meta_surviving_parent(&s->st, m);
+    if (m->parent && !parent) {
+        char *why = snap_xasprintf("snapshot '%s' names a missing parent '%s'", m->name,
+                                   m->parent);
+        say_orphaned(ctx, s, m->name, why);
+        free(why);
+    }
+    int rc = snap_meta_reparent_children(&s->st, m->name, parent, err);
     if (!rc)
         rc = rebase_children_records(s, m, err);
     if (!rc && m->has_memory)
@@ -670,6 +710,60 @@ static char *delete_plan_json(snap_session *s, const char *name,
     return snap_json_gen_finish(g, NULL);
 }
 
+/*
+ * A record that exists but cannot be read (damaged, a symlink): not in the
+ * tree, so *damaged says it is handled here. Only --metadata of it alone
+ * removes it (its children become roots: its parent is unknown); anything
+ * else is the error saying so. The record file itself is unlinked inside
+ * the store, never a symlink's target.
+ */
+static int delete_damaged(snap_ctx *ctx, snap_session *s, const char *name,
+                          const snap_delete_params *p, bool *damaged, snap_err *err)
+{
+    snap_meta m;
+    *damaged = false;
+    if (!snap_meta_exists(&s->st, name))
+        return 0;
+    int rc = snap_meta_load_hinted(&s->st, name, &m, err);
+    if (rc == 0)
+        snap_meta_dispose(&m);
+    if (rc == 0 || rc == SNAP_ERROR_NOTFOUND) {
+        snap_err_clear(err);
+        return 0;
+    }
+    *damaged = true;
+    if (!p->metadata_only || p->scope != SNAP_DELETE_ONE)
+        return rc;
+    snap_err_clear(err);
+    if (p->dry_run)
+        return 0;
+    snap_log(ctx->lg, XTL_NOTICE, "removing the damaged record of snapshot '%s'", name);
+    char *why =
+        snap_xasprintf("the damaged record of '%s' names no readable parent", name);
+    say_orphaned(ctx, s, name, why);
+    free(why);
+    rc = snap_meta_reparent_children(&s->st, name, NULL, err);
+    return rc ? rc : snap_meta_remove(&s->st, name, err);
+}
+
+/* -N of --metadata on a damaged record: the file that goes. */
+static char *damaged_plan_json(snap_session *s, const char *name)
+{
+    char *file = snap_xasprintf("%s.json", name);
+    char *path = snap_meta_store_path(&s->st, file);
+    yajl_gen g = snap_json_gen_new(true);
+    yajl_gen_map_open(g);
+    snap_json_kv_str(g, "operation", "delete");
+    snap_json_kv_str(g, "domain", s->dom.ref.name);
+    snap_json_kv_str(g, "snapshot", name);
+    snap_json_kv_bool(g, "metadata_only", true);
+    snap_json_kv_str(g, "remove_damaged_record", path);
+    yajl_gen_map_close(g);
+    free(path);
+    free(file);
+    return snap_json_gen_finish(g, NULL);
+}
+
 int snap_delete(snap_ctx *ctx, const char *domain, const char *name,
                 const snap_delete_params *p, char **plan_out)
 {
@@ -682,9 +776,14 @@ int snap_delete(snap_ctx *ctx, const char *domain, const char *name,
                                p->dry_run ? 0 : SNAP_SESSION_RECOVER_VANISHED, &s, err);
     if (plan_out)
         *plan_out = NULL;
+    bool damaged = false;
     if (!rc)
+        rc = delete_damaged(ctx, &s, name, p, &damaged, err);
+    if (!rc && damaged && p->dry_run && plan_out)
+        *plan_out = damaged_plan_json(&s, name);
+    if (!rc && !damaged)
         rc = targets(&s, name, p->scope, &list, &n, err);
-    if (!rc && p->dry_run && plan_out)
+    if (!rc && !damaged && p->dry_run && plan_out)
         *plan_out = delete_plan_json(&s, name, p, list, n);
     for (size_t i = 0; i < n && !rc && !p->dry_run; i++) {
         snap_log(ctx->lg, XTL_INFO, "deleting snapshot '%s'", list[i]);

@@ -1,8 +1,12 @@
 /* The per-domain journal of the in-flight operation; see snap_journal.h. */
 #include "snap_journal.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "snap_json.h"
@@ -352,6 +356,23 @@ int snap_journal_begin(snap_meta_store *st, snap_journal *j, snap_err *err)
 int snap_journal_finish(snap_meta_store *st, snap_err *err)
 {
     return snap_meta_store_unlink(st, JOURNAL_FILE, err);
+}
+
+int snap_journal_move_aside(snap_meta_store *st, char **moved_to, snap_err *err)
+{
+    char aside[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(aside, sizeof aside, JOURNAL_FILE ".discarded-%Y%m%dT%H%M%SZ",
+             gmtime_r(&now, &tm));
+    *moved_to = snap_meta_store_path(st, aside);
+    if (renameat2(st->dirfd, JOURNAL_FILE, st->dirfd, aside, RENAME_NOREPLACE) < 0)
+        return snap_err_errno(err, errno == ENOENT ? SNAP_ERROR_NOTFOUND : SNAP_ERROR_IO,
+                              errno, "moving %s/%s aside to %s", st->dir, JOURNAL_FILE,
+                              *moved_to);
+    if (fsync(st->dirfd) < 0)
+        return snap_err_errno(err, SNAP_ERROR_IO, errno, "fsync %s", st->dir);
+    return 0;
 }
 
 int snap_journal_load(snap_meta_store *st, snap_journal *j, bool *found, snap_err *err)

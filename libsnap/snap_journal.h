@@ -116,6 +116,13 @@ int snap_journal_finish(snap_meta_store *st, snap_err *err);
  */
 int snap_journal_load(snap_meta_store *st, snap_journal *j, bool *found, snap_err *err);
 
+/*
+ * Renames the journal (whatever it holds, a symlink itself) to
+ * .journal.json.discarded-<UTC time> in the same directory, never over an
+ * existing file; *moved_to: its path (malloc'd).
+ */
+int snap_journal_move_aside(snap_meta_store *st, char **moved_to, snap_err *err);
+
 /* The owner (resp. watchdog) process still runs: same pid and start time. */
 bool snap_journal_owner_alive(const snap_journal *j);
 bool snap_journal_watchdog_alive(const snap_journal *j);

@@ -457,14 +457,27 @@ static int recover_freeze(snap_ctx *ctx, snap_session *s, const snap_journal *j,
     return snap_quiesce_recover(ctx, s->dom.agent_path, err);
 }
 
+int snap_discard_hint(snap_err *err, int rc, const char *domain)
+{
+    char *msg = snap_xstrdup(err->msg);
+    snap_err_set(err, rc,
+                 "%s; if no xlsnap is working on domain %s, move the journal aside "
+                 "with: xlsnap snapshot-delete --discard-journal %s",
+                 msg, domain, domain);
+    free(msg);
+    return rc;
+}
+
 int snap_recover_journal(snap_ctx *ctx, snap_session *s, bool *recovered, snap_err *err)
 {
     snap_journal j;
     bool found = false;
     *recovered = false;
     int rc = snap_journal_load(&s->st, &j, &found, err);
-    if (rc || !found)
-        return rc;
+    if (rc)
+        return snap_discard_hint(err, rc, s->dom.ref.name);
+    if (!found)
+        return 0;
     if (snap_journal_owner_alive(&j)) {
         rc = snap_err_set(err, SNAP_ERROR_BUSY,
                           "domain %s: xlsnap pid %d is still working on snapshot '%s'",

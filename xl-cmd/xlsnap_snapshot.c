@@ -107,7 +107,8 @@ enum {
     OPT_FORCE,
     OPT_CHILDREN,
     OPT_CHILDREN_ONLY,
-    OPT_METADATA
+    OPT_METADATA,
+    OPT_DISCARD_JOURNAL
 };
 
 int main_snapshot_create(int argc, char **argv)
@@ -309,16 +310,35 @@ int main_snapshot_revert(int argc, char **argv)
     return EXIT_SUCCESS;
 }
 
+/* snapshot-delete --discard-journal DOMAIN: alone, one argument. */
+static int discard_journal_of(int n_args, const char *domain, snap_delete_params p)
+{
+    if (n_args != 1 || p.scope != SNAP_DELETE_ONE || p.metadata_only || dryrun_only) {
+        fprintf(stderr, "--discard-journal takes only a domain, and no other option\n");
+        return 2;
+    }
+    char *aside = NULL;
+    int rc = snap_discard_journal(xlsnap_ctx(), domain, &aside);
+    if (rc)
+        return report_failure("snapshot-delete --discard-journal", rc);
+    printf("Journal of domain %s moved aside to %s.\n", domain, aside);
+    free(aside);
+    return EXIT_SUCCESS;
+}
+
 int main_snapshot_delete(int argc, char **argv)
 {
     static const struct option opts[] = {{"children", 0, 0, OPT_CHILDREN},
                                          {"children-only", 0, 0, OPT_CHILDREN_ONLY},
                                          {"metadata", 0, 0, OPT_METADATA},
+                                         {"discard-journal", 0, 0, OPT_DISCARD_JOURNAL},
                                          COMMON_LONG_OPTS};
     snap_delete_params p;
+    bool discard_journal = false;
     int opt;
     snap_delete_params_init(&p);
-    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-delete", 2)
+    /* One argument is enough for --discard-journal; the rest need two. */
+    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-delete", 1)
     {
     case OPT_CHILDREN:
     case OPT_CHILDREN_ONLY:
@@ -329,6 +349,14 @@ int main_snapshot_delete(int argc, char **argv)
         p.scope = opt == OPT_CHILDREN ? SNAP_DELETE_CHILDREN : SNAP_DELETE_CHILDREN_ONLY;
         break;
     case OPT_METADATA: p.metadata_only = true; break;
+    case OPT_DISCARD_JOURNAL: discard_journal = true; break;
+    }
+    if (discard_journal)
+        return discard_journal_of(argc - optind, argv[optind], p);
+    if (argc - optind < 2) {
+        fprintf(stderr, "'xlsnap snapshot-delete' requires at least 2 arguments.\n\n");
+        help("snapshot-delete");
+        return 2;
     }
     p.dry_run = dryrun_only;
     char *plan = NULL;
