@@ -19,17 +19,6 @@ char *snap_owned_dir(const char *path)
     return d;
 }
 
-char *snap_owned_stem(const char *path)
-{
-    char *p = snap_xstrdup(path);
-    char *stem = snap_xstrdup(basename(p));
-    free(p);
-    char *dot = strrchr(stem, '.');
-    if (dot && dot != stem)
-        *dot = '\0';
-    return stem;
-}
-
 /* The free slot of v; running out is a programming error (fixed callers). */
 static size_t free_slot(char *const *v)
 {

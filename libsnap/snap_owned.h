@@ -40,10 +40,11 @@ int snap_owned_remove(xentoollog_logger *lg, const char *path, const snap_owned 
                       snap_err *err);
 
 /*
- * The overlays of one disk: a create's (named as snap_plan.c names them,
- * in image's directory or overlay_dir, the --overlay-dir it was given) and
- * a revert's (named as snap_revert.c names them, beside the snapshot's
- * overlay md or its base image). o->what is set too.
+ * The overlays of one disk: a create's (in image's directory or overlay_dir,
+ * the --overlay-dir it was given) and a revert's (beside the snapshot's
+ * overlay md or its base image), named "<stem>.<name>[.<vdev>|.r<N>].qcow2"
+ * as snap_plan.c and snap_revert.c name them; any stem, so that the rule
+ * holds whichever image the stem is taken from. o->what is set too.
  */
 void snap_owned_create_overlay(snap_owned *o, const char *image, const char *vdev,
                                const char *name, const char *overlay_dir);
@@ -51,8 +52,6 @@ struct snap_meta_disk;
 void snap_owned_revert_overlay(snap_owned *o, const struct snap_meta_disk *md,
                                const char *name);
 
-/* The file name of path without directory and last extension (malloc'd). */
-char *snap_owned_stem(const char *path);
 /* The directory part of path (malloc'd). */
 char *snap_owned_dir(const char *path);
 

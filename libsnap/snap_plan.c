@@ -140,17 +140,19 @@ static char *overlay_path_for(const char *dir, const char *base, const char *vde
     return p;
 }
 
-/* What overlay_path_for may have named (for removing only those). */
+/*
+ * What overlay_path_for may have named (for removing only those): any stem
+ * (the image's, or its chain's original image's), the snapshot's name.
+ */
 void snap_owned_create_overlay(snap_owned *o, const char *image, const char *vdev,
                                const char *name, const char *overlay_dir)
 {
-    char *dir = snap_owned_dir(image), *stem = snap_owned_stem(image);
+    char *dir = snap_owned_dir(image);
     o->what = "overlay";
     snap_owned_add_dir(o, dir);
     snap_owned_add_dir(o, overlay_dir);
-    snap_owned_add_name(o, "%s.%s.qcow2", stem, name);
-    snap_owned_add_name(o, "%s.%s.%s.qcow2", stem, vdev, name);
-    free(stem);
+    snap_owned_add_name(o, "*.%s.qcow2", name);
+    snap_owned_add_name(o, "*.%s.%s.qcow2", vdev, name);
     free(dir);
 }
 

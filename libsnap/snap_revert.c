@@ -71,16 +71,18 @@ static char *new_overlay_path(const snap_meta_disk *md, const char *name)
     return path;
 }
 
-/* What new_overlay_path may have named (for removing only those). */
+/*
+ * What new_overlay_path may have named (for removing only those): any stem
+ * (the base image's, or its chain's original image's), the snapshot's name.
+ */
 void snap_owned_revert_overlay(snap_owned *o, const snap_meta_disk *md, const char *name)
 {
     char *odir = md->overlay_path ? snap_owned_dir(md->overlay_path) : NULL;
-    char *bdir = snap_owned_dir(md->base_path), *stem = snap_owned_stem(md->base_path);
+    char *bdir = snap_owned_dir(md->base_path);
     o->what = "overlay";
     snap_owned_add_dir(o, odir);
     snap_owned_add_dir(o, bdir);
-    snap_owned_add_name(o, "%s.%s.r[0-9]*.qcow2", stem, name);
-    free(stem);
+    snap_owned_add_name(o, "*.%s.r[0-9]*.qcow2", name);
     free(bdir);
     free(odir);
 }

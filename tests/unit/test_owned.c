@@ -140,6 +140,9 @@ static void test_overlay_rules(void)
     CHECK(!removed(elsewhere, &o));
     CHECK(!removed(wrong, &o));
     CHECK(removed(beside, &o));
+    char *other_stem = make_file(img, "orig.e1.qcow2"); /* a chain's original image */
+    CHECK(removed(other_stem, &o));
+    free(other_stem);
     CHECK(removed(in_dir, &o));
     snap_owned_dispose(&o);
     snap_owned_create_overlay(&o, image, "xvdb", "e1", NULL);
