@@ -337,8 +337,13 @@ int main_snapshot_delete(int argc, char **argv)
     bool discard_journal = false;
     int opt;
     snap_delete_params_init(&p);
-    /* One argument is enough for --discard-journal; the rest need two. */
-    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-delete", 1)
+    /* --discard-journal (or a prefix, as getopt takes it) needs a domain only. */
+    int n_required = 2;
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (strlen(argv[i]) > 3 &&
+            !strncmp("--discard-journal", argv[i], strlen(argv[i])))
+            n_required = 1;
+    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-delete", n_required)
     {
     case OPT_CHILDREN:
     case OPT_CHILDREN_ONLY:
@@ -353,11 +358,6 @@ int main_snapshot_delete(int argc, char **argv)
     }
     if (discard_journal)
         return discard_journal_of(argc - optind, argv[optind], p);
-    if (argc - optind < 2) {
-        fprintf(stderr, "'xlsnap snapshot-delete' requires at least 2 arguments.\n\n");
-        help("snapshot-delete");
-        return 2;
-    }
     p.dry_run = dryrun_only;
     char *plan = NULL;
     int rc = snap_delete(xlsnap_ctx(), argv[optind], argv[optind + 1], &p, &plan);
