@@ -22,8 +22,8 @@ INCLUDEDIR ?= $(PREFIX)/include
 MANDIR     ?= $(PREFIX)/share/man
 DATADIR    ?= $(PREFIX)/share
 
-SNAP_VERSION := 0.1.0
-SNAP_SOMAJOR := 0
+SNAP_VERSION := 1.0.0
+SNAP_SOMAJOR := 1
 
 CC      ?= cc
 SAN     ?= 0
@@ -44,7 +44,7 @@ PKG_LIBS   = $(shell pkg-config --libs $(PKGS) 2>/dev/null)
 WARNFLAGS := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS   ?= $(OPTFLAGS)
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE -fPIC $(WARNFLAGS) $(SANFLAGS) $(CFLAGS) \
-             -Ilibsnap -Itests/lib $(PKG_CFLAGS) -MMD -MP
+             -Ilibsnap $(TEST_INCLUDES) $(PKG_CFLAGS) -MMD -MP
 ALL_LDFLAGS = $(SANFLAGS) $(LDFLAGS)
 
 LIBSNAP_SRCS  :=
@@ -73,6 +73,11 @@ TEST_BINS    := $(UNIT_TESTS:%=$(BUILD)/tests/%) $(GUEST_TESTS:%=$(BUILD)/tests/
 
 all: $(LIBSNAP_A) $(LIBSNAP_SO) $(PROGRAM_BINS) $(TEST_BINS)
 
+# Only test code sees the test harness's headers: the product never includes them.
+# The tests and the demo look inside guests with tools/qga (not in libsnap).
+$(BUILD)/tests/%.o: TEST_INCLUDES := -Itests/lib -Itools/qga
+$(BUILD)/tools/demo/%.o: TEST_INCLUDES := -Itools/qga
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c -o $@ $<
@@ -90,9 +95,10 @@ $(LIBSNAP_SO): $(LIBSNAP_OBJS) libsnap/libsnap.map
 	ln -sf libsnap.so.$(SNAP_VERSION) $(BUILD)/libsnap.so.$(SNAP_SOMAJOR)
 	ln -sf libsnap.so.$(SNAP_VERSION) $(BUILD)/libsnap.so
 
+# <name>_LIBS: "libsnap" and/or archives of $(BUILD) (linked before libsnap.a).
 define program_rule
-$(BUILD)/$(1): $(call obj_of,$(1)) $(if $(filter libsnap,$($(1)_LIBS)),$(LIBSNAP_A))
-	$$(CC) $$(ALL_LDFLAGS) -o $$@ $(call obj_of,$(1)) $(if $(filter libsnap,$($(1)_LIBS)),$(LIBSNAP_A)) $(filter-out libsnap,$($(1)_LIBS)) $$(PKG_LIBS) -lpthread
+$(BUILD)/$(1): $(call obj_of,$(1)) $(filter %.a,$($(1)_LIBS)) $(if $(filter libsnap,$($(1)_LIBS)),$(LIBSNAP_A))
+	$$(CC) $$(ALL_LDFLAGS) -o $$@ $(call obj_of,$(1)) $(filter-out libsnap,$($(1)_LIBS)) $(if $(filter libsnap,$($(1)_LIBS)),$(LIBSNAP_A)) $$(PKG_LIBS) -lpthread
 endef
 $(foreach p,$(PROGRAMS),$(eval $(call program_rule,$(p))))
 

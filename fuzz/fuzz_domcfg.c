@@ -36,14 +36,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len)
     memcpy(json, nl + 1, json_len);
     json[json_len] = '\0';
     snap_domcfg_disk_change ch = {vdev, "/var/lib/xlsnap/new \"1\".qcow2", "qcow2"};
-    snap_domcfg_disk old = {0};
     char *out = NULL;
     size_t out_len = 0;
     snap_err err;
-    if (snap_domcfg_edit_disks(json, json_len, &ch, 1, &out, &out_len, &old, &err) == 0) {
+    if (snap_domcfg_edit_disks(json, json_len, &ch, 1, &out, &out_len, &err) == 0) {
         if (strlen(out) == out_len && strlen(vdev) == (size_t)(nl - data))
             domcfg_check_readback(out, vdev);
-        snap_domcfg_disk_dispose(&old);
         free(out);
     }
     snap_domcfg_disk found = {0};

@@ -13,7 +13,7 @@ FUZZ_DIR      := $(BUILD)/fuzz
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
                  -fno-omit-frame-pointer
 FUZZ_CFLAGS    = -std=c11 -D_GNU_SOURCE -g -O1 $(WARNFLAGS) $(FUZZ_SAN) \
-                 -fsanitize=fuzzer-no-link -Ilibsnap -Itools/xenstored -Ixl-cmd -Ifuzz \
+                 -fsanitize=fuzzer-no-link -Ilibsnap -Itools/xenstored -Itools/qga -Ixl-cmd -Ifuzz \
                  $(PKG_CFLAGS) -MMD -MP
 # (fuzz/ is included before libsnap/, xl-cmd/, tools/: their lists are not set yet)
 FUZZ_LIBSNAP_OBJS := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(wildcard libsnap/*.c))
@@ -21,7 +21,7 @@ FUZZ_XSD_SRCS     := $(filter-out tools/xenstored/main.c,$(wildcard tools/xensto
 FUZZ_CLI_OBJS     := $(patsubst %.c,$(FUZZ_DIR)/obj-cli/%.o,$(wildcard xl-cmd/*.c))
 
 fuzz_qmp_OBJS       := fuzz/fuzz_qmp.c fuzz/fuzz_peer.c
-fuzz_agent_OBJS     := fuzz/fuzz_agent.c fuzz/fuzz_peer.c
+fuzz_agent_OBJS     := fuzz/fuzz_agent.c fuzz/fuzz_peer.c tools/qga/qga_guest.c
 fuzz_xenstored_OBJS := fuzz/fuzz_xenstored.c $(FUZZ_XSD_SRCS)
 fuzz_xsdtree_OBJS   := fuzz/fuzz_xsdtree.c $(FUZZ_XSD_SRCS)
 fuzz_qimg_OBJS      := fuzz/fuzz_qimg.c

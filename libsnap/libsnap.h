@@ -6,6 +6,23 @@
  * code, and the context keeps a human-readable message saying what failed
  * (which disk, which command, what the peer said): snap_ctx_errmsg().
  *
+ * Processes, signals and threads (libsnap(3) says more):
+ *  - libsnap never changes the process's signal dispositions. qemu-img
+ *    children are posix_spawn'ed, each in its own process group, and reaped
+ *    by pid only (never waitpid(-1)); SIGCHLD set to SIG_IGN makes calls that
+ *    run children fail with SNAP_ERROR_INVAL.
+ *  - A quiesced snap_create forks a freeze watchdog (a process holding a pipe)
+ *    that thaws the guest if the caller dies and kills the caller if it keeps
+ *    the guest frozen past freeze_timeout_ms + freeze_lease_ms; it is reaped
+ *    before the call returns.
+ *  - Listing a large directory stats it over at most 3 threads, all joined
+ *    before the call returns; no other thread is started.
+ *  - A snap_ctx is not thread-safe: one per thread, or serialise the calls.
+ *  - Environment: XLSNAP_STATEDIR, XLSNAP_XEN_STATEDIR, XLSNAP_XEN_RUNDIR,
+ *    XENSTORED_PATH, XLSNAP_PLATFORM (snap_ctx_alloc), XLSNAP_XLSIM,
+ *    XLSNAP_TRACE, PATH (qemu-img), and the test hooks
+ *    XLSNAP_TEST_PAUSE_AFTER_FREEZE / XLSNAP_TEST_PAUSE_IN_REVERT.
+ *
  * Copyright (C) 2026 The xlsnap authors. LGPL-2.1-only (see COPYING).
  */
 #ifndef LIBSNAP_H
@@ -20,23 +37,34 @@ extern "C" {
 #endif
 
 /* Return codes. 0 is success; every error is negative. */
-#define SNAP_OK                 0
-#define SNAP_ERROR_FAIL         -1  /* unspecified failure */
-#define SNAP_ERROR_INVAL        -2  /* bad argument or input */
-#define SNAP_ERROR_NOTFOUND     -3  /* no such domain, disk, snapshot or file */
-#define SNAP_ERROR_EXISTS       -4  /* name or file already exists */
-#define SNAP_ERROR_TIMEDOUT     -5  /* a peer did not answer in time */
-#define SNAP_ERROR_PROTOCOL     -6  /* a peer sent something malformed or unexpected */
-#define SNAP_ERROR_PEER         -7  /* a peer reported an error (QMP, agent, qemu-img) */
-#define SNAP_ERROR_IO           -8  /* a local system call failed */
-#define SNAP_ERROR_BUSY         -9  /* locked, or an image is in use by a running QEMU */
-#define SNAP_ERROR_NOMEM        -10 /* out of memory */
+#define SNAP_OK             0
+#define SNAP_ERROR_FAIL     -1 /* unspecified failure */
+#define SNAP_ERROR_INVAL    -2 /* bad argument or input */
+#define SNAP_ERROR_NOTFOUND -3 /* no such domain, disk, snapshot or file */
+#define SNAP_ERROR_EXISTS   -4 /* name or file already exists */
+#define SNAP_ERROR_TIMEDOUT -5 /* a peer did not answer in time */
+#define SNAP_ERROR_PROTOCOL -6 /* a peer sent something malformed or unexpected */
+#define SNAP_ERROR_PEER     -7 /* a peer reported an error (QMP, agent, qemu-img) */
+#define SNAP_ERROR_IO       -8 /* a local system call failed */
+#define SNAP_ERROR_BUSY     -9 /* locked, or an image is in use by a running QEMU */
+/* -10 is reserved: libsnap aborts on out-of-memory, as libxl does. */
 #define SNAP_ERROR_CLOSED       -11 /* a peer closed the connection */
 #define SNAP_ERROR_UNSUPPORTED  -12 /* not possible for this domain, disk or format */
 #define SNAP_ERROR_GUEST_FROZEN -13 /* the guest's filesystems may still be frozen */
 
 /* A short constant name for a return code ("timed out", "busy", ...). */
 const char *snap_strerror(int rc);
+
+/*
+ * Feature macros, as libxl's LIBXL_HAVE_*: a caller tests for a feature
+ * with #ifdef instead of comparing versions. Each names what it adds; the
+ * first set describes the API of libsnap.so.1.
+ */
+#define LIBSNAP_HAVE_LIST_EACH      1 /* snap_list_each */
+#define LIBSNAP_HAVE_SUMMARY        1 /* snap_summary, snap_list_summaries */
+#define LIBSNAP_HAVE_ENUM_TO_STRING 1 /* snap_*_to_string */
+#define LIBSNAP_HAVE_DOMAIN_STATE   1 /* snap_info.domain_state is an enum */
+#define LIBSNAP_HAVE_CTX_ALLOC_LIBXL 1 /* snap_ctx_alloc_libxl */
 
 /* ------------------------------------------------------------------ context */
 
@@ -66,6 +94,19 @@ typedef enum snap_platform_kind {
  */
 int snap_ctx_alloc(snap_ctx **pctx, snap_platform_kind platform,
                    struct xentoollog_logger *lg);
+
+/*
+ * Allocates a context on the caller's own libxl context (xl passes its
+ * global ctx and logger): libsnap then opens no libxl context of its own and
+ * does every libxl call on lctx, from the calling thread, inside the calling
+ * snap_* function. lctx is borrowed: snap_ctx_free() leaves it alone, and it
+ * must outlive the snap_ctx. The platform is SNAP_PLATFORM_LIBXL unless
+ * XLSNAP_PLATFORM=sim selects the simulated dom0 (tests; lctx is then
+ * unused). lctx NULL: SNAP_ERROR_INVAL.
+ */
+struct libxl__ctx; /* libxl_ctx (libxl.h) */
+int snap_ctx_alloc_libxl(snap_ctx **pctx, struct libxl__ctx *lctx,
+                         struct xentoollog_logger *lg);
 void snap_ctx_free(snap_ctx *ctx);
 /* The message of the last failed call on ctx ("" when none). */
 const char *snap_ctx_errmsg(const snap_ctx *ctx);
@@ -111,12 +152,29 @@ typedef struct snap_create_params {
 
 void snap_create_params_init(snap_create_params *params);
 
+/* The domain's run state (at snapshot time, in a record). */
+typedef enum snap_domain_state {
+    SNAP_DOMAIN_RUNNING = 0,
+    SNAP_DOMAIN_PAUSED,
+    SNAP_DOMAIN_SHUTOFF, /* exists in the toolstack, no device model serving its disks */
+    SNAP_DOMAIN_UNKNOWN, /* not recorded: the entry of an interrupted create */
+} snap_domain_state;
+
+/*
+ * The names libsnap uses for these values in records, plans and output
+ * ("running", "internal", "best-effort", ...); "unknown" for any other
+ * value (AUTO included). Constant strings.
+ */
+const char *snap_domain_state_to_string(snap_domain_state state);
+const char *snap_method_to_string(snap_method method);
+const char *snap_quiesce_policy_to_string(snap_quiesce_policy policy);
+
 /* ------------------------------------------------------------------ records */
 
 typedef struct snap_disk_info {
     char *vdev;          /* "xvda" */
     char *backend;       /* "qdisk", "phy", ... */
-    char *method;        /* "internal" or "external" */
+    snap_method method;  /* INTERNAL or EXTERNAL */
     char *format;        /* format of the snapshotted image */
     char *base_path;     /* the image snapshotted (external: now a backing file) */
     char *overlay_path;  /* external only: the new active image */
@@ -131,36 +189,58 @@ typedef struct snap_info {
     int32_t creation_nsec;
     char *domain_name;
     char *domain_uuid;
-    char *domain_state; /* "running", "paused" or "shutoff" at snapshot time */
-    bool current;       /* the domain's current snapshot */
-    bool incomplete;    /* an interrupted operation is journaled for it */
+    snap_domain_state domain_state; /* at snapshot time */
+    bool current;                   /* the domain's current snapshot */
+    bool incomplete;                /* an interrupted operation is journaled for it */
     size_t n_disks;
     snap_disk_info *disks;
     size_t n_excluded;
-    char **excluded;      /* vdevs left out */
-    char *quiesce_policy; /* "required", "best-effort" or "off" */
-    bool quiesced;        /* filesystems were frozen (else crash-consistent) */
-    int frozen_count;     /* filesystems frozen */
-    int64_t frozen_ms;    /* freeze window, freeze sent -> thaw reply */
+    char **excluded;                    /* vdevs left out */
+    snap_quiesce_policy quiesce_policy; /* REQUIRED, BEST_EFFORT or OFF (AUTO: unknown) */
+    bool quiesced;     /* filesystems were frozen (else crash-consistent) */
+    int frozen_count;  /* filesystems frozen */
+    int64_t frozen_ms; /* freeze window, freeze sent -> thaw reply */
     bool thaw_ok;
     char *memory_path; /* NULL: disk-only snapshot */
     uint64_t memory_size;
     size_t n_children;
-    char *json;                      /* the whole record, as stored (JSON) */
-    unsigned n_internal, n_external; /* disks by method */
-    bool has_memory;                 /* a memory image was saved */
-    bool summary; /* from snap_list_summaries: disks, excluded, memory_path and json
-                     are NULL (n_disks and n_excluded still count them) */
+    char *json; /* the whole record, as stored (JSON) */
     /* Overlays that external reverts to this snapshot created and that are
      * not its own (the domain's active images, or states later reverts left
      * behind); snapshot-delete removes those nothing else uses. Paths; NULL
-     * when none and in summaries. */
+     * when none. */
     size_t n_revert_overlays;
     char **revert_overlays;
+    /* Why the snapshot is crash-consistent although a freeze was wanted (the
+     * freeze failed or timed out under best-effort); NULL: no such reason. */
+    char *quiesce_reason;
 } snap_info;
 
 void snap_info_free(snap_info *info);
 void snap_info_list_free(snap_info **list, size_t n);
+
+/*
+ * What a table or tree of snapshots shows, read from the store's index
+ * without parsing each record (snap_list_summaries).
+ */
+typedef struct snap_summary {
+    char *name;
+    char *description; /* "" when none */
+    char *parent;      /* NULL for a root */
+    int64_t creation_sec;
+    int32_t creation_nsec;
+    snap_domain_state domain_state;
+    bool current;
+    bool incomplete;
+    size_t n_disks;
+    unsigned n_internal, n_external; /* disks by method */
+    size_t n_excluded;
+    bool quiesced;
+    bool has_memory; /* a memory image was saved */
+    size_t n_children;
+} snap_summary;
+
+void snap_summary_list_free(snap_summary **list, size_t n);
 
 /*
  * Takes a snapshot of domain (a name, a domid, or a UUID no domain has as its
@@ -182,11 +262,11 @@ int snap_create(snap_ctx *ctx, const char *domain, const snap_create_params *par
 int snap_list(snap_ctx *ctx, const char *domain, snap_info ***list_out, size_t *n_out);
 /*
  * Like snap_list, from the store's index instead of every full record (a
- * list of 10,000 in milliseconds): each snap_info has summary set and only
- * the fields a table or tree shows. Free with snap_info_list_free. Damaged
- * metadata: as snap_list (SNAP_ERROR_PROTOCOL with the readable part).
+ * list of 10,000 in milliseconds): what a table or tree shows. Free with
+ * snap_summary_list_free. Damaged metadata: as snap_list
+ * (SNAP_ERROR_PROTOCOL with the readable part).
  */
-int snap_list_summaries(snap_ctx *ctx, const char *domain, snap_info ***list_out,
+int snap_list_summaries(snap_ctx *ctx, const char *domain, snap_summary ***list_out,
                         size_t *n_out);
 
 /*

@@ -1,5 +1,5 @@
 /*
- * The guest-agent room: a client for qemu-ga (the QEMU guest agent) over its
+ * The guest-agent client for qemu-ga (the QEMU guest agent) over its
  * channel socket. Private to libsnap.
  *
  * Protocol (see docs and qemu's qga/): no greeting; one JSON request per line,
@@ -24,7 +24,7 @@
 #include "snap_base.h"
 #include "snap_json.h"
 
-/* Longest reply accepted (guest-info, guest-get-fsinfo are a few KiB). */
+/* Longest reply accepted (guest-info is a few KiB). */
 #define SNAP_AGENT_MAX_LINE (4u << 20)
 /* What snap_agent_close() spends draining an agent left out of step. */
 #define SNAP_AGENT_CLOSE_DRAIN_MS 1000
@@ -77,33 +77,6 @@ int snap_agent_execute(snap_agent *ag, const char *cmd, snap_json_members_fn *ar
 int snap_agent_send(snap_agent *ag, const char *cmd, snap_json_members_fn *args,
                     const void *opaque, int timeout_ms, snap_err *err);
 
-/* ------------------------------------------------------------ inside the guest */
-/* guest-exec and guest-file-*: for tools and tests that look inside a guest. */
-
-typedef struct snap_agent_exec_result {
-    int exitcode;    /* -1 when a signal ended it */
-    int signal;      /* that signal, else 0 */
-    char *out, *err; /* captured stdout and stderr, NUL-terminated */
-    size_t out_len, err_len;
-    bool truncated; /* the agent cut the output (its capture limit) */
-} snap_agent_exec_result;
-
-/*
- * guest-exec of argv (NULL-terminated; argv[0] an absolute path in the
- * guest) with output captured, then guest-exec-status until it exits, all
- * within timeout_ms. Returns 0 once it ran to the end, whatever its exit code.
- */
-int snap_agent_guest_exec(snap_agent *ag, const char *const argv[], int timeout_ms,
-                          snap_agent_exec_result *res, snap_err *err);
-void snap_agent_exec_result_dispose(snap_agent_exec_result *res);
-
-/*
- * guest-file-open/read/close: the whole file (at most max_bytes) into
- * *data_out (malloc'd, NUL-terminated), within timeout_ms.
- */
-int snap_agent_read_file(snap_agent *ag, const char *path, size_t max_bytes,
-                         int timeout_ms, char **data_out, size_t *len_out, snap_err *err);
-
 /* ------------------------------------------------------------ guest-info */
 
 typedef struct snap_agent_command {
@@ -122,30 +95,6 @@ int snap_agent_get_info(snap_agent *ag, int timeout_ms, snap_agent_info *out,
 void snap_agent_info_dispose(snap_agent_info *info);
 /* The capability check: the agent supports `command` AND has it enabled. */
 bool snap_agent_info_can(const snap_agent_info *info, const char *command);
-
-/* ------------------------------------------------------------ guest-get-fsinfo */
-
-/* A disk under a guest filesystem; integers are -1 when the agent did not say. */
-typedef struct snap_agent_fs_disk {
-    char *bus_type; /* "virtio", "scsi", "xen", "ide", ... (NULL: unknown) */
-    char *dev;      /* guest device node, e.g. "/dev/xvda1" (may be NULL) */
-    char *serial;   /* may be NULL */
-    int pci_domain, pci_bus, pci_slot, pci_function;
-    int bus, target, unit;
-} snap_agent_fs_disk;
-
-typedef struct snap_agent_fs {
-    char *name;       /* "vda1", "dm-0" */
-    char *mountpoint; /* "/" */
-    char *type;       /* "ext4" */
-    size_t n_disks;
-    snap_agent_fs_disk *disks;
-} snap_agent_fs;
-
-/* Mounted filesystems and the disks under them (useful for freeze-list). */
-int snap_agent_get_fsinfo(snap_agent *ag, int timeout_ms, snap_agent_fs **fs_out,
-                          size_t *n_out, snap_err *err);
-void snap_agent_fsinfo_free(snap_agent_fs *fs, size_t n);
 
 /* ------------------------------------------------------------ fsfreeze */
 

@@ -1,4 +1,4 @@
-/* Errors, deadlines, logging and memory helpers shared by libsnap's rooms. */
+/* Errors, deadlines, logging and memory helpers shared by libsnap's modules. */
 #include "snap_base.h"
 
 #include <errno.h>
@@ -20,7 +20,6 @@ const char *snap_strerror(int rc)
     case SNAP_ERROR_PEER: return "peer reported an error";
     case SNAP_ERROR_IO: return "I/O error";
     case SNAP_ERROR_BUSY: return "busy";
-    case SNAP_ERROR_NOMEM: return "out of memory";
     case SNAP_ERROR_CLOSED: return "connection closed";
     case SNAP_ERROR_UNSUPPORTED: return "not supported";
     case SNAP_ERROR_GUEST_FROZEN: return "guest may be left frozen";
@@ -157,6 +156,11 @@ char *snap_xstrdup(const char *s)
     if (!p)
         snap_oom();
     return p;
+}
+
+char *snap_xstrdup_or_null(const char *s)
+{
+    return s ? snap_xstrdup(s) : NULL;
 }
 
 char *snap_xasprintf(const char *fmt, ...)

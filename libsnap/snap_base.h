@@ -1,5 +1,5 @@
 /*
- * Private base shared by every libsnap room: errors with context, monotonic
+ * Private base shared by every libsnap module: errors with context, monotonic
  * deadlines, logging. Not installed.
  */
 #ifndef SNAP_BASE_H
@@ -14,6 +14,9 @@
 #include "libsnap.h"
 
 #define SNAP_ERRMSG_MAX 2048
+
+/* Number of elements of an array (not a pointer). */
+#define SNAP_N_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 /*
  * An error: a SNAP_ERROR_* code and a message that grows context as it goes
@@ -58,6 +61,8 @@ void *snap_xmalloc(size_t n);
 void *snap_xcalloc(size_t n, size_t size);
 void *snap_xrealloc(void *p, size_t n);
 char *snap_xstrdup(const char *s);
+/* A copy of s, or NULL when s is NULL (snap_xstrdup gives "" then). */
+char *snap_xstrdup_or_null(const char *s);
 char *snap_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*

@@ -20,7 +20,8 @@
 #define SYS_pidfd_open 434
 #endif
 
-#define TICK_MS 50
+/* Without a pidfd, each running child is polled with waitpid(WNOHANG) this often. */
+#define TICK_MS 10
 
 enum child_state { CHILD_PENDING, CHILD_RUNNING, CHILD_DONE };
 
@@ -130,16 +131,16 @@ static void judge_child(struct child *c)
 /* ------------------------------------------------------------ exit notification */
 
 static atomic_int pidfd_support = -1; /* -1 unknown, 0 no, 1 yes */
-static atomic_bool force_fallback;
+static atomic_bool force_polling;
 
-void snap_child_force_sigchld_fallback(bool on)
+void snap_child_force_polling(bool on)
 {
-    force_fallback = on;
+    force_polling = on;
 }
 
 bool snap_child_uses_pidfd(void)
 {
-    return !force_fallback && pidfd_support != 0;
+    return !force_polling && pidfd_support != 0;
 }
 
 /* A pidfd for pid, or -1 (recording that the kernel has none on ENOSYS). */
@@ -155,60 +156,6 @@ static int open_pidfd(pid_t pid)
     if (errno == ENOSYS || errno == EPERM)
         pidfd_support = 0;
     return -1;
-}
-
-/* The SIGCHLD self-pipe, shared by every run that needs it. */
-static pthread_mutex_t sigchld_lock = PTHREAD_MUTEX_INITIALIZER;
-static int sigchld_users;
-static int sigchld_pipe[2] = {-1, -1};
-static struct sigaction sigchld_old;
-
-static void on_sigchld(int sig, siginfo_t *info, void *uctx)
-{
-    int saved = errno;
-    if (sigchld_pipe[1] >= 0) {
-        ssize_t n = write(sigchld_pipe[1], "c", 1);
-        (void)n; /* a full pipe already says "something exited" */
-    }
-    if (sigchld_old.sa_flags & SA_SIGINFO) {
-        if (sigchld_old.sa_sigaction)
-            sigchld_old.sa_sigaction(sig, info, uctx);
-    } else if (sigchld_old.sa_handler != SIG_DFL && sigchld_old.sa_handler != SIG_IGN) {
-        sigchld_old.sa_handler(sig);
-    }
-    errno = saved;
-}
-
-/* Returns the self-pipe's read end, or -1 (then the tick alone is used). */
-static int sigchld_acquire(void)
-{
-    pthread_mutex_lock(&sigchld_lock);
-    if (sigchld_users++ == 0) {
-        if (sigchld_pipe[0] < 0 && pipe2(sigchld_pipe, O_CLOEXEC | O_NONBLOCK) < 0)
-            sigchld_pipe[0] = sigchld_pipe[1] = -1;
-        struct sigaction sa = {.sa_sigaction = on_sigchld,
-                               .sa_flags = SA_SIGINFO | SA_RESTART | SA_NOCLDSTOP};
-        sigemptyset(&sa.sa_mask);
-        sigaction(SIGCHLD, &sa, &sigchld_old);
-    }
-    int fd = sigchld_pipe[0];
-    pthread_mutex_unlock(&sigchld_lock);
-    return fd;
-}
-
-static void sigchld_release(void)
-{
-    pthread_mutex_lock(&sigchld_lock);
-    if (--sigchld_users == 0)
-        sigaction(SIGCHLD, &sigchld_old, NULL);
-    pthread_mutex_unlock(&sigchld_lock);
-}
-
-static void drain_fd(int fd)
-{
-    char buf[256];
-    while (fd >= 0 && read(fd, buf, sizeof buf) > 0)
-        ;
 }
 
 /* ------------------------------------------------------------ groups */
@@ -576,10 +523,10 @@ static size_t start_pending(snap_child_group *g, size_t running)
 }
 
 /* One poll() round over every running child's pipes and pidfd. */
-static int poll_round(snap_child_group *g, struct pollfd *pfd, int sigfd)
+static int poll_round(snap_child_group *g, struct pollfd *pfd)
 {
     size_t np = 0;
-    bool ticking = sigfd >= 0 || !snap_child_uses_pidfd();
+    bool ticking = !snap_child_uses_pidfd();
     for (size_t i = 0; i < g->n; i++) {
         struct child *c = &g->c[i];
         if (c->state != CHILD_RUNNING)
@@ -590,12 +537,9 @@ static int poll_round(snap_child_group *g, struct pollfd *pfd, int sigfd)
                 pfd[np++] = (struct pollfd){.fd = fds[k], .events = POLLIN};
         ticking = ticking || c->pidfd < 0;
     }
-    if (sigfd >= 0)
-        pfd[np++] = (struct pollfd){.fd = sigfd, .events = POLLIN};
     int r = poll(pfd, np, snap_deadline_poll_ms(next_wakeup(g, ticking)));
     if (r < 0 && errno != EINTR)
         return -errno;
-    drain_fd(sigfd);
     return 0;
 }
 
@@ -616,13 +560,13 @@ static void abandon_all(snap_child_group *g)
     }
 }
 
-static int run_loop(snap_child_group *g, int sigfd, snap_err *err)
+static int run_loop(snap_child_group *g, snap_err *err)
 {
-    struct pollfd *pfd = snap_xcalloc(g->n * 3 + 1, sizeof *pfd);
+    struct pollfd *pfd = snap_xcalloc(g->n * 3, sizeof *pfd);
     size_t running = start_pending(g, 0);
     int rc = 0;
     while (running > 0) {
-        int prc = poll_round(g, pfd, sigfd);
+        int prc = poll_round(g, pfd);
         if (prc < 0) {
             rc = snap_err_errno(err, SNAP_ERROR_IO, -prc, "waiting for child processes");
             abandon_all(g);
@@ -679,12 +623,7 @@ int snap_child_group_run(snap_child_group *g, snap_err *err)
         return snap_err_set(err, SNAP_ERROR_INVAL,
                             "SIGCHLD is ignored (SIG_IGN or SA_NOCLDWAIT): exit statuses "
                             "of child processes cannot be collected");
-    /* Probe pidfds once: the first child started tells. */
-    bool fallback = !snap_child_uses_pidfd();
-    int sigfd = fallback ? sigchld_acquire() : -1;
-    int rc = run_loop(g, sigfd, err);
-    if (fallback)
-        sigchld_release();
+    int rc = run_loop(g, err);
     return rc ? rc : group_verdict(g, err);
 }
 

@@ -6,15 +6,15 @@
  * before snap_child_group_run() returns.
  *
  * How exits are noticed: a pidfd per child (pidfd_open(2) via syscall(),
- * probed once). Where the kernel lacks pidfds, a SIGCHLD handler that writes
- * to a self-pipe is installed for the duration of each run and the previous
- * handler is restored afterwards (and called from ours, so a caller's
- * handler still sees every SIGCHLD); a 50 ms tick backs it up. Either way
- * libsnap only ever calls waitpid() on the pids it started, never
- * waitpid(-1), so it never reaps a caller's children. A caller whose own
- * SIGCHLD handler reaps with waitpid(-1) will steal our statuses: such a
- * child is reported as "status lost". SIGCHLD set to SIG_IGN (or SA_NOCLDWAIT)
- * makes exit statuses unobtainable: runs are refused with SNAP_ERROR_INVAL.
+ * probed once), polled with the pipes. Where the kernel lacks pidfds, each
+ * running child is asked with waitpid(pid, WNOHANG) every 10 ms. libsnap
+ * never touches the process's SIGCHLD disposition (libxl's rule for a
+ * library: the caller owns it, libxl_event.h) and only ever calls waitpid()
+ * on the pids it started, never waitpid(-1), so it never reaps a caller's
+ * children. A caller whose own SIGCHLD handler reaps with waitpid(-1) will
+ * steal our statuses: such a child is reported as "status lost". SIGCHLD set
+ * to SIG_IGN (or SA_NOCLDWAIT) makes exit statuses unobtainable: runs are
+ * refused with SNAP_ERROR_INVAL.
  *
  * Each child runs in its own process group, so a timeout kills whatever
  * the child started too, and a terminal's ^C reaches the caller only (the
@@ -108,8 +108,8 @@ void snap_child_result_dispose(snap_child_result *res);
 void snap_child_describe_status(char *buf, size_t len, const char *what, pid_t pid,
                                 int status);
 
-/* For tests: use the SIGCHLD self-pipe even where pidfds work. */
-void snap_child_force_sigchld_fallback(bool on);
+/* For tests: poll with waitpid(WNOHANG) even where pidfds work. */
+void snap_child_force_polling(bool on);
 /* True when the pidfd mechanism is in use. */
 bool snap_child_uses_pidfd(void);
 

@@ -4,9 +4,11 @@
  * are snapshotted by qemu-img children instead of QMP. Any failure after the
  * journal is written is undone from the journal (snap_rollback.c).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 
 #include "snap_memory.h"
@@ -59,17 +61,95 @@ static const char *written_file(const snap_plan_disk *pd)
     return pd->method == SNAP_METHOD_EXTERNAL ? pd->overlay_path : pd->disk->xs->path;
 }
 
-/* Less than 1 MiB left for root on the file system that holds (or would hold) path. */
-static bool on_full_fs(const char *path)
+/* The directory that holds (or would hold) path (malloc'd). */
+static char *dir_of(const char *path)
 {
     char *dir = snap_xstrdup(path);
     char *slash = strrchr(dir, '/');
     if (slash)
         *(slash == dir ? slash + 1 : slash) = '\0';
+    return dir;
+}
+
+/* Less than 1 MiB left for root on the file system that holds (or would hold) path. */
+static bool on_full_fs(const char *path)
+{
+    char *dir = dir_of(path);
     struct statvfs sv;
     bool full = statvfs(dir, &sv) == 0 && (uint64_t)sv.f_bfree * sv.f_frsize < (1u << 20);
     free(dir);
     return full;
+}
+
+/*
+ * Free space the guest needs right after a live snapshot, for each file it
+ * then writes to (a new overlay, or the image itself for an internal
+ * snapshot): the first write to each cluster after the snapshot allocates a
+ * new one in that file, and a guest just thawed flushes its dirty page cache
+ * at once. When that does not fit, QEMU stops the guest on ENOSPC
+ * (werror=enospc) in the middle of the thaw. The estimate, documented in
+ * xlsnap(1): 64 MiB per such file, summed per file system; far more than a
+ * new overlay's metadata (a few 64 KiB clusters) and the first seconds of
+ * writes of a small guest, little next to a disk image.
+ * XLSNAP_TEST_WRITE_RESERVE=<bytes> changes it, for tests only (0: no check).
+ */
+#define WRITE_RESERVE_BYTES (64ull << 20)
+
+static uint64_t write_reserve(void)
+{
+    const char *v = getenv("XLSNAP_TEST_WRITE_RESERVE");
+    return v ? strtoull(v, NULL, 10) : WRITE_RESERVE_BYTES;
+}
+
+/*
+ * Refuses, before anything is frozen or written, a file system short of room
+ * (a running domain's: a paused one writes nothing until the user resumes it).
+ */
+static int check_room(const snap_plan *plan, snap_err *err)
+{
+    uint64_t reserve = write_reserve();
+    dev_t *dev = snap_xcalloc(plan->n_disks + 1, sizeof *dev);
+    bool *known = snap_xcalloc(plan->n_disks + 1, sizeof *known);
+    int rc = 0;
+    for (size_t i = 0; i < plan->n_disks; i++) {
+        char *dir = dir_of(written_file(&plan->disks[i]));
+        struct stat st;
+        known[i] = plan->disks[i].via_qmp && stat(dir, &st) == 0;
+        dev[i] = known[i] ? st.st_dev : 0;
+        free(dir);
+    }
+    for (size_t i = 0; reserve && i < plan->n_disks && !rc; i++) {
+        char *dir = dir_of(written_file(&plan->disks[i]));
+        char vdevs[512] = "";
+        size_t n = 0, used = 0;
+        for (size_t k = 0; known[i] && k < plan->n_disks; k++)
+            if (known[k] && dev[k] == dev[i] && used < sizeof vdevs) {
+                int w = snprintf(vdevs + used, sizeof vdevs - used, "%s%s", n ? ", " : "",
+                                 plan->disks[k].disk->xs->vdev);
+                used += w > 0 ? (size_t)w : 0;
+                n++;
+            }
+        struct statvfs sv;
+        uint64_t avail = 0;
+        if (n && statvfs(dir, &sv) == 0)
+            avail = (uint64_t)sv.f_bavail * sv.f_frsize;
+        if (n && avail < n * reserve)
+            rc = snap_err_set(
+                err, SNAP_ERROR_IO,
+                "not enough free space in %s for the guest's writes after the snapshot "
+                "(disk%s %s): %llu KiB free, %llu KiB wanted (%llu KiB per disk written "
+                "there; see xlsnap(1)); free space there%s",
+                dir, n == 1 ? "" : "s", vdevs, (unsigned long long)(avail >> 10),
+                (unsigned long long)(n * reserve >> 10),
+                (unsigned long long)(reserve >> 10),
+                plan->disks[i].method == SNAP_METHOD_EXTERNAL
+                    ? " or put the overlays elsewhere (--overlay-dir)"
+                    : "");
+        free(dir);
+    }
+    free(dev);
+    free(known);
+    return rc;
 }
 
 /*
@@ -100,13 +180,149 @@ static void name_failed_disks(const snap_plan *plan, snap_err *err)
         snap_err_context(err, "%s", ctx);
 }
 
+/* What QEMU now lists for the internal snapshot just taken on pd's image. */
+static int keep_identity(snap_plan_disk *pd, const char *name, const char *id,
+                         snap_meta_qsnap_stamp stamp, bool listed, snap_err *err)
+{
+    if (!listed)
+        return snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                            "disk %s: %s does not list the internal snapshot '%s' just "
+                            "taken",
+                            pd->disk->xs->vdev, pd->disk->xs->path, name);
+    pd->qemu_snap_id = snap_xstrdup(id);
+    pd->qemu_snap_stamp = stamp;
+    return 0;
+}
+
+/* Records the id, date and clock of each internal snapshot from query-block. */
+static int identities_from_qmp(snap_qmp *qmp, snap_plan *plan, snap_err *err)
+{
+    snap_qmp_disks qd;
+    bool any = false;
+    for (size_t i = 0; i < plan->n_disks; i++)
+        any = any || plan->disks[i].method == SNAP_METHOD_INTERNAL;
+    if (!any)
+        return 0;
+    int rc = snap_qmp_query_disks(qmp, &qd, SNAP_QMP_TIMEOUT_MS, err);
+    if (rc)
+        return snap_err_context(err, "listing the internal snapshots just taken");
+    for (size_t i = 0; !rc && i < plan->n_disks; i++) {
+        snap_plan_disk *pd = &plan->disks[i];
+        if (pd->method != SNAP_METHOD_INTERNAL)
+            continue;
+        const snap_qmp_disk *q = snap_qmp_disks_find(&qd, pd->disk->node_name);
+        const snap_qmp_snapshot *e =
+            q ? snap_qmp_disk_find_snapshot(q, plan->name) : NULL;
+        rc = keep_identity(pd, plan->name, e ? e->id : NULL,
+                           e ? snap_qsnap_stamp_of_qmp(e) : (snap_meta_qsnap_stamp){0},
+                           e != NULL, err);
+    }
+    snap_qmp_disks_free(&qd);
+    return rc;
+}
+
+/* Appends "; <text>" to err's message. */
+static void err_append(snap_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static void err_append(snap_err *err, const char *fmt, ...)
+{
+    size_t used = strlen(err->msg);
+    if (used + 3 >= sizeof err->msg)
+        return;
+    memcpy(err->msg + used, "; ", 3);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->msg + used + 2, sizeof err->msg - used - 2, fmt, ap);
+    va_end(ap);
+}
+
+/* The disk and file a QMP node-name stands for in this plan. */
+static void describe_node(const snap_plan *plan, const char *node, char *buf, size_t len)
+{
+    snprintf(buf, len, "block node %s", node ? node : "?");
+    for (size_t i = 0; node && i < plan->n_disks; i++) {
+        const snap_plan_disk *pd = &plan->disks[i];
+        if ((pd->overlay_node && !strcmp(pd->overlay_node, node)) ||
+            (pd->disk->node_name && !strcmp(pd->disk->node_name, node)))
+            snprintf(buf, len, "disk %s, file %s", pd->disk->xs->vdev, written_file(pd));
+    }
+}
+
+/* The BLOCK_IO_ERROR events QEMU queued, in words ("" when none). */
+static void describe_io_errors(snap_qmp *qmp, const snap_plan *plan, char *out,
+                               size_t len)
+{
+    snap_err ignored;
+    snap_qmp_event *ev;
+    size_t used = 0;
+    out[0] = '\0';
+    snap_qmp_poll_events(qmp, 0, &ignored);
+    while ((ev = snap_qmp_next_event(qmp))) {
+        const char *node = snap_json_get_string(ev->data, "node-name");
+        const char *reason = snap_json_get_string(ev->data, "reason");
+        const char *op = snap_json_get_string(ev->data, "operation");
+        char what[1024];
+        describe_node(plan, node, what, sizeof what);
+        if (!strcmp(ev->name, "BLOCK_IO_ERROR") && used < len && !strstr(out, what)) {
+            int w = snprintf(out + used, len - used, "%s%s (%s: %s)", used ? "; " : "",
+                             what, op ? op : "?", reason ? reason : "?");
+            used += w > 0 ? (size_t)w : 0;
+        }
+        snap_qmp_event_free(ev);
+    }
+}
+
+/*
+ * QEMU stops the guest on ENOSPC (werror=enospc): a guest whose first
+ * writes after the thaw do not fit stops in (or just after) the window.
+ * SNAP_ERROR_IO naming the disks and files when QEMU's run state is io-error.
+ */
+static int check_io_stop(snap_qmp *qmp, const snap_plan *plan, snap_err *err)
+{
+    snap_qmp_status st;
+    snap_err ignored;
+    if (snap_qmp_query_status(qmp, &st, 1000, &ignored) != 0 ||
+        strcmp(st.status, "io-error") != 0)
+        return 0;
+    char what[1536];
+    describe_io_errors(qmp, plan, what, sizeof what);
+    return snap_err_set(err, SNAP_ERROR_IO,
+                        "QEMU stopped the guest on an I/O error just after the snapshot: "
+                        "%s",
+                        what[0] ? what : "(QEMU did not say which disk)");
+}
+
+/* The thaw (q may be NULL), then QEMU's run state: the window's errors first. */
+static int finish_window(snap_ctx *ctx, snap_qmp *qmp, const snap_plan *plan,
+                         snap_quiesce *q, snap_quiesce_result *qres, bool tx_done,
+                         bool *io_stopped, int rc, snap_err *err)
+{
+    snap_err terr;
+    int trc = snap_quiesce_thaw(q, qmp, qres, &terr);
+    if (tx_done && check_io_stop(qmp, plan, err) != 0) {
+        *io_stopped = true;
+        if (trc)
+            err_append(err, "%s", terr.msg);
+        return SNAP_ERROR_IO;
+    }
+    if (trc && !rc) {
+        *err = terr;
+        return trc;
+    }
+    if (trc)
+        snap_log(ctx->lg, XTL_ERROR, "%s", terr.msg);
+    return rc;
+}
+
 /*
  * Freeze, transaction, thaw: the transaction is the only thing inside the
  * frozen window (QMP is connected and the actions built beforehand).
+ * *io_stopped: QEMU stopped the guest on an I/O error meanwhile.
  */
-static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, const snap_plan *plan,
+static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, snap_plan *plan,
                             snap_quiesce *q, snap_journal *j, snap_quiesce_result *qres,
-                            snap_err *err)
+                            bool *io_stopped, snap_err *err)
 {
     snap_qmp *qmp;
     snap_qmp_tx *tx = build_transaction(plan);
@@ -118,26 +334,21 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, const snap_plan *pla
     }
     if (q)
         rc = snap_quiesce_freeze(ctx, q, &s->st, j, err);
-    if (!rc && q)
+    if (!rc && q && !snap_quiesce_fell_back(q))
         test_hook_pause_after_freeze();
+    bool tx_done = false;
     if (!rc) {
         snap_trace("tx-sent");
-        rc = snap_qmp_transaction(qmp, tx, SNAP_QMP_TIMEOUT_MS, err);
+        rc = snap_qmp_transaction(qmp, tx, snap_quiesce_tx_timeout_ms(q), err);
         snap_trace("tx-replied");
+        tx_done = rc == 0;
         if (rc == SNAP_ERROR_PEER)
             name_failed_disks(plan, err);
     }
-    if (q) {
-        snap_err terr;
-        int trc = snap_quiesce_thaw(q, qres, &terr);
-        if (trc && !rc) {
-            rc = trc;
-            *err = terr;
-        } else if (trc) {
-            snap_log(ctx->lg, XTL_ERROR, "%s", terr.msg);
-        }
-    }
+    rc = finish_window(ctx, qmp, plan, q, qres, tx_done, io_stopped, rc, err);
     snap_trace_flush(); /* XLSNAP_TRACE: after the window */
+    if (!rc)
+        rc = identities_from_qmp(qmp, plan, err);
     snap_domain_qmp_close(ctx, qmp);
     snap_qmp_tx_free(tx);
     return rc ? snap_err_context(err, "domain %s", s->dom.ref.name) : 0;
@@ -177,6 +388,33 @@ static int create_overlays_offline(const snap_qimg_opts *o, const snap_plan *pla
     return rc;
 }
 
+/* Records the id and date of each internal snapshot (paths: their n images). */
+static int identities_from_qemu_img(const snap_qimg_opts *o, snap_plan *plan,
+                                    const char *const paths[], size_t n, snap_err *err)
+{
+    snap_qimg_chain *chains = snap_xcalloc(n, sizeof *chains);
+    snap_err *per_disk = snap_xcalloc(n, sizeof *per_disk);
+    int rc = snap_qimg_chain_get_many(o, paths, n, 0, chains, per_disk, err);
+    size_t k = 0; /* paths[] holds the internal disks in plan order */
+    for (size_t i = 0; !rc && i < plan->n_disks; i++) {
+        snap_plan_disk *pd = &plan->disks[i];
+        if (pd->method != SNAP_METHOD_INTERNAL)
+            continue;
+        const snap_qimg_snapshot *e =
+            chains[k].n ? snap_qimg_find_snapshot(&chains[k].images[0], plan->name)
+                        : NULL;
+        rc = keep_identity(pd, plan->name, e ? e->id : NULL,
+                           e ? snap_qsnap_stamp_of_qimg(e) : (snap_meta_qsnap_stamp){0},
+                           e != NULL, err);
+        k++;
+    }
+    for (size_t i = 0; i < n; i++)
+        snap_qimg_chain_dispose(&chains[i]);
+    free(chains);
+    free(per_disk);
+    return rc;
+}
+
 /*
  * Offline: internal snapshots in parallel qemu-img children, then overlays
  * (in parallel too). The plan listed every image without -U (no running
@@ -184,7 +422,7 @@ static int create_overlays_offline(const snap_qimg_opts *o, const snap_plan *pla
  * lock, moments ago: no second listing before the writes.
  * XLSNAP_TRACE: offline-write-start/end.
  */
-static int snapshot_via_qemu_img(snap_ctx *ctx, const snap_plan *plan, snap_err *err)
+static int snapshot_via_qemu_img(snap_ctx *ctx, snap_plan *plan, snap_err *err)
 {
     snap_qimg_opts o = {.lg = ctx->lg}; /* -vvv: when each child ran */
     const char **paths = snap_xcalloc(plan->n_disks, sizeof *paths);
@@ -201,6 +439,8 @@ static int snapshot_via_qemu_img(snap_ctx *ctx, const snap_plan *plan, snap_err 
     if (!rc)
         rc = create_overlays_offline(&o, plan, err);
     snap_trace("offline-write-end");
+    if (!rc && n)
+        rc = identities_from_qemu_img(&o, plan, paths, n, err);
     snap_trace_flush();
     free(paths);
     free(per_disk);
@@ -251,6 +491,8 @@ static void record_disks(snap_meta *m, const snap_plan *plan)
             md->node_after = pd->overlay_node ? snap_xstrdup(pd->overlay_node) : NULL;
         } else {
             md->qemu_snap_name = snap_xstrdup(plan->name);
+            md->qemu_snap_id = pd->qemu_snap_id ? snap_xstrdup(pd->qemu_snap_id) : NULL;
+            md->qemu_snap_stamp = pd->qemu_snap_stamp;
         }
     }
     for (size_t i = 0; i < plan->n_excluded; i++)
@@ -278,6 +520,7 @@ static int record_snapshot(snap_session *s, const snap_plan *plan,
     m->quiesce.window_ms = qres->window_ms;
     m->quiesce.thaw_ok = !qres->attempted || qres->thaw_ok;
     m->quiesce.state = qres->frozen ? SNAP_META_QUIESCED : SNAP_META_CRASH_CONSISTENT;
+    m->quiesce.reason = qres->reason ? snap_xstrdup(qres->reason) : NULL;
     if (ms->path) {
         m->has_memory = true;
         m->memory_path = snap_xstrdup(ms->path);
@@ -300,9 +543,9 @@ static int plan_is_offline(const snap_plan *plan)
  * Checkpoint: pause, disks in one transaction, memory, resume (also after a
  * failure, before the rollback: the domain must not stay paused by us).
  */
-static int snapshot_with_memory(snap_ctx *ctx, snap_session *s, const snap_plan *plan,
+static int snapshot_with_memory(snap_ctx *ctx, snap_session *s, snap_plan *plan,
                                 snap_journal *j, const snap_create_params *p,
-                                snap_memory_save *ms, snap_err *err)
+                                snap_memory_save *ms, bool *io_stopped, snap_err *err)
 {
     snap_quiesce_result none = {0};
     ms->path = snap_memory_path(&s->st, plan->name);
@@ -310,7 +553,7 @@ static int snapshot_with_memory(snap_ctx *ctx, snap_session *s, const snap_plan 
     if (rc)
         return rc;
     bool attempted = false;
-    rc = snapshot_via_qmp(ctx, s, plan, NULL, j, &none, err);
+    rc = snapshot_via_qmp(ctx, s, plan, NULL, j, &none, io_stopped, err);
     if (!rc) {
         attempted = true;
         rc = snap_memory_write(ctx, s, j, ms, p->progress, p->progress_opaque, err);
@@ -327,15 +570,16 @@ static int snapshot_with_memory(snap_ctx *ctx, snap_session *s, const snap_plan 
 }
 
 /* Everything after the journal is written; on failure the caller rolls back. */
-static int create_journaled(snap_ctx *ctx, snap_session *s, const snap_plan *plan,
+static int create_journaled(snap_ctx *ctx, snap_session *s, snap_plan *plan,
                             const snap_create_params *p, snap_quiesce *q, snap_journal *j,
-                            snap_meta *m, snap_err *err)
+                            snap_meta *m, bool *io_stopped, snap_err *err)
 {
     snap_quiesce_result qres = {0};
     snap_memory_save ms = {0};
-    int rc = plan->memory            ? snapshot_with_memory(ctx, s, plan, j, p, &ms, err)
-             : plan_is_offline(plan) ? snapshot_via_qemu_img(ctx, plan, err)
-                                     : snapshot_via_qmp(ctx, s, plan, q, j, &qres, err);
+    int rc = plan->memory ? snapshot_with_memory(ctx, s, plan, j, p, &ms, io_stopped, err)
+             : plan_is_offline(plan)
+                 ? snapshot_via_qemu_img(ctx, plan, err)
+                 : snapshot_via_qmp(ctx, s, plan, q, j, &qres, io_stopped, err);
     if (!rc)
         rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_DISKS_DONE, err);
     if (!rc)
@@ -369,6 +613,61 @@ static int create_check_parent(snap_meta_store *st, const char *current, snap_er
     return 0;
 }
 
+/* The directories of the files the guest writes after the snapshot, for a message. */
+static void written_dirs(const snap_plan *plan, char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (size_t i = 0; i < plan->n_disks && used < len; i++) {
+        char *dir = dir_of(written_file(&plan->disks[i]));
+        if (!strstr(out, dir)) {
+            int w = snprintf(out + used, len - used, "%s%s", used ? " and " : "", dir);
+            used += w > 0 ? (size_t)w : 0;
+        }
+        free(dir);
+    }
+}
+
+/*
+ * QEMU stopped the guest on an I/O error during the create (already said in
+ * err). Once rolled back, its disks are what they were before the create
+ * (overlays merged back into their images): where the guest ran, so it is
+ * resumed as the user had it, and its interrupted thaw completes. Otherwise
+ * err says what state it is left in and what to do.
+ */
+static void resume_after_io_stop(snap_ctx *ctx, snap_session *s, const snap_plan *plan,
+                                 snap_quiesce *q, bool rolled_back, snap_err *err)
+{
+    const char *name = s->dom.ref.name;
+    snap_err e;
+    if (rolled_back && s->dom.ref.state == SNAP_DOMAIN_RUNNING &&
+        ctx->ops->unpause(ctx, &s->dom.ref, &e) == 0) {
+        bool pending = snap_quiesce_thaw_pending(q);
+        int trc = snap_quiesce_thaw_after_resume(q, &e);
+        err_append(err, "snapshot '%s' was rolled back and domain %s resumed%s%s",
+                   plan->name, name,
+                   trc       ? ", but "
+                   : pending ? ", its filesystems thawed"
+                             : "",
+                   trc ? e.msg : "");
+        return;
+    }
+    char dirs[1024];
+    written_dirs(plan, dirs, sizeof dirs);
+    err_append(
+        err,
+        "domain %s is left paused by QEMU (run state io-error)%s: free space in "
+        "%s, then run `xl unpause %s`%s",
+        name,
+        snap_quiesce_thaw_pending(q)
+            ? " with the guest's thaw unfinished (it completes once the guest runs)"
+            : "",
+        dirs, name,
+        rolled_back ? ""
+                    : "; the next xlsnap command on it then rolls back the "
+                      "snapshot");
+}
+
 static int create_in_session(snap_ctx *ctx, snap_session *s, const snap_create_params *p,
                              snap_meta *m, char **plan_out, snap_err *err)
 {
@@ -377,6 +676,8 @@ static int create_in_session(snap_ctx *ctx, snap_session *s, const snap_create_p
     snap_journal j;
     char *current = NULL;
     int rc = snap_plan_create(ctx, &s->dom, &s->st, p, &plan, err);
+    if (!rc && s->dom.ref.state == SNAP_DOMAIN_RUNNING)
+        rc = check_room(&plan, err);
     if (!rc && p->dry_run && plan_out)
         *plan_out = snap_plan_to_json(&plan, &s->dom);
     if (rc || p->dry_run)
@@ -393,13 +694,19 @@ static int create_in_session(snap_ctx *ctx, snap_session *s, const snap_create_p
     j.overlay_dir = p->overlay_dir ? realpath(p->overlay_dir, NULL) : NULL;
     rc = snap_journal_begin(&s->st, &j, err);
     if (!rc) {
-        rc = create_journaled(ctx, s, &plan, p, q, &j, m, err);
-        snap_quiesce_free(q); /* thaws if still frozen */
-        q = NULL;
+        bool io_stopped = false;
+        rc = create_journaled(ctx, s, &plan, p, q, &j, m, &io_stopped, err);
+        if (!io_stopped) {
+            snap_quiesce_free(q); /* thaws if still frozen */
+            q = NULL;
+        }
         if (rc) {
             snap_err rerr;
-            if (snap_rollback_create(ctx, s, &j, &rerr))
-                snap_err_context(err, "%s; and then %s", err->msg, rerr.msg);
+            int rrc = snap_rollback_create(ctx, s, &j, &rerr);
+            if (rrc)
+                err_append(err, "and then %s", rerr.msg);
+            if (io_stopped)
+                resume_after_io_stop(ctx, s, &plan, q, rrc == 0, err);
         } else {
             rc = snap_journal_finish(&s->st, err);
         }

@@ -3,16 +3,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "snap_domcfg.h"
 #include "snap_internal.h"
-
-const char *snap_domain_state_name(snap_domain_state state)
-{
-    switch (state) {
-    case SNAP_DOMAIN_RUNNING: return "running";
-    case SNAP_DOMAIN_PAUSED: return "paused";
-    default: return "shutoff";
-    }
-}
+#include "snap_meta_store.h"
 
 static char *env_or(const char *var, const char *dflt)
 {
@@ -43,12 +36,28 @@ static int choose_platform(snap_platform_kind want, snap_platform_kind *out,
     return 0;
 }
 
+int snap_ctx_alloc_libxl(snap_ctx **pctx, struct libxl__ctx *lctx, xentoollog_logger *lg)
+{
+    if (!lctx) {
+        *pctx = NULL;
+        return SNAP_ERROR_INVAL;
+    }
+    /* A libxl context proves a hypervisor: AUTO would only consult privcmd. */
+    const char *env = getenv("XLSNAP_PLATFORM");
+    int rc =
+        snap_ctx_alloc(pctx, env && *env ? SNAP_PLATFORM_AUTO : SNAP_PLATFORM_LIBXL, lg);
+    if (*pctx)
+        (*pctx)->lctx = lctx;
+    return rc;
+}
+
 int snap_ctx_alloc(snap_ctx **pctx, snap_platform_kind platform, xentoollog_logger *lg)
 {
     snap_ctx *ctx = snap_xcalloc(1, sizeof *ctx);
     ctx->lg = lg;
-    ctx->statedir = env_or("XLSNAP_STATEDIR", "/var/lib/xlsnap");
-    ctx->xen_statedir = env_or("XLSNAP_XEN_STATEDIR", "/var/lib/xen");
+    /* Each default is resolved where its directory is used, and only there. */
+    ctx->statedir = snap_xstrdup(snap_statedir_resolve(NULL));
+    ctx->xen_statedir = snap_xstrdup(snap_domcfg_statedir(NULL));
     ctx->xen_rundir = env_or("XLSNAP_XEN_RUNDIR", "/var/run/xen");
     *pctx = ctx;
     int rc = choose_platform(platform, &ctx->platform, &ctx->err);
@@ -113,11 +122,10 @@ void snap_info_free(snap_info *s)
 {
     if (!s)
         return;
-    for (size_t i = 0; s->disks && i < s->n_disks; i++) { /* NULL in summaries */
+    for (size_t i = 0; s->disks && i < s->n_disks; i++) {
         snap_disk_info *d = &s->disks[i];
         free(d->vdev);
         free(d->backend);
-        free(d->method);
         free(d->format);
         free(d->base_path);
         free(d->overlay_path);
@@ -126,13 +134,12 @@ void snap_info_free(snap_info *s)
     free(s->disks);
     snap_strv_free(s->excluded, s->n_excluded);
     snap_strv_free(s->revert_overlays, s->n_revert_overlays);
+    free(s->quiesce_reason);
     free(s->name);
     free(s->description);
     free(s->parent);
     free(s->domain_name);
     free(s->domain_uuid);
-    free(s->domain_state);
-    free(s->quiesce_policy);
     free(s->memory_path);
     free(s->json);
     free(s);
@@ -142,5 +149,22 @@ void snap_info_list_free(snap_info **list, size_t n)
 {
     for (size_t i = 0; i < n; i++)
         snap_info_free(list[i]);
+    free(list);
+}
+
+static void snap_summary_free(snap_summary *s)
+{
+    if (!s)
+        return;
+    free(s->name);
+    free(s->description);
+    free(s->parent);
+    free(s);
+}
+
+void snap_summary_list_free(snap_summary **list, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        snap_summary_free(list[i]);
     free(list);
 }

@@ -24,8 +24,6 @@
 #include "snap_qemuimg.h"
 #include "snap_revert.h"
 
-#define COMMIT_TIMEOUT_MS 600000
-
 /* ------------------------------------------------------------ who uses an image */
 
 typedef struct image_set {
@@ -203,6 +201,33 @@ static int delete_internal(snap_qmp *qmp, const snap_qmp_disks *qd,
     return rc ? snap_err_context(err, "disk %s", md->vdev) : 0;
 }
 
+/*
+ * Each internal snapshot of m is still the entry xlsnap took (see
+ * snap_qsnap_check), checked for every disk before any is deleted.
+ */
+static int check_internal_identities(const snap_qmp_disks *qd, const snap_meta *m,
+                                     snap_err *err)
+{
+    static const char refusal[] = "refusing to delete it (snapshot-delete --metadata "
+                                  "forgets the record and leaves the image alone)";
+    int rc = 0;
+    for (size_t i = 0; i < m->n_disks && !rc; i++) {
+        const snap_meta_disk *md = &m->disks[i];
+        if (md->method != SNAP_METHOD_INTERNAL)
+            continue;
+        size_t depth = 0;
+        const snap_qmp_disk *q = snap_qmp_disks_find_file(qd, md->base_path, &depth);
+        const snap_qmp_snapshot *e =
+            q && depth == 0 ? snap_qmp_disk_find_snapshot(q, md->qemu_snap_name) : NULL;
+        snap_meta_qsnap_stamp now = e ? snap_qsnap_stamp_of_qmp(e) : md->qemu_snap_stamp;
+        if (!q) /* not served by a device model: its table on disk */
+            rc = snap_qsnap_check_image(md, refusal, err);
+        else if (e) /* (a backing file, or gone already: delete_internal's call) */
+            rc = snap_qsnap_check(md, e->id, &now, refusal, err);
+    }
+    return rc;
+}
+
 /* ------------------------------------------------------------ external */
 
 static void job_args_device(yajl_gen g, const void *opaque)
@@ -238,14 +263,15 @@ static int finish_leftover_job(snap_qmp *qmp, const char *job_id, bool *merged,
     }
     snap_qmp_job_clear(&job);
     if (!rc)
-        rc = snap_qmp_wait_job(qmp, job_id, "ready", &job, COMMIT_TIMEOUT_MS, err);
+        rc = snap_qmp_wait_job(qmp, job_id, "ready", &job, SNAP_COMMIT_TIMEOUT_MS, err);
     bool ready = !rc && !strcmp(job.status, "ready");
     snap_qmp_job_clear(&job);
     if (ready)
         rc = snap_qmp_execute(qmp, "block-job-complete", job_args_device, job_id, NULL,
                               SNAP_QMP_TIMEOUT_MS, err);
     if (!rc)
-        rc = snap_qmp_wait_job(qmp, job_id, "concluded", &job, COMMIT_TIMEOUT_MS, err);
+        rc = snap_qmp_wait_job(qmp, job_id, "concluded", &job, SNAP_COMMIT_TIMEOUT_MS,
+                               err);
     *merged = !rc && !job.error;
     snap_qmp_job_clear(&job);
     if (!rc)
@@ -278,7 +304,8 @@ static int commit_intermediate(snap_qmp *qmp, const snap_qmp_disk *q, size_t dep
                               err);
     snap_qmp_job job = {0};
     if (!rc)
-        rc = snap_qmp_wait_job(qmp, job_id, "concluded", &job, COMMIT_TIMEOUT_MS, err);
+        rc = snap_qmp_wait_job(qmp, job_id, "concluded", &job, SNAP_COMMIT_TIMEOUT_MS,
+                               err);
     if (!rc && job.error)
         rc = snap_err_set(err, SNAP_ERROR_PEER, "commit job %s failed: %s", job_id,
                           job.error);
@@ -301,7 +328,7 @@ static int merge_live(const ext_ctx *x, const snap_qmp_disk *q, size_t depth,
     char job_id[160];
     snprintf(job_id, sizeof job_id, "xlsnap-delete-%s", md->vdev);
     return snap_qmp_commit_active(x->qmp, snap_qmp_disk_target(q), q->chain[1].node_name,
-                                  job_id, COMMIT_TIMEOUT_MS, err);
+                                  job_id, SNAP_COMMIT_TIMEOUT_MS, err);
 }
 
 /* Offline: qemu-img commit O, then the image above O re-based onto B. */
@@ -436,6 +463,8 @@ static int delete_storage(snap_ctx *ctx, snap_session *s, const snap_meta *m,
     if (!rc)
         stale_revert_overlays(s, m, &known, &stale);
     ext_ctx x = {ctx, s, qmp, &qd, &known, j, &stale};
+    if (!rc)
+        rc = check_internal_identities(&qd, m, err);
     for (size_t i = 0; i < m->n_disks && !rc; i++)
         rc = m->disks[i].method == SNAP_METHOD_INTERNAL
                  ? delete_internal(qmp, &qd, &m->disks[i], err)
@@ -535,7 +564,7 @@ static int delete_one(snap_ctx *ctx, snap_session *s, const char *name, bool met
             "the merge was interrupted and stays journaled (domain %s %s%s); "
             "the next xlsnap command on it finishes the merge",
             s->dom.ref.name, known ? "is " : "state unknown: ",
-            known ? snap_domain_state_name(now.state) : lerr.msg);
+            known ? snap_domain_state_to_string(now.state) : lerr.msg);
     } else if (!rc || j.owner_pid) {
         snap_err ferr;
         int frc = snap_journal_finish(&s->st, &ferr);
@@ -666,7 +695,7 @@ static void plan_snapshot_json(yajl_gen g, snap_session *s, const char *name,
             const snap_meta_disk *md = &m.disks[i];
             yajl_gen_map_open(g);
             snap_json_kv_str(g, "vdev", md->vdev);
-            snap_json_kv_str(g, "method", snap_meta_method_name(md->method));
+            snap_json_kv_str(g, "method", snap_method_to_string(md->method));
             snap_json_kv_str(g, "base", md->base_path);
             snap_json_kv_str(g, "overlay", md->overlay_path);
             snap_json_kv_str(g, "action", storage_action(s, md, meta_only));

@@ -14,6 +14,7 @@
 static void vdisk_dispose(snap_vdisk *d)
 {
     free(d->node_name);
+    free(d->root_image);
     snap_strv_free(d->node_names, d->n_node_names);
     snap_strv_free(d->snapshots, d->n_snapshots);
 }
@@ -64,6 +65,9 @@ static void vdisk_attach_qmp(snap_vdisk *d, const snap_qmp_disk *q)
     d->served = true;
     d->node_name = snap_xstrdup(snap_qmp_disk_target(q));
     d->chain_len = q->chain_len;
+    /* A "json:{...}" file name says nothing about the image's name. */
+    if (q->chain_len && q->chain[q->chain_len - 1].file[0] == '/')
+        d->root_image = snap_xstrdup(q->chain[q->chain_len - 1].file);
     for (size_t i = 0; i < q->chain_len; i++)
         if (q->chain[i].node_name)
             d->node_names = snap_strv_add(d->node_names, &d->n_node_names,
@@ -131,7 +135,12 @@ static int resolve_qmp(snap_ctx *ctx, snap_domain *dom, snap_err *err)
     snap_qmp_disks qd = {0};
     int rc = snap_domain_qmp_open(ctx, dom, &qmp, err);
     if (!rc) {
+        snap_qmp_status st;
+        snap_err ignored;
         rc = snap_qmp_query_disks(qmp, &qd, SNAP_QMP_TIMEOUT_MS, err);
+        dom->io_error_stop =
+            !rc && !snap_qmp_query_status(qmp, &st, SNAP_QMP_TIMEOUT_MS, &ignored) &&
+            !strcmp(st.status, "io-error");
         snap_domain_qmp_close(ctx, qmp);
     }
     if (rc)

@@ -632,9 +632,9 @@ static char *regenerate(const char *data, size_t jlen, size_t len,
     return out;
 }
 
-/* Checks the changes make sense for these disks; fills old. */
+/* Checks the changes make sense for these disks. */
 static int check_changes(disk_loc *locs, size_t nlocs, const snap_domcfg_disk_change *ch,
-                         size_t n, snap_domcfg_disk *old, bool *need_regen, snap_err *err)
+                         size_t n, bool *need_regen, snap_err *err)
 {
     *need_regen = false;
     for (size_t i = 0; i < n; i++) {
@@ -658,8 +658,6 @@ static int check_changes(disk_loc *locs, size_t nlocs, const snap_domcfg_disk_ch
         if ((ch[i].pdev_path && !d->pdev_path.present) ||
             (ch[i].format && !d->format.present))
             *need_regen = true;
-        if (old)
-            disk_copy(&old[i], &d->val);
     }
     return 0;
 }
@@ -690,17 +688,15 @@ static int verify_changes(const char *data, size_t len, const snap_domcfg_disk_c
 
 int snap_domcfg_edit_disks(const char *data, size_t len,
                            const snap_domcfg_disk_change *changes, size_t n, char **out,
-                           size_t *out_len, snap_domcfg_disk *old, snap_err *err)
+                           size_t *out_len, snap_err *err)
 {
     size_t jlen = json_len(data, len), nlocs;
     disk_loc *locs;
     bool need_regen;
-    if (old)
-        memset(old, 0, n * sizeof *old);
     int rc = locate_disks(data, jlen, &locs, &nlocs, err);
     if (rc)
         return rc;
-    rc = check_changes(locs, nlocs, changes, n, old, &need_regen, err);
+    rc = check_changes(locs, nlocs, changes, n, &need_regen, err);
     char *res = NULL;
     size_t res_len = 0;
     if (!rc && need_regen)
@@ -714,8 +710,6 @@ int snap_domcfg_edit_disks(const char *data, size_t len,
         rc = verify_changes(res, res_len, changes, n, err);
     if (rc) {
         free(res);
-        for (size_t i = 0; old && i < n; i++)
-            snap_domcfg_disk_dispose(&old[i]);
         return rc;
     }
     *out = res;
@@ -725,120 +719,31 @@ int snap_domcfg_edit_disks(const char *data, size_t len,
 
 /* ------------------------------------------------------------ update */
 
-struct snap_domcfg_undo {
-    char *statedir;
-    uint32_t domid;
-    char *uuid;
-    snap_domcfg_disk *old; /* old[i].vdev names the disk of change i */
-    size_t n;
-    char *orig, *written; /* whole files, before and after */
-    size_t orig_len, written_len;
-};
-
-void snap_domcfg_undo_free(snap_domcfg_undo *u)
-{
-    if (!u)
-        return;
-    for (size_t i = 0; i < u->n; i++)
-        snap_domcfg_disk_dispose(&u->old[i]);
-    free(u->old);
-    free(u->statedir);
-    free(u->uuid);
-    free(u->orig);
-    free(u->written);
-    free(u);
-}
-
-const snap_domcfg_disk *snap_domcfg_undo_old(const snap_domcfg_undo *u, size_t i)
-{
-    return u && i < u->n ? &u->old[i] : NULL;
-}
-
 /* Read, edit, store; the caller holds the lock. */
 static int update_locked(const char *statedir, uint32_t domid, const char *uuid,
-                         const snap_domcfg_disk_change *ch, size_t n, snap_domcfg_undo *u,
-                         snap_err *err)
+                         const snap_domcfg_disk_change *ch, size_t n, snap_err *err)
 {
     char *data = NULL, *edited = NULL;
     size_t len = 0, elen = 0;
     int rc = snap_domcfg_read(statedir, domid, uuid, &data, &len, err);
     if (!rc)
-        rc = snap_domcfg_edit_disks(data, len, ch, n, &edited, &elen, u->old, err);
+        rc = snap_domcfg_edit_disks(data, len, ch, n, &edited, &elen, err);
     if (!rc)
         rc = snap_domcfg_store(statedir, domid, uuid, edited, elen, err);
-    if (rc) {
-        free(data);
-        free(edited);
-        return rc;
-    }
-    u->orig = data;
-    u->orig_len = len;
-    u->written = edited;
-    u->written_len = elen;
-    return 0;
+    free(data);
+    free(edited);
+    return rc;
 }
 
 int snap_domcfg_set_disks(const char *statedir, uint32_t domid, const char *uuid,
                           const snap_domcfg_disk_change *changes, size_t n,
-                          int lock_timeout_ms, snap_domcfg_undo **undo, snap_err *err)
+                          int lock_timeout_ms, snap_err *err)
 {
-    snap_domcfg_undo *u = snap_xcalloc(1, sizeof *u);
-    u->statedir = snap_xstrdup(snap_domcfg_statedir(statedir));
-    u->domid = domid;
-    u->uuid = snap_xstrdup(uuid);
-    u->old = snap_xcalloc(n ? n : 1, sizeof *u->old);
-    u->n = n;
+    const char *dir = snap_domcfg_statedir(statedir);
     snap_domcfg_lock *lock = NULL;
-    int rc =
-        snap_domcfg_lock_acquire(u->statedir, domid, uuid, lock_timeout_ms, &lock, err);
+    int rc = snap_domcfg_lock_acquire(dir, domid, uuid, lock_timeout_ms, &lock, err);
     if (!rc)
-        rc = update_locked(u->statedir, domid, uuid, changes, n, u, err);
+        rc = update_locked(dir, domid, uuid, changes, n, err);
     snap_domcfg_lock_release(lock);
-    if (rc) {
-        snap_domcfg_undo_free(u);
-        return snap_err_context(err, "domain %u: updating stored config", domid);
-    }
-    if (undo)
-        *undo = u;
-    else
-        snap_domcfg_undo_free(u);
-    return 0;
-}
-
-/* Puts the old values back into whatever the file holds now. */
-static int rollback_values(const snap_domcfg_undo *u, const char *cur, size_t cur_len,
-                           snap_err *err)
-{
-    snap_domcfg_disk_change *ch = snap_xcalloc(u->n ? u->n : 1, sizeof *ch);
-    for (size_t i = 0; i < u->n; i++)
-        ch[i] = (snap_domcfg_disk_change){u->old[i].vdev, u->old[i].pdev_path,
-                                          u->old[i].format};
-    char *edited = NULL;
-    size_t elen = 0;
-    int rc = snap_domcfg_edit_disks(cur, cur_len, ch, u->n, &edited, &elen, NULL, err);
-    if (!rc)
-        rc = snap_domcfg_store(u->statedir, u->domid, u->uuid, edited, elen, err);
-    free(edited);
-    free(ch);
-    return rc;
-}
-
-int snap_domcfg_rollback(const snap_domcfg_undo *u, int lock_timeout_ms, snap_err *err)
-{
-    snap_domcfg_lock *lock = NULL;
-    char *cur = NULL;
-    size_t cur_len = 0;
-    int rc = snap_domcfg_lock_acquire(u->statedir, u->domid, u->uuid, lock_timeout_ms,
-                                      &lock, err);
-    if (!rc)
-        rc = snap_domcfg_read(u->statedir, u->domid, u->uuid, &cur, &cur_len, err);
-    if (!rc && cur_len == u->written_len && memcmp(cur, u->written, cur_len) == 0)
-        rc = snap_domcfg_store(u->statedir, u->domid, u->uuid, u->orig, u->orig_len, err);
-    else if (!rc)
-        rc = rollback_values(u, cur, cur_len, err);
-    free(cur);
-    snap_domcfg_lock_release(lock);
-    if (rc)
-        return snap_err_context(err, "domain %u: rolling back stored config", u->domid);
-    return 0;
+    return rc ? snap_err_context(err, "domain %u: updating stored config", domid) : 0;
 }

@@ -6,7 +6,7 @@
  * and libxl_retrieve_domain_configuration() takes the disks' pdev_path and
  * format from it. After an external snapshot switches a disk to a new
  * overlay, this file must say so, or the next `xl save`/migrate/reboot goes
- * back to the old image. This room reads and edits that file with libxl's
+ * back to the old image. This module reads and edits that file with libxl's
  * own userdata protocol (tools/libs/light/libxl_internal.c and libxl_dom.c,
  * Xen 4.17): the same lock file and flock dance, the same temp file +
  * rename, the same mode and the same trailing NUL.
@@ -108,33 +108,20 @@ void snap_domcfg_disk_dispose(snap_domcfg_disk *d);
  * len as stored). Existing values are replaced in place, byte ranges
  * outside them untouched; a key the disk lacks forces a regeneration of
  * the whole document with yajl (beautified, key order kept, numbers kept
- * verbatim: what libxl itself writes). old (n entries, optional) receives
- * each disk's previous values. *out is malloc'd, NUL-terminated past *out_len.
+ * verbatim: what libxl itself writes). *out is malloc'd, NUL-terminated past
+ * *out_len.
  */
 int snap_domcfg_edit_disks(const char *data, size_t len,
                            const snap_domcfg_disk_change *changes, size_t n, char **out,
-                           size_t *out_len, snap_domcfg_disk *old, snap_err *err);
-
-/* What snap_domcfg_set_disks changed, to put it back. */
-typedef struct snap_domcfg_undo snap_domcfg_undo;
+                           size_t *out_len, snap_err *err);
 
 /*
  * Under the userdata lock: reads the stored config, applies the changes,
- * stores it. undo (optional) receives what is needed to roll back.
- * lock_timeout_ms as for snap_domcfg_lock_acquire.
+ * stores it. Undoing is another change back to the old values (the journal
+ * keeps them). lock_timeout_ms as for snap_domcfg_lock_acquire.
  */
 int snap_domcfg_set_disks(const char *statedir, uint32_t domid, const char *uuid,
                           const snap_domcfg_disk_change *changes, size_t n,
-                          int lock_timeout_ms, snap_domcfg_undo **undo, snap_err *err);
-/* The previous values of change i (NULL members when the key was absent). */
-const snap_domcfg_disk *snap_domcfg_undo_old(const snap_domcfg_undo *undo, size_t i);
-/*
- * Rolls back under the lock. If the file still holds exactly what
- * set_disks wrote, the original bytes are restored; if someone (libxl)
- * rewrote it since, only the changed disks' values are set back.
- */
-int snap_domcfg_rollback(const snap_domcfg_undo *undo, int lock_timeout_ms,
-                         snap_err *err);
-void snap_domcfg_undo_free(snap_domcfg_undo *undo);
+                          int lock_timeout_ms, snap_err *err);
 
 #endif

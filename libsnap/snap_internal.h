@@ -8,14 +8,6 @@
 #include "libsnap.h"
 #include "snap_base.h"
 
-typedef enum snap_domain_state {
-    SNAP_DOMAIN_RUNNING,
-    SNAP_DOMAIN_PAUSED,
-    SNAP_DOMAIN_SHUTOFF, /* exists in the toolstack, no device model serving its disks */
-} snap_domain_state;
-
-const char *snap_domain_state_name(snap_domain_state state);
-
 /* A domain as the platform knows it. */
 typedef struct snap_domain_ref {
     uint32_t domid;
@@ -90,6 +82,7 @@ struct snap_ctx {
     char *xen_statedir;      /* libxl's userdata */
     char *xen_rundir;        /* QMP sockets */
     snap_qmp_lock *qmp_lock; /* held while a domain's QMP socket is open */
+    struct libxl__ctx *lctx; /* the caller's (snap_ctx_alloc_libxl): never freed here */
 };
 
 /* <xen_rundir>/qmp-libxl-<domid>: the QMP socket libxl (and xlsim) give a device model.

@@ -19,16 +19,14 @@ static const char *const phase_names[] = {
     "planned", "domain-stopped", "memory-saved", "frozen",         "disks-done",
     "thawed",  "xenstore-done",  "config-done",  "domain-started", "metadata-done"};
 
-#define N_OF(a) (sizeof(a) / sizeof((a)[0]))
-
 const char *snap_journal_op_name(snap_journal_op op)
 {
-    return (size_t)op < N_OF(op_names) ? op_names[op] : "unknown";
+    return (size_t)op < SNAP_N_OF(op_names) ? op_names[op] : "unknown";
 }
 
 const char *snap_journal_phase_name(snap_journal_phase ph)
 {
-    return (size_t)ph < N_OF(phase_names) ? phase_names[ph] : "unknown";
+    return (size_t)ph < SNAP_N_OF(phase_names) ? phase_names[ph] : "unknown";
 }
 
 void snap_journal_init(snap_journal *j, snap_journal_op op, const char *snapshot)
@@ -265,8 +263,8 @@ static int read_root(const snap_meta_reader *r, yajl_val root, snap_journal *j)
                             "%s: journal version %lld is not supported (this xlsnap "
                             "reads version %d)",
                             r->what, version, SNAP_JOURNAL_VERSION);
-    if (read_enum(r, root, "operation", op_names, N_OF(op_names), &op) < 0 ||
-        read_enum(r, root, "phase", phase_names, N_OF(phase_names), &phase) < 0 ||
+    if (read_enum(r, root, "operation", op_names, SNAP_N_OF(op_names), &op) < 0 ||
+        read_enum(r, root, "phase", phase_names, SNAP_N_OF(phase_names), &phase) < 0 ||
         snap_meta_read_str(r, root, "snapshot", false, &j->snapshot) < 0 ||
         read_process(r, root, "owner", &j->owner_pid, &j->owner_start) < 0 ||
         read_process(r, root, "watchdog", &j->watchdog_pid, &j->watchdog_start) < 0 ||

@@ -108,8 +108,6 @@ static const enum_name policy_names[] = {{"required", SNAP_QUIESCE_REQUIRED},
 static const enum_name consistency_names[] = {
     {"quiesced", SNAP_META_QUIESCED}, {"crash-consistent", SNAP_META_CRASH_CONSISTENT}};
 
-#define N_OF(a) ((int)(sizeof(a) / sizeof((a)[0])))
-
 /* The value of string s in names, or -1. */
 static int parse_enum(const char *s, const enum_name *names, int n)
 {
@@ -127,24 +125,25 @@ static const char *enum_str(int v, const enum_name *names, int n)
     return NULL;
 }
 
-#define ENUM_FUNCS(type, fn, names)                                                      \
-    const char *snap_meta_##fn##_name(type v)                                            \
+#define ENUM_FUNCS(type, fn, to_string, names)                                           \
+    const char *to_string(type v)                                                        \
     {                                                                                    \
-        const char *s = enum_str((int)v, names, N_OF(names));                            \
+        const char *s = enum_str((int)v, names, (int)SNAP_N_OF(names));                  \
         return s ? s : "unknown";                                                        \
     }                                                                                    \
     int snap_meta_##fn##_parse(const char *s, type *out)                                 \
     {                                                                                    \
-        int v = parse_enum(s, names, N_OF(names));                                       \
+        int v = parse_enum(s, names, (int)SNAP_N_OF(names));                             \
         if (v >= 0)                                                                      \
             *out = (type)v;                                                              \
         return v < 0 ? -1 : 0;                                                           \
     }
 
-ENUM_FUNCS(snap_domain_state, domstate, domstate_names)
-ENUM_FUNCS(snap_method, method, method_names)
-ENUM_FUNCS(snap_quiesce_policy, policy, policy_names)
-ENUM_FUNCS(snap_meta_consistency, consistency, consistency_names)
+ENUM_FUNCS(snap_domain_state, domstate, snap_domain_state_to_string, domstate_names)
+ENUM_FUNCS(snap_method, method, snap_method_to_string, method_names)
+ENUM_FUNCS(snap_quiesce_policy, policy, snap_quiesce_policy_to_string, policy_names)
+ENUM_FUNCS(snap_meta_consistency, consistency, snap_meta_consistency_name,
+           consistency_names)
 
 /* ------------------------------------------------------------- structs */
 
@@ -183,6 +182,7 @@ void snap_meta_dispose(snap_meta *m)
     snap_strv_free(m->excluded, m->n_excluded);
     snap_strv_free(m->revert_overlays, m->n_revert_overlays);
     free(m->memory_path);
+    free(m->quiesce.reason);
     yajl_tree_free(m->config);
     snap_meta_init(m);
 }
@@ -314,18 +314,35 @@ int snap_meta_validate(const snap_meta *m, const char *what, snap_err *err)
 
 /* ------------------------------------------------------------- writing */
 
+static void gen_qsnap_stamp(yajl_gen g, const snap_meta_qsnap_stamp *st)
+{
+    if (!st->known) {
+        snap_json_null(g);
+        return;
+    }
+    yajl_gen_map_open(g);
+    snap_json_kv_int(g, "date_sec", st->date_sec);
+    snap_json_kv_int(g, "date_nsec", st->date_nsec);
+    snap_json_kv_int(g, "vm_clock_sec", st->vm_clock_sec);
+    snap_json_kv_int(g, "vm_clock_nsec", st->vm_clock_nsec);
+    snap_json_kv_int(g, "vm_state_size", st->vm_state_size);
+    yajl_gen_map_close(g);
+}
+
 static void gen_disk(yajl_gen g, const snap_meta_disk *d)
 {
     yajl_gen_map_open(g);
     snap_json_kv_str(g, "vdev", d->vdev);
     snap_json_kv_str(g, "backend", d->backend);
-    snap_json_kv_str(g, "method", snap_meta_method_name(d->method));
+    snap_json_kv_str(g, "method", snap_method_to_string(d->method));
     snap_json_kv_str(g, "format", d->format);
     snap_json_kv_str(g, "base_path", d->base_path);
     snap_json_kv_str(g, "overlay_path", d->overlay_path);
     snap_json_kv_str(g, "overlay_format", d->overlay_format);
     snap_json_kv_str(g, "qemu_snapshot_name", d->qemu_snap_name);
     snap_json_kv_str(g, "qemu_snapshot_id", d->qemu_snap_id);
+    snap_json_key(g, "qemu_snapshot_stamp");
+    gen_qsnap_stamp(g, &d->qemu_snap_stamp);
     snap_json_kv_str(g, "node_before", d->node_before);
     snap_json_kv_str(g, "node_after", d->node_after);
     yajl_gen_map_close(g);
@@ -334,12 +351,14 @@ static void gen_disk(yajl_gen g, const snap_meta_disk *d)
 static void gen_quiesce(yajl_gen g, const snap_meta_quiesce *q)
 {
     yajl_gen_map_open(g);
-    snap_json_kv_str(g, "policy", snap_meta_policy_name(q->policy));
+    snap_json_kv_str(g, "policy", snap_quiesce_policy_to_string(q->policy));
     snap_json_kv_bool(g, "agent_present", q->agent_present);
     snap_json_kv_int(g, "frozen_count", q->frozen_count);
     snap_json_kv_int(g, "window_ms", q->window_ms);
     snap_json_kv_bool(g, "thaw_ok", q->thaw_ok);
     snap_json_kv_str(g, "state", snap_meta_consistency_name(q->state));
+    if (q->reason)
+        snap_json_kv_str(g, "reason", q->reason);
     yajl_gen_map_close(g);
 }
 
@@ -353,7 +372,7 @@ static void gen_domain(yajl_gen g, const snap_meta *m)
         snap_json_int(g, m->domain.domid);
     else
         snap_json_null(g);
-    snap_json_kv_str(g, "state", snap_meta_domstate_name(m->domain.state));
+    snap_json_kv_str(g, "state", snap_domain_state_to_string(m->domain.state));
     yajl_gen_map_close(g);
 }
 
@@ -474,7 +493,8 @@ static int get_enum(const snap_meta_reader *r, yajl_val obj, const char *key,
     return snap_meta_field_err(r, key, msg);
 }
 
-#define GET_ENUM(r, obj, key, names, out) get_enum(r, obj, key, names, N_OF(names), out)
+#define GET_ENUM(r, obj, key, names, out)                                                \
+    get_enum(r, obj, key, names, (int)SNAP_N_OF(names), out)
 
 /* An object member (nullable: null or absent -> NULL). */
 int snap_meta_read_obj(const snap_meta_reader *r, yajl_val obj, const char *key,
@@ -491,6 +511,29 @@ int snap_meta_read_obj(const snap_meta_reader *r, yajl_val obj, const char *key,
 }
 
 #define RC(r) ((r)->err ? (r)->err->code : SNAP_ERROR_INVAL)
+
+/* "qemu_snapshot_stamp": optional (records before it have none), null or complete. */
+static int parse_qsnap_stamp(const snap_meta_reader *parent, yajl_val disk,
+                             snap_meta_qsnap_stamp *st)
+{
+    yajl_val v;
+    if (snap_meta_read_obj(parent, disk, "qemu_snapshot_stamp", true, &v) < 0)
+        return RC(parent);
+    if (!v)
+        return 0;
+    char prefix[96];
+    snprintf(prefix, sizeof prefix, "%sqemu_snapshot_stamp.", parent->prefix);
+    snap_meta_reader r = {parent->what, parent->err, prefix};
+    if (snap_meta_read_int(&r, v, "date_sec", 0, INT64_MAX, &st->date_sec) < 0 ||
+        snap_meta_read_int(&r, v, "date_nsec", 0, 999999999, &st->date_nsec) < 0 ||
+        snap_meta_read_int(&r, v, "vm_clock_sec", 0, INT64_MAX, &st->vm_clock_sec) < 0 ||
+        snap_meta_read_int(&r, v, "vm_clock_nsec", 0, 999999999, &st->vm_clock_nsec) <
+            0 ||
+        snap_meta_read_int(&r, v, "vm_state_size", 0, INT64_MAX, &st->vm_state_size) < 0)
+        return RC(&r);
+    st->known = true;
+    return 0;
+}
 
 static int parse_disk(const snap_meta_reader *parent, yajl_val v, size_t i,
                       snap_meta_disk *d)
@@ -514,7 +557,8 @@ static int parse_disk(const snap_meta_reader *parent, yajl_val v, size_t i,
         snap_meta_read_str(&r, v, "qemu_snapshot_name", true, &d->qemu_snap_name) < 0 ||
         snap_meta_read_str(&r, v, "qemu_snapshot_id", true, &d->qemu_snap_id) < 0 ||
         snap_meta_read_str(&r, v, "node_before", true, &d->node_before) < 0 ||
-        snap_meta_read_str(&r, v, "node_after", true, &d->node_after) < 0)
+        snap_meta_read_str(&r, v, "node_after", true, &d->node_after) < 0 ||
+        parse_qsnap_stamp(&r, v, &d->qemu_snap_stamp) < 0)
         return RC(&r);
     d->method = (snap_method)method;
     return 0;
@@ -592,7 +636,8 @@ static int parse_quiesce(const snap_meta_reader *parent, yajl_val root,
         snap_meta_read_int(&r, v, "frozen_count", 0, 1 << 20, &frozen) < 0 ||
         snap_meta_read_int(&r, v, "window_ms", 0, INT64_MAX, &window) < 0 ||
         snap_meta_read_bool(&r, v, "thaw_ok", &q->thaw_ok) < 0 ||
-        GET_ENUM(&r, v, "state", consistency_names, &state) < 0)
+        GET_ENUM(&r, v, "state", consistency_names, &state) < 0 ||
+        snap_meta_read_str(&r, v, "reason", true, &q->reason) < 0)
         return RC(&r);
     q->policy = (snap_quiesce_policy)policy;
     q->state = (snap_meta_consistency)state;

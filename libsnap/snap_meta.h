@@ -64,15 +64,27 @@ typedef enum snap_meta_consistency {
 } snap_meta_consistency;
 
 /* Enum <-> record string ("running", "internal", "best-effort", "crash-consistent"). */
-const char *snap_meta_domstate_name(snap_domain_state s);
-const char *snap_meta_method_name(snap_method m);
-const char *snap_meta_policy_name(snap_quiesce_policy p);
 const char *snap_meta_consistency_name(snap_meta_consistency c);
 /* 0 and *out set, or -1 for an unknown string (AUTO is never accepted). */
 int snap_meta_domstate_parse(const char *s, snap_domain_state *out);
 int snap_meta_method_parse(const char *s, snap_method *out);
 int snap_meta_policy_parse(const char *s, snap_quiesce_policy *out);
 int snap_meta_consistency_parse(const char *s, snap_meta_consistency *out);
+
+/*
+ * What tells one entry of a qcow2 snapshot table from another of the same
+ * name: QEMU reuses names and ids once an entry is gone, so an internal
+ * snapshot deleted and re-created by hand would pass for xlsnap's. Recorded
+ * when the snapshot is taken (as QMP query-block / qemu-img info list it),
+ * compared before a revert or delete touches it. Records older than this
+ * have none (known false): they are trusted by name, as before.
+ */
+typedef struct snap_meta_qsnap_stamp {
+    bool known;
+    long long date_sec, date_nsec;         /* when QEMU made the entry */
+    long long vm_clock_sec, vm_clock_nsec; /* the guest clock it recorded */
+    long long vm_state_size;               /* bytes of VM state saved with it */
+} snap_meta_qsnap_stamp;
 
 /* One snapshotted disk. Strings are malloc'd; NULL means "none". */
 typedef struct snap_meta_disk {
@@ -85,8 +97,9 @@ typedef struct snap_meta_disk {
     char *overlay_format; /* external (required) */
     char *qemu_snap_name; /* internal: name in the qcow2 snapshot table (required) */
     char *qemu_snap_id;   /* internal: its id, when known */
-    char *node_before;    /* qdisk: top node-name before the snapshot */
-    char *node_after;     /* qdisk external: node-name of the new overlay */
+    snap_meta_qsnap_stamp qemu_snap_stamp; /* internal: the rest of its identity */
+    char *node_before;                     /* qdisk: top node-name before the snapshot */
+    char *node_after; /* qdisk external: node-name of the new overlay */
 } snap_meta_disk;
 
 typedef struct snap_meta_quiesce {
@@ -96,6 +109,7 @@ typedef struct snap_meta_quiesce {
     int64_t window_ms; /* time from freeze sent to thaw answered */
     bool thaw_ok;
     snap_meta_consistency state;
+    char *reason; /* why crash-consistent although a freeze was wanted; NULL: none */
 } snap_meta_quiesce;
 
 typedef struct snap_meta {

@@ -290,28 +290,26 @@ static size_t stat_helpers(size_t n)
     return (cpus < STAT_THREADS_MAX ? (size_t)cpus : STAT_THREADS_MAX) - 1;
 }
 
-/* Starts a detached helper on w (with every signal blocked: handlers stay the caller's).
+/*
+ * Starts a helper on w (with every signal blocked: handlers stay the
+ * caller's); false when none could be started (the caller does the work).
  */
-static void start_helper(stat_work *w)
+static bool start_helper(stat_work *w, pthread_t *thread)
 {
-    pthread_attr_t attr;
-    pthread_t thread;
     sigset_t all, saved;
-    if (pthread_attr_init(&attr) != 0)
-        return;
-    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &saved);
     pthread_mutex_lock(&w->lock);
     w->refs++;
     pthread_mutex_unlock(&w->lock);
-    if (pthread_create(&thread, &attr, stat_helper_main, w) != 0) {
+    bool started = pthread_create(thread, NULL, stat_helper_main, w) == 0;
+    if (!started) {
         pthread_mutex_lock(&w->lock);
         w->refs--; /* the caller still holds one: w stays */
         pthread_mutex_unlock(&w->lock);
     }
     pthread_sigmask(SIG_SETMASK, &saved, NULL);
-    pthread_attr_destroy(&attr);
+    return started;
 }
 
 /* Fills every item's key; returns once all are done. */
@@ -326,13 +324,18 @@ static void stat_items(snap_meta_store *st, listing *l)
     atomic_init(&w->next, 0);
     pthread_mutex_init(&w->lock, NULL);
     pthread_cond_init(&w->all_done, NULL);
+    pthread_t threads[STAT_THREADS_MAX];
+    size_t started = 0;
     for (size_t i = stat_helpers(l->n); i > 0; i--)
-        start_helper(w);
+        started += start_helper(w, &threads[started]);
     stat_work_run(w);
     pthread_mutex_lock(&w->lock);
     while (w->done < w->n) /* chunks helpers claimed and are still on */
         pthread_cond_wait(&w->all_done, &w->lock);
     pthread_mutex_unlock(&w->lock);
+    /* No thread of ours outlives the call (libsnap(3), threads). */
+    for (size_t i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
     stat_work_release(w);
 }
 

@@ -2,7 +2,7 @@
  * The orchestrator's private model: a domain resolved from the platform,
  * xenstore, the stored libxl config and its device model's QMP; the plan of
  * a snapshot; and the steps create/revert/delete are built from.
- * Policy lives here; protocol lives in the rooms (snap_qmp, snap_agent,
+ * Policy lives here; protocol lives in the clients (snap_qmp, snap_agent,
  * snap_xs, snap_domcfg, snap_qemuimg, snap_meta). Not installed.
  */
 #ifndef SNAP_ORCH_H
@@ -12,6 +12,7 @@
 #include "snap_journal.h"
 #include "snap_lock.h"
 #include "snap_meta.h"
+#include "snap_qemuimg.h"
 #include "snap_qmp.h"
 #include "snap_xs.h"
 
@@ -23,6 +24,8 @@
 #define SNAP_LOCK_TIMEOUT_MS           30000
 #define SNAP_DEFAULT_FREEZE_TIMEOUT_MS 10000
 #define SNAP_DEFAULT_LEASE_MS          10000
+/* A block-commit (merge) may copy a whole image: minutes, not seconds. */
+#define SNAP_COMMIT_TIMEOUT_MS 600000
 
 /* One disk of the domain as xlsnap sees it. */
 typedef struct snap_vdisk {
@@ -30,6 +33,7 @@ typedef struct snap_vdisk {
     bool served;       /* a running device model has its image open */
     char *node_name;   /* QMP: its active node ("xvda-qcow2" or an overlay's) */
     size_t chain_len;  /* images in its backing chain, active included */
+    char *root_image;  /* the chain's bottom (the disk's original image), or NULL */
     char **node_names; /* every node-name in the chain (for new unique ones) */
     size_t n_node_names;
     char **snapshots; /* internal snapshot names on the active image */
@@ -43,6 +47,7 @@ typedef struct snap_domain {
     snap_xs_disk *xs_disks; /* owned; disks[i].xs points into it */
     char *qmp_path;         /* NULL when no device model runs */
     char *agent_path;       /* the agent channel's socket, NULL when none */
+    bool io_error_stop;     /* QEMU stopped the guest on an I/O error (io-error) */
     char *config;           /* the stored libxl-json, as stored (NUL-terminated) */
     size_t config_len;
 } snap_domain;
@@ -71,6 +76,9 @@ typedef struct snap_plan_disk {
     bool via_qmp;       /* in the QMP transaction; else qemu-img children */
     char *overlay_path; /* EXTERNAL */
     char *overlay_node; /* EXTERNAL via QMP: the new node's name */
+    /* INTERNAL, once taken: the entry as QEMU lists it (for the record) */
+    char *qemu_snap_id;
+    snap_meta_qsnap_stamp qemu_snap_stamp;
 } snap_plan_disk;
 
 typedef struct snap_plan {
@@ -94,6 +102,43 @@ void snap_plan_dispose(snap_plan *plan);
 /* The plan as JSON, for -N (malloc'd). */
 char *snap_plan_to_json(const snap_plan *plan, const snap_domain *dom);
 
+/* ------------------------------------------------------------------ overlay names */
+
+/*
+ * Overlays are "<dir>/<stem>.<snapshot>[.<tag>].qcow2": stem is the disk's
+ * ORIGINAL image (the bottom of its backing chain) without its extension,
+ * so the length does not grow with the chain; tag tells apart two overlays
+ * of one snapshot (a vdev, a revert's "r<k>"). A name longer than
+ * SNAP_OVERLAY_BASENAME_MAX bytes keeps a prefix of the stem and of the
+ * snapshot name plus a 64-bit hash of the whole snapshot name (valid UTF-8
+ * stays valid). Callers still refuse a name that exists: never overwrite.
+ */
+#define SNAP_OVERLAY_BASENAME_MAX 200
+/* The file name of image without its directory and last extension (malloc'd). */
+char *snap_image_stem(const char *image);
+/* The overlay path for dir, stem, snapshot name and optional tag (malloc'd). */
+char *snap_overlay_path(const char *dir, const char *stem, const char *name,
+                        const char *tag);
+/* The stem of the bottom of image's backing chain (qemu-img info -U). */
+int snap_chain_root_stem(const char *image, char **stem, snap_err *err);
+
+/* ------------------------------------------------------------------ internal identity */
+
+/* The identity QEMU lists for an internal snapshot, beyond name and id. */
+snap_meta_qsnap_stamp snap_qsnap_stamp_of_qmp(const snap_qmp_snapshot *s);
+snap_meta_qsnap_stamp snap_qsnap_stamp_of_qimg(const snap_qimg_snapshot *s);
+/*
+ * Refuses (SNAP_ERROR_INVAL, ending with refusal) when md's internal
+ * snapshot as listed now (id_now, now) is not the entry the record
+ * describes: another id, or another date, clock or size. What the record
+ * does not hold is not compared (older records: trusted by name).
+ */
+int snap_qsnap_check(const snap_meta_disk *md, const char *id_now,
+                     const snap_meta_qsnap_stamp *now, const char *refusal,
+                     snap_err *err);
+/* snap_qsnap_check against md->base_path's table (qemu-img info -U); absent: 0. */
+int snap_qsnap_check_image(const snap_meta_disk *md, const char *refusal, snap_err *err);
+
 /* ------------------------------------------------------------------ quiesce */
 
 /* The outcome of a freeze window, for the record. */
@@ -103,6 +148,10 @@ typedef struct snap_quiesce_result {
     int frozen_count;
     int64_t window_ms; /* freeze sent -> thaw answered */
     bool thaw_ok;
+    /* QEMU stopped the guest (run state io-error) before it answered the thaw:
+     * the thaw completes when it runs again. */
+    bool guest_stopped;
+    const char *reason; /* best-effort fell back to crash-consistent: why (q owns it) */
 } snap_quiesce_result;
 
 typedef struct snap_quiesce snap_quiesce;
@@ -114,15 +163,39 @@ int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan 
                          snap_quiesce **q, snap_err *err);
 /*
  * Starts the lease watchdog (journaled), then freezes. On failure the guest is
- * thawed (or the error says it may not be) and the watchdog released.
+ * thawed (or the error says it may not be) and the watchdog released. Under
+ * BEST_EFFORT a freeze that fails or times out but leaves the guest known to
+ * be thawed is no error: 0 is returned, snap_quiesce_fell_back() tells, and
+ * the snapshot is crash-consistent (the thaw then reports the reason).
  */
 int snap_quiesce_freeze(snap_ctx *ctx, snap_quiesce *q, snap_meta_store *st,
                         snap_journal *j, snap_err *err);
 /* Milliseconds since the freeze was sent. */
 int64_t snap_quiesce_elapsed_ms(const snap_quiesce *q);
-/* Thaws, releases the watchdog, fills res. Safe to call when not frozen. */
-int snap_quiesce_thaw(snap_quiesce *q, snap_quiesce_result *res, snap_err *err);
-/* Closes the agent (thawing first if still frozen). NULL ok. */
+/* Best-effort fell back to a crash-consistent snapshot after a failed freeze. */
+bool snap_quiesce_fell_back(const snap_quiesce *q);
+/*
+ * How long the QMP transaction inside the window may take: what the lease
+ * leaves once the thaw's own time is set aside.
+ */
+int snap_quiesce_tx_timeout_ms(const snap_quiesce *q);
+/*
+ * Thaws, releases the watchdog, fills res. Safe to call when not frozen. With
+ * qmp (may be NULL), a thaw that gets no prompt answer is checked against
+ * QEMU's run state: a guest QEMU stopped on an I/O error cannot answer, so
+ * the thaw is not waited for (res->guest_stopped, SNAP_ERROR_GUEST_FROZEN)
+ * and the watchdog is released: xlsnap, not the watchdog, reports that.
+ */
+int snap_quiesce_thaw(snap_quiesce *q, snap_qmp *qmp, snap_quiesce_result *res,
+                      snap_err *err);
+/*
+ * After QEMU stopped the guest inside the window and the domain was resumed:
+ * waits for the thaw to complete (status, thaw again if still frozen).
+ */
+int snap_quiesce_thaw_after_resume(snap_quiesce *q, snap_err *err);
+/* The thaw was sent but not answered because QEMU stopped the guest. */
+bool snap_quiesce_thaw_pending(const snap_quiesce *q);
+/* Closes the agent (thawing first if still frozen and not stopped). NULL ok. */
 void snap_quiesce_free(snap_quiesce *q);
 /*
  * Thaws a guest a dead xlsnap left frozen (journal recovery): connects to the

@@ -23,6 +23,7 @@ void snap_plan_dispose(snap_plan *plan)
     for (size_t i = 0; i < plan->n_disks; i++) {
         free(plan->disks[i].overlay_path);
         free(plan->disks[i].overlay_node);
+        free(plan->disks[i].qemu_snap_id);
     }
     free(plan->disks);
     snap_strv_free(plan->excluded, plan->n_excluded);
@@ -125,18 +126,16 @@ static int plan_memory(snap_domain *dom, snap_plan *plan, snap_err *err)
     return 0;
 }
 
-/* "<dir>/<stem>.<name>.qcow2", stem = the base file name without its extension. */
-static char *overlay_path_for(const char *dir, const char *base, const char *vdev,
-                              const char *name, bool with_vdev)
+/*
+ * The overlay for disk d in dir (see snap_overlay_path): named after the
+ * disk's original image, else (chain unknown) after its present one.
+ */
+static char *overlay_path_for(const char *dir, const snap_vdisk *d, const char *name,
+                              bool with_vdev)
 {
-    char *b = snap_xstrdup(base);
-    char *file = basename(b);
-    char *dot = strrchr(file, '.');
-    if (dot && dot != file)
-        *dot = '\0';
-    char *p = with_vdev ? snap_xasprintf("%s/%s.%s.%s.qcow2", dir, file, vdev, name)
-                        : snap_xasprintf("%s/%s.%s.qcow2", dir, file, name);
-    free(b);
+    char *stem = snap_image_stem(d->root_image ? d->root_image : d->xs->path);
+    char *p = snap_overlay_path(dir, stem, name, with_vdev ? d->xs->vdev : NULL);
+    free(stem);
     return p;
 }
 
@@ -229,6 +228,9 @@ static char *new_node_name(const snap_vdisk *d)
 static void keep_offline_chain(snap_vdisk *d, const snap_qimg_chain *chain)
 {
     d->chain_len = chain->n;
+    /* A "json:{...}" file name says nothing about the image's name. */
+    if (chain->n && strncmp(chain->images[chain->n - 1].filename, "json:", 5))
+        d->root_image = snap_xstrdup(chain->images[chain->n - 1].filename);
     for (size_t i = 0; chain->n && i < chain->images[0].n_snapshots; i++) {
         d->snapshots = snap_strv_add(d->snapshots, &d->n_snapshots,
                                      snap_xstrdup(chain->images[0].snapshots[i].name));
@@ -279,13 +281,12 @@ static int plan_external(const snap_create_params *p, snap_plan *plan, snap_plan
     int rc = overlay_dir_for(p, d->xs->path, &dir, err);
     if (rc)
         return snap_err_context(err, "disk %s", d->xs->vdev);
-    pd->overlay_path = overlay_path_for(dir, d->xs->path, d->xs->vdev, plan->name, false);
+    pd->overlay_path = overlay_path_for(dir, d, plan->name, false);
     for (size_t i = 0; i < plan->n_disks; i++)
         if (plan->disks[i].overlay_path && &plan->disks[i] != pd &&
             !strcmp(plan->disks[i].overlay_path, pd->overlay_path)) {
             free(pd->overlay_path);
-            pd->overlay_path =
-                overlay_path_for(dir, d->xs->path, d->xs->vdev, plan->name, true);
+            pd->overlay_path = overlay_path_for(dir, d, plan->name, true);
             break;
         }
     free(dir);
@@ -295,6 +296,9 @@ static int plan_external(const snap_create_params *p, snap_plan *plan, snap_plan
             err, SNAP_ERROR_EXISTS,
             "disk %s: overlay %s already exists; refusing to overwrite it", d->xs->vdev,
             pd->overlay_path);
+    if (errno != ENOENT) /* too long a path, a directory we cannot search */
+        return snap_err_errno(err, SNAP_ERROR_INVAL, errno, "disk %s: overlay %s",
+                              d->xs->vdev, pd->overlay_path);
     if (pd->via_qmp)
         pd->overlay_node = new_node_name(d);
     return 0;
@@ -352,12 +356,35 @@ static int plan_name(snap_meta_store *st, const snap_create_params *p, snap_plan
     return 0;
 }
 
+/*
+ * QEMU stopped the guest on an I/O error (a full file system, typically):
+ * a snapshot now would be recorded "paused, crash-consistent" and hide that.
+ */
+static int refuse_io_error_stop(const snap_domain *dom, snap_err *err)
+{
+    char files[1024] = "";
+    size_t used = 0;
+    for (size_t i = 0; i < dom->n_disks && used < sizeof files; i++) {
+        int w = snprintf(files + used, sizeof files - used, "%s%s", used ? ", " : "",
+                         dom->disks[i].xs->path ? dom->disks[i].xs->path : "?");
+        used += w > 0 ? (size_t)w : 0;
+    }
+    return snap_err_set(err, SNAP_ERROR_BUSY,
+                        "domain %s is stopped by QEMU after an I/O error on a disk (run "
+                        "state io-error; a full file system?): not taking a snapshot of "
+                        "it. Free space where its disk files are (%s), then run `xl "
+                        "unpause %s`",
+                        dom->ref.name, files, dom->ref.name);
+}
+
 int snap_plan_create(snap_ctx *ctx, snap_domain *dom, snap_meta_store *st,
                      const snap_create_params *p, snap_plan *plan, snap_err *err)
 {
     (void)ctx;
     memset(plan, 0, sizeof *plan);
     int rc = plan_name(st, p, plan, err);
+    if (!rc && dom->io_error_stop)
+        rc = refuse_io_error_stop(dom, err);
     if (!rc)
         rc = check_requested_disks(dom, p, err);
     if (!rc)
@@ -410,9 +437,9 @@ char *snap_plan_to_json(const snap_plan *plan, const snap_domain *dom)
     yajl_gen_map_open(g);
     snap_json_kv_str(g, "domain", dom->ref.name);
     snap_json_kv_int(g, "domid", dom->ref.domid);
-    snap_json_kv_str(g, "state", snap_domain_state_name(dom->ref.state));
+    snap_json_kv_str(g, "state", snap_domain_state_to_string(dom->ref.state));
     snap_json_kv_str(g, "snapshot", plan->name);
-    snap_json_kv_str(g, "quiesce", snap_meta_policy_name(plan->quiesce));
+    snap_json_kv_str(g, "quiesce", snap_quiesce_policy_to_string(plan->quiesce));
     snap_json_kv_str(g, "agent", dom->agent_path);
     snap_json_kv_bool(g, "memory", plan->memory);
     snap_json_key(g, "disks");
@@ -421,7 +448,7 @@ char *snap_plan_to_json(const snap_plan *plan, const snap_domain *dom)
         const snap_plan_disk *pd = &plan->disks[i];
         yajl_gen_map_open(g);
         snap_json_kv_str(g, "vdev", pd->disk->xs->vdev);
-        snap_json_kv_str(g, "method", snap_meta_method_name(pd->method));
+        snap_json_kv_str(g, "method", snap_method_to_string(pd->method));
         snap_json_kv_str(g, "via", pd->via_qmp ? "qmp-transaction" : "qemu-img");
         snap_json_kv_str(g, "image", pd->disk->xs->path);
         snap_json_kv_str(g, "format", pd->disk->xs->format);

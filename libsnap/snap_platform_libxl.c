@@ -2,7 +2,9 @@
  * The platform on a real Xen dom0: libxl does what needs the hypervisor.
  * A libxl context is opened per call: xlsnap commands are short-lived, and a
  * long-held context would keep libxl's event machinery (and its SIGCHLD
- * handling) alive inside the caller's process.
+ * handling) alive inside the caller's process. A caller with its own context
+ * (xl; snap_ctx_alloc_libxl) lends it instead: no second context.
+ * Static functions are named plat_*: the libxl_ prefix is libxl's own.
  */
 #include <errno.h>
 #include <poll.h>
@@ -24,8 +26,12 @@
 #include "snap_internal.h"
 #include "snap_meta_store.h"
 
-static int libxl_open(snap_ctx *ctx, libxl_ctx **lctx, snap_err *err)
+static int plat_open(snap_ctx *ctx, libxl_ctx **lctx, snap_err *err)
 {
+    if (ctx->lctx) { /* the caller's (snap_ctx_alloc_libxl) */
+        *lctx = ctx->lctx;
+        return 0;
+    }
     int rc = libxl_ctx_alloc(lctx, LIBXL_VERSION, 0, ctx->lg);
     if (rc)
         return snap_err_set(
@@ -34,6 +40,13 @@ static int libxl_open(snap_ctx *ctx, libxl_ctx **lctx, snap_err *err)
             "running? (XLSNAP_PLATFORM=sim selects the simulated dom0)",
             rc);
     return 0;
+}
+
+/* Ends what plat_open began: a borrowed context stays the caller's. */
+static void plat_close(snap_ctx *ctx, libxl_ctx *lctx)
+{
+    if (lctx != ctx->lctx)
+        libxl_ctx_free(lctx);
 }
 
 /* dom from libxl's info on domid (name: libxl's, else fallback). */
@@ -75,28 +88,28 @@ static int find_by_uuid(libxl_ctx *lctx, const char *uuid, snap_domain_ref *dom,
     return rc;
 }
 
-static int libxl_lookup_uuid(snap_ctx *ctx, const char *uuid, snap_domain_ref *dom,
-                             snap_err *err)
+static int plat_lookup_uuid(snap_ctx *ctx, const char *uuid, snap_domain_ref *dom,
+                            snap_err *err)
 {
     libxl_ctx *lctx;
     memset(dom, 0, sizeof *dom);
-    int rc = libxl_open(ctx, &lctx, err);
+    int rc = plat_open(ctx, &lctx, err);
     if (rc)
         return rc;
     rc = find_by_uuid(lctx, uuid, dom, err);
-    libxl_ctx_free(lctx);
+    plat_close(ctx, lctx);
     return rc;
 }
 
 /* A domid, else a name (libxl's rule), else a UUID. */
-static int libxl_lookup(snap_ctx *ctx, const char *qualifier, snap_domain_ref *dom,
-                        snap_err *err)
+static int plat_lookup(snap_ctx *ctx, const char *qualifier, snap_domain_ref *dom,
+                       snap_err *err)
 {
     libxl_ctx *lctx;
     libxl_dominfo info;
     uint32_t domid;
     memset(dom, 0, sizeof *dom); /* no uuid on failure (snap_records relies on it) */
-    int rc = libxl_open(ctx, &lctx, err);
+    int rc = plat_open(ctx, &lctx, err);
     if (rc)
         return rc;
     libxl_dominfo_init(&info);
@@ -116,20 +129,20 @@ static int libxl_lookup(snap_ctx *ctx, const char *qualifier, snap_domain_ref *d
     fill_ref(lctx, &info, qualifier, dom);
 out:
     libxl_dominfo_dispose(&info);
-    libxl_ctx_free(lctx);
+    plat_close(ctx, lctx);
     return rc;
 }
 
-static int libxl_set_paused(snap_ctx *ctx, const snap_domain_ref *dom, bool pause,
-                            snap_err *err)
+static int plat_set_paused(snap_ctx *ctx, const snap_domain_ref *dom, bool pause,
+                           snap_err *err)
 {
     libxl_ctx *lctx;
-    int rc = libxl_open(ctx, &lctx, err);
+    int rc = plat_open(ctx, &lctx, err);
     if (rc)
         return rc;
     int lrc = pause ? libxl_domain_pause(lctx, dom->domid, NULL)
                     : libxl_domain_unpause(lctx, dom->domid, NULL);
-    libxl_ctx_free(lctx);
+    plat_close(ctx, lctx);
     if (lrc)
         return snap_err_set(err, SNAP_ERROR_FAIL,
                             "libxl_domain_%s of domain %s failed (rc=%d)",
@@ -138,7 +151,7 @@ static int libxl_set_paused(snap_ctx *ctx, const snap_domain_ref *dom, bool paus
 }
 
 /* shutdown reason "suspend": the guest suspended itself (libxl_domain_suspend_only). */
-static int libxl_is_suspended(libxl_ctx *lctx, uint32_t domid, bool *suspended)
+static int plat_is_suspended(libxl_ctx *lctx, uint32_t domid, bool *suspended)
 {
     libxl_dominfo info;
     libxl_dominfo_init(&info);
@@ -157,14 +170,14 @@ static int libxl_is_suspended(libxl_ctx *lctx, uint32_t domid, bool *suspended)
  * I/O (blkfront replays what was in flight on resume), QEMU still serves QMP
  * for the disk snapshots, and libxl then saves the suspended domain.
  */
-static int libxl_pause(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
+static int plat_pause(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
 {
     libxl_ctx *lctx;
-    int rc = libxl_open(ctx, &lctx, err);
+    int rc = plat_open(ctx, &lctx, err);
     if (rc)
         return rc;
     int lrc = libxl_domain_suspend_only(lctx, dom->domid, NULL);
-    libxl_ctx_free(lctx);
+    plat_close(ctx, lctx);
     if (lrc)
         return snap_err_set(err, SNAP_ERROR_FAIL,
                             "domain %s did not suspend for the checkpoint "
@@ -174,17 +187,17 @@ static int libxl_pause(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
 }
 
 /* Undoes libxl_pause: a suspended guest resumes where it was (suspend_cancel). */
-static int libxl_unpause(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
+static int plat_unpause(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
 {
     libxl_ctx *lctx;
     bool suspended = false;
-    int rc = libxl_open(ctx, &lctx, err);
+    int rc = plat_open(ctx, &lctx, err);
     if (rc)
         return rc;
-    libxl_is_suspended(lctx, dom->domid, &suspended);
+    plat_is_suspended(lctx, dom->domid, &suspended);
     int lrc = suspended ? libxl_domain_resume(lctx, dom->domid, 1, NULL)
                         : libxl_domain_unpause(lctx, dom->domid, NULL);
-    libxl_ctx_free(lctx);
+    plat_close(ctx, lctx);
     if (lrc)
         return snap_err_set(err, SNAP_ERROR_FAIL,
                             "libxl_domain_%s of domain %s failed (rc=%d)",
@@ -257,7 +270,7 @@ static int read_xl_header(int fd, const char *path, snap_err *err)
 /*
  * libxl_domain_suspend asks the guest to suspend (control/shutdown =
  * "suspend") and waits for its acknowledgement, which a guest already
- * suspended by libxl_pause never gives (60 s, then failure). This thread
+ * suspended by plat_pause never gives (60 s, then failure). This thread
  * acknowledges for it, the way the guest would (clearing the node); libxl
  * then finds the domain suspended and saves it.
  */
@@ -337,19 +350,19 @@ static int save_domain(libxl_ctx *lctx, const snap_domain_ref *dom, int fd, snap
 }
 
 /*
- * A domain suspended by libxl_pause is saved as it is; one paused by its
+ * A domain suspended by plat_pause is saved as it is; one paused by its
  * user (xl pause) must run to answer the suspend request.
  */
-static int libxl_save_memory(snap_ctx *ctx, const snap_domain_ref *dom, int fd,
-                             snap_progress_fn *progress, void *opaque, snap_err *err)
+static int plat_save_memory(snap_ctx *ctx, const snap_domain_ref *dom, int fd,
+                            snap_progress_fn *progress, void *opaque, snap_err *err)
 {
     libxl_ctx *lctx;
     bool suspended = false;
     suspend_acker acker;
-    int rc = libxl_open(ctx, &lctx, err);
+    int rc = plat_open(ctx, &lctx, err);
     if (rc)
         return rc;
-    libxl_is_suspended(lctx, dom->domid, &suspended);
+    plat_is_suspended(lctx, dom->domid, &suspended);
     if (suspended)
         rc = suspend_acker_start(&acker, dom->domid, err);
     else if (libxl_domain_unpause(lctx, dom->domid, NULL))
@@ -361,35 +374,35 @@ static int libxl_save_memory(snap_ctx *ctx, const snap_domain_ref *dom, int fd,
         rc = save_domain(lctx, dom, fd, err);
     if (suspended)
         suspend_acker_stop(&acker);
-    libxl_ctx_free(lctx);
+    plat_close(ctx, lctx);
     return rc;
 }
 
 /* What `xl save -c` does after the save: resume the suspended domain. */
-static int libxl_resume_after_save(snap_ctx *ctx, const snap_domain_ref *dom,
-                                   bool running, snap_err *err)
+static int plat_resume_after_save(snap_ctx *ctx, const snap_domain_ref *dom, bool running,
+                                  snap_err *err)
 {
     libxl_ctx *lctx;
-    int rc = libxl_open(ctx, &lctx, err);
+    int rc = plat_open(ctx, &lctx, err);
     if (rc)
         return rc;
     int lrc = libxl_domain_resume(lctx, dom->domid, 1, NULL);
-    libxl_ctx_free(lctx);
+    plat_close(ctx, lctx);
     if (lrc)
         return snap_err_set(err, SNAP_ERROR_FAIL,
                             "libxl_domain_resume of domain %s failed (rc=%d)", dom->name,
                             lrc);
-    return running ? 0 : libxl_set_paused(ctx, dom, true, err);
+    return running ? 0 : plat_set_paused(ctx, dom, true, err);
 }
 
-static int libxl_stop(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
+static int plat_stop(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
 {
     libxl_ctx *lctx;
-    int rc = libxl_open(ctx, &lctx, err);
+    int rc = plat_open(ctx, &lctx, err);
     if (rc)
         return rc;
     int lrc = libxl_domain_destroy(lctx, dom->domid, NULL);
-    libxl_ctx_free(lctx);
+    plat_close(ctx, lctx);
     if (lrc)
         return snap_err_set(err, SNAP_ERROR_FAIL,
                             "libxl_domain_destroy of domain %s failed (rc=%d)", dom->name,
@@ -398,8 +411,8 @@ static int libxl_stop(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
 }
 
 /* Creates the domain (paused, as libxl leaves it), afresh or from a checkpoint. */
-static int libxl_create(libxl_ctx *lctx, libxl_domain_config *dc, uint32_t *domid,
-                        const char *memory_path, snap_err *err)
+static int plat_create(libxl_ctx *lctx, libxl_domain_config *dc, uint32_t *domid,
+                       const char *memory_path, snap_err *err)
 {
     int lrc, rc = 0;
     if (!memory_path) {
@@ -428,13 +441,13 @@ static int libxl_create(libxl_ctx *lctx, libxl_domain_config *dc, uint32_t *domi
     return rc;
 }
 
-static int libxl_start(snap_ctx *ctx, snap_domain_ref *dom, const char *config,
-                       const char *memory_path, bool paused, snap_err *err)
+static int plat_start(snap_ctx *ctx, snap_domain_ref *dom, const char *config,
+                      const char *memory_path, bool paused, snap_err *err)
 {
     libxl_ctx *lctx;
     libxl_domain_config dc;
     uint32_t domid = 0;
-    int rc = libxl_open(ctx, &lctx, err);
+    int rc = plat_open(ctx, &lctx, err);
     if (rc)
         return rc;
     libxl_domain_config_init(&dc);
@@ -445,7 +458,7 @@ static int libxl_start(snap_ctx *ctx, snap_domain_ref *dom, const char *config,
                           dom->name, lrc);
         goto out;
     }
-    rc = libxl_create(lctx, &dc, &domid, memory_path, err);
+    rc = plat_create(lctx, &dc, &domid, memory_path, err);
     if (rc)
         snap_err_context(err, "domain %s", dom->name);
     if (!rc) {
@@ -457,7 +470,7 @@ static int libxl_start(snap_ctx *ctx, snap_domain_ref *dom, const char *config,
     }
 out:
     libxl_domain_config_dispose(&dc);
-    libxl_ctx_free(lctx);
+    plat_close(ctx, lctx);
     return rc;
 }
 
@@ -471,8 +484,8 @@ struct snap_qmp_lock {
 };
 
 /* libxl's own lock file protocol on userdata-l.<domid>.<uuid>.qmp-socket-lock. */
-static int libxl_qmp_lock(snap_ctx *ctx, const snap_domain_ref *dom, int timeout_ms,
-                          snap_qmp_lock **out, snap_err *err)
+static int plat_qmp_lock(snap_ctx *ctx, const snap_domain_ref *dom, int timeout_ms,
+                         snap_qmp_lock **out, snap_err *err)
 {
     snap_domcfg_lock *lock;
     int rc = snap_userdata_lock_acquire(ctx->xen_statedir, dom->domid, dom->uuid,
@@ -487,7 +500,7 @@ static int libxl_qmp_lock(snap_ctx *ctx, const snap_domain_ref *dom, int timeout
     return 0;
 }
 
-static void libxl_qmp_unlock(snap_qmp_lock *lock)
+static void plat_qmp_unlock(snap_qmp_lock *lock)
 {
     if (!lock)
         return;
@@ -497,15 +510,15 @@ static void libxl_qmp_unlock(snap_qmp_lock *lock)
 
 const snap_platform_ops snap_platform_libxl = {
     .name = "libxl",
-    .lookup = libxl_lookup,
-    .lookup_uuid = libxl_lookup_uuid,
-    .pause = libxl_pause,
-    .unpause = libxl_unpause,
-    .save_memory = libxl_save_memory,
-    .resume_after_save = libxl_resume_after_save,
-    .stop = libxl_stop,
-    .start = libxl_start,
+    .lookup = plat_lookup,
+    .lookup_uuid = plat_lookup_uuid,
+    .pause = plat_pause,
+    .unpause = plat_unpause,
+    .save_memory = plat_save_memory,
+    .resume_after_save = plat_resume_after_save,
+    .stop = plat_stop,
+    .start = plat_start,
     .keeps_stopped_domain = false,
-    .qmp_lock = libxl_qmp_lock,
-    .qmp_unlock = libxl_qmp_unlock,
+    .qmp_lock = plat_qmp_lock,
+    .qmp_unlock = plat_qmp_unlock,
 };

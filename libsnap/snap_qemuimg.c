@@ -119,11 +119,6 @@ static int run_simple(const snap_qimg_opts *o, const qargv *a, const char *what,
 
 /* ------------------------------------------------------------ info parsing */
 
-static char *dup_or_null(const char *s)
-{
-    return s ? snap_xstrdup(s) : NULL;
-}
-
 static long long get_ll(yajl_val v, const char *key, long long dflt)
 {
     long long x;
@@ -155,10 +150,11 @@ static int parse_info_value(yajl_val v, snap_qimg_info *out, snap_err *err)
     out->virtual_size = get_ll(v, "virtual-size", -1);
     out->actual_size = get_ll(v, "actual-size", -1);
     out->cluster_size = get_ll(v, "cluster-size", -1);
-    out->backing_file = dup_or_null(snap_json_get_string(v, "backing-filename"));
+    out->backing_file = snap_xstrdup_or_null(snap_json_get_string(v, "backing-filename"));
     out->full_backing_file =
-        dup_or_null(snap_json_get_string(v, "full-backing-filename"));
-    out->backing_format = dup_or_null(snap_json_get_string(v, "backing-filename-format"));
+        snap_xstrdup_or_null(snap_json_get_string(v, "full-backing-filename"));
+    out->backing_format =
+        snap_xstrdup_or_null(snap_json_get_string(v, "backing-filename-format"));
     snap_json_get_bool(v, "dirty-flag", &out->dirty);
     yajl_val data =
         snap_json_get_object(snap_json_get_object(v, "format-specific"), "data");

@@ -487,11 +487,6 @@ void snap_qmp_set_logger(snap_qmp *q, xentoollog_logger *lg)
     q->lg = lg;
 }
 
-void snap_qmp_set_max_reply(snap_qmp *q, size_t max_bytes)
-{
-    q->s.max_line = max_bytes;
-}
-
 void snap_qmp_version(const snap_qmp *q, int *major, int *minor, int *micro)
 {
     if (major)

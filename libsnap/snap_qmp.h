@@ -1,5 +1,5 @@
 /*
- * QMP client room: one short-lived connection to a QEMU monitor socket.
+ * QMP client: one short-lived connection to a QEMU monitor socket.
  *
  * QEMU serves ONE client per QMP socket (a second client gets no greeting
  * until the first leaves), so: connect, do the job, snap_qmp_close() promptly.
@@ -46,8 +46,6 @@ int snap_qmp_connect(const char *path, int timeout_ms, snap_qmp **qmp_out, snap_
 void snap_qmp_close(snap_qmp *qmp);
 /* Debug log of every command and reply; lg may be NULL. */
 void snap_qmp_set_logger(snap_qmp *qmp, xentoollog_logger *lg);
-/* Changes the longest accepted reply/event line (bytes). */
-void snap_qmp_set_max_reply(snap_qmp *qmp, size_t max_bytes);
 
 /* QEMU's version from the greeting, e.g. 7.2.22; package string may be "". */
 void snap_qmp_version(const snap_qmp *qmp, int *major, int *minor, int *micro);

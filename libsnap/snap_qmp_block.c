@@ -261,16 +261,11 @@ static qmp_tx_action *qmp_tx_append(snap_qmp_tx *tx)
     return a;
 }
 
-static char *qmp_dup_or_null(const char *s)
-{
-    return s ? snap_xstrdup(s) : NULL;
-}
-
 void snap_qmp_tx_add_internal(snap_qmp_tx *tx, const char *target, const char *name)
 {
     qmp_tx_action *a = qmp_tx_append(tx);
-    a->device = qmp_dup_or_null(target);
-    a->name = qmp_dup_or_null(name);
+    a->device = snap_xstrdup_or_null(target);
+    a->name = snap_xstrdup_or_null(name);
 }
 
 void snap_qmp_tx_add_external(snap_qmp_tx *tx, const char *device, const char *node_name,
@@ -279,11 +274,11 @@ void snap_qmp_tx_add_external(snap_qmp_tx *tx, const char *device, const char *n
 {
     qmp_tx_action *a = qmp_tx_append(tx);
     a->external = true;
-    a->device = qmp_dup_or_null(device);
-    a->node_name = qmp_dup_or_null(node_name);
-    a->snapshot_node_name = qmp_dup_or_null(snapshot_node_name);
-    a->file = qmp_dup_or_null(snapshot_file);
-    a->format = qmp_dup_or_null(format);
+    a->device = snap_xstrdup_or_null(device);
+    a->node_name = snap_xstrdup_or_null(node_name);
+    a->snapshot_node_name = snap_xstrdup_or_null(snapshot_node_name);
+    a->file = snap_xstrdup_or_null(snapshot_file);
+    a->format = snap_xstrdup_or_null(format);
 }
 
 static void qmp_kv_opt(yajl_gen g, const char *key, const char *value)
@@ -359,9 +354,11 @@ int snap_qmp_transaction(snap_qmp *q, const snap_qmp_tx *tx, int timeout_ms,
                           err);
     if (rc != SNAP_ERROR_PEER)
         return rc; /* on a timeout the outcome is unknown: leave the files alone */
-    /* Rejected: nothing was applied, but overlays already created stay behind. */
+    /* Rejected: nothing was applied, but overlays already created stay behind.
+     * A name too long for the file system was never created either. */
     for (size_t i = 0; i < tx->n; i++)
-        if (tx->a[i].external && unlink(tx->a[i].file) < 0 && errno != ENOENT) {
+        if (tx->a[i].external && unlink(tx->a[i].file) < 0 && errno != ENOENT &&
+            errno != ENAMETOOLONG) {
             char msg[SNAP_ERRMSG_MAX];
             int e = errno;
             memcpy(msg, err->msg, sizeof msg);

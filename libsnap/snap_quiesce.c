@@ -28,8 +28,25 @@
 
 #define AGENT_OPEN_TIMEOUT_MS 5000
 #define AGENT_CMD_TIMEOUT_MS  5000
-#define THAW_TIMEOUT_MS       10000
-#define RECOVERY_MS           15000
+/* Outside any lease (the watchdog's thaw, journal recovery, after a resume). */
+#define THAW_TIMEOUT_MS 10000
+#define RECOVERY_MS     15000
+
+/*
+ * Every wait inside the frozen window is derived here, from the lease, so
+ * that none can outlast it (a thaw waiting 10 s + 15 s recovery inside a
+ * 20 s lease got xlsnap killed by its own watchdog, without a word). The
+ * watchdog's deadline is: freeze sent + freeze timeout + lease. xlsnap must
+ * be done lease_margin_ms() before it, to report and release the watchdog:
+ *  - the freeze waits the freeze timeout; its recovery (resync, status,
+ *    thaw) gets what is left of the lease after that;
+ *  - the QMP transaction gets what is left once THAW_SHARE_MS is set aside;
+ *  - the thaw waits THAW_PROMPT_MS for its answer (it takes tens of ms);
+ *    then, unless QEMU stopped the guest, recovers in what is left.
+ */
+#define LEASE_MARGIN_MS 2000
+#define THAW_PROMPT_MS  3000
+#define THAW_SHARE_MS   6000
 
 struct snap_quiesce {
     snap_ctx *ctx;
@@ -40,9 +57,39 @@ struct snap_quiesce {
     pid_t watchdog;
     int watchdog_fd; /* write end: one byte releases the watchdog */
     uint64_t freeze_sent_ms;
+    uint64_t lease_deadline; /* the watchdog's (snap_now_ms clock) */
     bool maybe_frozen;
+    bool guest_stopped; /* QEMU stopped it before it answered the thaw */
     int frozen_count;
+    char *fallback_reason; /* best-effort: why the snapshot is crash-consistent */
+    char *domain;
 };
+
+static int lease_margin_ms(const snap_quiesce *q)
+{
+    return q->lease_ms / 4 < LEASE_MARGIN_MS ? q->lease_ms / 4 : LEASE_MARGIN_MS;
+}
+
+/* Milliseconds xlsnap may still wait inside the window (at least 1). */
+static int window_left_ms(const snap_quiesce *q)
+{
+    int64_t left =
+        (int64_t)q->lease_deadline - (int64_t)snap_now_ms() - lease_margin_ms(q);
+    return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+static int min_ms(int a, int b)
+{
+    return a < b ? a : b;
+}
+
+int snap_quiesce_tx_timeout_ms(const snap_quiesce *q)
+{
+    if (!q || !q->maybe_frozen)
+        return SNAP_QMP_TIMEOUT_MS;
+    int left = window_left_ms(q) - THAW_SHARE_MS;
+    return min_ms(SNAP_QMP_TIMEOUT_MS, left < 1000 ? 1000 : left);
+}
 
 int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan *plan,
                          snap_quiesce **out, snap_err *err)
@@ -82,6 +129,7 @@ int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan 
     q->lease_ms = plan->lease_ms;
     q->watchdog = -1;
     q->watchdog_fd = -1;
+    q->domain = snap_xstrdup(dom->ref.name);
     *out = q;
     return 0;
 }
@@ -124,14 +172,27 @@ static void close_all_but(int keep)
             close(fd);
 }
 
-static void watchdog_main(int rfd, pid_t parent, uint64_t deadline,
-                          const char *agent_path, int open_timeout_ms)
+/*
+ * The stderr of the xlsnap about to be killed, to say why first (the
+ * watchdog holds no descriptor of its caller's, so it opens it from /proc:
+ * -1 when it cannot).
+ */
+static int open_parent_stderr(pid_t parent)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/fd/2", (int)parent);
+    return open(path, O_WRONLY | O_APPEND | O_NOCTTY | O_CLOEXEC);
+}
+
+static void watchdog_main(int rfd, pid_t parent, uint64_t deadline, const snap_quiesce *q,
+                          int open_timeout_ms)
 {
     setsid();
     signal(SIGINT, SIG_IGN);
     signal(SIGHUP, SIG_IGN);
     signal(SIGPIPE, SIG_IGN);
     close_all_but(rfd);
+    int say = -1;
     for (;;) {
         struct pollfd p = {.fd = rfd, .events = POLLIN};
         int r = poll(&p, 1, snap_deadline_poll_ms(deadline));
@@ -141,12 +202,24 @@ static void watchdog_main(int rfd, pid_t parent, uint64_t deadline,
         ssize_t n = r > 0 ? read(rfd, &c, 1) : 0;
         if (n == 1)
             _exit(0); /* released: the guest was thawed */
-        if (r == 0)   /* the lease ran out with xlsnap still alive: end it */
+        if (r == 0) { /* the lease ran out with xlsnap still alive: end it */
+            say = open_parent_stderr(parent);
+            if (say >= 0)
+                dprintf(say,
+                        "xlsnap: watchdog: the freeze lease of domain %s ran out "
+                        "(%d ms after the freeze was sent) with xlsnap pid %d still "
+                        "holding the guest frozen: killing it and thawing the guest\n",
+                        q->domain, q->freeze_timeout_ms + q->lease_ms, (int)parent);
             kill(parent, SIGKILL);
+        }
         break; /* EOF: xlsnap died */
     }
     snap_err err;
-    _exit(thaw_via_new_connection(agent_path, open_timeout_ms, &err) ? 1 : 0);
+    int rc = thaw_via_new_connection(q->agent_path, open_timeout_ms, &err);
+    if (say >= 0)
+        dprintf(say, "xlsnap: watchdog: %s\n",
+                rc ? err.msg : "the guest's filesystems are thawed");
+    _exit(rc ? 1 : 0);
 }
 
 static int start_watchdog(snap_quiesce *q, snap_meta_store *st, snap_journal *j,
@@ -156,6 +229,7 @@ static int start_watchdog(snap_quiesce *q, snap_meta_store *st, snap_journal *j,
     if (pipe2(pfd, O_CLOEXEC) < 0)
         return snap_err_errno(err, SNAP_ERROR_IO, errno, "freeze watchdog: pipe");
     uint64_t deadline = snap_deadline_in(q->freeze_timeout_ms + q->lease_ms);
+    q->lease_deadline = deadline;
     int64_t deadline_rt = snap_realtime_ms() + q->freeze_timeout_ms + q->lease_ms;
     pid_t parent = getpid();
     pid_t pid = fork();
@@ -166,7 +240,7 @@ static int start_watchdog(snap_quiesce *q, snap_meta_store *st, snap_journal *j,
     }
     if (pid == 0) {
         close(pfd[1]);
-        watchdog_main(pfd[0], parent, deadline, q->agent_path,
+        watchdog_main(pfd[0], parent, deadline, q,
                       q->freeze_timeout_ms + AGENT_OPEN_TIMEOUT_MS);
     }
     close(pfd[0]);
@@ -202,15 +276,27 @@ int snap_quiesce_freeze(snap_ctx *ctx, snap_quiesce *q, snap_meta_store *st,
     q->freeze_sent_ms = snap_now_ms();
     q->maybe_frozen = true;
     snap_trace("freeze-sent");
-    rc = snap_agent_freeze(q->ag, NULL, 0, q->freeze_timeout_ms, RECOVERY_MS, &res, err);
+    int recovery_ms = window_left_ms(q) - q->freeze_timeout_ms;
+    rc = snap_agent_freeze(q->ag, NULL, 0, q->freeze_timeout_ms,
+                           recovery_ms > 0 ? recovery_ms : 1, &res, err);
     snap_trace("freeze-replied");
-    if (rc) {
-        if (rc != SNAP_ERROR_GUEST_FROZEN) {
-            q->maybe_frozen = false;
-            release_watchdog(q);
-        }
-        /* Else the watchdog stays armed: it thaws when we exit. */
+    if (rc ==
+        SNAP_ERROR_GUEST_FROZEN) /* the watchdog stays armed: it thaws when we exit */
         return snap_err_context(err, "freeze");
+    if (rc) {
+        /* The agent's recovery read the status "thawed" (thawing first when
+         * it was frozen): the guest runs unfrozen. */
+        q->maybe_frozen = false;
+        release_watchdog(q);
+        if (q->policy != SNAP_QUIESCE_BEST_EFFORT)
+            return snap_err_context(err, "freeze");
+        q->fallback_reason = snap_xasprintf("freeze failed: %s", err->msg);
+        snap_log(ctx->lg, XTL_WARN,
+                 "domain %s: %s; the guest is thawed: taking a crash-consistent snapshot "
+                 "(--quiesce=best-effort)",
+                 q->domain, q->fallback_reason);
+        snap_err_clear(err);
+        return 0;
     }
     q->frozen_count = res.frozen;
     snap_log(ctx->lg, XTL_DETAIL, "froze %d filesystems in %llu ms", res.frozen,
@@ -227,22 +313,61 @@ int64_t snap_quiesce_elapsed_ms(const snap_quiesce *q)
     return q->freeze_sent_ms ? (int64_t)(snap_now_ms() - q->freeze_sent_ms) : 0;
 }
 
-int snap_quiesce_thaw(snap_quiesce *q, snap_quiesce_result *res, snap_err *err)
+bool snap_quiesce_fell_back(const snap_quiesce *q)
+{
+    return q && q->fallback_reason;
+}
+
+/* QEMU's run state, when it is not running (the guest cannot answer then). */
+static bool stopped_by_qemu(snap_qmp *qmp, int timeout_ms, snap_qmp_status *st)
+{
+    snap_err ignored;
+    return qmp && snap_qmp_query_status(qmp, st, timeout_ms, &ignored) == 0 &&
+           !st->running;
+}
+
+/* The thaw, within the lease (see the top of the file). */
+static int thaw_within_lease(snap_quiesce *q, snap_qmp *qmp, snap_err *err)
+{
+    int count;
+    int rc = snap_agent_fsfreeze_thaw(q->ag, min_ms(THAW_PROMPT_MS, window_left_ms(q)),
+                                      &count, err);
+    if (!rc)
+        return 0;
+    snap_qmp_status st;
+    if (stopped_by_qemu(qmp, min_ms(1000, window_left_ms(q)), &st)) {
+        /* Nobody can thaw a stopped guest: xlsnap reports it, not the watchdog. */
+        q->guest_stopped = true;
+        release_watchdog(q);
+        return snap_err_set(err, SNAP_ERROR_GUEST_FROZEN,
+                            "QEMU stopped the guest (run state %s) before it answered "
+                            "the thaw: the thaw completes when the guest runs again",
+                            st.status);
+    }
+    snap_agent_freeze_result ar;
+    int left = window_left_ms(q);
+    return snap_agent_thaw(q->ag, left / 2 + 1, left / 2 + 1, &ar, err);
+}
+
+int snap_quiesce_thaw(snap_quiesce *q, snap_qmp *qmp, snap_quiesce_result *res,
+                      snap_err *err)
 {
     memset(res, 0, sizeof *res);
     if (!q || !q->freeze_sent_ms)
         return 0;
     res->attempted = true;
-    if (!q->maybe_frozen)
+    res->reason = q->fallback_reason;
+    res->guest_stopped = q->guest_stopped;
+    if (!q->maybe_frozen || q->guest_stopped)
         return 0;
-    snap_agent_freeze_result ar;
     snap_trace("thaw-sent");
-    int rc = snap_agent_thaw(q->ag, THAW_TIMEOUT_MS, RECOVERY_MS, &ar, err);
+    int rc = thaw_within_lease(q, qmp, err);
     snap_trace("thaw-replied");
     res->window_ms = snap_quiesce_elapsed_ms(q);
     res->frozen = q->frozen_count > 0;
     res->frozen_count = q->frozen_count;
     res->thaw_ok = rc == 0;
+    res->guest_stopped = q->guest_stopped;
     if (rc)
         return snap_err_context(err, "thaw");
     q->maybe_frozen = false;
@@ -250,14 +375,32 @@ int snap_quiesce_thaw(snap_quiesce *q, snap_quiesce_result *res, snap_err *err)
     return 0;
 }
 
+bool snap_quiesce_thaw_pending(const snap_quiesce *q)
+{
+    return q && q->guest_stopped;
+}
+
+int snap_quiesce_thaw_after_resume(snap_quiesce *q, snap_err *err)
+{
+    if (!q || !q->guest_stopped)
+        return 0;
+    snap_agent_freeze_result ar;
+    int rc = snap_agent_thaw(q->ag, THAW_TIMEOUT_MS, RECOVERY_MS, &ar, err);
+    if (rc)
+        return snap_err_context(err, "thawing after the resume");
+    q->guest_stopped = false;
+    q->maybe_frozen = false;
+    return 0;
+}
+
 void snap_quiesce_free(snap_quiesce *q)
 {
     if (!q)
         return;
-    if (q->maybe_frozen) {
+    if (q->maybe_frozen && !q->guest_stopped) {
         snap_quiesce_result res;
         snap_err err;
-        if (snap_quiesce_thaw(q, &res, &err))
+        if (snap_quiesce_thaw(q, NULL, &res, &err))
             snap_log(q->ctx->lg, XTL_ERROR, "%s", err.msg);
     }
     snap_agent_close(q->ag);
@@ -265,6 +408,8 @@ void snap_quiesce_free(snap_quiesce *q)
     if (q->watchdog_fd >= 0)
         close(q->watchdog_fd);
     free(q->agent_path);
+    free(q->fallback_reason);
+    free(q->domain);
     free(q);
 }
 

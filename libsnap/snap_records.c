@@ -10,22 +10,17 @@
 #include "snap_orch.h"
 #include "snap_revert.h"
 
-static char *dup_or_null(const char *s)
-{
-    return s ? snap_xstrdup(s) : NULL;
-}
-
 snap_info *snap_info_from_meta(const snap_meta *m)
 {
     snap_info *s = snap_xcalloc(1, sizeof *s);
     s->name = snap_xstrdup(m->name);
     s->description = snap_xstrdup(m->description ? m->description : "");
-    s->parent = dup_or_null(m->parent);
+    s->parent = snap_xstrdup_or_null(m->parent);
     s->creation_sec = m->ctime_sec;
     s->creation_nsec = m->ctime_nsec;
     s->domain_name = snap_xstrdup(m->domain.name);
     s->domain_uuid = snap_xstrdup(m->domain.uuid);
-    s->domain_state = snap_xstrdup(snap_meta_domstate_name(m->domain.state));
+    s->domain_state = m->domain.state;
     s->disks = snap_xcalloc(m->n_disks, sizeof *s->disks);
     s->n_disks = m->n_disks;
     for (size_t i = 0; i < m->n_disks; i++) {
@@ -33,26 +28,24 @@ snap_info *snap_info_from_meta(const snap_meta *m)
         snap_disk_info *d = &s->disks[i];
         d->vdev = snap_xstrdup(md->vdev);
         d->backend = snap_xstrdup(md->backend);
-        d->method = snap_xstrdup(snap_meta_method_name(md->method));
+        d->method = md->method;
         d->format = snap_xstrdup(md->format);
         d->base_path = snap_xstrdup(md->base_path);
-        d->overlay_path = dup_or_null(md->overlay_path);
-        d->internal_name = dup_or_null(md->qemu_snap_name);
-        s->n_internal += md->method == SNAP_METHOD_INTERNAL;
-        s->n_external += md->method == SNAP_METHOD_EXTERNAL;
+        d->overlay_path = snap_xstrdup_or_null(md->overlay_path);
+        d->internal_name = snap_xstrdup_or_null(md->qemu_snap_name);
     }
     s->excluded = snap_strv_dup(m->excluded, m->n_excluded);
     s->n_excluded = m->n_excluded;
     s->revert_overlays = snap_strv_dup(m->revert_overlays, m->n_revert_overlays);
     s->n_revert_overlays = m->n_revert_overlays;
-    s->quiesce_policy = snap_xstrdup(snap_meta_policy_name(m->quiesce.policy));
+    s->quiesce_policy = m->quiesce.policy;
     s->quiesced = m->quiesce.state == SNAP_META_QUIESCED;
     s->frozen_count = m->quiesce.frozen_count;
     s->frozen_ms = m->quiesce.window_ms;
     s->thaw_ok = m->quiesce.thaw_ok;
-    s->memory_path = m->has_memory ? dup_or_null(m->memory_path) : NULL;
+    s->quiesce_reason = snap_xstrdup_or_null(m->quiesce.reason);
+    s->memory_path = m->has_memory ? snap_xstrdup_or_null(m->memory_path) : NULL;
     s->memory_size = m->memory_size;
-    s->has_memory = m->has_memory;
     s->json = snap_meta_to_json(m);
     return s;
 }
@@ -95,18 +88,30 @@ static char *journaled_snapshot(snap_meta_store *st, char **journal_json)
  * A create that died before writing its record has only the journal: list
  * it as incomplete so the user sees it until the next run recovers it.
  */
+#define INCOMPLETE_DESCRIPTION "interrupted operation (see the journal)"
+
 static snap_info *incomplete_info(const snap_domain_ref *ref, const char *name,
                                   char *journal_json)
 {
     snap_info *s = snap_xcalloc(1, sizeof *s);
     s->name = snap_xstrdup(name);
-    s->description = snap_xstrdup("interrupted operation (see the journal)");
+    s->description = snap_xstrdup(INCOMPLETE_DESCRIPTION);
     s->domain_name = snap_xstrdup(ref->name);
     s->domain_uuid = snap_xstrdup(ref->uuid);
-    s->domain_state = snap_xstrdup("unknown");
-    s->quiesce_policy = snap_xstrdup("unknown");
+    s->domain_state = SNAP_DOMAIN_UNKNOWN;
+    s->quiesce_policy = SNAP_QUIESCE_AUTO;
     s->incomplete = true;
     s->json = journal_json;
+    return s;
+}
+
+static snap_summary *incomplete_summary(const char *name)
+{
+    snap_summary *s = snap_xcalloc(1, sizeof *s);
+    s->name = snap_xstrdup(name);
+    s->description = snap_xstrdup(INCOMPLETE_DESCRIPTION);
+    s->domain_state = SNAP_DOMAIN_UNKNOWN;
+    s->incomplete = true;
     return s;
 }
 
@@ -130,25 +135,21 @@ static int load_info(snap_meta_store *st, const snap_meta_tree *t, const char *n
 }
 
 /*
- * Node i of the tree as a summary snap_info (no record is read). Its strings
- * move over from the tree (10,000 copies fewer): the tree must not look names
- * up afterwards.
+ * Node i of the tree as a summary (no record is read). Its strings move over
+ * from the tree (10,000 copies fewer): the tree must not look names up
+ * afterwards.
  */
-static snap_info *summary_info(const snap_domain_ref *ref, snap_meta_tree *t, size_t i,
-                               const char *journaled)
+static snap_summary *summary_of(snap_meta_tree *t, size_t i, const char *journaled)
 {
     snap_meta_entry *e = &t->nodes[i].e;
-    snap_info *s = snap_xcalloc(1, sizeof *s);
-    s->summary = true;
+    snap_summary *s = snap_xcalloc(1, sizeof *s);
     s->name = e->name;
     s->description = e->description ? e->description : snap_xstrdup("");
     s->parent = e->parent;
     e->name = e->description = e->parent = NULL;
     s->creation_sec = e->ctime_sec;
     s->creation_nsec = e->ctime_nsec;
-    s->domain_name = snap_xstrdup(ref->name);
-    s->domain_uuid = snap_xstrdup(ref->uuid);
-    s->domain_state = snap_xstrdup(snap_meta_domstate_name(e->domstate));
+    s->domain_state = e->domstate;
     s->current = t->current == i;
     s->incomplete = journaled && !strcmp(journaled, s->name);
     s->n_disks = e->n_disks;
@@ -180,8 +181,11 @@ static int report_damage(snap_ctx *ctx, const snap_meta_tree *t, snap_err *err)
                         t->problems[0], t->n_problems - 1, t->n_problems > 2 ? "s" : "");
 }
 
-/* Takes over each snapshot of a walk; non-zero stops the walk. */
-typedef int records_fn(snap_info *info, void *opaque);
+/*
+ * Takes over each snapshot of a walk (a snap_info, or a snap_summary in a
+ * walk of summaries); non-zero stops the walk.
+ */
+typedef int records_fn(void *item, void *opaque);
 
 /*
  * Hands the domain's snapshots to fn in creation order: whole records when
@@ -212,17 +216,21 @@ static int walk_records(snap_ctx *ctx, const char *domain, bool full, records_fn
     char *journaled = journaled_snapshot(&st, &journal_json);
     bool journal_only = journaled && snap_meta_tree_find(&t, journaled) == SNAP_META_NONE;
     for (size_t i = 0; i < t.n && !rc && !*stopped; i++) {
-        snap_info *s = NULL;
+        void *item = NULL;
         if (full)
-            rc = load_info(&st, &t, t.nodes[i].e.name, journaled, &s, err);
+            rc = load_info(&st, &t, t.nodes[i].e.name, journaled, (snap_info **)&item,
+                           err);
         else
-            s = summary_info(&ref, &t, i, journaled);
+            item = summary_of(&t, i, journaled);
         if (!rc)
-            *stopped = fn(s, opaque);
+            *stopped = fn(item, opaque);
     }
     if (!rc && !*stopped && journal_only) {
-        *stopped = fn(incomplete_info(&ref, journaled, journal_json), opaque);
-        journal_json = NULL;
+        void *item = full ? (void *)incomplete_info(&ref, journaled, journal_json)
+                          : (void *)incomplete_summary(journaled);
+        if (full)
+            journal_json = NULL;
+        *stopped = fn(item, opaque);
     }
     free(journal_json);
     if (!rc && !*stopped)
@@ -234,11 +242,11 @@ static int walk_records(snap_ctx *ctx, const char *domain, bool full, records_fn
 }
 
 struct records_vector {
-    snap_info **v;
+    void **v;
     size_t n, cap;
 };
 
-static int collect_record(snap_info *info, void *opaque)
+static int collect_record(void *info, void *opaque)
 {
     struct records_vector *rv = opaque;
     if (rv->n == rv->cap) {
@@ -249,14 +257,18 @@ static int collect_record(snap_info *info, void *opaque)
     return 0;
 }
 
-static int list_records(snap_ctx *ctx, const char *domain, bool full,
-                        snap_info ***list_out, size_t *n_out)
+/* *list_out: snap_info ** when full, snap_summary ** when not. */
+static int list_records(snap_ctx *ctx, const char *domain, bool full, void ***list_out,
+                        size_t *n_out)
 {
     struct records_vector rv = {NULL, 0, 0};
     int stopped;
     int rc = walk_records(ctx, domain, full, collect_record, &rv, &stopped);
     if (rc && rc != SNAP_ERROR_PROTOCOL) {
-        snap_info_list_free(rv.v, rv.n);
+        if (full)
+            snap_info_list_free((snap_info **)rv.v, rv.n);
+        else
+            snap_summary_list_free((snap_summary **)rv.v, rv.n);
         *list_out = NULL;
         *n_out = 0;
         return rc;
@@ -269,13 +281,13 @@ static int list_records(snap_ctx *ctx, const char *domain, bool full,
 
 int snap_list(snap_ctx *ctx, const char *domain, snap_info ***list_out, size_t *n_out)
 {
-    return list_records(ctx, domain, true, list_out, n_out);
+    return list_records(ctx, domain, true, (void ***)list_out, n_out);
 }
 
-int snap_list_summaries(snap_ctx *ctx, const char *domain, snap_info ***list_out,
+int snap_list_summaries(snap_ctx *ctx, const char *domain, snap_summary ***list_out,
                         size_t *n_out)
 {
-    return list_records(ctx, domain, false, list_out, n_out);
+    return list_records(ctx, domain, false, (void ***)list_out, n_out);
 }
 
 struct records_each {
@@ -283,7 +295,7 @@ struct records_each {
     void *opaque;
 };
 
-static int deliver_record(snap_info *info, void *opaque)
+static int deliver_record(void *info, void *opaque)
 {
     struct records_each *each = opaque;
     int r = each->fn(info, each->opaque);

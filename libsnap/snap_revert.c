@@ -50,25 +50,32 @@ static void revert_plan_dispose(revert_plan *rp)
     snap_meta_dispose(&rp->m);
 }
 
-/* "<overlay dir>/<base stem>.<name>.r<k>.qcow2", the first k not taken. */
-static char *new_overlay_path(const snap_meta_disk *md, const char *name)
+/*
+ * "<overlay dir>/<stem>.<name>.r<k>.qcow2", the first k not taken; stem from
+ * the bottom of the snapshot point's chain (the disk's original image), so
+ * reverts to reverts do not grow the name.
+ */
+static int new_overlay_path(const snap_meta_disk *md, const char *name, char **out,
+                            snap_err *err)
 {
-    char *o = snap_xstrdup(md->overlay_path), *b = snap_xstrdup(md->base_path);
-    char *dir = dirname(o), *stem = basename(b);
-    char *dot = strrchr(stem, '.');
-    if (dot && dot != stem)
-        *dot = '\0';
-    char *path = NULL;
+    char *stem;
+    int rc = snap_chain_root_stem(md->base_path, &stem, err);
+    if (rc)
+        return rc;
+    char *o = snap_xstrdup(md->overlay_path);
+    const char *dir = dirname(o);
     struct stat sb;
     for (unsigned k = 1;; k++) {
-        path = snap_xasprintf("%s/%s.%s.r%u.qcow2", dir, stem, name, k);
-        if (lstat(path, &sb) != 0)
+        char tag[16];
+        snprintf(tag, sizeof tag, "r%u", k);
+        *out = snap_overlay_path(dir, stem, name, tag);
+        if (lstat(*out, &sb) != 0)
             break;
-        free(path);
+        free(*out);
     }
     free(o);
-    free(b);
-    return path;
+    free(stem);
+    return 0;
 }
 
 /*
@@ -100,8 +107,8 @@ static int check_disk(snap_session *s, revert_disk *rd, const char *name, snap_e
                               "snapshot '%s', disk %s: image %s", name, md->vdev,
                               md->base_path);
     if (md->method == SNAP_METHOD_EXTERNAL) {
-        rd->new_overlay = new_overlay_path(md, name);
-        return 0;
+        int rc = new_overlay_path(md, name, &rd->new_overlay, err);
+        return rc ? snap_err_context(err, "snapshot '%s', disk %s", name, md->vdev) : 0;
     }
     if (strcmp(rd->disk->xs->path, md->base_path) != 0)
         return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
@@ -109,6 +116,8 @@ static int check_disk(snap_session *s, revert_disk *rd, const char *name, snap_e
                             "the disk now uses %s (an external snapshot was taken "
                             "since); applying it would corrupt the images above it",
                             name, md->vdev, md->base_path, rd->disk->xs->path);
+    if (snap_qsnap_check_image(md, "refusing to revert to it", err))
+        return snap_err_context(err, "snapshot '%s'", name);
     return 0;
 }
 
@@ -135,7 +144,7 @@ static int plan_state(snap_session *s, const snap_revert_params *p, revert_plan 
                             "%s domain to it throws away its running state and boots "
                             "it afresh; use --force",
                             rp->m.name, s->dom.ref.name,
-                            snap_domain_state_name(s->dom.ref.state));
+                            snap_domain_state_to_string(s->dom.ref.state));
     rp->start = rp->was_live || p->state != SNAP_REVERT_STATE_AS_SNAPSHOT;
     rp->end_paused = p->state == SNAP_REVERT_STATE_PAUSED;
     return 0;
@@ -160,7 +169,7 @@ static void journal_intent(snap_journal *j, const snap_session *s, const revert_
                            char *prev_current)
 {
     j->prev_current = prev_current;
-    j->domain_state = snap_xstrdup(snap_domain_state_name(s->dom.ref.state));
+    j->domain_state = snap_xstrdup(snap_domain_state_to_string(s->dom.ref.state));
     for (size_t i = 0; i < rp->n; i++) {
         const revert_disk *rd = &rp->disks[i];
         snap_journal_disk *jd = snap_journal_add_disk(j, rd->md->vdev);
@@ -222,7 +231,7 @@ static int switch_disks(snap_ctx *ctx, snap_session *s, const revert_plan *rp,
         }
     size_t len;
     int rc = snap_domcfg_edit_disks(s->dom.config, s->dom.config_len, dc, n, config, &len,
-                                    NULL, err);
+                                    err);
     if (!rc && n && ctx->ops->keeps_stopped_domain)
         rc = snap_switch_disks(ctx, &s->dom.ref, sw, n, err);
     free(sw);
@@ -366,7 +375,7 @@ static char *revert_plan_json(const snap_session *s, const revert_plan *rp,
     snap_json_kv_str(g, "operation", "revert");
     snap_json_kv_str(g, "domain", s->dom.ref.name);
     snap_json_kv_str(g, "snapshot", rp->m.name);
-    snap_json_kv_str(g, "domain_state", snap_domain_state_name(s->dom.ref.state));
+    snap_json_kv_str(g, "domain_state", snap_domain_state_to_string(s->dom.ref.state));
     snap_json_kv_bool(g, "stop_domain", rp->was_live);
     snap_json_kv_str(g, "memory", rp->memory);
     snap_json_kv_str(g, "start",

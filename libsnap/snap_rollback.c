@@ -27,8 +27,6 @@
 #include "snap_qemuimg.h"
 #include "snap_revert.h"
 
-#define COMMIT_TIMEOUT_MS 600000
-
 /*
  * The journal names each overlay before it exists, so a file found there is
  * removed only if it is what this operation made: a qcow2 whose backing file
@@ -95,7 +93,7 @@ static int undo_overlay_qmp(snap_ctx *ctx, snap_qmp *qmp, const snap_qmp_disks *
         snprintf(job, sizeof job, "xlsnap-rollback-%s", jd->vdev);
         int rc =
             snap_qmp_commit_active(qmp, snap_qmp_disk_target(q), q->chain[1].node_name,
-                                   job, COMMIT_TIMEOUT_MS, err);
+                                   job, SNAP_COMMIT_TIMEOUT_MS, err);
         if (rc)
             return snap_err_context(err, "disk %s: merging overlay %s back", jd->vdev,
                                     jd->overlay_created);

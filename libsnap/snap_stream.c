@@ -102,13 +102,6 @@ bool snap_stream_has_line(const snap_stream *s)
     return s->len > 0 && memchr(s->buf, '\n', s->len) != NULL;
 }
 
-size_t snap_stream_discard_buffered(snap_stream *s)
-{
-    size_t n = s->len;
-    s->len = 0;
-    return n;
-}
-
 /* Moves the first line (through '\n') out of the buffer. */
 static void snap_stream_take_line(snap_stream *s, size_t nl, char **line_out,
                                   size_t *len_out)

@@ -46,7 +46,4 @@ int snap_stream_read_line(snap_stream *s, char **line_out, size_t *len_out,
 /* True when a complete line is already buffered (no system call). */
 bool snap_stream_has_line(const snap_stream *s);
 
-/* Drops everything buffered; returns how many bytes were dropped. */
-size_t snap_stream_discard_buffered(snap_stream *s);
-
 #endif

@@ -23,12 +23,12 @@ int snap_switch_disks(snap_ctx *ctx, const snap_domain_ref *ref,
     snap_xs *xs;
     int rc = snap_xs_open(&xs, err);
     if (!rc) {
-        rc = snap_xs_disks_set_params(xs, ref->domid, xc, n, NULL, err);
+        rc = snap_xs_disks_set_params(xs, ref->domid, xc, n, err);
         snap_xs_close(xs);
     }
     if (!rc)
         rc = snap_domcfg_set_disks(ctx->xen_statedir, ref->domid, ref->uuid, dc, n,
-                                   SNAP_LOCK_TIMEOUT_MS, NULL, err);
+                                   SNAP_LOCK_TIMEOUT_MS, err);
     free(xc);
     free(dc);
     return rc ? snap_err_context(err, "domain %s", ref->name) : 0;

@@ -471,23 +471,24 @@ char *snap_xs_params_for(const char *backend_type, const char *format, const cha
     return NULL;
 }
 
-void snap_xs_params_undo_dispose(snap_xs_params_undo *u)
+/* One disk being switched: where its entries are, read in each attempt. */
+typedef struct disk_update {
+    const char *vdev;
+    char *libxl_path;   /* found once, before the transaction */
+    char *backend_path; /* the rest per attempt */
+    char *type;         /* unchanged, rewritten as libxl does */
+} disk_update;
+
+static void disk_update_dispose(disk_update *u)
 {
-    if (!u)
-        return;
-    free(u->vdev);
-    free(u->backend_path);
     free(u->libxl_path);
+    free(u->backend_path);
     free(u->type);
-    free(u->old_backend_params);
-    free(u->old_libxl_params);
-    memset(u, 0, sizeof *u);
 }
 
 typedef struct set_params {
     const snap_xs_params_change *changes; /* the new values, n of them */
-    snap_xs_params_undo *u;               /* n: libxl_path filled in; the rest per attempt */
-    const snap_xs_params_undo *restore;   /* or: write these n old values back */
+    disk_update *u;                       /* n of them */
     size_t n;
 } set_params;
 
@@ -527,16 +528,13 @@ static int check_backend_path(const char *libxl_path, const char *backend, snap_
                         libxl_path, backend);
 }
 
-/* Reads what the update needs and remembers the old values in u. */
-static int read_for_update(snap_xs *xs, xs_transaction_t t, snap_xs_params_undo *u,
-                           snap_err *err)
+/* Reads what the update needs into u. */
+static int read_for_update(snap_xs *xs, xs_transaction_t t, disk_update *u, snap_err *err)
 {
     char *frontend = NULL, *dev = NULL;
     free(u->backend_path);
     free(u->type);
-    free(u->old_backend_params);
-    free(u->old_libxl_params);
-    u->backend_path = u->type = u->old_backend_params = u->old_libxl_params = NULL;
+    u->backend_path = u->type = NULL;
     /* libxl's sanity check: the device must still exist. */
     int rc = read_key(xs, t, u->libxl_path, "frontend", false, &frontend, err);
     if (!rc && !frontend)
@@ -556,24 +554,11 @@ static int read_for_update(snap_xs *xs, xs_transaction_t t, snap_xs_params_undo 
         rc = check_backend_path(u->libxl_path, u->backend_path, err);
     if (!rc)
         rc = read_key(xs, t, u->libxl_path, "type", true, &u->type, err);
-    if (!rc)
-        rc = read_key(xs, t, u->libxl_path, "params", false, &u->old_libxl_params, err);
-    if (!rc)
-        rc = read_key(xs, t, u->backend_path, "params", false, &u->old_backend_params,
-                      err);
     return rc;
 }
 
-static int restore_one(snap_xs *xs, xs_transaction_t t, const snap_xs_params_undo *r,
-                       snap_err *err)
-{
-    int rc = write_type_params(xs, t, r->backend_path, r->type, r->old_backend_params, err);
-    return rc ? rc
-              : write_type_params(xs, t, r->libxl_path, r->type, r->old_libxl_params, err);
-}
-
 static int set_one(snap_xs *xs, xs_transaction_t t, const snap_xs_params_change *c,
-                   snap_xs_params_undo *u, snap_err *err)
+                   disk_update *u, snap_err *err)
 {
     int rc = read_for_update(xs, t, u, err);
     if (rc)
@@ -594,14 +579,13 @@ static int set_params_txn(snap_xs *xs, xs_transaction_t t, void *opaque, snap_er
     set_params *s = opaque;
     int rc = 0;
     for (size_t i = 0; i < s->n && !rc; i++)
-        rc = s->restore ? restore_one(xs, t, &s->restore[i], err)
-                        : set_one(xs, t, &s->changes[i], &s->u[i], err);
+        rc = set_one(xs, t, &s->changes[i], &s->u[i], err);
     return rc;
 }
 
 /* libxl's copy of each disk whose "dev" is vdev (one read of the disk list). */
 static int find_libxl_paths(snap_xs *xs, uint32_t domid, const snap_xs_params_change *c,
-                            snap_xs_params_undo *u, size_t n, snap_err *err)
+                            disk_update *u, size_t n, snap_err *err)
 {
     snap_xs_disk *disks = NULL;
     size_t nd = 0;
@@ -611,8 +595,8 @@ static int find_libxl_paths(snap_xs *xs, uint32_t domid, const snap_xs_params_ch
             if (strcmp(disks[i].vdev, c[k].vdev) == 0)
                 u[k].libxl_path = snap_xstrdup(disks[i].libxl_path);
         if (!u[k].libxl_path)
-            rc = snap_err_set(err, SNAP_ERROR_NOTFOUND, "domain %u has no disk %s in xenstore",
-                              domid, c[k].vdev);
+            rc = snap_err_set(err, SNAP_ERROR_NOTFOUND,
+                              "domain %u has no disk %s in xenstore", domid, c[k].vdev);
     }
     snap_xs_disks_free(disks, nd);
     return rc;
@@ -620,50 +604,27 @@ static int find_libxl_paths(snap_xs *xs, uint32_t domid, const snap_xs_params_ch
 
 int snap_xs_disks_set_params(snap_xs *xs, uint32_t domid,
                              const snap_xs_params_change *changes, size_t n,
-                             snap_xs_params_undo *undo, snap_err *err)
+                             snap_err *err)
 {
-    snap_xs_params_undo *u = snap_xcalloc(n, sizeof *u);
+    disk_update *u = snap_xcalloc(n ? n : 1, sizeof *u);
     set_params s = {.changes = changes, .u = u, .n = n};
-    for (size_t i = 0; i < n; i++) {
-        u[i].domid = domid;
-        u[i].vdev = snap_xstrdup(changes[i].vdev);
-    }
+    for (size_t i = 0; i < n; i++)
+        u[i].vdev = changes[i].vdev;
     char what[128];
     snprintf(what, sizeof what, "setting params of %zu disk%s of domain %u", n,
              n == 1 ? "" : "s", domid);
     int rc = find_libxl_paths(xs, domid, changes, u, n, err);
     if (!rc)
         rc = snap_xs_transaction(xs, what, set_params_txn, &s, err);
-    for (size_t i = 0; i < n; i++) {
-        if (rc || !undo)
-            snap_xs_params_undo_dispose(&u[i]);
-        else
-            undo[i] = u[i];
-    }
+    for (size_t i = 0; i < n; i++)
+        disk_update_dispose(&u[i]);
     free(u);
     return rc;
 }
 
 int snap_xs_disk_set_params(snap_xs *xs, uint32_t domid, const char *vdev,
-                            const char *format, const char *path,
-                            snap_xs_params_undo *undo, snap_err *err)
+                            const char *format, const char *path, snap_err *err)
 {
     snap_xs_params_change c = {.vdev = vdev, .format = format, .path = path};
-    return snap_xs_disks_set_params(xs, domid, &c, 1, undo, err);
-}
-
-int snap_xs_disks_restore_params(snap_xs *xs, const snap_xs_params_undo *undo, size_t n,
-                                 snap_err *err)
-{
-    set_params s = {.restore = undo, .n = n};
-    char what[128];
-    snprintf(what, sizeof what, "restoring params of %zu disk%s of domain %u", n,
-             n == 1 ? "" : "s", n ? undo[0].domid : 0);
-    return snap_xs_transaction(xs, what, set_params_txn, &s, err);
-}
-
-int snap_xs_disk_restore_params(snap_xs *xs, const snap_xs_params_undo *undo,
-                                snap_err *err)
-{
-    return snap_xs_disks_restore_params(xs, undo, 1, err);
+    return snap_xs_disks_set_params(xs, domid, &c, 1, err);
 }

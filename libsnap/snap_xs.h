@@ -111,25 +111,14 @@ void snap_xs_disks_free(snap_xs_disk *disks, size_t n);
 char *snap_xs_params_for(const char *backend_type, const char *format, const char *path,
                          snap_err *err);
 
-/* What snap_xs_disk_set_params replaced, to put it back. */
-typedef struct snap_xs_params_undo {
-    uint32_t domid;
-    char *vdev;
-    char *backend_path, *libxl_path;
-    char *type;               /* unchanged, rewritten as libxl does */
-    char *old_backend_params; /* NULL when it was absent */
-    char *old_libxl_params;
-} snap_xs_params_undo;
-
 /*
  * Points disk vdev of domid at path/format: in ONE transaction, as
  * libxl's cdrom_insert_inserted does, writes "type" and "params" to the
  * backend and to libxl's copy, after checking libxl's copy still has its
- * "frontend". undo (optional) receives the old values.
+ * "frontend". Undoing is switching back (the journal keeps the old images).
  */
 int snap_xs_disk_set_params(snap_xs *xs, uint32_t domid, const char *vdev,
-                            const char *format, const char *path,
-                            snap_xs_params_undo *undo, snap_err *err);
+                            const char *format, const char *path, snap_err *err);
 /* One disk's new image, for snap_xs_disks_set_params. */
 typedef struct snap_xs_params_change {
     const char *vdev;
@@ -137,19 +126,9 @@ typedef struct snap_xs_params_change {
     const char *path;
 } snap_xs_params_change;
 
-/*
- * The same for n disks in ONE transaction (all switch or none); undo (n
- * entries, optional) receives each disk's old values.
- */
+/* The same for n disks in ONE transaction (all switch or none). */
 int snap_xs_disks_set_params(snap_xs *xs, uint32_t domid,
                              const snap_xs_params_change *changes, size_t n,
-                             snap_xs_params_undo *undo, snap_err *err);
-/* Writes n disks' old params back in one transaction. */
-int snap_xs_disks_restore_params(snap_xs *xs, const snap_xs_params_undo *undo, size_t n,
-                                 snap_err *err);
-/* Writes the old params back (one transaction). */
-int snap_xs_disk_restore_params(snap_xs *xs, const snap_xs_params_undo *undo,
-                                snap_err *err);
-void snap_xs_params_undo_dispose(snap_xs_params_undo *undo);
+                             snap_err *err);
 
 #endif

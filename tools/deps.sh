@@ -4,6 +4,7 @@
 set -euo pipefail
 pkgs=(
     build-essential pkg-config
+    dpkg-dev patch                  # make xl: apt-get source, dpkg-source, the series
     libxen-dev libyajl-dev          # libxenlight, libxenstore, libxlutil, yajl
     xen-utils-4.17 xenstore-utils   # Xen's test-xenstore, xenstore-read & co.
     qemu-system-x86 qemu-utils      # guests, qemu-img

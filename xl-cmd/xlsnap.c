@@ -14,6 +14,7 @@ int dryrun_only;
 int force_execution;
 xentoollog_level minmsglevel = XTL_PROGRESS;
 xentoollog_logger *logger;
+const char *const xlsnap_progname = "xlsnap";
 static snap_ctx *ctx;
 
 void help(const char *command)

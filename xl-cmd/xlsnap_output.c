@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "xlsnap_cmd.h"
 #include "xlsnap_output.h"
 
 static const char *fmt_time(int64_t sec, char *buf, size_t len)
@@ -23,24 +24,34 @@ static const char *fmt_time(int64_t sec, char *buf, size_t len)
 }
 
 /* "quiesced", "crash-consistent" — what the guest's filesystems saw. */
-static const char *consistency(const snap_info *s)
+static const char *consistency(bool quiesced)
 {
-    return s->quiesced ? "quiesced" : "crash-consistent";
+    return quiesced ? "quiesced" : "crash-consistent";
 }
 
 /* "internal", "external" or "mixed" over the snapshot's disks. */
-static const char *location(const snap_info *s)
+static const char *location(unsigned n_internal, unsigned n_external)
 {
-    if (s->n_internal && s->n_external)
+    if (n_internal && n_external)
         return "mixed";
-    return s->n_internal ? "internal" : s->n_external ? "external" : "none";
+    return n_internal ? "internal" : n_external ? "external" : "none";
 }
 
-static bool included(const snap_info *s, enum list_filter filter)
+static const char *info_location(const snap_info *s)
+{
+    unsigned n_internal = 0, n_external = 0;
+    for (size_t i = 0; i < s->n_disks; i++) {
+        n_internal += s->disks[i].method == SNAP_METHOD_INTERNAL;
+        n_external += s->disks[i].method == SNAP_METHOD_EXTERNAL;
+    }
+    return location(n_internal, n_external);
+}
+
+static bool included(const char *parent, size_t n_children, enum list_filter filter)
 {
     switch (filter) {
-    case LIST_ROOTS: return s->parent == NULL;
-    case LIST_LEAVES: return s->n_children == 0;
+    case LIST_ROOTS: return parent == NULL;
+    case LIST_LEAVES: return n_children == 0;
     default: return true;
     }
 }
@@ -48,10 +59,12 @@ static bool included(const snap_info *s, enum list_filter filter)
 void print_created(const snap_info *s)
 {
     printf("Snapshot %s of domain %s created: %zu disk%s (%s), ", s->name, s->domain_name,
-           s->n_disks, s->n_disks == 1 ? "" : "s", location(s));
+           s->n_disks, s->n_disks == 1 ? "" : "s", info_location(s));
     if (s->quiesced)
         printf("quiesced: %d filesystem%s frozen for %lld ms", s->frozen_count,
                s->frozen_count == 1 ? "" : "s", (long long)s->frozen_ms);
+    else if (s->quiesce_reason)
+        printf("crash-consistent (%s)", s->quiesce_reason);
     else
         printf("crash-consistent");
     if (s->memory_path)
@@ -90,7 +103,7 @@ static void out_reserve(out_buf *b, size_t n)
     size_t cap = n > OUT_CHUNK ? n : OUT_CHUNK;
     char *data = realloc(b->data, cap);
     if (!data) {
-        perror("xlsnap");
+        perror(xlsnap_progname);
         exit(EXIT_FAILURE);
     }
     b->data = data;
@@ -156,16 +169,18 @@ static const char *fmt_time_fast(int64_t sec, char *buf, size_t len)
 
 #define OUT_LIT(b, lit) out_put(b, lit, sizeof lit - 1, 0)
 
-static void print_list_row(out_buf *b, const snap_info *s)
+static void print_list_row(out_buf *b, const snap_summary *s)
 {
     char tbuf[32], disks[24] = {0};
     const char *mark = s->current ? " *" : (s->incomplete ? " !" : "");
     const char *parent = s->parent ? s->parent : "-";
-    const char *where = location(s), *how = consistency(s);
+    const char *where = location(s->n_internal, s->n_external),
+               *how = consistency(s->quiesced);
     const char *memory = s->has_memory ? "yes" : "no";
+    const char *state = snap_domain_state_to_string(s->domain_state);
     size_t name_len = strlen(s->name), mark_len = strlen(mark),
            parent_len = strlen(parent);
-    size_t state_len = strlen(s->domain_state);
+    size_t state_len = strlen(state);
     if (s->n_disks < 100000)
         put_digits(disks, 5, s->n_disks, ' ');
     else
@@ -179,7 +194,7 @@ static void print_list_row(out_buf *b, const snap_info *s)
     const char *when = fmt_time_fast(s->creation_sec, tbuf, sizeof tbuf);
     out_put(b, when, strlen(when), 19);
     OUT_LIT(b, "  ");
-    out_put(b, s->domain_state, state_len, 8);
+    out_put(b, state, state_len, 8);
     OUT_LIT(b, " ");
     out_put(b, where, strlen(where), 9);
     OUT_LIT(b, " ");
@@ -193,7 +208,7 @@ static void print_list_row(out_buf *b, const snap_info *s)
     OUT_LIT(b, "\n");
 }
 
-void print_list_table(snap_info **list, size_t n, enum list_filter filter)
+void print_list_table(snap_summary **list, size_t n, enum list_filter filter)
 {
     out_buf b = {0};
     fflush(stdout); /* whatever was printf'ed comes first */
@@ -206,13 +221,12 @@ void print_list_table(snap_info **list, size_t n, enum list_filter filter)
     out_col(&b, "Memory", 6, " ");
     out_col(&b, "Parent", 0, "\n");
     for (size_t i = 0; i < n; i++)
-        if (included(list[i], filter))
+        if (included(list[i]->parent, list[i]->n_children, filter))
             print_list_row(&b, list[i]);
-    out_col(
-        &b,
-        "(* current snapshot; ! interrupted operation: the next xlsnap command on the\n"
-        "domain finishes or rolls it back)\n",
-        0, "");
+    out_col(&b,
+            "(* current snapshot; ! interrupted operation: the next snapshot command on\n"
+            "the domain finishes or rolls it back)\n",
+            0, "");
     out_flush(&b);
     free(b.data);
 }
@@ -223,7 +237,7 @@ int json_list_print_one(const snap_info *s, void *printer)
     if (!p->opened)
         printf("[");
     p->opened = true;
-    if (included(s, p->filter)) {
+    if (included(s->parent, s->n_children, p->filter)) {
         printf("%s\n%s", p->printed ? "," : "", s->json);
         p->printed++;
     }
@@ -237,14 +251,14 @@ void json_list_print_end(json_list_printer *p)
 
 /* Tree printing: children found by sorting indices on parent name. */
 struct tree_ctx {
-    snap_info **list;
+    snap_summary **list;
     size_t n;
     size_t *by_parent; /* indices of non-roots, sorted by parent name */
     size_t n_by_parent;
 };
 
 /* qsort has no context argument: the list being sorted, set by print_tree. */
-static snap_info **tree_sort_list;
+static snap_summary **tree_sort_list;
 static int by_parent_cmp(const void *a, const void *b)
 {
     size_t ia = *(const size_t *)a, ib = *(const size_t *)b;
@@ -255,7 +269,7 @@ static int by_parent_cmp(const void *a, const void *b)
 
 static void print_subtree(const struct tree_ctx *t, size_t idx, char *prefix, size_t plen)
 {
-    const snap_info *s = t->list[idx];
+    const snap_summary *s = t->list[idx];
     printf("%s%s\n", s->name, s->current ? " *" : "");
     /* Children are a contiguous run in by_parent. */
     size_t lo = 0, hi = t->n_by_parent;
@@ -267,7 +281,7 @@ static void print_subtree(const struct tree_ctx *t, size_t idx, char *prefix, si
             hi = mid;
     }
     for (size_t k = lo; k < t->n_by_parent; k++) {
-        const snap_info *c = t->list[t->by_parent[k]];
+        const snap_summary *c = t->list[t->by_parent[k]];
         if (strcmp(c->parent, s->name) != 0)
             break;
         bool last = k + 1 >= t->n_by_parent ||
@@ -281,13 +295,13 @@ static void print_subtree(const struct tree_ctx *t, size_t idx, char *prefix, si
     }
 }
 
-void print_tree(snap_info **list, size_t n)
+void print_tree(snap_summary **list, size_t n)
 {
     struct tree_ctx t = {.list = list, .n = n};
     t.by_parent = calloc(n ? n : 1, sizeof *t.by_parent);
     char *prefix = calloc(4096, 1);
     if (!t.by_parent || !prefix) {
-        perror("xlsnap");
+        perror(xlsnap_progname);
         exit(EXIT_FAILURE);
     }
     for (size_t i = 0; i < n; i++)
@@ -313,8 +327,8 @@ void print_info(const snap_info *s)
            "Description:", s->description && *s->description ? s->description : "-");
     printf("%-15s %s UTC\n", "Created:", fmt_time(s->creation_sec, tbuf, sizeof tbuf));
     printf("%-15s %s\n", "Current:", s->current ? "yes" : "no");
-    printf("%-15s %s\n", "State:", s->domain_state);
-    printf("%-15s %s\n", "Location:", location(s));
+    printf("%-15s %s\n", "State:", snap_domain_state_to_string(s->domain_state));
+    printf("%-15s %s\n", "Location:", info_location(s));
     printf("%-15s %s\n", "Parent:", s->parent ? s->parent : "-");
     printf("%-15s %zu\n", "Children:", s->n_children);
     if (s->quiesced)
@@ -322,8 +336,9 @@ void print_info(const snap_info *s)
                "Consistency:", s->frozen_count, s->frozen_count == 1 ? "" : "s",
                (long long)s->frozen_ms, s->thaw_ok ? "ok" : "with errors");
     else
-        printf("%-15s crash-consistent (quiesce policy %s)\n",
-               "Consistency:", s->quiesce_policy);
+        printf("%-15s crash-consistent (quiesce policy %s%s%s)\n",
+               "Consistency:", snap_quiesce_policy_to_string(s->quiesce_policy),
+               s->quiesce_reason ? "; " : "", s->quiesce_reason ? s->quiesce_reason : "");
     if (s->memory_path)
         printf("%-15s %s (%llu MiB)\n", "Memory:", s->memory_path,
                (unsigned long long)(s->memory_size >> 20));
@@ -335,11 +350,12 @@ void print_info(const snap_info *s)
     printf("\n%-6s %-8s %-9s %-7s %s\n", "Disk", "Backend", "Method", "Format", "Files");
     for (size_t i = 0; i < s->n_disks; i++) {
         const snap_disk_info *d = &s->disks[i];
-        if (!strcmp(d->method, "external"))
-            printf("%-6s %-8s %-9s %-7s %s <- %s\n", d->vdev, d->backend, d->method,
+        const char *method = snap_method_to_string(d->method);
+        if (d->method == SNAP_METHOD_EXTERNAL)
+            printf("%-6s %-8s %-9s %-7s %s <- %s\n", d->vdev, d->backend, method,
                    d->format, d->base_path, d->overlay_path ? d->overlay_path : "?");
         else
-            printf("%-6s %-8s %-9s %-7s %s @ %s\n", d->vdev, d->backend, d->method,
+            printf("%-6s %-8s %-9s %-7s %s @ %s\n", d->vdev, d->backend, method,
                    d->format, d->base_path,
                    d->internal_name ? d->internal_name : s->name);
     }

@@ -1,6 +1,6 @@
 /*
  * The snapshot-* subcommands: option parsing and calls into libsnap.
- * Printing lives in xlsnap_output.c.
+ * Printing lives in xlsnap_output.c. Shared by xlsnap and xl (xlsnap_cmd.h).
  *
  * Copyright (C) 2026 The xlsnap authors. GPL-2.0-only (see COPYING).
  */
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "xlsnap.h"
+#include "xlsnap_cmd.h"
 #include "xlsnap_output.h"
 
 /* Parses a non-negative integer option or exits 2 with a usage error. */
@@ -52,7 +52,7 @@ static const char **split_disks(const char *list, size_t *n_out, char **buf)
         n += *p == ',';
     const char **v = calloc(n, sizeof *v);
     if (!*buf || !v) {
-        perror("xlsnap");
+        perror(xlsnap_progname);
         exit(EXIT_FAILURE);
     }
     size_t i = 0;
@@ -74,7 +74,8 @@ static const char **split_disks(const char *list, size_t *n_out, char **buf)
 static int report_failure(const char *what, int rc)
 {
     const char *msg = snap_ctx_errmsg(xlsnap_ctx());
-    fprintf(stderr, "xlsnap: %s failed: %s\n", what, *msg ? msg : snap_strerror(rc));
+    fprintf(stderr, "%s: %s failed: %s\n", xlsnap_progname, what,
+            *msg ? msg : snap_strerror(rc));
     return EXIT_FAILURE;
 }
 
@@ -155,7 +156,8 @@ int main_snapshot_create(int argc, char **argv)
     case OPT_JSON: json = true; break;
     }
     if (argc - optind > 2) {
-        fprintf(stderr, "'xlsnap snapshot-create' takes at most 2 arguments.\n\n");
+        fprintf(stderr, "'%s snapshot-create' takes at most 2 arguments.\n\n",
+                xlsnap_progname);
         help("snapshot-create");
         return 2;
     }
@@ -229,7 +231,7 @@ int main_snapshot_list(int argc, char **argv)
     }
     if (json)
         return list_json(argv[optind], filter);
-    snap_info **list = NULL;
+    snap_summary **list = NULL;
     size_t n = 0;
     /* Tables and trees need only the index. */
     int rc = snap_list_summaries(xlsnap_ctx(), argv[optind], &list, &n);
@@ -246,7 +248,7 @@ int main_snapshot_list(int argc, char **argv)
      * list reachable, so leak checkers do not count it as lost (volatile: an
      * optimiser would drop a store nothing reads, and LeakSanitizer did).
      */
-    static snap_info **volatile listed;
+    static snap_summary **volatile listed;
     listed = list;
     (void)listed;
     return rc ? report_failure("snapshot-list", rc) : EXIT_SUCCESS;

@@ -5,9 +5,11 @@
  * disk (AUTO: internal for qcow2, external for raw); an agent whose freeze
  * hangs (the guest's fsfreeze hook sleeps past --freeze-timeout); a QMP
  * transaction that fails inside the frozen window; xlsnap SIGKILLed while the
- * guest is frozen. Every failure leaves the guest thawed and the world
- * (storage, xenstore, libxl config, metadata) exactly as before. The three
- * guests boot in parallel.
+ * guest is frozen (the watchdog saying why it kills it); an overlay dir
+ * too small for the guest's writes after the thaw (refused; and, with the
+ * check off, QEMU stopping the guest on ENOSPC). Every failure leaves the
+ * guest thawed and the world (storage, xenstore, libxl config, metadata)
+ * exactly as before. The three guests boot in parallel.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include <unistd.h>
 
 #include "snap_json.h"
+#include "snap_qmp.h"
 #include "th.h"
 #include "th_qemu.h"
 #include "th_xlsim.h"
@@ -104,7 +107,9 @@ static void boot_all(void)
                            NULL};
     th_xlsim_opts o_na = {.no_agent = true, .extra_disks = extra};
     th_xlsim_opts o_hang = {.extra = "xlsnap.freeze_delay=8"};
-    th_xlsim_opts o_k = {.extra = "xlsnap.writer=vdb"};
+    /* k's fsfreeze hook is on (it sleeps 0 s): test_io_error_after_thaw slows its thaw.
+     */
+    th_xlsim_opts o_k = {.extra = "xlsnap.writer=vdb xlsnap.freeze_delay=0"};
     bool c_na = th_xlsim_create(&na, "na", &o_na);
     bool c_hang = th_xlsim_create(&hang, "hang", &o_hang);
     bool c_k = th_xlsim_create(&k, "k", &o_k);
@@ -193,7 +198,7 @@ static void first_snapshot(const char *dom, const char *name)
  * .current without a current snapshot behind: no snapshot state, but not
  * byte-identical either.
  */
-static void test_freeze_hangs(void)
+static void test_freeze_hangs_required(void)
 {
     if (!up(hang_up))
         return;
@@ -201,7 +206,8 @@ static void test_freeze_hangs(void)
     char *before = th_world_capture(&hang, TH_WORLD_LIVE);
     uint64_t start = snap_now_ms();
     th_cmd r;
-    th_xlsnap(&r, "snapshot-create", "--freeze-timeout", "2", "hang", "h1", NULL);
+    th_xlsnap(&r, "snapshot-create", "-q", "required", "--freeze-timeout", "2", "hang",
+              "h1", NULL);
     th_note("xlsnap gave up after %llu ms: %s",
             (unsigned long long)(snap_now_ms() - start), r.err);
     CHECK_INT(r.rc, 1);
@@ -214,6 +220,42 @@ static void test_freeze_hangs(void)
     CHECK(!th_qemu_img_has_snapshot(hang.root, "h1"));
     free(before);
     free(after);
+    th_cmd_free(&r);
+}
+
+/*
+ * Issue 15, fault 4: under best-effort a freeze that times out is no failure:
+ * the guest is thawed (the late freeze undone), then the snapshot is taken
+ * crash-consistent and recorded so, with the reason.
+ */
+static void test_freeze_hangs_best_effort(void)
+{
+    if (!up(hang_up))
+        return;
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-create", "-q", "best-effort", "--freeze-timeout", "2", "hang",
+              "h2", NULL);
+    if (r.rc != 0)
+        th_fail_at(__FILE__, __LINE__, "%s", th_cmd_describe(&r));
+    CHECK_CONTAINS(r.out, "crash-consistent (freeze failed: ");
+    CHECK_CONTAINS(r.err, "taking a crash-consistent snapshot");
+    th_cmd_free(&r);
+    CHECK_THAWED(&hang);
+    CHECK(th_qemu_img_has_snapshot(hang.root, "h2"));
+    CHECK(th_qemu_img_has_snapshot(hang.data, "h2"));
+    th_xlsnap(&r, "snapshot-info", "--json", "hang", "h2", NULL);
+    CHECK_INT(r.rc, 0);
+    snap_err err = {0};
+    yajl_val v = snap_json_parse(r.out, "snapshot-info", &err);
+    yajl_val q = snap_json_get_object(v, "quiesce");
+    CHECK_STR(snap_json_get_string(q, "state"), "crash-consistent");
+    CHECK_STR(snap_json_get_string(q, "policy"), "best-effort");
+    CHECK_CONTAINS(snap_json_get_string(q, "reason"), "the guest is thawed");
+    yajl_tree_free(v);
+    th_cmd_free(&r);
+    th_xlsnap(&r, "snapshot-info", "hang", "h2", NULL);
+    CHECK_CONTAINS(r.out,
+                   "crash-consistent (quiesce policy best-effort; freeze failed: ");
     th_cmd_free(&r);
 }
 
@@ -294,14 +336,256 @@ static void test_sigkill_while_frozen(void)
     free(before), free(after), free(journal);
 }
 
+/* Issue 15, fault 8: the watchdog says on xlsnap's stderr why it kills it. */
+static void test_watchdog_says_why(void)
+{
+    if (!up(k_up))
+        return;
+    char *before = th_world_capture(&k, TH_WORLD_LIVE);
+    const char *log_path = th_path("w1.log");
+    const char *argv[] = {
+        "snapshot-create", "--freeze-timeout", "1", "-e", "k", "w1", NULL};
+    pid_t pid = start_paused_in_window(argv, log_path, "60000");
+    REQUIRE(pid > 0);
+    int status = th_wait(pid, 60000); /* the lease: 1 s + 10 s */
+    CHECK(status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    char *log = NULL;
+    for (int waited = 0; waited < 30000; waited += 200) {
+        free(log);
+        log = th_read_file(log_path);
+        if (log && strstr(log, "filesystems are thawed"))
+            break;
+        usleep(200000);
+    }
+    th_note("xlsnap's stderr: %s", log ? log : "");
+    CHECK_CONTAINS(log,
+                   "xlsnap: watchdog: the freeze lease of domain k ran out (11000 ms "
+                   "after the freeze was sent) with xlsnap pid ");
+    CHECK_CONTAINS(log, "xlsnap: watchdog: the guest's filesystems are thawed");
+    CHECK_THAWED(&k);
+    th_cmd r;
+    th_xlsnap(&r, "-N", "snapshot-create", "k", "w2", NULL); /* recovers the journal */
+    CHECK_INT(r.rc, 0);
+    th_cmd_free(&r);
+    char *after = th_world_capture(&k, TH_WORLD_LIVE);
+    CHECK_WORLD(before, after);
+    free(before), free(after), free(log);
+}
+
+/* ------------------------------------------------------------ a full overlay dir */
+
+/* A tmpfs of that size on th_tmpdir()/name; NULL (skipped or failed) when none. */
+static char *mount_tmpfs(const char *name, const char *size)
+{
+    if (geteuid() != 0) {
+        th_skip("mounting a tmpfs needs root");
+        return NULL;
+    }
+    char *dir = snap_xasprintf("%s/%s", th_tmpdir(), name);
+    char *opts = snap_xasprintf("size=%s,mode=0700", size);
+    mkdir(dir, 0700);
+    int rc = th_runl(NULL, NULL, "mount", "-t", "tmpfs", "-o", opts, "tmpfs", dir,
+                     (char *)NULL);
+    free(opts);
+    if (rc != 0) {
+        th_fail_at(__FILE__, __LINE__, "cannot mount a tmpfs on %s", dir);
+        free(dir);
+        return NULL;
+    }
+    return dir;
+}
+
+/* Room for a new overlay of xvdb (196 KiB), not for the guest's first writes to it. */
+static char *small_overlay_dir(void)
+{
+    return mount_tmpfs("small-ovl", "400k");
+}
+
+static void unmount_dir(char *dir)
+{
+    th_runl(NULL, NULL, "umount", "-l", dir, (char *)NULL);
+    rmdir(dir);
+    free(dir);
+}
+
+static bool dir_is_empty(const char *dir)
+{
+    char *out = NULL;
+    th_runl(&out, NULL, "ls", "-A", dir, (char *)NULL);
+    bool empty = out && !out[0];
+    if (!empty)
+        th_note("%s holds: %s", dir, out ? out : "(ls failed)");
+    free(out);
+    return empty;
+}
+
+/*
+ * Issue 15, fault 2: an overlay dir short of room for the guest's writes
+ * after the thaw is refused before anything is frozen or written.
+ */
+static void test_overlay_dir_too_small(void)
+{
+    if (!up(k_up))
+        return;
+    char *dir = small_overlay_dir();
+    if (!dir)
+        return;
+    char *before = th_world_capture(&k, TH_WORLD_LIVE);
+    char *opt = snap_xasprintf("--overlay-dir=%s", dir);
+    const char *trace = th_path("small.trace");
+    setenv("XLSNAP_TRACE", trace, 1);
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-create", "-e", "--disks=xvdb", opt, "k", "small1", NULL);
+    unsetenv("XLSNAP_TRACE");
+    th_note("xlsnap: %s", th_cmd_describe(&r));
+    CHECK_INT(r.rc, 1);
+    char *want =
+        snap_xasprintf("not enough free space in %s for the guest's writes after "
+                       "the snapshot (disk xvdb): ",
+                       dir);
+    CHECK_CONTAINS(r.err, want);
+    CHECK_CONTAINS(r.err, "65536 KiB wanted");
+    char *t = th_read_file(trace);
+    CHECK(!t || !strstr(t, "freeze-sent")); /* refused before the freeze */
+    CHECK(dir_is_empty(dir));
+    CHECK_THAWED(&k);
+    char *after = th_world_capture(&k, TH_WORLD_LIVE);
+    CHECK_WORLD(before, after);
+    th_cmd_free(&r);
+    free(before), free(after), free(opt), free(want), free(t);
+    unmount_dir(dir);
+}
+
+/*
+ * Issue 15, fault 2: the same overlay dir with the free-space check off (a
+ * test hook). k's fsfreeze hook now sleeps 5 s on "thaw" (after the
+ * filesystems are thawed): the writer's first fsync after the thaw fills
+ * the overlay, QEMU stops the guest on ENOSPC before the agent answers. xlsnap
+ * must say so (disk, file, reason), roll back (the overlay merged back into
+ * data.qcow2, which has room), resume the domain and finish the thaw: no
+ * SIGKILL by its own watchdog, no domain left paused and frozen.
+ */
+static void test_io_error_after_thaw(void)
+{
+    if (!up(k_up))
+        return;
+    char *dir = small_overlay_dir();
+    if (!dir)
+        return;
+    CHECK_INT(
+        th_xlsim_guest_sh(&k,
+                          "printf '#!/bin/sh\n[ \"$1\" = thaw ] && sleep 5\nexit 0\n' "
+                          ">/etc/xlsnap/hook.new && chmod 755 /etc/xlsnap/hook.new && "
+                          "mv /etc/xlsnap/hook.new /etc/xlsnap/fsfreeze-hook",
+                          NULL),
+        0);
+    char *before = th_world_capture(&k, TH_WORLD_LIVE);
+    char *opt = snap_xasprintf("--overlay-dir=%s", dir);
+    setenv("XLSNAP_TEST_WRITE_RESERVE", "0", 1);
+    uint64_t start = snap_now_ms();
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-create", "-e", "--disks=xvdb", opt, "k", "io1", NULL);
+    unsetenv("XLSNAP_TEST_WRITE_RESERVE");
+    th_note("after %llu ms, xlsnap: %s", (unsigned long long)(snap_now_ms() - start),
+            th_cmd_describe(&r));
+    CHECK_INT(r.rc, 1); /* not killed by its watchdog (-1, 137) */
+    CHECK_CONTAINS(r.err,
+                   "QEMU stopped the guest on an I/O error just after the snapshot");
+    char *file = snap_xasprintf("disk xvdb, file %s/", dir);
+    CHECK_CONTAINS(r.err, file);
+    CHECK_CONTAINS(r.err, "No space left on device");
+    CHECK_CONTAINS(r.err, "snapshot 'io1' was rolled back and domain k resumed, its "
+                          "filesystems thawed");
+    CHECK(!strstr(r.err, "watchdog"));
+    th_cmd_free(&r);
+    /* The hook back to a quick one before the agent is asked anything else. */
+    th_xlsim_guest_sh(&k, "printf '#!/bin/sh\nexit 0\n' >/etc/xlsnap/fsfreeze-hook",
+                      NULL);
+    CHECK_THAWED(&k); /* running (it wrote) and thawed */
+    CHECK(dir_is_empty(dir));
+    char *after = th_world_capture(&k, TH_WORLD_LIVE);
+    CHECK_WORLD(before, after);
+    th_xlsnap(&r, "snapshot-list", "k", NULL);
+    CHECK(r.rc == 0 && !strstr(r.out, "io1"));
+    th_cmd_free(&r);
+    free(before), free(after), free(opt), free(file);
+    unmount_dir(dir);
+}
+
+/* Polls QEMU's run state until it is want. */
+static bool wait_run_state(const th_xlsim_dom *d, const char *want, int timeout_ms)
+{
+    for (int waited = 0; waited < timeout_ms; waited += 200) {
+        snap_qmp *qmp;
+        snap_qmp_status st = {0};
+        snap_err err;
+        if (snap_qmp_connect(d->vm.qmp_path, 5000, &qmp, &err) == 0) {
+            int rc = snap_qmp_query_status(qmp, &st, 5000, &err);
+            snap_qmp_close(qmp);
+            if (rc == 0 && !strcmp(st.status, want))
+                return true;
+        }
+        usleep(200000);
+    }
+    return false;
+}
+
+/*
+ * Issue 15, fault 2: a domain QEMU stopped on an I/O error is not
+ * snapshotted (the snapshot would be recorded "paused, crash-consistent"
+ * and hide the error); the refusal says why and what to do. Here the
+ * overlay dir fills up after a snapshot that had room.
+ */
+static void test_io_error_domain_refused(void)
+{
+    if (!up(k_up))
+        return;
+    char *dir = mount_tmpfs("filling-ovl", "80m");
+    if (!dir)
+        return;
+    char *opt = snap_xasprintf("--overlay-dir=%s", dir);
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-create", "-q", "off", "-e", "--disks=xvdb", opt, "k", "full1",
+              NULL);
+    if (r.rc != 0)
+        th_fail_at(__FILE__, __LINE__, "%s", th_cmd_describe(&r));
+    th_cmd_free(&r);
+    char *filler = snap_xasprintf("%s/filler", dir);
+    char *of = snap_xasprintf("of=%s", filler);
+    th_runl(NULL, NULL, "dd", "if=/dev/zero", of, "bs=64k", (char *)NULL); /* ENOSPC */
+    CHECK(wait_run_state(&k, "io-error", 30000));
+    th_xlsnap(&r, "snapshot-create", "k", "full2", NULL);
+    th_note("xlsnap: %s", th_cmd_describe(&r));
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS(r.err, "domain k is stopped by QEMU after an I/O error on a disk (run "
+                          "state io-error");
+    CHECK_CONTAINS(r.err, dir);
+    CHECK_CONTAINS(r.err, "then run `xl unpause k`");
+    th_cmd_free(&r);
+    th_xlsnap(&r, "snapshot-list", "k", NULL);
+    CHECK(r.rc == 0 && strstr(r.out, "full1") && !strstr(r.out, "full2"));
+    th_cmd_free(&r);
+    unlink(filler);
+    CHECK(th_xlsim_pause(&k, false));
+    CHECK(wait_run_state(&k, "running", 10000));
+    CHECK_THAWED(&k);
+    free(opt), free(filler), free(of);
+    unmount_dir(dir);
+}
+
 int main(void)
 {
     TH_RUN(test_boot);
     TH_RUN(test_no_agent_required_refused);
     TH_RUN(test_no_agent_best_effort_mixed);
-    TH_RUN(test_freeze_hangs);
+    TH_RUN(test_freeze_hangs_required);
+    TH_RUN(test_freeze_hangs_best_effort);
     TH_RUN(test_transaction_fails);
     TH_RUN(test_sigkill_while_frozen);
+    TH_RUN(test_watchdog_says_why);
+    TH_RUN(test_overlay_dir_too_small);
+    TH_RUN(test_io_error_after_thaw);
+    TH_RUN(test_io_error_domain_refused);
     if (na_up)
         th_xlsim_destroy(&na);
     if (hang_up)

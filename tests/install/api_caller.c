@@ -50,6 +50,17 @@ int main(int argc, char **argv)
     if (rc == SNAP_OK)
         snap_info_list_free(list, n);
 
+#if !defined(LIBSNAP_HAVE_SUMMARY) || !defined(LIBSNAP_HAVE_ENUM_TO_STRING)
+#error "libsnap.h lacks the feature macros of libsnap.so.1"
+#endif
+    failures +=
+        expect(!strcmp(snap_domain_state_to_string(SNAP_DOMAIN_PAUSED), "paused") &&
+                   !strcmp(snap_method_to_string(SNAP_METHOD_EXTERNAL), "external") &&
+                   !strcmp(snap_quiesce_policy_to_string(SNAP_QUIESCE_BEST_EFFORT),
+                           "best-effort") &&
+                   !strcmp(snap_domain_state_to_string(SNAP_DOMAIN_UNKNOWN), "unknown"),
+               "the enums' names are the records' names");
+
     snap_create_params params;
     snap_create_params_init(&params);
     failures += expect(params.method == SNAP_METHOD_AUTO && !params.dry_run,

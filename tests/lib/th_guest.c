@@ -287,7 +287,7 @@ char *th_agent_read_file(th_agent *ga, const char *path)
 {
     char *data = NULL;
     snap_err err = {0};
-    if (snap_agent_read_file(ga, path, TH_AGENT_MAX_FILE, TH_AGENT_CALL_MS, &data, NULL,
+    if (qga_read_file(ga, path, TH_AGENT_MAX_FILE, TH_AGENT_CALL_MS, &data, NULL,
                              &err) != 0)
         th_fail_at(__FILE__, __LINE__, "%s", err.msg);
     return data;
@@ -295,11 +295,11 @@ char *th_agent_read_file(th_agent *ga, const char *path)
 
 int th_agent_exec(th_agent *ga, const char *const argv[], char **out)
 {
-    snap_agent_exec_result res;
+    qga_exec_result res;
     snap_err err = {0};
     if (out)
         *out = NULL;
-    if (snap_agent_guest_exec(ga, argv, TH_AGENT_EXEC_MS, &res, &err) != 0) {
+    if (qga_guest_exec(ga, argv, TH_AGENT_EXEC_MS, &res, &err) != 0) {
         th_fail_at(__FILE__, __LINE__, "%s", err.msg);
         return -1;
     }
@@ -308,7 +308,7 @@ int th_agent_exec(th_agent *ga, const char *const argv[], char **out)
         res.out = NULL;
     }
     int code = res.exitcode;
-    snap_agent_exec_result_dispose(&res);
+    qga_exec_result_dispose(&res);
     return code;
 }
 

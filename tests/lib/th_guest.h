@@ -23,7 +23,7 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
-#include "snap_agent.h"
+#include "qga_guest.h"
 #include "snap_json.h"
 
 /* ------------------------------------------------------------ the guest */

@@ -25,24 +25,30 @@ u=$dest/usr
 for f in bin/xlsnap bin/xlsim bin/xlsnap-xenstored; do
     check "$f is an executable" test -x "$u/$f"
 done
-for f in lib/libsnap.a lib/libsnap.so.0.1.0 include/libsnap.h lib/pkgconfig/libsnap.pc \
+for f in lib/libsnap.a lib/libsnap.so.1.0.0 include/libsnap.h lib/pkgconfig/libsnap.pc \
     share/man/man1/xlsnap.1 share/man/man3/libsnap.3 share/man/man5/xlsnap-snapshot.5 \
     share/bash-completion/completions/xlsnap; do
     check "$f installed" test -s "$u/$f"
 done
-check "libsnap.so.0 -> libsnap.so.0.1.0" test "$(readlink "$u/lib/libsnap.so.0")" = libsnap.so.0.1.0
-check "libsnap.so -> libsnap.so.0.1.0" test "$(readlink "$u/lib/libsnap.so")" = libsnap.so.0.1.0
-check "libsnap.so's soname is libsnap.so.0" \
-    grep -q 'SONAME.*\[libsnap.so.0\]' <(readelf -d "$u/lib/libsnap.so.0.1.0")
+check "libsnap.so.1 -> libsnap.so.1.0.0" test "$(readlink "$u/lib/libsnap.so.1")" = libsnap.so.1.0.0
+check "libsnap.so -> libsnap.so.1.0.0" test "$(readlink "$u/lib/libsnap.so")" = libsnap.so.1.0.0
+check "libsnap.so's soname is libsnap.so.1" \
+    grep -q 'SONAME.*\[libsnap.so.1\]' <(readelf -d "$u/lib/libsnap.so.1.0.0")
 check "libsnap.pc names the real prefix, not DESTDIR" \
     bash -c '! grep -q "$1" "$2" && grep -q "^libdir=/usr/lib" "$2"' _ "$dest" "$u/lib/pkgconfig/libsnap.pc"
 check "installed xlsnap runs (help)" grep -q snapshot-create <("$u/bin/xlsnap" help)
+for f in lib/libxlsnapcmd.a include/xlsnap_cmd.h include/xlsnap_cmdtable.h \
+    lib/pkgconfig/xlsnapcmd.pc; do
+    check "$f installed (for xl's tools/xl/Makefile)" test -s "$u/$f"
+done
 
 # The API caller, against the installed header and pkg-config file only.
 export PKG_CONFIG_PATH=$u/lib/pkgconfig PKG_CONFIG_SYSROOT_DIR=$dest
 src=$top/tests/install/api_caller.c
 flags=(-std=c11 -Wall -Wextra -Werror -Wstrict-prototypes)
-check "pkg-config knows libsnap 0.1.0" test "$(pkg-config --modversion libsnap)" = 0.1.0
+check "pkg-config knows libsnap 1.0.0" test "$(pkg-config --modversion libsnap)" = 1.0.0
+check "pkg-config xlsnapcmd: its headers, -lxlsnapcmd then libsnap" \
+    grep -q -- "^-I$u/include .*-L$u/lib -lxlsnapcmd -lsnap *$" <(pkg-config --cflags --libs xlsnapcmd)
 check "pkg-config points into DESTDIR" grep -q -- "-I$u/include" <(pkg-config --cflags libsnap)
 # shellcheck disable=SC2046 # pkg-config output is a list of flags
 check "api_caller builds against the installed libsnap.so" \
@@ -51,8 +57,8 @@ check "api_caller builds against the installed libsnap.so" \
 check "api_caller builds statically against libsnap.a (Requires.private)" \
     cc "${flags[@]}" -o "$tmp/api_static" "$src" $(pkg-config --cflags libsnap) \
     "$u/lib/libsnap.a" $(pkg-config --static --libs-only-l libsnap | sed 's/-lsnap//') -lpthread
-check "api_caller uses the installed libsnap.so.0" \
-    grep -q "$u/lib/libsnap.so.0" <(LD_LIBRARY_PATH=$u/lib ldd "$tmp/api_shared")
+check "api_caller uses the installed libsnap.so.1" \
+    grep -q "$u/lib/libsnap.so.1" <(LD_LIBRARY_PATH=$u/lib ldd "$tmp/api_shared")
 
 export XENSTORED_PATH=$tmp/xs.sock XLSNAP_PLATFORM=sim XLSNAP_STATEDIR=$tmp/state \
     XLSNAP_XEN_STATEDIR=$tmp/xen XLSNAP_XEN_RUNDIR=$tmp/run

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 #include "fake_peer.h"
-#include "snap_agent.h"
+#include "qga_guest.h"
 #include "snap_json.h"
 #include "snap_stream.h"
 #include "th.h"
@@ -570,27 +570,27 @@ static void test_open_wait_for_a_late_agent(void)
 
 static void drive_guest_exec(session *s)
 {
-    snap_agent_exec_result res;
+    qga_exec_result res;
     snap_err err;
     const char *const sh[] = {"/bin/sh", "-c", "echo hello; echo oops >&2", NULL};
     const char *const nope[] = {"/bin/nope", NULL};
-    CHECK_INT(snap_agent_guest_exec(s->ag, sh, 2000, &res, &err), 0);
+    CHECK_INT(qga_guest_exec(s->ag, sh, 2000, &res, &err), 0);
     CHECK_INT(res.exitcode, 3);
     CHECK_INT(res.signal, 0);
     CHECK_STR(res.out, "hello\n");
     CHECK_INT(res.out_len, 6);
     CHECK_STR(res.err, "oops");
-    snap_agent_exec_result_dispose(&res);
-    CHECK_INT(snap_agent_guest_exec(s->ag, sh, 2000, &res, &err), 0);
+    qga_exec_result_dispose(&res);
+    CHECK_INT(qga_guest_exec(s->ag, sh, 2000, &res, &err), 0);
     CHECK_INT(res.exitcode, -1);
     CHECK_INT(res.signal, 9);
     CHECK_STR(res.out, "");
-    snap_agent_exec_result_dispose(&res);
-    CHECK_INT(snap_agent_guest_exec(s->ag, sh, 2000, &res, &err), SNAP_ERROR_PROTOCOL);
+    qga_exec_result_dispose(&res);
+    CHECK_INT(qga_guest_exec(s->ag, sh, 2000, &res, &err), SNAP_ERROR_PROTOCOL);
     CHECK_CONTAINS(err.msg, "running /bin/sh in the guest: agent: guest-exec-status: "
                             "out-data is not base64");
     CHECK(res.out == NULL);
-    CHECK_INT(snap_agent_guest_exec(s->ag, nope, 2000, &res, &err), SNAP_ERROR_PEER);
+    CHECK_INT(qga_guest_exec(s->ag, nope, 2000, &res, &err), SNAP_ERROR_PEER);
     CHECK_CONTAINS(err.msg, "running /bin/nope in the guest: agent: guest-exec: "
                             "GenericError: Guest agent command failed");
 }
@@ -618,11 +618,11 @@ static void test_guest_exec_polls_and_decodes(void)
 
 static void drive_guest_exec_times_out(session *s)
 {
-    snap_agent_exec_result res;
+    qga_exec_result res;
     snap_err err;
     const char *const argv[] = {"/bin/sleep", "100", NULL};
     uint64_t t0 = snap_now_ms();
-    CHECK_INT(snap_agent_guest_exec(s->ag, argv, 50, &res, &err), SNAP_ERROR_TIMEDOUT);
+    CHECK_INT(qga_guest_exec(s->ag, argv, 50, &res, &err), SNAP_ERROR_TIMEDOUT);
     CHECK(snap_now_ms() - t0 < 1000);
     CHECK_CONTAINS(err.msg, "/bin/sleep");
 }
@@ -655,17 +655,17 @@ static void drive_read_file(session *s)
     char *data = NULL;
     size_t len = 0;
     CHECK_INT(
-        snap_agent_read_file(s->ag, "/mnt/vdb/writer.log", 100, 2000, &data, &len, &err),
+        qga_read_file(s->ag, "/mnt/vdb/writer.log", 100, 2000, &data, &len, &err),
         0);
     CHECK_STR(data, "abcdef\n");
     CHECK_INT(len, 7);
     free(data);
     CHECK_INT(
-        snap_agent_read_file(s->ag, "/mnt/vdb/writer.log", 5, 2000, &data, &len, &err),
+        qga_read_file(s->ag, "/mnt/vdb/writer.log", 5, 2000, &data, &len, &err),
         SNAP_ERROR_PROTOCOL);
     CHECK_STR(err.msg, "reading /mnt/vdb/writer.log in the guest: longer than 5 bytes");
     CHECK(data == NULL);
-    CHECK_INT(snap_agent_read_file(s->ag, "/nope", 100, 2000, &data, NULL, &err),
+    CHECK_INT(qga_read_file(s->ag, "/nope", 100, 2000, &data, NULL, &err),
               SNAP_ERROR_PEER);
     CHECK_CONTAINS(err.msg, "reading /nope in the guest: agent: guest-file-open: "
                             "GenericError: failed to open file");
@@ -796,10 +796,10 @@ static void test_thaw_timeouts(void)
 
 static void drive_fsinfo(session *s)
 {
-    snap_agent_fs *fs = NULL;
+    qga_fs *fs = NULL;
     size_t n = 0;
     snap_err err;
-    if (snap_agent_get_fsinfo(s->ag, 1000, &fs, &n, &err) == 0) {
+    if (qga_get_fsinfo(s->ag, 1000, &fs, &n, &err) == 0) {
         CHECK_INT(n, 2);
         CHECK_STR(fs[0].mountpoint, "/");
         CHECK_STR(fs[0].type, "ext4");
@@ -812,14 +812,14 @@ static void drive_fsinfo(session *s)
         CHECK_INT(fs[0].disks[0].unit, 51712);
         CHECK_STR(fs[1].mountpoint, "/run");
         CHECK_INT(fs[1].n_disks, 0);
-        snap_agent_fsinfo_free(fs, n);
+        qga_fsinfo_free(fs, n);
     } else {
         CHECK(!"guest-get-fsinfo failed");
     }
-    CHECK_INT(snap_agent_get_fsinfo(s->ag, 1000, &fs, &n, &err), SNAP_ERROR_PROTOCOL);
+    CHECK_INT(qga_get_fsinfo(s->ag, 1000, &fs, &n, &err), SNAP_ERROR_PROTOCOL);
     CHECK_CONTAINS(err.msg, "without name, mountpoint or type");
     CHECK(fs == NULL && n == 0);
-    CHECK_INT(snap_agent_get_fsinfo(s->ag, 1000, &fs, &n, &err), SNAP_ERROR_PROTOCOL);
+    CHECK_INT(qga_get_fsinfo(s->ag, 1000, &fs, &n, &err), SNAP_ERROR_PROTOCOL);
     CHECK_CONTAINS(err.msg, "return is not a list");
 }
 
@@ -919,17 +919,17 @@ static void check_real_agent_info(snap_agent *ag)
 /* Read-only: the host's own mounts (virtual filesystems are not listed). */
 static void check_real_agent_fsinfo(snap_agent *ag)
 {
-    snap_agent_fs *fs = NULL;
+    qga_fs *fs = NULL;
     size_t n = 0;
     snap_err err;
-    REQUIRE(snap_agent_get_fsinfo(ag, 5000, &fs, &n, &err) == 0);
+    REQUIRE(qga_get_fsinfo(ag, 5000, &fs, &n, &err) == 0);
     for (size_t i = 0; i < n; i++) {
         CHECK(fs[i].mountpoint[0] == '/');
         CHECK(fs[i].type[0] != '\0');
     }
     th_note("host qemu-ga lists %zu filesystem(s)%s%s", n, n ? ", first " : "",
             n ? fs[0].mountpoint : "");
-    snap_agent_fsinfo_free(fs, n);
+    qga_fsinfo_free(fs, n);
 }
 
 /* Only after the agent itself confirmed every freeze command is disabled. */

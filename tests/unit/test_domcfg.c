@@ -260,9 +260,7 @@ static void test_update_changes_only_that_disk(void)
     snap_err err = {0};
     snap_domcfg_disk_change ch = {"xvda", "/var/lib/xen/images/guest1.snap-1.qcow2",
                                   "qcow2"};
-    snap_domcfg_undo *undo = NULL;
-    REQUIRE(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, &ch, 1, 1000, &undo, &err) ==
-            0);
+    REQUIRE(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, &ch, 1, 1000, &err) == 0);
     size_t len, exp_len;
     char *now = file_bytes(&f, &len);
     REQUIRE(now);
@@ -276,17 +274,12 @@ static void test_update_changes_only_that_disk(void)
     CHECK_INT(now[len - 1], '\0');
     char *diff = json_diff(f.orig, now);
     CHECK_STR(diff, "/disks/0/pdev_path;");
-    const snap_domcfg_disk *old = snap_domcfg_undo_old(undo, 0);
-    REQUIRE(old);
-    CHECK_STR(old->pdev_path, "/var/lib/xen/images/guest1 root.qcow2");
-    CHECK_STR(old->format, "qcow2");
     CHECK_INT(file_mode(&f), 0600);
     CHECK_INT(count_glob(&f, "userdata-n.*"), 0);
     CHECK_INT(count_glob(&f, "*.domain-userdata-lock"), 0);
     free(diff);
     free(expect);
     free(now);
-    snap_domcfg_undo_free(undo);
     fixture_free(&f);
 }
 
@@ -299,7 +292,7 @@ static void test_update_two_disks_with_format(void)
         {"xvdb", "/var/lib/xen/images/data \"quoted\"\\.qcow2", "qcow2"},
         {"xvda", "/var/lib/xen/images/root-2.qcow2", NULL},
     };
-    REQUIRE(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, ch, 2, -1, NULL, &err) == 0);
+    REQUIRE(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, ch, 2, -1, &err) == 0);
     size_t len;
     char *now = file_bytes(&f, &len);
     REQUIRE(now);
@@ -335,9 +328,7 @@ static void test_absent_key_regenerates_in_order(void)
     CHECK(d.format == NULL);
     snap_domcfg_disk_dispose(&d);
     snap_domcfg_disk_change ch = {"xvdb", "/img/data.qcow2", "qcow2"};
-    snap_domcfg_undo *undo = NULL;
-    REQUIRE(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, &ch, 1, -1, &undo, &err) ==
-            0);
+    REQUIRE(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, &ch, 1, -1, &err) == 0);
     size_t len;
     char *now = file_bytes(&f, &len);
     REQUIRE(now);
@@ -348,47 +339,38 @@ static void test_absent_key_regenerates_in_order(void)
     REQUIRE(first);
     CHECK(memcmp(now, f.orig, (size_t)(first - f.orig)) == 0);
     CHECK_INT(now[len - 1], '\0');
-    CHECK(snap_domcfg_undo_old(undo, 0)->format == NULL);
-    /* Rolling back gives the original bytes again. */
-    CHECK_INT(snap_domcfg_rollback(undo, -1, &err), 0);
-    char *back = file_bytes(&f, &len);
-    CHECK(back && len == f.orig_len && memcmp(back, f.orig, len) == 0);
-    free(back);
     free(diff);
     free(now);
-    snap_domcfg_undo_free(undo);
     fixture_free(&f);
 }
 
-static void test_rollback_restores_original_bytes(void)
+static void test_switch_back_restores_original_bytes(void)
 {
     fixture f;
     REQUIRE(fixture_setup(&f, "rollback", NULL));
     snap_err err = {0};
     snap_domcfg_disk_change ch = {"xvda", "/snap/overlay.qcow2", "qcow2"};
-    snap_domcfg_undo *undo = NULL;
-    REQUIRE(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, &ch, 1, -1, &undo, &err) ==
-            0);
-    CHECK_INT(snap_domcfg_rollback(undo, 1000, &err), 0);
+    REQUIRE(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, &ch, 1, -1, &err) == 0);
+    /* A rollback switches back to the old values the journal kept. */
+    snap_domcfg_disk_change back = {"xvda", "/var/lib/xen/images/guest1 root.qcow2",
+                                    "qcow2"};
+    CHECK_INT(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, &back, 1, 1000, &err), 0);
     size_t len;
     char *now = file_bytes(&f, &len);
     CHECK(now && len == f.orig_len && memcmp(now, f.orig, len) == 0);
     CHECK_INT(file_mode(&f), 0600);
     CHECK_INT(count_glob(&f, "userdata-n.*"), 0);
     free(now);
-    snap_domcfg_undo_free(undo);
     fixture_free(&f);
 }
 
-static void test_rollback_after_libxl_rewrote(void)
+static void test_switch_back_after_libxl_rewrote(void)
 {
     fixture f;
     REQUIRE(fixture_setup(&f, "rewrite", NULL));
     snap_err err = {0};
     snap_domcfg_disk_change ch = {"xvda", "/snap/overlay.qcow2", "qcow2"};
-    snap_domcfg_undo *undo = NULL;
-    REQUIRE(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, &ch, 1, -1, &undo, &err) ==
-            0);
+    REQUIRE(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, &ch, 1, -1, &err) == 0);
     /* libxl changes something else meanwhile (e.g. mem-set). */
     size_t len, rlen;
     char *now = file_bytes(&f, &len);
@@ -396,16 +378,18 @@ static void test_rollback_after_libxl_rewrote(void)
     char *rewritten = replace_once(now, len, "262144", "524288", &rlen);
     REQUIRE(rewritten);
     REQUIRE(snap_domcfg_store(f.statedir, DOMID, f.uuid, rewritten, rlen, &err) == 0);
-    CHECK_INT(snap_domcfg_rollback(undo, -1, &err), 0);
-    char *back = file_bytes(&f, &len);
-    REQUIRE(back);
-    char *diff = json_diff(f.orig, back);
+    snap_domcfg_disk_change back = {"xvda", "/var/lib/xen/images/guest1 root.qcow2",
+                                    "qcow2"};
+    CHECK_INT(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, &back, 1, -1, &err), 0);
+    char *after = file_bytes(&f, &len);
+    REQUIRE(after);
+    /* libxl's change stays; only the disk went back. */
+    char *diff = json_diff(f.orig, after);
     CHECK_STR(diff, "/b_info/max_memkb;");
     free(diff);
-    free(back);
+    free(after);
     free(rewritten);
     free(now);
-    snap_domcfg_undo_free(undo);
     fixture_free(&f);
 }
 
@@ -457,7 +441,7 @@ static void test_lock_held_by_another_process(void)
     snap_err err = {0};
     snap_domcfg_disk_change ch = {"xvda", "/snap/locked.qcow2", "qcow2"};
     /* With a timeout: gives up, says which lock, leaves the file alone. */
-    CHECK_INT(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, &ch, 1, 150, NULL, &err),
+    CHECK_INT(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, &ch, 1, 150, &err),
               SNAP_ERROR_BUSY);
     CHECK_CONTAINS(err.msg, "domain-userdata-lock");
     size_t len;
@@ -465,8 +449,7 @@ static void test_lock_held_by_another_process(void)
     CHECK(now && len == f.orig_len && memcmp(now, f.orig, len) == 0);
     free(now);
     /* Blocking: must wait out both A and B (the inode re-check). */
-    CHECK_INT(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, &ch, 1, -1, NULL, &err),
-              0);
+    CHECK_INT(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, &ch, 1, -1, &err), 0);
     char *b_done = snap_xasprintf("%s/b-done", f.statedir);
     CHECK(access(b_done, F_OK) == 0);
     free(b_done);
@@ -488,7 +471,7 @@ static void check_refused(const fixture *f, const snap_domcfg_disk_change *ch, s
                           int want_rc, const char *want_msg)
 {
     snap_err err = {0};
-    CHECK_INT(snap_domcfg_set_disks(f->statedir, DOMID, f->uuid, ch, n, 1000, NULL, &err),
+    CHECK_INT(snap_domcfg_set_disks(f->statedir, DOMID, f->uuid, ch, n, 1000, &err),
               want_rc);
     CHECK_CONTAINS(err.msg, want_msg);
     size_t len;
@@ -522,17 +505,16 @@ static void test_bad_stored_files(void)
     REQUIRE(fixture_setup(&f, "bad", NULL));
     snap_err err = {0};
     snap_domcfg_disk_change ch = {"xvda", "/x.qcow2", "qcow2"};
-    CHECK_INT(
-        snap_domcfg_set_disks(f.statedir, DOMID + 1, f.uuid, &ch, 1, 1000, NULL, &err),
-        SNAP_ERROR_NOTFOUND);
+    CHECK_INT(snap_domcfg_set_disks(f.statedir, DOMID + 1, f.uuid, &ch, 1, 1000, &err),
+              SNAP_ERROR_NOTFOUND);
     CHECK_CONTAINS(err.msg, "userdata-d.8.");
     char *path = snap_domcfg_userdata_path(f.statedir, DOMID, f.uuid, "d", "libxl-json");
     REQUIRE(th_write_file(path, ""));
-    CHECK_INT(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, &ch, 1, 1000, NULL, &err),
+    CHECK_INT(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, &ch, 1, 1000, &err),
               SNAP_ERROR_INVAL);
     CHECK_CONTAINS(err.msg, "is empty");
     REQUIRE(th_write_file(path, "{\"disks\": [ {\"vdev\": \"xvda\", "));
-    CHECK_INT(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, &ch, 1, 1000, NULL, &err),
+    CHECK_INT(snap_domcfg_set_disks(f.statedir, DOMID, f.uuid, &ch, 1, 1000, &err),
               SNAP_ERROR_PROTOCOL);
     CHECK_CONTAINS(err.msg, "invalid libxl-json");
     char *text = th_read_file(path);
@@ -549,8 +531,8 @@ int main(void)
     TH_RUN(test_update_changes_only_that_disk);
     TH_RUN(test_update_two_disks_with_format);
     TH_RUN(test_absent_key_regenerates_in_order);
-    TH_RUN(test_rollback_restores_original_bytes);
-    TH_RUN(test_rollback_after_libxl_rewrote);
+    TH_RUN(test_switch_back_restores_original_bytes);
+    TH_RUN(test_switch_back_after_libxl_rewrote);
     TH_RUN(test_lock_held_by_another_process);
     TH_RUN(test_refused_changes);
     TH_RUN(test_bad_stored_files);

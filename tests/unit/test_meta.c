@@ -63,6 +63,12 @@ static void fill_meta(snap_meta *m, const char *name, const char *parent)
     d->base_path = strdup("/img/a.qcow2");
     d->qemu_snap_name = strdup(name);
     d->qemu_snap_id = strdup("3");
+    d->qemu_snap_stamp = (snap_meta_qsnap_stamp){.known = true,
+                                                 .date_sec = 1796590547,
+                                                 .date_nsec = 331419000,
+                                                 .vm_clock_sec = 12,
+                                                 .vm_clock_nsec = 999999999,
+                                                 .vm_state_size = 4096};
     d->node_before = strdup("xvda-qcow2");
     d = snap_meta_add_disk(m);
     d->vdev = strdup("xvdb");
@@ -173,6 +179,8 @@ static void check_disks_equal(const snap_meta *a, const snap_meta *b)
             CHECK_STR(x->qemu_snap_name, y->qemu_snap_name);
             CHECK_STR(x->qemu_snap_id, y->qemu_snap_id);
         }
+        CHECK(
+            !memcmp(&x->qemu_snap_stamp, &y->qemu_snap_stamp, sizeof x->qemu_snap_stamp));
         CHECK_STR(x->node_before, y->node_before);
         CHECK((x->node_after == NULL) == (y->node_after == NULL));
     }
@@ -232,6 +240,19 @@ static void test_roundtrip_every_field(void)
     CHECK(!b.description && !b.parent && !b.has_memory && !b.config && b.n_disks == 0);
     CHECK_INT(b.domain.domid, -1);
     CHECK_INT(b.quiesce.state, SNAP_META_CRASH_CONSISTENT);
+    CHECK(!b.quiesce.reason);
+    ta = snap_meta_to_json(&b);
+    CHECK(!strstr(ta, "\"reason\"")); /* left out when none: older records unchanged */
+    free(ta);
+    snap_meta_dispose(&b);
+    /* A best-effort fallback keeps its reason. */
+    free(a.name);
+    a.name = strdup("fell-back");
+    a.quiesce.policy = SNAP_QUIESCE_BEST_EFFORT;
+    a.quiesce.reason = strdup("freeze failed: no reply within 2000 ms");
+    CHECK_INT(snap_meta_save(&st, &a, true, &err), 0);
+    REQUIRE(snap_meta_load(&st, "fell-back", &b, &err) == 0);
+    CHECK_STR(b.quiesce.reason, "freeze failed: no reply within 2000 ms");
     snap_meta_dispose(&a);
     snap_meta_dispose(&b);
     snap_meta_store_close(&st);
@@ -393,6 +414,15 @@ static void test_strict_rejection(void)
     t = edited_record("\"overlay_path\": \"/img/b.raw.s1.qcow2\"",
                       "\"overlay_path\": null");
     expect_rejected(&st, t, SNAP_ERROR_INVAL, "field 'disks[1].overlay_path': required");
+    free(t);
+    t = edited_record("\"vm_clock_nsec\": 999999999", "\"vm_clock_nsec\": 1000000000");
+    expect_rejected(&st, t, SNAP_ERROR_INVAL,
+                    "field 'disks[0].qemu_snapshot_stamp.vm_clock_nsec': out of range");
+    free(t);
+    t = edited_record("\"vm_state_size\": 4096", "\"vm_state_size\": \"4096\"");
+    expect_rejected(&st, t, SNAP_ERROR_INVAL,
+                    "field 'disks[0].qemu_snapshot_stamp.vm_state_size': expected an "
+                    "integer");
     free(t);
     t = edited_record("\"creation_time\"", "\"created\"");
     expect_rejected(&st, t, SNAP_ERROR_INVAL, "field 'creation_time': missing");

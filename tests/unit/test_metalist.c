@@ -148,6 +148,37 @@ static void test_edits_seen_in_every_slice(void)
 }
 
 /* Index rows are decoded field by field: odd strings survive the round trip. */
+/* Threads of this process now (/proc/self/task entries). */
+static int thread_count(void)
+{
+    char buf[256];
+    FILE *f = fopen("/proc/self/status", "r");
+    int n = -1;
+    while (f && fgets(buf, sizeof buf, f))
+        if (sscanf(buf, "Threads: %d", &n) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return n;
+}
+
+/* Listing's stat threads are all gone when the call returns (libsnap(3)). */
+static void test_no_thread_outlives_a_listing(void)
+{
+    snap_meta_store st;
+    snap_meta_tree t;
+    snap_err err;
+    REQUIRE(snap_meta_store_open(&st, th_path("threads"), UUID, "vm1", true, &err) == 0);
+    populate(&st);
+    int before = thread_count();
+    for (int round = 0; round < 5; round++) {
+        CHECK_INT(snap_meta_tree_load(&st, &t, &err), 0);
+        CHECK_INT(thread_count(), before);
+        snap_meta_tree_dispose(&t);
+    }
+    snap_meta_store_close(&st);
+}
+
 static void test_index_strings_round_trip(void)
 {
     static const char *odd =
@@ -269,6 +300,7 @@ static void test_damaged_index_rows(void)
 int main(void)
 {
     TH_RUN(test_edits_seen_in_every_slice);
+    TH_RUN(test_no_thread_outlives_a_listing);
     TH_RUN(test_index_strings_round_trip);
     TH_RUN(test_damaged_index_rows);
     return th_finish();

@@ -323,6 +323,18 @@ static void test_external_transaction_builds_chains(void)
               "QMP transaction: GenericError: New overlay node-name already in use");
     CHECK(!file_exists(ovc));
     check_img_chain(ova, (const char *const[]){ova, t.a}, 2);
+
+    /* A file name too long for the file system: QEMU could not create it, so
+     * no "leftover overlay ... not removed" (issue 15, fault 3). */
+    char too_long[4096];
+    snprintf(too_long, sizeof too_long, "%s/%0300d.qcow2", th_tmpdir(), 0);
+    tx = snap_qmp_tx_new();
+    snap_qmp_tx_add_external(tx, "drive0", NULL, NULL, too_long, "qcow2");
+    CHECK_INT(snap_qmp_transaction(q, tx, T_MS, &err), SNAP_ERROR_PEER);
+    snap_qmp_tx_free(tx);
+    CHECK_CONTAINS(err.msg, "File name too long");
+    if (strstr(err.msg, "leftover"))
+        th_fail_at(__FILE__, __LINE__, "a leftover reported: %s", err.msg);
     snap_qmp_close(q);
     th_qemu_stop(&t.vm);
 }

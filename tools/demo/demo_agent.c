@@ -18,7 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snap_agent.h"
+#include "qga_guest.h"
 
 #define EXEC_WAIT_MS 30000
 
@@ -26,8 +26,8 @@
 static int agent_sh(snap_agent *ag, const char *command, snap_err *err)
 {
     const char *const argv[] = {"/bin/sh", "-c", command, NULL};
-    snap_agent_exec_result res;
-    if (snap_agent_guest_exec(ag, argv, EXEC_WAIT_MS, &res, err) != 0)
+    qga_exec_result res;
+    if (qga_guest_exec(ag, argv, EXEC_WAIT_MS, &res, err) != 0)
         return -1;
     fwrite(res.out, 1, res.out_len, stdout);
     fwrite(res.err, 1, res.err_len, stderr);
@@ -35,7 +35,7 @@ static int agent_sh(snap_agent *ag, const char *command, snap_err *err)
     if (res.signal)
         snap_err_set(err, SNAP_ERROR_PEER, "the guest command died by signal %d: %s",
                      res.signal, command);
-    snap_agent_exec_result_dispose(&res);
+    qga_exec_result_dispose(&res);
     return code;
 }
 

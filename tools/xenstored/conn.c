@@ -1,4 +1,4 @@
-/* Connection room: clients, framing, output queues, the poll loop. */
+/* Connection: clients, framing, output queues, the poll loop. */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>

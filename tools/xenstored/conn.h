@@ -1,5 +1,5 @@
 /*
- * Connection room: the unix-socket clients, their input framing and output
+ * Connection: the unix-socket clients, their input framing and output
  * queues, and the poll loop. Every socket client is dom0 (privileged), as in
  * upstream xenstored.
  */

@@ -1,5 +1,5 @@
 /*
- * Domain room: INTRODUCE / RELEASE / RESUME / SET_TARGET bookkeeping (no
+ * Domain: INTRODUCE / RELEASE / RESUME / SET_TARGET bookkeeping (no
  * hypervisor here: a domain is "introduced" once a toolstack says so),
  * GET_DOMAIN_PATH, IS_DOMAIN_INTRODUCED, RESET_WATCHES and CONTROL.
  */

@@ -1,4 +1,4 @@
-/* Request rooms: dispatch, tree operations and transactions (upstream core). */
+/* Requests: dispatch, tree operations and transactions (upstream core). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,5 @@
 /*
- * Request rooms: the handler table and dispatch (ops.c: tree operations and
+ * Requests: the handler table and dispatch (ops.c: tree operations and
  * transactions; domain.c: domains, RESET_WATCHES and CONTROL).
  */
 #ifndef XSD_OPS_H

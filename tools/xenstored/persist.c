@@ -1,4 +1,4 @@
-/* Persistence room: the tree to and from a text file. */
+/* Persistence: the tree to and from a text file. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

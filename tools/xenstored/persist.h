@@ -1,5 +1,5 @@
 /*
- * Persistence room: --load / --save of the whole tree as text, one node per
+ * Persistence: --load / --save of the whole tree as text, one node per
  * line in tree order: "<path>\t<perm>,<perm>...\t<value as hex>".
  */
 #ifndef XSD_PERSIST_H

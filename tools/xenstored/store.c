@@ -1,4 +1,4 @@
-/* Tree store room: nodes, the global node table, paths and perm strings. */
+/* Tree store: nodes, the global node table, paths and perm strings. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>

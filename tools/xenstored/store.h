@@ -1,5 +1,5 @@
 /*
- * Tree store room: nodes (value, permissions, ordered children, generation),
+ * Tree store: nodes (value, permissions, ordered children, generation),
  * the global table of nodes keyed by absolute path, path rules and the
  * permission string format.
  */

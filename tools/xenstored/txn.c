@@ -1,4 +1,4 @@
-/* Transaction room: per-transaction node copies, conflict checks, commit. */
+/* Transaction: per-transaction node copies, conflict checks, commit. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

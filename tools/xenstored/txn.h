@@ -1,5 +1,5 @@
 /*
- * Transaction room. Every request reads and writes the tree through a view:
+ * Transaction. Every request reads and writes the tree through a view:
  * the global store (t == NULL) or a transaction. As in upstream xenstored
  * 4.17, a transaction copies each node on first access and records its
  * generation; commit fails with EAGAIN when any recorded node changed or

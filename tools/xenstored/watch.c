@@ -1,4 +1,4 @@
-/* Watch room. */
+/* Watch. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,5 +1,5 @@
 /*
- * Watch room: per-connection watches, WATCH/UNWATCH, and matching changes
+ * Watch: per-connection watches, WATCH/UNWATCH, and matching changes
  * against every connection's watches (upstream fire_watches semantics).
  */
 #ifndef XSD_WATCH_H

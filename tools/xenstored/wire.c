@@ -1,4 +1,4 @@
-/* Wire room: message framing and payload parsing. */
+/* Wire: message framing and payload parsing. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

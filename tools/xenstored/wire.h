@@ -1,5 +1,5 @@
 /*
- * Wire room: the xenstore message framing (xen/io/xs_wire.h) and helpers to
+ * Wire: the xenstore message framing (xen/io/xs_wire.h) and helpers to
  * take request payloads apart the way upstream xenstored does.
  */
 #ifndef XSD_WIRE_H

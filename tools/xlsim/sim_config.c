@@ -386,11 +386,11 @@ int sim_config_read(const char *path, libxl_domain_config *d_config, snap_err *e
     size_t report_len = 0;
     FILE *report = open_memstream(&report_text, &report_len);
     if (!report)
-        return snap_err_errno(err, SNAP_ERROR_NOMEM, errno, "config %s", path);
+        return snap_err_errno(err, SNAP_ERROR_IO, errno, "config %s", path);
     XLU_Config *cfg = xlu_cfg_init(report, path);
     int rc;
     if (!cfg) {
-        rc = snap_err_set(err, SNAP_ERROR_NOMEM, "cannot allocate the config parser");
+        rc = snap_err_set(err, SNAP_ERROR_FAIL, "cannot allocate the config parser");
     } else {
         int e = xlu_cfg_readfile(cfg, path);
         if (e)

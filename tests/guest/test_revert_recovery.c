@@ -1,5 +1,6 @@
 /*
- * snapshot-revert loose ends (issue 6) on a real guest run by xlsim:
+ * snapshot-revert: dry run, recovery of a killed revert, revert overlays;
+ * on a real guest run by xlsim:
  *  - -N prints the plan as JSON and changes nothing (world capture);
  *  - xlsnap SIGKILLed mid-revert (test hook XLSNAP_TEST_PAUSE_IN_REVERT,
  *    after the domain is stopped): the journal records the domain's earlier

@@ -1,5 +1,6 @@
 /*
- * snapshot-delete loose ends (issue 6) on a real guest run by xlsim:
+ * snapshot-delete: recovery of an interrupted merge, dry run, --children;
+ * on a real guest run by xlsim:
  *  - the QMP connection drops right after block-commit is sent (a proxy in
  *    front of QEMU's QMP socket forwards, then cuts both ends): a clear
  *    error, the journal keeps the merge (the base changed), the record
