@@ -98,7 +98,9 @@ int snap_memory_remove(snap_ctx *ctx, const snap_meta_store *st, const char *nam
         return 0;
     snap_owned o = {.what = "memory file"};
     snap_owned_add_dir(&o, st->dir);
-    snap_owned_add_name(&o, "%s.mem", name);
+    char *lit = snap_owned_escape(name);
+    snap_owned_add_pattern(&o, snap_xasprintf("%s.mem", lit));
+    free(lit);
     int rc = snap_owned_remove(ctx->lg, path, &o, err);
     snap_owned_dispose(&o);
     return rc;

@@ -36,33 +36,21 @@ void snap_owned_add_dir(snap_owned *o, const char *dir)
         o->dirs[free_slot(o->dirs)] = snap_xstrdup(dir);
 }
 
-void snap_owned_add_name(snap_owned *o, const char *fmt, ...)
+char *snap_owned_escape(const char *s)
 {
-    size_t n = free_slot(o->names);
-    size_t cap = strlen(fmt) + 1, len = 0;
-    char *pat = snap_xmalloc(cap);
-    va_list ap;
-    va_start(ap, fmt);
-    for (const char *f = fmt; *f; f++) {
-        const char *lit = NULL;
-        if (f[0] == '%' && f[1] == 's')
-            lit = va_arg(ap, const char *), f++;
-        size_t need = len + (lit ? 2 * strlen(lit) : 1) + 1;
-        if (need > cap)
-            pat = snap_xrealloc(pat, cap = 2 * need);
-        if (!lit) {
-            pat[len++] = *f;
-            continue;
-        }
-        for (; *lit; lit++) { /* backslash-escaped: matched as itself */
-            if (strchr("*?[]\\", *lit))
-                pat[len++] = '\\';
-            pat[len++] = *lit;
-        }
+    char *e = snap_xmalloc(2 * strlen(s) + 1), *o = e;
+    for (; *s; s++) {
+        if (strchr("*?[]\\", *s))
+            *o++ = '\\';
+        *o++ = *s;
     }
-    va_end(ap);
-    pat[len] = '\0';
-    o->names[n] = pat;
+    *o = '\0';
+    return e;
+}
+
+void snap_owned_add_pattern(snap_owned *o, char *pattern)
+{
+    o->names[free_slot(o->names)] = pattern;
 }
 
 void snap_owned_dispose(snap_owned *o)

@@ -23,9 +23,10 @@ typedef struct snap_owned {
 
 /* Adds a directory (copied; NULL: nothing added). */
 void snap_owned_add_dir(snap_owned *o, const char *dir);
-/* Adds a name pattern built from fmt; every %s argument is matched literally. */
-void snap_owned_add_name(snap_owned *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+/* s with the fnmatch metacharacters backslash-escaped: it matches only itself. */
+char *snap_owned_escape(const char *s);
+/* Adds an fnmatch pattern of the names (taken over, malloc'd). */
+void snap_owned_add_pattern(snap_owned *o, char *pattern);
 void snap_owned_dispose(snap_owned *o);
 
 /* NULL when o allows removing path, else why not (malloc'd). */
@@ -42,9 +43,10 @@ int snap_owned_remove(xentoollog_logger *lg, const char *path, const snap_owned 
 /*
  * The overlays of one disk: a create's (in image's directory or overlay_dir,
  * the --overlay-dir it was given) and a revert's (beside the snapshot's
- * overlay md or its base image), named "<stem>.<name>[.<vdev>|.r<N>].qcow2"
- * as snap_plan.c and snap_revert.c name them; any stem, so that the rule
- * holds whichever image the stem is taken from. o->what is set too.
+ * overlay md or its base image), named as snap_overlay_path names them
+ * ("<stem>.<name>[.<vdev>|.r<k>].qcow2", or shortened with a hash of the
+ * name), for any stem. Kept beside snap_overlay_path (snap_overlay_name.c)
+ * so the two change together. o->what is set too.
  */
 void snap_owned_create_overlay(snap_owned *o, const char *image, const char *vdev,
                                const char *name, const char *overlay_dir);

@@ -15,7 +15,6 @@
 
 #include "snap_json.h"
 #include "snap_orch.h"
-#include "snap_owned.h"
 #include "snap_qemuimg.h"
 
 void snap_plan_dispose(snap_plan *plan)
@@ -137,22 +136,6 @@ static char *overlay_path_for(const char *dir, const snap_vdisk *d, const char *
     char *p = snap_overlay_path(dir, stem, name, with_vdev ? d->xs->vdev : NULL);
     free(stem);
     return p;
-}
-
-/*
- * What overlay_path_for may have named (for removing only those): any stem
- * (the image's, or its chain's original image's), the snapshot's name.
- */
-void snap_owned_create_overlay(snap_owned *o, const char *image, const char *vdev,
-                               const char *name, const char *overlay_dir)
-{
-    char *dir = snap_owned_dir(image);
-    o->what = "overlay";
-    snap_owned_add_dir(o, dir);
-    snap_owned_add_dir(o, overlay_dir);
-    snap_owned_add_name(o, "*.%s.qcow2", name);
-    snap_owned_add_name(o, "*.%s.%s.qcow2", vdev, name);
-    free(dir);
 }
 
 /*

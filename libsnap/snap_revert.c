@@ -22,7 +22,6 @@
 #include "snap_domcfg.h"
 #include "snap_json.h"
 #include "snap_memory.h"
-#include "snap_owned.h"
 #include "snap_qemuimg.h"
 #include "snap_revert.h"
 
@@ -76,22 +75,6 @@ static int new_overlay_path(const snap_meta_disk *md, const char *name, char **o
     free(o);
     free(stem);
     return 0;
-}
-
-/*
- * What new_overlay_path may have named (for removing only those): any stem
- * (the base image's, or its chain's original image's), the snapshot's name.
- */
-void snap_owned_revert_overlay(snap_owned *o, const snap_meta_disk *md, const char *name)
-{
-    char *odir = md->overlay_path ? snap_owned_dir(md->overlay_path) : NULL;
-    char *bdir = snap_owned_dir(md->base_path);
-    o->what = "overlay";
-    snap_owned_add_dir(o, odir);
-    snap_owned_add_dir(o, bdir);
-    snap_owned_add_name(o, "*.%s.r[0-9]*.qcow2", name);
-    free(bdir);
-    free(odir);
 }
 
 static int check_disk(snap_session *s, revert_disk *rd, const char *name, snap_err *err)

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "snap_meta.h"
+#include "snap_orch.h"
 #include "snap_owned.h"
 #include "th.h"
 
@@ -33,7 +34,9 @@ static void memory_rule(snap_owned *o, const char *dir, const char *name)
     memset(o, 0, sizeof *o);
     o->what = "memory file";
     snap_owned_add_dir(o, dir);
-    snap_owned_add_name(o, "%s.mem", name);
+    char *lit = snap_owned_escape(name);
+    snap_owned_add_pattern(o, snap_xasprintf("%s.mem", lit));
+    free(lit);
 }
 
 /* snap_owned_remove of path under o: 0 returned, and whether it is gone. */
@@ -134,7 +137,7 @@ static void test_overlay_rules(void)
     snap_owned o = {0};
     snap_owned_create_overlay(&o, image, "xvdb", "e1", ovl);
     char *beside = make_file(img, "data.e1.qcow2");
-    char *in_dir = make_file(ovl, "data.xvdb.e1.qcow2");
+    char *in_dir = make_file(ovl, "data.e1.xvdb.qcow2");
     char *elsewhere = make_file(other, "data.e1.qcow2");
     char *wrong = make_file(img, "data.e2.qcow2");
     CHECK(!removed(elsewhere, &o));
@@ -143,6 +146,21 @@ static void test_overlay_rules(void)
     char *other_stem = make_file(img, "orig.e1.qcow2"); /* a chain's original image */
     CHECK(removed(other_stem, &o));
     free(other_stem);
+    /* a long name, shortened as snap_overlay_path shortens it */
+    char long_name[160];
+    memset(long_name, 'n', sizeof long_name - 1);
+    long_name[sizeof long_name - 1] = '\0';
+    snap_owned_dispose(&o);
+    snap_owned_create_overlay(&o, image, "xvdb", long_name, NULL);
+    char *stem = snap_xasprintf("%0120d", 7);
+    char *shortened = snap_overlay_path(img, stem, long_name, "xvdb");
+    CHECK(strchr(shortened, '~') != NULL);
+    REQUIRE(th_write_file(shortened, "x"));
+    CHECK(removed(shortened, &o));
+    free(shortened);
+    free(stem);
+    snap_owned_dispose(&o);
+    snap_owned_create_overlay(&o, image, "xvdb", "e1", ovl);
     CHECK(removed(in_dir, &o));
     snap_owned_dispose(&o);
     snap_owned_create_overlay(&o, image, "xvdb", "e1", NULL);
