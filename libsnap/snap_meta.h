@@ -214,8 +214,9 @@ int snap_meta_remove(snap_meta_store *st, const char *name, snap_err *err);
  * finishes the job. Used by delete before snap_meta_remove.
  */
 /*
- * "; remove it with: xlsnap snapshot-delete --metadata DOMAIN 'NAME'"
- * (malloc'd), appended to the errors about a damaged record.
+ * "; remove it with snapshot-delete --metadata DOMAIN NAME" (shell-quoted
+ * when needed; no program name: xlsnap and xl both take it), malloc'd,
+ * appended to the errors about a damaged record.
  */
 char *snap_meta_removal_hint(const snap_meta_store *st, const char *name);
 /* snap_meta_load, the error about a damaged record ending with that hint. */

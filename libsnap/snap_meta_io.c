@@ -156,8 +156,8 @@ static char *shell_quoted(const char *s)
 char *snap_meta_removal_hint(const snap_meta_store *st, const char *name)
 {
     char *dom = shell_quoted(st->label), *n = shell_quoted(name);
-    char *hint = snap_xasprintf(
-        "; remove it with: xlsnap snapshot-delete --metadata %s %s", dom, n);
+    char *hint =
+        snap_xasprintf("; remove it with snapshot-delete --metadata %s %s", dom, n);
     free(dom);
     free(n);
     return hint;

@@ -460,7 +460,7 @@ int snap_discard_hint(snap_err *err, int rc, const char *domain)
     char *msg = snap_xstrdup(err->msg);
     snap_err_set(err, rc,
                  "%s; if no xlsnap is working on domain %s, move the journal aside "
-                 "with: xlsnap snapshot-delete --discard-journal %s",
+                 "with snapshot-delete --discard-journal %s",
                  msg, domain, domain);
     free(msg);
     return rc;

@@ -62,7 +62,8 @@ static void test_garbage_journal_discarded_and_thawed(void)
     th_xlsnap(&r, "snapshot-create", g.name, "s1", NULL);
     CHECK(r.rc != 0);
     CHECK_CONTAINS(r.err, ".journal.json");
-    CHECK_CONTAINS(r.err, "xlsnap snapshot-delete --discard-journal dj");
+    CHECK_CONTAINS(r.err,
+                   "move the journal aside with snapshot-delete --discard-journal dj");
     th_cmd_free(&r);
     XLSNAP_OK(&r, "snapshot-delete", "--discard-journal", g.name);
     CHECK_CONTAINS(r.out, "Journal of domain dj moved aside to");

@@ -707,8 +707,7 @@ static void test_damaged_record_removal(void)
     snap_meta m;
     CHECK(snap_meta_load_hinted(&st, "junk", &m, &err) == SNAP_ERROR_INVAL);
     CHECK_CONTAINS(err.msg, "junk.json: invalid JSON");
-    CHECK_CONTAINS(err.msg,
-                   "; remove it with: xlsnap snapshot-delete --metadata vm1 junk");
+    CHECK_CONTAINS(err.msg, "; remove it with snapshot-delete --metadata vm1 junk");
     hand_write(&st, "it's.json", "");
     CHECK(snap_meta_load_hinted(&st, "it's", &m, &err) != 0);
     CHECK_CONTAINS(err.msg, "--metadata vm1 'it'\\''s'");
