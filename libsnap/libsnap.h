@@ -56,6 +56,15 @@ extern "C" {
 const char *snap_strerror(int rc);
 
 /*
+ * Text for a terminal: NULL when s is safe to print as it is; else a
+ * malloc'd copy with each byte that is not UTF-8 as \xNN and each control
+ * (C0, DEL, C1) or Unicode bidirectional control as \u{NNNN}. Records
+ * written by hand or by older versions may hold anything: a caller printing
+ * names, descriptions or messages should pass them through this.
+ */
+char *snap_text_escape(const char *s);
+
+/*
  * Feature macros, as libxl's LIBXL_HAVE_*: a caller tests for a feature
  * with #ifdef instead of comparing versions. Each names what it adds; the
  * first set describes the API of libsnap.so.1.
@@ -64,6 +73,7 @@ const char *snap_strerror(int rc);
 #define LIBSNAP_HAVE_SUMMARY        1 /* snap_summary, snap_list_summaries */
 #define LIBSNAP_HAVE_ENUM_TO_STRING 1 /* snap_*_to_string */
 #define LIBSNAP_HAVE_DOMAIN_STATE   1 /* snap_info.domain_state is an enum */
+#define LIBSNAP_HAVE_TEXT_ESCAPE    1 /* snap_text_escape */
 #define LIBSNAP_HAVE_CTX_ALLOC_LIBXL 1 /* snap_ctx_alloc_libxl */
 
 /* ------------------------------------------------------------------ context */

@@ -27,15 +27,59 @@ const char *snap_strerror(int rc)
     }
 }
 
+/*
+ * Formats into a buffer of its own first: a caller may pass err->msg itself
+ * as an argument (formatting straight into it read a half-overwritten
+ * string: "failed: ; and then ...").
+ */
+static int err_format(char *out, size_t size, const char *fmt, va_list ap)
+    __attribute__((format(printf, 3, 0)));
+
+static int err_format(char *out, size_t size, const char *fmt, va_list ap)
+{
+    int n = vsnprintf(out, size, fmt, ap);
+    if (n < 0) {
+        out[0] = '\0';
+        return 0;
+    }
+    return (size_t)n < size ? n : (int)size - 1;
+}
+
+/* An empty message says at least what the code means. */
+static void err_fill_empty(snap_err *err)
+{
+    if (!err->msg[0])
+        snprintf(err->msg, sizeof err->msg, "%s", snap_strerror(err->code));
+}
+
+/* Copies head, then each of parts, into err->msg, cutting at the end. */
+static void err_compose(snap_err *err, const char *head, const char *const *parts,
+                        size_t n_parts)
+{
+    char out[SNAP_ERRMSG_MAX];
+    size_t at = strnlen(head, sizeof out - 1);
+    memcpy(out, head, at);
+    for (size_t i = 0; i < n_parts && at < sizeof out - 1; i++) {
+        size_t l = strnlen(parts[i], sizeof out - 1 - at);
+        memcpy(out + at, parts[i], l);
+        at += l;
+    }
+    out[at] = '\0';
+    memcpy(err->msg, out, at + 1);
+}
+
 int snap_err_set(snap_err *err, int code, const char *fmt, ...)
 {
     if (!err)
         return code;
+    char head[SNAP_ERRMSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    err_format(head, sizeof head, fmt, ap);
     va_end(ap);
     err->code = code;
+    err_compose(err, head, NULL, 0);
+    err_fill_empty(err);
     return code;
 }
 
@@ -43,13 +87,14 @@ int snap_err_errno(snap_err *err, int code, int errnum, const char *fmt, ...)
 {
     if (!err)
         return code;
+    char head[SNAP_ERRMSG_MAX];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+    err_format(head, sizeof head, fmt, ap);
     va_end(ap);
-    if (n >= 0 && (size_t)n < sizeof err->msg)
-        snprintf(err->msg + n, sizeof err->msg - (size_t)n, ": %s", strerror(errnum));
+    const char *parts[] = {": ", strerror(errnum)};
     err->code = code;
+    err_compose(err, head, parts, 2);
     return code;
 }
 
@@ -57,25 +102,36 @@ int snap_err_context(snap_err *err, const char *fmt, ...)
 {
     if (!err)
         return SNAP_ERROR_FAIL;
-    char old[SNAP_ERRMSG_MAX];
-    va_list ap;
-    memcpy(old, err->msg, sizeof old);
-    va_start(ap, fmt);
-    int n = vsnprintf(err->msg, sizeof err->msg, fmt, ap);
-    va_end(ap);
-    /* Long messages are cut at the end: the outer context matters most. */
-    if (n >= 0 && (size_t)n < sizeof err->msg) {
-        size_t at = (size_t)n;
-        const char *parts[2] = {": ", old};
-        for (int i = 0; i < 2 && at < sizeof err->msg - 1; i++) {
-            size_t l = strnlen(parts[i], sizeof err->msg - 1 - at);
-            memcpy(err->msg + at, parts[i], l);
-            at += l;
-        }
-        err->msg[at] = '\0';
-    }
     if (!err->code)
         err->code = SNAP_ERROR_FAIL;
+    err_fill_empty(err);
+    char head[SNAP_ERRMSG_MAX], old[SNAP_ERRMSG_MAX];
+    memcpy(old, err->msg, sizeof old);
+    va_list ap;
+    va_start(ap, fmt);
+    err_format(head, sizeof head, fmt, ap);
+    va_end(ap);
+    /* Long messages are cut at the end: the outer context matters most. */
+    const char *parts[] = {": ", old};
+    err_compose(err, head, parts, 2);
+    return err->code;
+}
+
+int snap_err_append(snap_err *err, const char *fmt, ...)
+{
+    if (!err)
+        return SNAP_ERROR_FAIL;
+    if (!err->code)
+        err->code = SNAP_ERROR_FAIL;
+    err_fill_empty(err);
+    char old[SNAP_ERRMSG_MAX], tail[SNAP_ERRMSG_MAX];
+    memcpy(old, err->msg, sizeof old);
+    va_list ap;
+    va_start(ap, fmt);
+    err_format(tail, sizeof tail, fmt, ap);
+    va_end(ap);
+    const char *parts[] = {tail};
+    err_compose(err, old, parts, 1);
     return err->code;
 }
 

@@ -27,7 +27,11 @@ typedef struct snap_err {
     char msg[SNAP_ERRMSG_MAX];
 } snap_err;
 
-/* Sets the error and returns code (so: `return snap_err_set(err, ...)`). */
+/*
+ * The message is never empty (an empty one reads as snap_strerror(code)),
+ * and err->msg may be passed as an argument to any of these.
+ * Sets the error and returns code (so: `return snap_err_set(err, ...)`).
+ */
 int snap_err_set(snap_err *err, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Like snap_err_set, appending ": strerror(errnum)". */
@@ -35,6 +39,9 @@ int snap_err_errno(snap_err *err, int code, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Prefixes "context: " to the message; returns err->code. */
 int snap_err_context(snap_err *err, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* Appends to the message ("...; and then ..."); returns err->code. */
+int snap_err_append(snap_err *err, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 void snap_err_clear(snap_err *err);
 

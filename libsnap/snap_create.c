@@ -14,6 +14,7 @@
 #include "snap_memory.h"
 #include "snap_orch.h"
 #include "snap_qemuimg.h"
+#include "snap_text.h"
 
 /* Journals every file and snapshot this run may create, before creating any. */
 static void journal_intent(snap_journal *j, const snap_plan *plan, char *prev_current)
@@ -221,22 +222,6 @@ static int identities_from_qmp(snap_qmp *qmp, snap_plan *plan, snap_err *err)
     return rc;
 }
 
-/* Appends "; <text>" to err's message. */
-static void err_append(snap_err *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static void err_append(snap_err *err, const char *fmt, ...)
-{
-    size_t used = strlen(err->msg);
-    if (used + 3 >= sizeof err->msg)
-        return;
-    memcpy(err->msg + used, "; ", 3);
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err->msg + used + 2, sizeof err->msg - used - 2, fmt, ap);
-    va_end(ap);
-}
-
 /* The disk and file a QMP node-name stands for in this plan. */
 static void describe_node(const snap_plan *plan, const char *node, char *buf, size_t len)
 {
@@ -303,7 +288,7 @@ static int finish_window(snap_ctx *ctx, snap_qmp *qmp, const snap_plan *plan,
     if (tx_done && check_io_stop(qmp, plan, err) != 0) {
         *io_stopped = true;
         if (trc)
-            err_append(err, "%s", terr.msg);
+            snap_err_append(err, "; %s", terr.msg);
         return SNAP_ERROR_IO;
     }
     if (trc && !rc) {
@@ -644,7 +629,7 @@ static void resume_after_io_stop(snap_ctx *ctx, snap_session *s, const snap_plan
         ctx->ops->unpause(ctx, &s->dom.ref, &e) == 0) {
         bool pending = snap_quiesce_thaw_pending(q);
         int trc = snap_quiesce_thaw_after_resume(q, &e);
-        err_append(err, "snapshot '%s' was rolled back and domain %s resumed%s%s",
+        snap_err_append(err, "; snapshot '%s' was rolled back and domain %s resumed%s%s",
                    plan->name, name,
                    trc       ? ", but "
                    : pending ? ", its filesystems thawed"
@@ -654,9 +639,9 @@ static void resume_after_io_stop(snap_ctx *ctx, snap_session *s, const snap_plan
     }
     char dirs[1024];
     written_dirs(plan, dirs, sizeof dirs);
-    err_append(
+    snap_err_append(
         err,
-        "domain %s is left paused by QEMU (run state io-error)%s: free space in "
+        "; domain %s is left paused by QEMU (run state io-error)%s: free space in "
         "%s, then run `xl unpause %s`%s",
         name,
         snap_quiesce_thaw_pending(q)
@@ -687,8 +672,10 @@ static int create_in_session(snap_ctx *ctx, snap_session *s, const snap_create_p
         rc = create_check_parent(&s->st, current, err);
     if (!rc)
         rc = snap_quiesce_prepare(ctx, &s->dom, &plan, &q, err);
-    if (rc)
+    if (rc) {
+        free(current); /* not yet the journal's */
         goto out_plan;
+    }
     snap_journal_init(&j, SNAP_JOURNAL_CREATE, plan.name);
     journal_intent(&j, &plan, current);
     j.overlay_dir = p->overlay_dir ? realpath(p->overlay_dir, NULL) : NULL;
@@ -704,7 +691,7 @@ static int create_in_session(snap_ctx *ctx, snap_session *s, const snap_create_p
             snap_err rerr;
             int rrc = snap_rollback_create(ctx, s, &j, &rerr);
             if (rrc)
-                err_append(err, "and then %s", rerr.msg);
+                snap_err_append(err, "; and then %s", rerr.msg);
             if (io_stopped)
                 resume_after_io_stop(ctx, s, &plan, q, rrc == 0, err);
         } else {
@@ -718,6 +705,19 @@ out_plan:
     return rc;
 }
 
+/*
+ * The user's text, checked before the domain is even looked up: a name or
+ * description that could reach a terminal as control sequences or reordered
+ * by bidirectional controls is refused (snap_text.h), not stored.
+ */
+static int check_create_text(const snap_create_params *p, snap_err *err)
+{
+    int rc = p->name ? snap_meta_new_name_check(p->name, err) : 0;
+    if (!rc && p->description)
+        rc = snap_text_check("the description", p->description, err);
+    return rc;
+}
+
 int snap_create(snap_ctx *ctx, const char *domain, const snap_create_params *p,
                 snap_info **info_out, char **plan_out)
 {
@@ -725,11 +725,13 @@ int snap_create(snap_ctx *ctx, const char *domain, const snap_create_params *p,
     snap_meta m;
     snap_err *err = &ctx->err;
     snap_err_clear(err);
-    snap_meta_init(&m);
     if (info_out)
         *info_out = NULL;
     if (plan_out)
         *plan_out = NULL;
+    if (check_create_text(p, err))
+        return snap_ctx_fail(ctx, err);
+    snap_meta_init(&m);
     /* -N too: the lock and the name check need the domain's directory (an
      * empty directory is no snapshot state); a fresh domain has none yet. */
     unsigned flags = SNAP_SESSION_CREATE_DIR;

@@ -59,6 +59,19 @@ static char *agent_path_from_config(const char *config, snap_err *err)
     return path;
 }
 
+char *snap_domain_agent_path(snap_ctx *ctx, const snap_domain_ref *ref)
+{
+    char *config = NULL;
+    size_t len = 0;
+    snap_err ignore;
+    if (snap_domcfg_read(ctx->xen_statedir, ref->domid, ref->uuid, &config, &len,
+                         &ignore))
+        return NULL;
+    char *path = agent_path_from_config(config, &ignore);
+    free(config);
+    return path;
+}
+
 /* Fills the QMP view of d from the device model's disk model. */
 static void vdisk_attach_qmp(snap_vdisk *d, const snap_qmp_disk *q)
 {
@@ -179,11 +192,41 @@ static int resolve_disks(snap_domain *dom, snap_err *err)
     return 0;
 }
 
+/* "0" (any number of zeros) or dom0's usual name: never looked up. */
+static bool names_domain0(const char *qualifier)
+{
+    size_t zeros = strspn(qualifier, "0");
+    return (zeros && !qualifier[zeros]) || !strcmp(qualifier, "Domain-0");
+}
+
+static int refuse_domain0(snap_err *err)
+{
+    return snap_err_set(err, SNAP_ERROR_INVAL,
+                        "domain 0 is Xen's control domain (dom0) and cannot be "
+                        "snapshotted; name a guest domain");
+}
+
+int snap_domain_lookup(snap_ctx *ctx, const char *qualifier, unsigned flags,
+                       snap_domain_ref *ref, snap_err *err)
+{
+    memset(ref, 0, sizeof *ref);
+    if (names_domain0(qualifier))
+        return refuse_domain0(err);
+    bool identify = (flags & SNAP_LOOKUP_IDENTIFY) && ctx->ops->identify;
+    int rc = identify ? ctx->ops->identify(ctx, qualifier, ref, err)
+                      : ctx->ops->lookup(ctx, qualifier, ref, err);
+    if (!rc && ref->domid == 0) { /* dom0 under another name */
+        memset(ref, 0, sizeof *ref);
+        return refuse_domain0(err);
+    }
+    return rc;
+}
+
 int snap_domain_resolve(snap_ctx *ctx, const char *qualifier, snap_domain *dom,
                         snap_err *err)
 {
     memset(dom, 0, sizeof *dom);
-    int rc = ctx->ops->lookup(ctx, qualifier, &dom->ref, err);
+    int rc = snap_domain_lookup(ctx, qualifier, 0, &dom->ref, err);
     if (rc)
         return rc;
     rc = resolve_disks(dom, err);

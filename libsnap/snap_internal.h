@@ -29,6 +29,14 @@ typedef struct snap_platform_ops {
     int (*lookup)(snap_ctx *ctx, const char *qualifier, snap_domain_ref *dom,
                   snap_err *err);
     /*
+     * Like lookup, without asking the domain's device model anything (state
+     * only tells SHUTOFF from the others): readers (list, info) must not
+     * queue behind another client of a one-client QMP socket. NULL: lookup
+     * asks none already.
+     */
+    int (*identify)(snap_ctx *ctx, const char *qualifier, snap_domain_ref *dom,
+                    snap_err *err);
+    /*
      * Finds the domain with this UUID; SNAP_ERROR_NOTFOUND when none exists.
      * A domain keeps its UUID across a revert's stop/start (Xen gives it a
      * new domid, and a destroyed domain has no name): recovery uses this.

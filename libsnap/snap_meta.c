@@ -7,37 +7,9 @@
 #include <time.h>
 
 #include "snap_json.h"
+#include "snap_text.h"
 
 /* ------------------------------------------------------------- names */
-
-/* Length of the UTF-8 sequence at s (1..4), or 0 when it is not valid UTF-8. */
-static int utf8_seq_len(const unsigned char *s, uint32_t *cp)
-{
-    int len;
-    uint32_t c = s[0], min;
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if ((c & 0xe0) == 0xc0)
-        len = 2, c &= 0x1f, min = 0x80;
-    else if ((c & 0xf0) == 0xe0)
-        len = 3, c &= 0x0f, min = 0x800;
-    else if ((c & 0xf8) == 0xf0)
-        len = 4, c &= 0x07, min = 0x10000;
-    else
-        return 0;
-    for (int i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        c = c << 6 | (s[i] & 0x3f);
-    }
-    /* Overlong forms, surrogates and values past U+10FFFF are not UTF-8. */
-    if (c < min || (c >= 0xd800 && c <= 0xdfff) || c > 0x10ffff)
-        return 0;
-    *cp = c;
-    return len;
-}
 
 int snap_meta_name_check(const char *name, snap_err *err)
 {
@@ -53,11 +25,11 @@ int snap_meta_name_check(const char *name, snap_err *err)
                             "snapshot name '%s' must not start with '%c'", name, name[0]);
     for (size_t i = 0; i < len;) {
         uint32_t cp;
-        int n = utf8_seq_len((const unsigned char *)name + i, &cp);
+        int n = snap_text_utf8_len((const unsigned char *)name + i, &cp);
         if (n == 0)
             return snap_err_set(err, SNAP_ERROR_INVAL,
                                 "snapshot name is not valid UTF-8 (byte %zu)", i);
-        if (cp < 0x20 || cp == 0x7f || (cp >= 0x80 && cp < 0xa0))
+        if (snap_text_is_control(cp))
             return snap_err_set(err, SNAP_ERROR_INVAL,
                                 "snapshot name contains a control character (byte %zu)",
                                 i);
@@ -67,6 +39,12 @@ int snap_meta_name_check(const char *name, snap_err *err)
         i += (size_t)n;
     }
     return 0;
+}
+
+int snap_meta_new_name_check(const char *name, snap_err *err)
+{
+    int rc = snap_meta_name_check(name, err);
+    return rc ? rc : snap_text_check("snapshot name", name, err);
 }
 
 bool snap_meta_name_valid(const char *name)

@@ -45,6 +45,12 @@
 
 /* Checks the rule above; the error says what is wrong with which name. */
 int snap_meta_name_check(const char *name, snap_err *err);
+/*
+ * A name for a new snapshot: the rule above, and no Unicode bidirectional
+ * controls either (snap_text.h). Existing records with such a name stay
+ * readable (older versions accepted them); their names print escaped.
+ */
+int snap_meta_new_name_check(const char *name, snap_err *err);
 bool snap_meta_name_valid(const char *name);
 /*
  * A default name from the time `when` (UTC), unique in the store (st may be

@@ -62,6 +62,20 @@ int snap_domain_qmp_open(snap_ctx *ctx, const snap_domain *dom, snap_qmp **qmp,
                          snap_err *err);
 void snap_domain_qmp_close(snap_ctx *ctx, snap_qmp *qmp);
 
+/*
+ * Finds a domain through the platform, refusing domain 0 (Xen's control
+ * domain: its disks are dom0's own, and it has no device model). Flags:
+ * SNAP_LOOKUP_IDENTIFY for readers (name, domid and UUID only; nothing is
+ * asked of the device model, so another xlsnap holding its QMP socket does
+ * not make them wait).
+ */
+#define SNAP_LOOKUP_IDENTIFY 1u
+int snap_domain_lookup(snap_ctx *ctx, const char *qualifier, unsigned flags,
+                       snap_domain_ref *ref, snap_err *err);
+
+/* The agent channel's socket from the domain's stored config; NULL: none known. */
+char *snap_domain_agent_path(snap_ctx *ctx, const snap_domain_ref *ref);
+
 /* Finds the domain and everything about its disks; validates consistency. */
 int snap_domain_resolve(snap_ctx *ctx, const char *qualifier, snap_domain *dom,
                         snap_err *err);

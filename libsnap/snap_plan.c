@@ -325,7 +325,7 @@ static int plan_name(snap_meta_store *st, const snap_create_params *p, snap_plan
                      snap_err *err)
 {
     if (p->name) {
-        int rc = snap_meta_name_check(p->name, err);
+        int rc = snap_meta_new_name_check(p->name, err);
         if (rc)
             return rc;
         plan->name = snap_xstrdup(p->name);

@@ -144,8 +144,9 @@ static bool sim_domid_by_uuid(snap_xs *xs, const char *uuid, uint32_t *domid)
     return found;
 }
 
-static int sim_lookup(snap_ctx *ctx, const char *qualifier, snap_domain_ref *dom,
-                      snap_err *err)
+/* The domain qualifier names; its run state asked of QEMU when with_state. */
+static int sim_find(snap_ctx *ctx, const char *qualifier, bool with_state,
+                    snap_domain_ref *dom, snap_err *err)
 {
     snap_xs *xs;
     uint32_t domid;
@@ -163,25 +164,40 @@ static int sim_lookup(snap_ctx *ctx, const char *qualifier, snap_domain_ref *dom
             snprintf(id, sizeof id, "%u", domid);
             free(name);
             snap_xs_close(xs);
-            return sim_lookup(ctx, id, dom, err);
+            return sim_find(ctx, id, with_state, dom, err);
         }
         rc = sim_unknown_domain(xs, qualifier, as_domid, err);
         goto out;
     }
+    dom->domid = domid;
+    snprintf(dom->name, sizeof dom->name, "%s", name);
+    if (domid == 0) /* dom0 has no vm UUID: the caller refuses it by domid */
+        goto out;
     rc = snap_xs_domain_uuid(xs, domid, &uuid, err);
     if (rc)
         goto out;
-    dom->domid = domid;
-    snprintf(dom->name, sizeof dom->name, "%s", name);
     snprintf(dom->uuid, sizeof dom->uuid, "%s", uuid);
-    dom->state = SNAP_DOMAIN_SHUTOFF;
-    if (sim_dm_alive(xs, domid))
+    /* Without asking QEMU: shut off or not, paused or running unknown. */
+    dom->state = sim_dm_alive(xs, domid) ? SNAP_DOMAIN_RUNNING : SNAP_DOMAIN_SHUTOFF;
+    if (with_state && dom->state != SNAP_DOMAIN_SHUTOFF)
         rc = sim_query_state(ctx, dom, err);
 out:
     free(name);
     free(uuid);
     snap_xs_close(xs);
     return rc;
+}
+
+static int sim_lookup(snap_ctx *ctx, const char *qualifier, snap_domain_ref *dom,
+                      snap_err *err)
+{
+    return sim_find(ctx, qualifier, true, dom, err);
+}
+
+static int sim_identify(snap_ctx *ctx, const char *qualifier, snap_domain_ref *dom,
+                        snap_err *err)
+{
+    return sim_find(ctx, qualifier, false, dom, err);
 }
 
 static int sim_lookup_uuid(snap_ctx *ctx, const char *uuid, snap_domain_ref *dom,
@@ -367,6 +383,7 @@ static int sim_start(snap_ctx *ctx, snap_domain_ref *dom, const char *config,
 const snap_platform_ops snap_platform_sim = {
     .name = "sim",
     .lookup = sim_lookup,
+    .identify = sim_identify,
     .lookup_uuid = sim_lookup_uuid,
     .pause = sim_pause,
     .unpause = sim_unpause,

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "snap_agent.h"
 #include "snap_orch.h"
 #include "snap_revert.h"
 
@@ -54,8 +55,7 @@ snap_info *snap_info_from_meta(const snap_meta *m)
 static int open_for_reading(snap_ctx *ctx, const char *domain, snap_domain_ref *ref,
                             snap_meta_store *st, snap_err *err)
 {
-    memset(ref, 0, sizeof *ref);
-    int rc = ctx->ops->lookup(ctx, domain, ref, err);
+    int rc = snap_domain_lookup(ctx, domain, SNAP_LOOKUP_IDENTIFY, ref, err);
     /* Readers take no lock and change nothing: they only say what to do. */
     if (rc == SNAP_ERROR_NOTFOUND && snap_domain_vanished(ctx, domain))
         return snap_err_set(err, SNAP_ERROR_NOTFOUND,
@@ -68,14 +68,73 @@ static int open_for_reading(snap_ctx *ctx, const char *domain, snap_domain_ref *
     return rc;
 }
 
+#define FROZEN_QUERY_TIMEOUT_MS 2000
+
+/*
+ * What the guest's agent says of its filesystems, briefly (nobody else talks
+ * to it: the run that froze it and its watchdog are dead); *why is set when
+ * it cannot tell.
+ */
+static snap_agent_fs_state ask_agent_fs_state(snap_ctx *ctx, const snap_domain_ref *ref,
+                                              snap_err *why)
+{
+    snap_agent_fs_state st = SNAP_AGENT_UNKNOWN;
+    snap_agent *ag = NULL;
+    char *path = snap_domain_agent_path(ctx, ref);
+    if (!path)
+        snap_err_set(why, SNAP_ERROR_NOTFOUND, "no agent channel in its stored config");
+    else if (ref->state == SNAP_DOMAIN_PAUSED)
+        snap_err_set(why, SNAP_ERROR_BUSY, "the domain is paused");
+    else if (snap_agent_open(path, FROZEN_QUERY_TIMEOUT_MS, NULL, &ag, why) == 0)
+        snap_agent_fsfreeze_status(ag, FROZEN_QUERY_TIMEOUT_MS, &st, why);
+    snap_agent_close(ag);
+    free(path);
+    return st;
+}
+
+/*
+ * A run that died after sending a freeze and before recording the thaw
+ * (phase "frozen"), whose watchdog died too, may have left the guest's
+ * filesystems frozen; only the next command that recovers the journal
+ * thaws them. Readers change nothing: they ask the agent and say so.
+ */
+static void warn_if_left_frozen(snap_ctx *ctx, const snap_domain_ref *ref,
+                                const snap_journal *j)
+{
+    if (j->phase != SNAP_PHASE_FROZEN || ref->state == SNAP_DOMAIN_SHUTOFF ||
+        snap_journal_owner_alive(j) || snap_journal_watchdog_alive(j))
+        return;
+    snap_err why;
+    snap_err_clear(&why);
+    snap_agent_fs_state st = ask_agent_fs_state(ctx, ref, &why);
+    if (st == SNAP_AGENT_THAWED) /* the watchdog did its job */
+        return;
+    char *state = st == SNAP_AGENT_FROZEN
+                      ? snap_xstrdup("they are still frozen (its agent says so)")
+                      : snap_xasprintf("they may still be frozen (its agent cannot tell: "
+                                       "%s)",
+                                       why.msg);
+    snap_log(ctx->lg, XTL_WARN,
+             "domain %s: the interrupted %s of snapshot '%s' froze the guest's "
+             "filesystems and neither xlsnap (pid %d) nor its watchdog thawed them: %s; "
+             "writes in the guest hang until the next snapshot-create, "
+             "snapshot-revert or snapshot-delete of %s while it runs, which thaws them "
+             "first and rolls the %s back",
+             ref->name, snap_journal_op_name(j->op), j->snapshot, (int)j->owner_pid,
+             state, ref->name, snap_journal_op_name(j->op));
+    free(state);
+}
+
 /* The snapshot an unrecovered journal is about, or NULL (malloc'd). */
-static char *journaled_snapshot(snap_meta_store *st, char **journal_json)
+static char *journaled_snapshot(snap_ctx *ctx, const snap_domain_ref *ref,
+                                snap_meta_store *st, char **journal_json)
 {
     snap_journal j;
     bool found = false;
     snap_err ignore;
     char *name = NULL;
     if (snap_journal_load(st, &j, &found, &ignore) == 0 && found) {
+        warn_if_left_frozen(ctx, ref, &j);
         name = snap_xstrdup(j.snapshot);
         if (journal_json)
             *journal_json = snap_journal_to_json(&j);
@@ -165,14 +224,14 @@ static snap_summary *summary_of(snap_meta_tree *t, size_t i, const char *journal
 /*
  * Damaged metadata (unreadable records, a dangling .current, cycles) fails
  * the listing with PROTOCOL naming the first problem; every problem is also
- * logged at verbose level (xlsnap -v) so a user can see them all.
+ * logged at XTL_DETAIL (shown by one xlsnap -v) so a user can see them all.
  */
 static int report_damage(snap_ctx *ctx, const snap_meta_tree *t, snap_err *err)
 {
     if (!t->n_problems)
         return 0;
     for (size_t i = 0; i < t->n_problems; i++)
-        snap_log(ctx->lg, XTL_VERBOSE, "damaged metadata: %s", t->problems[i]);
+        snap_log(ctx->lg, XTL_DETAIL, "damaged metadata: %s", t->problems[i]);
     if (t->n_problems == 1)
         return snap_err_set(err, SNAP_ERROR_PROTOCOL, "damaged metadata: %s",
                             t->problems[0]);
@@ -213,7 +272,7 @@ static int walk_records(snap_ctx *ctx, const char *domain, bool full, records_fn
     snap_meta_tree_init(&t);
     rc = snap_meta_tree_load(&st, &t, err);
     char *journal_json = NULL;
-    char *journaled = journaled_snapshot(&st, &journal_json);
+    char *journaled = journaled_snapshot(ctx, &ref, &st, &journal_json);
     bool journal_only = journaled && snap_meta_tree_find(&t, journaled) == SNAP_META_NONE;
     for (size_t i = 0; i < t.n && !rc && !*stopped; i++) {
         void *item = NULL;
@@ -327,7 +386,7 @@ int snap_info_get(snap_ctx *ctx, const char *domain, const char *name, snap_info
         return snap_ctx_fail(ctx, err);
     snap_meta_tree_init(&t);
     rc = snap_meta_tree_load(&st, &t, err);
-    char *journaled = journaled_snapshot(&st, NULL);
+    char *journaled = journaled_snapshot(ctx, &ref, &st, NULL);
     if (!rc)
         rc = load_info(&st, &t, name, journaled, out, err);
     free(journaled);

@@ -16,7 +16,8 @@
 static int lookup_or_recover(snap_ctx *ctx, const char *qualifier, unsigned flags,
                              snap_domain_ref *ref, snap_err *err)
 {
-    int rc = ctx->ops->lookup(ctx, qualifier, ref, err);
+    /* Identity only: the state is read under the lock (snap_domain_resolve). */
+    int rc = snap_domain_lookup(ctx, qualifier, SNAP_LOOKUP_IDENTIFY, ref, err);
     if (rc != SNAP_ERROR_NOTFOUND || !(flags & SNAP_SESSION_RECOVER_VANISHED))
         return rc;
     snap_err verr;
@@ -28,7 +29,7 @@ static int lookup_or_recover(snap_ctx *ctx, const char *qualifier, unsigned flag
         return vrc;
     }
     snap_err_clear(err);
-    return ctx->ops->lookup(ctx, qualifier, ref, err);
+    return snap_domain_lookup(ctx, qualifier, SNAP_LOOKUP_IDENTIFY, ref, err);
 }
 
 int snap_session_open(snap_ctx *ctx, const char *qualifier, unsigned flags,

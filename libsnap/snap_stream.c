@@ -81,11 +81,12 @@ int snap_stream_write_all(snap_stream *s, const void *data, size_t len, uint64_t
         }
         if (n < 0 && errno == EINTR)
             continue;
+        /* The peer went away (QEMU or the agent died): say it in words. */
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET))
+            return snap_err_errno(err, SNAP_ERROR_CLOSED, errno,
+                                  "%s closed the connection (write)", s->peer);
         if (n < 0 && errno != EAGAIN)
-            return snap_err_errno(
-                err,
-                errno == EPIPE || errno == ECONNRESET ? SNAP_ERROR_CLOSED : SNAP_ERROR_IO,
-                errno, "%s: write", s->peer);
+            return snap_err_errno(err, SNAP_ERROR_IO, errno, "%s: write", s->peer);
         struct pollfd pf = {.fd = s->fd, .events = POLLOUT};
         int r = poll(&pf, 1, snap_deadline_poll_ms(deadline));
         if (r == 0)
@@ -185,8 +186,8 @@ int snap_stream_read_line(snap_stream *s, char **line_out, size_t *len_out,
                 return rc;
             continue;
         }
-        char *nl = s->len > scanned ? memchr(s->buf + scanned, '\n', s->len - scanned)
-                                    : NULL;
+        char *nl =
+            s->len > scanned ? memchr(s->buf + scanned, '\n', s->len - scanned) : NULL;
         if (nl) {
             size_t at = (size_t)(nl - s->buf);
             if (at > s->max_line)
@@ -203,6 +204,6 @@ int snap_stream_read_line(snap_stream *s, char **line_out, size_t *len_out,
     }
     s->skipping = true;
     snap_stream_skip_long_line(s);
-    return snap_err_set(err, SNAP_ERROR_PROTOCOL,
-                        "%s sent a line longer than %zu bytes", s->peer, s->max_line);
+    return snap_err_set(err, SNAP_ERROR_PROTOCOL, "%s sent a line longer than %zu bytes",
+                        s->peer, s->max_line);
 }

@@ -3,12 +3,14 @@
  *
  * Copyright (C) 2026 The xlsnap authors. GPL-2.0-only (see COPYING).
  */
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "xlsnap.h"
+#include "xlsnap_output.h"
 
 int dryrun_only;
 int force_execution;
@@ -51,9 +53,10 @@ int def_getopt(int argc, char *const argv[], const char *optstring,
             exit(0);
         }
         if (optopt)
-            fprintf(stderr, "option `%c' not supported.\n", optopt);
+            fprintf(stderr, "option `%s' not supported.\n",
+                    term_safe((char[]){(char)optopt, '\0'}));
         else
-            fprintf(stderr, "option `%s' not supported.\n", argv[optind - 1]);
+            fprintf(stderr, "option `%s' not supported.\n", term_safe(argv[optind - 1]));
         exit(2);
     }
     if (opt == 'h') {
@@ -69,6 +72,66 @@ int def_getopt(int argc, char *const argv[], const char *optstring,
         exit(2);
     }
     return -1;
+}
+
+/*
+ * libsnap's log lines quote names from records, paths and what QEMU or the
+ * agent said: they reach stderr escaped (snap_text_escape), like text output.
+ */
+typedef struct {
+    xentoollog_logger vtable;
+    xentoollog_logger *inner;
+} escaping_logger;
+
+static void escaping_vmessage(xentoollog_logger *lg, xentoollog_level level, int errnoval,
+                              const char *context, const char *format, va_list al)
+    __attribute__((format(printf, 5, 0)));
+
+static void escaping_vmessage(xentoollog_logger *lg, xentoollog_level level, int errnoval,
+                              const char *context, const char *format, va_list al)
+{
+    escaping_logger *el = (escaping_logger *)lg;
+    if (level < minmsglevel)
+        return;
+    char *msg = NULL;
+    if (vasprintf(&msg, format, al) < 0)
+        return;
+    char *safe = snap_text_escape(msg);
+    xtl_log(el->inner, level, errnoval, context, "%s", safe ? safe : msg);
+    free(safe);
+    free(msg);
+}
+
+static void escaping_progress(xentoollog_logger *lg, const char *context,
+                              const char *doing_what, int percent, unsigned long done,
+                              unsigned long total)
+{
+    escaping_logger *el = (escaping_logger *)lg;
+    char *safe = snap_text_escape(doing_what);
+    xtl_progress(el->inner, context, safe ? safe : doing_what, done, total);
+    (void)percent;
+    free(safe);
+}
+
+static void escaping_destroy(xentoollog_logger *lg)
+{
+    escaping_logger *el = (escaping_logger *)lg;
+    xtl_logger_destroy(el->inner);
+    free(el);
+}
+
+static xentoollog_logger *escaping_logger_new(xentoollog_logger *inner)
+{
+    escaping_logger *el = calloc(1, sizeof *el);
+    if (!el) {
+        perror("xlsnap");
+        exit(EXIT_FAILURE);
+    }
+    el->vtable.vmessage = escaping_vmessage;
+    el->vtable.progress = escaping_progress;
+    el->vtable.destroy = escaping_destroy;
+    el->inner = inner;
+    return &el->vtable;
 }
 
 static void xlsnap_cleanup(void)
@@ -117,8 +180,8 @@ int main(int argc, char **argv)
     optind = 1;
 
     unsigned flags = isatty(STDERR_FILENO) ? 0 : XTL_STDIOSTREAM_HIDE_PROGRESS;
-    logger =
-        (xentoollog_logger *)xtl_createlogger_stdiostream(stderr, minmsglevel, flags);
+    logger = escaping_logger_new(
+        (xentoollog_logger *)xtl_createlogger_stdiostream(stderr, minmsglevel, flags));
     atexit(xlsnap_cleanup);
 
     const struct cmd_spec *spec = cmdtable_lookup(cmd);

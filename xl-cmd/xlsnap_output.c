@@ -9,8 +9,60 @@
 #include <string.h>
 #include <time.h>
 
+#include "libsnap.h"
 #include "xlsnap_cmd.h"
 #include "xlsnap_output.h"
+
+#define TERM_SLOTS 16
+
+/* Keeps escaped (malloc'd) for TERM_SLOTS more calls and returns it. */
+static const char *keep_escaped(char *escaped)
+{
+    static char *slots[TERM_SLOTS];
+    static unsigned next;
+    free(slots[next]);
+    slots[next] = escaped;
+    next = (next + 1) % TERM_SLOTS;
+    return escaped;
+}
+
+const char *term_safe(const char *s)
+{
+    char *escaped = s ? snap_text_escape(s) : NULL;
+    return escaped ? keep_escaped(escaped) : s;
+}
+
+/* DEL, or the first byte of a C1 control's UTF-8 form (C2 80..C2 9F). */
+static bool json_unescaped_control(const unsigned char *p)
+{
+    return p[0] == 0x7f || (p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f);
+}
+
+const char *json_term_safe(const char *json)
+{
+    const unsigned char *s = (const unsigned char *)json;
+    size_t n = 0, len = strlen(json);
+    for (size_t i = 0; i < len; i++)
+        n += json_unescaped_control(s + i);
+    if (!n)
+        return json;
+    char *out = malloc(len + 6 * n + 1), *o = out;
+    if (!out) {
+        perror(xlsnap_progname);
+        exit(EXIT_FAILURE);
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!json_unescaped_control(s + i)) {
+            *o++ = (char)s[i];
+            continue;
+        }
+        unsigned cp = s[i] == 0x7f ? 0x7f : s[i + 1];
+        o += sprintf(o, "\\u%04x", cp);
+        i += s[i] == 0xc2; /* both bytes of a C1 control */
+    }
+    *o = '\0';
+    return keep_escaped(out);
+}
 
 static const char *fmt_time(int64_t sec, char *buf, size_t len)
 {
@@ -58,8 +110,9 @@ static bool included(const char *parent, size_t n_children, enum list_filter fil
 
 void print_created(const snap_info *s)
 {
-    printf("Snapshot %s of domain %s created: %zu disk%s (%s), ", s->name, s->domain_name,
-           s->n_disks, s->n_disks == 1 ? "" : "s", info_location(s));
+    printf("Snapshot %s of domain %s created: %zu disk%s (%s), ", term_safe(s->name),
+           term_safe(s->domain_name), s->n_disks, s->n_disks == 1 ? "" : "s",
+           info_location(s));
     if (s->quiesced)
         printf("quiesced: %d filesystem%s frozen for %lld ms", s->frozen_count,
                s->frozen_count == 1 ? "" : "s", (long long)s->frozen_ms);
@@ -173,13 +226,13 @@ static void print_list_row(out_buf *b, const snap_summary *s)
 {
     char tbuf[32], disks[24] = {0};
     const char *mark = s->current ? " *" : (s->incomplete ? " !" : "");
-    const char *parent = s->parent ? s->parent : "-";
+    const char *name = term_safe(s->name);
+    const char *parent = s->parent ? term_safe(s->parent) : "-";
     const char *where = location(s->n_internal, s->n_external),
                *how = consistency(s->quiesced);
     const char *memory = s->has_memory ? "yes" : "no";
     const char *state = snap_domain_state_to_string(s->domain_state);
-    size_t name_len = strlen(s->name), mark_len = strlen(mark),
-           parent_len = strlen(parent);
+    size_t name_len = strlen(name), mark_len = strlen(mark), parent_len = strlen(parent);
     size_t state_len = strlen(state);
     if (s->n_disks < 100000)
         put_digits(disks, 5, s->n_disks, ' ');
@@ -187,7 +240,7 @@ static void print_list_row(out_buf *b, const snap_summary *s)
         snprintf(disks, sizeof disks, "%zu", s->n_disks);
     /* Every column at its widest, plus the separators. */
     out_reserve(b, name_len + mark_len + 32 + state_len + parent_len + sizeof disks + 96);
-    out_put(b, s->name, name_len, 0);
+    out_put(b, name, name_len, 0);
     out_put(b, mark, mark_len, name_len < 32 ? 32 - name_len : 0);
     OUT_LIT(b, " ");
     /* Not always 19 bytes: an interrupted create's row has "-". */
@@ -220,13 +273,26 @@ void print_list_table(snap_summary **list, size_t n, enum list_filter filter)
     out_col(&b, "Consistency", 16, " ");
     out_col(&b, "Memory", 6, " ");
     out_col(&b, "Parent", 0, "\n");
+    bool any_current = false, any_incomplete = false;
     for (size_t i = 0; i < n; i++)
-        if (included(list[i]->parent, list[i]->n_children, filter))
+        if (included(list[i]->parent, list[i]->n_children, filter)) {
             print_list_row(&b, list[i]);
-    out_col(&b,
-            "(* current snapshot; ! interrupted operation: the next snapshot command on\n"
-            "the domain finishes or rolls it back)\n",
-            0, "");
+            any_current = any_current || list[i]->current;
+            any_incomplete = any_incomplete || (!list[i]->current && list[i]->incomplete);
+        }
+    /* The legend explains only the marks shown. */
+    if (any_current && any_incomplete)
+        out_col(&b,
+                "(* current snapshot; ! interrupted operation: the next snapshot command "
+                "on the\ndomain finishes or rolls it back)\n",
+                0, "");
+    else if (any_current)
+        out_col(&b, "(* current snapshot)\n", 0, "");
+    else if (any_incomplete)
+        out_col(&b,
+                "(! interrupted operation: the next snapshot command on the domain "
+                "finishes or\nrolls it back)\n",
+                0, "");
     out_flush(&b);
     free(b.data);
 }
@@ -238,7 +304,7 @@ int json_list_print_one(const snap_info *s, void *printer)
         printf("[");
     p->opened = true;
     if (included(s->parent, s->n_children, p->filter)) {
-        printf("%s\n%s", p->printed ? "," : "", s->json);
+        printf("%s\n%s", p->printed ? "," : "", json_term_safe(s->json));
         p->printed++;
     }
     return 0;
@@ -270,7 +336,7 @@ static int by_parent_cmp(const void *a, const void *b)
 static void print_subtree(const struct tree_ctx *t, size_t idx, char *prefix, size_t plen)
 {
     const snap_summary *s = t->list[idx];
-    printf("%s%s\n", s->name, s->current ? " *" : "");
+    printf("%s%s\n", term_safe(s->name), s->current ? " *" : "");
     /* Children are a contiguous run in by_parent. */
     size_t lo = 0, hi = t->n_by_parent;
     while (lo < hi) {
@@ -321,15 +387,16 @@ void print_tree(snap_summary **list, size_t n)
 void print_info(const snap_info *s)
 {
     char tbuf[32];
-    printf("%-15s %s\n", "Name:", s->name);
-    printf("%-15s %s (%s)\n", "Domain:", s->domain_name, s->domain_uuid);
-    printf("%-15s %s\n",
-           "Description:", s->description && *s->description ? s->description : "-");
+    printf("%-15s %s\n", "Name:", term_safe(s->name));
+    printf("%-15s %s (%s)\n", "Domain:", term_safe(s->domain_name),
+           term_safe(s->domain_uuid));
+    printf("%-15s %s\n", "Description:",
+           s->description && *s->description ? term_safe(s->description) : "-");
     printf("%-15s %s UTC\n", "Created:", fmt_time(s->creation_sec, tbuf, sizeof tbuf));
     printf("%-15s %s\n", "Current:", s->current ? "yes" : "no");
     printf("%-15s %s\n", "State:", snap_domain_state_to_string(s->domain_state));
     printf("%-15s %s\n", "Location:", info_location(s));
-    printf("%-15s %s\n", "Parent:", s->parent ? s->parent : "-");
+    printf("%-15s %s\n", "Parent:", s->parent ? term_safe(s->parent) : "-");
     printf("%-15s %zu\n", "Children:", s->n_children);
     if (s->quiesced)
         printf("%-15s quiesced (%d filesystem%s frozen for %lld ms, thawed %s)\n",
@@ -338,9 +405,10 @@ void print_info(const snap_info *s)
     else
         printf("%-15s crash-consistent (quiesce policy %s%s%s)\n",
                "Consistency:", snap_quiesce_policy_to_string(s->quiesce_policy),
-               s->quiesce_reason ? "; " : "", s->quiesce_reason ? s->quiesce_reason : "");
+               s->quiesce_reason ? "; " : "",
+               s->quiesce_reason ? term_safe(s->quiesce_reason) : "");
     if (s->memory_path)
-        printf("%-15s %s (%llu MiB)\n", "Memory:", s->memory_path,
+        printf("%-15s %s (%llu MiB)\n", "Memory:", term_safe(s->memory_path),
                (unsigned long long)(s->memory_size >> 20));
     else
         printf("%-15s no (disk-only)\n", "Memory:");
@@ -352,17 +420,20 @@ void print_info(const snap_info *s)
         const snap_disk_info *d = &s->disks[i];
         const char *method = snap_method_to_string(d->method);
         if (d->method == SNAP_METHOD_EXTERNAL)
-            printf("%-6s %-8s %-9s %-7s %s <- %s\n", d->vdev, d->backend, method,
-                   d->format, d->base_path, d->overlay_path ? d->overlay_path : "?");
+            printf("%-6s %-8s %-9s %-7s %s <- %s\n", term_safe(d->vdev),
+                   term_safe(d->backend), method, term_safe(d->format),
+                   term_safe(d->base_path),
+                   d->overlay_path ? term_safe(d->overlay_path) : "?");
         else
-            printf("%-6s %-8s %-9s %-7s %s @ %s\n", d->vdev, d->backend, method,
-                   d->format, d->base_path,
-                   d->internal_name ? d->internal_name : s->name);
+            printf("%-6s %-8s %-9s %-7s %s @ %s\n", term_safe(d->vdev),
+                   term_safe(d->backend), method, term_safe(d->format),
+                   term_safe(d->base_path),
+                   term_safe(d->internal_name ? d->internal_name : s->name));
     }
     for (size_t i = 0; i < s->n_excluded; i++)
-        printf("%-6s %-8s %-9s\n", s->excluded[i], "-", "excluded");
+        printf("%-6s %-8s %-9s\n", term_safe(s->excluded[i]), "-", "excluded");
     /* Overlays of earlier reverts: snapshot-delete of this snapshot removes them. */
     for (size_t i = 0; i < s->n_revert_overlays; i++)
-        printf("%s%s\n",
-               i ? "                " : "\nOld overlays:   ", s->revert_overlays[i]);
+        printf("%s%s\n", i ? "                " : "\nOld overlays:   ",
+               term_safe(s->revert_overlays[i]));
 }

@@ -9,6 +9,22 @@
 
 enum list_filter { LIST_ALL, LIST_ROOTS, LIST_LEAVES };
 
+/*
+ * s as it may reach a terminal: itself when it holds no control character,
+ * bidirectional control or invalid UTF-8 (snap_text.h), else a copy with
+ * those escaped (\xNN, \u{NNNN}), valid until 16 later calls (one printf may
+ * take several). Records of older versions or edited by hand may hold
+ * anything; text output shows every stored string through this.
+ */
+const char *term_safe(const char *s);
+
+/*
+ * JSON text with DEL and the C1 controls, which yajl leaves raw inside
+ * strings, as \u007f..\u009f (same JSON value; outside strings JSON is
+ * ASCII). Valid like term_safe's result.
+ */
+const char *json_term_safe(const char *json);
+
 void print_created(const snap_info *info);
 void print_list_table(snap_summary **list, size_t n, enum list_filter filter);
 /* --json: records printed as snap_list_each hands them over, as one array. */

@@ -21,7 +21,8 @@ static int parse_uint_opt(const char *opt, const char *val, long max)
     errno = 0;
     long v = strtol(val, &end, 10);
     if (errno || end == val || *end || v < 0 || v > max) {
-        fprintf(stderr, "invalid value for %s: '%s' (expected 0..%ld)\n", opt, val, max);
+        fprintf(stderr, "invalid value for %s: '%s' (expected 0..%ld)\n", opt,
+                term_safe(val), max);
         exit(2);
     }
     return (int)v;
@@ -36,7 +37,7 @@ static snap_quiesce_policy parse_quiesce(const char *val)
     if (!strcmp(val, "off"))
         return SNAP_QUIESCE_OFF;
     fprintf(stderr, "invalid value for --quiesce: '%s' (required, best-effort or off)\n",
-            val);
+            term_safe(val));
     exit(2);
 }
 
@@ -74,8 +75,9 @@ static const char **split_disks(const char *list, size_t *n_out, char **buf)
 static int report_failure(const char *what, int rc)
 {
     const char *msg = snap_ctx_errmsg(xlsnap_ctx());
+    /* Messages quote names, paths and peers' words: escaped like records. */
     fprintf(stderr, "%s: %s failed: %s\n", xlsnap_progname, what,
-            *msg ? msg : snap_strerror(rc));
+            *msg ? term_safe(msg) : snap_strerror(rc));
     return EXIT_FAILURE;
 }
 
@@ -85,11 +87,12 @@ static void print_progress(void *opaque, const char *what, uint64_t done, uint64
     if (!isatty(STDERR_FILENO))
         return;
     if (total)
-        fprintf(stderr, "\r%s: %llu / %llu MiB (%d%%)", what,
+        fprintf(stderr, "\r%s: %llu / %llu MiB (%d%%)", term_safe(what),
                 (unsigned long long)(done >> 20), (unsigned long long)(total >> 20),
                 (int)(done * 100 / total));
     else
-        fprintf(stderr, "\r%s: %llu MiB", what, (unsigned long long)(done >> 20));
+        fprintf(stderr, "\r%s: %llu MiB", term_safe(what),
+                (unsigned long long)(done >> 20));
     if (total && done >= total)
         fputc('\n', stderr);
 }
@@ -176,9 +179,9 @@ int main_snapshot_create(int argc, char **argv)
     if (rc)
         ret = report_failure("snapshot-create", rc);
     else if (plan)
-        printf("%s\n", plan);
+        printf("%s\n", json_term_safe(plan));
     else if (json)
-        printf("%s\n", info->json);
+        printf("%s\n", json_term_safe(info->json));
     else
         print_created(info);
     free(plan);
@@ -268,7 +271,7 @@ int main_snapshot_info(int argc, char **argv)
     if (rc)
         return report_failure("snapshot-info", rc);
     if (json)
-        printf("%s\n", info->json);
+        printf("%s\n", json_term_safe(info->json));
     else
         print_info(info);
     snap_info_free(info);
@@ -305,9 +308,10 @@ int main_snapshot_revert(int argc, char **argv)
     if (rc)
         return report_failure("snapshot-revert", rc);
     if (plan)
-        printf("%s\n", plan);
+        printf("%s\n", json_term_safe(plan));
     else
-        printf("Domain %s reverted to snapshot %s.\n", argv[optind], argv[optind + 1]);
+        printf("Domain %s reverted to snapshot %s.\n", term_safe(argv[optind]),
+               term_safe(argv[optind + 1]));
     free(plan);
     return EXIT_SUCCESS;
 }
@@ -366,9 +370,10 @@ int main_snapshot_delete(int argc, char **argv)
     if (rc)
         return report_failure("snapshot-delete", rc);
     if (plan)
-        printf("%s\n", plan);
+        printf("%s\n", json_term_safe(plan));
     else
-        printf("Snapshot %s of domain %s deleted.\n", argv[optind + 1], argv[optind]);
+        printf("Snapshot %s of domain %s deleted.\n", term_safe(argv[optind + 1]),
+               term_safe(argv[optind]));
     free(plan);
     return EXIT_SUCCESS;
 }

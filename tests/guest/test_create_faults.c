@@ -5,7 +5,9 @@
  * disk (AUTO: internal for qcow2, external for raw); an agent whose freeze
  * hangs (the guest's fsfreeze hook sleeps past --freeze-timeout); a QMP
  * transaction that fails inside the frozen window; xlsnap SIGKILLed while the
- * guest is frozen (the watchdog saying why it kills it); an overlay dir
+ * guest is frozen (the watchdog saying why it kills it; also with its
+ * watchdog: snapshot-list warns); QEMU killed inside the window (the message
+ * says it); an overlay dir
  * too small for the guest's writes after the thaw (refused; and, with the
  * check off, QEMU stopping the guest on ENOSPC). Every failure leaves the
  * guest thawed and the world (storage, xenstore, libxl config, metadata)
@@ -319,6 +321,7 @@ static void test_sigkill_while_frozen(void)
     th_xlsnap(&r, "snapshot-list", "k", NULL);
     CHECK_INT(r.rc, 0);
     th_note("list before recovery: %s", r.out);
+    CHECK(!strstr(r.err, "frozen")); /* the watchdog thawed: no warning */
     /* The interrupted create's row: no creation time yet, padded, no junk. */
     CHECK_CONTAINS(r.out, "k1 !");
     CHECK_CONTAINS(r.out,
@@ -573,6 +576,89 @@ static void test_io_error_domain_refused(void)
     unmount_dir(dir);
 }
 
+/* The watchdog's pid from the journal at path, or -1. */
+static pid_t journal_watchdog(const char *path)
+{
+    char *text = path ? th_read_file(path) : NULL;
+    snap_err err = {0};
+    yajl_val v = text ? snap_json_parse(text, "journal", &err) : NULL;
+    long long pid = -1;
+    if (!snap_json_get_int(snap_json_get_object(v, "watchdog"), "pid", &pid))
+        pid = -1;
+    yajl_tree_free(v);
+    free(text);
+    return (pid_t)pid;
+}
+
+/*
+ * xlsnap and its watchdog both SIGKILLed inside the frozen window: nothing
+ * thaws the guest until the next command recovers the journal. snapshot-list
+ * says so (it asks the agent), and that command thaws it.
+ */
+static void test_owner_and_watchdog_killed(void)
+{
+    if (!up(k_up))
+        return;
+    char *before = th_world_capture(&k, TH_WORLD_LIVE);
+    const char *argv[] = {"snapshot-create", "-e", "k", "w1", NULL};
+    pid_t pid = start_paused_in_window(argv, th_path("w1.log"), "60000");
+    REQUIRE(pid > 0);
+    char *journal = journal_path(&k);
+    pid_t watchdog = journal_watchdog(journal);
+    CHECK(watchdog > 0);
+    if (watchdog > 0)
+        kill(watchdog, SIGKILL);
+    kill(pid, SIGKILL);
+    CHECK(th_wait(pid, 10000) != -1);
+    usleep(500000);
+    char *status = th_xlsim_fsfreeze_status(&k);
+    CHECK_STR(status, "frozen");
+    free(status);
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-list", "k", NULL);
+    CHECK_INT(r.rc, 0);
+    th_note("list: %s", r.err);
+    CHECK_CONTAINS(r.err, "they are still frozen (its agent says so)");
+    CHECK_CONTAINS(r.err, "snapshot-create, snapshot-revert or snapshot-delete of k");
+    th_cmd_free(&r);
+    th_xlsnap(&r, "-N", "snapshot-create", "k", "w2", NULL); /* recovers first */
+    CHECK_INT(r.rc, 0);
+    th_cmd_free(&r);
+    CHECK_THAWED(&k);
+    CHECK(journal && access(journal, F_OK) != 0);
+    char *after = th_world_capture(&k, TH_WORLD_LIVE);
+    CHECK_WORLD(before, after);
+    free(before), free(after), free(journal);
+}
+
+/*
+ * QEMU killed inside the frozen window: the transaction fails on the closed
+ * QMP connection and the rollback cannot reach QEMU either. The message says
+ * both, the first clause never empty (it read "snapshot-create failed: ; and
+ * then rolling back ..."). Last: k has no device model afterwards.
+ */
+static void test_qemu_killed_in_window(void)
+{
+    if (!up(k_up))
+        return;
+    const char *argv[] = {"snapshot-create", "-e", "k", "q1", NULL};
+    pid_t pid = start_paused_in_window(argv, th_path("q1.log"), "3000");
+    REQUIRE(pid > 0);
+    CHECK(kill(k.vm.pid, SIGKILL) == 0);
+    int status = th_wait(pid, 90000);
+    char *log = th_read_file(th_path("q1.log"));
+    th_note("xlsnap: %s", log ? log : "");
+    CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    const char *prefix = "xlsnap: snapshot-create failed: ";
+    const char *msg = log ? strstr(log, prefix) : NULL;
+    REQUIRE(msg);
+    msg += strlen(prefix);
+    CHECK(*msg != ';' && *msg != '\n');
+    CHECK(!strstr(msg, ": ;"));
+    CHECK_CONTAINS(msg, "closed the connection");
+    free(log);
+}
+
 int main(void)
 {
     TH_RUN(test_boot);
@@ -586,6 +672,8 @@ int main(void)
     TH_RUN(test_overlay_dir_too_small);
     TH_RUN(test_io_error_after_thaw);
     TH_RUN(test_io_error_domain_refused);
+    TH_RUN(test_owner_and_watchdog_killed);
+    TH_RUN(test_qemu_killed_in_window);
     if (na_up)
         th_xlsim_destroy(&na);
     if (hang_up)

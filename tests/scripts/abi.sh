@@ -23,5 +23,17 @@ else
     echo "PASS no internal symbols exported"
     pass=$((pass + 1))
 fi
+# libxlsnapcmd (linked by xl against the installed libsnap.so) may only use
+# what libsnap.so exports.
+cmdlib=${XLSNAP_BUILDDIR:?}/libxlsnapcmd.a
+needed=$(nm -u "$cmdlib" 2>/dev/null | awk '$2 ~ /^snap_/ {print $2}' | sort -u)
+missing=$(comm -23 <(echo "$needed") <(echo "$exported"))
+if [ -n "$needed" ] && [ -z "$missing" ]; then
+    echo "PASS libxlsnapcmd uses only libsnap.so's exports"
+    pass=$((pass + 1))
+else
+    echo "FAIL libxlsnapcmd needs symbols libsnap.so does not export: ${missing:-(none found: no archive?)}"
+    fail=$((fail + 1))
+fi
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -113,11 +113,119 @@ expect_refused "name already taken" "base" snapshot-create -q off victim base
 expect_refused "info of a / name" "name" snapshot-info victim '../base'
 expect_refused "unknown option" "option" snapshot-create --no-such-option victim s1
 
+# ---------------------------------------------------------- terminal safety
+# Names and descriptions are one line of printable text: no control
+# characters (escape sequences, newlines, tabs, DEL, C1), no bidirectional
+# controls (U+202E shows "\u202Egpj.exe" as "exe.jpg"), valid UTF-8.
+expect_refused "description with ESC" "description.*control" snapshot-create -q off -d $'\e[31mred' victim t1
+expect_refused "description with newline" "description.*control" snapshot-create -q off -d $'a\nb' victim t1
+expect_refused "description with C1 CSI" "description.*control" snapshot-create -q off -d $'x\u009b2J' victim t1
+expect_refused "description with U+202E" "description.*bidirectional" snapshot-create -q off -d $'x\u202ey' victim t1
+expect_refused "description not UTF-8" "description.*UTF-8" snapshot-create -q off -d $'bad\xff' victim t1
+expect_refused "name with U+202E" "name.*bidirectional" snapshot-create -q off victim $'\u202egpj.exe'
+expect_refused "name with U+2066" "name.*bidirectional" snapshot-create -q off victim $'a\u2066b'
+expect_refused "name with U+200F" "name.*bidirectional" snapshot-create -q off victim $'a\u200fb'
+
+# A record written by an older version or by hand may hold anything: text
+# output escapes it (\xNN, \u{NNNN}), JSON stays valid JSON of the same
+# value with no raw control byte (bidi controls are data there), and error
+# messages quoting a name are escaped too.
+create -d 'plain' victim term >/dev/null 2>&1
+hostile=$'\e[2J\u202eevil\u009b\nline2\a'
+python3 -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+r["description"] = sys.argv[2]
+json.dump(r, open(sys.argv[1], "w"))' "$dom_state/term.json" "$hostile"
+"$bld/xlsnap" snapshot-info victim term >"$T/info" 2>&1
+rci=$?
+"$bld/xlsnap" snapshot-info --json victim term >"$T/info.json" 2>&1
+rcj=$?
+"$bld/xlsnap" snapshot-list --json victim >"$T/list.json" 2>&1
+rcl=$?
+"$bld/xlsnap" snapshot-info victim $'\u202eabc' >/dev/null 2>"$T/err"
+if why=$(python3 -c '
+import json, sys
+raw = [open(f, "rb").read() for f in sys.argv[1:4]]
+want = sys.argv[5]
+for name, data in zip(("info", "info --json", "list --json", "error"), raw + [open(sys.argv[4], "rb").read()]):
+    for bad in (b"\x1b", b"\x07", b"\x7f", "\u202e".encode(), "\u009b".encode()):
+        if bad in data and not (name.endswith("json") and bad == "\u202e".encode()):
+            sys.exit("%s: raw %r in the output" % (name, bad))
+desc = [l for l in raw[0].decode().splitlines() if l.startswith("Description:")]
+if desc != ["Description:    \\x1b[2J\\u{202e}evil\\u{009b}\\x0aline2\\x07"]:
+    sys.exit("info description line: %r" % desc)
+if json.loads(raw[1])["description"] != want:
+    sys.exit("info --json description differs")
+if [r["description"] for r in json.loads(raw[2]) if r["name"] == "term"] != [want]:
+    sys.exit("list --json description differs")
+if "snapshot \x27\\u{202e}abc\x27" not in open(sys.argv[4]).read():
+    sys.exit("error message: " + open(sys.argv[4]).read())
+' "$T/info" "$T/info.json" "$T/list.json" "$T/err" "$hostile" 2>&1) &&
+    [ "$rci$rcj$rcl" = 000 ]; then
+    ok "hostile description of a hand-edited record: escaped in text, exact in JSON, no raw control byte"
+else
+    bad "hostile record output" "rc $rci/$rcj/$rcl: $why"
+fi
+"$bld/xlsnap" snapshot-delete victim term >/dev/null 2>&1
+# Usage errors quote what was typed: escaped too.
+"$bld/xlsnap" snapshot-create --freeze-timeout=$'\e[2J' victim t1 2>"$T/u1"
+"$bld/xlsnap" snapshot-create --quiesce=$'\u202eoff' victim t1 2>"$T/u2"
+"$bld/xlsnap" snapshot-create --$'\e[2J' victim t1 2>"$T/u3"
+if ! grep -q -e $'\e' -e $'\u202e' "$T/u1" "$T/u2" "$T/u3" && grep -q 'x1b\[2J' "$T/u1" &&
+    grep -q 'u{202e}off' "$T/u2" && grep -q 'x1b\[2J' "$T/u3"; then
+    ok "usage errors escape the option values they quote"
+else
+    bad "usage errors escaped" "$(cat -v "$T/u1" "$T/u2" "$T/u3" | tr '\n' '|')"
+fi
+
 # ---------------------------------------------------------- domains
 expect_refused "unknown domain" "nosuchdomain" snapshot-create -q off nosuchdomain s1
 expect_refused "empty domain name" "domain" snapshot-create -q off '' s1
 expect_refused "domain name with /" "domain" snapshot-list '../victim'
 expect_refused "unknown domain id" "4242" snapshot-list 4242
+
+# Domain 0 is Xen's control domain: refused by id, by name and under another
+# name, by every command, in words (not a xenstore path).
+for q in 0 00 Domain-0; do
+    expect_refused "domain $q: create" "control domain" snapshot-create -q off "$q" s1
+    expect_refused "domain $q: list" "control domain" snapshot-list "$q"
+    expect_refused "domain $q: info" "control domain" snapshot-info "$q" base
+    expect_refused "domain $q: revert" "control domain" snapshot-revert "$q" base
+    expect_refused "domain $q: delete" "control domain" snapshot-delete "$q" base
+done
+xenstore-write /local/domain/0/name ctl
+expect_refused "domain 0 under another name" "control domain" snapshot-list ctl
+xenstore-write /local/domain/0/name Domain-0
+
+# Readers take no lock: while another client holds the domain's one-client
+# QMP socket (as a running snapshot-create does), list and info answer at
+# once from the metadata.
+python3 -c '
+import socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+s.recv(4096)
+open(sys.argv[2], "w").close()
+time.sleep(30)' "$XLSNAP_XEN_RUNDIR/qmp-libxl-$domid" "$T/qmp-held" &
+holder=$!
+pids+=("$holder")
+for _ in $(seq 100); do [ -e "$T/qmp-held" ] && break; sleep 0.05; done
+t0=$(date +%s%N)
+"$bld/xlsnap" snapshot-list victim >"$T/out" 2>"$T/err"
+rc=$?
+"$bld/xlsnap" snapshot-info victim base >"$T/out2" 2>>"$T/err"
+rc2=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+kill "$holder" 2>/dev/null
+wait "$holder" 2>/dev/null
+if [ ! -e "$T/qmp-held" ]; then
+    bad "readers while QMP is held" "the holder never got QEMU's greeting"
+elif [ "$rc" -eq 0 ] && [ "$rc2" -eq 0 ] && grep -q '^base ' "$T/out" && [ "$ms" -lt 2000 ]; then
+    ok "list and info while another client holds QMP: exit 0 in $ms ms"
+else
+    bad "readers while QMP is held" "rc $rc/$rc2 after $ms ms: $(head -c 300 "$T/err")"
+fi
 
 # Ambiguous qualifiers, as xl reads them: all digits is a domain id, anything
 # else a case-sensitive name. A domain NAMED like victim's domid, and one
@@ -208,6 +316,18 @@ else
     bad "name with a space" "$(cat "$T/err")"
 fi
 
+# The list's legend explains the marks shown, and only those: 'a b' is
+# current (marked *), --roots shows base alone (no mark, no legend).
+"$bld/xlsnap" snapshot-list victim >"$T/out" 2>&1
+"$bld/xlsnap" snapshot-list --roots victim >"$T/roots" 2>&1
+if grep -q '^a b \*' "$T/out" && [ "$(tail -n 1 "$T/out")" = "(* current snapshot)" ] &&
+    [ "$(grep -c '' "$T/roots")" -eq 2 ] && grep -q '^base ' "$T/roots" &&
+    ! grep -q '^(' "$T/roots"; then
+    ok "list legend only for the marks shown"
+else
+    bad "list legend" "$(tr '\n' '|' <"$T/out") --roots: $(tr '\n' '|' <"$T/roots")"
+fi
+
 # A damaged record among good ones: the good ones are still listed (table and
 # JSON), the exit status is 1, and -v lists every problem.
 cp "$meta" "$T/base.json.good"
@@ -227,6 +347,23 @@ else
 fi
 cp "$T/base.json.good" "$meta"
 
+# Two damaged records: the error names the first and says how to see the
+# rest, and that option does list every one.
+cp "$dom_state/a b.json" "$T/ab.json.good"
+head -c 100 "$T/base.json.good" >"$meta"
+head -c 50 "$T/ab.json.good" >"$dom_state/a b.json"
+"$bld/xlsnap" snapshot-list victim >/dev/null 2>"$T/err"
+"$bld/xlsnap" -v snapshot-list victim >/dev/null 2>"$T/verr"
+hint=$(grep -o -- '-v* lists them' "$T/err")
+if [ "$hint" = "-v lists them" ] && grep -q 'damaged metadata:.*base\.json' "$T/verr" &&
+    grep -q 'damaged metadata:.*a b\.json' "$T/verr"; then
+    ok "two damaged records: the error says -v, and -v lists both"
+else
+    bad "two damaged records" "hint '$hint'; -v printed: $(head -c 400 "$T/verr" | tr '\n' '|')"
+fi
+cp "$T/base.json.good" "$meta"
+cp "$T/ab.json.good" "$dom_state/a b.json"
+
 # ---------------------------------------------------------- journal of a killed run
 (exit 0) &
 dead=$!
@@ -237,6 +374,26 @@ cat >"$dom_state/.journal.json" <<EOF
  "lease_deadline_ms": 0, "watchdog": null, "prev_current": "base",
  "memory_created": null, "disks": []}
 EOF
+# Readers change nothing, but when the dead run had sent a freeze and no
+# thaw (phase "frozen") and its watchdog is gone too, they ask the agent
+# (here none answers) and say the guest's filesystems may still be frozen
+# and what thaws them (test_create_faults: no warning once thawed).
+cp "$dom_state/.journal.json" "$T/journal.planned"
+sed -i 's/"phase": "planned"/"phase": "frozen"/' "$dom_state/.journal.json"
+"$bld/xlsnap" snapshot-list victim >"$T/out" 2>"$T/err"
+rcl=$?
+"$bld/xlsnap" snapshot-info victim base >/dev/null 2>"$T/err2"
+rci=$?
+"$bld/xlsnap" snapshot-list --json victim >/dev/null 2>"$T/err3"
+cp "$T/journal.planned" "$dom_state/.journal.json"
+"$bld/xlsnap" snapshot-list victim >/dev/null 2>"$T/err4"
+frozen_said() { grep -q "may still be frozen.*snapshot-create, snapshot-revert or snapshot-delete of victim while it runs, which thaws them" "$1"; }
+if [ "$rcl$rci" = 00 ] && frozen_said "$T/err" && frozen_said "$T/err2" && frozen_said "$T/err3" &&
+    ! grep -q frozen "$T/err4"; then
+    ok "list and info warn that a dead run's freeze may still hold ($(head -c 150 "$T/err"))"
+else
+    bad "frozen guest warning" "rc $rcl/$rci: $(cat "$T/err" "$T/err2" "$T/err4" | head -c 400)"
+fi
 "$bld/xlsnap" snapshot-create -q off victim after-crash >"$T/out" 2>"$T/err"
 rc=$?
 if [ "$rc" -eq 0 ] && [ ! -e "$dom_state/.journal.json" ] && [ -e "$dom_state/after-crash.json" ]; then

@@ -23,6 +23,44 @@ static void test_error_context_grows_outward(void)
     CHECK_STR(snap_strerror(SNAP_ERROR_TIMEDOUT), "timed out");
 }
 
+/*
+ * A failure followed by a failed rollback: both clauses, the first never
+ * lost (the message once read "failed: ; and then rolling back ...", as the
+ * first clause was formatted into the buffer it was read from).
+ */
+static void test_error_append_keeps_both_clauses(void)
+{
+    snap_err err, rerr;
+    snap_err_set(&err, SNAP_ERROR_CLOSED, "QEMU closed the connection");
+    snap_err_context(&err, "domain d1");
+    snap_err_set(&rerr, SNAP_ERROR_IO, "rolling back snapshot 's1': disk xvda: gone");
+    CHECK_INT(snap_err_append(&err, "; and then %s", rerr.msg), SNAP_ERROR_CLOSED);
+    CHECK_STR(err.msg, "domain d1: QEMU closed the connection; and then rolling back "
+                       "snapshot 's1': disk xvda: gone");
+    /* A message used as its own argument is read before it is overwritten. */
+    snap_err_set(&err, SNAP_ERROR_PEER, "first");
+    snap_err_set(&err, SNAP_ERROR_PEER, "%s, second", err.msg);
+    CHECK_STR(err.msg, "first, second");
+    snap_err_context(&err, "%s again", err.msg);
+    CHECK_STR(err.msg, "first, second again: first, second");
+}
+
+/* No path leaves an empty message: the code's words stand in for it. */
+static void test_error_never_empty(void)
+{
+    snap_err err;
+    snap_err_clear(&err);
+    snap_err_set(&err, SNAP_ERROR_CLOSED, "%s", "");
+    CHECK_STR(err.msg, "connection closed");
+    snap_err_clear(&err);
+    err.code = SNAP_ERROR_TIMEDOUT; /* a code set without words */
+    snap_err_context(&err, "domain d1");
+    CHECK_STR(err.msg, "domain d1: timed out");
+    snap_err_clear(&err);
+    snap_err_append(&err, "; and then %s", "rollback failed");
+    CHECK_STR(err.msg, "failed; and then rollback failed");
+}
+
 static void test_deadlines(void)
 {
     CHECK_INT(snap_deadline_poll_ms(SNAP_DEADLINE_NEVER), -1);
@@ -138,6 +176,8 @@ static void test_json_string_vectors(void)
 int main(void)
 {
     TH_RUN(test_error_context_grows_outward);
+    TH_RUN(test_error_append_keeps_both_clauses);
+    TH_RUN(test_error_never_empty);
     TH_RUN(test_deadlines);
     TH_RUN(test_stream_lines_split_and_joined);
     TH_RUN(test_stream_rejects_oversize_line);
