@@ -336,6 +336,16 @@ void snap_delete_params_init(snap_delete_params *params);
 int snap_delete(snap_ctx *ctx, const char *domain, const char *name,
                 const snap_delete_params *params, char **plan_out);
 
+/*
+ * Moves domain's journal aside (<dir>/.journal.json.discarded-<UTC time>,
+ * path in *moved_to, malloc'd, when not NULL) when recovery cannot use it:
+ * unreadable, or its owner dead. A journal a live xlsnap owns is refused.
+ * First a running domain's guest agent is asked whether the filesystems
+ * are frozen and they are thawed; a paused domain stays paused (logged).
+ * Nothing the interrupted operation made is undone: it is logged.
+ */
+int snap_discard_journal(snap_ctx *ctx, const char *domain, char **moved_to);
+
 #ifdef __cplusplus
 }
 #endif

@@ -678,6 +678,7 @@ static int create_in_session(snap_ctx *ctx, snap_session *s, const snap_create_p
     }
     snap_journal_init(&j, SNAP_JOURNAL_CREATE, plan.name);
     journal_intent(&j, &plan, current);
+    j.overlay_dir = p->overlay_dir ? realpath(p->overlay_dir, NULL) : NULL;
     rc = snap_journal_begin(&s->st, &j, err);
     if (!rc) {
         bool io_stopped = false;

@@ -20,6 +20,7 @@
 
 #include "snap_json.h"
 #include "snap_memory.h"
+#include "snap_owned.h"
 #include "snap_qemuimg.h"
 #include "snap_revert.h"
 
@@ -123,17 +124,32 @@ static void stale_revert_overlays(const snap_session *s, const snap_meta *m,
     }
 }
 
-/* After the snapshot's storage is gone: its stale revert overlays go too. */
+/*
+ * After the snapshot's storage is gone: its stale revert overlays go too,
+ * those where and as a revert to m names them (the record may be edited).
+ */
 static int remove_stale_overlays(snap_ctx *ctx, const snap_meta *m,
                                  const image_set *stale, snap_err *err)
 {
     int rc = 0;
     for (size_t i = 0; i < stale->n && !rc; i++) {
-        snap_log(ctx->lg, XTL_NOTICE, "removing %s, left by an earlier revert to '%s'",
-                 stale->paths[i], m->name);
-        if (unlink(stale->paths[i]) != 0 && errno != ENOENT)
-            rc =
-                snap_err_errno(err, SNAP_ERROR_IO, errno, "removing %s", stale->paths[i]);
+        /* The rules of the disk that accepts it, else (refused, the reason
+         * logged) those of the first disk. */
+        snap_owned o = {0};
+        bool accepted = false;
+        for (size_t k = m->n_disks; k-- > 0 && !accepted;) {
+            snap_owned_dispose(&o);
+            snap_owned_revert_overlay(&o, &m->disks[k], m->name);
+            char *why = snap_owned_refusal(stale->paths[i], &o);
+            accepted = !why;
+            free(why);
+        }
+        if (accepted)
+            snap_log(ctx->lg, XTL_NOTICE,
+                     "removing %s, left by an earlier revert to '%s'", stale->paths[i],
+                     m->name);
+        rc = snap_owned_remove(ctx->lg, stale->paths[i], &o, err);
+        snap_owned_dispose(&o);
     }
     return rc;
 }
@@ -462,14 +478,55 @@ static int delete_storage(snap_ctx *ctx, snap_session *s, const snap_meta *m,
     return rc;
 }
 
-/* Children to the parent, the record and memory file gone (current moves up). */
-static int delete_metadata(snap_session *s, const snap_meta *m, snap_err *err)
+/* "'a', 'b'": the children of name (malloc'd), NULL when none. */
+static char *children_of(snap_session *s, const char *name)
 {
-    int rc = snap_meta_reparent_children(&s->st, m->name, m->parent, err);
+    snap_meta_tree t;
+    snap_err ignored;
+    char *list = NULL;
+    snap_meta_tree_init(&t);
+    if (snap_meta_tree_load(&s->st, &t, &ignored) == 0)
+        for (size_t i = 0; i < t.n; i++) {
+            const snap_meta_entry *e = &t.nodes[i].e;
+            if (!e->parent || strcmp(e->parent, name))
+                continue;
+            char *more =
+                snap_xasprintf("%s%s'%s'", list ? list : "", list ? ", " : "", e->name);
+            free(list);
+            list = more;
+        }
+    snap_meta_tree_dispose(&t);
+    return list;
+}
+
+/* Says that name's children become roots, and why. */
+static void say_orphaned(snap_ctx *ctx, snap_session *s, const char *name,
+                         const char *why)
+{
+    char *children = children_of(s, name);
+    if (children)
+        snap_log(ctx->lg, XTL_NOTICE, "%s: %s %s no parent now", why, children,
+                 strchr(children, ',') ? "have" : "has");
+    free(children);
+}
+
+/* Children to the parent, the record and memory file gone (current moves up). */
+static int delete_metadata(snap_ctx *ctx, snap_session *s, const snap_meta *m,
+                           snap_err *err)
+{
+    /* A parent whose record is gone: its children must not inherit the name. */
+    const char *parent = snap_meta_surviving_parent(&s->st, m);
+    if (m->parent && !parent) {
+        char *why = snap_xasprintf("snapshot '%s' names a missing parent '%s'", m->name,
+                                   m->parent);
+        say_orphaned(ctx, s, m->name, why);
+        free(why);
+    }
+    int rc = snap_meta_reparent_children(&s->st, m->name, parent, err);
     if (!rc)
         rc = rebase_children_records(s, m, err);
     if (!rc && m->has_memory)
-        rc = snap_memory_remove(m->memory_path, err);
+        rc = snap_memory_remove(ctx, &s->st, m->name, m->memory_path, err);
     if (!rc)
         rc = snap_meta_remove(&s->st, m->name, err);
     return rc;
@@ -494,7 +551,7 @@ static int delete_one(snap_ctx *ctx, snap_session *s, const char *name, bool met
     if (!rc)
         rc = snap_journal_set_phase(&s->st, &j, SNAP_PHASE_DISKS_DONE, err);
     if (!rc)
-        rc = delete_metadata(s, &m, err);
+        rc = delete_metadata(ctx, s, &m, err);
     bool merging = false;
     for (size_t i = 0; i < j.n_disks; i++)
         merging = merging || j.disks[i].merging;
@@ -542,7 +599,7 @@ static int recover_merge(snap_ctx *ctx, snap_session *s, const snap_journal *j,
         snap_journal_dispose(&jj);
     }
     if (!rc)
-        rc = delete_metadata(s, &m, err);
+        rc = delete_metadata(ctx, s, &m, err);
     snap_meta_dispose(&m);
     return rc ? snap_err_context(err, "finishing the deletion of '%s'", j->snapshot) : 0;
 }
@@ -562,7 +619,7 @@ int snap_recover_delete(snap_ctx *ctx, snap_session *s, const snap_journal *j,
     if (j->phase >= SNAP_PHASE_DISKS_DONE &&
         snap_meta_load(&s->st, j->snapshot, &m, err) == 0) {
         snap_log(ctx->lg, XTL_NOTICE, "finishing the deletion of '%s'", j->snapshot);
-        rc = delete_metadata(s, &m, err);
+        rc = delete_metadata(ctx, s, &m, err);
         snap_meta_dispose(&m);
     } else {
         snap_log(ctx->lg, XTL_NOTICE,
@@ -682,6 +739,60 @@ static char *delete_plan_json(snap_session *s, const char *name,
     return snap_json_gen_finish(g, NULL);
 }
 
+/*
+ * A record that exists but cannot be read (damaged, a symlink): not in the
+ * tree, so *damaged says it is handled here. Only --metadata of it alone
+ * removes it (its children become roots: its parent is unknown); anything
+ * else is the error saying so. The record file itself is unlinked inside
+ * the store, never a symlink's target.
+ */
+static int delete_damaged(snap_ctx *ctx, snap_session *s, const char *name,
+                          const snap_delete_params *p, bool *damaged, snap_err *err)
+{
+    snap_meta m;
+    *damaged = false;
+    if (!snap_meta_exists(&s->st, name))
+        return 0;
+    int rc = snap_meta_load_hinted(&s->st, name, &m, err);
+    if (rc == 0)
+        snap_meta_dispose(&m);
+    if (rc == 0 || rc == SNAP_ERROR_NOTFOUND) {
+        snap_err_clear(err);
+        return 0;
+    }
+    *damaged = true;
+    if (!p->metadata_only || p->scope != SNAP_DELETE_ONE)
+        return rc;
+    snap_err_clear(err);
+    if (p->dry_run)
+        return 0;
+    snap_log(ctx->lg, XTL_NOTICE, "removing the damaged record of snapshot '%s'", name);
+    char *why =
+        snap_xasprintf("the damaged record of '%s' names no readable parent", name);
+    say_orphaned(ctx, s, name, why);
+    free(why);
+    rc = snap_meta_reparent_children(&s->st, name, NULL, err);
+    return rc ? rc : snap_meta_remove(&s->st, name, err);
+}
+
+/* -N of --metadata on a damaged record: the file that goes. */
+static char *damaged_plan_json(snap_session *s, const char *name)
+{
+    char *file = snap_xasprintf("%s.json", name);
+    char *path = snap_meta_store_path(&s->st, file);
+    yajl_gen g = snap_json_gen_new(true);
+    yajl_gen_map_open(g);
+    snap_json_kv_str(g, "operation", "delete");
+    snap_json_kv_str(g, "domain", s->dom.ref.name);
+    snap_json_kv_str(g, "snapshot", name);
+    snap_json_kv_bool(g, "metadata_only", true);
+    snap_json_kv_str(g, "remove_damaged_record", path);
+    yajl_gen_map_close(g);
+    free(path);
+    free(file);
+    return snap_json_gen_finish(g, NULL);
+}
+
 int snap_delete(snap_ctx *ctx, const char *domain, const char *name,
                 const snap_delete_params *p, char **plan_out)
 {
@@ -694,9 +805,14 @@ int snap_delete(snap_ctx *ctx, const char *domain, const char *name,
                                p->dry_run ? 0 : SNAP_SESSION_RECOVER_VANISHED, &s, err);
     if (plan_out)
         *plan_out = NULL;
+    bool damaged = false;
     if (!rc)
+        rc = delete_damaged(ctx, &s, name, p, &damaged, err);
+    if (!rc && damaged && p->dry_run && plan_out)
+        *plan_out = damaged_plan_json(&s, name);
+    if (!rc && !damaged)
         rc = targets(&s, name, p->scope, &list, &n, err);
-    if (!rc && p->dry_run && plan_out)
+    if (!rc && !damaged && p->dry_run && plan_out)
         *plan_out = delete_plan_json(&s, name, p, list, n);
     for (size_t i = 0; i < n && !rc && !p->dry_run; i++) {
         snap_log(ctx->lg, XTL_INFO, "deleting snapshot '%s'", list[i]);

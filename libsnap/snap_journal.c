@@ -1,8 +1,12 @@
 /* The per-domain journal of the in-flight operation; see snap_journal.h. */
 #include "snap_journal.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "snap_json.h"
@@ -48,6 +52,7 @@ void snap_journal_dispose(snap_journal *j)
     free(j->snapshot);
     free(j->prev_current);
     free(j->memory_created);
+    free(j->overlay_dir);
     free(j->domain_state);
     for (size_t i = 0; i < j->n_disks; i++)
         disk_dispose(&j->disks[i]);
@@ -149,6 +154,8 @@ char *snap_journal_to_json(const snap_journal *j)
     snap_json_kv_str(g, "memory_created", j->memory_created);
     if (j->domain_state)
         snap_json_kv_str(g, "domain_state", j->domain_state);
+    if (j->overlay_dir)
+        snap_json_kv_str(g, "overlay_dir", j->overlay_dir);
     snap_json_key(g, "disks");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < j->n_disks; i++)
@@ -267,6 +274,7 @@ static int read_root(const snap_meta_reader *r, yajl_val root, snap_journal *j)
         snap_meta_read_str(r, root, "prev_current", true, &j->prev_current) < 0 ||
         snap_meta_read_str(r, root, "memory_created", true, &j->memory_created) < 0 ||
         snap_meta_read_str(r, root, "domain_state", true, &j->domain_state) < 0 ||
+        snap_meta_read_str(r, root, "overlay_dir", true, &j->overlay_dir) < 0 ||
         read_disks(r, root, j) < 0)
         return RC(r);
     j->op = (snap_journal_op)op;
@@ -346,6 +354,23 @@ int snap_journal_begin(snap_meta_store *st, snap_journal *j, snap_err *err)
 int snap_journal_finish(snap_meta_store *st, snap_err *err)
 {
     return snap_meta_store_unlink(st, JOURNAL_FILE, err);
+}
+
+int snap_journal_move_aside(snap_meta_store *st, char **moved_to, snap_err *err)
+{
+    char aside[64];
+    time_t now = time(NULL);
+    struct tm tm;
+    strftime(aside, sizeof aside, JOURNAL_FILE ".discarded-%Y%m%dT%H%M%SZ",
+             gmtime_r(&now, &tm));
+    *moved_to = snap_meta_store_path(st, aside);
+    if (renameat2(st->dirfd, JOURNAL_FILE, st->dirfd, aside, RENAME_NOREPLACE) < 0)
+        return snap_err_errno(err, errno == ENOENT ? SNAP_ERROR_NOTFOUND : SNAP_ERROR_IO,
+                              errno, "moving %s/%s aside to %s", st->dir, JOURNAL_FILE,
+                              *moved_to);
+    if (fsync(st->dirfd) < 0)
+        return snap_err_errno(err, SNAP_ERROR_IO, errno, "fsync %s", st->dir);
+    return 0;
 }
 
 int snap_journal_load(snap_meta_store *st, snap_journal *j, bool *found, snap_err *err)

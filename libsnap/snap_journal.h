@@ -78,6 +78,9 @@ typedef struct snap_journal {
     uint64_t watchdog_start;
     char *prev_current;   /* the current snapshot before the operation */
     char *memory_created; /* memory file this operation created */
+    /* create: the overlay directory given (canonical), where overlays may be
+     * besides each image's own directory; NULL: none given. */
+    char *overlay_dir;
     /* The domain's state before the operation ("running", "paused",
      * "shutoff"), for recovery to restart it accordingly; NULL: not recorded
      * (journals of older xlsnap versions). */
@@ -112,6 +115,13 @@ int snap_journal_finish(snap_meta_store *st, snap_err *err);
  * there is none. A damaged journal is an error naming the file and field.
  */
 int snap_journal_load(snap_meta_store *st, snap_journal *j, bool *found, snap_err *err);
+
+/*
+ * Renames the journal (whatever it holds, a symlink itself) to
+ * .journal.json.discarded-<UTC time> in the same directory, never over an
+ * existing file; *moved_to: its path (malloc'd).
+ */
+int snap_journal_move_aside(snap_meta_store *st, char **moved_to, snap_err *err);
 
 /* The owner (resp. watchdog) process still runs: same pid and start time. */
 bool snap_journal_owner_alive(const snap_journal *j);

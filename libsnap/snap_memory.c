@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "snap_memory.h"
+#include "snap_owned.h"
 
 char *snap_memory_path(const snap_meta_store *st, const char *name)
 {
@@ -90,9 +91,17 @@ void snap_memory_save_dispose(snap_memory_save *ms)
     memset(ms, 0, sizeof *ms);
 }
 
-int snap_memory_remove(const char *path, snap_err *err)
+int snap_memory_remove(snap_ctx *ctx, const snap_meta_store *st, const char *name,
+                       const char *path, snap_err *err)
 {
-    if (path && unlink(path) != 0 && errno != ENOENT)
-        return snap_err_errno(err, SNAP_ERROR_IO, errno, "removing memory file %s", path);
-    return 0;
+    if (!path)
+        return 0;
+    snap_owned o = {.what = "memory file"};
+    snap_owned_add_dir(&o, st->dir);
+    char *lit = snap_owned_escape(name);
+    snap_owned_add_pattern(&o, snap_xasprintf("%s.mem", lit));
+    free(lit);
+    int rc = snap_owned_remove(ctx->lg, path, &o, err);
+    snap_owned_dispose(&o);
+    return rc;
 }

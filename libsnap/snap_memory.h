@@ -36,7 +36,12 @@ int snap_memory_resume(snap_ctx *ctx, snap_session *s, snap_memory_save *ms, boo
                        snap_err *err);
 void snap_memory_save_dispose(snap_memory_save *ms);
 
-/* Removes a memory file (journal undo, delete); a missing file is fine. */
-int snap_memory_remove(const char *path, snap_err *err);
+/*
+ * Removes path, the memory file of snapshot name as metadata names it
+ * (journal undo, delete); a missing file is fine. Only <st dir>/<name>.mem,
+ * a regular file, is removed: anything else is left with a warning.
+ */
+int snap_memory_remove(snap_ctx *ctx, const snap_meta_store *st, const char *name,
+                       const char *path, snap_err *err);
 
 #endif

@@ -202,8 +202,16 @@ int snap_meta_save(snap_meta_store *st, const snap_meta *m, bool exclusive,
 int snap_meta_load(snap_meta_store *st, const char *name, snap_meta *m, snap_err *err);
 bool snap_meta_exists(snap_meta_store *st, const char *name);
 /*
+ * The parent m's children and the current pointer move to when m goes: m's
+ * parent when its record exists, else none (a missing parent's own parent is
+ * unknown), never a dangling name.
+ */
+const char *snap_meta_surviving_parent(snap_meta_store *st, const snap_meta *m);
+/*
  * Removes snapshot name's record. If it was the current snapshot, current
- * moves to its parent first (so a crash in between leaves a valid state).
+ * moves to its surviving parent first (so a crash in between leaves a valid
+ * state). A damaged record (unreadable, a symlink) is removed too: the entry
+ * itself, never what a symlink points to.
  */
 int snap_meta_remove(snap_meta_store *st, const char *name, snap_err *err);
 /*
@@ -211,6 +219,15 @@ int snap_meta_remove(snap_meta_store *st, const char *name, snap_err *err);
  * one atomic write per child. Idempotent: re-running it after a crash
  * finishes the job. Used by delete before snap_meta_remove.
  */
+/*
+ * "; remove it with snapshot-delete --metadata DOMAIN NAME" (shell-quoted
+ * when needed; no program name: xlsnap and xl both take it), malloc'd,
+ * appended to the errors about a damaged record.
+ */
+char *snap_meta_removal_hint(const snap_meta_store *st, const char *name);
+/* snap_meta_load, the error about a damaged record ending with that hint. */
+int snap_meta_load_hinted(snap_meta_store *st, const char *name, snap_meta *m,
+                          snap_err *err);
 int snap_meta_reparent_children(snap_meta_store *st, const char *name,
                                 const char *new_parent, snap_err *err);
 

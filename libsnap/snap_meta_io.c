@@ -127,6 +127,58 @@ int snap_meta_set_current(snap_meta_store *st, const char *name, snap_err *err)
     return rc;
 }
 
+const char *snap_meta_surviving_parent(snap_meta_store *st, const snap_meta *m)
+{
+    return m->parent && snap_meta_exists(st, m->parent) ? m->parent : NULL;
+}
+
+/* s as a shell word: as it is when plain, else in single quotes. */
+static char *shell_quoted(const char *s)
+{
+    if (*s && strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                        "._-+:@=,%/") == strlen(s))
+        return snap_xstrdup(s);
+    size_t n = 3;
+    for (const char *p = s; *p; p++)
+        n += *p == '\'' ? 4 : 1;
+    char *q = snap_xmalloc(n), *o = q;
+    *o++ = '\'';
+    for (const char *p = s; *p; p++)
+        if (*p == '\'')
+            memcpy(o, "'\\''", 4), o += 4;
+        else
+            *o++ = *p;
+    *o++ = '\'';
+    *o = '\0';
+    return q;
+}
+
+char *snap_meta_removal_hint(const snap_meta_store *st, const char *name)
+{
+    char *dom = shell_quoted(st->label), *n = shell_quoted(name);
+    char *hint =
+        snap_xasprintf("; remove it with snapshot-delete --metadata %s %s", dom, n);
+    free(dom);
+    free(n);
+    return hint;
+}
+
+int snap_meta_load_hinted(snap_meta_store *st, const char *name, snap_meta *m,
+                          snap_err *err)
+{
+    snap_err local;
+    if (!err)
+        err = &local;
+    int rc = snap_meta_load(st, name, m, err);
+    if (rc && rc != SNAP_ERROR_NOTFOUND && snap_meta_exists(st, name)) {
+        char *hint = snap_meta_removal_hint(st, name), *msg = snap_xstrdup(err->msg);
+        snap_err_set(err, rc, "%s%s", msg, hint);
+        free(msg);
+        free(hint);
+    }
+    return rc;
+}
+
 int snap_meta_remove(snap_meta_store *st, const char *name, snap_err *err)
 {
     if (!snap_meta_exists(st, name))
@@ -138,7 +190,8 @@ int snap_meta_remove(snap_meta_store *st, const char *name, snap_err *err)
         /* A damaged record has no readable parent: current becomes none. */
         snap_meta m;
         bool loaded = snap_meta_load(st, name, &m, NULL) == 0;
-        rc = snap_meta_set_current(st, loaded ? m.parent : NULL, err);
+        rc = snap_meta_set_current(st, loaded ? snap_meta_surviving_parent(st, &m) : NULL,
+                                   err);
         if (loaded)
             snap_meta_dispose(&m);
     }

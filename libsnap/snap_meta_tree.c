@@ -722,7 +722,7 @@ static void load_missing(snap_meta_store *st, listing *l)
         snap_meta m;
         snap_err err;
         snap_err_clear(&err);
-        if (snap_meta_load(st, e->name, &m, &err) == 0) {
+        if (snap_meta_load_hinted(st, e->name, &m, &err) == 0) {
             free(e->name);
             snap_meta_entry_from_meta(e, &m);
             l->items[i].have_entry = true;

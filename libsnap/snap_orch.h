@@ -258,6 +258,8 @@ enum {
     SNAP_SESSION_CREATE_DIR = 1 << 0, /* make the domain's state directory */
     /* bring back a domain an interrupted revert destroyed (not for -N) */
     SNAP_SESSION_RECOVER_VANISHED = 1 << 1,
+    /* leave the journal alone (snap_discard_journal decides about it) */
+    SNAP_SESSION_KEEP_JOURNAL = 1 << 2,
 };
 
 /*
@@ -271,6 +273,8 @@ void snap_session_close(snap_session *s);
 /* Undoes a create recorded in journal j (this run's failure or a dead run's). */
 int snap_rollback_create(snap_ctx *ctx, snap_session *s, const snap_journal *j,
                          snap_err *err);
+/* Ends err's message with how to move an unusable journal aside; returns rc. */
+int snap_discard_hint(snap_err *err, int rc, const char *domain);
 /* Rolls back (or forward) a journaled operation whose owner is gone. */
 int snap_recover_journal(snap_ctx *ctx, snap_session *s, bool *recovered, snap_err *err);
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "snap_orch.h"
+#include "snap_owned.h"
 #include "snap_qemuimg.h"
 
 /* Longest kept prefix of a stem or name when the full one does not fit. */
@@ -79,4 +80,51 @@ int snap_chain_root_stem(const char *image, char **stem, snap_err *err)
         return snap_err_set(err, SNAP_ERROR_PROTOCOL,
                             "qemu-img info --backing-chain %s: no image listed", image);
     return 0;
+}
+
+/*
+ * The names snap_overlay_path gives snapshot name with tag_pattern (NULL:
+ * none), in full and shortened, for any stem: the stem comes from a chain
+ * the metadata does not record. tag_pattern is an fnmatch pattern.
+ */
+static void add_overlay_names(snap_owned *o, const char *name, const char *tag_pattern)
+{
+    const char *dot = tag_pattern ? "." : "";
+    tag_pattern = tag_pattern ? tag_pattern : "";
+    char *lit = snap_owned_escape(name);
+    char *prefix = snap_xasprintf("%.*s", utf8_prefix_len(name, NAME_KEEP), name);
+    char *lit_prefix = snap_owned_escape(prefix);
+    snap_owned_add_pattern(o, snap_xasprintf("*.%s%s%s.qcow2", lit, dot, tag_pattern));
+    snap_owned_add_pattern(o, snap_xasprintf("*.%s~%016llx%s%s.qcow2", lit_prefix,
+                                             (unsigned long long)name_hash(name), dot,
+                                             tag_pattern));
+    free(lit_prefix);
+    free(prefix);
+    free(lit);
+}
+
+void snap_owned_create_overlay(snap_owned *o, const char *image, const char *vdev,
+                               const char *name, const char *overlay_dir)
+{
+    char *dir = snap_owned_dir(image);
+    char *lit_vdev = snap_owned_escape(vdev);
+    o->what = "overlay";
+    snap_owned_add_dir(o, dir);
+    snap_owned_add_dir(o, overlay_dir);
+    add_overlay_names(o, name, NULL);
+    add_overlay_names(o, name, lit_vdev);
+    free(lit_vdev);
+    free(dir);
+}
+
+void snap_owned_revert_overlay(snap_owned *o, const snap_meta_disk *md, const char *name)
+{
+    char *odir = md->overlay_path ? snap_owned_dir(md->overlay_path) : NULL;
+    char *bdir = snap_owned_dir(md->base_path);
+    o->what = "overlay";
+    snap_owned_add_dir(o, odir);
+    snap_owned_add_dir(o, bdir);
+    add_overlay_names(o, name, "r[0-9]*");
+    free(bdir);
+    free(odir);
 }

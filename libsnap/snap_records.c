@@ -178,7 +178,7 @@ static int load_info(snap_meta_store *st, const snap_meta_tree *t, const char *n
                      const char *journaled, snap_info **out, snap_err *err)
 {
     snap_meta m;
-    int rc = snap_meta_load(st, name, &m, err);
+    int rc = snap_meta_load_hinted(st, name, &m, err);
     if (rc)
         return rc;
     snap_info *s = snap_info_from_meta(&m);

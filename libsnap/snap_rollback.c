@@ -22,6 +22,8 @@
 
 #include "snap_orch.h"
 #include "snap_json.h"
+#include "snap_memory.h"
+#include "snap_owned.h"
 #include "snap_qemuimg.h"
 #include "snap_revert.h"
 
@@ -53,20 +55,26 @@ static bool overlay_is_ours(const char *overlay, const char *image)
     return ok && !strcmp(name, image);
 }
 
-/* Removes an overlay this operation created; ENOENT or not ours: nothing to do. */
-static int remove_overlay(const snap_journal_disk *jd, snap_err *err)
+/*
+ * Removes an overlay this create made; ENOENT or not ours: nothing to do.
+ * Only where and as the create names overlays (a journal may be edited).
+ */
+static int remove_overlay(snap_ctx *ctx, const snap_journal *j,
+                          const snap_journal_disk *jd, snap_err *err)
 {
     if (!overlay_is_ours(jd->overlay_created, jd->image))
         return 0;
-    if (unlink(jd->overlay_created) != 0 && errno != ENOENT)
-        return snap_err_errno(err, SNAP_ERROR_IO, errno, "disk %s: removing overlay %s",
-                              jd->vdev, jd->overlay_created);
-    return 0;
+    snap_owned o = {0};
+    snap_owned_create_overlay(&o, jd->image, jd->vdev, j->snapshot, j->overlay_dir);
+    int rc = snap_owned_remove(ctx->lg, jd->overlay_created, &o, err);
+    snap_owned_dispose(&o);
+    return rc ? snap_err_context(err, "disk %s", jd->vdev) : 0;
 }
 
 /* Merges an overlay QEMU is using back into its backing node, then removes it. */
-static int undo_overlay_qmp(snap_qmp *qmp, const snap_qmp_disks *qd,
-                            const snap_journal_disk *jd, snap_err *err)
+static int undo_overlay_qmp(snap_ctx *ctx, snap_qmp *qmp, const snap_qmp_disks *qd,
+                            const snap_journal *j, const snap_journal_disk *jd,
+                            snap_err *err)
 {
     size_t depth;
     const snap_qmp_disk *q = snap_qmp_disks_find_file(qd, jd->overlay_created, &depth);
@@ -90,7 +98,7 @@ static int undo_overlay_qmp(snap_qmp *qmp, const snap_qmp_disks *qd,
             return snap_err_context(err, "disk %s: merging overlay %s back", jd->vdev,
                                     jd->overlay_created);
     }
-    return remove_overlay(jd, err);
+    return remove_overlay(ctx, j, jd, err);
 }
 
 static int undo_internal_qmp(snap_qmp *qmp, const snap_qmp_disks *qd,
@@ -105,10 +113,11 @@ static int undo_internal_qmp(snap_qmp *qmp, const snap_qmp_disks *qd,
     return rc ? snap_err_context(err, "disk %s", jd->vdev) : 0;
 }
 
-static int undo_disk_offline(const snap_journal_disk *jd, snap_err *err)
+static int undo_disk_offline(snap_ctx *ctx, const snap_journal *j,
+                             const snap_journal_disk *jd, snap_err *err)
 {
     if (jd->overlay_created) {
-        int rc = remove_overlay(jd, err);
+        int rc = remove_overlay(ctx, j, jd, err);
         if (rc)
             return rc;
     }
@@ -135,9 +144,9 @@ static int undo_storage(snap_ctx *ctx, snap_session *s, const snap_journal *j,
     for (size_t i = 0; i < j->n_disks && !rc; i++) {
         const snap_journal_disk *jd = &j->disks[i];
         if (!qmp)
-            rc = undo_disk_offline(jd, err);
+            rc = undo_disk_offline(ctx, j, jd, err);
         else if (jd->overlay_created)
-            rc = undo_overlay_qmp(qmp, &qd, jd, err);
+            rc = undo_overlay_qmp(ctx, qmp, &qd, j, jd, err);
         else if (jd->internal_created)
             rc = undo_internal_qmp(qmp, &qd, jd, err);
     }
@@ -172,9 +181,8 @@ int snap_rollback_create(snap_ctx *ctx, snap_session *s, const snap_journal *j,
         rc = undo_storage(ctx, s, j, err);
     if (!rc && snap_meta_exists(&s->st, j->snapshot))
         rc = snap_meta_remove(&s->st, j->snapshot, err);
-    if (!rc && j->memory_created && unlink(j->memory_created) != 0 && errno != ENOENT)
-        rc = snap_err_errno(err, SNAP_ERROR_IO, errno, "removing memory file %s",
-                            j->memory_created);
+    if (!rc)
+        rc = snap_memory_remove(ctx, &s->st, j->snapshot, j->memory_created, err);
     if (!rc)
         rc = snap_meta_set_current(&s->st, j->prev_current, err);
     if (!rc)
@@ -219,6 +227,37 @@ static int restart_after_revert(snap_ctx *ctx, snap_session *s, const snap_journ
     return rc ? snap_err_context(err, "restarting domain %s", now.name) : 0;
 }
 
+/*
+ * The overlays the revert made, checked against the reverted-to record
+ * (their directory and name derive from it); without a readable record,
+ * none is removed.
+ */
+static int remove_revert_overlays(snap_ctx *ctx, snap_session *s, const snap_journal *j,
+                                  snap_err *err)
+{
+    snap_meta m;
+    snap_err lerr;
+    bool have = snap_meta_load(&s->st, j->snapshot, &m, &lerr) == 0;
+    int rc = 0;
+    for (size_t i = 0; i < j->n_disks && !rc; i++) {
+        const snap_journal_disk *jd = &j->disks[i];
+        const snap_meta_disk *md = NULL;
+        for (size_t k = 0; have && k < m.n_disks && !md; k++)
+            md = !strcmp(m.disks[k].vdev, jd->vdev) ? &m.disks[k] : NULL;
+        snap_owned o = {.what = "overlay"};
+        if (md)
+            snap_owned_revert_overlay(&o, md, j->snapshot);
+        if (jd->overlay_created)
+            rc = snap_owned_remove(ctx->lg, jd->overlay_created, &o, err);
+        snap_owned_dispose(&o);
+        if (rc)
+            snap_err_context(err, "disk %s", jd->vdev);
+    }
+    if (have)
+        snap_meta_dispose(&m);
+    return rc;
+}
+
 int snap_rollback_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
                          snap_err *err)
 {
@@ -245,12 +284,8 @@ int snap_rollback_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
     /* The toolstack first: nothing may point at an overlay about to go. */
     if (j->phase >= SNAP_PHASE_DISKS_DONE && ctx->ops->keeps_stopped_domain)
         rc = undo_backend(ctx, s, j, err);
-    for (size_t i = 0; i < j->n_disks && !rc; i++) {
-        const char *o = j->disks[i].overlay_created;
-        if (o && unlink(o) != 0 && errno != ENOENT)
-            rc = snap_err_errno(err, SNAP_ERROR_IO, errno, "disk %s: removing overlay %s",
-                                j->disks[i].vdev, o);
-    }
+    if (!rc)
+        rc = remove_revert_overlays(ctx, s, j, err);
     if (!rc)
         rc = restart_after_revert(ctx, s, j, err);
     if (!rc)
@@ -420,14 +455,27 @@ static int recover_freeze(snap_ctx *ctx, snap_session *s, const snap_journal *j,
     return snap_quiesce_recover(ctx, s->dom.agent_path, err);
 }
 
+int snap_discard_hint(snap_err *err, int rc, const char *domain)
+{
+    char *msg = snap_xstrdup(err->msg);
+    snap_err_set(err, rc,
+                 "%s; if no xlsnap is working on domain %s, move the journal aside "
+                 "with snapshot-delete --discard-journal %s",
+                 msg, domain, domain);
+    free(msg);
+    return rc;
+}
+
 int snap_recover_journal(snap_ctx *ctx, snap_session *s, bool *recovered, snap_err *err)
 {
     snap_journal j;
     bool found = false;
     *recovered = false;
     int rc = snap_journal_load(&s->st, &j, &found, err);
-    if (rc || !found)
-        return rc;
+    if (rc)
+        return snap_discard_hint(err, rc, s->dom.ref.name);
+    if (!found)
+        return 0;
     if (snap_journal_owner_alive(&j)) {
         rc = snap_err_set(err, SNAP_ERROR_BUSY,
                           "domain %s: xlsnap pid %d is still working on snapshot '%s'",

@@ -54,6 +54,8 @@ int snap_session_open(snap_ctx *ctx, const char *qualifier, unsigned flags,
     rc = snap_domain_resolve(ctx, qualifier, &s->dom, err);
     if (rc)
         return rc;
+    if (flags & SNAP_SESSION_KEEP_JOURNAL)
+        return 0;
     bool recovered = false;
     rc = snap_recover_journal(ctx, s, &recovered, err);
     if (rc || !recovered)

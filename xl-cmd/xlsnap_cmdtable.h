@@ -54,10 +54,13 @@ int main_snapshot_info(int argc, char **argv);
      "                         domain (its running state is lost)."},                  \
     {"snapshot-delete", &main_snapshot_delete, 1, 1,                                   \
      "Delete a snapshot of a domain, keeping the data its children need",              \
-     "[options] <Domain> <Name>",                                                      \
+     "[options] <Domain> <Name> | --discard-journal <Domain>",                         \
      "--children               Delete the snapshot and all its descendants.\n"         \
      "--children-only          Delete only the snapshot's descendants.\n"              \
-     "--metadata               Forget the record(s); leave the storage alone."}
+     "--metadata               Forget the record(s); leave the storage alone\n"        \
+     "                         (also removes a damaged record).\n"                     \
+     "--discard-journal        Move aside a journal recovery cannot use (unreadable,\n" \
+     "                         or its xlsnap dead), after thawing the guest if frozen."}
 
 /* clang-format on */
 #endif

@@ -111,7 +111,8 @@ enum {
     OPT_FORCE,
     OPT_CHILDREN,
     OPT_CHILDREN_ONLY,
-    OPT_METADATA
+    OPT_METADATA,
+    OPT_DISCARD_JOURNAL
 };
 
 int main_snapshot_create(int argc, char **argv)
@@ -315,16 +316,40 @@ int main_snapshot_revert(int argc, char **argv)
     return EXIT_SUCCESS;
 }
 
+/* snapshot-delete --discard-journal DOMAIN: alone, one argument. */
+static int discard_journal_of(int n_args, const char *domain, snap_delete_params p)
+{
+    if (n_args != 1 || p.scope != SNAP_DELETE_ONE || p.metadata_only || dryrun_only) {
+        fprintf(stderr, "--discard-journal takes only a domain, and no other option\n");
+        return 2;
+    }
+    char *aside = NULL;
+    int rc = snap_discard_journal(xlsnap_ctx(), domain, &aside);
+    if (rc)
+        return report_failure("snapshot-delete --discard-journal", rc);
+    printf("Journal of domain %s moved aside to %s.\n", domain, aside);
+    free(aside);
+    return EXIT_SUCCESS;
+}
+
 int main_snapshot_delete(int argc, char **argv)
 {
     static const struct option opts[] = {{"children", 0, 0, OPT_CHILDREN},
                                          {"children-only", 0, 0, OPT_CHILDREN_ONLY},
                                          {"metadata", 0, 0, OPT_METADATA},
+                                         {"discard-journal", 0, 0, OPT_DISCARD_JOURNAL},
                                          COMMON_LONG_OPTS};
     snap_delete_params p;
+    bool discard_journal = false;
     int opt;
     snap_delete_params_init(&p);
-    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-delete", 2)
+    /* --discard-journal (or a prefix, as getopt takes it) needs a domain only. */
+    int n_required = 2;
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (strlen(argv[i]) > 3 &&
+            !strncmp("--discard-journal", argv[i], strlen(argv[i])))
+            n_required = 1;
+    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-delete", n_required)
     {
     case OPT_CHILDREN:
     case OPT_CHILDREN_ONLY:
@@ -335,7 +360,10 @@ int main_snapshot_delete(int argc, char **argv)
         p.scope = opt == OPT_CHILDREN ? SNAP_DELETE_CHILDREN : SNAP_DELETE_CHILDREN_ONLY;
         break;
     case OPT_METADATA: p.metadata_only = true; break;
+    case OPT_DISCARD_JOURNAL: discard_journal = true; break;
     }
+    if (discard_journal)
+        return discard_journal_of(argc - optind, argv[optind], p);
     p.dry_run = dryrun_only;
     char *plan = NULL;
     int rc = snap_delete(xlsnap_ctx(), argv[optind], argv[optind + 1], &p, &plan);

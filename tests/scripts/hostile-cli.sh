@@ -405,6 +405,173 @@ else
 fi
 rm -f "$dom_state/.journal.json"
 
+# ---------------------------------------------------------- files a journal names
+# A hand-edited journal of a dead run may name any file as created by it:
+# recovery removes only what the operation makes, where it makes it (memory
+# files <name>.mem in the domain's directory, overlays <stem>.<name>.qcow2
+# beside the image), a regular file; anything else stays, with a warning.
+# forged_journal OP SNAPSHOT MEMORY DISKS-JSON: a journal whose owner is dead.
+forged_journal() {
+    cat >"$dom_state/.journal.json" <<EOF
+{"version": 1, "operation": "$1", "snapshot": "$2", "phase": "planned",
+ "owner": {"pid": $dead, "start_time": 1}, "started_ms": 1, "updated_ms": 1,
+ "lease_deadline_ms": 0, "watchdog": null, "prev_current": "base",
+ "memory_created": $3, "disks": [$4]}
+EOF
+}
+# journal_disk IMAGE OVERLAY: a disk record naming OVERLAY as created.
+journal_disk() {
+    printf '{"vdev": "xvda", "image": "%s", "internal_created": null, ' "$1"
+    printf '"overlay_created": "%s", "old": null, "done": false}' "$2"
+}
+# survives NAME FILE...: the next command recovers the journal, keeps every
+# FILE, warns naming the first, and goes on.
+survives() {
+    local name=$1 f gone=""
+    shift
+    "$bld/xlsnap" snapshot-create -q off victim "after-${name// /-}" >"$T/out" 2>"$T/err"
+    local rc=$?
+    for f in "$@"; do [ -e "$f" ] || gone="$gone $f"; done
+    if [ -n "$gone" ]; then
+        bad "journal naming $name" "removed:$gone (rc $rc: $(head -c 300 "$T/err"))"
+    elif [ -e "$dom_state/.journal.json" ]; then
+        bad "journal naming $name" "journal not recovered (rc $rc: $(head -c 300 "$T/err"))"
+    elif ! grep -q "not removing .*$1" "$T/err"; then
+        bad "journal naming $name" "no warning naming $1: $(head -c 300 "$T/err")"
+    else
+        ok "journal naming $name: left, warned ($(grep 'not removing' "$T/err" | head -n 1 | head -c 150))"
+    fi
+}
+mkdir -p "$T/elsewhere"
+echo precious >"$T/elsewhere/ghost.mem"
+forged_journal create ghost "\"$T/elsewhere/ghost.mem\"" ""
+survives "memory file elsewhere" "$T/elsewhere/ghost.mem"
+forged_journal create ghost "\"$dom_state/base.json\"" ""
+survives "a record as memory file" "$dom_state/base.json"
+ln -s "$T/elsewhere/ghost.mem" "$dom_state/ghost.mem"
+forged_journal create ghost "\"$dom_state/ghost.mem\"" ""
+survives "a symlink as memory file" "$dom_state/ghost.mem" "$T/elsewhere/ghost.mem"
+rm -f "$dom_state/ghost.mem"
+# an overlay that is what a create makes (a qcow2 on the image) but elsewhere
+qemu-img create -q -f qcow2 -b "$T/disks/a.qcow2" -F qcow2 "$T/elsewhere/a.ghost.qcow2"
+forged_journal create ghost null "$(journal_disk "$T/disks/a.qcow2" "$T/elsewhere/a.ghost.qcow2")"
+survives "create overlay elsewhere" "$T/elsewhere/a.ghost.qcow2"
+echo precious >"$T/elsewhere/precious"
+forged_journal revert base null "$(journal_disk "$T/disks/a.qcow2" "$T/elsewhere/precious")"
+survives "revert overlay elsewhere" "$T/elsewhere/precious"
+rm -f "$dom_state/.journal.json"
+# A record's memory file, edited to name a file elsewhere: deleting the
+# snapshot deletes the record, not that file.
+if create victim memrec >"$T/out" 2>"$T/err"; then
+    python3 -c 'import json,sys; p=sys.argv[1]; m=json.load(open(p)); m["memory"]={"path": sys.argv[2], "size": 8}; json.dump(m, open(p, "w"))' \
+        "$dom_state/memrec.json" "$T/elsewhere/precious"
+    "$bld/xlsnap" snapshot-delete --metadata victim memrec >"$T/out" 2>"$T/err"
+    rc=$?
+    if [ -e "$T/elsewhere/precious" ] && [ ! -e "$dom_state/memrec.json" ] &&
+        grep -q "not removing memory file $T/elsewhere/precious" "$T/err"; then
+        ok "record naming a memory file elsewhere: record deleted, file left, warned"
+    else
+        bad "record naming a memory file elsewhere" "rc $rc: $(head -c 300 "$T/err")"
+    fi
+else
+    bad "record naming a memory file elsewhere" "create: $(cat "$T/err")"
+fi
+
+# ---------------------------------------------------------- damaged records, the way out
+# A damaged record (garbage, a symlink) is named with the command that
+# removes it; snapshot-delete --metadata removes the entry itself, never
+# what a symlink points to, and leaves everything else as it was.
+echo '{ not json' >"$dom_state/junk.json"
+expect_refused "info of a damaged record says how to remove it" \
+    "invalid.*snapshot-delete --metadata victim junk" snapshot-info victim junk
+expect_refused "delete of a damaged record says how to remove it" \
+    "snapshot-delete --metadata victim junk" snapshot-delete victim junk
+"$bld/xlsnap" snapshot-list victim >/dev/null 2>"$T/err"
+if grep -q "junk.json.*snapshot-delete --metadata victim junk" "$T/err"; then
+    ok "list names the damaged record and how to remove it"
+else
+    bad "list of a damaged record" "$(head -c 300 "$T/err")"
+fi
+"$bld/xlsnap" -N snapshot-delete --metadata victim junk >"$T/out" 2>"$T/err"
+rc=$?
+if [ "$rc" -eq 0 ] && [ -e "$dom_state/junk.json" ] && grep -q '"remove_damaged_record": ".*junk.json"' "$T/out"; then
+    ok "-N snapshot-delete --metadata of a damaged record: the plan names it, nothing removed"
+else
+    bad "-N delete --metadata of a damaged record" "rc $rc: $(head -c 300 "$T/out") $(head -c 300 "$T/err")"
+fi
+state >"$T/before"
+"$bld/xlsnap" snapshot-delete --metadata victim junk >"$T/out" 2>"$T/err"
+rc=$?
+state >"$T/after"
+if [ "$rc" -eq 0 ] && [ ! -e "$dom_state/junk.json" ] &&
+    [ "$(diff "$T/before" "$T/after" | grep -c '^[<>]')" -eq 1 ]; then
+    ok "snapshot-delete --metadata removes a damaged record, nothing else"
+else
+    bad "delete --metadata of a damaged record" "rc $rc: $(head -c 300 "$T/err") $(diff "$T/before" "$T/after" | head -n 4 | tr '\n' '|')"
+fi
+cp "$T/base.json.good" "$T/elsewhere/target.json"
+ln -s "$T/elsewhere/target.json" "$dom_state/lnk.json"
+expect_refused "info of a symlinked record says how to remove it" \
+    "symlink.*snapshot-delete --metadata victim lnk" snapshot-info victim lnk
+"$bld/xlsnap" snapshot-delete --metadata victim lnk >"$T/out" 2>"$T/err"
+rc=$?
+if [ "$rc" -eq 0 ] && [ ! -L "$dom_state/lnk.json" ] && cmp -s "$T/base.json.good" "$T/elsewhere/target.json"; then
+    ok "snapshot-delete --metadata removes a symlinked record, not its target"
+else
+    bad "delete --metadata of a symlinked record" "rc $rc: $(head -c 300 "$T/err")"
+fi
+
+# A record whose parent is missing: deleting it must not hand the dangling
+# name to its child (nearest existing ancestor: none), and says so.
+if create victim pa >/dev/null 2>&1 && create victim pb >/dev/null 2>&1 &&
+    create victim pc >/dev/null 2>"$T/err"; then
+    rm "$dom_state/pa.json"
+    "$bld/xlsnap" snapshot-delete --metadata victim pb >"$T/out" 2>"$T/err"
+    rc=$?
+    parent=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1])).get("parent"))' "$dom_state/pc.json" 2>&1)
+    if [ "$rc" -eq 0 ] && [ "$parent" = "None" ] && grep -q "missing parent 'pa'.*'pc' has no parent" "$T/err"; then
+        ok "deleting a record with a missing parent: its child gets none, said so"
+    else
+        bad "record with a missing parent" "rc $rc, pc's parent $parent: $(head -c 300 "$T/err")"
+    fi
+else
+    bad "record with a missing parent" "create: $(cat "$T/err")"
+fi
+
+# A garbage journal blocks every create and delete: the error names the way
+# out, snapshot-delete --discard-journal, which moves it aside (kept) and
+# unblocks the domain. One a live process owns is refused.
+echo 'garbage {' >"$dom_state/.journal.json"
+expect_refused "garbage journal: create names --discard-journal" \
+    "journal.*snapshot-delete --discard-journal victim" snapshot-create -q off victim g1
+expect_refused "garbage journal: delete names --discard-journal" \
+    "snapshot-delete --discard-journal victim" snapshot-delete victim base
+"$bld/xlsnap" snapshot-delete --discard-journal victim >"$T/out" 2>"$T/err"
+rc=$?
+aside=$(find "$dom_state" -maxdepth 1 -name '.journal.json.discarded-*' | head -n 1)
+if [ "$rc" -eq 0 ] && [ ! -e "$dom_state/.journal.json" ] && [ -n "$aside" ] &&
+    [ "$(cat "$aside")" = 'garbage {' ] && grep -q "moved aside to $aside" "$T/out" &&
+    grep -q "paused and stays paused" "$T/err" && create victim g2 >/dev/null 2>&1; then
+    ok "snapshot-delete --discard-journal moves a garbage journal aside, says the domain stays paused; create works again"
+else
+    bad "--discard-journal" "rc $rc, aside '$aside': $(head -c 300 "$T/out") $(head -c 300 "$T/err")"
+fi
+rm -f "$aside"
+expect_refused "--discard-journal without a journal" "no journal" snapshot-delete --discard-journal victim
+sleep 30 &
+live=$!
+pids+=("$live")
+cat >"$dom_state/.journal.json" <<EOF
+{"version": 1, "operation": "create", "snapshot": "busy", "phase": "planned",
+ "owner": {"pid": $live, "start_time": $(awk '{print $22}' "/proc/$live/stat")}, "started_ms": 1,
+ "updated_ms": 1, "lease_deadline_ms": 0, "watchdog": null, "prev_current": null,
+ "memory_created": null, "disks": []}
+EOF
+expect_refused "--discard-journal of a live owner's journal" "still working" snapshot-delete --discard-journal victim
+kill "$live" 2>/dev/null
+rm -f "$dom_state/.journal.json"
+expect_refused "--discard-journal with a name" "only a domain" snapshot-delete --discard-journal victim base
+
 # ---------------------------------------------------------- two racing processes
 "$bld/xlsnap" snapshot-create -q off victim race1 >"$T/r1.out" 2>"$T/r1.err" &
 r1=$!

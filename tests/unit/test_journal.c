@@ -241,16 +241,19 @@ static void test_optional_fields(void)
     snap_err err;
     fill_journal(&j);
     char *old = snap_journal_to_json(&j);
-    CHECK(!strstr(old, "domain_state") && !strstr(old, "merging"));
+    CHECK(!strstr(old, "domain_state") && !strstr(old, "merging") &&
+          !strstr(old, "overlay_dir"));
     j.domain_state = strdup("paused");
+    j.overlay_dir = strdup("/srv/overlays");
     j.disks[1].merging = true;
     char *text = snap_journal_to_json(&j);
     CHECK_INT(snap_journal_from_json(&k, text, "new", &err), 0);
     CHECK_STR(k.domain_state, "paused");
+    CHECK_STR(k.overlay_dir, "/srv/overlays");
     CHECK(!k.disks[0].merging && k.disks[1].merging);
     snap_journal_dispose(&k);
     CHECK_INT(snap_journal_from_json(&k, old, "old", &err), 0);
-    CHECK(k.domain_state == NULL && !k.disks[1].merging);
+    CHECK(k.domain_state == NULL && k.overlay_dir == NULL && !k.disks[1].merging);
     snap_journal_dispose(&k);
     char *m = strstr(text, "\"merging\": true");
     REQUIRE(m);
@@ -260,6 +263,39 @@ static void test_optional_fields(void)
     free(text);
     free(old);
     snap_journal_dispose(&j);
+}
+
+/*
+ * snapshot-delete --discard-journal's last step: the journal, whatever it
+ * holds (garbage here), renamed beside itself and kept; nothing is replaced.
+ */
+static void test_move_aside(void)
+{
+    snap_meta_store st;
+    snap_err err;
+    REQUIRE(open_store(&st, "aside", UUID) == 0);
+    char *path = snap_meta_store_path(&st, ".journal.json");
+    REQUIRE(th_write_file(path, "garbage {"));
+    snap_journal j;
+    bool found = true;
+    CHECK(snap_journal_load(&st, &j, &found, &err) != 0);
+    CHECK_CONTAINS(err.msg, ".journal.json");
+    char *aside = NULL;
+    CHECK_INT(snap_journal_move_aside(&st, &aside, &err), 0);
+    REQUIRE(aside != NULL);
+    CHECK_CONTAINS(aside, "/.journal.json.discarded-");
+    char *text = th_read_file(aside);
+    CHECK_STR(text, "garbage {");
+    free(text);
+    CHECK_INT(snap_journal_load(&st, &j, &found, &err), 0);
+    CHECK(!found);
+    snap_journal_dispose(&j);
+    free(aside);
+    aside = NULL;
+    CHECK_INT(snap_journal_move_aside(&st, &aside, &err), SNAP_ERROR_NOTFOUND);
+    free(aside);
+    free(path);
+    snap_meta_store_close(&st);
 }
 
 static void test_lock_contention(void)
@@ -365,6 +401,7 @@ int main(void)
     TH_RUN(test_dead_owner_detected);
     TH_RUN(test_damaged_journal_is_reported);
     TH_RUN(test_optional_fields);
+    TH_RUN(test_move_aside);
     TH_RUN(test_lock_contention);
     TH_RUN(test_lock_dies_with_holder);
     return th_finish();

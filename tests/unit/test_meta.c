@@ -662,6 +662,79 @@ static void test_current_remove_and_reparent(void)
     snap_meta_store_close(&st);
 }
 
+/*
+ * A parent whose record was removed by hand: current and the children never
+ * move to the dangling name (the missing record's own parent is unknown).
+ */
+static void test_missing_parent_is_not_inherited(void)
+{
+    snap_meta_store st;
+    snap_err err;
+    REQUIRE(open_store(&st, new_statedir("dangling")) == 0);
+    save_snapshot(&st, "root", NULL, 100);
+    save_snapshot(&st, "orphan", "gone", 200);
+    snap_meta m;
+    REQUIRE(snap_meta_load(&st, "orphan", &m, &err) == 0);
+    CHECK(snap_meta_surviving_parent(&st, &m) == NULL);
+    snap_meta_dispose(&m);
+    REQUIRE(snap_meta_load(&st, "root", &m, &err) == 0);
+    CHECK(snap_meta_surviving_parent(&st, &m) == NULL); /* a root */
+    snap_meta_dispose(&m);
+    save_snapshot(&st, "kid", "root", 300);
+    REQUIRE(snap_meta_load(&st, "kid", &m, &err) == 0);
+    CHECK_STR(snap_meta_surviving_parent(&st, &m), "root");
+    snap_meta_dispose(&m);
+    CHECK_INT(snap_meta_set_current(&st, "orphan", &err), 0);
+    CHECK_INT(snap_meta_remove(&st, "orphan", &err), 0);
+    char *cur = (char *)"x";
+    CHECK_INT(snap_meta_get_current(&st, &cur, &err), 0);
+    CHECK(cur == NULL); /* not "gone" */
+    free(cur);
+    snap_meta_store_close(&st);
+}
+
+/*
+ * A damaged record (garbage, a symlink) is reported with the command that
+ * removes it, and snap_meta_remove unlinks the entry, not a symlink's target.
+ */
+static void test_damaged_record_removal(void)
+{
+    snap_meta_store st;
+    snap_err err;
+    REQUIRE(open_store(&st, new_statedir("damaged")) == 0);
+    save_snapshot(&st, "good", NULL, 100);
+    hand_write(&st, "junk.json", "{ not json");
+    snap_meta m;
+    CHECK(snap_meta_load_hinted(&st, "junk", &m, &err) == SNAP_ERROR_INVAL);
+    CHECK_CONTAINS(err.msg, "junk.json: invalid JSON");
+    CHECK_CONTAINS(err.msg, "; remove it with snapshot-delete --metadata vm1 junk");
+    hand_write(&st, "it's.json", "");
+    CHECK(snap_meta_load_hinted(&st, "it's", &m, &err) != 0);
+    CHECK_CONTAINS(err.msg, "--metadata vm1 'it'\\''s'");
+    CHECK_INT(snap_meta_load_hinted(&st, "absent", &m, &err), SNAP_ERROR_NOTFOUND);
+    CHECK(strstr(err.msg, "remove it") == NULL);
+    snap_meta_tree t;
+    CHECK_INT(snap_meta_tree_load(&st, &t, &err), 0);
+    REQUIRE(t.n_problems == 2);
+    CHECK_CONTAINS(t.problems[0], "snapshot-delete --metadata vm1");
+    snap_meta_tree_dispose(&t);
+    char *target = snap_xasprintf("%s/target.json", th_path("damaged-target"));
+    REQUIRE(mkdir(th_path("damaged-target"), 0700) == 0 && th_write_file(target, "keep"));
+    char *link = snap_meta_store_path(&st, "lnk.json");
+    REQUIRE(symlink(target, link) == 0);
+    CHECK(snap_meta_load_hinted(&st, "lnk", &m, &err) == SNAP_ERROR_INVAL);
+    CHECK_CONTAINS(err.msg, "is a symlink, refused; remove it with");
+    CHECK_INT(snap_meta_remove(&st, "lnk", &err), 0);
+    struct stat sb;
+    CHECK(lstat(link, &sb) != 0 && errno == ENOENT);
+    CHECK(access(target, F_OK) == 0);
+    CHECK_INT(snap_meta_remove(&st, "junk", &err), 0);
+    CHECK(!snap_meta_exists(&st, "junk"));
+    free(link);
+    free(target);
+    snap_meta_store_close(&st);
+}
+
 static void test_index_follows_files(void)
 {
     snap_meta_store st;
@@ -830,6 +903,8 @@ int main(void)
     TH_RUN(test_atomic_writes_and_stale_temps);
     TH_RUN(test_tree_derivation);
     TH_RUN(test_current_remove_and_reparent);
+    TH_RUN(test_missing_parent_is_not_inherited);
+    TH_RUN(test_damaged_record_removal);
     TH_RUN(test_index_follows_files);
     TH_RUN(test_listing_scale);
     return th_finish();

@@ -71,7 +71,7 @@ _xlsnap()
     snapshot-list) opts="--tree --roots --leaves --json -h --help" ;;
     snapshot-info) opts="--json -h --help" ;;
     snapshot-revert) opts="--running --paused --force -h --help" ;;
-    snapshot-delete) opts="--children --children-only --metadata -h --help" ;;
+    snapshot-delete) opts="--children --children-only --metadata --discard-journal -h --help" ;;
     help) COMPREPLY=($(compgen -W "$subcommands" -- "$cur")); return ;;
     *) return ;;
     esac
@@ -95,6 +95,7 @@ _xlsnap()
     0) COMPREPLY=($(compgen -W "$(_xlsnap_domains)" -- "$cur")) ;;
     1) case $sub in
        snapshot-info | snapshot-revert | snapshot-delete)
+           [[ " ${words[*]} " == *" --discard-journal "* ]] && return # domain only
            local IFS=$'\n'
            COMPREPLY=($(compgen -W "$(_xlsnap_snapshots "${args[0]}")" -- "$cur")) ;;
        esac ;;
