@@ -345,9 +345,9 @@ static void test_watchdog_says_why(void)
     if (!up(k_up))
         return;
     char *before = th_world_capture(&k, TH_WORLD_LIVE);
-    const char *log_path = th_path("w1.log");
+    const char *log_path = th_path("lease1.log");
     const char *argv[] = {
-        "snapshot-create", "--freeze-timeout", "1", "-e", "k", "w1", NULL};
+        "snapshot-create", "--freeze-timeout", "1", "-e", "k", "lease1", NULL};
     pid_t pid = start_paused_in_window(argv, log_path, "60000");
     REQUIRE(pid > 0);
     int status = th_wait(pid, 60000); /* the lease: 1 s + 10 s */
@@ -367,7 +367,8 @@ static void test_watchdog_says_why(void)
     CHECK_CONTAINS(log, "xlsnap: watchdog: the guest's filesystems are thawed");
     CHECK_THAWED(&k);
     th_cmd r;
-    th_xlsnap(&r, "-N", "snapshot-create", "k", "w2", NULL); /* recovers the journal */
+    /* Recovers the journal. */
+    th_xlsnap(&r, "-N", "snapshot-create", "k", "lease2", NULL);
     CHECK_INT(r.rc, 0);
     th_cmd_free(&r);
     char *after = th_world_capture(&k, TH_WORLD_LIVE);
@@ -533,11 +534,15 @@ static bool wait_run_state(const th_xlsim_dom *d, const char *want, int timeout_
     return false;
 }
 
+/* The tmpfs test_io_error_domain_refused leaves k's xvdb overlay on. */
+static char *filling_dir;
+
 /*
  * Issue 15, fault 2: a domain QEMU stopped on an I/O error is not
  * snapshotted (the snapshot would be recorded "paused, crash-consistent"
- * and hide the error); the refusal says why and what to do. Here the
- * overlay dir fills up after a snapshot that had room.
+ * and hide the error); the refusal says why and what to do. Here xvdb's
+ * overlay dir fills up after a snapshot that had room; the refused create
+ * is of xvda alone, whose image has room.
  */
 static void test_io_error_domain_refused(void)
 {
@@ -557,7 +562,8 @@ static void test_io_error_domain_refused(void)
     char *of = snap_xasprintf("of=%s", filler);
     th_runl(NULL, NULL, "dd", "if=/dev/zero", of, "bs=64k", (char *)NULL); /* ENOSPC */
     CHECK(wait_run_state(&k, "io-error", 30000));
-    th_xlsnap(&r, "snapshot-create", "k", "full2", NULL);
+    /* xvda's image has room: only the stop itself can refuse this one. */
+    th_xlsnap(&r, "snapshot-create", "--disks=xvda", "k", "full2", NULL);
     th_note("xlsnap: %s", th_cmd_describe(&r));
     CHECK_INT(r.rc, 1);
     CHECK_CONTAINS(r.err, "domain k is stopped by QEMU after an I/O error on a disk (run "
@@ -577,7 +583,8 @@ static void test_io_error_domain_refused(void)
     CHECK_INT(r.rc, 0);
     th_cmd_free(&r);
     free(opt), free(filler), free(of);
-    unmount_dir(dir);
+    /* k now runs on data.full1.qcow2 there: unmounted once k is gone. */
+    filling_dir = dir;
 }
 
 /* The watchdog's pid from the journal at path, or -1. */
@@ -684,5 +691,7 @@ int main(void)
         th_xlsim_destroy(&hang);
     if (k_up)
         th_xlsim_destroy(&k);
+    if (filling_dir)
+        unmount_dir(filling_dir);
     return th_finish();
 }
