@@ -65,6 +65,7 @@ const char *snap_strerror(int rc);
 #define LIBSNAP_HAVE_ENUM_TO_STRING 1 /* snap_*_to_string */
 #define LIBSNAP_HAVE_DOMAIN_STATE   1 /* snap_info.domain_state is an enum */
 #define LIBSNAP_HAVE_CTX_ALLOC_LIBXL 1 /* snap_ctx_alloc_libxl */
+#define LIBSNAP_HAVE_LEASE_EXPIRY    1 /* snap_create_params.lease_expiry */
 
 /* ------------------------------------------------------------------ context */
 
@@ -129,6 +130,16 @@ typedef enum snap_quiesce_policy {
     SNAP_QUIESCE_REQUIRED,    /* refuse unless the guest's filesystems freeze */
 } snap_quiesce_policy;
 
+/*
+ * What the freeze watchdog does when the lease (freeze_timeout_ms +
+ * freeze_lease_ms after the freeze was sent) runs out with the call still
+ * holding the guest frozen.
+ */
+typedef enum snap_lease_expiry {
+    SNAP_LEASE_THAW_ONLY = 0, /* thaw the guest; the call fails, nothing recorded */
+    SNAP_LEASE_KILL_CALLER, /* SIGKILL the calling process, then thaw (a CLI's choice) */
+} snap_lease_expiry;
+
 /* Progress of long steps (memory save): bytes done of total (total 0 = unknown). */
 typedef void snap_progress_fn(void *opaque, const char *what, uint64_t done,
                               uint64_t total);
@@ -148,6 +159,7 @@ typedef struct snap_create_params {
     bool dry_run;          /* plan only: change nothing */
     snap_progress_fn *progress;
     void *progress_opaque;
+    snap_lease_expiry lease_expiry; /* default THAW_ONLY */
 } snap_create_params;
 
 void snap_create_params_init(snap_create_params *params);
