@@ -95,20 +95,26 @@ int snap_quiesce_tx_timeout_ms(const snap_quiesce *q)
     return min_ms(SNAP_QMP_TIMEOUT_MS, left < 1000 ? 1000 : left);
 }
 
-int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan *plan,
-                         snap_quiesce **out, snap_err *err)
+/*
+ * The freeze cannot be done (err says why, with its context): an error under
+ * REQUIRED; under best-effort a warning, and a crash-consistent snapshot.
+ */
+static int cannot_quiesce(snap_ctx *ctx, const snap_plan *plan, int rc, snap_err *err)
 {
-    *out = NULL;
-    /* No agent channel (the plan refused that for REQUIRED), or no running guest. */
-    if (plan->quiesce == SNAP_QUIESCE_OFF || !dom->agent_path ||
-        dom->ref.state != SNAP_DOMAIN_RUNNING)
-        return 0;
+    if (plan->quiesce == SNAP_QUIESCE_REQUIRED)
+        return rc;
+    snap_log(ctx->lg, XTL_WARN, "%s; taking a crash-consistent snapshot", err->msg);
+    snap_err_clear(err);
+    return 0;
+}
+
+/* An agent that answers and can freeze and thaw. */
+static int open_capable_agent(snap_ctx *ctx, const snap_domain *dom, snap_agent **out,
+                              snap_err *err)
+{
     snap_agent *ag = NULL;
     snap_agent_info info = {0};
-    char *prog = NULL;
-    int rc = snap_watchdog_find(&prog, err);
-    if (!rc)
-        rc = snap_agent_open(dom->agent_path, AGENT_OPEN_TIMEOUT_MS, ctx->lg, &ag, err);
+    int rc = snap_agent_open(dom->agent_path, AGENT_OPEN_TIMEOUT_MS, ctx->lg, &ag, err);
     if (!rc)
         rc = snap_agent_get_info(ag, AGENT_CMD_TIMEOUT_MS, &info, err);
     if (!rc && (!snap_agent_info_can(&info, "guest-fsfreeze-freeze") ||
@@ -118,14 +124,32 @@ int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan 
     snap_agent_info_dispose(&info);
     if (rc) {
         snap_agent_close(ag);
-        free(prog);
-        snap_err_context(err, "domain %s: guest agent at %s", dom->ref.name,
-                         dom->agent_path);
-        if (plan->quiesce == SNAP_QUIESCE_REQUIRED)
-            return rc;
-        snap_log(ctx->lg, XTL_WARN, "%s; taking a crash-consistent snapshot", err->msg);
-        snap_err_clear(err);
+        return snap_err_context(err, "domain %s: guest agent at %s", dom->ref.name,
+                                dom->agent_path);
+    }
+    *out = ag;
+    return 0;
+}
+
+int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan *plan,
+                         snap_quiesce **out, snap_err *err)
+{
+    *out = NULL;
+    /* No agent channel (the plan refused that for REQUIRED), or no running guest. */
+    if (plan->quiesce == SNAP_QUIESCE_OFF || !dom->agent_path ||
+        dom->ref.state != SNAP_DOMAIN_RUNNING)
         return 0;
+    char *prog = NULL;
+    int rc = snap_watchdog_find(&prog, err);
+    if (rc)
+        return cannot_quiesce(
+            ctx, plan,
+            snap_err_context(err, "domain %s: cannot freeze safely", dom->ref.name), err);
+    snap_agent *ag = NULL;
+    rc = open_capable_agent(ctx, dom, &ag, err);
+    if (rc) {
+        free(prog);
+        return cannot_quiesce(ctx, plan, rc, err);
     }
     snap_quiesce *q = snap_xcalloc(1, sizeof *q);
     q->ctx = ctx;

@@ -50,8 +50,8 @@ int snap_watchdog_find(char **prog_out, snap_err *err)
     if (env && *env) {
         if (!executable(env))
             return snap_err_set(err, SNAP_ERROR_NOTFOUND,
-                                "no freeze watchdog program at %s (%s=%s)", env,
-                                SNAP_WATCHDOG_ENV, env);
+                                "no freeze watchdog program at %s (named by %s)", env,
+                                SNAP_WATCHDOG_ENV);
         *prog_out = snap_xstrdup(env);
         return 0;
     }
