@@ -55,11 +55,18 @@ int snap_watchdog_find(char **prog_out, snap_err *err)
         *prog_out = snap_xstrdup(env);
         return 0;
     }
-    const char *installed = SNAP_LIBEXECDIR "/" SNAP_WATCHDOG_NAME;
-    if (executable(installed)) {
-        *prog_out = snap_xstrdup(installed);
-        return 0;
-    }
+    /* The build's LIBEXECDIR; the usual prefixes, for a `make install PREFIX=`
+     * that differs from the build's. */
+    static const char *const installed[] = {
+        SNAP_LIBEXECDIR "/" SNAP_WATCHDOG_NAME,
+        "/usr/libexec/xlsnap/" SNAP_WATCHDOG_NAME,
+        "/usr/local/libexec/xlsnap/" SNAP_WATCHDOG_NAME,
+    };
+    for (size_t i = 0; i < sizeof installed / sizeof installed[0]; i++)
+        if (executable(installed[i])) {
+            *prog_out = snap_xstrdup(installed[i]);
+            return 0;
+        }
     char *beside = beside_executable();
     if (beside && executable(beside)) {
         *prog_out = beside;
@@ -68,7 +75,7 @@ int snap_watchdog_find(char **prog_out, snap_err *err)
     free(beside);
     return snap_err_set(err, SNAP_ERROR_NOTFOUND,
                         "no freeze watchdog program at %s (install xlsnap, or set %s)",
-                        installed, SNAP_WATCHDOG_ENV);
+                        installed[0], SNAP_WATCHDOG_ENV);
 }
 
 /* Own session, default dispositions, empty mask: nothing of the caller's. */

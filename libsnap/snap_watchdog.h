@@ -43,8 +43,9 @@
 
 /*
  * The helper program to run (malloc'd): $XLSNAP_WATCHDOG when set, else
- * SNAP_LIBEXECDIR/xlsnap-freeze-watchdog, else the one beside the running
- * executable (an uninstalled build tree). Not executable: SNAP_ERROR_NOTFOUND
+ * SNAP_LIBEXECDIR/xlsnap-freeze-watchdog (then /usr/libexec/xlsnap and
+ * /usr/local/libexec/xlsnap), else the one beside the running executable
+ * (an uninstalled build tree). Not executable: SNAP_ERROR_NOTFOUND
  * naming the path(s) tried.
  */
 int snap_watchdog_find(char **prog_out, snap_err *err);
