@@ -275,8 +275,8 @@ int snap_quiesce_freeze(snap_ctx *ctx, snap_quiesce *q, snap_meta_store *st,
     rc = snap_agent_freeze(q->ag, NULL, 0, q->freeze_timeout_ms,
                            recovery_ms > 0 ? recovery_ms : 1, &res, err);
     snap_trace("freeze-replied");
-    if (rc ==
-        SNAP_ERROR_GUEST_FROZEN) /* the watchdog stays armed: it thaws when we exit */
+    /* The watchdog stays armed: snap_quiesce_free has it thaw, and reaps it. */
+    if (rc == SNAP_ERROR_GUEST_FROZEN)
         return snap_err_context(err, "freeze");
     if (rc) {
         /* The agent's recovery read the status "thawed" (thawing first when

@@ -19,7 +19,7 @@
 
 #include "snap_watchdog.h"
 
-#define ARM_TIMEOUT_MS 5000
+#define ARM_TIMEOUT_MS 10000 /* a helper under valgrind starts slowly */
 
 extern char **environ;
 
