@@ -3,5 +3,7 @@
 # runs them.
 EXAMPLE_PROGRAMS := $(BUILD)/docs/examples/snapshot-caller
 all: $(EXAMPLE_PROGRAMS)
-$(BUILD)/docs/examples/snapshot-caller: $(BUILD)/docs/examples/snapshot-caller.o $(LIBSNAP_SO)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< -L$(BUILD) -lsnap $(PKG_LIBS)
+# (LIBSNAP_SO is defined after the fragments are read: spelled out here.)
+$(BUILD)/docs/examples/snapshot-caller: $(BUILD)/docs/examples/snapshot-caller.o \
+		$(BUILD)/libsnap.so.$(SNAP_VERSION)
+	$(CC) $(ALL_LDFLAGS) -o $@ $^ $(PKG_LIBS)
