@@ -9,6 +9,7 @@
 #   GUEST_TESTS    C test programs that boot real guests; run once, in the sanitizer build
 #   CHECK_SCRIPTS  shell test scripts run by `make check` (against the plain build)
 #   INSTALL_PROGRAMS  programs `make install` puts in $(BINDIR)
+#   INSTALL_LIBEXEC   helper programs `make install` puts in $(LIBEXECDIR)/xlsnap
 #   MAN_PAGES      man pages to install (path relative to the top)
 #
 # The sanitizer build (ASan + UBSan) lives in $(BUILD)/asan and is made by
@@ -19,6 +20,7 @@ DESTDIR    ?=
 BINDIR     ?= $(PREFIX)/bin
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+LIBEXECDIR ?= $(PREFIX)/libexec
 MANDIR     ?= $(PREFIX)/share/man
 DATADIR    ?= $(PREFIX)/share
 
@@ -53,6 +55,7 @@ UNIT_TESTS    :=
 GUEST_TESTS   :=
 CHECK_SCRIPTS :=
 INSTALL_PROGRAMS :=
+INSTALL_LIBEXEC  :=
 MAN_PAGES     :=
 
 .DEFAULT_GOAL := all
@@ -77,6 +80,9 @@ all: $(LIBSNAP_A) $(LIBSNAP_SO) $(PROGRAM_BINS) $(TEST_BINS)
 # The tests and the demo look inside guests with tools/qga (not in libsnap).
 $(BUILD)/tests/%.o: TEST_INCLUDES := -Itests/lib -Itools/qga
 $(BUILD)/tools/demo/%.o: TEST_INCLUDES := -Itools/qga
+
+# libsnap looks for its helper programs there first (libsnap/snap_watchdog.h).
+$(BUILD)/libsnap/snap_watchdog.o: ALL_CFLAGS += -DSNAP_LIBEXECDIR='"$(LIBEXECDIR)/xlsnap"'
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -145,6 +151,8 @@ format:
 install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR) $(DESTDIR)$(MANDIR)
 	$(foreach p,$(INSTALL_PROGRAMS),install -m 0755 $(BUILD)/$(p) $(DESTDIR)$(BINDIR)/$(p);)
+	install -d $(DESTDIR)$(LIBEXECDIR)/xlsnap
+	$(foreach p,$(INSTALL_LIBEXEC),install -m 0755 $(BUILD)/$(p) $(DESTDIR)$(LIBEXECDIR)/xlsnap/$(p);)
 	install -m 0644 $(LIBSNAP_A) $(DESTDIR)$(LIBDIR)/libsnap.a
 	install -m 0755 $(LIBSNAP_SO) $(DESTDIR)$(LIBDIR)/libsnap.so.$(SNAP_VERSION)
 	ln -sf libsnap.so.$(SNAP_VERSION) $(DESTDIR)$(LIBDIR)/libsnap.so.$(SNAP_SOMAJOR)

@@ -38,7 +38,7 @@ T=$(mktemp -d /tmp/xlsnap-bench.XXXXXX)
 shm=$(mktemp -d /dev/shm/xlsnap-bench.XXXXXX 2>/dev/null || mktemp -d "$T/shm.XXXXXX")
 
 export XENSTORED_PATH=$T/xs.sock XLSNAP_XEN_STATEDIR=$T/xen XLSNAP_XEN_RUNDIR=$T/run
-export XLSNAP_STATEDIR=$T/xlsnap XLSNAP_PLATFORM=sim
+export XLSNAP_STATEDIR=$T/xlsnap XLSNAP_PLATFORM=sim XLSNAP_WATCHDOG=$B/xlsnap-freeze-watchdog
 mkdir -p "$T/xen" "$T/run" "$T/disks" "$T/log"
 
 xs_pid=

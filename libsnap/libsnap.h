@@ -11,16 +11,19 @@
  *    children are posix_spawn'ed, each in its own process group, and reaped
  *    by pid only (never waitpid(-1)); SIGCHLD set to SIG_IGN makes calls that
  *    run children fail with SNAP_ERROR_INVAL.
- *  - A quiesced snap_create forks a freeze watchdog (a process holding a pipe)
- *    that thaws the guest if the caller dies and kills the caller if it keeps
- *    the guest frozen past freeze_timeout_ms + freeze_lease_ms; it is reaped
- *    before the call returns.
+ *  - A quiesced snap_create starts a freeze watchdog, the helper program
+ *    $(LIBEXECDIR)/xlsnap/xlsnap-freeze-watchdog (or $XLSNAP_WATCHDOG), with
+ *    posix_spawn + exec, never a fork of the caller. It thaws the guest if
+ *    the caller dies, and when the lease (freeze_timeout_ms +
+ *    freeze_lease_ms) runs out with the guest still frozen: the call then
+ *    fails, nothing recorded, the caller untouched (unless lease_expiry is
+ *    SNAP_LEASE_KILL_CALLER). It is reaped by pid before the call returns.
  *  - Listing a large directory stats it over at most 3 threads, all joined
  *    before the call returns; no other thread is started.
  *  - A snap_ctx is not thread-safe: one per thread, or serialise the calls.
  *  - Environment: XLSNAP_STATEDIR, XLSNAP_XEN_STATEDIR, XLSNAP_XEN_RUNDIR,
  *    XENSTORED_PATH, XLSNAP_PLATFORM (snap_ctx_alloc), XLSNAP_XLSIM,
- *    XLSNAP_TRACE, PATH (qemu-img), and the test hooks
+ *    XLSNAP_TRACE, XLSNAP_WATCHDOG, PATH (qemu-img), and the test hooks
  *    XLSNAP_TEST_PAUSE_AFTER_FREEZE / XLSNAP_TEST_PAUSE_IN_REVERT.
  *
  * Copyright (C) 2026 The xlsnap authors. LGPL-2.1-only (see COPYING).
@@ -75,6 +78,7 @@ char *snap_text_escape(const char *s);
 #define LIBSNAP_HAVE_DOMAIN_STATE   1 /* snap_info.domain_state is an enum */
 #define LIBSNAP_HAVE_TEXT_ESCAPE    1 /* snap_text_escape */
 #define LIBSNAP_HAVE_CTX_ALLOC_LIBXL 1 /* snap_ctx_alloc_libxl */
+#define LIBSNAP_HAVE_LEASE_EXPIRY    1 /* snap_create_params.lease_expiry */
 
 /* ------------------------------------------------------------------ context */
 
@@ -139,6 +143,16 @@ typedef enum snap_quiesce_policy {
     SNAP_QUIESCE_REQUIRED,    /* refuse unless the guest's filesystems freeze */
 } snap_quiesce_policy;
 
+/*
+ * What the freeze watchdog does when the lease (freeze_timeout_ms +
+ * freeze_lease_ms after the freeze was sent) runs out with the call still
+ * holding the guest frozen.
+ */
+typedef enum snap_lease_expiry {
+    SNAP_LEASE_THAW_ONLY = 0, /* thaw the guest; the call fails, nothing recorded */
+    SNAP_LEASE_KILL_CALLER, /* SIGKILL the calling process, then thaw (a CLI's choice) */
+} snap_lease_expiry;
+
 /* Progress of long steps (memory save): bytes done of total (total 0 = unknown). */
 typedef void snap_progress_fn(void *opaque, const char *what, uint64_t done,
                               uint64_t total);
@@ -158,6 +172,7 @@ typedef struct snap_create_params {
     bool dry_run;          /* plan only: change nothing */
     snap_progress_fn *progress;
     void *progress_opaque;
+    snap_lease_expiry lease_expiry; /* default THAW_ONLY */
 } snap_create_params;
 
 void snap_create_params_init(snap_create_params *params);

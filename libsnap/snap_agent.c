@@ -262,6 +262,11 @@ int snap_agent_open(const char *path, int timeout_ms, xentoollog_logger *lg,
     return 0;
 }
 
+int snap_agent_fd(const snap_agent *ag)
+{
+    return ag ? ag->s.fd : -1;
+}
+
 void snap_agent_close(snap_agent *ag)
 {
     if (!ag)

@@ -44,6 +44,9 @@ int snap_agent_open(const char *path, int timeout_ms, xentoollog_logger *lg,
  */
 void snap_agent_close(snap_agent *ag);
 
+/* The connection's descriptor (-1 when closed), for the freeze watchdog to cut it. */
+int snap_agent_fd(const snap_agent *ag);
+
 /*
  * Opens an agent that may not answer yet (a guest still booting, qemu-ga not
  * started): retries connecting and syncing until it answers or timeout_ms

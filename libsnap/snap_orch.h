@@ -101,6 +101,7 @@ typedef struct snap_plan {
     snap_quiesce_policy quiesce; /* resolved: never AUTO */
     bool memory;
     int freeze_timeout_ms, freeze_budget_ms, lease_ms;
+    snap_lease_expiry lease_expiry;
     snap_plan_disk *disks;
     size_t n_disks;
     char **excluded;
@@ -216,6 +217,9 @@ void snap_quiesce_free(snap_quiesce *q);
  * agent and thaws when its status is not "thawed".
  */
 int snap_quiesce_recover(snap_ctx *ctx, const char *agent_path, snap_err *err);
+/* The freeze watchdog's thaw: a connection of its own (retried for open_timeout_ms). */
+int snap_quiesce_thaw_new_connection(const char *agent_path, int open_timeout_ms,
+                                     snap_err *err);
 /*
  * Opt-in timing trace of the freeze window (for `make bench`): with
  * XLSNAP_TRACE=<file> set, snap_trace stamps an event (freeze-sent,

@@ -383,6 +383,11 @@ int snap_plan_create(snap_ctx *ctx, snap_domain *dom, snap_meta_store *st,
         p->freeze_timeout_ms > 0 ? p->freeze_timeout_ms : SNAP_DEFAULT_FREEZE_TIMEOUT_MS;
     plan->freeze_budget_ms = p->freeze_budget_ms;
     plan->lease_ms = p->freeze_lease_ms > 0 ? p->freeze_lease_ms : SNAP_DEFAULT_LEASE_MS;
+    plan->lease_expiry = p->lease_expiry;
+    if (p->lease_expiry != SNAP_LEASE_THAW_ONLY &&
+        p->lease_expiry != SNAP_LEASE_KILL_CALLER)
+        return snap_err_set(err, SNAP_ERROR_INVAL, "unknown lease_expiry %d",
+                            (int)p->lease_expiry);
     plan->disks = snap_xcalloc(dom->n_disks, sizeof *plan->disks);
     for (size_t i = 0; i < dom->n_disks && !rc; i++) {
         snap_vdisk *d = &dom->disks[i];

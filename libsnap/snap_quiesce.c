@@ -2,14 +2,15 @@
  * Quiescing: freeze the guest's filesystems through its agent for the
  * shortest possible window, and make sure they are thawed whatever happens.
  *
- * The freeze lease: before the freeze is sent a watchdog process is forked
- * (in its own session, holding no descriptor but one pipe). If xlsnap dies,
- * the pipe reaches EOF and the watchdog thaws the guest at once; if xlsnap
- * hangs past the lease deadline, the watchdog kills it (the lease is over:
- * its holder lost the right to keep the guest frozen) and thaws. After a
- * successful thaw xlsnap releases the watchdog with one byte. The watchdog's
- * pid and deadline are journaled, so the next xlsnap run can check it did
- * its job.
+ * The freeze lease: before the freeze is sent a watchdog helper program is
+ * started (posix_spawn + exec, in its own session: snap_watchdog.h). If the
+ * caller dies, the watchdog sees EOF and thaws the guest at once; if the
+ * caller still holds the guest frozen when the lease runs out, the watchdog
+ * thaws it (cutting the caller's agent connection) and the call in progress
+ * fails, its snapshot rolled back; with SNAP_LEASE_KILL_CALLER it kills the
+ * caller first, as the xlsnap CLI may ask. After a successful thaw libsnap
+ * releases the watchdog with one byte and reaps it. The watchdog's pid and
+ * deadline are journaled, so the next run can check it did its job.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +26,7 @@
 
 #include "snap_agent.h"
 #include "snap_orch.h"
+#include "snap_watchdog.h"
 
 #define AGENT_OPEN_TIMEOUT_MS 5000
 #define AGENT_CMD_TIMEOUT_MS  5000
@@ -54,12 +56,14 @@ struct snap_quiesce {
     snap_agent *ag;
     snap_quiesce_policy policy;
     int freeze_timeout_ms, budget_ms, lease_ms;
-    pid_t watchdog;
-    int watchdog_fd; /* write end: one byte releases the watchdog */
+    char *watchdog_prog;
+    snap_lease_expiry lease_expiry;
+    snap_watchdog wd;
     uint64_t freeze_sent_ms;
     uint64_t lease_deadline; /* the watchdog's (snap_now_ms clock) */
     bool maybe_frozen;
     bool guest_stopped; /* QEMU stopped it before it answered the thaw */
+    bool lease_ran_out; /* the watchdog thawed it: the snapshot must not stand */
     int frozen_count;
     char *fallback_reason; /* best-effort: why the snapshot is crash-consistent */
     char *domain;
@@ -91,14 +95,23 @@ int snap_quiesce_tx_timeout_ms(const snap_quiesce *q)
     return min_ms(SNAP_QMP_TIMEOUT_MS, left < 1000 ? 1000 : left);
 }
 
-int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan *plan,
-                         snap_quiesce **out, snap_err *err)
+/*
+ * The freeze cannot be done (err says why, with its context): an error under
+ * REQUIRED; under best-effort a warning, and a crash-consistent snapshot.
+ */
+static int cannot_quiesce(snap_ctx *ctx, const snap_plan *plan, int rc, snap_err *err)
 {
-    *out = NULL;
-    /* No agent channel (the plan refused that for REQUIRED), or no running guest. */
-    if (plan->quiesce == SNAP_QUIESCE_OFF || !dom->agent_path ||
-        dom->ref.state != SNAP_DOMAIN_RUNNING)
-        return 0;
+    if (plan->quiesce == SNAP_QUIESCE_REQUIRED)
+        return rc;
+    snap_log(ctx->lg, XTL_WARN, "%s; taking a crash-consistent snapshot", err->msg);
+    snap_err_clear(err);
+    return 0;
+}
+
+/* An agent that answers and can freeze and thaw. */
+static int open_capable_agent(snap_ctx *ctx, const snap_domain *dom, snap_agent **out,
+                              snap_err *err)
+{
     snap_agent *ag = NULL;
     snap_agent_info info = {0};
     int rc = snap_agent_open(dom->agent_path, AGENT_OPEN_TIMEOUT_MS, ctx->lg, &ag, err);
@@ -111,13 +124,32 @@ int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan 
     snap_agent_info_dispose(&info);
     if (rc) {
         snap_agent_close(ag);
-        snap_err_context(err, "domain %s: guest agent at %s", dom->ref.name,
-                         dom->agent_path);
-        if (plan->quiesce == SNAP_QUIESCE_REQUIRED)
-            return rc;
-        snap_log(ctx->lg, XTL_WARN, "%s; taking a crash-consistent snapshot", err->msg);
-        snap_err_clear(err);
+        return snap_err_context(err, "domain %s: guest agent at %s", dom->ref.name,
+                                dom->agent_path);
+    }
+    *out = ag;
+    return 0;
+}
+
+int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan *plan,
+                         snap_quiesce **out, snap_err *err)
+{
+    *out = NULL;
+    /* No agent channel (the plan refused that for REQUIRED), or no running guest. */
+    if (plan->quiesce == SNAP_QUIESCE_OFF || !dom->agent_path ||
+        dom->ref.state != SNAP_DOMAIN_RUNNING)
         return 0;
+    char *prog = NULL;
+    int rc = snap_watchdog_find(&prog, err);
+    if (rc)
+        return cannot_quiesce(
+            ctx, plan,
+            snap_err_context(err, "domain %s: cannot freeze safely", dom->ref.name), err);
+    snap_agent *ag = NULL;
+    rc = open_capable_agent(ctx, dom, &ag, err);
+    if (rc) {
+        free(prog);
+        return cannot_quiesce(ctx, plan, rc, err);
     }
     snap_quiesce *q = snap_xcalloc(1, sizeof *q);
     q->ctx = ctx;
@@ -127,16 +159,17 @@ int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan 
     q->freeze_timeout_ms = plan->freeze_timeout_ms;
     q->budget_ms = plan->freeze_budget_ms;
     q->lease_ms = plan->lease_ms;
-    q->watchdog = -1;
-    q->watchdog_fd = -1;
+    q->watchdog_prog = prog;
+    q->lease_expiry = plan->lease_expiry;
+    q->wd = (snap_watchdog){.pid = -1, .fd = -1};
     q->domain = snap_xstrdup(dom->ref.name);
     *out = q;
     return 0;
 }
 
 /* The watchdog's thaw: connect (the agent serves one client), sync, thaw. */
-static int thaw_via_new_connection(const char *agent_path, int open_timeout_ms,
-                                   snap_err *err)
+int snap_quiesce_thaw_new_connection(const char *agent_path, int open_timeout_ms,
+                                     snap_err *err)
 {
     snap_agent *ag;
     snap_agent_fs_state st = SNAP_AGENT_UNKNOWN;
@@ -158,112 +191,74 @@ static int thaw_via_new_connection(const char *agent_path, int open_timeout_ms,
     return rc;
 }
 
-/*
- * Closes every descriptor but keep: the watchdog must hold no QMP socket (QEMU
- * serves one client), no lock and no caller's pipe.
- */
-static void close_all_but(int keep)
+/* The watchdog's open timeout: the caller's connection may take a while to drop. */
+static int watchdog_open_timeout_ms(const snap_quiesce *q)
 {
-    int nul = open("/dev/null", O_RDWR);
-    for (int fd = 0; fd < 3 && nul >= 0; fd++)
-        dup2(nul, fd);
-    for (int fd = 3; fd < 1024; fd++)
-        if (fd != keep)
-            close(fd);
-}
-
-/*
- * The stderr of the xlsnap about to be killed, to say why first (the
- * watchdog holds no descriptor of its caller's, so it opens it from /proc:
- * -1 when it cannot).
- */
-static int open_parent_stderr(pid_t parent)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/fd/2", (int)parent);
-    return open(path, O_WRONLY | O_APPEND | O_NOCTTY | O_CLOEXEC);
-}
-
-static void watchdog_main(int rfd, pid_t parent, uint64_t deadline, const snap_quiesce *q,
-                          int open_timeout_ms)
-{
-    setsid();
-    signal(SIGINT, SIG_IGN);
-    signal(SIGHUP, SIG_IGN);
-    signal(SIGPIPE, SIG_IGN);
-    close_all_but(rfd);
-    int say = -1;
-    for (;;) {
-        struct pollfd p = {.fd = rfd, .events = POLLIN};
-        int r = poll(&p, 1, snap_deadline_poll_ms(deadline));
-        if (r < 0 && errno == EINTR)
-            continue;
-        char c;
-        ssize_t n = r > 0 ? read(rfd, &c, 1) : 0;
-        if (n == 1)
-            _exit(0); /* released: the guest was thawed */
-        if (r == 0) { /* the lease ran out with xlsnap still alive: end it */
-            say = open_parent_stderr(parent);
-            if (say >= 0)
-                dprintf(say,
-                        "xlsnap: watchdog: the freeze lease of domain %s ran out "
-                        "(%d ms after the freeze was sent) with xlsnap pid %d still "
-                        "holding the guest frozen: killing it and thawing the guest\n",
-                        q->domain, q->freeze_timeout_ms + q->lease_ms, (int)parent);
-            kill(parent, SIGKILL);
-        }
-        break; /* EOF: xlsnap died */
-    }
-    snap_err err;
-    int rc = thaw_via_new_connection(q->agent_path, open_timeout_ms, &err);
-    if (say >= 0)
-        dprintf(say, "xlsnap: watchdog: %s\n",
-                rc ? err.msg : "the guest's filesystems are thawed");
-    _exit(rc ? 1 : 0);
+    return q->freeze_timeout_ms + AGENT_OPEN_TIMEOUT_MS;
 }
 
 static int start_watchdog(snap_quiesce *q, snap_meta_store *st, snap_journal *j,
                           snap_err *err)
 {
-    int pfd[2];
-    if (pipe2(pfd, O_CLOEXEC) < 0)
-        return snap_err_errno(err, SNAP_ERROR_IO, errno, "freeze watchdog: pipe");
-    uint64_t deadline = snap_deadline_in(q->freeze_timeout_ms + q->lease_ms);
-    q->lease_deadline = deadline;
-    int64_t deadline_rt = snap_realtime_ms() + q->freeze_timeout_ms + q->lease_ms;
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        close(pfd[0]);
-        close(pfd[1]);
-        return snap_err_errno(err, SNAP_ERROR_IO, errno, "freeze watchdog: fork");
-    }
-    if (pid == 0) {
-        close(pfd[1]);
-        watchdog_main(pfd[0], parent, deadline, q,
-                      q->freeze_timeout_ms + AGENT_OPEN_TIMEOUT_MS);
-    }
-    close(pfd[0]);
-    q->watchdog = pid;
-    q->watchdog_fd = pfd[1];
-    snap_journal_set_watchdog(j, pid, deadline_rt);
+    int lease_total_ms = q->freeze_timeout_ms + q->lease_ms;
+    snap_watchdog_args a = {
+        .prog = q->watchdog_prog,
+        .agent_path = q->agent_path,
+        .domain = q->domain,
+        .deadline = snap_deadline_in(lease_total_ms),
+        .lease_total_ms = lease_total_ms,
+        .open_timeout_ms = watchdog_open_timeout_ms(q),
+        .expiry = q->lease_expiry,
+    };
+    int64_t deadline_rt = snap_realtime_ms() + lease_total_ms;
+    int rc = snap_watchdog_start(&q->wd, &a, snap_agent_fd(q->ag), err);
+    if (rc)
+        return rc;
+    q->lease_deadline = a.deadline;
+    snap_journal_set_watchdog(j, q->wd.pid, deadline_rt);
     return snap_journal_set_phase(st, j, SNAP_PHASE_FROZEN, err);
 }
 
-/* Tells the watchdog the guest is thawed and reaps it. */
+/* Longest the watchdog's own thaw may take (open, status, thaw, recovery). */
+static int watchdog_thaw_bound_ms(const snap_quiesce *q)
+{
+    return watchdog_open_timeout_ms(q) + AGENT_CMD_TIMEOUT_MS + THAW_TIMEOUT_MS +
+           RECOVERY_MS + 5000;
+}
+
+/*
+ * Ends the watchdog: released when the guest is known thawed, else told to
+ * thaw it (and awaited). Notes whether the lease ran out meanwhile.
+ */
+static snap_watchdog_verdict finish_watchdog(snap_quiesce *q, bool release)
+{
+    bool expired;
+    snap_watchdog_verdict v =
+        snap_watchdog_finish(&q->wd, release, watchdog_thaw_bound_ms(q), &expired);
+    if (expired)
+        q->lease_ran_out = true;
+    return v;
+}
+
 static void release_watchdog(snap_quiesce *q)
 {
-    if (q->watchdog_fd >= 0) {
-        ssize_t n = write(q->watchdog_fd, "R", 1);
-        (void)n;
-        close(q->watchdog_fd);
-        q->watchdog_fd = -1;
-    }
-    if (q->watchdog > 0) {
-        while (waitpid(q->watchdog, NULL, 0) < 0 && errno == EINTR)
-            ;
-        q->watchdog = -1;
-    }
+    finish_watchdog(q, true);
+}
+
+/* The lease ran out and the watchdog thawed (or tried to): the call fails. */
+static int lease_ran_out_error(snap_quiesce *q, snap_watchdog_verdict v, snap_err *err)
+{
+    q->maybe_frozen = v != SNAP_WATCHDOG_VERDICT_THAWED;
+    int lease_total_ms = q->freeze_timeout_ms + q->lease_ms;
+    if (v == SNAP_WATCHDOG_VERDICT_THAWED)
+        return snap_err_set(err, SNAP_ERROR_TIMEDOUT,
+                            "the freeze lease of %d ms ran out: the watchdog thawed the "
+                            "guest; the snapshot is rolled back",
+                            lease_total_ms);
+    return snap_err_set(err, SNAP_ERROR_GUEST_FROZEN,
+                        "the freeze lease of %d ms ran out and the watchdog could not "
+                        "thaw the guest: its filesystems may still be frozen",
+                        lease_total_ms);
 }
 
 int snap_quiesce_freeze(snap_ctx *ctx, snap_quiesce *q, snap_meta_store *st,
@@ -280,14 +275,16 @@ int snap_quiesce_freeze(snap_ctx *ctx, snap_quiesce *q, snap_meta_store *st,
     rc = snap_agent_freeze(q->ag, NULL, 0, q->freeze_timeout_ms,
                            recovery_ms > 0 ? recovery_ms : 1, &res, err);
     snap_trace("freeze-replied");
-    if (rc ==
-        SNAP_ERROR_GUEST_FROZEN) /* the watchdog stays armed: it thaws when we exit */
+    /* The watchdog stays armed: snap_quiesce_free has it thaw, and reaps it. */
+    if (rc == SNAP_ERROR_GUEST_FROZEN)
         return snap_err_context(err, "freeze");
     if (rc) {
         /* The agent's recovery read the status "thawed" (thawing first when
          * it was frozen): the guest runs unfrozen. */
         q->maybe_frozen = false;
         release_watchdog(q);
+        if (q->lease_ran_out)
+            return lease_ran_out_error(q, SNAP_WATCHDOG_VERDICT_THAWED, err);
         if (q->policy != SNAP_QUIESCE_BEST_EFFORT)
             return snap_err_context(err, "freeze");
         q->fallback_reason = snap_xasprintf("freeze failed: %s", err->msg);
@@ -349,6 +346,30 @@ static int thaw_within_lease(snap_quiesce *q, snap_qmp *qmp, snap_err *err)
     return snap_agent_thaw(q->ag, left / 2 + 1, left / 2 + 1, &ar, err);
 }
 
+/*
+ * The thaw, unless the watchdog already did it (the lease ran out: then the
+ * call fails, whatever the thaw would have said). Releases the watchdog
+ * after a successful thaw.
+ */
+static int thaw_or_learn_lease_ran_out(snap_quiesce *q, snap_qmp *qmp, snap_err *err)
+{
+    if (snap_watchdog_expired(&q->wd))
+        return lease_ran_out_error(q, finish_watchdog(q, false), err);
+    snap_trace("thaw-sent");
+    int rc = thaw_within_lease(q, qmp, err);
+    snap_trace("thaw-replied");
+    if (!rc) {
+        release_watchdog(q);
+        return q->lease_ran_out
+                   ? lease_ran_out_error(q, SNAP_WATCHDOG_VERDICT_THAWED, err)
+                   : 0;
+    }
+    /* Our thaw may have failed because the watchdog cut the agent connection. */
+    if (q->wd.pid > 0 && snap_watchdog_expired(&q->wd))
+        return lease_ran_out_error(q, finish_watchdog(q, false), err);
+    return rc;
+}
+
 int snap_quiesce_thaw(snap_quiesce *q, snap_qmp *qmp, snap_quiesce_result *res,
                       snap_err *err)
 {
@@ -360,18 +381,15 @@ int snap_quiesce_thaw(snap_quiesce *q, snap_qmp *qmp, snap_quiesce_result *res,
     res->guest_stopped = q->guest_stopped;
     if (!q->maybe_frozen || q->guest_stopped)
         return 0;
-    snap_trace("thaw-sent");
-    int rc = thaw_within_lease(q, qmp, err);
-    snap_trace("thaw-replied");
+    int rc = thaw_or_learn_lease_ran_out(q, qmp, err);
     res->window_ms = snap_quiesce_elapsed_ms(q);
     res->frozen = q->frozen_count > 0;
     res->frozen_count = q->frozen_count;
     res->thaw_ok = rc == 0;
     res->guest_stopped = q->guest_stopped;
     if (rc)
-        return snap_err_context(err, "thaw");
+        return q->lease_ran_out ? rc : snap_err_context(err, "thaw");
     q->maybe_frozen = false;
-    release_watchdog(q);
     return 0;
 }
 
@@ -404,9 +422,11 @@ void snap_quiesce_free(snap_quiesce *q)
             snap_log(q->ctx->lg, XTL_ERROR, "%s", err.msg);
     }
     snap_agent_close(q->ag);
-    /* Still armed only if the thaw failed: closing our end makes it try again. */
-    if (q->watchdog_fd >= 0)
-        close(q->watchdog_fd);
+    /* Still armed only if the thaw failed: it tries again, and is reaped. */
+    if (q->wd.pid > 0 && finish_watchdog(q, false) == SNAP_WATCHDOG_VERDICT_THAWED)
+        snap_log(q->ctx->lg, XTL_WARN, "domain %s: the freeze watchdog thawed the guest",
+                 q->domain);
+    free(q->watchdog_prog);
     free(q->agent_path);
     free(q->fallback_reason);
     free(q->domain);
@@ -416,7 +436,7 @@ void snap_quiesce_free(snap_quiesce *q)
 int snap_quiesce_recover(snap_ctx *ctx, const char *agent_path, snap_err *err)
 {
     (void)ctx;
-    int rc = thaw_via_new_connection(agent_path, AGENT_OPEN_TIMEOUT_MS, err);
+    int rc = snap_quiesce_thaw_new_connection(agent_path, AGENT_OPEN_TIMEOUT_MS, err);
     return rc ? snap_err_context(err, "thawing the guest left frozen") : 0;
 }
 

@@ -17,7 +17,7 @@ build=${XLSNAP_BUILDDIR:-$top/build}
 for b in xlsnap xlsim xlsnap-xenstored xlsnap-demo-agent; do
     [ -x "$build/$b" ] || { echo "demo: $build/$b is missing; run 'make demo'" >&2; exit 1; }
 done
-export PATH=$build:$PATH
+export PATH=$build:$PATH XLSNAP_WATCHDOG=$build/xlsnap-freeze-watchdog
 
 tmp=$(mktemp -d /tmp/xlsnap-demo.XXXXXX)
 export XENSTORED_PATH=$tmp/xenstored.sock XLSNAP_PLATFORM=sim

@@ -36,6 +36,9 @@ int main_snapshot_info(int argc, char **argv);
      "                         when the domain has a guest-agent channel, else off.\n" \
      "--freeze-timeout=SECS    How long the agent may take to freeze (default 10).\n"  \
      "--freeze-budget=MS       Abort and thaw if the guest would stay frozen longer.\n" \
+     "--lease-expiry=ACTION    thaw | kill: when the freeze lease runs out, the\n"   \
+     "                         watchdog thaws the guest and the create fails\n"      \
+     "                         (default), or kills this command first.\n"            \
      "--json                   Print the new snapshot's record as JSON."},             \
     {"snapshot-list", &main_snapshot_list, 0, 0, "List the snapshots of a domain",     \
      "[options] <Domain>",                                                             \

@@ -41,6 +41,16 @@ static snap_quiesce_policy parse_quiesce(const char *val)
     exit(2);
 }
 
+static snap_lease_expiry parse_lease_expiry(const char *val)
+{
+    if (!strcmp(val, "thaw"))
+        return SNAP_LEASE_THAW_ONLY;
+    if (!strcmp(val, "kill"))
+        return SNAP_LEASE_KILL_CALLER;
+    fprintf(stderr, "invalid value for --lease-expiry: '%s' (thaw or kill)\n", val);
+    exit(2);
+}
+
 /*
  * Splits "a,b,c" into a malloc'd vector (entries point into the copy *buf).
  * NULL (nothing allocated) when the list names no disk.
@@ -102,6 +112,7 @@ enum {
     OPT_OVERLAY_DIR,
     OPT_FREEZE_TIMEOUT,
     OPT_FREEZE_BUDGET,
+    OPT_LEASE_EXPIRY,
     OPT_JSON,
     OPT_TREE,
     OPT_ROOTS,
@@ -126,6 +137,7 @@ int main_snapshot_create(int argc, char **argv)
                                          {"quiesce", 1, 0, 'q'},
                                          {"freeze-timeout", 1, 0, OPT_FREEZE_TIMEOUT},
                                          {"freeze-budget", 1, 0, OPT_FREEZE_BUDGET},
+                                         {"lease-expiry", 1, 0, OPT_LEASE_EXPIRY},
                                          {"json", 0, 0, OPT_JSON},
                                          COMMON_LONG_OPTS};
     snap_create_params p;
@@ -156,6 +168,7 @@ int main_snapshot_create(int argc, char **argv)
     case OPT_FREEZE_BUDGET:
         p.freeze_budget_ms = parse_uint_opt("--freeze-budget", optarg, 3600000);
         break;
+    case OPT_LEASE_EXPIRY: p.lease_expiry = parse_lease_expiry(optarg); break;
     case OPT_JSON: json = true; break;
     }
     if (argc - optind > 2) {

@@ -339,15 +339,18 @@ static void test_sigkill_while_frozen(void)
     free(before), free(after), free(journal);
 }
 
-/* Issue 15, fault 8: the watchdog says on xlsnap's stderr why it kills it. */
+/*
+ * Issue 15, fault 8: with --lease-expiry=kill, the watchdog says on xlsnap's
+ * stderr why it kills it.
+ */
 static void test_watchdog_says_why(void)
 {
     if (!up(k_up))
         return;
     char *before = th_world_capture(&k, TH_WORLD_LIVE);
     const char *log_path = th_path("lease1.log");
-    const char *argv[] = {
-        "snapshot-create", "--freeze-timeout", "1", "-e", "k", "lease1", NULL};
+    const char *argv[] = {"snapshot-create", "--lease-expiry=kill", "--freeze-timeout", "1",
+                          "-e", "k", "lease1", NULL};
     pid_t pid = start_paused_in_window(argv, log_path, "60000");
     REQUIRE(pid > 0);
     int status = th_wait(pid, 60000); /* the lease: 1 s + 10 s */
@@ -421,6 +424,50 @@ static bool dir_is_empty(const char *dir)
         th_note("%s holds: %s", dir, out ? out : "(ls failed)");
     free(out);
     return empty;
+}
+
+/*
+ * Issue 17: by default the lease running out does not kill xlsnap: the
+ * watchdog thaws the guest while xlsnap is still held in the window (alive),
+ * and xlsnap then fails with the reason, its snapshot rolled back.
+ */
+static void test_lease_runs_out_thaws(void)
+{
+    if (!up(k_up))
+        return;
+    char *before = th_world_capture(&k, TH_WORLD_LIVE);
+    const char *log_path = th_path("l1.log");
+    const char *argv[] = {
+        "snapshot-create", "--freeze-timeout", "1", "-e", "k", "l1", NULL};
+    pid_t pid = start_paused_in_window(argv, log_path, "20000");
+    REQUIRE(pid > 0);
+    usleep((1000 + LEASE_MS + 500) * 1000); /* past the lease: 1 s + 10 s */
+    char *status = NULL;
+    for (int waited = 0; waited < 5000; waited += 200) {
+        free(status);
+        status = th_xlsim_fsfreeze_status(&k);
+        if (status && !strcmp(status, "thawed"))
+            break;
+        usleep(200000);
+    }
+    CHECK_STR(status, "thawed");
+    CHECK(kill(pid, 0) == 0); /* still paused in the window: not killed */
+    free(status);
+    int st = th_wait(pid, 60000);
+    char *log = th_read_file(log_path);
+    th_note("xlsnap's stderr: %s", log ? log : "");
+    CHECK(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 1);
+    CHECK_CONTAINS(log, "the freeze lease of 11000 ms ran out: the watchdog thawed the "
+                        "guest; the snapshot is rolled back");
+    CHECK(!log || !strstr(log, "killing it"));
+    CHECK_THAWED(&k);
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-list", "k", NULL);
+    CHECK(r.rc == 0 && !strstr(r.out, "l1"));
+    th_cmd_free(&r);
+    char *after = th_world_capture(&k, TH_WORLD_LIVE);
+    CHECK_WORLD(before, after);
+    free(before), free(after), free(log);
 }
 
 /*
@@ -677,6 +724,7 @@ int main(void)
     TH_RUN(test_sigkill_while_frozen);
     TH_RUN(test_watchdog_says_why);
     TH_RUN(test_owner_and_watchdog_killed);
+    TH_RUN(test_lease_runs_out_thaws);
     TH_RUN(test_overlay_dir_too_small);
     TH_RUN(test_io_error_after_thaw);
     TH_RUN(test_io_error_domain_refused);

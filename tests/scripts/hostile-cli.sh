@@ -108,6 +108,7 @@ expect_refused "name with leading -" "name" snapshot-create -q off -- victim '-r
 expect_refused "name with newline" "name" snapshot-create -q off victim $'a\nb'
 expect_refused "name not UTF-8" "name" snapshot-create -q off victim $'bad\xff\xfe'
 expect_refused "name 4 KiB long" "name" snapshot-create -q off victim "$(printf 'a%.0s' $(seq 4096))"
+expect_refused "--lease-expiry=sometimes" "lease-expiry" snapshot-create --lease-expiry=sometimes victim s1
 expect_refused "name empty" "name" snapshot-create -q off victim ''
 expect_refused "name already taken" "base" snapshot-create -q off victim base
 expect_refused "info of a / name" "name" snapshot-info victim '../base'

@@ -22,7 +22,7 @@ installed() { make -s -C "$top" BUILD="$build" PREFIX=/usr DESTDIR="$dest" insta
 check "make install PREFIX=/usr DESTDIR=..." installed
 [ -x "$dest/usr/bin/xlsnap" ] || { tail -n 20 "$tmp/install.log"; finish; }
 u=$dest/usr
-for f in bin/xlsnap bin/xlsim bin/xlsnap-xenstored; do
+for f in bin/xlsnap bin/xlsim bin/xlsnap-xenstored libexec/xlsnap/xlsnap-freeze-watchdog; do
     check "$f is an executable" test -x "$u/$f"
 done
 for f in lib/libsnap.a lib/libsnap.so.1.0.0 include/libsnap.h lib/pkgconfig/libsnap.pc \

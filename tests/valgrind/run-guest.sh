@@ -11,7 +11,7 @@ for t in "$@"; do
     logs=$bld/valgrind/guest-$t
     rm -rf "$logs"
     mkdir -p "$logs"
-    XLSNAP_BUILDDIR=$bld XLSNAP_TOP=$top \
+    XLSNAP_BUILDDIR=$bld XLSNAP_TOP=$top XLSNAP_WATCHDOG=$bld/xlsnap-freeze-watchdog \
         XLSNAP_WRAPPER="valgrind -q --leak-check=full --errors-for-leak-kinds=definite --show-leak-kinds=definite --error-exitcode=9 --num-callers=30 --suppressions=$top/tests/valgrind/xlsnap.supp --log-file=$logs/%p.log" \
         "$bld/tests/$t" >"$logs/output" 2>&1
     rc=$?

@@ -17,7 +17,7 @@ for t in "$@"; do
     rm -rf "$logs"
     mkdir -p "$logs"
     start=$(date +%s)
-    XLSNAP_BUILDDIR=$bld XLSNAP_TOP=$top XLSNAP_UNDER_VALGRIND=1 \
+    XLSNAP_BUILDDIR=$bld XLSNAP_TOP=$top XLSNAP_UNDER_VALGRIND=1 XLSNAP_WATCHDOG=$bld/xlsnap-freeze-watchdog \
         valgrind -q --leak-check=full --errors-for-leak-kinds=definite \
         --show-leak-kinds=definite --error-exitcode=9 --num-callers=30 \
         --trace-children=yes --trace-children-skip='/usr/*,/bin/*,/sbin/*,/opt/*,/tmp/*' \

@@ -63,11 +63,13 @@ _xlsnap()
     snapshot-create)
         case $prev in
         -q | --quiesce) COMPREPLY=($(compgen -W "required best-effort off" -- "$cur")); return ;;
+        --lease-expiry) COMPREPLY=($(compgen -W "thaw kill" -- "$cur")); return ;;
         --overlay-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
         -d | --description | --disks | --freeze-timeout | --freeze-budget) return ;;
         esac
         opts="-d --description= -i --internal -e --external -m --memory --disks=
-              --overlay-dir= -q --quiesce= --freeze-timeout= --freeze-budget= --json -h --help" ;;
+              --overlay-dir= -q --quiesce= --freeze-timeout= --freeze-budget= --lease-expiry=
+              --json -h --help" ;;
     snapshot-list) opts="--tree --roots --leaves --json -h --help" ;;
     snapshot-info) opts="--json -h --help" ;;
     snapshot-revert) opts="--running --paused --force -h --help" ;;
@@ -85,7 +87,7 @@ _xlsnap()
     local args=()
     for ((i = subi + 1; i < cword; i++)); do
         case ${words[i]} in
-        -d | --description | -q | --quiesce | --disks | --overlay-dir | --freeze-timeout | --freeze-budget)
+        -d | --description | -q | --quiesce | --disks | --overlay-dir | --freeze-timeout | --freeze-budget | --lease-expiry)
             [ "$sub" = snapshot-create ] && ((i++)) ;;
         -*) ;;
         *) args+=("${words[i]}") ;;
