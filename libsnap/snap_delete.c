@@ -11,6 +11,10 @@
  * more than one on O: their data would change under them.
  * Children are reparented (and re-based in their records); --metadata only
  * forgets records; --children/--children-only as virsh (leaves first).
+ * Every base, overlay and internal snapshot the records name must be there
+ * before anything changes: one removed by hand is refused, never taken for a
+ * merge already done, unless the journal of this same (interrupted) delete
+ * marks its disk as changing.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -174,30 +178,166 @@ static void drop_stale(image_set *users, const image_set *stale)
     users->n = k;
 }
 
+/* ------------------------------------------------------------ what must be there */
+
+/*
+ * This delete already began changing vdev's storage: the journal of an
+ * interrupted run marks the disk "merging", so its overlay may be merged and
+ * removed, its internal snapshot deleted. Only then is a missing overlay or
+ * internal snapshot "done"; anything else took it away behind xlsnap's back.
+ */
+static bool journal_began(const snap_journal *j, const char *vdev)
+{
+    for (size_t i = 0; j && i < j->n_disks; i++)
+        if (!strcmp(j->disks[i].vdev, vdev))
+            return j->disks[i].merging;
+    return false;
+}
+
+static int refuse_missing(const snap_meta *m, const snap_meta_disk *md, const char *what,
+                          const char *path, int errnum, snap_err *err)
+{
+    return snap_err_set(
+        err, SNAP_ERROR_NOTFOUND,
+        "disk %s of snapshot '%s': its %s %s %s%s; refusing to delete the snapshot. "
+        "Put the file back (a running device model may still have it open), or, if "
+        "the storage is really gone, forget the record with snapshot-delete --metadata",
+        md->vdev, m->name, what, path,
+        errnum == ENOENT ? "is missing" : "cannot be read: ",
+        errnum == ENOENT ? " (moved or removed outside xlsnap)" : strerror(errnum));
+}
+
+static int refuse_internal_missing(const snap_meta *m, const snap_meta_disk *md,
+                                   snap_err *err)
+{
+    return snap_err_set(
+        err, SNAP_ERROR_NOTFOUND,
+        "disk %s of snapshot '%s': internal snapshot '%s' is not in the "
+        "snapshot table of %s (deleted outside xlsnap); refusing to delete "
+        "the snapshot. Forget the record with snapshot-delete --metadata",
+        md->vdev, m->name, md->qemu_snap_name, md->base_path);
+}
+
+/* The internal snapshot is in base_path's qcow2 table (read with -U). */
+static int check_internal_present(const snap_meta *m, const snap_meta_disk *md,
+                                  snap_err *err)
+{
+    snap_qimg_info info;
+    int rc = snap_qimg_info_get(NULL, md->base_path, SNAP_QIMG_FORCE_SHARE, &info, err);
+    if (rc)
+        return snap_err_context(err, "disk %s of snapshot '%s'", md->vdev, m->name);
+    if (!snap_qimg_find_snapshot(&info, md->qemu_snap_name))
+        rc = refuse_internal_missing(m, md, err);
+    snap_qimg_info_dispose(&info);
+    return rc;
+}
+
+/*
+ * Everything deleting m needs is where its record says: every base (or
+ * internally snapshotted image), every external overlay and internal
+ * snapshot, unless j (NULL: none) says this delete already merged or deleted
+ * it. Checked for every disk before the first one changes, so a file moved
+ * or removed by hand is refused instead of taken for a finished merge.
+ */
+static int check_storage_present(const snap_meta *m, const snap_journal *j, snap_err *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < m->n_disks && !rc; i++) {
+        const snap_meta_disk *md = &m->disks[i];
+        bool internal = md->method == SNAP_METHOD_INTERNAL;
+        if (access(md->base_path, R_OK) != 0)
+            rc = refuse_missing(m, md, internal ? "image" : "base", md->base_path, errno,
+                                err);
+        else if (journal_began(j, md->vdev))
+            continue;
+        else if (!internal && access(md->overlay_path, R_OK) != 0)
+            rc = refuse_missing(m, md, "overlay", md->overlay_path, errno, err);
+        else if (internal)
+            rc = check_internal_present(m, md, err);
+    }
+    return rc;
+}
+
+/* check_storage_present of every snapshot in list, before any is deleted. */
+static int check_targets_present(snap_session *s, char **list, size_t n, snap_err *err)
+{
+    int rc = 0;
+    size_t i;
+    for (i = 0; i < n && !rc; i++) {
+        snap_meta m;
+        rc = snap_meta_load(&s->st, list[i], &m, err);
+        if (!rc) {
+            rc = check_storage_present(&m, NULL, err);
+            snap_meta_dispose(&m);
+        }
+    }
+    return rc ? snap_err_context(err, "deleting snapshot '%s' (nothing was changed)",
+                                 list[i - 1])
+              : 0;
+}
+
+/* ------------------------------------------------------------ one disk */
+
+typedef struct delete_ctx {
+    snap_ctx *ctx;
+    snap_session *s;
+    const snap_meta *m;
+    snap_qmp *qmp;
+    const snap_qmp_disks *qd;
+    const image_set *known;
+    snap_journal *j;        /* marks a disk "merging" before its image changes */
+    const image_set *stale; /* revert overlays deleted with the snapshot */
+} delete_ctx;
+
+/* The journal says the image is about to change: recovery must finish the delete. */
+static int mark_merging(const delete_ctx *x, const char *vdev, bool merging,
+                        snap_err *err)
+{
+    snap_journal_disk *jd = snap_journal_find_disk(x->j, vdev);
+    if (!jd || jd->merging == merging)
+        return 0;
+    jd->merging = merging;
+    return snap_journal_update(&x->s->st, x->j, err);
+}
+
 /* ------------------------------------------------------------ internal */
 
-static int delete_internal(snap_qmp *qmp, const snap_qmp_disks *qd,
-                           const snap_meta_disk *md, snap_err *err)
+/* QMP while a device model serves the image, else qemu-img. */
+static int delete_internal_snapshot(const delete_ctx *x, const snap_qmp_disk *q,
+                                    const snap_meta_disk *md, snap_err *err)
+{
+    bool began = journal_began(x->j, md->vdev);
+    if (q && !snap_qmp_disk_find_snapshot(q, md->qemu_snap_name))
+        return began ? 0 /* deleted by the interrupted run */
+                     : refuse_internal_missing(x->m, md, err);
+    int rc = mark_merging(x, md->vdev, true, err);
+    if (rc)
+        return rc;
+    rc = q ? snap_qmp_delete_internal(x->qmp, snap_qmp_disk_target(q), md->qemu_snap_name,
+                                      SNAP_QMP_TIMEOUT_MS, err)
+           : snap_qimg_snapshot_delete(NULL, md->base_path, md->qemu_snap_name, err);
+    if (rc == SNAP_ERROR_NOTFOUND && began)
+        return snap_err_clear(err), 0;
+    bool refused = rc == SNAP_ERROR_PEER || rc == SNAP_ERROR_BUSY ||
+                   rc == SNAP_ERROR_NOTFOUND || rc == SNAP_ERROR_INVAL;
+    if (refused && !began) { /* the table is as it was: nothing for recovery to finish */
+        snap_err ignored;
+        mark_merging(x, md->vdev, false, &ignored);
+    }
+    return rc;
+}
+
+static int delete_internal(const delete_ctx *x, const snap_meta_disk *md, snap_err *err)
 {
     size_t depth = 0;
     const snap_qmp_disk *q =
-        qmp ? snap_qmp_disks_find_file(qd, md->base_path, &depth) : NULL;
+        x->qmp ? snap_qmp_disks_find_file(x->qd, md->base_path, &depth) : NULL;
     if (q && depth != 0)
         return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
                             "disk %s: %s is a read-only backing file of the running "
                             "domain now; delete the newer external snapshots first",
                             md->vdev, md->base_path);
-    int rc;
-    if (q) {
-        if (!snap_qmp_disk_find_snapshot(q, md->qemu_snap_name))
-            return 0; /* already gone */
-        rc = snap_qmp_delete_internal(qmp, snap_qmp_disk_target(q), md->qemu_snap_name,
-                                      SNAP_QMP_TIMEOUT_MS, err);
-    } else {
-        rc = snap_qimg_snapshot_delete(NULL, md->base_path, md->qemu_snap_name, err);
-        if (rc == SNAP_ERROR_NOTFOUND)
-            rc = 0, snap_err_clear(err);
-    }
+    int rc = delete_internal_snapshot(x, q, md, err);
     return rc ? snap_err_context(err, "disk %s", md->vdev) : 0;
 }
 
@@ -234,16 +374,6 @@ static void job_args_device(yajl_gen g, const void *opaque)
 {
     snap_json_kv_str(g, "device", opaque);
 }
-
-typedef struct ext_ctx {
-    snap_ctx *ctx;
-    snap_session *s;
-    snap_qmp *qmp;
-    const snap_qmp_disks *qd;
-    const image_set *known;
-    snap_journal *j;        /* marks a disk "merging" before its base changes */
-    const image_set *stale; /* revert overlays deleted with the snapshot */
-} ext_ctx;
 
 /*
  * A commit job an earlier, interrupted delete left in QEMU (its QMP
@@ -316,7 +446,7 @@ static int commit_intermediate(snap_qmp *qmp, const snap_qmp_disk *q, size_t dep
 }
 
 /* Merges O (= md->overlay_path) into B with QEMU; *was_active when O was on top. */
-static int merge_live(const ext_ctx *x, const snap_qmp_disk *q, size_t depth,
+static int merge_live(const delete_ctx *x, const snap_qmp_disk *q, size_t depth,
                       const snap_meta_disk *md, snap_err *err)
 {
     if (depth + 1 >= q->chain_len || strcmp(q->chain[depth + 1].file, md->base_path))
@@ -340,7 +470,7 @@ static int merge_offline(const snap_meta_disk *md, const char *above, snap_err *
     return rc;
 }
 
-static int check_users(const ext_ctx *x, const snap_meta_disk *md, image_set *users_o,
+static int check_users(const delete_ctx *x, const snap_meta_disk *md, image_set *users_o,
                        snap_err *err)
 {
     image_set users_b = {0};
@@ -364,17 +494,7 @@ static int check_users(const ext_ctx *x, const snap_meta_disk *md, image_set *us
     return rc;
 }
 
-/* The journal says the base is about to change: recovery must finish the merge. */
-static int mark_merging(const ext_ctx *x, const char *vdev, snap_err *err)
-{
-    snap_journal_disk *jd = snap_journal_find_disk(x->j, vdev);
-    if (!jd || jd->merging)
-        return 0;
-    jd->merging = true;
-    return snap_journal_update(&x->s->st, x->j, err);
-}
-
-static int merge(const ext_ctx *x, const snap_meta_disk *md, const image_set *users_o,
+static int merge(const delete_ctx *x, const snap_meta_disk *md, const image_set *users_o,
                  snap_err *err)
 {
     char job_id[160];
@@ -386,17 +506,19 @@ static int merge(const ext_ctx *x, const snap_meta_disk *md, const image_set *us
     size_t depth = 0;
     const snap_qmp_disk *q =
         x->qmp ? snap_qmp_disks_find_file(x->qd, md->overlay_path, &depth) : NULL;
-    rc = mark_merging(x, md->vdev, err);
+    rc = mark_merging(x, md->vdev, true, err);
     if (!rc)
         rc = q ? merge_live(x, q, depth, md, err)
                : merge_offline(md, users_o->n ? users_o->paths[0] : NULL, err);
     return rc;
 }
 
-static int delete_external(const ext_ctx *x, const snap_meta_disk *md, snap_err *err)
+static int delete_external(const delete_ctx *x, const snap_meta_disk *md, snap_err *err)
 {
     if (access(md->overlay_path, F_OK) != 0)
-        return 0; /* merged already (a re-run) */
+        return journal_began(x->j, md->vdev)
+                   ? 0 /* merged and removed by the interrupted run */
+                   : refuse_missing(x->m, md, "overlay", md->overlay_path, errno, err);
     image_set users_o = {0};
     int rc = check_users(x, md, &users_o, err);
     snap_vdisk *vd = snap_domain_find_disk(&x->s->dom, md->vdev);
@@ -458,16 +580,18 @@ static int delete_storage(snap_ctx *ctx, snap_session *s, const snap_meta *m,
             rc = snap_qmp_query_disks(qmp, &qd, SNAP_QMP_TIMEOUT_MS, err);
     }
     if (!rc)
+        rc = check_storage_present(m, j, err);
+    if (!rc)
         rc = known_images(s, &known, err);
     image_set stale = {0};
     if (!rc)
         stale_revert_overlays(s, m, &known, &stale);
-    ext_ctx x = {ctx, s, qmp, &qd, &known, j, &stale};
+    delete_ctx x = {ctx, s, m, qmp, &qd, &known, j, &stale};
     if (!rc)
         rc = check_internal_identities(&qd, m, err);
     for (size_t i = 0; i < m->n_disks && !rc; i++)
         rc = m->disks[i].method == SNAP_METHOD_INTERNAL
-                 ? delete_internal(qmp, &qd, &m->disks[i], err)
+                 ? delete_internal(&x, &m->disks[i], err)
                  : delete_external(&x, &m->disks[i], err);
     if (!rc)
         rc = remove_stale_overlays(ctx, m, &stale, err);
@@ -814,6 +938,8 @@ int snap_delete(snap_ctx *ctx, const char *domain, const char *name,
         rc = targets(&s, name, p->scope, &list, &n, err);
     if (!rc && !damaged && p->dry_run && plan_out)
         *plan_out = delete_plan_json(&s, name, p, list, n);
+    if (!rc && !p->dry_run && !p->metadata_only)
+        rc = check_targets_present(&s, list, n, err);
     for (size_t i = 0; i < n && !rc && !p->dry_run; i++) {
         snap_log(ctx->lg, XTL_INFO, "deleting snapshot '%s'", list[i]);
         rc = delete_one(ctx, &s, list[i], p->metadata_only, err);

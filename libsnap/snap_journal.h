@@ -62,7 +62,10 @@ typedef struct snap_journal_disk {
     char *old_format;       /* ... and "format"/config format */
     char *old_pdev_path;    /* libxl config pdev_path before the change */
     bool done;              /* this disk's storage step completed */
-    bool merging;           /* delete: a merge into image began (image changes) */
+    /* delete: image began to change (a merge into it, or the removal of its
+     * internal snapshot); only then is a missing overlay or internal snapshot
+     * this delete's own doing */
+    bool merging;
 } snap_journal_disk;
 
 typedef struct snap_journal {

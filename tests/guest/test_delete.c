@@ -4,8 +4,9 @@
  * one merges its overlay into the base while the guest runs (the child's
  * overlay now backed by the base, its record re-based and reparented, the
  * base holding the child's snapshot-time data), deleting the active one
- * pivots QEMU, xenstore and the config back to the base; an internal
- * snapshot goes through QMP; a delete that would change an image another
+ * pivots QEMU (query-block), xenstore and the config back to the base,
+ * which holds the data written after the snapshot (read with QEMU paused);
+ * an internal snapshot goes through QMP; a delete that would change an image another
  * chain is built on is refused and changes nothing; --metadata keeps files.
  */
 #include <stdio.h>
@@ -40,10 +41,29 @@ static void test_delete_middle_external(void)
     CHECK_IMAGE_LIVE(th_snap_disk_file(&g, "data.qcow2"));
 }
 
+/*
+ * The active overlay merged for real: QEMU pivoted (query-block: the base is
+ * the active image, alone in the chain; without the pivot QEMU would still
+ * write into the unlinked overlay) and the base itself, read with QEMU
+ * paused and flushed, holds what the guest wrote after the snapshot ("C").
+ */
 static void test_delete_active_external(void)
 {
     CHECK_INT(th_snap_delete(&g, NULL, "e2", NULL), 0);
     CHECK(access(th_snap_disk_file(&g, "data.e2.qcow2"), F_OK) != 0);
+    static const char *const disks[][2] = {{"xvda", "root.qcow2"},
+                                           {"xvdb", "data.qcow2"}};
+    for (size_t i = 0; i < 2; i++) {
+        char *chain = th_snap_qemu_chain(&g, disks[i][0]);
+        char *want = snap_xasprintf("%s\n", th_snap_disk_file(&g, disks[i][1]));
+        CHECK_STR(chain, want);
+        free(chain);
+        free(want);
+    }
+    char *state =
+        th_snap_read_paused(&g, th_snap_disk_file(&g, "data.qcow2"), "/state.txt");
+    CHECK_STR(state, "C\n");
+    free(state);
     CHECK_ACTIVE_IMAGE(&g, "xvdb", "data.qcow2");
     char *cfg = th_xlsim_userdata(&g);
     CHECK(cfg && !strstr(cfg, "data.e2.qcow2"));

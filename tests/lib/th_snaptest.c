@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "snap_qmp.h"
 #include "th.h"
 
 /* ------------------------------------------------------------ booting */
@@ -353,6 +354,41 @@ void th_snap_check_active_at(const char *file, int line, const th_xlsim_dom *d,
         th_fail_at(file, line, "%s params \"%s\", want \"%s\"", vdev,
                    params ? params : "(null)", want);
     free(params);
+}
+
+char *th_snap_qemu_chain(const th_xlsim_dom *d, const char *vdev)
+{
+    snap_err err = {0};
+    snap_qmp *qmp = NULL;
+    snap_qmp_disks disks = {0};
+    char *chain = NULL;
+    if (snap_qmp_connect(d->vm.qmp_path, 10000, &qmp, &err) != 0 ||
+        snap_qmp_query_disks(qmp, &disks, 10000, &err) != 0) {
+        th_fail_at(__FILE__, __LINE__, "QMP query-block on %s: %s", d->vm.qmp_path,
+                   err.msg);
+    } else {
+        const snap_qmp_disk *q = snap_qmp_disks_find(&disks, vdev);
+        if (!q)
+            th_fail_at(__FILE__, __LINE__, "QEMU of %s has no disk %s", d->name, vdev);
+        for (size_t i = 0; q && i < q->chain_len; i++) {
+            char *longer = snap_xasprintf("%s%s\n", chain ? chain : "", q->chain[i].file);
+            free(chain);
+            chain = longer;
+        }
+    }
+    snap_qmp_disks_free(&disks);
+    snap_qmp_close(qmp);
+    return chain;
+}
+
+char *th_snap_read_paused(const th_xlsim_dom *d, const char *image, const char *path)
+{
+    if (!th_xlsim_pause(d, true)) /* the failure is recorded */
+        return NULL;
+    const char *raw = th_image_to_raw(image);
+    char *text = raw ? th_ext4_cat(raw, path) : NULL;
+    th_xlsim_pause(d, false);
+    return text;
 }
 
 char *th_snap_backing_of(const char *image)

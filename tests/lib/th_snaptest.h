@@ -156,6 +156,19 @@ void th_snap_check_active_at(const char *file, int line, const th_xlsim_dom *d,
 #define CHECK_ACTIVE_IMAGE(d, vdev, image)                                               \
     th_snap_check_active_at(__FILE__, __LINE__, d, vdev, image)
 
+/*
+ * QEMU's backing chain of disk vdev as query-block shows it: the image files,
+ * active image first, one a line (malloc'd). NULL (a failure recorded) when
+ * QMP cannot be asked or QEMU has no such disk.
+ */
+char *th_snap_qemu_chain(const th_xlsim_dom *d, const char *vdev);
+/*
+ * path's contents in the ext4 of image, read while the domain is paused
+ * (`xlsim pause`: QEMU's I/O drained and flushed, so the image files hold
+ * everything the guest wrote), then unpaused. Malloc'd; NULL if unreadable.
+ */
+char *th_snap_read_paused(const th_xlsim_dom *d, const char *image, const char *path);
+
 /* The backing file recorded in image (qemu-img info -U; malloc'd) or NULL. */
 char *th_snap_backing_of(const char *image);
 /* qemu-img snapshot -l -U of image (malloc'd, "" when it fails). */

@@ -1,9 +1,13 @@
 /*
- * xlsnap-demo-agent — the demo's window into the guest, through qemu-ga.
+ * xlsnap-demo-agent — the demo's window into the guest, through qemu-ga, and
+ * into its device model, through QMP.
  *
  *   xlsnap-demo-agent wait SOCKET SECONDS   wait until the agent answers guest-sync
  *   xlsnap-demo-agent sh SOCKET 'COMMAND'   run /bin/sh -c COMMAND in the guest, print
  *                                           its output, exit with its exit code
+ *   xlsnap-demo-agent chain QMP_SOCKET VDEV print QEMU's backing chain of disk VDEV
+ *                                           (query-block), active image first, one
+ *                                           file a line
  *
  * Exit 0 ok, 1 failure (message on stderr), 2 usage; `sh` returns the guest
  * command's own code. The demo needs this because a fresh Debian machine has
@@ -19,6 +23,7 @@
 #include <string.h>
 
 #include "qga_guest.h"
+#include "snap_qmp.h"
 
 #define EXEC_WAIT_MS 30000
 
@@ -42,14 +47,38 @@ static int agent_sh(snap_agent *ag, const char *command, snap_err *err)
 static int usage(void)
 {
     fprintf(stderr, "usage: xlsnap-demo-agent wait SOCKET SECONDS\n"
-                    "       xlsnap-demo-agent sh SOCKET COMMAND\n");
+                    "       xlsnap-demo-agent sh SOCKET COMMAND\n"
+                    "       xlsnap-demo-agent chain QMP_SOCKET VDEV\n");
     return 2;
+}
+
+/* What QEMU itself says disk vdev runs on: shows that a merge pivoted it. */
+static int qemu_chain(const char *qmp_path, const char *vdev)
+{
+    snap_qmp *qmp = NULL;
+    snap_qmp_disks disks = {0};
+    snap_err err = {0};
+    int rc = snap_qmp_connect(qmp_path, 10000, &qmp, &err);
+    if (!rc)
+        rc = snap_qmp_query_disks(qmp, &disks, 10000, &err);
+    const snap_qmp_disk *q = rc ? NULL : snap_qmp_disks_find(&disks, vdev);
+    if (!rc && !q)
+        rc = snap_err_set(&err, SNAP_ERROR_NOTFOUND, "QEMU has no disk %s", vdev);
+    for (size_t i = 0; q && i < q->chain_len; i++)
+        printf("%s\n", q->chain[i].file);
+    snap_qmp_disks_free(&disks);
+    snap_qmp_close(qmp);
+    if (rc)
+        fprintf(stderr, "xlsnap-demo-agent: %s\n", err.msg);
+    return rc ? 1 : 0;
 }
 
 int main(int argc, char **argv)
 {
     if (argc != 4)
         return usage();
+    if (strcmp(argv[1], "chain") == 0)
+        return qemu_chain(argv[2], argv[3]);
     bool wait_only = strcmp(argv[1], "wait") == 0;
     if (!wait_only && strcmp(argv[1], "sh") != 0)
         return usage();

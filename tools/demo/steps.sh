@@ -141,6 +141,14 @@ chain_clean() {
     done <<<"$files"
 }
 
+# qemu_runs_on VDEV IMAGE OLD: QEMU's own backing chain of VDEV (query-block)
+# starts at IMAGE and no longer holds OLD.
+qemu_runs_on() {
+    local chain
+    chain=$(xlsnap-demo-agent chain "$tmp/run/qmp-libxl-$domid" "$1") || return 1
+    [ "$(head -n 1 <<<"$chain")" = "$2" ] && ! grep -qxF "$3" <<<"$chain"
+}
+
 delete_step() {
     # s2 cannot go now: the revert built the domain's new overlays on its images.
     # The external snapshot to delete is s3, taken on the reverted domain: its
@@ -148,10 +156,10 @@ delete_step() {
     guest 'echo "v4 (after the revert)" > /mnt/vdb/marker && sync' || die "writing the marker"
     caption "snapshot-delete of an external snapshot (s3; the chain stays intact)"
     show xlsnap snapshot-create -e "$dom" s3 || die "snapshot-create -e s3"
-    local i bases=()
+    local i bases=() overlays=()
     for i in 0 1; do
-        bases+=("$(qemu-img info -U "$(xs_params "$domid" $i | sed 's/^qcow2://')" |
-            sed -n 's/^backing file: //p')")
+        overlays+=("$(xs_params "$domid" $i | sed 's/^qcow2://')")
+        bases+=("$(qemu-img info -U "${overlays[$i]}" | sed -n 's/^backing file: //p')")
     done
     guest 'echo "v5 (after s3)" > /mnt/vdb/marker && sync' || die "writing the marker"
     show xlsnap snapshot-delete "$dom" s3 || die "snapshot-delete s3"
@@ -166,7 +174,18 @@ delete_step() {
             test "$img" = "${bases[$i]}"
         check "$(basename "$img") (active) and its whole backing chain check clean" \
             chain_clean "$img"
+        check "QEMU (query-block): ${vdevs[$i]} pivoted to $(basename "${bases[$i]}"), $(basename "${overlays[$i]}") out of its chain" \
+            qemu_runs_on "${vdevs[$i]}" "${bases[$i]}" "${overlays[$i]}"
     done
+    show xlsnap-demo-agent chain "$tmp/run/qmp-libxl-$domid" xvdb
+    # The merge itself: the base, read with QEMU paused (its I/O drained and
+    # flushed), holds what the guest wrote after s3.
+    show xlsim pause "$dom" || bad "xlsim pause"
+    local merged
+    merged=$(image_file "${bases[1]}" "" /marker)
+    show xlsim unpause "$dom" || die "xlsim unpause"
+    check "$(basename "${bases[1]}") (the base, read with QEMU paused) holds 'v5 (after s3)'" \
+        test "$merged" = "v5 (after s3)"
     for d in "${disks[@]}"; do
         check "$d.qcow2 still holds s1" \
             grep -qw s1 <(qemu-img snapshot -l -U "$tmp/disks/$d.qcow2")
