@@ -283,6 +283,7 @@ static void test_offline(void)
 
 int main(void)
 {
+    th_plan(10);
     th_snap_run_boot(&g, "g1", MIN_RECORDS);
     TH_SNAP_RUN(test_internal_quiesced);
     TH_SNAP_RUN(test_plan_changes_nothing);

@@ -296,6 +296,7 @@ static void test_sigkill_while_frozen(void)
 
 int main(void)
 {
+    th_plan(6);
     TH_RUN(test_boot);
     TH_RUN(test_no_agent_required_refused);
     TH_RUN(test_no_agent_best_effort_mixed);

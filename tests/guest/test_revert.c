@@ -256,6 +256,7 @@ static void test_images_clean_offline(void)
 
 int main(void)
 {
+    th_plan(7);
     th_snap_run_boot(&g, "rv1", 0);
     TH_SNAP_RUN(test_internal_memory);
     TH_SNAP_RUN(test_external_memory);

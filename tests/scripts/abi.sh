@@ -4,7 +4,8 @@
 set -u
 top=${XLSNAP_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 so=${XLSNAP_BUILDDIR:?}/libsnap.so
-pass=0 fail=0
+. "$top/tests/lib/th.sh"
+plan 2
 declared=$(grep -v '^typedef' "$top/libsnap/libsnap.h" | grep -oE '^[a-z_ ]+\**(snap_[a-z_]+)\(' | grep -oE 'snap_[a-z_]+\($' |
     tr -d '(' | sort -u)
 exported=$(nm -D --defined-only "$so" | awk '$2 == "T" {print $3}' | sed 's/@.*//' | sort -u)
@@ -23,5 +24,4 @@ else
     echo "PASS no internal symbols exported"
     pass=$((pass + 1))
 fi
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -137,6 +137,7 @@ static void test_json_string_vectors(void)
 
 int main(void)
 {
+    th_plan(6);
     TH_RUN(test_error_context_grows_outward);
     TH_RUN(test_deadlines);
     TH_RUN(test_stream_lines_split_and_joined);

@@ -268,6 +268,7 @@ static void test_damaged_index_rows(void)
 
 int main(void)
 {
+    th_plan(3);
     TH_RUN(test_edits_seen_in_every_slice);
     TH_RUN(test_index_strings_round_trip);
     TH_RUN(test_damaged_index_rows);
