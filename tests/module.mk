@@ -18,3 +18,9 @@ $(TRACE_DURABLE_SO): tests/preload/trace_durable.c
 	$(CC) -std=c11 -D_GNU_SOURCE -U_FORTIFY_SOURCE -fPIC -shared -O2 -g $(WARNFLAGS) \
 	    -o $@ $< -ldl -lpthread
 $(BUILD)/tests/test_durability: $(TRACE_DURABLE_SO)
+
+# make mutants: product mutations, each against the tests named for it
+# (tools/mutants.sh; not part of make check). MUTANTS="no-fsync ..." selects.
+.PHONY: mutants
+mutants:
+	tools/mutants.sh $(MUTANTS)
