@@ -48,7 +48,7 @@ mutation no-dir-fsync libsnap/snap_meta_store.c '^int snap_meta_store_write(' \
     's|    if (fsync(st->dirfd) < 0)|    if (0) /* MUTANT: no fsync of the directory */|' \
     "unit:test_durability"
 mutation recovery-refuses libsnap/snap_rollback.c '^int snap_recover_journal(' \
-    's|    \*recovered = true;|    snap_journal_dispose(\&j); return snap_err_set(err, SNAP_ERROR_BUSY, "MUTANT: refusing to recover");|' \
+    's|    snap_log(ctx->lg, XTL_NOTICE, "domain %s: recovering the interrupted|    snap_journal_dispose(\&j); return snap_err_set(err, SNAP_ERROR_BUSY, "domain %s: the journal of an interrupted run is in the way (MUTANT: recovery refused)", s->dom.ref.name); &|' \
     "script:tests/scripts/hostile-cli.sh"
 
 if [ "${1:-}" = --list ]; then
