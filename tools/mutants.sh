@@ -70,6 +70,7 @@ out=$top/build/mutants
 mkdir -p "$out"
 results=$out/results.txt
 : >"$results"
+: >"$out/tests.log"
 wt=$(mktemp -d /tmp/xlsnap-mutants.XXXXXX)
 cleanup() {
     if [ -n "${MUTANTS_KEEP:-}" ]; then
@@ -127,6 +128,7 @@ for i in "${selected[@]}"; do
         continue
     fi
     git -C "$wt" diff -U0 -- "$file" | grep '^[-+] ' >"$out/$name.diff"
+    echo "==== $name" >>"$out/tests.log"
     start=$SECONDS
     if ! build; then
         say "BROKEN  $name: the mutated tree does not build (see $out/build.log)"

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # th.sh — the shell side of xlsnap's test harness (tests/lib/th.h is the C side).
 # Source it from a test script; it prints what tests/run sums.
 #   plan N                  declares that the script runs exactly N checks
