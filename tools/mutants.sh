@@ -40,10 +40,12 @@ mutation no-xenstore-switch libsnap/snap_switch.c '^int snap_switch_disks(' \
 mutation no-merge-on-delete libsnap/snap_delete.c '^static int merge(' \
     's|rc = q ? merge_live(x, q, depth, md, err)|rc = 1 ? 0 /* MUTANT: no merge */ : q ? merge_live(x, q, depth, md, err)|' \
     "guest:test_delete"
+# Caught today only by a knock-on effect (test_delete_internal_running's delete
+# fails on the chain left behind); test_delete_active_external itself passes
+# under it until it checks the merged base (issue 23, item 3).
 mutation no-active-merge libsnap/snap_delete.c '^static int merge_live(' \
     's|    return snap_qmp_commit_active(x->qmp, snap_qmp_disk_target(q), q->chain\[1\].node_name,|    return 0; /* MUTANT: the active layer is not merged */ (void)snap_qmp_commit_active(x->qmp, snap_qmp_disk_target(q), q->chain[1].node_name,|' \
-    "guest:test_delete" \
-    "caught once test_delete checks the merged base of the active external snapshot (issue 23, item 3)"
+    "guest:test_delete"
 mutation no-file-fsync libsnap/snap_meta_store.c '^int snap_meta_store_write(' \
     's|    else if (fsync(fd) < 0)|    else if (0) /* MUTANT: no fsync of the file */|' \
     "unit:test_durability"
