@@ -64,6 +64,11 @@ static int open_subdir(int dirfd, const char *name, const char *path, bool creat
         /* umask may have taken bits away; the mode must be exactly 0700. */
         if (fchmodat(dirfd, name, 0700, 0) < 0)
             return snap_err_errno(err, SNAP_ERROR_IO, errno, "chmod %s", path);
+        /* The new name is durable only once its parent is synced: else a crash
+         * can lose the directory and the journal written into it. */
+        if (fsync(dirfd) < 0)
+            return snap_err_errno(err, SNAP_ERROR_IO, errno, "fsync the parent of %s",
+                                  path);
     } else if (create && errno != EEXIST) {
         return snap_err_errno(err, SNAP_ERROR_IO, errno, "cannot create %s", path);
     }

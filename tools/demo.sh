@@ -96,9 +96,16 @@ image_file() {
         debugfs -R "cat $3" "$raw" 2>/dev/null
 }
 # image_clean IMG SNAPSHOT: the ext4 in it was frozen (no journal to replay).
+# First it must be an ext4 at all: a valid superblock (dumpe2fs reads it, the
+# magic is 0xEF53) with a journal; an image holding no file system has no
+# needs_recovery flag either.
 image_clean() {
+    local hdr
     image_file "$1" "$2" / >/dev/null 2>&1 || return 1
-    ! dumpe2fs -h "$tmp/work/read.raw" 2>/dev/null | grep -q needs_recovery
+    hdr=$(dumpe2fs -h "$tmp/work/read.raw" 2>/dev/null) || return 1
+    grep -q '^Filesystem magic number: *0xEF53$' <<<"$hdr" &&
+        grep -q '^Filesystem features:.* has_journal' <<<"$hdr" &&
+        ! grep -q needs_recovery <<<"$hdr"
 }
 # xs_params VDEV-INDEX: the backend params of disk N (0 = xvda) in xenstore.
 xs_params() {

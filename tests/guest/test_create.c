@@ -226,6 +226,74 @@ static void test_external(void)
     free(ov_root), free(ov_data);
 }
 
+/* The column where name starts on its line of `snapshot-list --tree` (after
+ * the "|" and "+-" of the drawing), or -1 when no line names it. */
+static int tree_column(const char *out, const char *name)
+{
+    size_t n = strlen(name);
+    for (const char *line = out; *line;) {
+        const char *p = line;
+        while (*p == ' ' || *p == '|' || *p == '+' || *p == '-')
+            p++;
+        if (strncmp(p, name, n) == 0 && (p[n] == ' ' || p[n] == '\n' || p[n] == '\0'))
+            return (int)(p - line);
+        const char *nl = strchr(line, '\n');
+        if (!nl)
+            break;
+        line = nl + 1;
+    }
+    return -1;
+}
+
+/* The element of a --json list whose "name" is name (NULL: none). */
+static yajl_val json_snapshot(yajl_val list, const char *name)
+{
+    for (size_t i = 0; i < snap_json_array_len(list); i++) {
+        const char *n = snap_json_get_string(snap_json_array_at(list, i), "name");
+        if (n && strcmp(n, name) == 0)
+            return snap_json_array_at(list, i);
+    }
+    return NULL;
+}
+
+/* The method of every disk of a --json record is method; their count. */
+static size_t json_disks_all(yajl_val snap, const char *method)
+{
+    yajl_val disks = snap_json_get_array(snap, "disks");
+    for (size_t i = 0; i < snap_json_array_len(disks); i++)
+        CHECK_STR(snap_json_get_string(snap_json_array_at(disks, i), "method"), method);
+    return snap_json_array_len(disks);
+}
+
+/* list --json: exactly s1 -> x1 -> e1, each record saying what was made. */
+static void check_list_json(const char *out)
+{
+    snap_err err = {0};
+    yajl_val v = snap_json_parse(out, "snapshot-list --json", &err);
+    if (!v) {
+        th_fail_at(__FILE__, __LINE__, "list --json does not parse: %s", err.msg);
+        return;
+    }
+    CHECK(YAJL_IS_ARRAY(v));
+    CHECK_INT(snap_json_array_len(v), 3);
+    yajl_val s1 = json_snapshot(v, "s1"), x1 = json_snapshot(v, "x1"),
+             e1 = json_snapshot(v, "e1");
+    CHECK(s1 && x1 && e1);
+    CHECK(YAJL_IS_NULL(snap_json_get(s1, "parent")));
+    CHECK_STR(snap_json_get_string(s1, "description"), "first one");
+    CHECK_STR(snap_json_get_string(snap_json_get_object(s1, "quiesce"), "state"),
+              "quiesced");
+    CHECK_INT(json_disks_all(s1, "internal"), 2);
+    CHECK_STR(snap_json_get_string(x1, "parent"), "s1");
+    CHECK_INT(json_disks_all(x1, "internal"), 1);
+    yajl_val excluded = snap_json_get_array(x1, "excluded_disks");
+    CHECK_INT(snap_json_array_len(excluded), 1);
+    CHECK_STR(YAJL_GET_STRING(snap_json_array_at(excluded, 0)), "xvdb");
+    CHECK_STR(snap_json_get_string(e1, "parent"), "x1");
+    CHECK_INT(json_disks_all(e1, "external"), 2);
+    yajl_tree_free(v);
+}
+
 static void test_list_and_info(void)
 {
     th_cmd r;
@@ -238,19 +306,16 @@ static void test_list_and_info(void)
     th_cmd_free(&r);
     th_xlsnap(&r, "snapshot-list", "--tree", "g1", NULL);
     CHECK_INT(r.rc, 0);
-    /* A chain: s1 -> x1 -> e1, each deeper than its parent. */
-    const char *s1 = strstr(r.out, "s1"), *x1 = strstr(r.out, "x1"),
-               *e1 = strstr(r.out, "e1");
-    CHECK(s1 && x1 && e1 && s1 < x1 && x1 < e1);
+    /* A chain: s1 -> x1 -> e1, each drawn deeper than its parent. */
+    int s1 = tree_column(r.out, "s1"), x1 = tree_column(r.out, "x1"),
+        e1 = tree_column(r.out, "e1");
+    CHECK(s1 == 0 && x1 > s1 && e1 > x1);
+    if (!(s1 == 0 && x1 > s1 && e1 > x1))
+        th_note("tree columns s1 %d, x1 %d, e1 %d in:\n%s", s1, x1, e1, r.out);
     th_cmd_free(&r);
     th_xlsnap(&r, "snapshot-list", "--json", "g1", NULL);
     CHECK_INT(r.rc, 0);
-    snap_err err = {0};
-    yajl_val v = snap_json_parse(r.out, "snapshot-list --json", &err);
-    CHECK(v && (YAJL_IS_ARRAY(v) || YAJL_IS_OBJECT(v)));
-    if (!v)
-        th_note("list --json: %s", err.msg);
-    yajl_tree_free(v);
+    check_list_json(r.out);
     th_cmd_free(&r);
     th_xlsnap(&r, "snapshot-info", "g1", "s1", NULL);
     CHECK_INT(r.rc, 0);
@@ -283,6 +348,7 @@ static void test_offline(void)
 
 int main(void)
 {
+    th_plan(10);
     th_snap_run_boot(&g, "g1", MIN_RECORDS);
     TH_SNAP_RUN(test_internal_quiesced);
     TH_SNAP_RUN(test_plan_changes_nothing);

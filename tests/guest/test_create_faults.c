@@ -715,6 +715,7 @@ static void test_qemu_killed_in_window(void)
 
 int main(void)
 {
+    th_plan(14);
     TH_RUN(test_boot);
     TH_RUN(test_no_agent_required_refused);
     TH_RUN(test_no_agent_best_effort_mixed);

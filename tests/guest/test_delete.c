@@ -102,6 +102,7 @@ static void test_delete_refused_shared_base(void)
 
 int main(void)
 {
+    th_plan(5);
     th_snap_run_boot(&g, "dl1", 0);
     TH_SNAP_RUN(test_delete_middle_external);
     TH_SNAP_RUN(test_delete_active_external);

@@ -283,6 +283,7 @@ static void test_qemu_killed_during_commit(void)
 
 int main(void)
 {
+    th_plan(6);
     th_snap_run_boot(&g, "dl2", 0);
     TH_SNAP_RUN(test_qmp_drop_during_commit);
     TH_SNAP_RUN(test_children_dry_run);

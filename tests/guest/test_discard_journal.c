@@ -85,6 +85,7 @@ static void test_garbage_journal_discarded_and_thawed(void)
 
 int main(void)
 {
+    th_plan(2);
     th_snap_run_boot(&g, "dj", 0);
     TH_SNAP_RUN(test_garbage_journal_discarded_and_thawed);
     return th_snap_finish();

@@ -230,6 +230,7 @@ static void test_lease_runs_out_in_library(void)
 
 int main(void)
 {
+    th_plan(4);
     signal(SIGPIPE, SIG_IGN);
     th_snap_run_boot(&g, "emb1", 0);
     TH_SNAP_RUN(test_live_keeps_handler_and_thread);

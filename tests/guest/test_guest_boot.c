@@ -105,6 +105,7 @@ static void test_build_guest_cached(void)
 
 int main(void)
 {
+    th_plan(2);
     TH_RUN(test_build_guest_cached);
     TH_RUN(test_boot_two_disks_agent_shutdown);
     return th_finish();

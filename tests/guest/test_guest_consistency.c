@@ -185,6 +185,7 @@ static void test_unfrozen_snapshot_needs_recovery(void)
 
 int main(void)
 {
+    th_plan(4);
     TH_RUN(test_writer_log_parse);
     TH_RUN(test_boot_two_domains);
     TH_SNAP_RUN(test_frozen_snapshot_is_consistent);

@@ -192,6 +192,7 @@ static void test_killed_mid_revert_paused(void)
 
 int main(void)
 {
+    th_plan(6);
     th_snap_run_boot(&g, "rv2", 0);
     TH_SNAP_RUN(test_dry_run);
     TH_SNAP_RUN(test_killed_mid_revert);

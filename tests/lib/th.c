@@ -20,6 +20,8 @@
 #define TH_MAX_CHILDREN 64
 
 static int th_passed, th_failed, th_skipped;
+static int th_planned = -1;
+static int th_outside_failures; /* recorded with no test running: setup, teardown */
 static bool th_cur_failed, th_cur_skipped;
 static const char *th_cur_name;
 static char th_dir[4096];
@@ -52,7 +54,17 @@ void th_fail_at(const char *file, int line, const char *fmt, ...)
     va_end(ap);
     putchar('\n');
     fflush(stdout);
-    th_cur_failed = true;
+    if (th_cur_name)
+        th_cur_failed = true;
+    else
+        th_outside_failures++;
+}
+
+void th_plan(int tests)
+{
+    th_planned = tests;
+    printf("plan: %d\n", tests);
+    fflush(stdout);
 }
 
 void th_skip(const char *fmt, ...)
@@ -138,6 +150,19 @@ static void th_install_hooks(void)
 
 int th_finish(void)
 {
+    int ran = th_passed + th_failed + th_skipped;
+    if (th_planned < 0) {
+        printf("FAIL plan: no th_plan() in main: how many tests should have run?\n");
+        th_failed++;
+    } else if (ran != th_planned) {
+        printf("FAIL plan: %d tests planned, %d ran\n", th_planned, ran);
+        th_failed++;
+    }
+    if (th_outside_failures) {
+        printf("FAIL outside any test: %d failure(s) in setup or teardown (see above)\n",
+               th_outside_failures);
+        th_failed += th_outside_failures;
+    }
     printf("%d passed, %d failed, %d skipped\n", th_passed, th_failed, th_skipped);
     fflush(stdout);
     return th_failed ? 1 : 0;

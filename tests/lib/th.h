@@ -4,11 +4,16 @@
  * A test program defines test functions and runs them from main():
  *
  *     static void test_read_write(void) { CHECK(x == 1); REQUIRE(p); ... }
- *     int main(void) { TH_RUN(test_read_write); return th_finish(); }
+ *     int main(void) { th_plan(1); TH_RUN(test_read_write); return th_finish(); }
  *
  * CHECK* record a failure and carry on; REQUIRE* record it and return from
  * the current test function. th_finish() prints "N passed, N failed, N skipped"
  * (the line tests/run sums) and returns the exit status.
+ *
+ * Counting that cannot lie: th_plan(n) declares how many tests main() runs
+ * and prints "plan: n" (tests/run checks it too). th_finish() counts as
+ * failures a run of another number of tests, a missing plan, and every failure
+ * recorded outside a test (setup in main(), teardown), which no test owns.
  *
  * Process hygiene: every process started with th_spawn() is registered and
  * killed (by PID) at exit, on SIGINT/SIGTERM and on a failed REQUIRE path;
@@ -25,6 +30,8 @@
 void th_fail_at(const char *file, int line, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 void th_run_test(const char *name, void (*fn)(void));
+/* Declares how many tests (TH_RUN and the like) this program runs; call it first. */
+void th_plan(int tests);
 /* Marks the current test skipped (call it, then return). */
 void th_skip(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int th_finish(void);

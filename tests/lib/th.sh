@@ -1,8 +1,24 @@
+# shellcheck shell=bash
 # th.sh — the shell side of xlsnap's test harness (tests/lib/th.h is the C side).
 # Source it from a test script; it prints what tests/run sums.
+#   plan N                  declares that the script runs exactly N checks
+#   plan_at_least N         ... at least N (a data-driven script: one check per page...)
 #   check NAME COMMAND...   runs COMMAND, prints PASS/FAIL NAME and counts it
-#   finish                  prints "N passed, N failed, 0 skipped" and exits 1 on a failure
-pass=0 fail=0
+#   skip_check NAME WHY     counts a check that could not run here (SKIP NAME: WHY)
+#   fail_outside WHY        records a failure no check owns (setup that broke)
+#   finish                  prints "N passed, N failed, N skipped" and exits 1 on a
+#                           failure, when no plan was declared, or when the number of
+#                           checks run is not what the plan says (a script that stopped
+#                           early never looks green)
+pass=0 fail=0 skip=0 th_planned="" th_plan_min=0
+plan() {
+    th_planned=$1 th_plan_min=0
+    echo "plan: $1"
+}
+plan_at_least() {
+    th_planned=$1 th_plan_min=1
+    echo "plan: at least $1"
+}
 check() {
     if "${@:2}"; then
         echo "PASS $1"
@@ -12,8 +28,28 @@ check() {
         fail=$((fail + 1))
     fi
 }
+skip_check() {
+    echo "SKIP $1: $2"
+    skip=$((skip + 1))
+}
+fail_outside() {
+    echo "FAIL outside any check: $*"
+    th_outside=$((${th_outside:-0} + 1))
+}
 finish() {
-    echo "$pass passed, $fail failed, 0 skipped"
+    local ran=$((pass + fail + skip))
+    if [ -z "$th_planned" ]; then
+        echo "FAIL plan: none declared: how many checks should have run?"
+        fail=$((fail + 1))
+    elif [ "$th_plan_min" = 1 ] && [ "$ran" -lt "$th_planned" ]; then
+        echo "FAIL plan: at least $th_planned checks planned, $ran ran"
+        fail=$((fail + 1))
+    elif [ "$th_plan_min" = 0 ] && [ "$ran" -ne "$th_planned" ]; then
+        echo "FAIL plan: $th_planned checks planned, $ran ran"
+        fail=$((fail + 1))
+    fi
+    fail=$((fail + ${th_outside:-0}))
+    echo "$pass passed, $fail failed, $skip skipped"
     [ "$fail" -eq 0 ]
     exit
 }

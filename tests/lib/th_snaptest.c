@@ -117,11 +117,26 @@ const char *th_snap_disk_file(const th_xlsim_dom *d, const char *name)
     return buf[k];
 }
 
+/* out, or "" after recording a failure: an absence check ("no x in the
+ * listing") must never pass because the listing could not be made. */
+static char *listing_or_fail(const char *what, int rc, char *out, char *err)
+{
+    if (rc != 0 || !out) {
+        th_fail_at(__FILE__, __LINE__, "%s: exit %d: %s", what, rc, err ? err : "");
+        free(out);
+        out = NULL;
+    }
+    free(err);
+    return out ? out : strdup("");
+}
+
 char *th_snap_disk_files(const th_xlsim_dom *d, const char *pattern)
 {
-    char *out = NULL;
-    th_runl(&out, NULL, "find", d->disk_dir, "-name", pattern, (char *)NULL);
-    return out ? out : strdup("");
+    char *out = NULL, *err = NULL;
+    int rc = th_runl(&out, &err, "find", d->disk_dir, "-name", pattern, (char *)NULL);
+    char what[PATH_MAX + 64];
+    snprintf(what, sizeof what, "find %s -name %s", d->disk_dir, pattern);
+    return listing_or_fail(what, rc, out, err);
 }
 
 bool th_snap_write_disk(const th_xlsim_dom *d, const char *text)
@@ -393,8 +408,11 @@ char *th_snap_read_paused(const th_xlsim_dom *d, const char *image, const char *
 
 char *th_snap_backing_of(const char *image)
 {
-    char *out = NULL;
-    th_runl(&out, NULL, "qemu-img", "info", "-U", image, (char *)NULL);
+    char *out = NULL, *err = NULL;
+    int rc = th_runl(&out, &err, "qemu-img", "info", "-U", image, (char *)NULL);
+    char what[PATH_MAX + 32];
+    snprintf(what, sizeof what, "qemu-img info -U %s", image);
+    out = listing_or_fail(what, rc, out, err);
     char *b = out ? strstr(out, "backing file: ") : NULL;
     char *res = NULL;
     if (b) {
@@ -407,9 +425,11 @@ char *th_snap_backing_of(const char *image)
 
 char *th_snap_table(const char *image)
 {
-    char *out = NULL;
-    th_runl(&out, NULL, "qemu-img", "snapshot", "-l", "-U", image, (char *)NULL);
-    return out ? out : strdup("");
+    char *out = NULL, *err = NULL;
+    int rc = th_runl(&out, &err, "qemu-img", "snapshot", "-l", "-U", image, (char *)NULL);
+    char what[PATH_MAX + 32];
+    snprintf(what, sizeof what, "qemu-img snapshot -l -U %s", image);
+    return listing_or_fail(what, rc, out, err);
 }
 
 char *th_snap_journal_text(void)

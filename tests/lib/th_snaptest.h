@@ -58,7 +58,8 @@ int th_snap_finish(void);
 
 /* <disk_dir>/<name>; one of 4 rotating static buffers. */
 const char *th_snap_disk_file(const th_xlsim_dom *d, const char *name);
-/* The files of the disk dir whose names match pattern, one a line (malloc'd). */
+/* The files of the disk dir whose names match pattern, one a line (malloc'd);
+ * when find fails, a failure is recorded (and "" returned). */
 char *th_snap_disk_files(const th_xlsim_dom *d, const char *pattern);
 
 /* Writes "text\n" to /mnt/vdb/state.txt in the guest and syncs. */
@@ -169,9 +170,11 @@ char *th_snap_qemu_chain(const th_xlsim_dom *d, const char *vdev);
  */
 char *th_snap_read_paused(const th_xlsim_dom *d, const char *image, const char *path);
 
-/* The backing file recorded in image (qemu-img info -U; malloc'd) or NULL. */
+/* The backing file recorded in image (qemu-img info -U; malloc'd) or NULL when
+ * it has none; a failed qemu-img is a recorded failure, never "no backing". */
 char *th_snap_backing_of(const char *image);
-/* qemu-img snapshot -l -U of image (malloc'd, "" when it fails). */
+/* qemu-img snapshot -l -U of image (malloc'd); a failed qemu-img is a recorded
+ * failure (and "" returned), so "not in the table" never passes by accident. */
 char *th_snap_table(const char *image);
 /*
  * Every .journal.json under XLSNAP_STATEDIR/snapshots, its path then its

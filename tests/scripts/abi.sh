@@ -4,7 +4,8 @@
 set -u
 top=${XLSNAP_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 so=${XLSNAP_BUILDDIR:?}/libsnap.so
-pass=0 fail=0
+. "$top/tests/lib/th.sh"
+plan 3
 declared=$(grep -v '^typedef' "$top/libsnap/libsnap.h" | grep -oE '^[a-z_ ]+\**(snap_[a-z_]+)\(' | grep -oE 'snap_[a-z_]+\($' |
     tr -d '(' | sort -u)
 exported=$(nm -D --defined-only "$so" | awk '$2 == "T" {print $3}' | sed 's/@.*//' | sort -u)
@@ -35,5 +36,4 @@ else
     echo "FAIL libxlsnapcmd needs symbols libsnap.so does not export: ${missing:-(none found: no archive?)}"
     fail=$((fail + 1))
 fi
-echo "$pass passed, $fail failed"
-[ "$fail" -eq 0 ]
+finish

@@ -17,14 +17,10 @@ cleanup() {
     [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
-pass=0 fail=0
+. "$top/tests/lib/th.sh"
+plan 5
 ok() { echo "PASS $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
-finish() {
-    echo "$pass passed, $fail failed, 0 skipped"
-    [ "$fail" -eq 0 ]
-    exit
-}
 
 export XENSTORED_PATH=$T/xs.sock XLSNAP_XEN_STATEDIR=$T/xen XLSNAP_XEN_RUNDIR=$T/run
 export XLSNAP_STATEDIR=$T/xlsnap XLSNAP_PLATFORM=sim

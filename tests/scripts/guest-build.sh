@@ -9,6 +9,7 @@ top=${XLSNAP_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 . "$top/tests/lib/th.sh"
+plan 11
 same_file() { cmp -s "$1" "$2"; }
 differ() { ! cmp -s "$1" "$2"; }
 

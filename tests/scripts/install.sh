@@ -15,6 +15,7 @@ cleanup() {
 }
 trap cleanup EXIT
 . "$top/tests/lib/th.sh"
+plan 35
 
 dest=$tmp/dest
 unset MAKEFLAGS MFLAGS MAKELEVEL

@@ -21,14 +21,10 @@ cleanup() {
     [ -n "${KEEP:-}" ] || rm -rf "$T"
 }
 trap cleanup EXIT
-pass=0 fail=0
+. "$top/tests/lib/th.sh"
+plan 42
 ok() { echo "PASS $1"; pass=$((pass + 1)); }
 bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
-finish() {
-    echo "$pass passed, $fail failed, 0 skipped"
-    [ "$fail" -eq 0 ]
-    exit
-}
 
 # ---------------------------------------------------------- it builds
 start=$(date +%s)

@@ -1010,6 +1010,7 @@ static void test_real_agent_with_freeze_blocked(void)
 
 int main(void)
 {
+    th_plan(22);
     TH_RUN(test_fake_peer_echoes_captured_ids);
     TH_RUN(test_fake_peer_reports_mismatch_and_stops_promptly);
     TH_RUN(test_fake_peer_cuts_lines_and_accepts_again);

@@ -175,6 +175,7 @@ static void test_json_string_vectors(void)
 
 int main(void)
 {
+    th_plan(8);
     TH_RUN(test_error_context_grows_outward);
     TH_RUN(test_error_append_keeps_both_clauses);
     TH_RUN(test_error_never_empty);

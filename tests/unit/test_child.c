@@ -343,6 +343,7 @@ static void test_sigchld_ignored_is_refused(void)
 
 int main(void)
 {
+    th_plan(15);
     TH_RUN(test_exit_status_wording);
     TH_RUN(test_error_status_and_stderr_in_message);
     TH_RUN(test_stdout_captured_and_stdin_is_null);

@@ -114,6 +114,7 @@ static void test_null_ctx_refused(void)
 
 int main(void)
 {
+    th_plan(4);
     TH_RUN(test_borrowed_ctx_used_never_freed);
     TH_RUN(test_own_ctx_opened_and_freed);
     TH_RUN(test_sim_override_ignores_ctx);

@@ -526,6 +526,7 @@ static void test_bad_stored_files(void)
 
 int main(void)
 {
+    th_plan(10);
     TH_RUN(test_paths_and_statedir);
     TH_RUN(test_find_disks_in_libxl_json);
     TH_RUN(test_update_changes_only_that_disk);

@@ -397,6 +397,7 @@ static void test_lock_dies_with_holder(void)
 
 int main(void)
 {
+    th_plan(7);
     TH_RUN(test_lifecycle_and_every_field);
     TH_RUN(test_dead_owner_detected);
     TH_RUN(test_damaged_journal_is_reported);

@@ -144,6 +144,7 @@ static void test_no_snapshots_or_no_domain(void)
 
 int main(void)
 {
+    th_plan(4);
     TH_RUN(test_same_as_snap_list);
     TH_RUN(test_callback_stops_the_walk);
     TH_RUN(test_damaged_record_others_delivered);

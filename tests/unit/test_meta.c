@@ -894,6 +894,7 @@ static void test_listing_scale(void)
 
 int main(void)
 {
+    th_plan(13);
     TH_RUN(test_names);
     TH_RUN(test_default_name_is_time_and_unique);
     TH_RUN(test_roundtrip_every_field);

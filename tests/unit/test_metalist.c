@@ -299,6 +299,7 @@ static void test_damaged_index_rows(void)
 
 int main(void)
 {
+    th_plan(4);
     TH_RUN(test_edits_seen_in_every_slice);
     TH_RUN(test_no_thread_outlives_a_listing);
     TH_RUN(test_index_strings_round_trip);

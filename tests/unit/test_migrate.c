@@ -142,6 +142,7 @@ static void test_save_content_and_events(void)
 
 int main(void)
 {
+    th_plan(1);
     TH_RUN(test_save_content_and_events);
     return th_finish();
 }

@@ -209,6 +209,7 @@ static void test_overlay_path_rule(void)
 
 int main(void)
 {
+    th_plan(3);
     TH_RUN(test_overlay_path_rule);
     TH_RUN(test_chain_to_its_limit);
     TH_RUN(test_long_names_stay_bounded);

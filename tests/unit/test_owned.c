@@ -185,6 +185,7 @@ static void test_overlay_rules(void)
 
 int main(void)
 {
+    th_plan(4);
     TH_RUN(test_only_in_its_directory_with_its_name);
     TH_RUN(test_only_regular_files);
     TH_RUN(test_names_match_literally);

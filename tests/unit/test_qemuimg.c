@@ -680,6 +680,7 @@ static void test_no_leaks_no_zombies(void)
 
 int main(void)
 {
+    th_plan(16);
     th_tmpdir();
     initial_fds = th_count_fds();
     TH_RUN(test_parse_info_model);

@@ -880,6 +880,7 @@ static void test_fake_commit_job_failure_is_reported_and_dismissed(void)
 
 int main(void)
 {
+    th_plan(23);
     TH_RUN(test_missing_socket_is_not_found);
     TH_RUN(test_transaction_refuses_bad_actions);
     TH_RUN(test_fake_garbage_greeting);

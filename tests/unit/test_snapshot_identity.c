@@ -182,6 +182,7 @@ static void test_record_without_identity_still_reverts(void)
 
 int main(void)
 {
+    th_plan(5);
     TH_RUN(test_live_snapshot_records_identity);
     TH_RUN(test_offline_revert_and_delete_refuse_impostor);
     TH_RUN(test_live_delete_refuses_impostor);

@@ -90,6 +90,7 @@ static void test_escape_on_output(void)
 
 int main(void)
 {
+    th_plan(3);
     TH_RUN(test_description_refused);
     TH_RUN(test_new_names_refuse_bidi);
     TH_RUN(test_escape_on_output);

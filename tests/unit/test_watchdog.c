@@ -175,6 +175,7 @@ static void test_lease_runs_out_kill_caller(void)
 
 int main(void)
 {
+    th_plan(4);
     signal(SIGPIPE, SIG_IGN);
     TH_RUN(test_released_leaves_quietly);
     TH_RUN(test_eof_thaws);

@@ -824,6 +824,7 @@ static void test_daemon_exits_cleanly(void)
 
 int main(void)
 {
+    th_plan(21);
     daemon_pid = th_start_xenstored(&daemon_sock);
     if (daemon_pid < 0)
         return th_finish();

@@ -505,6 +505,7 @@ static void test_dry_run_names_nodes_like_xen_block(void)
 
 int main(void)
 {
+    th_plan(6);
     setenv("XLSNAP_XEN_STATEDIR", th_path("state"), 1);
     setenv("XLSNAP_XEN_RUNDIR", th_path("run"), 1);
     if (th_start_xenstored(NULL) < 0 || !make_images(th_tmpdir()))

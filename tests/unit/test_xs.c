@@ -463,6 +463,7 @@ static void test_transaction_body_error_aborts(void)
 
 int main(void)
 {
+    th_plan(8);
     TH_RUN(test_open_fails_clearly);
     TH_RUN(test_domain_lookup);
     TH_RUN(test_disk_model);
