@@ -260,7 +260,7 @@ static void test_boot(void)
 
 int main(void)
 {
-    th_plan(5);
+    th_plan(6);
     th_run_test("test_boot", test_boot);
     TH_SNAP_RUN(test_moved_overlay_running);
     TH_SNAP_RUN(test_internal_removed_by_hand);
