@@ -21,7 +21,7 @@ static void check_disk(const snap_meta_disk *d, yajl_val v)
     const char *w = "meta disks[].";
     fz_str(v, w, "vdev", d->vdev);
     fz_str(v, w, "backend", d->backend);
-    fz_str(v, w, "method", snap_meta_method_name(d->method));
+    fz_str(v, w, "method", snap_method_to_string(d->method));
     fz_str(v, w, "format", d->format);
     fz_str(v, w, "base_path", d->base_path);
     fz_str(v, w, "overlay_path", d->overlay_path);
@@ -57,7 +57,7 @@ static void check_meta(const snap_meta *m, yajl_val root)
     fz_str(dom, "meta domain.", "name", m->domain.name);
     fz_str(dom, "meta domain.", "uuid", m->domain.uuid);
     fz_int(dom, "meta domain.", "domid", m->domain.domid, -1);
-    fz_str(dom, "meta domain.", "state", snap_meta_domstate_name(m->domain.state));
+    fz_str(dom, "meta domain.", "state", snap_domain_state_to_string(m->domain.state));
     fz_len(root, "meta ", "disks", m->n_disks);
     for (size_t i = 0; i < m->n_disks; i++)
         check_disk(&m->disks[i], fz_at(root, "disks", i));
@@ -65,7 +65,7 @@ static void check_meta(const snap_meta *m, yajl_val root)
     check_strings(root, "revert_overlays", m->revert_overlays, m->n_revert_overlays);
     yajl_val q = fz_get(root, "quiesce");
     const char *w = "meta quiesce.";
-    fz_str(q, w, "policy", snap_meta_policy_name(m->quiesce.policy));
+    fz_str(q, w, "policy", snap_quiesce_policy_to_string(m->quiesce.policy));
     fz_bool(q, w, "agent_present", m->quiesce.agent_present, false);
     fz_int(q, w, "frozen_count", m->quiesce.frozen_count, -1);
     fz_int(q, w, "window_ms", m->quiesce.window_ms, -1);
