@@ -3,5 +3,5 @@
 # (debootstrap, once; images cached outside the tree). XEN_SMOKE=1 for the
 # short set.
 .PHONY: check-xen
-check-xen: all
+check-xen: all xl
 	tests/xen/check-xen $(abspath $(BUILD))
