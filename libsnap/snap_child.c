@@ -270,8 +270,7 @@ static int child_file_actions(posix_spawn_file_actions_t *fa, int out_w, int err
     return rc;
 }
 
-/* Attributes: own process group, default dispositions, empty signal mask. */
-static int child_attrs(posix_spawnattr_t *at)
+int snap_child_spawnattr_init(posix_spawnattr_t *at, short detach)
 {
     sigset_t all, none;
     int rc = posix_spawnattr_init(at);
@@ -281,9 +280,9 @@ static int child_attrs(posix_spawnattr_t *at)
     sigdelset(&all, SIGKILL);
     sigdelset(&all, SIGSTOP);
     sigemptyset(&none);
-    rc = posix_spawnattr_setflags(at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGDEF |
+    rc = posix_spawnattr_setflags(at, detach | POSIX_SPAWN_SETSIGDEF |
                                           POSIX_SPAWN_SETSIGMASK);
-    if (!rc)
+    if (!rc && detach == POSIX_SPAWN_SETPGROUP)
         rc = posix_spawnattr_setpgroup(at, 0);
     if (!rc)
         rc = posix_spawnattr_setsigdefault(at, &all);
@@ -357,7 +356,8 @@ static int spawn_child(struct child *c, pid_t *pid_out)
     rc = child_file_actions(&fa, outp[1], errp[1]);
     if (rc)
         goto out;
-    rc = child_attrs(&at);
+    /* Own process group: a timeout kills what the child started too. */
+    rc = snap_child_spawnattr_init(&at, POSIX_SPAWN_SETPGROUP);
     if (!rc) {
         rc = posix_spawn(pid_out, prog, &fa, &at, c->argv, environ);
         posix_spawnattr_destroy(&at);

@@ -34,6 +34,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <spawn.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -107,6 +108,14 @@ void snap_child_result_dispose(snap_child_result *res);
  */
 void snap_child_describe_status(char *buf, size_t len, const char *what, pid_t pid,
                                 int status);
+
+/*
+ * posix_spawn attributes that take nothing of the caller's: default signal
+ * dispositions and an empty mask, plus detach, POSIX_SPAWN_SETPGROUP (its
+ * own process group) or POSIX_SPAWN_SETSID (its own session). Shared by the
+ * children here and the freeze watchdog helper. 0 or an errno value.
+ */
+int snap_child_spawnattr_init(posix_spawnattr_t *at, short detach);
 
 /* For tests: poll with waitpid(WNOHANG) even where pidfds work. */
 void snap_child_force_polling(bool on);

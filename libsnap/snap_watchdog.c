@@ -19,6 +19,8 @@
 
 #include "snap_watchdog.h"
 
+#include "snap_child.h"
+
 #define ARM_TIMEOUT_MS 10000 /* a helper under valgrind starts slowly */
 
 extern char **environ;
@@ -78,28 +80,6 @@ int snap_watchdog_find(char **prog_out, snap_err *err)
                         installed[0], SNAP_WATCHDOG_ENV);
 }
 
-/* Own session, default dispositions, empty mask: nothing of the caller's. */
-static int watchdog_attrs(posix_spawnattr_t *at)
-{
-    sigset_t all, none;
-    int rc = posix_spawnattr_init(at);
-    if (rc)
-        return rc;
-    sigfillset(&all);
-    sigdelset(&all, SIGKILL);
-    sigdelset(&all, SIGSTOP);
-    sigemptyset(&none);
-    rc = posix_spawnattr_setflags(at, POSIX_SPAWN_SETSID | POSIX_SPAWN_SETSIGDEF |
-                                          POSIX_SPAWN_SETSIGMASK);
-    if (!rc)
-        rc = posix_spawnattr_setsigdefault(at, &all);
-    if (!rc)
-        rc = posix_spawnattr_setsigmask(at, &none);
-    if (rc)
-        posix_spawnattr_destroy(at);
-    return rc;
-}
-
 /* 0-2 /dev/null, ctl on 3, agent on 4 (the sources are >= 10: no clash). */
 static int watchdog_file_actions(posix_spawn_file_actions_t *fa, int ctl, int agent)
 {
@@ -139,7 +119,7 @@ static int spawn_watchdog(const snap_watchdog_args *a, int ctl, int agent, pid_t
     int rc = watchdog_file_actions(&fa, ctl, agent);
     if (rc)
         return snap_err_errno(err, SNAP_ERROR_IO, rc, "freeze watchdog: spawn set-up");
-    rc = watchdog_attrs(&at);
+    rc = snap_child_spawnattr_init(&at, POSIX_SPAWN_SETSID); /* nothing of the caller's */
     if (!rc) {
         rc = posix_spawn(pid, a->prog, &fa, &at, argv, environ);
         posix_spawnattr_destroy(&at);
