@@ -6,6 +6,9 @@
 #   check NAME COMMAND...   runs COMMAND, prints PASS/FAIL NAME and counts it
 #   skip_check NAME WHY     counts a check that could not run here (SKIP NAME: WHY)
 #   fail_outside WHY        records a failure no check owns (setup that broke)
+#   ok NAME / bad NAME WHY  counts a check the script decided itself
+#   th_tmpdir TAG           T (temp dir) and pids, both cleaned up at exit
+#   th_sim_dom0 BUILDDIR    the simulated dom0's environment and xenstored under T
 #   finish                  prints "N passed, N failed, N skipped" and exits 1 on a
 #                           failure, when no plan was declared, or when the number of
 #                           checks run is not what the plan says (a script that stopped
@@ -36,6 +39,35 @@ fail_outside() {
     echo "FAIL outside any check: $*"
     th_outside=$((${th_outside:-0} + 1))
 }
+# ok NAME / bad NAME WHY: a check the script decided itself, counted.
+ok() { echo "PASS $1" | tr "\n" " "; echo; pass=$((pass + 1)); }
+bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
+
+# th_tmpdir TAG: T, a private temp dir removed at exit (KEEP=1 keeps it), and
+# pids, the processes this script started, killed at exit. A script with more
+# to undo defines th_cleanup_more, run after the kills.
+th_tmpdir() {
+    T=$(mktemp -d "/tmp/xlsnap-$1.XXXXXX")
+    pids=()
+    trap th_cleanup EXIT
+}
+th_cleanup() {
+    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
+    if declare -F th_cleanup_more >/dev/null; then th_cleanup_more; fi
+    [ -n "${KEEP:-}" ] || rm -rf "$T"
+}
+
+# th_sim_dom0 BUILDDIR: the simulated dom0 under $T (state dirs, disks/) and
+# its xenstored, started in the background (its pid in pids).
+th_sim_dom0() {
+    export XENSTORED_PATH=$T/xs.sock XLSNAP_XEN_STATEDIR=$T/xen XLSNAP_XEN_RUNDIR=$T/run
+    export XLSNAP_STATEDIR=$T/xlsnap XLSNAP_PLATFORM=sim
+    mkdir -p "$T/xen" "$T/run" "$T/disks"
+    "$1/xlsnap-xenstored" --foreground --socket "$XENSTORED_PATH" >"$T/xs.log" 2>&1 &
+    pids+=($!)
+    for _ in $(seq 100); do [ -S "$XENSTORED_PATH" ] && break; sleep 0.05; done
+}
+
 finish() {
     local ran=$((pass + fail + skip))
     if [ -z "$th_planned" ]; then

@@ -10,24 +10,11 @@
 set -u
 top=${XLSNAP_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 bld=${XLSNAP_BUILDDIR:-$top/build}
-T=$(mktemp -d /tmp/xlsnap-example.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    [ -n "${KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
 . "$top/tests/lib/th.sh"
+th_tmpdir example
 plan 5
-ok() { echo "PASS $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
 
-export XENSTORED_PATH=$T/xs.sock XLSNAP_XEN_STATEDIR=$T/xen XLSNAP_XEN_RUNDIR=$T/run
-export XLSNAP_STATEDIR=$T/xlsnap XLSNAP_PLATFORM=sim
-mkdir -p "$T/xen" "$T/run" "$T/disks"
-"$bld/xlsnap-xenstored" --foreground --socket "$XENSTORED_PATH" >"$T/xs.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -S "$XENSTORED_PATH" ] && break; sleep 0.05; done
+th_sim_dom0 "$bld"
 
 # An offline domain "ex": created paused by xlsim, then its QEMU stopped.
 img=$T/disks/a.qcow2

@@ -8,24 +8,11 @@
 set -u
 top=${XLSNAP_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 bld=${XLSNAP_BUILDDIR:-$top/build}
-T=$(mktemp -d /tmp/xlsnap-wdmissing.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    [ -n "${KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
 . "$top/tests/lib/th.sh"
+th_tmpdir wdmissing
 plan 3
-ok() { echo "PASS $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
 
-export XENSTORED_PATH=$T/xs.sock XLSNAP_XEN_STATEDIR=$T/xen XLSNAP_XEN_RUNDIR=$T/run
-export XLSNAP_STATEDIR=$T/xlsnap XLSNAP_PLATFORM=sim
-mkdir -p "$T/xen" "$T/run" "$T/disks"
-"$bld/xlsnap-xenstored" --foreground --socket "$XENSTORED_PATH" >"$T/xs.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -S "$XENSTORED_PATH" ] && break; sleep 0.05; done
+th_sim_dom0 "$bld"
 
 qemu-img create -q -f qcow2 "$T/disks/a.qcow2" 16M && qemu-img create -q -f qcow2 "$T/disks/b.qcow2" 16M
 sed -e "s|@DIR@|$T/disks|g; s|xlsim-demo|wd|; s|access=ro|access=rw|" \

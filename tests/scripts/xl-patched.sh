@@ -14,17 +14,9 @@
 set -u
 top=${XLSNAP_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 bld=${XLSNAP_BUILDDIR:-$top/build}
-T=$(mktemp -d /tmp/xlsnap-xl.XXXXXX)
-pids=()
-cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
-    [ -n "${KEEP:-}" ] || rm -rf "$T"
-}
-trap cleanup EXIT
 . "$top/tests/lib/th.sh"
+th_tmpdir xl
 plan 42
-ok() { echo "PASS $1"; pass=$((pass + 1)); }
-bad() { echo "FAIL $1: $2"; fail=$((fail + 1)); }
 
 # ---------------------------------------------------------- it builds
 start=$(date +%s)
@@ -47,14 +39,9 @@ if [ -r "$stock" ]; then
     fi
 fi
 
-export XENSTORED_PATH=$T/xs.sock XLSNAP_XEN_STATEDIR=$T/xen XLSNAP_XEN_RUNDIR=$T/run
-export XLSNAP_STATEDIR=$T/xlsnap XLSNAP_PLATFORM=sim
 xl() { LD_PRELOAD=$bld/tests/xl_nohv.so "$bld/xl/xl" "$@"; }
 xlsnap() { "$bld/xlsnap" "$@"; }
-mkdir -p "$T/xen" "$T/run"
-"$bld/xlsnap-xenstored" --foreground --socket "$XENSTORED_PATH" >"$T/xs.log" 2>&1 &
-pids+=($!)
-for _ in $(seq 100); do [ -S "$XENSTORED_PATH" ] && break; sleep 0.05; done
+th_sim_dom0 "$bld"
 
 # ---------------------------------------------------------- help
 snapshot_cmds="snapshot-create snapshot-list snapshot-info snapshot-revert snapshot-delete"
