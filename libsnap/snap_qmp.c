@@ -23,6 +23,8 @@ struct snap_qmp {
     unsigned long long next_id;
     /* Set when the stream is out of step (overlong line, EOF, garbage). */
     bool broken;
+    /* The command whose reply timed out, until another is sent ("": none). */
+    char late_id[32], late_cmd[64];
     xentoollog_logger *lg;
     qmp_event_node *ev_head, *ev_tail;
     size_t ev_len, ev_dropped;
@@ -353,6 +355,7 @@ static int qmp_execute_fd(snap_qmp *q, const char *cmd, snap_qmp_args_fn *args,
                             "QMP %s: %s: connection unusable after an earlier error", cmd,
                             q->s.peer);
     snprintf(id, sizeof id, "libsnap-%llu", ++q->next_id);
+    q->late_id[0] = '\0';
     size_t len;
     char *text = snap_json_qapi_command(NULL, cmd, args, opaque, id, &len);
     int rc = qmp_send(q, text, len, fd, deadline, err);
@@ -363,12 +366,32 @@ static int qmp_execute_fd(snap_qmp *q, const char *cmd, snap_qmp_args_fn *args,
         return snap_err_context(err, "QMP %s", cmd);
     }
     rc = qmp_await_reply(q, id, deadline, ret_out, err);
+    if (rc == SNAP_ERROR_TIMEDOUT && !q->broken) {
+        snprintf(q->late_id, sizeof q->late_id, "%s", id);
+        snprintf(q->late_cmd, sizeof q->late_cmd, "%s", cmd);
+    }
     if (rc == SNAP_ERROR_TIMEDOUT)
         return snap_err_set(err, rc, "QMP %s: %s sent no reply within %d ms", cmd,
                             q->s.peer, timeout_ms);
     if (rc)
         return snap_err_context(err, "QMP %s", cmd);
     return 0;
+}
+
+int snap_qmp_await_late_reply(snap_qmp *q, yajl_val *ret_out, int timeout_ms,
+                              snap_err *err)
+{
+    if (ret_out)
+        *ret_out = NULL;
+    if (!q->late_id[0] || q->broken)
+        return snap_err_set(err, SNAP_ERROR_INVAL,
+                            "QMP %s: no command is awaiting a late reply", q->s.peer);
+    int rc = qmp_await_reply(q, q->late_id, snap_deadline_in(timeout_ms), ret_out, err);
+    if (rc == SNAP_ERROR_TIMEDOUT)
+        return snap_err_set(err, rc, "QMP %s: %s sent no reply within %d ms more",
+                            q->late_cmd, q->s.peer, timeout_ms);
+    q->late_id[0] = '\0';
+    return rc ? snap_err_context(err, "QMP %s", q->late_cmd) : 0;
 }
 
 int snap_qmp_execute(snap_qmp *q, const char *cmd, snap_qmp_args_fn *args,

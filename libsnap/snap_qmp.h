@@ -77,6 +77,14 @@ int snap_qmp_execute_with_fd(snap_qmp *qmp, const char *cmd, snap_qmp_args_fn *a
                              const void *opaque, int fd, yajl_val *ret_out,
                              int timeout_ms, snap_err *err);
 
+/*
+ * After a command timed out (SNAP_ERROR_TIMEDOUT, its request fully sent)
+ * and before any other is sent: waits up to timeout_ms more for its reply,
+ * as snap_qmp_execute would have. SNAP_ERROR_INVAL when no command timed out.
+ */
+int snap_qmp_await_late_reply(snap_qmp *qmp, yajl_val *ret_out, int timeout_ms,
+                              snap_err *err);
+
 /* ------------------------------------------------------------- events */
 
 typedef struct snap_qmp_event {
@@ -204,6 +212,14 @@ void snap_qmp_tx_add_external(snap_qmp_tx *tx, const char *device, const char *n
  */
 int snap_qmp_transaction(snap_qmp *qmp, const snap_qmp_tx *tx, int timeout_ms,
                          snap_err *err);
+/*
+ * After snap_qmp_transaction timed out on this connection (and nothing else
+ * was sent since): waits up to timeout_ms more for QEMU's late answer, with
+ * the same cleanup when it is a rejection. SNAP_ERROR_TIMEDOUT again when
+ * it does not come; SNAP_ERROR_INVAL when no command is awaiting an answer.
+ */
+int snap_qmp_transaction_await(snap_qmp *qmp, const snap_qmp_tx *tx, int timeout_ms,
+                               snap_err *err);
 /* blockdev-snapshot-delete-internal-sync (not a transaction action in QEMU). */
 int snap_qmp_delete_internal(snap_qmp *qmp, const char *target, const char *name,
                              int timeout_ms, snap_err *err);

@@ -344,14 +344,9 @@ static int qmp_tx_check(const snap_qmp_tx *tx, snap_err *err)
     return 0;
 }
 
-int snap_qmp_transaction(snap_qmp *q, const snap_qmp_tx *tx, int timeout_ms,
-                         snap_err *err)
+/* QEMU's answer to a transaction: a rejection leaves no overlay behind. */
+static int qmp_tx_outcome(const snap_qmp_tx *tx, int rc, snap_err *err)
 {
-    int rc = qmp_tx_check(tx, err);
-    if (rc)
-        return rc;
-    rc = snap_qmp_execute(q, "transaction", qmp_tx_args, (void *)tx, NULL, timeout_ms,
-                          err);
     if (rc != SNAP_ERROR_PEER)
         return rc; /* on a timeout the outcome is unknown: leave the files alone */
     /* Rejected: nothing was applied, but overlays already created stay behind.
@@ -366,6 +361,23 @@ int snap_qmp_transaction(snap_qmp *q, const snap_qmp_tx *tx, int timeout_ms,
                          tx->a[i].file, strerror(e));
         }
     return rc;
+}
+
+int snap_qmp_transaction(snap_qmp *q, const snap_qmp_tx *tx, int timeout_ms,
+                         snap_err *err)
+{
+    int rc = qmp_tx_check(tx, err);
+    if (rc)
+        return rc;
+    rc = snap_qmp_execute(q, "transaction", qmp_tx_args, (void *)tx, NULL, timeout_ms,
+                          err);
+    return qmp_tx_outcome(tx, rc, err);
+}
+
+int snap_qmp_transaction_await(snap_qmp *q, const snap_qmp_tx *tx, int timeout_ms,
+                               snap_err *err)
+{
+    return qmp_tx_outcome(tx, snap_qmp_await_late_reply(q, NULL, timeout_ms, err), err);
 }
 
 typedef struct qmp_delete_args {

@@ -642,6 +642,61 @@ static void test_fake_hang_then_stale_reply(void)
     fake_peer_free(fp);
 }
 
+/*
+ * Issue 18: a transaction whose answer comes late. The client gives up
+ * (the window's time ran out), and snap_qmp_transaction_await then takes
+ * QEMU's late answer: a success, and a rejection that removes the overlay
+ * QEMU left behind. No late reply pending: refused.
+ */
+static void test_fake_transaction_answer_late(void)
+{
+    static const fake_step script[] = {
+        NEGOTIATE,
+        FP_EXPECT("\"transaction\""),
+        FP_SLEEP(400), /* the client gives up after 100 ms */
+        FP_SEND("{\"event\": \"X\", \"data\": {}, \"timestamp\": {\"seconds\": 1, "
+                "\"microseconds\": 2}}\n"),
+        FP_SEND("{\"return\": {}, \"id\": %ID%}\n"),
+        FP_EXPECT("\"transaction\""),
+        FP_SLEEP(300),
+        FP_SEND("{\"id\": %ID%, \"error\": {\"class\": \"GenericError\", \"desc\": "
+                "\"late no\"}}\n"),
+        FP_SLEEP(-1),
+    };
+    fake_peer *fp = start_peer("late.sock", script, FP_N(script));
+    REQUIRE(fp);
+    snap_qmp *q = connect_or_fail(th_path("late.sock"));
+    REQUIRE(q);
+    snap_err err;
+    snap_qmp_tx *tx = snap_qmp_tx_new();
+    snap_qmp_tx_add_internal(tx, "drive0", "s1");
+    CHECK_INT(snap_qmp_transaction_await(q, tx, 100, &err), SNAP_ERROR_INVAL);
+    uint64_t t0 = snap_now_ms();
+    CHECK_INT(snap_qmp_transaction(q, tx, 100, &err), SNAP_ERROR_TIMEDOUT);
+    CHECK(snap_now_ms() - t0 < 300);
+    CHECK_INT(snap_qmp_transaction_await(q, tx, 5000, &err), 0);
+    CHECK(snap_now_ms() - t0 >= 400);
+    CHECK_INT(snap_qmp_transaction_await(q, tx, 100, &err), SNAP_ERROR_INVAL);
+    snap_qmp_tx_free(tx);
+    /* A late rejection: the overlay QEMU made for it is removed. */
+    const char *ovl = th_path("late.ovl.qcow2");
+    tx = snap_qmp_tx_new();
+    snap_qmp_tx_add_external(tx, NULL, "xvda-qcow2", "xvda-ovl1", ovl, "qcow2");
+    CHECK_INT(snap_qmp_transaction(q, tx, 100, &err), SNAP_ERROR_TIMEDOUT);
+    int fd = open(ovl, O_CREAT | O_WRONLY, 0600); /* as QEMU would have */
+    CHECK(fd >= 0);
+    close(fd);
+    CHECK_INT(snap_qmp_transaction_await(q, tx, 50, &err), SNAP_ERROR_TIMEDOUT);
+    CHECK_CONTAINS(err.msg, "sent no reply within 50 ms more");
+    CHECK_INT(snap_qmp_transaction_await(q, tx, 5000, &err), SNAP_ERROR_PEER);
+    CHECK_CONTAINS(err.msg, "QMP transaction: GenericError: late no");
+    CHECK(access(ovl, F_OK) != 0);
+    snap_qmp_tx_free(tx);
+    snap_qmp_close(q);
+    CHECK(fake_peer_wait(fp, 100) || fake_peer_steps_done(fp) == FP_N(script) - 1);
+    fake_peer_free(fp);
+}
+
 static void test_fake_wrong_id_before_reply(void)
 {
     static const fake_step script[] = {
@@ -880,12 +935,13 @@ static void test_fake_commit_job_failure_is_reported_and_dismissed(void)
 
 int main(void)
 {
-    th_plan(23);
+    th_plan(24);
     TH_RUN(test_missing_socket_is_not_found);
     TH_RUN(test_transaction_refuses_bad_actions);
     TH_RUN(test_fake_garbage_greeting);
     TH_RUN(test_fake_version_parsed);
     TH_RUN(test_fake_hang_then_stale_reply);
+    TH_RUN(test_fake_transaction_answer_late);
     TH_RUN(test_fake_wrong_id_before_reply);
     TH_RUN(test_fake_close_mid_line);
     TH_RUN(test_fake_events_between_replies);
