@@ -14,12 +14,14 @@
 #include "snap_meta.h"
 #include "snap_qemuimg.h"
 #include "snap_qmp.h"
+#include "snap_timeline.h"
 #include "snap_xs.h"
 
 /* Guest-agent channel name libxl users give qemu-ga. */
 #define SNAP_AGENT_CHANNEL "org.qemu.guest_agent.0"
 /* Longest backing chain an external snapshot may grow. */
-#define SNAP_MAX_CHAIN                 32
+#define SNAP_MAX_CHAIN 32
+/* QMP commands outside the frozen window (inside it: snap_timeline.h). */
 #define SNAP_QMP_TIMEOUT_MS            10000
 #define SNAP_LOCK_TIMEOUT_MS           30000
 #define SNAP_DEFAULT_FREEZE_TIMEOUT_MS 10000
@@ -100,7 +102,7 @@ typedef struct snap_plan {
     char *description;
     snap_quiesce_policy quiesce; /* resolved: never AUTO */
     bool memory;
-    int freeze_timeout_ms, freeze_budget_ms, lease_ms;
+    snap_freeze_timeline timeline; /* every wait of the freeze window */
     snap_lease_expiry lease_expiry;
     snap_plan_disk *disks;
     size_t n_disks;
@@ -190,10 +192,22 @@ int64_t snap_quiesce_elapsed_ms(const snap_quiesce *q);
 /* Best-effort fell back to a crash-consistent snapshot after a failed freeze. */
 bool snap_quiesce_fell_back(const snap_quiesce *q);
 /*
- * How long the QMP transaction inside the window may take: what the lease
- * leaves once the thaw's own time is set aside.
+ * How long the QMP transaction inside the window may take: until the
+ * timeline's thaw_by (what is left of the budget, or of the lease once the
+ * thaw's own time is set aside); SNAP_QMP_TIMEOUT_MS when nothing is frozen.
  */
 int snap_quiesce_tx_timeout_ms(const snap_quiesce *q);
+/* The guest is frozen by q and not yet thawed (a timeout now is the window's). */
+bool snap_quiesce_in_window(const snap_quiesce *q);
+/* The timeline q obeys (the plan's). */
+const snap_freeze_timeline *snap_quiesce_timeline(const snap_quiesce *q);
+/*
+ * QEMU answered the transaction only after the thaw (answered_ms after the
+ * freeze was sent): res (filled by snap_quiesce_thaw) becomes crash-consistent
+ * with the reason, which q owns.
+ */
+void snap_quiesce_late_snapshot(snap_quiesce *q, int64_t answered_ms,
+                                snap_quiesce_result *res);
 /*
  * Thaws, releases the watchdog, fills res. Safe to call when not frozen. With
  * qmp (may be NULL), a thaw that gets no prompt answer is checked against

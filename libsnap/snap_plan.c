@@ -360,6 +360,58 @@ static int refuse_io_error_stop(const snap_domain *dom, snap_err *err)
                         dom->ref.name, files, dom->ref.name);
 }
 
+/* Margin, thaw reserve and thaw wait (see snap_timeline.h). */
+#define TIMELINE_MARGIN_MS       2000
+#define TIMELINE_THAW_RESERVE_MS 6000
+#define TIMELINE_THAW_WAIT_MS    3000
+
+static int min_ms(int a, int b)
+{
+    return a < b ? a : b;
+}
+
+void snap_freeze_timeline_compute(snap_freeze_timeline *tl, int freeze_timeout_ms,
+                                  int budget_ms, int lease_ms)
+{
+    memset(tl, 0, sizeof *tl);
+    tl->freeze_timeout_ms = freeze_timeout_ms;
+    tl->budget_ms = budget_ms > 0 ? budget_ms : 0;
+    tl->lease_ms = lease_ms;
+    tl->watchdog_ms = freeze_timeout_ms + lease_ms;
+    tl->give_up_ms = tl->watchdog_ms - min_ms(lease_ms / 4, TIMELINE_MARGIN_MS);
+    int reserve = min_ms(TIMELINE_THAW_RESERVE_MS, tl->give_up_ms / 2);
+    tl->thaw_by_ms = tl->give_up_ms - reserve;
+    if (tl->budget_ms)
+        tl->thaw_by_ms = min_ms(tl->budget_ms, tl->thaw_by_ms);
+    if (tl->thaw_by_ms < 1)
+        tl->thaw_by_ms = 1;
+    tl->freeze_wait_ms = min_ms(freeze_timeout_ms, tl->thaw_by_ms);
+    tl->thaw_wait_ms = min_ms(TIMELINE_THAW_WAIT_MS, reserve / 2 > 0 ? reserve / 2 : 1);
+    tl->late_answer_ms = SNAP_LATE_ANSWER_MS;
+    tl->worst_slow_ms = min_ms(tl->thaw_by_ms + tl->thaw_wait_ms, tl->give_up_ms);
+}
+
+bool snap_freeze_timeline_budget_cut(const snap_freeze_timeline *tl)
+{
+    return tl->budget_ms > tl->thaw_by_ms;
+}
+
+/* The freeze timeline from the user's timeout, budget and lease. */
+static void plan_timeline(const snap_create_params *p, snap_plan *plan)
+{
+    int freeze_timeout =
+        p->freeze_timeout_ms > 0 ? p->freeze_timeout_ms : SNAP_DEFAULT_FREEZE_TIMEOUT_MS;
+    int lease = p->freeze_lease_ms > 0 ? p->freeze_lease_ms : SNAP_DEFAULT_LEASE_MS;
+    snap_freeze_timeline *tl = &plan->timeline;
+    snap_freeze_timeline_compute(tl, freeze_timeout, p->freeze_budget_ms, lease);
+    if (plan->quiesce != SNAP_QUIESCE_OFF && snap_freeze_timeline_budget_cut(tl))
+        plan->notes = snap_strv_add(
+            plan->notes, &plan->n_notes,
+            snap_xasprintf("freeze budget of %d ms cut to %d ms: the freeze lease "
+                           "(%d ms + %d ms) leaves no more",
+                           tl->budget_ms, tl->thaw_by_ms, freeze_timeout, lease));
+}
+
 int snap_plan_create(snap_ctx *ctx, snap_domain *dom, snap_meta_store *st,
                      const snap_create_params *p, snap_plan *plan, snap_err *err)
 {
@@ -379,10 +431,7 @@ int snap_plan_create(snap_ctx *ctx, snap_domain *dom, snap_meta_store *st,
     if (rc)
         return rc;
     plan->description = snap_xstrdup(p->description ? p->description : "");
-    plan->freeze_timeout_ms =
-        p->freeze_timeout_ms > 0 ? p->freeze_timeout_ms : SNAP_DEFAULT_FREEZE_TIMEOUT_MS;
-    plan->freeze_budget_ms = p->freeze_budget_ms;
-    plan->lease_ms = p->freeze_lease_ms > 0 ? p->freeze_lease_ms : SNAP_DEFAULT_LEASE_MS;
+    plan_timeline(p, plan);
     plan->lease_expiry = p->lease_expiry;
     if (p->lease_expiry != SNAP_LEASE_THAW_ONLY &&
         p->lease_expiry != SNAP_LEASE_KILL_CALLER)
@@ -419,6 +468,50 @@ int snap_plan_create(snap_ctx *ctx, snap_domain *dom, snap_meta_store *st,
     return rc;
 }
 
+/*
+ * The freeze timeline for -N: its instants (ms after the lease starts) and
+ * the worst cases in words (snap_timeline.h).
+ */
+static void timeline_to_json(yajl_gen g, const snap_freeze_timeline *tl)
+{
+    yajl_gen_map_open(g);
+    snap_json_kv_int(g, "freeze-timeout-ms", tl->freeze_timeout_ms);
+    snap_json_kv_int(g, "budget-ms", tl->budget_ms);
+    snap_json_kv_int(g, "lease-ms", tl->lease_ms);
+    snap_json_kv_int(g, "freeze-reply-by-ms", tl->freeze_wait_ms);
+    snap_json_kv_int(g, "thaw-by-ms", tl->thaw_by_ms);
+    snap_json_kv_int(g, "thaw-wait-ms", tl->thaw_wait_ms);
+    snap_json_kv_int(g, "give-up-ms", tl->give_up_ms);
+    snap_json_kv_int(g, "watchdog-ms", tl->watchdog_ms);
+    snap_json_kv_int(g, "late-answer-ms", tl->late_answer_ms);
+    snap_json_key(g, "worst-case");
+    yajl_gen_map_open(g);
+    char *t[5];
+    t[0] =
+        snap_xasprintf("frozen at most %d ms (thaw sent by %d ms, answered within %d ms)",
+                       tl->worst_slow_ms, tl->thaw_by_ms, tl->thaw_wait_ms);
+    t[1] = snap_xasprintf("frozen at most %d ms: the thaw is sent at %d ms without "
+                          "waiting for QEMU; its late answer is awaited %d ms after the "
+                          "thaw (kept crash-consistent under best-effort, rolled back "
+                          "under required)",
+                          tl->worst_slow_ms, tl->thaw_by_ms, tl->late_answer_ms);
+    t[2] = snap_xasprintf("frozen until the agent answers again: xlsnap gives up at %d "
+                          "ms, the watchdog retries the thaw at %d ms",
+                          tl->give_up_ms, tl->watchdog_ms);
+    t[3] = snap_xasprintf("frozen at most %d ms: the watchdog thaws", tl->watchdog_ms);
+    t[4] = snap_xstrdup("thawed at once by the watchdog; if it dies too, by the next "
+                        "xlsnap command on the domain");
+    static const char *const keys[] = {"slow-answers", "qemu-hangs", "agent-hangs",
+                                       "xlsnap-hangs", "xlsnap-dies"};
+    for (int i = 0; i < 5; i++) {
+        snap_json_kv_str(g, keys[i], t[i]);
+        free(t[i]);
+    }
+    snap_json_kv_int(g, "frozen-at-most-ms", tl->worst_slow_ms);
+    yajl_gen_map_close(g);
+    yajl_gen_map_close(g);
+}
+
 char *snap_plan_to_json(const snap_plan *plan, const snap_domain *dom)
 {
     yajl_gen g = snap_json_gen_new(true);
@@ -430,6 +523,11 @@ char *snap_plan_to_json(const snap_plan *plan, const snap_domain *dom)
     snap_json_kv_str(g, "quiesce", snap_quiesce_policy_to_string(plan->quiesce));
     snap_json_kv_str(g, "agent", dom->agent_path);
     snap_json_kv_bool(g, "memory", plan->memory);
+    snap_json_key(g, "freeze-timeline");
+    if (plan->quiesce != SNAP_QUIESCE_OFF)
+        timeline_to_json(g, &plan->timeline);
+    else
+        snap_json_null(g);
     snap_json_key(g, "disks");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < plan->n_disks; i++) {

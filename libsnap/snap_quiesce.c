@@ -35,51 +35,96 @@
 #define RECOVERY_MS     15000
 
 /*
- * Every wait inside the frozen window is derived here, from the lease, so
- * that none can outlast it (a thaw waiting 10 s + 15 s recovery inside a
- * 20 s lease got xlsnap killed by its own watchdog, without a word). The
- * watchdog's deadline is: freeze sent + freeze timeout + lease. xlsnap must
- * be done lease_margin_ms() before it, to report and release the watchdog:
- *  - the freeze waits the freeze timeout; its recovery (resync, status,
- *    thaw) gets what is left of the lease after that;
- *  - the QMP transaction gets what is left once THAW_SHARE_MS is set aside;
- *  - the thaw waits THAW_PROMPT_MS for its answer (it takes tens of ms);
- *    then, unless QEMU stopped the guest, recovers in what is left.
+ * Every wait inside the frozen window comes from the plan's freeze timeline
+ * (snap_timeline.h: the instants, the budget and the worst cases), so that
+ * none can outlast the budget or the lease (a thaw waiting 10 s + 15 s
+ * recovery inside a 20 s lease got xlsnap killed by its own watchdog,
+ * without a word; a transaction waiting a fixed 10 s kept the guest frozen
+ * far past a 1 s budget).
+ *
+ * The window is a state machine; set_state() checks each transition, as
+ * libxl's qmp_ev_set_state does (a wrong one is a bug: abort):
+ *
+ *   READY -> FREEZING -> FROZEN -> THAWING -> THAWED
+ *               |          |         |  \-> STOPPED -> THAWED
+ *               |          |         |         \-> MAYBE_FROZEN
+ *               |          |         \-> MAYBE_FROZEN -> THAWING
+ *               |          \-> LEASE_OUT (the watchdog thawed)
+ *               \-> FELL_BACK (best-effort: freeze failed, guest thawed)
+ *               \-> THAWED (freeze failed, guest thawed) | MAYBE_FROZEN
+ *   FREEZING, FROZEN, THAWING, MAYBE_FROZEN -> LEASE_OUT
  */
-#define LEASE_MARGIN_MS 2000
-#define THAW_PROMPT_MS  3000
-#define THAW_SHARE_MS   6000
+typedef enum quiesce_state {
+    Q_READY,        /* agent open, watchdog found; nothing sent */
+    Q_FREEZING,     /* watchdog armed, freeze sent, no answer yet */
+    Q_FROZEN,       /* the agent froze frozen_count filesystems */
+    Q_THAWING,      /* thaw sent, not answered yet */
+    Q_THAWED,       /* the guest is known thawed; watchdog released */
+    Q_FELL_BACK,    /* best-effort: the freeze failed, the guest is known thawed */
+    Q_STOPPED,      /* QEMU stopped the guest before the thaw answered: pending */
+    Q_LEASE_OUT,    /* the lease ran out and the watchdog thawed the guest */
+    Q_MAYBE_FROZEN, /* nobody confirmed the thaw; the watchdog (if armed) retries */
+} quiesce_state;
+
+static const char *const state_names[] = {
+    "ready",     "freezing", "frozen",    "thawing",      "thawed",
+    "fell-back", "stopped",  "lease-out", "maybe-frozen",
+};
 
 struct snap_quiesce {
     snap_ctx *ctx;
     char *agent_path;
     snap_agent *ag;
     snap_quiesce_policy policy;
-    int freeze_timeout_ms, budget_ms, lease_ms;
+    snap_freeze_timeline tl;
     char *watchdog_prog;
     snap_lease_expiry lease_expiry;
     snap_watchdog wd;
-    uint64_t freeze_sent_ms;
-    uint64_t lease_deadline; /* the watchdog's (snap_now_ms clock) */
-    bool maybe_frozen;
-    bool guest_stopped; /* QEMU stopped it before it answered the thaw */
-    bool lease_ran_out; /* the watchdog thawed it: the snapshot must not stand */
+    quiesce_state state;
+    uint64_t lease_start;    /* snap_now_ms clock: the timeline's instant 0 */
+    uint64_t freeze_sent_ms; /* 0: never sent */
     int frozen_count;
-    char *fallback_reason; /* best-effort: why the snapshot is crash-consistent */
+    char *fallback_reason; /* why the snapshot is crash-consistent */
     char *domain;
 };
 
-static int lease_margin_ms(const snap_quiesce *q)
+static bool state_in(quiesce_state s, unsigned set)
 {
-    return q->lease_ms / 4 < LEASE_MARGIN_MS ? q->lease_ms / 4 : LEASE_MARGIN_MS;
+    return (set >> s) & 1u;
+}
+#define S(x) (1u << (x))
+
+static void set_state(snap_quiesce *q, quiesce_state to)
+{
+    unsigned from;
+    switch (to) {
+    case Q_FREEZING: from = S(Q_READY); break;
+    case Q_FROZEN:
+    case Q_FELL_BACK: from = S(Q_FREEZING); break;
+    case Q_THAWING: from = S(Q_FROZEN) | S(Q_MAYBE_FROZEN); break;
+    case Q_THAWED: from = S(Q_FREEZING) | S(Q_THAWING) | S(Q_STOPPED); break;
+    case Q_STOPPED: from = S(Q_THAWING); break;
+    case Q_LEASE_OUT:
+        from = S(Q_FREEZING) | S(Q_FROZEN) | S(Q_THAWING) | S(Q_MAYBE_FROZEN);
+        break;
+    case Q_MAYBE_FROZEN:
+        from =
+            S(Q_FREEZING) | S(Q_FROZEN) | S(Q_THAWING) | S(Q_STOPPED) | S(Q_MAYBE_FROZEN);
+        break;
+    default: from = 0; break;
+    }
+    if (!state_in(q->state, from)) {
+        fprintf(stderr, "libsnap: quiesce: bad transition %s -> %s\n",
+                state_names[q->state], state_names[to]);
+        abort();
+    }
+    q->state = to;
 }
 
-/* Milliseconds xlsnap may still wait inside the window (at least 1). */
-static int window_left_ms(const snap_quiesce *q)
+/* The guest may be frozen and this object still owes it a thaw. */
+static bool owes_thaw(const snap_quiesce *q)
 {
-    int64_t left =
-        (int64_t)q->lease_deadline - (int64_t)snap_now_ms() - lease_margin_ms(q);
-    return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int)left;
+    return state_in(q->state, S(Q_FROZEN) | S(Q_MAYBE_FROZEN));
 }
 
 static int min_ms(int a, int b)
@@ -87,12 +132,34 @@ static int min_ms(int a, int b)
     return a < b ? a : b;
 }
 
+/* Milliseconds until the timeline's instant (at least 1). */
+static int until_ms(const snap_quiesce *q, int instant)
+{
+    int64_t left = (int64_t)(q->lease_start + (uint64_t)instant) - (int64_t)snap_now_ms();
+    return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+/* Milliseconds xlsnap may still wait inside the window (at least 1). */
+static int window_left_ms(const snap_quiesce *q)
+{
+    return until_ms(q, q->tl.give_up_ms);
+}
+
 int snap_quiesce_tx_timeout_ms(const snap_quiesce *q)
 {
-    if (!q || !q->maybe_frozen)
+    if (!q || q->state != Q_FROZEN)
         return SNAP_QMP_TIMEOUT_MS;
-    int left = window_left_ms(q) - THAW_SHARE_MS;
-    return min_ms(SNAP_QMP_TIMEOUT_MS, left < 1000 ? 1000 : left);
+    return until_ms(q, q->tl.thaw_by_ms);
+}
+
+bool snap_quiesce_in_window(const snap_quiesce *q)
+{
+    return q && q->state == Q_FROZEN;
+}
+
+const snap_freeze_timeline *snap_quiesce_timeline(const snap_quiesce *q)
+{
+    return &q->tl;
 }
 
 /*
@@ -156,12 +223,11 @@ int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan 
     q->agent_path = snap_xstrdup(dom->agent_path);
     q->ag = ag;
     q->policy = plan->quiesce;
-    q->freeze_timeout_ms = plan->freeze_timeout_ms;
-    q->budget_ms = plan->freeze_budget_ms;
-    q->lease_ms = plan->lease_ms;
+    q->tl = plan->timeline;
     q->watchdog_prog = prog;
     q->lease_expiry = plan->lease_expiry;
     q->wd = (snap_watchdog){.pid = -1, .fd = -1};
+    q->state = Q_READY;
     q->domain = snap_xstrdup(dom->ref.name);
     *out = q;
     return 0;
@@ -194,27 +260,26 @@ int snap_quiesce_thaw_new_connection(const char *agent_path, int open_timeout_ms
 /* The watchdog's open timeout: the caller's connection may take a while to drop. */
 static int watchdog_open_timeout_ms(const snap_quiesce *q)
 {
-    return q->freeze_timeout_ms + AGENT_OPEN_TIMEOUT_MS;
+    return q->tl.freeze_timeout_ms + AGENT_OPEN_TIMEOUT_MS;
 }
 
 static int start_watchdog(snap_quiesce *q, snap_meta_store *st, snap_journal *j,
                           snap_err *err)
 {
-    int lease_total_ms = q->freeze_timeout_ms + q->lease_ms;
+    q->lease_start = snap_now_ms();
     snap_watchdog_args a = {
         .prog = q->watchdog_prog,
         .agent_path = q->agent_path,
         .domain = q->domain,
-        .deadline = snap_deadline_in(lease_total_ms),
-        .lease_total_ms = lease_total_ms,
+        .deadline = q->lease_start + (uint64_t)q->tl.watchdog_ms,
+        .lease_total_ms = q->tl.watchdog_ms,
         .open_timeout_ms = watchdog_open_timeout_ms(q),
         .expiry = q->lease_expiry,
     };
-    int64_t deadline_rt = snap_realtime_ms() + lease_total_ms;
+    int64_t deadline_rt = snap_realtime_ms() + q->tl.watchdog_ms;
     int rc = snap_watchdog_start(&q->wd, &a, snap_agent_fd(q->ag), err);
     if (rc)
         return rc;
-    q->lease_deadline = a.deadline;
     snap_journal_set_watchdog(j, q->wd.pid, deadline_rt);
     return snap_journal_set_phase(st, j, SNAP_PHASE_FROZEN, err);
 }
@@ -228,37 +293,64 @@ static int watchdog_thaw_bound_ms(const snap_quiesce *q)
 
 /*
  * Ends the watchdog: released when the guest is known thawed, else told to
- * thaw it (and awaited). Notes whether the lease ran out meanwhile.
+ * thaw it (and awaited). *expired: the lease ran out meanwhile.
  */
-static snap_watchdog_verdict finish_watchdog(snap_quiesce *q, bool release)
+static snap_watchdog_verdict finish_watchdog(snap_quiesce *q, bool release, bool *expired)
 {
-    bool expired;
+    bool ran_out = false;
     snap_watchdog_verdict v =
-        snap_watchdog_finish(&q->wd, release, watchdog_thaw_bound_ms(q), &expired);
+        snap_watchdog_finish(&q->wd, release, watchdog_thaw_bound_ms(q), &ran_out);
     if (expired)
-        q->lease_ran_out = true;
+        *expired = ran_out;
     return v;
 }
 
-static void release_watchdog(snap_quiesce *q)
+/* Releases the watchdog (the guest is thawed); true when the lease ran out first. */
+static bool release_watchdog(snap_quiesce *q)
 {
-    finish_watchdog(q, true);
+    bool expired;
+    finish_watchdog(q, true, &expired);
+    return expired;
 }
 
 /* The lease ran out and the watchdog thawed (or tried to): the call fails. */
 static int lease_ran_out_error(snap_quiesce *q, snap_watchdog_verdict v, snap_err *err)
 {
-    q->maybe_frozen = v != SNAP_WATCHDOG_VERDICT_THAWED;
-    int lease_total_ms = q->freeze_timeout_ms + q->lease_ms;
+    set_state(q, v == SNAP_WATCHDOG_VERDICT_THAWED ? Q_LEASE_OUT : Q_MAYBE_FROZEN);
     if (v == SNAP_WATCHDOG_VERDICT_THAWED)
         return snap_err_set(err, SNAP_ERROR_TIMEDOUT,
                             "the freeze lease of %d ms ran out: the watchdog thawed the "
                             "guest; the snapshot is rolled back",
-                            lease_total_ms);
+                            q->tl.watchdog_ms);
     return snap_err_set(err, SNAP_ERROR_GUEST_FROZEN,
                         "the freeze lease of %d ms ran out and the watchdog could not "
                         "thaw the guest: its filesystems may still be frozen",
-                        lease_total_ms);
+                        q->tl.watchdog_ms);
+}
+
+/* A freeze that failed with the guest known thawed: an error, or best-effort's fallback.
+ */
+static int freeze_failed_thawed(snap_ctx *ctx, snap_quiesce *q, snap_err *err)
+{
+    if (release_watchdog(q))
+        return lease_ran_out_error(q, SNAP_WATCHDOG_VERDICT_THAWED, err);
+    /* The budget, not --freeze-timeout, cut the wait: say which. */
+    if (err->code == SNAP_ERROR_TIMEDOUT &&
+        q->tl.freeze_wait_ms < q->tl.freeze_timeout_ms)
+        snap_err_context(err, "no answer within the freeze budget of %d ms",
+                         q->tl.thaw_by_ms);
+    if (q->policy != SNAP_QUIESCE_BEST_EFFORT) {
+        set_state(q, Q_THAWED);
+        return snap_err_context(err, "freeze");
+    }
+    set_state(q, Q_FELL_BACK);
+    q->fallback_reason = snap_xasprintf("freeze failed: %s", err->msg);
+    snap_log(ctx->lg, XTL_WARN,
+             "domain %s: %s; the guest is thawed: taking a crash-consistent snapshot "
+             "(--quiesce=best-effort)",
+             q->domain, q->fallback_reason);
+    snap_err_clear(err);
+    return 0;
 }
 
 int snap_quiesce_freeze(snap_ctx *ctx, snap_quiesce *q, snap_meta_store *st,
@@ -269,39 +361,28 @@ int snap_quiesce_freeze(snap_ctx *ctx, snap_quiesce *q, snap_meta_store *st,
     if (rc)
         return rc;
     q->freeze_sent_ms = snap_now_ms();
-    q->maybe_frozen = true;
+    set_state(q, Q_FREEZING);
     snap_trace("freeze-sent");
-    int recovery_ms = window_left_ms(q) - q->freeze_timeout_ms;
-    rc = snap_agent_freeze(q->ag, NULL, 0, q->freeze_timeout_ms,
-                           recovery_ms > 0 ? recovery_ms : 1, &res, err);
+    int wait = until_ms(q, q->tl.freeze_wait_ms);
+    int recovery_ms = window_left_ms(q) - wait;
+    rc = snap_agent_freeze(q->ag, NULL, 0, wait, recovery_ms > 0 ? recovery_ms : 1, &res,
+                           err);
     snap_trace("freeze-replied");
     /* The watchdog stays armed: snap_quiesce_free has it thaw, and reaps it. */
-    if (rc == SNAP_ERROR_GUEST_FROZEN)
+    if (rc == SNAP_ERROR_GUEST_FROZEN) {
+        set_state(q, Q_MAYBE_FROZEN);
         return snap_err_context(err, "freeze");
-    if (rc) {
-        /* The agent's recovery read the status "thawed" (thawing first when
-         * it was frozen): the guest runs unfrozen. */
-        q->maybe_frozen = false;
-        release_watchdog(q);
-        if (q->lease_ran_out)
-            return lease_ran_out_error(q, SNAP_WATCHDOG_VERDICT_THAWED, err);
-        if (q->policy != SNAP_QUIESCE_BEST_EFFORT)
-            return snap_err_context(err, "freeze");
-        q->fallback_reason = snap_xasprintf("freeze failed: %s", err->msg);
-        snap_log(ctx->lg, XTL_WARN,
-                 "domain %s: %s; the guest is thawed: taking a crash-consistent snapshot "
-                 "(--quiesce=best-effort)",
-                 q->domain, q->fallback_reason);
-        snap_err_clear(err);
-        return 0;
     }
+    if (rc) /* the agent's recovery read the status "thawed" (thawing first if frozen) */
+        return freeze_failed_thawed(ctx, q, err);
+    set_state(q, Q_FROZEN);
     q->frozen_count = res.frozen;
     snap_log(ctx->lg, XTL_DETAIL, "froze %d filesystems in %llu ms", res.frozen,
              (unsigned long long)(snap_now_ms() - q->freeze_sent_ms));
-    if (q->budget_ms > 0 && snap_quiesce_elapsed_ms(q) >= q->budget_ms)
+    if (q->tl.budget_ms > 0 && until_ms(q, q->tl.thaw_by_ms) <= 1)
         return snap_err_set(err, SNAP_ERROR_TIMEDOUT,
                             "freeze took %lld ms, over the freeze budget of %d ms",
-                            (long long)snap_quiesce_elapsed_ms(q), q->budget_ms);
+                            (long long)snap_quiesce_elapsed_ms(q), q->tl.thaw_by_ms);
     return 0;
 }
 
@@ -312,7 +393,7 @@ int64_t snap_quiesce_elapsed_ms(const snap_quiesce *q)
 
 bool snap_quiesce_fell_back(const snap_quiesce *q)
 {
-    return q && q->fallback_reason;
+    return q && q->state == Q_FELL_BACK;
 }
 
 /* QEMU's run state, when it is not running (the guest cannot answer then). */
@@ -323,18 +404,19 @@ static bool stopped_by_qemu(snap_qmp *qmp, int timeout_ms, snap_qmp_status *st)
            !st->running;
 }
 
-/* The thaw, within the lease (see the top of the file). */
+/* The thaw, within the window (see the top of the file). */
 static int thaw_within_lease(snap_quiesce *q, snap_qmp *qmp, snap_err *err)
 {
     int count;
-    int rc = snap_agent_fsfreeze_thaw(q->ag, min_ms(THAW_PROMPT_MS, window_left_ms(q)),
-                                      &count, err);
+    set_state(q, Q_THAWING);
+    int rc = snap_agent_fsfreeze_thaw(
+        q->ag, min_ms(q->tl.thaw_wait_ms, window_left_ms(q)), &count, err);
     if (!rc)
         return 0;
     snap_qmp_status st;
     if (stopped_by_qemu(qmp, min_ms(1000, window_left_ms(q)), &st)) {
         /* Nobody can thaw a stopped guest: xlsnap reports it, not the watchdog. */
-        q->guest_stopped = true;
+        set_state(q, Q_STOPPED);
         release_watchdog(q);
         return snap_err_set(err, SNAP_ERROR_GUEST_FROZEN,
                             "QEMU stopped the guest (run state %s) before it answered "
@@ -354,20 +436,23 @@ static int thaw_within_lease(snap_quiesce *q, snap_qmp *qmp, snap_err *err)
 static int thaw_or_learn_lease_ran_out(snap_quiesce *q, snap_qmp *qmp, snap_err *err)
 {
     if (snap_watchdog_expired(&q->wd))
-        return lease_ran_out_error(q, finish_watchdog(q, false), err);
+        return lease_ran_out_error(q, finish_watchdog(q, false, NULL), err);
     snap_trace("thaw-sent");
     int rc = thaw_within_lease(q, qmp, err);
     snap_trace("thaw-replied");
     if (!rc) {
-        release_watchdog(q);
-        return q->lease_ran_out
-                   ? lease_ran_out_error(q, SNAP_WATCHDOG_VERDICT_THAWED, err)
-                   : 0;
+        if (release_watchdog(q))
+            return lease_ran_out_error(q, SNAP_WATCHDOG_VERDICT_THAWED, err);
+        set_state(q, Q_THAWED);
+        return 0;
     }
+    if (q->state == Q_STOPPED)
+        return snap_err_context(err, "thaw");
     /* Our thaw may have failed because the watchdog cut the agent connection. */
     if (q->wd.pid > 0 && snap_watchdog_expired(&q->wd))
-        return lease_ran_out_error(q, finish_watchdog(q, false), err);
-    return rc;
+        return lease_ran_out_error(q, finish_watchdog(q, false, NULL), err);
+    set_state(q, Q_MAYBE_FROZEN);
+    return snap_err_context(err, "thaw");
 }
 
 int snap_quiesce_thaw(snap_quiesce *q, snap_qmp *qmp, snap_quiesce_result *res,
@@ -378,36 +463,44 @@ int snap_quiesce_thaw(snap_quiesce *q, snap_qmp *qmp, snap_quiesce_result *res,
         return 0;
     res->attempted = true;
     res->reason = q->fallback_reason;
-    res->guest_stopped = q->guest_stopped;
-    if (!q->maybe_frozen || q->guest_stopped)
+    res->guest_stopped = q->state == Q_STOPPED;
+    if (!owes_thaw(q))
         return 0;
     int rc = thaw_or_learn_lease_ran_out(q, qmp, err);
     res->window_ms = snap_quiesce_elapsed_ms(q);
     res->frozen = q->frozen_count > 0;
     res->frozen_count = q->frozen_count;
     res->thaw_ok = rc == 0;
-    res->guest_stopped = q->guest_stopped;
-    if (rc)
-        return q->lease_ran_out ? rc : snap_err_context(err, "thaw");
-    q->maybe_frozen = false;
-    return 0;
+    res->guest_stopped = q->state == Q_STOPPED;
+    return rc;
+}
+
+void snap_quiesce_late_snapshot(snap_quiesce *q, int64_t answered_ms,
+                                snap_quiesce_result *res)
+{
+    free(q->fallback_reason);
+    q->fallback_reason = snap_xasprintf(
+        "QEMU answered the transaction %lld ms after the freeze was sent, after the "
+        "thaw at %lld ms (freeze budget %d ms): the snapshot may postdate the thaw",
+        (long long)answered_ms, (long long)res->window_ms, q->tl.thaw_by_ms);
+    res->reason = q->fallback_reason;
+    res->frozen = false;
 }
 
 bool snap_quiesce_thaw_pending(const snap_quiesce *q)
 {
-    return q && q->guest_stopped;
+    return q && q->state == Q_STOPPED;
 }
 
 int snap_quiesce_thaw_after_resume(snap_quiesce *q, snap_err *err)
 {
-    if (!q || !q->guest_stopped)
+    if (!q || q->state != Q_STOPPED)
         return 0;
     snap_agent_freeze_result ar;
     int rc = snap_agent_thaw(q->ag, THAW_TIMEOUT_MS, RECOVERY_MS, &ar, err);
     if (rc)
         return snap_err_context(err, "thawing after the resume");
-    q->guest_stopped = false;
-    q->maybe_frozen = false;
+    set_state(q, Q_THAWED);
     return 0;
 }
 
@@ -415,7 +508,7 @@ void snap_quiesce_free(snap_quiesce *q)
 {
     if (!q)
         return;
-    if (q->maybe_frozen && !q->guest_stopped) {
+    if (owes_thaw(q)) {
         snap_quiesce_result res;
         snap_err err;
         if (snap_quiesce_thaw(q, NULL, &res, &err))
@@ -423,7 +516,7 @@ void snap_quiesce_free(snap_quiesce *q)
     }
     snap_agent_close(q->ag);
     /* Still armed only if the thaw failed: it tries again, and is reaped. */
-    if (q->wd.pid > 0 && finish_watchdog(q, false) == SNAP_WATCHDOG_VERDICT_THAWED)
+    if (q->wd.pid > 0 && finish_watchdog(q, false, NULL) == SNAP_WATCHDOG_VERDICT_THAWED)
         snap_log(q->ctx->lg, XTL_WARN, "domain %s: the freeze watchdog thawed the guest",
                  q->domain);
     free(q->watchdog_prog);
