@@ -278,31 +278,80 @@ static int check_io_stop(snap_qmp *qmp, const snap_plan *plan, snap_err *err)
                         what[0] ? what : "(QEMU did not say which disk)");
 }
 
-/* The thaw (q may be NULL), then QEMU's run state: the window's errors first. */
+/*
+ * The transaction timed out inside the window (its time, up to the
+ * timeline's thaw_by, ran out) and the guest is thawed now: QEMU's late
+ * answer decides (snap_timeline.h, xlsnap(1)). Answered: the snapshot may
+ * postdate the thaw, so under best-effort it stands, recorded
+ * crash-consistent, and under required it is rolled back. Rejected or not
+ * answered: rolled back.
+ */
+static int await_late_answer(snap_ctx *ctx, snap_qmp *qmp, const snap_plan *plan,
+                             snap_quiesce *q, const snap_qmp_tx *tx,
+                             snap_quiesce_result *qres, snap_err *err)
+{
+    const snap_freeze_timeline *tl = snap_quiesce_timeline(q);
+    snap_err lerr;
+    snap_log(ctx->lg, XTL_WARN,
+             "snapshot %s: QEMU did not answer the transaction by %d ms after the "
+             "freeze: the guest is thawed; awaiting QEMU's answer %d ms more",
+             plan->name, tl->thaw_by_ms, tl->late_answer_ms);
+    int rc = snap_qmp_transaction_await(qmp, tx, tl->late_answer_ms, &lerr);
+    if (rc) {
+        if (rc == SNAP_ERROR_PEER)
+            name_failed_disks(plan, &lerr);
+        snap_err_append(err,
+                        "; the guest was thawed %lld ms after the freeze was sent; "
+                        "then %s",
+                        (long long)qres->window_ms, lerr.msg);
+        return rc;
+    }
+    snap_quiesce_late_snapshot(q, snap_quiesce_elapsed_ms(q), qres);
+    if (plan->quiesce == SNAP_QUIESCE_REQUIRED)
+        return snap_err_set(err, SNAP_ERROR_TIMEDOUT,
+                            "%s: not quiesced, as --quiesce=required wants: the snapshot "
+                            "is rolled back",
+                            qres->reason);
+    snap_log(ctx->lg, XTL_WARN, "snapshot %s: %s: recorded as crash-consistent",
+             plan->name, qres->reason);
+    snap_err_clear(err);
+    return 0;
+}
+
+/*
+ * The thaw (q may be NULL), QEMU's late answer when the transaction ran out
+ * of the window's time (tx_sent), then QEMU's run state: the window's
+ * errors first.
+ */
 static int finish_window(snap_ctx *ctx, snap_qmp *qmp, const snap_plan *plan,
-                         snap_quiesce *q, snap_quiesce_result *qres, bool tx_done,
-                         bool *io_stopped, int rc, snap_err *err)
+                         snap_quiesce *q, const snap_qmp_tx *tx, bool tx_sent,
+                         snap_quiesce_result *qres, bool *io_stopped, int rc,
+                         snap_err *err)
 {
     snap_err terr;
+    bool late = tx_sent && rc == SNAP_ERROR_TIMEDOUT && snap_quiesce_in_window(q);
     int trc = snap_quiesce_thaw(q, qmp, qres, &terr);
-    if (tx_done && check_io_stop(qmp, plan, err) != 0) {
+    if (late && !trc)
+        rc = await_late_answer(ctx, qmp, plan, q, tx, qres, err);
+    if (tx_sent && !rc && check_io_stop(qmp, plan, err) != 0) {
         *io_stopped = true;
         if (trc)
             snap_err_append(err, "; %s", terr.msg);
         return SNAP_ERROR_IO;
     }
-    if (trc && !rc) {
+    if (trc) { /* the guest's state first: it may still be frozen */
+        if (rc)
+            snap_err_append(&terr, "; %s", err->msg);
         *err = terr;
         return trc;
     }
-    if (trc)
-        snap_log(ctx->lg, XTL_ERROR, "%s", terr.msg);
     return rc;
 }
 
 /*
  * Freeze, transaction, thaw: the transaction is the only thing inside the
- * frozen window (QMP is connected and the actions built beforehand).
+ * frozen window (QMP is connected and the actions built beforehand), and it
+ * gets what is left of the window (snap_quiesce_tx_timeout_ms).
  * *io_stopped: QEMU stopped the guest on an I/O error meanwhile.
  */
 static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, snap_plan *plan,
@@ -321,16 +370,21 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, snap_plan *plan,
         rc = snap_quiesce_freeze(ctx, q, &s->st, j, err);
     if (!rc && q && !snap_quiesce_fell_back(q))
         test_hook_pause_after_freeze();
-    bool tx_done = false;
+    if (!rc && snap_quiesce_in_window(q) && snap_quiesce_tx_timeout_ms(q) <= 1)
+        rc = snap_err_set(err, SNAP_ERROR_TIMEDOUT,
+                          "the frozen window's time (thaw by %d ms after the freeze) ran "
+                          "out before the transaction was sent",
+                          snap_quiesce_timeline(q)->thaw_by_ms);
+    bool tx_sent = false;
     if (!rc) {
+        tx_sent = true;
         snap_trace("tx-sent");
         rc = snap_qmp_transaction(qmp, tx, snap_quiesce_tx_timeout_ms(q), err);
         snap_trace("tx-replied");
-        tx_done = rc == 0;
         if (rc == SNAP_ERROR_PEER)
             name_failed_disks(plan, err);
     }
-    rc = finish_window(ctx, qmp, plan, q, qres, tx_done, io_stopped, rc, err);
+    rc = finish_window(ctx, qmp, plan, q, tx, tx_sent, qres, io_stopped, rc, err);
     snap_trace_flush(); /* XLSNAP_TRACE: after the window */
     if (!rc)
         rc = identities_from_qmp(qmp, plan, err);
@@ -630,11 +684,11 @@ static void resume_after_io_stop(snap_ctx *ctx, snap_session *s, const snap_plan
         bool pending = snap_quiesce_thaw_pending(q);
         int trc = snap_quiesce_thaw_after_resume(q, &e);
         snap_err_append(err, "; snapshot '%s' was rolled back and domain %s resumed%s%s",
-                   plan->name, name,
-                   trc       ? ", but "
-                   : pending ? ", its filesystems thawed"
-                             : "",
-                   trc ? e.msg : "");
+                        plan->name, name,
+                        trc       ? ", but "
+                        : pending ? ", its filesystems thawed"
+                                  : "",
+                        trc ? e.msg : "");
         return;
     }
     char dirs[1024];
