@@ -378,7 +378,8 @@ void snap_freeze_timeline_compute(snap_freeze_timeline *tl, int freeze_timeout_m
     tl->budget_ms = budget_ms > 0 ? budget_ms : 0;
     tl->lease_ms = lease_ms;
     tl->watchdog_ms = freeze_timeout_ms + lease_ms;
-    tl->give_up_ms = tl->watchdog_ms - min_ms(lease_ms / 4, TIMELINE_MARGIN_MS);
+    int margin = min_ms(lease_ms / 4, TIMELINE_MARGIN_MS);
+    tl->give_up_ms = tl->watchdog_ms - (margin > 0 ? margin : 1);
     int reserve = min_ms(TIMELINE_THAW_RESERVE_MS, tl->give_up_ms / 2);
     tl->thaw_by_ms = tl->give_up_ms - reserve;
     if (tl->budget_ms)
