@@ -72,13 +72,14 @@ char *snap_text_escape(const char *s);
  * with #ifdef instead of comparing versions. Each names what it adds; the
  * first set describes the API of libsnap.so.1.
  */
-#define LIBSNAP_HAVE_LIST_EACH      1 /* snap_list_each */
-#define LIBSNAP_HAVE_SUMMARY        1 /* snap_summary, snap_list_summaries */
-#define LIBSNAP_HAVE_ENUM_TO_STRING 1 /* snap_*_to_string */
-#define LIBSNAP_HAVE_DOMAIN_STATE   1 /* snap_info.domain_state is an enum */
-#define LIBSNAP_HAVE_TEXT_ESCAPE    1 /* snap_text_escape */
+#define LIBSNAP_HAVE_LIST_EACH       1 /* snap_list_each */
+#define LIBSNAP_HAVE_SUMMARY         1 /* snap_summary, snap_list_summaries */
+#define LIBSNAP_HAVE_ENUM_TO_STRING  1 /* snap_*_to_string */
+#define LIBSNAP_HAVE_DOMAIN_STATE    1 /* snap_info.domain_state is an enum */
+#define LIBSNAP_HAVE_TEXT_ESCAPE     1 /* snap_text_escape */
 #define LIBSNAP_HAVE_CTX_ALLOC_LIBXL 1 /* snap_ctx_alloc_libxl */
 #define LIBSNAP_HAVE_LEASE_EXPIRY    1 /* snap_create_params.lease_expiry */
+#define LIBSNAP_HAVE_FREEZE_LIMITS   1 /* snap_info.freeze_thaw_by_ms, ... */
 
 /* ------------------------------------------------------------------ context */
 
@@ -237,8 +238,15 @@ typedef struct snap_info {
     size_t n_revert_overlays;
     char **revert_overlays;
     /* Why the snapshot is crash-consistent although a freeze was wanted (the
-     * freeze failed or timed out under best-effort); NULL: no such reason. */
+     * freeze failed or timed out under best-effort, or QEMU answered the
+     * transaction only after the thaw); NULL: no such reason. */
     char *quiesce_reason;
+    /* The limits the freeze window was held to, in ms after the freeze was
+     * sent (xlsnap(1), "Freeze timeline"): the thaw sent by thaw_by, the
+     * guest frozen at most worst if every peer answered (slowly), the
+     * watchdog's thaw at watchdog. All 0 when the record has none (no
+     * freeze attempted, or an older record). */
+    int freeze_thaw_by_ms, freeze_worst_ms, freeze_watchdog_ms;
 } snap_info;
 
 void snap_info_free(snap_info *info);

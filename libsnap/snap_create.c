@@ -560,6 +560,8 @@ static int record_snapshot(snap_session *s, const snap_plan *plan,
     m->quiesce.thaw_ok = !qres->attempted || qres->thaw_ok;
     m->quiesce.state = qres->frozen ? SNAP_META_QUIESCED : SNAP_META_CRASH_CONSISTENT;
     m->quiesce.reason = qres->reason ? snap_xstrdup(qres->reason) : NULL;
+    m->quiesce.has_timeline = qres->attempted;
+    m->quiesce.timeline = plan->timeline;
     if (ms->path) {
         m->has_memory = true;
         m->memory_path = snap_xstrdup(ms->path);

@@ -326,6 +326,28 @@ static void gen_disk(yajl_gen g, const snap_meta_disk *d)
     yajl_gen_map_close(g);
 }
 
+/* The timeline's fields, in the record and back (names as in snap_timeline.h). */
+#define TIMELINE_FIELDS(X)                                                               \
+    X(freeze_timeout_ms)                                                                 \
+    X(budget_ms)                                                                         \
+    X(lease_ms)                                                                          \
+    X(freeze_wait_ms)                                                                    \
+    X(thaw_by_ms)                                                                        \
+    X(thaw_wait_ms)                                                                      \
+    X(give_up_ms)                                                                        \
+    X(watchdog_ms)                                                                       \
+    X(late_answer_ms)                                                                    \
+    X(worst_slow_ms)
+
+static void gen_timeline(yajl_gen g, const snap_freeze_timeline *tl)
+{
+    yajl_gen_map_open(g);
+#define GEN(f) snap_json_kv_int(g, #f, tl->f);
+    TIMELINE_FIELDS(GEN)
+#undef GEN
+    yajl_gen_map_close(g);
+}
+
 static void gen_quiesce(yajl_gen g, const snap_meta_quiesce *q)
 {
     yajl_gen_map_open(g);
@@ -337,6 +359,10 @@ static void gen_quiesce(yajl_gen g, const snap_meta_quiesce *q)
     snap_json_kv_str(g, "state", snap_meta_consistency_name(q->state));
     if (q->reason)
         snap_json_kv_str(g, "reason", q->reason);
+    if (q->has_timeline) {
+        snap_json_key(g, "freeze_timeline");
+        gen_timeline(g, &q->timeline);
+    }
     yajl_gen_map_close(g);
 }
 
@@ -600,6 +626,26 @@ static int parse_domain(const snap_meta_reader *parent, yajl_val root, snap_meta
     return 0;
 }
 
+static int parse_timeline(const snap_meta_reader *parent, yajl_val q,
+                          snap_meta_quiesce *out)
+{
+    yajl_val v;
+    if (snap_meta_read_obj(parent, q, "freeze_timeline", true, &v) < 0)
+        return RC(parent);
+    out->has_timeline = v != NULL;
+    if (!v)
+        return 0;
+    snap_meta_reader r = {parent->what, parent->err, "quiesce.freeze_timeline."};
+    long long n;
+#define PARSE(f)                                                                         \
+    if (snap_meta_read_int(&r, v, #f, 0, INT32_MAX, &n) < 0)                             \
+        return RC(&r);                                                                   \
+    out->timeline.f = (int)n;
+    TIMELINE_FIELDS(PARSE)
+#undef PARSE
+    return 0;
+}
+
 static int parse_quiesce(const snap_meta_reader *parent, yajl_val root,
                          snap_meta_quiesce *q)
 {
@@ -615,7 +661,8 @@ static int parse_quiesce(const snap_meta_reader *parent, yajl_val root,
         snap_meta_read_int(&r, v, "window_ms", 0, INT64_MAX, &window) < 0 ||
         snap_meta_read_bool(&r, v, "thaw_ok", &q->thaw_ok) < 0 ||
         GET_ENUM(&r, v, "state", consistency_names, &state) < 0 ||
-        snap_meta_read_str(&r, v, "reason", true, &q->reason) < 0)
+        snap_meta_read_str(&r, v, "reason", true, &q->reason) < 0 ||
+        parse_timeline(&r, v, q) < 0)
         return RC(&r);
     q->policy = (snap_quiesce_policy)policy;
     q->state = (snap_meta_consistency)state;

@@ -37,6 +37,7 @@
 #include "snap_base.h"
 #include "snap_internal.h"
 #include "snap_meta_store.h"
+#include "snap_timeline.h"
 
 #define SNAP_META_VERSION  1
 #define SNAP_META_NAME_MAX 128
@@ -116,6 +117,10 @@ typedef struct snap_meta_quiesce {
     bool thaw_ok;
     snap_meta_consistency state;
     char *reason; /* why crash-consistent although a freeze was wanted; NULL: none */
+    /* The limits the freeze window was held to (snap_timeline.h); absent in
+     * records of domains not quiesced, and of older versions. */
+    bool has_timeline;
+    snap_freeze_timeline timeline;
 } snap_meta_quiesce;
 
 typedef struct snap_meta {

@@ -45,6 +45,11 @@ snap_info *snap_info_from_meta(const snap_meta *m)
     s->frozen_ms = m->quiesce.window_ms;
     s->thaw_ok = m->quiesce.thaw_ok;
     s->quiesce_reason = snap_xstrdup_or_null(m->quiesce.reason);
+    if (m->quiesce.has_timeline) {
+        s->freeze_thaw_by_ms = m->quiesce.timeline.thaw_by_ms;
+        s->freeze_worst_ms = m->quiesce.timeline.worst_slow_ms;
+        s->freeze_watchdog_ms = m->quiesce.timeline.watchdog_ms;
+    }
     s->memory_path = m->has_memory ? snap_xstrdup_or_null(m->memory_path) : NULL;
     s->memory_size = m->memory_size;
     s->json = snap_meta_to_json(m);

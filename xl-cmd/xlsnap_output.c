@@ -407,6 +407,13 @@ void print_info(const snap_info *s)
                "Consistency:", snap_quiesce_policy_to_string(s->quiesce_policy),
                s->quiesce_reason ? "; " : "",
                s->quiesce_reason ? term_safe(s->quiesce_reason) : "");
+#ifdef LIBSNAP_HAVE_FREEZE_LIMITS
+    if (s->freeze_thaw_by_ms)
+        printf("%-15s thaw sent by %d ms after the freeze, frozen at most %d ms if "
+               "every peer answers, watchdog thaw at %d ms\n",
+               "Freeze limits:", s->freeze_thaw_by_ms, s->freeze_worst_ms,
+               s->freeze_watchdog_ms);
+#endif
     if (s->memory_path)
         printf("%-15s %s (%llu MiB)\n", "Memory:", term_safe(s->memory_path),
                (unsigned long long)(s->memory_size >> 20));

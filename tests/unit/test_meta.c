@@ -88,6 +88,8 @@ static void fill_meta(snap_meta *m, const char *name, const char *parent)
     m->quiesce.window_ms = 37;
     m->quiesce.thaw_ok = true;
     m->quiesce.state = SNAP_META_QUIESCED;
+    m->quiesce.has_timeline = true;
+    snap_freeze_timeline_compute(&m->quiesce.timeline, 10000, 1500, 10000);
     m->has_memory = true;
     m->memory_path = strdup("/var/lib/xlsnap/snapshots/" UUID "/s1.save");
     m->memory_size = 5368709120ull;
@@ -216,6 +218,11 @@ static void test_roundtrip_every_field(void)
     CHECK_INT(b.quiesce.frozen_count, 2);
     CHECK_INT(b.quiesce.window_ms, 37);
     CHECK_INT(b.quiesce.state, SNAP_META_QUIESCED);
+    /* Issue 18: the freeze timeline, every field. */
+    CHECK(b.quiesce.has_timeline);
+    CHECK(!memcmp(&a.quiesce.timeline, &b.quiesce.timeline, sizeof b.quiesce.timeline));
+    CHECK_INT(b.quiesce.timeline.thaw_by_ms, 1500);
+    CHECK_INT(b.quiesce.timeline.watchdog_ms, 20000);
     CHECK(b.has_memory);
     CHECK_STR(b.memory_path, a.memory_path);
     CHECK(b.memory_size == 5368709120ull);
@@ -243,6 +250,7 @@ static void test_roundtrip_every_field(void)
     CHECK(!b.quiesce.reason);
     ta = snap_meta_to_json(&b);
     CHECK(!strstr(ta, "\"reason\"")); /* left out when none: older records unchanged */
+    CHECK(!b.quiesce.has_timeline && !strstr(ta, "freeze_timeline"));
     free(ta);
     snap_meta_dispose(&b);
     /* A best-effort fallback keeps its reason. */
