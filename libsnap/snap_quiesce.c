@@ -132,11 +132,28 @@ static int min_ms(int a, int b)
     return a < b ? a : b;
 }
 
-/* Milliseconds until the timeline's instant (at least 1). */
+/* Milliseconds until start + instant (at least 1). */
+static int until_from(uint64_t start, int instant)
+{
+    int64_t left = (int64_t)(start + (uint64_t)instant) - (int64_t)snap_now_ms();
+    return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int)left;
+}
+
+/* Milliseconds until the timeline's instant, counted from the lease's start. */
 static int until_ms(const snap_quiesce *q, int instant)
 {
-    int64_t left = (int64_t)(q->lease_start + (uint64_t)instant) - (int64_t)snap_now_ms();
-    return left < 1 ? 1 : left > INT32_MAX ? INT32_MAX : (int)left;
+    return until_from(q->lease_start, instant);
+}
+
+/*
+ * Milliseconds until freeze_wait or thaw_by: counted from the freeze itself
+ * (the budget is the guest's, whatever arming the watchdog took), yet never
+ * so late that the thaw loses its wait before give_up.
+ */
+static int until_after_freeze(const snap_quiesce *q, int instant)
+{
+    return min_ms(until_from(q->freeze_sent_ms, instant),
+                  until_ms(q, q->tl.give_up_ms - q->tl.thaw_wait_ms));
 }
 
 /* Milliseconds xlsnap may still wait inside the window (at least 1). */
@@ -149,7 +166,7 @@ int snap_quiesce_tx_timeout_ms(const snap_quiesce *q)
 {
     if (!q || q->state != Q_FROZEN)
         return SNAP_QMP_TIMEOUT_MS;
-    return until_ms(q, q->tl.thaw_by_ms);
+    return until_after_freeze(q, q->tl.thaw_by_ms);
 }
 
 bool snap_quiesce_in_window(const snap_quiesce *q)
@@ -363,7 +380,7 @@ int snap_quiesce_freeze(snap_ctx *ctx, snap_quiesce *q, snap_meta_store *st,
     q->freeze_sent_ms = snap_now_ms();
     set_state(q, Q_FREEZING);
     snap_trace("freeze-sent");
-    int wait = until_ms(q, q->tl.freeze_wait_ms);
+    int wait = until_after_freeze(q, q->tl.freeze_wait_ms);
     int recovery_ms = window_left_ms(q) - wait;
     rc = snap_agent_freeze(q->ag, NULL, 0, wait, recovery_ms > 0 ? recovery_ms : 1, &res,
                            err);
@@ -379,7 +396,7 @@ int snap_quiesce_freeze(snap_ctx *ctx, snap_quiesce *q, snap_meta_store *st,
     q->frozen_count = res.frozen;
     snap_log(ctx->lg, XTL_DETAIL, "froze %d filesystems in %llu ms", res.frozen,
              (unsigned long long)(snap_now_ms() - q->freeze_sent_ms));
-    if (q->tl.budget_ms > 0 && until_ms(q, q->tl.thaw_by_ms) <= 1)
+    if (q->tl.budget_ms > 0 && until_after_freeze(q, q->tl.thaw_by_ms) <= 1)
         return snap_err_set(err, SNAP_ERROR_TIMEDOUT,
                             "freeze took %lld ms, over the freeze budget of %d ms",
                             (long long)snap_quiesce_elapsed_ms(q), q->tl.thaw_by_ms);

@@ -5,7 +5,9 @@
  * Not installed.
  *
  * All instants are milliseconds after the lease starts (the watchdog is
- * armed; the freeze is sent right after):
+ * started; the freeze is sent once it is armed), but freeze_wait and
+ * thaw_by, the budget's, count from the freeze itself (and end thaw_wait
+ * before give_up at the latest):
  *
  *   0 ---- freeze_wait ---- thaw_by ---- give_up ---- watchdog
  *   |        |                 |            |            |
