@@ -167,7 +167,7 @@ typedef struct snap_create_params {
     const char *overlay_dir; /* external overlays; NULL: beside each base image */
     snap_quiesce_policy quiesce;
     int freeze_timeout_ms; /* agent freeze reply timeout; 0: default (10000) */
-    int freeze_budget_ms;  /* abort and thaw if frozen longer; 0: no budget */
+    int freeze_budget_ms;  /* thaw by this long after the freeze; 0: no budget */
     int freeze_lease_ms;   /* thawed by a watchdog if xlsnap dies; 0: default (10000) */
     bool memory;           /* also save the domain's memory (checkpoint) */
     bool dry_run;          /* plan only: change nothing */

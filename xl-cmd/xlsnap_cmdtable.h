@@ -35,7 +35,8 @@ int main_snapshot_info(int argc, char **argv);
      "-q, --quiesce=POLICY     required | best-effort | off. Default: best-effort\n"   \
      "                         when the domain has a guest-agent channel, else off.\n" \
      "--freeze-timeout=SECS    How long the agent may take to freeze (default 10).\n"  \
-     "--freeze-budget=MS       Abort and thaw if the guest would stay frozen longer.\n" \
+     "--freeze-budget=MS       Thaw at most MS after the freeze, whatever has not\n" \
+     "                         answered (-N shows the whole freeze timeline).\n"    \
      "--lease-expiry=ACTION    thaw | kill: when the freeze lease runs out, the\n"   \
      "                         watchdog thaws the guest and the create fails\n"      \
      "                         (default), or kills this command first.\n"            \
