@@ -52,7 +52,8 @@
  *               |          \-> LEASE_OUT (the watchdog thawed)
  *               \-> FELL_BACK (best-effort: freeze failed, guest thawed)
  *               \-> THAWED (freeze failed, guest thawed) | MAYBE_FROZEN
- *   FREEZING, FROZEN, THAWING, MAYBE_FROZEN -> LEASE_OUT
+ *   FREEZING, FROZEN, THAWING, MAYBE_FROZEN -> LEASE_OUT (the watchdog thawed)
+ *                                            or MAYBE_FROZEN (it could not)
  */
 typedef enum quiesce_state {
     Q_READY,        /* agent open, watchdog found; nothing sent */
