@@ -14,6 +14,7 @@
 #include "snap_memory.h"
 #include "snap_orch.h"
 #include "snap_qemuimg.h"
+#include "snap_rollback.h"
 #include "snap_text.h"
 
 /* Journals every file and snapshot this run may create, before creating any. */

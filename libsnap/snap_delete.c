@@ -1,660 +1,16 @@
 /*
- * snapshot-delete. Internal: the qcow2 snapshot goes (QMP
- * blockdev-snapshot-delete-internal-sync while a device model serves the
- * image, `qemu-img snapshot -d` when not). External: the snapshot's overlay
- * O is merged into its base B, so what the guest wrote after the snapshot is
- * kept: an active O by an active block-commit (QMP, pivoting QEMU to B) or
- * `qemu-img commit`, then xenstore and the stored config point at B; an O
- * deeper in the chain by an intermediate commit (QEMU rewrites the image
- * above it) or `qemu-img commit` + `rebase -u` of the image above. Merging
- * writes into B, so it is refused while any other image is built on B, or
- * more than one on O: their data would change under them.
- * Children are reparented (and re-based in their records); --metadata only
- * forgets records; --children/--children-only as virsh (leaves first).
- * Every base, overlay and internal snapshot the records name must be there
- * before anything changes: one removed by hand is refused, never taken for a
- * merge already done, unless the journal of this same (interrupted) delete
- * marks its disk as changing.
+ * snapshot-delete: the snapshots to delete (--children/--children-only as
+ * virsh: leaves first), then for each one a journal, its storage and its
+ * metadata (the steps, in snap_delete_steps.c), the journal cleared;
+ * --metadata only forgets records; -N says what would be done; a damaged
+ * record is handled apart.
  */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "snap_delete_steps.h"
 #include "snap_json.h"
-#include "snap_memory.h"
-#include "snap_owned.h"
-#include "snap_qemuimg.h"
-#include "snap_revert.h"
-
-/* ------------------------------------------------------------ who uses an image */
-
-typedef struct image_set {
-    char **paths;
-    size_t n;
-} image_set;
-
-static void set_add(image_set *s, const char *p)
-{
-    if (!p)
-        return;
-    for (size_t i = 0; i < s->n; i++)
-        if (!strcmp(s->paths[i], p))
-            return;
-    s->paths = snap_xrealloc(s->paths, (s->n + 1) * sizeof *s->paths);
-    s->paths[s->n++] = snap_xstrdup(p);
-}
-
-static void set_free(image_set *s)
-{
-    snap_strv_free(s->paths, s->n);
-}
-
-/* Every image xlsnap knows of for the domain: records and current disks. */
-static int known_images(snap_session *s, image_set *out, snap_err *err)
-{
-    snap_meta_tree t;
-    snap_meta_tree_init(&t);
-    int rc = snap_meta_tree_load(&s->st, &t, err);
-    for (size_t i = 0; i < t.n && !rc; i++) {
-        snap_meta m;
-        if (snap_meta_load(&s->st, t.nodes[i].e.name, &m, err))
-            continue;
-        for (size_t k = 0; k < m.n_disks; k++) {
-            set_add(out, m.disks[k].base_path);
-            set_add(out, m.disks[k].overlay_path);
-        }
-        for (size_t k = 0; k < m.n_revert_overlays; k++)
-            set_add(out, m.revert_overlays[k]);
-        snap_meta_dispose(&m);
-    }
-    snap_err_clear(err);
-    for (size_t i = 0; i < s->dom.n_disks; i++)
-        set_add(out, s->dom.disks[i].xs->path);
-    snap_meta_tree_dispose(&t);
-    return rc;
-}
-
-/* The known images whose backing file is file (except `except`). */
-static void users_of(const image_set *known, const char *file, const char *except,
-                     image_set *users)
-{
-    for (size_t i = 0; i < known->n; i++) {
-        if (except && !strcmp(known->paths[i], except))
-            continue;
-        snap_qimg_info info;
-        snap_err ignored;
-        if (access(known->paths[i], F_OK) != 0 ||
-            snap_qimg_info_get(NULL, known->paths[i], SNAP_QIMG_FORCE_SHARE, &info,
-                               &ignored))
-            continue;
-        if (info.full_backing_file && !strcmp(info.full_backing_file, file))
-            set_add(users, known->paths[i]);
-        snap_qimg_info_dispose(&info);
-    }
-}
-
-/* ------------------------------------------------------------ revert overlays */
-
-/*
- * The overlays reverts to m left behind and nothing uses any more: not a
- * disk's active image, not the backing file of a known image, and still
- * what the revert made (a qcow2 on one of m's images).
- */
-static void stale_revert_overlays(const snap_session *s, const snap_meta *m,
-                                  const image_set *known, image_set *out)
-{
-    for (size_t i = 0; i < m->n_revert_overlays; i++) {
-        const char *o = m->revert_overlays[i];
-        bool used = false;
-        for (size_t k = 0; k < s->dom.n_disks && !used; k++)
-            used = !strcmp(s->dom.disks[k].xs->path, o);
-        image_set users = {0};
-        if (!used)
-            users_of(known, o, NULL, &users);
-        used = used || users.n;
-        set_free(&users);
-        snap_qimg_info info;
-        snap_err ignored;
-        if (used || access(o, F_OK) != 0 ||
-            snap_qimg_info_get(NULL, o, SNAP_QIMG_FORCE_SHARE, &info, &ignored))
-            continue;
-        for (size_t k = 0; k < m->n_disks; k++)
-            if (info.full_backing_file &&
-                !strcmp(info.full_backing_file, m->disks[k].base_path))
-                set_add(out, o);
-        snap_qimg_info_dispose(&info);
-    }
-}
-
-/*
- * After the snapshot's storage is gone: its stale revert overlays go too,
- * those where and as a revert to m names them (the record may be edited).
- */
-static int remove_stale_overlays(snap_ctx *ctx, const snap_meta *m,
-                                 const image_set *stale, snap_err *err)
-{
-    int rc = 0;
-    for (size_t i = 0; i < stale->n && !rc; i++) {
-        /* The rules of the disk that accepts it, else (refused, the reason
-         * logged) those of the first disk. */
-        snap_owned o = {0};
-        bool accepted = false;
-        for (size_t k = m->n_disks; k-- > 0 && !accepted;) {
-            snap_owned_dispose(&o);
-            snap_owned_revert_overlay(&o, &m->disks[k], m->name);
-            char *why = snap_owned_refusal(stale->paths[i], &o);
-            accepted = !why;
-            free(why);
-        }
-        if (accepted)
-            snap_log(ctx->lg, XTL_NOTICE,
-                     "removing %s, left by an earlier revert to '%s'", stale->paths[i],
-                     m->name);
-        rc = snap_owned_remove(ctx->lg, stale->paths[i], &o, err);
-        snap_owned_dispose(&o);
-    }
-    return rc;
-}
-
-static bool set_has(const image_set *s, const char *p)
-{
-    for (size_t i = 0; s && i < s->n; i++)
-        if (!strcmp(s->paths[i], p))
-            return true;
-    return false;
-}
-
-/* Drops from users the stale revert overlays (they go with the snapshot). */
-static void drop_stale(image_set *users, const image_set *stale)
-{
-    size_t k = 0;
-    for (size_t i = 0; i < users->n; i++)
-        if (set_has(stale, users->paths[i]))
-            free(users->paths[i]);
-        else
-            users->paths[k++] = users->paths[i];
-    users->n = k;
-}
-
-/* ------------------------------------------------------------ what must be there */
-
-/*
- * This delete already began changing vdev's storage: the journal of an
- * interrupted run marks the disk "merging", so its overlay may be merged and
- * removed, its internal snapshot deleted. Only then is a missing overlay or
- * internal snapshot "done"; anything else took it away behind xlsnap's back.
- */
-static bool journal_began(const snap_journal *j, const char *vdev)
-{
-    for (size_t i = 0; j && i < j->n_disks; i++)
-        if (!strcmp(j->disks[i].vdev, vdev))
-            return j->disks[i].merging;
-    return false;
-}
-
-static int refuse_missing(const snap_meta *m, const snap_meta_disk *md, const char *what,
-                          const char *path, int errnum, snap_err *err)
-{
-    return snap_err_set(
-        err, SNAP_ERROR_NOTFOUND,
-        "disk %s of snapshot '%s': its %s %s %s%s; refusing to delete the snapshot. "
-        "Put the file back (a running device model may still have it open), or, if "
-        "the storage is really gone, forget the record with snapshot-delete --metadata",
-        md->vdev, m->name, what, path,
-        errnum == ENOENT ? "is missing" : "cannot be read: ",
-        errnum == ENOENT ? " (moved or removed outside xlsnap)" : strerror(errnum));
-}
-
-static int refuse_internal_missing(const snap_meta *m, const snap_meta_disk *md,
-                                   snap_err *err)
-{
-    return snap_err_set(
-        err, SNAP_ERROR_NOTFOUND,
-        "disk %s of snapshot '%s': internal snapshot '%s' is not in the "
-        "snapshot table of %s (deleted outside xlsnap); refusing to delete "
-        "the snapshot. Forget the record with snapshot-delete --metadata",
-        md->vdev, m->name, md->qemu_snap_name, md->base_path);
-}
-
-/* The internal snapshot is in base_path's qcow2 table (read with -U). */
-static int check_internal_present(const snap_meta *m, const snap_meta_disk *md,
-                                  snap_err *err)
-{
-    snap_qimg_info info;
-    int rc = snap_qimg_info_get(NULL, md->base_path, SNAP_QIMG_FORCE_SHARE, &info, err);
-    if (rc)
-        return snap_err_context(err, "disk %s of snapshot '%s'", md->vdev, m->name);
-    if (!snap_qimg_find_snapshot(&info, md->qemu_snap_name))
-        rc = refuse_internal_missing(m, md, err);
-    snap_qimg_info_dispose(&info);
-    return rc;
-}
-
-/*
- * Everything deleting m needs is where its record says: every base (or
- * internally snapshotted image), every external overlay and internal
- * snapshot, unless j (NULL: none) says this delete already merged or deleted
- * it. Checked for every disk before the first one changes, so a file moved
- * or removed by hand is refused instead of taken for a finished merge.
- */
-static int check_storage_present(const snap_meta *m, const snap_journal *j, snap_err *err)
-{
-    int rc = 0;
-    for (size_t i = 0; i < m->n_disks && !rc; i++) {
-        const snap_meta_disk *md = &m->disks[i];
-        bool internal = md->method == SNAP_METHOD_INTERNAL;
-        if (access(md->base_path, R_OK) != 0)
-            rc = refuse_missing(m, md, internal ? "image" : "base", md->base_path, errno,
-                                err);
-        else if (journal_began(j, md->vdev))
-            continue;
-        else if (!internal && access(md->overlay_path, R_OK) != 0)
-            rc = refuse_missing(m, md, "overlay", md->overlay_path, errno, err);
-        else if (internal)
-            rc = check_internal_present(m, md, err);
-    }
-    return rc;
-}
-
-/* check_storage_present of every snapshot in list, before any is deleted. */
-static int check_targets_present(snap_session *s, char **list, size_t n, snap_err *err)
-{
-    int rc = 0;
-    size_t i;
-    for (i = 0; i < n && !rc; i++) {
-        snap_meta m;
-        rc = snap_meta_load(&s->st, list[i], &m, err);
-        if (!rc) {
-            rc = check_storage_present(&m, NULL, err);
-            snap_meta_dispose(&m);
-        }
-    }
-    return rc ? snap_err_context(err, "deleting snapshot '%s' (nothing was changed)",
-                                 list[i - 1])
-              : 0;
-}
-
-/* ------------------------------------------------------------ one disk */
-
-typedef struct delete_ctx {
-    snap_ctx *ctx;
-    snap_session *s;
-    const snap_meta *m;
-    snap_qmp *qmp;
-    const snap_qmp_disks *qd;
-    const image_set *known;
-    snap_journal *j;        /* marks a disk "merging" before its image changes */
-    const image_set *stale; /* revert overlays deleted with the snapshot */
-} delete_ctx;
-
-/* The journal says the image is about to change: recovery must finish the delete. */
-static int mark_merging(const delete_ctx *x, const char *vdev, bool merging,
-                        snap_err *err)
-{
-    snap_journal_disk *jd = snap_journal_find_disk(x->j, vdev);
-    if (!jd || jd->merging == merging)
-        return 0;
-    jd->merging = merging;
-    return snap_journal_update(&x->s->st, x->j, err);
-}
-
-/* ------------------------------------------------------------ internal */
-
-/* QMP while a device model serves the image, else qemu-img. */
-static int delete_internal_snapshot(const delete_ctx *x, const snap_qmp_disk *q,
-                                    const snap_meta_disk *md, snap_err *err)
-{
-    bool began = journal_began(x->j, md->vdev);
-    if (q && !snap_qmp_disk_find_snapshot(q, md->qemu_snap_name))
-        return began ? 0 /* deleted by the interrupted run */
-                     : refuse_internal_missing(x->m, md, err);
-    int rc = mark_merging(x, md->vdev, true, err);
-    if (rc)
-        return rc;
-    rc = q ? snap_qmp_delete_internal(x->qmp, snap_qmp_disk_target(q), md->qemu_snap_name,
-                                      SNAP_QMP_TIMEOUT_MS, err)
-           : snap_qimg_snapshot_delete(NULL, md->base_path, md->qemu_snap_name, err);
-    if (rc == SNAP_ERROR_NOTFOUND && began)
-        return snap_err_clear(err), 0;
-    bool refused = rc == SNAP_ERROR_PEER || rc == SNAP_ERROR_BUSY ||
-                   rc == SNAP_ERROR_NOTFOUND || rc == SNAP_ERROR_INVAL;
-    if (refused && !began) { /* the table is as it was: nothing for recovery to finish */
-        snap_err ignored;
-        mark_merging(x, md->vdev, false, &ignored);
-    }
-    return rc;
-}
-
-static int delete_internal(const delete_ctx *x, const snap_meta_disk *md, snap_err *err)
-{
-    size_t depth = 0;
-    const snap_qmp_disk *q =
-        x->qmp ? snap_qmp_disks_find_file(x->qd, md->base_path, &depth) : NULL;
-    if (q && depth != 0)
-        return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
-                            "disk %s: %s is a read-only backing file of the running "
-                            "domain now; delete the newer external snapshots first",
-                            md->vdev, md->base_path);
-    int rc = delete_internal_snapshot(x, q, md, err);
-    return rc ? snap_err_context(err, "disk %s", md->vdev) : 0;
-}
-
-/*
- * Each internal snapshot of m is still the entry xlsnap took (see
- * snap_qsnap_check), checked for every disk before any is deleted.
- */
-static int check_internal_identities(const snap_qmp_disks *qd, const snap_meta *m,
-                                     snap_err *err)
-{
-    static const char refusal[] = "refusing to delete it (snapshot-delete --metadata "
-                                  "forgets the record and leaves the image alone)";
-    int rc = 0;
-    for (size_t i = 0; i < m->n_disks && !rc; i++) {
-        const snap_meta_disk *md = &m->disks[i];
-        if (md->method != SNAP_METHOD_INTERNAL)
-            continue;
-        size_t depth = 0;
-        const snap_qmp_disk *q = snap_qmp_disks_find_file(qd, md->base_path, &depth);
-        const snap_qmp_snapshot *e =
-            q && depth == 0 ? snap_qmp_disk_find_snapshot(q, md->qemu_snap_name) : NULL;
-        snap_meta_qsnap_stamp now = e ? snap_qsnap_stamp_of_qmp(e) : md->qemu_snap_stamp;
-        if (!q) /* not served by a device model: its table on disk */
-            rc = snap_qsnap_check_image(md, refusal, err);
-        else if (e) /* (a backing file, or gone already: delete_internal's call) */
-            rc = snap_qsnap_check(md, e->id, &now, refusal, err);
-    }
-    return rc;
-}
-
-/* ------------------------------------------------------------ external */
-
-static void job_args_device(yajl_gen g, const void *opaque)
-{
-    snap_json_kv_str(g, "device", opaque);
-}
-
-/*
- * A commit job an earlier, interrupted delete left in QEMU (its QMP
- * connection dropped, xlsnap killed): an active commit is completed (the
- * pivot it was heading for), an intermediate one waited for; *merged says
- * the overlay's data is in the base now. No such job: *merged false.
- */
-static int finish_leftover_job(snap_qmp *qmp, const char *job_id, bool *merged,
-                               snap_err *err)
-{
-    snap_qmp_job job = {0};
-    *merged = false;
-    int rc = snap_qmp_query_job(qmp, job_id, &job, SNAP_QMP_TIMEOUT_MS, err);
-    if (rc == SNAP_ERROR_NOTFOUND) {
-        snap_err_clear(err);
-        return 0;
-    }
-    snap_qmp_job_clear(&job);
-    if (!rc)
-        rc = snap_qmp_wait_job(qmp, job_id, "ready", &job, SNAP_COMMIT_TIMEOUT_MS, err);
-    bool ready = !rc && !strcmp(job.status, "ready");
-    snap_qmp_job_clear(&job);
-    if (ready)
-        rc = snap_qmp_execute(qmp, "block-job-complete", job_args_device, job_id, NULL,
-                              SNAP_QMP_TIMEOUT_MS, err);
-    if (!rc)
-        rc = snap_qmp_wait_job(qmp, job_id, "concluded", &job, SNAP_COMMIT_TIMEOUT_MS,
-                               err);
-    *merged = !rc && !job.error;
-    snap_qmp_job_clear(&job);
-    if (!rc)
-        rc = snap_qmp_job_dismiss(qmp, job_id, SNAP_QMP_TIMEOUT_MS, err);
-    return rc ? snap_err_context(err, "finishing the interrupted commit job %s", job_id)
-              : 0;
-}
-
-static void job_args(yajl_gen g, const void *opaque)
-{
-    const char *const *a = opaque; /* job-id, device, top-node, base-node */
-    snap_json_kv_str(g, "job-id", a[0]);
-    snap_json_kv_str(g, "device", a[1]);
-    snap_json_kv_str(g, "top-node", a[2]);
-    snap_json_kv_str(g, "base-node", a[3]);
-    snap_json_kv_bool(g, "auto-dismiss", false);
-}
-
-/* block-commit of an intermediate node: a job that ends by itself. */
-static int commit_intermediate(snap_qmp *qmp, const snap_qmp_disk *q, size_t depth,
-                               const char *vdev, snap_err *err)
-{
-    char job_id[160];
-    snprintf(job_id, sizeof job_id, "xlsnap-delete-%s", vdev);
-    const char *a[4] = {job_id, snap_qmp_disk_target(q), q->chain[depth].node_name,
-                        q->chain[depth + 1].node_name};
-    if (!a[2] || !a[3])
-        return snap_err_set(err, SNAP_ERROR_PROTOCOL, "QEMU did not name the nodes");
-    int rc = snap_qmp_execute(qmp, "block-commit", job_args, a, NULL, SNAP_QMP_TIMEOUT_MS,
-                              err);
-    snap_qmp_job job = {0};
-    if (!rc)
-        rc = snap_qmp_wait_job(qmp, job_id, "concluded", &job, SNAP_COMMIT_TIMEOUT_MS,
-                               err);
-    if (!rc && job.error)
-        rc = snap_err_set(err, SNAP_ERROR_PEER, "commit job %s failed: %s", job_id,
-                          job.error);
-    snap_err ignored;
-    snap_qmp_job_dismiss(qmp, job_id, SNAP_QMP_TIMEOUT_MS, &ignored);
-    snap_qmp_job_clear(&job);
-    return rc;
-}
-
-/* Merges O (= md->overlay_path) into B with QEMU; *was_active when O was on top. */
-static int merge_live(const delete_ctx *x, const snap_qmp_disk *q, size_t depth,
-                      const snap_meta_disk *md, snap_err *err)
-{
-    if (depth + 1 >= q->chain_len || strcmp(q->chain[depth + 1].file, md->base_path))
-        return snap_err_set(err, SNAP_ERROR_INVAL,
-                            "disk %s: %s is not backed by %s any more", md->vdev,
-                            md->overlay_path, md->base_path);
-    if (depth > 0)
-        return commit_intermediate(x->qmp, q, depth, md->vdev, err);
-    char job_id[160];
-    snprintf(job_id, sizeof job_id, "xlsnap-delete-%s", md->vdev);
-    return snap_qmp_commit_active(x->qmp, snap_qmp_disk_target(q), q->chain[1].node_name,
-                                  job_id, SNAP_COMMIT_TIMEOUT_MS, err);
-}
-
-/* Offline: qemu-img commit O, then the image above O re-based onto B. */
-static int merge_offline(const snap_meta_disk *md, const char *above, snap_err *err)
-{
-    int rc = snap_qimg_commit(NULL, md->overlay_path, err);
-    if (!rc && above)
-        rc = snap_qimg_rebase(NULL, above, md->base_path, md->format, true, err);
-    return rc;
-}
-
-static int check_users(const delete_ctx *x, const snap_meta_disk *md, image_set *users_o,
-                       snap_err *err)
-{
-    image_set users_b = {0};
-    users_of(x->known, md->base_path, md->overlay_path, &users_b);
-    users_of(x->known, md->overlay_path, NULL, users_o);
-    drop_stale(&users_b, x->stale);
-    drop_stale(users_o, x->stale);
-    int rc = 0;
-    if (users_b.n)
-        rc = snap_err_set(err, SNAP_ERROR_BUSY,
-                          "disk %s: %s is also the backing file of %s; merging %s into "
-                          "it would change that image's data",
-                          md->vdev, md->base_path, users_b.paths[0], md->overlay_path);
-    else if (users_o->n > 1)
-        rc = snap_err_set(err, SNAP_ERROR_BUSY,
-                          "disk %s: %s is the backing file of both %s and %s; refusing "
-                          "to remove it",
-                          md->vdev, md->overlay_path, users_o->paths[0],
-                          users_o->paths[1]);
-    set_free(&users_b);
-    return rc;
-}
-
-static int merge(const delete_ctx *x, const snap_meta_disk *md, const image_set *users_o,
-                 snap_err *err)
-{
-    char job_id[160];
-    snprintf(job_id, sizeof job_id, "xlsnap-delete-%s", md->vdev);
-    bool merged = false;
-    int rc = x->qmp ? finish_leftover_job(x->qmp, job_id, &merged, err) : 0;
-    if (rc || merged)
-        return rc;
-    size_t depth = 0;
-    const snap_qmp_disk *q =
-        x->qmp ? snap_qmp_disks_find_file(x->qd, md->overlay_path, &depth) : NULL;
-    rc = mark_merging(x, md->vdev, true, err);
-    if (!rc)
-        rc = q ? merge_live(x, q, depth, md, err)
-               : merge_offline(md, users_o->n ? users_o->paths[0] : NULL, err);
-    return rc;
-}
-
-static int delete_external(const delete_ctx *x, const snap_meta_disk *md, snap_err *err)
-{
-    if (access(md->overlay_path, F_OK) != 0)
-        return journal_began(x->j, md->vdev)
-                   ? 0 /* merged and removed by the interrupted run */
-                   : refuse_missing(x->m, md, "overlay", md->overlay_path, errno, err);
-    image_set users_o = {0};
-    int rc = check_users(x, md, &users_o, err);
-    snap_vdisk *vd = snap_domain_find_disk(&x->s->dom, md->vdev);
-    bool active = vd && !strcmp(vd->xs->path, md->overlay_path);
-    if (!rc)
-        rc = merge(x, md, &users_o, err);
-    if (!rc && active) {
-        snap_disk_switch sw = {md->vdev, md->format, md->base_path};
-        rc = snap_switch_disks(x->ctx, &x->s->dom.ref, &sw, 1, err);
-    }
-    if (!rc && unlink(md->overlay_path) != 0 && errno != ENOENT)
-        rc = snap_err_errno(err, SNAP_ERROR_IO, errno, "removing %s", md->overlay_path);
-    set_free(&users_o);
-    return rc ? snap_err_context(err, "disk %s: merging %s into %s", md->vdev,
-                                 md->overlay_path, md->base_path)
-              : 0;
-}
-
-/* Children's records named O as their base: it is B now. */
-static int rebase_children_records(snap_session *s, const snap_meta *m, snap_err *err)
-{
-    snap_meta_tree t;
-    snap_meta_tree_init(&t);
-    int rc = snap_meta_tree_load(&s->st, &t, err);
-    for (size_t i = 0; i < t.n && !rc; i++) {
-        snap_meta c;
-        if (snap_meta_load(&s->st, t.nodes[i].e.name, &c, err))
-            continue;
-        bool changed = false;
-        for (size_t k = 0; k < c.n_disks; k++)
-            for (size_t d = 0; d < m->n_disks; d++)
-                if (m->disks[d].overlay_path &&
-                    !strcmp(c.disks[k].vdev, m->disks[d].vdev) &&
-                    !strcmp(c.disks[k].base_path, m->disks[d].overlay_path)) {
-                    free(c.disks[k].base_path);
-                    c.disks[k].base_path = snap_xstrdup(m->disks[d].base_path);
-                    changed = true;
-                }
-        if (changed)
-            rc = snap_meta_save(&s->st, &c, false, err);
-        snap_meta_dispose(&c);
-    }
-    snap_meta_tree_dispose(&t);
-    return rc;
-}
-
-/* ------------------------------------------------------------ one snapshot */
-
-static int delete_storage(snap_ctx *ctx, snap_session *s, const snap_meta *m,
-                          snap_journal *j, snap_err *err)
-{
-    snap_qmp *qmp = NULL;
-    snap_qmp_disks qd = {0};
-    image_set known = {0};
-    int rc = 0;
-    if (s->dom.qmp_path) {
-        rc = snap_domain_qmp_open(ctx, &s->dom, &qmp, err);
-        if (!rc)
-            rc = snap_qmp_query_disks(qmp, &qd, SNAP_QMP_TIMEOUT_MS, err);
-    }
-    if (!rc)
-        rc = check_storage_present(m, j, err);
-    if (!rc)
-        rc = known_images(s, &known, err);
-    image_set stale = {0};
-    if (!rc)
-        stale_revert_overlays(s, m, &known, &stale);
-    delete_ctx x = {ctx, s, m, qmp, &qd, &known, j, &stale};
-    if (!rc)
-        rc = check_internal_identities(&qd, m, err);
-    for (size_t i = 0; i < m->n_disks && !rc; i++)
-        rc = m->disks[i].method == SNAP_METHOD_INTERNAL
-                 ? delete_internal(&x, &m->disks[i], err)
-                 : delete_external(&x, &m->disks[i], err);
-    if (!rc)
-        rc = remove_stale_overlays(ctx, m, &stale, err);
-    set_free(&stale);
-    set_free(&known);
-    snap_qmp_disks_free(&qd);
-    snap_domain_qmp_close(ctx, qmp);
-    return rc;
-}
-
-/* "'a', 'b'": the children of name (malloc'd), NULL when none. */
-static char *children_of(snap_session *s, const char *name)
-{
-    snap_meta_tree t;
-    snap_err ignored;
-    char *list = NULL;
-    snap_meta_tree_init(&t);
-    if (snap_meta_tree_load(&s->st, &t, &ignored) == 0)
-        for (size_t i = 0; i < t.n; i++) {
-            const snap_meta_entry *e = &t.nodes[i].e;
-            if (!e->parent || strcmp(e->parent, name))
-                continue;
-            char *more =
-                snap_xasprintf("%s%s'%s'", list ? list : "", list ? ", " : "", e->name);
-            free(list);
-            list = more;
-        }
-    snap_meta_tree_dispose(&t);
-    return list;
-}
-
-/* Says that name's children become roots, and why. */
-static void say_orphaned(snap_ctx *ctx, snap_session *s, const char *name,
-                         const char *why)
-{
-    char *children = children_of(s, name);
-    if (children)
-        snap_log(ctx->lg, XTL_NOTICE, "%s: %s %s no parent now", why, children,
-                 strchr(children, ',') ? "have" : "has");
-    free(children);
-}
-
-/* Children to the parent, the record and memory file gone (current moves up). */
-static int delete_metadata(snap_ctx *ctx, snap_session *s, const snap_meta *m,
-                           snap_err *err)
-{
-    /* A parent whose record is gone: its children must not inherit the name. */
-    const char *parent = snap_meta_surviving_parent(&s->st, m);
-    if (m->parent && !parent) {
-        char *why = snap_xasprintf("snapshot '%s' names a missing parent '%s'", m->name,
-                                   m->parent);
-        say_orphaned(ctx, s, m->name, why);
-        free(why);
-    }
-    int rc = snap_meta_reparent_children(&s->st, m->name, parent, err);
-    if (!rc)
-        rc = rebase_children_records(s, m, err);
-    if (!rc && m->has_memory)
-        rc = snap_memory_remove(ctx, &s->st, m->name, m->memory_path, err);
-    if (!rc)
-        rc = snap_meta_remove(&s->st, m->name, err);
-    return rc;
-}
 
 static int delete_one(snap_ctx *ctx, snap_session *s, const char *name, bool meta_only,
                       snap_err *err)
@@ -671,11 +27,11 @@ static int delete_one(snap_ctx *ctx, snap_session *s, const char *name, bool met
     }
     rc = snap_journal_begin(&s->st, &j, err);
     if (!rc && !meta_only)
-        rc = delete_storage(ctx, s, &m, &j, err);
+        rc = snap_delete_storage(ctx, s, &m, &j, err);
     if (!rc)
         rc = snap_journal_set_phase(&s->st, &j, SNAP_PHASE_DISKS_DONE, err);
     if (!rc)
-        rc = delete_metadata(ctx, s, &m, err);
+        rc = snap_delete_metadata(ctx, s, &m, err);
     bool merging = false;
     for (size_t i = 0; i < j.n_disks; i++)
         merging = merging || j.disks[i].merging;
@@ -698,61 +54,6 @@ static int delete_one(snap_ctx *ctx, snap_session *s, const char *name, bool met
     snap_journal_dispose(&j);
     snap_meta_dispose(&m);
     return rc ? snap_err_context(err, "deleting snapshot '%s'", name) : 0;
-}
-
-/*
- * A merge that began changed the base: the snapshot's record no longer
- * describes it, so the only consistent end is the delete finished (every
- * step re-runs: a commit job QEMU still holds is completed, a merged
- * overlay is skipped).
- */
-static int recover_merge(snap_ctx *ctx, snap_session *s, const snap_journal *j,
-                         snap_err *err)
-{
-    snap_meta m;
-    snap_journal jj;
-    int rc = snap_meta_load(&s->st, j->snapshot, &m, err);
-    if (rc)
-        return rc == SNAP_ERROR_NOTFOUND ? (snap_err_clear(err), 0) : rc;
-    snap_log(ctx->lg, XTL_NOTICE, "finishing the interrupted merge of '%s'", j->snapshot);
-    char *text = snap_journal_to_json(j);
-    rc = snap_journal_from_json(&jj, text, "journal", err);
-    free(text);
-    if (!rc) {
-        rc = delete_storage(ctx, s, &m, &jj, err);
-        snap_journal_dispose(&jj);
-    }
-    if (!rc)
-        rc = delete_metadata(ctx, s, &m, err);
-    snap_meta_dispose(&m);
-    return rc ? snap_err_context(err, "finishing the deletion of '%s'", j->snapshot) : 0;
-}
-
-int snap_recover_delete(snap_ctx *ctx, snap_session *s, const snap_journal *j,
-                        snap_err *err)
-{
-    snap_meta m;
-    int rc = 0;
-    bool merging = false;
-    for (size_t i = 0; i < j->n_disks; i++)
-        merging = merging || j->disks[i].merging;
-    if (j->phase < SNAP_PHASE_DISKS_DONE && merging) {
-        rc = recover_merge(ctx, s, j, err);
-        return rc ? rc : snap_journal_finish(&s->st, err);
-    }
-    if (j->phase >= SNAP_PHASE_DISKS_DONE &&
-        snap_meta_load(&s->st, j->snapshot, &m, err) == 0) {
-        snap_log(ctx->lg, XTL_NOTICE, "finishing the deletion of '%s'", j->snapshot);
-        rc = delete_metadata(ctx, s, &m, err);
-        snap_meta_dispose(&m);
-    } else {
-        snap_log(ctx->lg, XTL_NOTICE,
-                 "the deletion of '%s' stopped before its storage was done; its record "
-                 "stays, run snapshot-delete again",
-                 j->snapshot);
-    }
-    snap_err_clear(err);
-    return rc ? rc : snap_journal_finish(&s->st, err);
 }
 
 /* The snapshots to delete, leaves first. */
@@ -804,7 +105,7 @@ static const char *storage_action(const snap_session *s, const snap_meta_disk *m
 }
 
 static void plan_snapshot_json(yajl_gen g, snap_session *s, const char *name,
-                               bool meta_only, const image_set *known)
+                               bool meta_only, const snap_image_set *known)
 {
     snap_meta m;
     snap_err ignored;
@@ -826,12 +127,12 @@ static void plan_snapshot_json(yajl_gen g, snap_session *s, const char *name,
             yajl_gen_map_close(g);
         }
         yajl_gen_array_close(g);
-        image_set stale = {0};
+        snap_image_set stale = {0};
         if (!meta_only)
-            stale_revert_overlays(s, &m, known, &stale);
+            snap_delete_stale_overlays(s, &m, known, &stale);
         snap_json_kv_strv(g, "remove_revert_overlays", (const char *const *)stale.paths,
                           stale.n);
-        set_free(&stale);
+        snap_image_set_free(&stale);
         snap_meta_dispose(&m);
     }
     yajl_gen_map_close(g);
@@ -852,12 +153,12 @@ static char *delete_plan_json(snap_session *s, const char *name,
     snap_json_kv_bool(g, "domain_live", s->dom.qmp_path != NULL);
     snap_json_key(g, "delete");
     yajl_gen_array_open(g);
-    image_set known = {0};
+    snap_image_set known = {0};
     snap_err ignored;
-    known_images(s, &known, &ignored);
+    snap_delete_known_images(s, &known, &ignored);
     for (size_t i = 0; i < n; i++)
         plan_snapshot_json(g, s, list[i], p->metadata_only, &known);
-    set_free(&known);
+    snap_image_set_free(&known);
     yajl_gen_array_close(g);
     yajl_gen_map_close(g);
     return snap_json_gen_finish(g, NULL);
@@ -893,7 +194,7 @@ static int delete_damaged(snap_ctx *ctx, snap_session *s, const char *name,
     snap_log(ctx->lg, XTL_NOTICE, "removing the damaged record of snapshot '%s'", name);
     char *why =
         snap_xasprintf("the damaged record of '%s' names no readable parent", name);
-    say_orphaned(ctx, s, name, why);
+    snap_delete_say_orphaned(ctx, s, name, why);
     free(why);
     rc = snap_meta_reparent_children(&s->st, name, NULL, err);
     return rc ? rc : snap_meta_remove(&s->st, name, err);
@@ -939,7 +240,7 @@ int snap_delete(snap_ctx *ctx, const char *domain, const char *name,
     if (!rc && !damaged && p->dry_run && plan_out)
         *plan_out = delete_plan_json(&s, name, p, list, n);
     if (!rc && !p->dry_run && !p->metadata_only)
-        rc = check_targets_present(&s, list, n, err);
+        rc = snap_delete_check_targets(&s, list, n, err);
     for (size_t i = 0; i < n && !rc && !p->dry_run; i++) {
         snap_log(ctx->lg, XTL_INFO, "deleting snapshot '%s'", list[i]);
         rc = delete_one(ctx, &s, list[i], p->metadata_only, err);

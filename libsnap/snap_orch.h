@@ -288,14 +288,6 @@ int snap_session_open(snap_ctx *ctx, const char *qualifier, unsigned flags,
                       snap_session *s, snap_err *err);
 void snap_session_close(snap_session *s);
 
-/* Undoes a create recorded in journal j (this run's failure or a dead run's). */
-int snap_rollback_create(snap_ctx *ctx, snap_session *s, const snap_journal *j,
-                         snap_err *err);
-/* Ends err's message with how to move an unusable journal aside; returns rc. */
-int snap_discard_hint(snap_err *err, int rc, const char *domain);
-/* Rolls back (or forward) a journaled operation whose owner is gone. */
-int snap_recover_journal(snap_ctx *ctx, snap_session *s, bool *recovered, snap_err *err);
-
 /* A snap_meta as the public snap_info (n_children, current filled by caller). */
 snap_info *snap_info_from_meta(const snap_meta *m);
 

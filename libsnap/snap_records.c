@@ -9,7 +9,7 @@
 
 #include "snap_agent.h"
 #include "snap_orch.h"
-#include "snap_revert.h"
+#include "snap_revert_record.h"
 
 snap_info *snap_info_from_meta(const snap_meta *m)
 {

@@ -23,7 +23,8 @@
 #include "snap_json.h"
 #include "snap_memory.h"
 #include "snap_qemuimg.h"
-#include "snap_revert.h"
+#include "snap_revert_record.h"
+#include "snap_rollback.h"
 
 typedef struct revert_disk {
     const snap_meta_disk *md;
@@ -220,26 +221,6 @@ static int switch_disks(snap_ctx *ctx, snap_session *s, const revert_plan *rp,
     free(sw);
     free(dc);
     return rc;
-}
-
-int snap_revert_record_overlays(snap_meta_store *st, const snap_journal *j, snap_err *err)
-{
-    snap_meta m;
-    bool any = false;
-    for (size_t i = 0; i < j->n_disks; i++)
-        any = any || j->disks[i].overlay_created;
-    if (!any)
-        return 0;
-    int rc = snap_meta_load(st, j->snapshot, &m, err);
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < j->n_disks; i++)
-        if (j->disks[i].overlay_created)
-            snap_meta_add_revert_overlay(&m, j->disks[i].overlay_created);
-    rc = snap_meta_save(st, &m, false, err);
-    snap_meta_dispose(&m);
-    return rc ? snap_err_context(err, "recording the new overlays in '%s'", j->snapshot)
-              : 0;
 }
 
 /*

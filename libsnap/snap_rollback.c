@@ -1,31 +1,31 @@
 /*
- * Rolling back a create from its journal alone, so that the same code undoes
- * a failure in this process and an operation a dead xlsnap left behind:
+ * Rolling back a create or a revert from its journal alone, so that the same
+ * code undoes a failure in this process and an operation a dead xlsnap left
+ * behind (journal recovery, snap_recover.c). Undoing a create:
  *  - an overlay QEMU now writes to is merged back into the image below it
  *    (active block-commit: nothing the guest wrote since is lost), then the
  *    file is removed; an overlay QEMU does not use is just removed;
  *  - an internal snapshot the operation created is deleted (QMP when a device
  *    model serves the disk, qemu-img when not);
  *  - xenstore params and the stored config get their old values back.
+ * Undoing a revert: the toolstack back to the old images, the new overlays
+ * removed, the domain started again (or, past its start, the revert is
+ * finished instead: its overlays recorded, current moved).
  * Every step tolerates "already undone", so a crash during rollback is
  * recovered by rolling back again.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <unistd.h>
 
-#include "snap_orch.h"
-#include "snap_json.h"
 #include "snap_memory.h"
 #include "snap_owned.h"
 #include "snap_qemuimg.h"
-#include "snap_revert.h"
+#include "snap_revert_record.h"
+#include "snap_rollback.h"
 
 /*
  * The journal names each overlay before it exists, so a file found there is
@@ -293,213 +293,4 @@ int snap_rollback_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
     if (!rc)
         snap_revert_forget_domain(&s->st);
     return rc ? snap_err_context(err, "rolling back the revert to '%s'", j->snapshot) : 0;
-}
-
-void snap_revert_forget_domain(snap_meta_store *st)
-{
-    snap_err ignore;
-    snap_meta_store_unlink(st, SNAP_REVERT_DOMAIN_FILE, &ignore);
-}
-
-/* ----------------------------------------------- a domain a revert destroyed */
-
-/*
- * The saved config of the domain with directory uuid when a revert left one
- * and it names qualifier (a name, or this very UUID).
- */
-static bool vanished_config(const char *statedir, const char *uuid, const char *qualifier,
-                            char **config)
-{
-    snap_meta_store st;
-    snap_err ignore;
-    char *text = NULL;
-    size_t len;
-    if (snap_meta_store_open(&st, statedir, uuid, NULL, false, &ignore))
-        return false;
-    bool hit =
-        snap_meta_store_read(&st, SNAP_REVERT_DOMAIN_FILE, &text, &len, &ignore) == 0;
-    snap_meta_store_close(&st);
-    if (hit && strcasecmp(uuid, qualifier) != 0) {
-        yajl_val root = snap_json_parse(text, "saved domain config", &ignore);
-        const char *name =
-            snap_json_get_string(snap_json_get_object(root, "c_info"), "name");
-        hit = name && !strcmp(name, qualifier);
-        yajl_tree_free(root);
-    }
-    if (hit)
-        *config = text;
-    else
-        free(text);
-    return hit;
-}
-
-/* The UUID (directory) whose saved config names qualifier, or NULL. */
-static char *find_vanished(const char *statedir, const char *qualifier, char **config)
-{
-    if (snap_uuid_valid(qualifier))
-        return vanished_config(statedir, qualifier, qualifier, config)
-                   ? snap_xstrdup(qualifier)
-                   : NULL;
-    char *path = snap_xasprintf("%s/snapshots", statedir), *uuid = NULL;
-    DIR *d = opendir(path);
-    free(path);
-    struct dirent *e;
-    while (d && !uuid && (e = readdir(d)))
-        if (snap_uuid_valid(e->d_name) &&
-            vanished_config(statedir, e->d_name, qualifier, config))
-            uuid = snap_xstrdup(e->d_name);
-    if (d)
-        closedir(d);
-    return uuid;
-}
-
-/* The journal is a revert's (the only operation that saves the config). */
-static bool journal_is_revert(snap_meta_store *st)
-{
-    snap_journal j;
-    bool found = false, revert;
-    snap_err ignore;
-    if (snap_journal_load(st, &j, &found, &ignore) || !found)
-        return false;
-    revert = j.op == SNAP_JOURNAL_REVERT;
-    snap_journal_dispose(&j);
-    return revert;
-}
-
-/* Recovers the revert journaled in uuid's directory for the absent domain. */
-static int recover_vanished_in(snap_ctx *ctx, const char *uuid, char *config,
-                               snap_err *err)
-{
-    snap_session s;
-    memset(&s, 0, sizeof s);
-    s.lock.fd = -1;
-    s.dom.config = config;
-    s.dom.config_len = strlen(config);
-    yajl_val root = snap_json_parse(config, "saved domain config", err);
-    const char *name = snap_json_get_string(snap_json_get_object(root, "c_info"), "name");
-    snprintf(s.dom.ref.name, sizeof s.dom.ref.name, "%s", name ? name : uuid);
-    yajl_tree_free(root);
-    snprintf(s.dom.ref.uuid, sizeof s.dom.ref.uuid, "%s", uuid);
-    s.dom.ref.state = SNAP_DOMAIN_SHUTOFF;
-    snap_err_clear(err);
-    bool recovered = false;
-    int rc = snap_meta_store_open(&s.st, ctx->statedir, uuid, s.dom.ref.name, false, err);
-    s.st_open = rc == 0;
-    if (!rc)
-        rc = snap_lock_acquire(&s.st, &s.lock, SNAP_LOCK_TIMEOUT_MS, err);
-    /* No revert in flight any more (another xlsnap recovered it while we
-     * waited for the lock, or the file is stale): just look again. */
-    if (!rc && !journal_is_revert(&s.st))
-        snap_revert_forget_domain(&s.st);
-    else if (!rc)
-        rc = snap_recover_journal(ctx, &s, &recovered, err);
-    snap_session_close(&s);
-    return rc;
-}
-
-/*
- * The UUID (and saved config) of the domain qualifier names when an
- * interrupted revert destroyed it: its config was saved and no domain has
- * its UUID now. NULL otherwise (*config NULL too).
- */
-static char *find_destroyed(snap_ctx *ctx, const char *qualifier, char **config)
-{
-    char *uuid = find_vanished(ctx->statedir, qualifier, config);
-    snap_domain_ref now;
-    snap_err lerr;
-    if (uuid && ctx->ops->lookup_uuid(ctx, uuid, &now, &lerr) != SNAP_ERROR_NOTFOUND) {
-        free(uuid);
-        free(*config);
-        *config = NULL;
-        uuid = NULL;
-    }
-    return uuid;
-}
-
-bool snap_domain_vanished(snap_ctx *ctx, const char *qualifier)
-{
-    char *config = NULL;
-    char *uuid = find_destroyed(ctx, qualifier, &config);
-    bool destroyed = uuid != NULL;
-    free(config);
-    free(uuid);
-    return destroyed;
-}
-
-int snap_recover_vanished(snap_ctx *ctx, const char *qualifier, snap_err *err)
-{
-    char *config = NULL;
-    char *uuid = find_destroyed(ctx, qualifier, &config);
-    if (!uuid)
-        return SNAP_ERROR_NOTFOUND;
-    snap_log(ctx->lg, XTL_NOTICE,
-             "domain %s (UUID %s) does not exist: an interrupted revert destroyed it",
-             qualifier, uuid);
-    snap_err rerr;
-    int rc = recover_vanished_in(ctx, uuid, config, &rerr); /* owns config */
-    if (rc && rc != SNAP_ERROR_NOTFOUND)
-        *err = rerr;
-    free(uuid);
-    return rc;
-}
-
-/* Waits for a watchdog still busy thawing, then makes sure the guest is thawed. */
-static int recover_freeze(snap_ctx *ctx, snap_session *s, const snap_journal *j,
-                          snap_err *err)
-{
-    if (j->phase != SNAP_PHASE_FROZEN || !s->dom.agent_path ||
-        s->dom.ref.state != SNAP_DOMAIN_RUNNING)
-        return 0;
-    for (int waited = 0; snap_journal_watchdog_alive(j) && waited < 30000; waited += 100)
-        usleep(100000);
-    return snap_quiesce_recover(ctx, s->dom.agent_path, err);
-}
-
-int snap_discard_hint(snap_err *err, int rc, const char *domain)
-{
-    char *msg = snap_xstrdup(err->msg);
-    snap_err_set(err, rc,
-                 "%s; if no xlsnap is working on domain %s, move the journal aside "
-                 "with snapshot-delete --discard-journal %s",
-                 msg, domain, domain);
-    free(msg);
-    return rc;
-}
-
-int snap_recover_journal(snap_ctx *ctx, snap_session *s, bool *recovered, snap_err *err)
-{
-    snap_journal j;
-    bool found = false;
-    *recovered = false;
-    int rc = snap_journal_load(&s->st, &j, &found, err);
-    if (rc)
-        return snap_discard_hint(err, rc, s->dom.ref.name);
-    if (!found)
-        return 0;
-    if (snap_journal_owner_alive(&j)) {
-        rc = snap_err_set(err, SNAP_ERROR_BUSY,
-                          "domain %s: xlsnap pid %d is still working on snapshot '%s'",
-                          s->dom.ref.name, (int)j.owner_pid, j.snapshot);
-        snap_journal_dispose(&j);
-        return rc;
-    }
-    snap_log(ctx->lg, XTL_NOTICE, "domain %s: recovering the interrupted %s of '%s' (%s)",
-             s->dom.ref.name, snap_journal_op_name(j.op), j.snapshot,
-             snap_journal_phase_name(j.phase));
-    *recovered = true;
-    rc = recover_freeze(ctx, s, &j, err);
-    if (!rc && j.phase == SNAP_PHASE_METADATA_DONE)
-        rc = snap_journal_finish(&s->st, err);
-    else if (!rc && j.op == SNAP_JOURNAL_CREATE)
-        rc = snap_rollback_create(ctx, s, &j, err);
-    else if (!rc && j.op == SNAP_JOURNAL_REVERT)
-        rc = snap_rollback_revert(ctx, s, &j, err);
-    else if (!rc && j.op == SNAP_JOURNAL_DELETE)
-        rc = snap_recover_delete(ctx, s, &j, err);
-    else if (!rc)
-        rc = snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
-                          "domain %s: cannot recover an interrupted %s yet; see %s",
-                          s->dom.ref.name, snap_journal_op_name(j.op), s->st.dir);
-    snap_journal_dispose(&j);
-    return rc ? snap_err_context(err, "recovery") : 0;
 }

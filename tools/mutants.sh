@@ -37,13 +37,13 @@ mutation no-thaw libsnap/snap_quiesce.c '^int snap_quiesce_thaw(' \
 mutation no-xenstore-switch libsnap/snap_switch.c '^int snap_switch_disks(' \
     's|rc = snap_xs_disks_set_params(xs, ref->domid, xc, n, NULL, err);|rc = 0; /* MUTANT: xenstore left on the old images */|' \
     "guest:test_create"
-mutation no-merge-on-delete libsnap/snap_delete.c '^static int merge(' \
+mutation no-merge-on-delete libsnap/snap_delete_steps.c '^static int merge(' \
     's|rc = q ? merge_live(x, q, depth, md, err)|rc = 1 ? 0 /* MUTANT: no merge */ : q ? merge_live(x, q, depth, md, err)|' \
     "guest:test_delete"
 # Caught today only by a knock-on effect (test_delete_internal_running's delete
 # fails on the chain left behind); test_delete_active_external itself passes
 # under it until it checks the merged base (issue 23, item 3).
-mutation no-active-merge libsnap/snap_delete.c '^static int merge_live(' \
+mutation no-active-merge libsnap/snap_delete_steps.c '^static int merge_live(' \
     's|    return snap_qmp_commit_active(x->qmp, snap_qmp_disk_target(q), q->chain\[1\].node_name,|    return 0; /* MUTANT: the active layer is not merged */ (void)snap_qmp_commit_active(x->qmp, snap_qmp_disk_target(q), q->chain[1].node_name,|' \
     "guest:test_delete"
 mutation no-file-fsync libsnap/snap_meta_store.c '^int snap_meta_store_write(' \
@@ -52,7 +52,7 @@ mutation no-file-fsync libsnap/snap_meta_store.c '^int snap_meta_store_write(' \
 mutation no-dir-fsync libsnap/snap_meta_store.c '^int snap_meta_store_write(' \
     's|    if (fsync(st->dirfd) < 0)|    if (0) /* MUTANT: no fsync of the directory */|' \
     "unit:test_durability"
-mutation recovery-refuses libsnap/snap_rollback.c '^int snap_recover_journal(' \
+mutation recovery-refuses libsnap/snap_recover.c '^int snap_recover_journal(' \
     's|    snap_log(ctx->lg, XTL_NOTICE, "domain %s: recovering the interrupted|    snap_journal_dispose(\&j); return snap_err_set(err, SNAP_ERROR_BUSY, "domain %s: the journal of an interrupted run is in the way (MUTANT: recovery refused)", s->dom.ref.name); &|' \
     "script:tests/scripts/hostile-cli.sh"
 

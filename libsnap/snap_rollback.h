@@ -1,0 +1,25 @@
+/*
+ * Undoing a create or a revert from its journal alone (snap_rollback.c), so
+ * that one path undoes a failure in this process (snap_create.c,
+ * snap_revert.c) and an operation a dead xlsnap left (snap_recover.c).
+ * Not installed.
+ */
+#ifndef SNAP_ROLLBACK_H
+#define SNAP_ROLLBACK_H
+
+#include "snap_orch.h"
+
+/* Undoes a create recorded in journal j (this run's failure or a dead run's). */
+int snap_rollback_create(snap_ctx *ctx, snap_session *s, const snap_journal *j,
+                         snap_err *err);
+
+/*
+ * Undoes a revert recorded in j before its domain started: the toolstack's
+ * disks back to their old images (where the platform keeps a stopped
+ * domain), the new overlays removed. Applied internal snapshots stay applied.
+ * Past domain-started the revert is finished instead (current moves).
+ */
+int snap_rollback_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
+                         snap_err *err);
+
+#endif
