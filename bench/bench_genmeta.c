@@ -16,6 +16,7 @@
 #include <stdlib.h>
 
 #include "snap_meta.h"
+#include "snap_meta_io.h"
 
 #define BASE_TIME 1790000000 /* 2026-09, any fixed time keeps runs alike */
 

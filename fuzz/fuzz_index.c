@@ -14,6 +14,8 @@
 #include <sys/stat.h>
 
 #include "snap_meta.h"
+#include "snap_meta_io.h"
+#include "snap_meta_tree.h"
 #include "snap_meta_store.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t len);

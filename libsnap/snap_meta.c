@@ -52,19 +52,51 @@ bool snap_meta_name_valid(const char *name)
     return snap_meta_name_check(name, NULL) == 0;
 }
 
-char *snap_meta_name_default(snap_meta_store *st, int64_t when)
+/* ------------------------------------------------------------- the public view */
+
+snap_info *snap_info_from_meta(const snap_meta *m)
 {
-    time_t t = (time_t)when;
-    struct tm tm;
-    char base[64];
-    gmtime_r(&t, &tm);
-    strftime(base, sizeof base, "%Y-%m-%dT%H-%M-%SZ", &tm);
-    char *name = snap_xstrdup(base);
-    for (int n = 2; st && snap_meta_exists(st, name); n++) {
-        free(name);
-        name = snap_xasprintf("%s-%d", base, n);
+    snap_info *s = snap_xcalloc(1, sizeof *s);
+    s->name = snap_xstrdup(m->name);
+    s->description = snap_xstrdup(m->description ? m->description : "");
+    s->parent = snap_xstrdup_or_null(m->parent);
+    s->creation_sec = m->ctime_sec;
+    s->creation_nsec = m->ctime_nsec;
+    s->domain_name = snap_xstrdup(m->domain.name);
+    s->domain_uuid = snap_xstrdup(m->domain.uuid);
+    s->domain_state = m->domain.state;
+    s->disks = snap_xcalloc(m->n_disks, sizeof *s->disks);
+    s->n_disks = m->n_disks;
+    for (size_t i = 0; i < m->n_disks; i++) {
+        const snap_meta_disk *md = &m->disks[i];
+        snap_disk_info *d = &s->disks[i];
+        d->vdev = snap_xstrdup(md->vdev);
+        d->backend = snap_xstrdup(md->backend);
+        d->method = md->method;
+        d->format = snap_xstrdup(md->format);
+        d->base_path = snap_xstrdup(md->base_path);
+        d->overlay_path = snap_xstrdup_or_null(md->overlay_path);
+        d->internal_name = snap_xstrdup_or_null(md->qemu_snap_name);
     }
-    return name;
+    s->excluded = snap_strv_dup(m->excluded, m->n_excluded);
+    s->n_excluded = m->n_excluded;
+    s->revert_overlays = snap_strv_dup(m->revert_overlays, m->n_revert_overlays);
+    s->n_revert_overlays = m->n_revert_overlays;
+    s->quiesce_policy = m->quiesce.policy;
+    s->quiesced = m->quiesce.state == SNAP_META_QUIESCED;
+    s->frozen_count = m->quiesce.frozen_count;
+    s->frozen_ms = m->quiesce.window_ms;
+    s->thaw_ok = m->quiesce.thaw_ok;
+    s->quiesce_reason = snap_xstrdup_or_null(m->quiesce.reason);
+    if (m->quiesce.has_timeline) {
+        s->freeze_thaw_by_ms = m->quiesce.timeline.thaw_by_ms;
+        s->freeze_worst_ms = m->quiesce.timeline.worst_slow_ms;
+        s->freeze_watchdog_ms = m->quiesce.timeline.watchdog_ms;
+    }
+    s->memory_path = m->has_memory ? snap_xstrdup_or_null(m->memory_path) : NULL;
+    s->memory_size = m->memory_size;
+    s->json = snap_meta_to_json(m);
+    return s;
 }
 
 /* ------------------------------------------------------------- enums */

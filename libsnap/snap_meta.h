@@ -1,6 +1,8 @@
 /*
  * Snapshot metadata: one JSON file per snapshot, <dir>/<name>.json in the
- * domain directory of snap_meta_store.h, and the tree derived from them.
+ * domain directory of snap_meta_store.h. This header: names and records
+ * (snap_meta.c); storing them, snap_meta_io.h; the tree derived from them,
+ * snap_meta_tree.h.
  *
  * Snapshot names (snap_meta_name_valid): 1..128 bytes of valid UTF-8 (no
  * overlong forms, no surrogates), no '/', no control characters (C0, DEL,
@@ -53,12 +55,6 @@ int snap_meta_name_check(const char *name, snap_err *err);
  */
 int snap_meta_new_name_check(const char *name, snap_err *err);
 bool snap_meta_name_valid(const char *name);
-/*
- * A default name from the time `when` (UTC), unique in the store (st may be
- * NULL: no uniqueness check). malloc'd.
- */
-char *snap_meta_name_default(snap_meta_store *st, int64_t when);
-
 /* ------------------------------------------------------------- records */
 
 /*
@@ -164,6 +160,8 @@ int snap_meta_set_config_text(snap_meta *m, const char *json, snap_err *err);
 /* Sets the creation time to now. */
 void snap_meta_stamp_now(snap_meta *m);
 
+/* A snap_meta as the public snap_info (n_children, current filled by caller). */
+snap_info *snap_info_from_meta(const snap_meta *m);
 /* Semantic checks done before every store and after every load. */
 int snap_meta_validate(const snap_meta *m, const char *what, snap_err *err);
 /* The file's JSON text (beautified), malloc'd. */
@@ -194,114 +192,5 @@ int snap_meta_read_bool(const snap_meta_reader *r, yajl_val obj, const char *key
                         bool *out);
 int snap_meta_read_obj(const snap_meta_reader *r, yajl_val obj, const char *key,
                        bool nullable, yajl_val *out);
-
-/* ------------------------------------------------------------- storage */
-
-/*
- * Writes m as <name>.json atomically. With exclusive, an existing snapshot
- * of that name is SNAP_ERROR_EXISTS (create); without, it is replaced.
- */
-int snap_meta_save(snap_meta_store *st, const snap_meta *m, bool exclusive,
-                   snap_err *err);
-/* Loads snapshot name; missing: SNAP_ERROR_NOTFOUND "snapshot 'x' of domain d ...". */
-int snap_meta_load(snap_meta_store *st, const char *name, snap_meta *m, snap_err *err);
-bool snap_meta_exists(snap_meta_store *st, const char *name);
-/*
- * The parent m's children and the current pointer move to when m goes: m's
- * parent when its record exists, else none (a missing parent's own parent is
- * unknown), never a dangling name.
- */
-const char *snap_meta_surviving_parent(snap_meta_store *st, const snap_meta *m);
-/*
- * Removes snapshot name's record. If it was the current snapshot, current
- * moves to its surviving parent first (so a crash in between leaves a valid
- * state). A damaged record (unreadable, a symlink) is removed too: the entry
- * itself, never what a symlink points to.
- */
-int snap_meta_remove(snap_meta_store *st, const char *name, snap_err *err);
-/*
- * Makes every child of name a child of new_parent (NULL: they become roots),
- * one atomic write per child. Idempotent: re-running it after a crash
- * finishes the job. Used by delete before snap_meta_remove.
- */
-/*
- * "; remove it with snapshot-delete --metadata DOMAIN NAME" (shell-quoted
- * when needed; no program name: xlsnap and xl both take it), malloc'd,
- * appended to the errors about a damaged record.
- */
-char *snap_meta_removal_hint(const snap_meta_store *st, const char *name);
-/* snap_meta_load, the error about a damaged record ending with that hint. */
-int snap_meta_load_hinted(snap_meta_store *st, const char *name, snap_meta *m,
-                          snap_err *err);
-int snap_meta_reparent_children(snap_meta_store *st, const char *name,
-                                const char *new_parent, snap_err *err);
-
-/* *name_out: the current snapshot's name (malloc'd), or NULL when there is none. */
-int snap_meta_get_current(snap_meta_store *st, char **name_out, snap_err *err);
-/* Points current at name (NULL: none) with one atomic write. */
-int snap_meta_set_current(snap_meta_store *st, const char *name, snap_err *err);
-
-/* ------------------------------------------------------------- tree */
-
-/* The summary of a snapshot that listing needs (kept in the .index cache). */
-typedef struct snap_meta_entry {
-    char *name;
-    char *parent;
-    char *description;
-    int64_t ctime_sec;
-    int32_t ctime_nsec;
-    snap_domain_state domstate;
-    unsigned n_disks, n_internal, n_external, n_excluded;
-    snap_meta_consistency consistency;
-    bool has_memory;
-} snap_meta_entry;
-
-#define SNAP_META_NONE ((size_t)-1)
-
-typedef struct snap_meta_node {
-    snap_meta_entry e;
-    size_t parent;    /* index, or SNAP_META_NONE for roots */
-    size_t *children; /* indexes, in creation order */
-    size_t n_children;
-    unsigned depth;       /* 0 for roots */
-    bool dangling_parent; /* names a parent that does not exist (shown as a root) */
-    bool in_cycle;        /* its parent chain looped (shown as a root) */
-} snap_meta_node;
-
-typedef struct snap_meta_tree {
-    snap_meta_node *nodes; /* in creation order (time, then name) */
-    size_t n;
-    size_t current;  /* index, or SNAP_META_NONE */
-    char **problems; /* hand-edit damage found: unreadable files, cycles, ... */
-    size_t n_problems;
-    size_t *hash_; /* private: name lookup */
-    size_t hash_size_;
-} snap_meta_tree;
-
-void snap_meta_tree_init(snap_meta_tree *t);
-void snap_meta_tree_dispose(snap_meta_tree *t);
-/*
- * Lists the domain's snapshots and derives the tree. Uses and refreshes the
- * .index cache (entries keyed by inode, size, mtime and ctime of each file;
- * the per-snapshot files are always the truth). Damaged files are reported
- * in t->problems and left out, not fatal.
- */
-int snap_meta_tree_load(snap_meta_store *st, snap_meta_tree *t, snap_err *err);
-/*
- * Builds the tree from entries (ownership of the array and its strings passes
- * to t) and current's name (may be NULL). For callers with their own entries.
- */
-void snap_meta_tree_build(snap_meta_tree *t, snap_meta_entry *entries, size_t n,
-                          const char *current);
-/* Summary of a full record (strings copied). */
-void snap_meta_entry_from_meta(snap_meta_entry *e, const snap_meta *m);
-void snap_meta_entry_dispose(snap_meta_entry *e);
-
-size_t snap_meta_tree_find(const snap_meta_tree *t, const char *name);
-/* Descendants of node i in depth-first pre-order (malloc'd, *n set; i excluded). */
-size_t *snap_meta_tree_descendants(const snap_meta_tree *t, size_t i, size_t *n);
-/* Roots (resp. leaves) in creation order (malloc'd, *n set). */
-size_t *snap_meta_tree_roots(const snap_meta_tree *t, size_t *n);
-size_t *snap_meta_tree_leaves(const snap_meta_tree *t, size_t *n);
 
 #endif

@@ -1,10 +1,15 @@
-/* Storing, loading and removing snapshot records, and the current pointer. */
-#include "snap_meta.h"
+/*
+ * Storing, loading and removing snapshot records, default names unique in
+ * the store, and the current pointer; see snap_meta_io.h.
+ */
+#include "snap_meta_io.h"
 
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "snap_json.h"
 
@@ -24,6 +29,21 @@ bool snap_meta_exists(snap_meta_store *st, const char *name)
     bool found = fstatat(st->dirfd, fname, &sb, AT_SYMLINK_NOFOLLOW) == 0;
     free(fname);
     return found;
+}
+
+char *snap_meta_name_default(snap_meta_store *st, int64_t when)
+{
+    time_t t = (time_t)when;
+    struct tm tm;
+    char base[64];
+    gmtime_r(&t, &tm);
+    strftime(base, sizeof base, "%Y-%m-%dT%H-%M-%SZ", &tm);
+    char *name = snap_xstrdup(base);
+    for (int n = 2; st && snap_meta_exists(st, name); n++) {
+        free(name);
+        name = snap_xasprintf("%s-%d", base, n);
+    }
+    return name;
 }
 
 int snap_meta_save(snap_meta_store *st, const snap_meta *m, bool exclusive, snap_err *err)
@@ -201,34 +221,5 @@ int snap_meta_remove(snap_meta_store *st, const char *name, snap_err *err)
     char *fname = file_of(name);
     rc = snap_meta_store_unlink(st, fname, err);
     free(fname);
-    return rc;
-}
-
-int snap_meta_reparent_children(snap_meta_store *st, const char *name,
-                                const char *new_parent, snap_err *err)
-{
-    snap_meta_tree t;
-    int rc = snap_meta_tree_load(st, &t, err);
-    for (size_t i = 0; rc == 0 && i < t.n; i++) {
-        const snap_meta_entry *e = &t.nodes[i].e;
-        if (!e->parent || strcmp(e->parent, name) != 0)
-            continue;
-        if (new_parent && strcmp(new_parent, e->name) == 0) {
-            rc = snap_err_set(err, SNAP_ERROR_INVAL,
-                              "cannot make snapshot '%s' its own parent", e->name);
-            break;
-        }
-        snap_meta m;
-        rc = snap_meta_load(st, e->name, &m, err);
-        if (rc < 0)
-            break;
-        free(m.parent);
-        m.parent = new_parent ? snap_xstrdup(new_parent) : NULL;
-        rc = snap_meta_save(st, &m, false, err);
-        snap_meta_dispose(&m);
-    }
-    snap_meta_tree_dispose(&t);
-    if (rc < 0)
-        snap_err_context(err, "reparenting the children of snapshot '%s'", name);
     return rc;
 }

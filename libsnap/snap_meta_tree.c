@@ -9,7 +9,7 @@
  * Name lookups go through a hash table, so everything but the sort into
  * creation order is linear in the number of snapshots.
  */
-#include "snap_meta.h"
+#include "snap_meta_tree.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,6 +25,8 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#include "snap_meta_io.h"
 
 #define INDEX_FILE ".index"
 
@@ -988,6 +990,35 @@ int snap_meta_tree_load(snap_meta_store *st, snap_meta_tree *t, snap_err *err)
     free(t->problems);
     t->problems = l.problems;
     t->n_problems = l.n_problems;
+    return rc;
+}
+
+int snap_meta_reparent_children(snap_meta_store *st, const char *name,
+                                const char *new_parent, snap_err *err)
+{
+    snap_meta_tree t;
+    int rc = snap_meta_tree_load(st, &t, err);
+    for (size_t i = 0; rc == 0 && i < t.n; i++) {
+        const snap_meta_entry *e = &t.nodes[i].e;
+        if (!e->parent || strcmp(e->parent, name) != 0)
+            continue;
+        if (new_parent && strcmp(new_parent, e->name) == 0) {
+            rc = snap_err_set(err, SNAP_ERROR_INVAL,
+                              "cannot make snapshot '%s' its own parent", e->name);
+            break;
+        }
+        snap_meta m;
+        rc = snap_meta_load(st, e->name, &m, err);
+        if (rc < 0)
+            break;
+        free(m.parent);
+        m.parent = new_parent ? snap_xstrdup(new_parent) : NULL;
+        rc = snap_meta_save(st, &m, false, err);
+        snap_meta_dispose(&m);
+    }
+    snap_meta_tree_dispose(&t);
+    if (rc < 0)
+        snap_err_context(err, "reparenting the children of snapshot '%s'", name);
     return rc;
 }
 

@@ -12,6 +12,8 @@
 #include "snap_journal.h"
 #include "snap_lock.h"
 #include "snap_meta.h"
+#include "snap_meta_io.h"
+#include "snap_meta_tree.h"
 #include "snap_qemuimg.h"
 #include "snap_qmp.h"
 #include "snap_timeline.h"
@@ -287,8 +289,5 @@ enum {
 int snap_session_open(snap_ctx *ctx, const char *qualifier, unsigned flags,
                       snap_session *s, snap_err *err);
 void snap_session_close(snap_session *s);
-
-/* A snap_meta as the public snap_info (n_children, current filled by caller). */
-snap_info *snap_info_from_meta(const snap_meta *m);
 
 #endif

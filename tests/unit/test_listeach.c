@@ -13,6 +13,7 @@
 
 #include "libsnap.h"
 #include "snap_meta.h"
+#include "snap_meta_io.h"
 #include "th.h"
 #include "th_meta.h"
 

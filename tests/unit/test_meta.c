@@ -16,6 +16,8 @@
 #include <unistd.h>
 
 #include "snap_meta.h"
+#include "snap_meta_io.h"
+#include "snap_meta_tree.h"
 #include "th.h"
 
 #define UUID  "6b1c7e2a-3f4d-4e5a-9b8c-0d1e2f3a4b5c"

@@ -13,6 +13,8 @@
 #include <unistd.h>
 
 #include "snap_meta.h"
+#include "snap_meta_io.h"
+#include "snap_meta_tree.h"
 #include "th.h"
 #include "th_meta.h"
 
