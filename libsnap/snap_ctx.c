@@ -98,11 +98,6 @@ int snap_ctx_fail(snap_ctx *ctx, const snap_err *err)
     return err->code ? err->code : SNAP_ERROR_FAIL;
 }
 
-char *snap_qmp_socket_path(snap_ctx *ctx, uint32_t domid)
-{
-    return snap_xasprintf("%s/qmp-libxl-%u", ctx->xen_rundir, domid);
-}
-
 void snap_create_params_init(snap_create_params *p)
 {
     memset(p, 0, sizeof *p);

@@ -93,9 +93,15 @@ struct snap_ctx {
     struct libxl__ctx *lctx; /* the caller's (snap_ctx_alloc_libxl): never freed here */
 };
 
-/* <xen_rundir>/qmp-libxl-<domid>: the QMP socket libxl (and xlsim) give a device model.
+/*
+ * <xen_rundir>/qmp-libxl-<domid>: the QMP socket libxl (and xlsim) give a
+ * device model (malloc'd). Inline: the platforms use it, and snap_ctx.c,
+ * which chooses the platform, must not be called back by them.
  */
-char *snap_qmp_socket_path(snap_ctx *ctx, uint32_t domid);
+static inline char *snap_qmp_socket_path(const snap_ctx *ctx, uint32_t domid)
+{
+    return snap_xasprintf("%s/qmp-libxl-%u", ctx->xen_rundir, domid);
+}
 
 /* Returns rc after copying err into ctx (the message snap_ctx_errmsg shows). */
 int snap_ctx_fail(snap_ctx *ctx, const snap_err *err);
