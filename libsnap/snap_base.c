@@ -4,7 +4,9 @@
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 
 const char *snap_strerror(int rc)
@@ -229,6 +231,28 @@ char *snap_xasprintf(const char *fmt, ...)
     if (n < 0)
         snap_oom();
     return s;
+}
+
+/*
+ * Asks the kernel to back len bytes at p (a fresh malloc'd array about to be
+ * written) in one call instead of one page fault per page: under some
+ * hypervisors a fault costs 10 us, 4x a page of MADV_POPULATE_WRITE (Linux
+ * 5.14; elsewhere, or when refused, pages are simply faulted in on use).
+ * Only the whole pages inside the block are touched, and their contents are
+ * unchanged.
+ */
+void snap_prefault(void *p, size_t len)
+{
+#ifdef MADV_POPULATE_WRITE
+    const uintptr_t page = 4096;
+    uintptr_t from = ((uintptr_t)p + page - 1) & ~(page - 1);
+    uintptr_t to = ((uintptr_t)p + len) & ~(page - 1);
+    if (to >= from + 16 * page) /* small blocks live in pages malloc already touched */
+        madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+#else
+    (void)p;
+    (void)len;
+#endif
 }
 
 char **snap_strv_add(char **v, size_t *n, char *owned)

@@ -71,6 +71,12 @@ char *snap_xstrdup(const char *s);
 /* A copy of s, or NULL when s is NULL (snap_xstrdup gives "" then). */
 char *snap_xstrdup_or_null(const char *s);
 char *snap_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/*
+ * Has the kernel back the whole pages of a fresh array about to be written
+ * in one call (MADV_POPULATE_WRITE) instead of a fault per page; contents
+ * unchanged, best effort (listing large directories, snap_list_index.c).
+ */
+void snap_prefault(void *p, size_t len);
 
 /*
  * Test hooks: when the environment variable env holds a positive number of

@@ -99,6 +99,47 @@ snap_info *snap_info_from_meta(const snap_meta *m)
     return s;
 }
 
+/* ------------------------------------------------------------- summaries */
+
+void snap_meta_entry_dispose(snap_meta_entry *e)
+{
+    free(e->name);
+    free(e->parent);
+    free(e->description);
+    memset(e, 0, sizeof *e);
+}
+
+void snap_meta_entry_from_meta(snap_meta_entry *e, const snap_meta *m)
+{
+    memset(e, 0, sizeof *e);
+    e->name = snap_xstrdup(m->name);
+    e->parent = m->parent ? snap_xstrdup(m->parent) : NULL;
+    e->description = m->description ? snap_xstrdup(m->description) : NULL;
+    e->ctime_sec = m->ctime_sec;
+    e->ctime_nsec = m->ctime_nsec;
+    e->domstate = m->domain.state;
+    e->n_disks = (unsigned)m->n_disks;
+    for (size_t i = 0; i < m->n_disks; i++) {
+        if (m->disks[i].method == SNAP_METHOD_INTERNAL)
+            e->n_internal++;
+        else
+            e->n_external++;
+    }
+    e->n_excluded = (unsigned)m->n_excluded;
+    e->consistency = m->quiesce.state;
+    e->has_memory = m->has_memory;
+}
+
+int snap_meta_entry_by_creation(const void *a, const void *b)
+{
+    const snap_meta_entry *x = a, *y = b;
+    if (x->ctime_sec != y->ctime_sec)
+        return x->ctime_sec < y->ctime_sec ? -1 : 1;
+    if (x->ctime_nsec != y->ctime_nsec)
+        return x->ctime_nsec < y->ctime_nsec ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
 /* ------------------------------------------------------------- enums */
 
 /* Record strings and the enum values they stand for (AUTO has none). */

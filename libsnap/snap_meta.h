@@ -162,6 +162,26 @@ void snap_meta_stamp_now(snap_meta *m);
 
 /* A snap_meta as the public snap_info (n_children, current filled by caller). */
 snap_info *snap_info_from_meta(const snap_meta *m);
+/* The summary of a snapshot that listing needs (kept in the .index cache,
+ * snap_list_index.c). */
+typedef struct snap_meta_entry {
+    char *name;
+    char *parent;
+    char *description;
+    int64_t ctime_sec;
+    int32_t ctime_nsec;
+    snap_domain_state domstate;
+    unsigned n_disks, n_internal, n_external, n_excluded;
+    snap_meta_consistency consistency;
+    bool has_memory;
+} snap_meta_entry;
+
+/* Summary of a full record (strings copied). */
+void snap_meta_entry_from_meta(snap_meta_entry *e, const snap_meta *m);
+void snap_meta_entry_dispose(snap_meta_entry *e);
+/* Creation order (time, then name) of two entries, for qsort. */
+int snap_meta_entry_by_creation(const void *a, const void *b);
+
 /* Semantic checks done before every store and after every load. */
 int snap_meta_validate(const snap_meta *m, const char *what, snap_err *err);
 /* The file's JSON text (beautified), malloc'd. */

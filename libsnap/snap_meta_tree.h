@@ -7,19 +7,6 @@
 
 #include "snap_meta.h"
 
-/* The summary of a snapshot that listing needs (kept in the .index cache). */
-typedef struct snap_meta_entry {
-    char *name;
-    char *parent;
-    char *description;
-    int64_t ctime_sec;
-    int32_t ctime_nsec;
-    snap_domain_state domstate;
-    unsigned n_disks, n_internal, n_external, n_excluded;
-    snap_meta_consistency consistency;
-    bool has_memory;
-} snap_meta_entry;
-
 #define SNAP_META_NONE ((size_t)-1)
 
 typedef struct snap_meta_node {
@@ -57,9 +44,6 @@ int snap_meta_tree_load(snap_meta_store *st, snap_meta_tree *t, snap_err *err);
  */
 void snap_meta_tree_build(snap_meta_tree *t, snap_meta_entry *entries, size_t n,
                           const char *current);
-/* Summary of a full record (strings copied). */
-void snap_meta_entry_from_meta(snap_meta_entry *e, const snap_meta *m);
-void snap_meta_entry_dispose(snap_meta_entry *e);
 
 size_t snap_meta_tree_find(const snap_meta_tree *t, const char *name);
 /* Descendants of node i in depth-first pre-order (malloc'd, *n set; i excluded). */
