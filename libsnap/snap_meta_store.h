@@ -9,11 +9,12 @@
  * Files in a domain directory:
  *   <name>.json          one per snapshot (snap_meta.h); names never start
  *                        with '.', so they cannot collide with the rest:
- *   .current             pointer to the current snapshot (snap_meta.h)
- *   .index               cache of snapshot summaries (snap_meta_tree.c)
+ *   .current             pointer to the current snapshot (snap_meta_io.h)
+ *   .index               cache of snapshot summaries (snap_list_index.h)
  *   .lock                per-domain lock, holder pid (snap_lock.h)
  *   .journal.json        the in-flight operation (snap_journal.h)
- *   .revert-domain.json  the config of a domain a revert destroyed (snap_revert.h)
+ *   .revert-domain.json  the config of a domain a revert destroyed
+ *                        (snap_revert_record.h)
  *   .<file>.tmp.<pid>.<random>  temp files of an atomic write in progress
  * Not installed.
  */
