@@ -35,9 +35,28 @@ static int log_fd = -1;
 static char *fd_paths[MAX_FDS]; /* the traced path an fd was opened on, or NULL */
 static pthread_mutex_t fd_lock = PTHREAD_MUTEX_INITIALIZER;
 
+/*
+ * Under valgrind --trace-children, a traced program is started again by
+ * valgrind's launcher (valgrind.bin), with the program's environment, before
+ * the program itself is loaded: the shim is for the program, so the launcher
+ * must leave LD_PRELOAD (and the log) alone.
+ */
+static bool in_valgrind_launcher(void)
+{
+    char exe[PATH_MAX];
+    long n = syscall(SYS_readlinkat, AT_FDCWD, "/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0)
+        return false;
+    exe[n] = '\0';
+    const char *base = strrchr(exe, '/');
+    return strncmp(base ? base + 1 : exe, "valgrind", 8) == 0;
+}
+
 __attribute__((constructor)) static void trace_init(void)
 {
     const char *dir = getenv("XLSNAP_TRACE_DIR"), *log = getenv("XLSNAP_TRACE_LOG");
+    if (in_valgrind_launcher())
+        return;
     unsetenv("LD_PRELOAD");
     if (!dir || !log)
         return;
