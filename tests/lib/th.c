@@ -491,7 +491,7 @@ pid_t th_start_xenstored(const char **socket_out)
     /* The daemon writes to the ready fd once it listens. */
     struct pollfd p = {.fd = pipefd[0], .events = POLLIN};
     char c;
-    bool ready = poll(&p, 1, 10000) == 1 && read(pipefd[0], &c, 1) == 1;
+    bool ready = poll(&p, 1, TH_READY_TIMEOUT_MS) == 1 && read(pipefd[0], &c, 1) == 1;
     close(pipefd[0]);
     if (!ready) {
         th_fail_at(__FILE__, __LINE__, "xenstored did not become ready (see %s)",

@@ -40,6 +40,13 @@ void th_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 #define TH_RUN(fn) th_run_test(#fn, fn)
 
+/*
+ * How long a daemon a test starts (xlsnap-xenstored) may take to say it is
+ * ready: generous, as under valgrind on a busy machine start-up alone can
+ * take over ten seconds. Only a broken daemon makes a test wait this long.
+ */
+#define TH_READY_TIMEOUT_MS 60000
+
 #define CHECK(cond)                                                                      \
     do {                                                                                 \
         if (!(cond))                                                                     \

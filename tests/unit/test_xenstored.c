@@ -714,7 +714,8 @@ static pid_t start_daemon(const char *sock, const char *opt, const char *file)
     close(pipefd[1]);
     char c;
     struct pollfd p = {.fd = pipefd[0], .events = POLLIN};
-    bool ready = pid > 0 && poll(&p, 1, 10000) == 1 && read(pipefd[0], &c, 1) == 1;
+    bool ready =
+        pid > 0 && poll(&p, 1, TH_READY_TIMEOUT_MS) == 1 && read(pipefd[0], &c, 1) == 1;
     close(pipefd[0]);
     if (!ready) {
         th_kill(pid);
