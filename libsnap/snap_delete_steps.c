@@ -570,12 +570,7 @@ int snap_delete_storage(snap_ctx *ctx, snap_session *s, const snap_meta *m,
     snap_qmp *qmp = NULL;
     snap_qmp_disks qd = {0};
     snap_image_set known = {0};
-    int rc = 0;
-    if (s->dom.qmp_path) {
-        rc = snap_domain_qmp_open(ctx, &s->dom, &qmp, err);
-        if (!rc)
-            rc = snap_qmp_query_disks(qmp, &qd, SNAP_QMP_TIMEOUT_MS, err);
-    }
+    int rc = snap_domain_qmp_disks(ctx, &s->dom, &qmp, &qd, err);
     if (!rc)
         rc = check_storage_present(m, j, err);
     if (!rc)

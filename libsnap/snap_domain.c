@@ -142,6 +142,16 @@ void snap_domain_qmp_close(snap_ctx *ctx, snap_qmp *qmp)
     ctx->qmp_lock = NULL;
 }
 
+int snap_domain_qmp_disks(snap_ctx *ctx, const snap_domain *dom, snap_qmp **qmp,
+                          snap_qmp_disks *qd, snap_err *err)
+{
+    *qmp = NULL;
+    if (!dom->qmp_path)
+        return 0;
+    int rc = snap_domain_qmp_open(ctx, dom, qmp, err);
+    return rc ? rc : snap_qmp_query_disks(*qmp, qd, SNAP_QMP_TIMEOUT_MS, err);
+}
+
 static int resolve_qmp(snap_ctx *ctx, snap_domain *dom, snap_err *err)
 {
     snap_qmp *qmp;

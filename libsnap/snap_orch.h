@@ -65,6 +65,14 @@ typedef struct snap_domain {
 int snap_domain_qmp_open(snap_ctx *ctx, const snap_domain *dom, snap_qmp **qmp,
                          snap_err *err);
 void snap_domain_qmp_close(snap_ctx *ctx, snap_qmp *qmp);
+/*
+ * When a device model runs the domain (dom->qmp_path): connects to it as
+ * snap_domain_qmp_open does and lists its disks into qd; else *qmp is NULL
+ * and qd stays empty. Either way, close with snap_domain_qmp_close and
+ * free qd with snap_qmp_disks_free.
+ */
+int snap_domain_qmp_disks(snap_ctx *ctx, const snap_domain *dom, snap_qmp **qmp,
+                          snap_qmp_disks *qd, snap_err *err);
 
 /*
  * Finds a domain through the platform, refusing domain 0 (Xen's control

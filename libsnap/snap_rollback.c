@@ -135,12 +135,7 @@ static int undo_storage(snap_ctx *ctx, snap_session *s, const snap_journal *j,
 {
     snap_qmp *qmp = NULL;
     snap_qmp_disks qd = {0};
-    int rc = 0;
-    if (s->dom.qmp_path) {
-        rc = snap_domain_qmp_open(ctx, &s->dom, &qmp, err);
-        if (!rc)
-            rc = snap_qmp_query_disks(qmp, &qd, SNAP_QMP_TIMEOUT_MS, err);
-    }
+    int rc = snap_domain_qmp_disks(ctx, &s->dom, &qmp, &qd, err);
     for (size_t i = 0; i < j->n_disks && !rc; i++) {
         const snap_journal_disk *jd = &j->disks[i];
         if (!qmp)
