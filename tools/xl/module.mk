@@ -8,7 +8,9 @@
 #                    puts it ahead of /usr/sbin/xl in PATH)
 XL_INSTALL_DIR ?= $(PREFIX)/lib/xlsnap
 .PHONY: xl install-xl
-xl: $(LIBSNAP_A) $(XLSNAPCMD_A)
+# The archives by name: LIBSNAP_A and XLSNAPCMD_A are defined after this
+# fragment is read, and a prerequisite list is expanded as it is read.
+xl: $(BUILD)/libsnap.a $(BUILD)/libxlsnapcmd.a
 	XL_LDFLAGS="$(ALL_LDFLAGS)" tools/xl/build-xl $(BUILD)
 
 install-xl: xl
