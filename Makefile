@@ -139,7 +139,7 @@ check-unit: all
 deps:
 	@tools/deps.sh
 
-demo: deps all
+demo: deps all xl
 	@XLSNAP_BUILDDIR=$(abspath $(BUILD)) tools/demo.sh
 
 bench: deps all
