@@ -15,7 +15,7 @@ cleanup() {
 }
 trap cleanup EXIT
 . "$top/tests/lib/th.sh"
-plan 35
+plan 36
 
 dest=$tmp/dest
 unset MAKEFLAGS MFLAGS MAKELEVEL
@@ -27,7 +27,7 @@ for f in bin/xlsnap bin/xlsim bin/xlsnap-xenstored libexec/xlsnap/xlsnap-freeze-
     check "$f is an executable" test -x "$u/$f"
 done
 for f in lib/libsnap.a lib/libsnap.so.1.0.0 include/libsnap.h lib/pkgconfig/libsnap.pc \
-    share/man/man1/xlsnap.1 share/man/man3/libsnap.3 share/man/man5/xlsnap-snapshot.5 \
+    share/man/man1/xlsnap.1 share/man/man1/xl-snapshot.1 share/man/man3/libsnap.3 share/man/man5/xlsnap-snapshot.5 \
     share/bash-completion/completions/xlsnap; do
     check "$f installed" test -s "$u/$f"
 done

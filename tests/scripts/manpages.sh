@@ -13,8 +13,8 @@ pages=("$top"/docs/*.[1-8])
 # Per page: lint, groff (and man -l where installed); then the help listing and
 # at least one check per subcommand (create, list, info, revert, delete).
 plan_at_least $((1 + 2 * ${#pages[@]} + 1 + 5))
-check "man pages exist (xlsnap.1, libsnap.3, xlsnap-snapshot.5)" \
-    test -f "$top/docs/xlsnap.1" -a -f "$top/docs/libsnap.3" -a -f "$top/docs/xlsnap-snapshot.5"
+check "man pages exist (xlsnap.1, xl-snapshot.1, libsnap.3, xlsnap-snapshot.5)" \
+    test -f "$top/docs/xlsnap.1" -a -f "$top/docs/xl-snapshot.1" -a -f "$top/docs/libsnap.3" -a -f "$top/docs/xlsnap-snapshot.5"
 for p in "${pages[@]}"; do
     n=$(basename "$p")
     check "$n: mandoc -T lint -W warning" quiet mandoc -T lint -W warning "$p"
@@ -22,16 +22,19 @@ for p in "${pages[@]}"; do
     if command -v man >/dev/null; then check "$n: man -l renders quietly" renders "$p"; fi
 done
 
-# xlsnap(1) against the command itself: `xlsnap help` lists the subcommands,
-# `xlsnap help CMD` their options.
-page=$(MANWIDTH=200 man -l "$top/docs/xlsnap.1" 2>/dev/null | sed 's/\x08.//g')
+# xlsnap(1) and xl-snapshot(1) (the same commands in the patched xl) against
+# the command itself: `xlsnap help` lists the subcommands, `xlsnap help CMD`
+# their options.
 if [ -x "$build/xlsnap" ]; then
     cmds=$("$build/xlsnap" help | awk '/^ snapshot-/ { print $1 }')
     check "xlsnap help lists subcommands" test -n "$cmds"
-    for c in $cmds; do
-        check "xlsnap(1) documents $c" grep -q "^   $c" <<<"$page"
-        for o in $("$build/xlsnap" help "$c" | grep -oE -- '--[a-z-]+' | sort -u); do
-            check "xlsnap(1) documents $c $o" grep -q -- "$o" <<<"$page"
+    for man in xlsnap.1 xl-snapshot.1; do
+        page=$(MANWIDTH=200 man -l "$top/docs/$man" 2>/dev/null | sed 's/\x08.//g')
+        for c in $cmds; do
+            check "$man documents $c" grep -q "^   $c" <<<"$page"
+            for o in $("$build/xlsnap" help "$c" | grep -oE -- '--[a-z-]+' | sort -u); do
+                check "$man documents $c $o" grep -q -- "$o" <<<"$page"
+            done
         done
     done
 else
