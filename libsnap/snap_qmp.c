@@ -529,3 +529,13 @@ bool snap_qmp_version_at_least(const snap_qmp *q, int major, int minor)
 {
     return q->major > major || (q->major == major && q->minor >= minor);
 }
+
+int snap_qmp_peer_pid(const snap_qmp *q, pid_t *pid_out, snap_err *err)
+{
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(q->s.fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+        return snap_err_errno(err, SNAP_ERROR_IO, errno, "%s: SO_PEERCRED", q->s.peer);
+    *pid_out = cred.pid;
+    return 0;
+}

@@ -52,6 +52,8 @@ void snap_qmp_version(const snap_qmp *qmp, int *major, int *minor, int *micro);
 const char *snap_qmp_package(const snap_qmp *qmp);
 /* True when QEMU is at least major.minor. */
 bool snap_qmp_version_at_least(const snap_qmp *qmp, int major, int minor);
+/* The pid of the QEMU at the other end of the socket (SO_PEERCRED). */
+int snap_qmp_peer_pid(const snap_qmp *qmp, pid_t *pid_out, snap_err *err);
 
 /* ------------------------------------------------------------- commands */
 
@@ -220,9 +222,79 @@ int snap_qmp_transaction(snap_qmp *qmp, const snap_qmp_tx *tx, int timeout_ms,
  */
 int snap_qmp_transaction_await(snap_qmp *qmp, const snap_qmp_tx *tx, int timeout_ms,
                                snap_err *err);
+/*
+ * blockdev-snapshot: node (a root node-name) gets the already added node
+ * overlay_node on top of it, as its backing file. Nothing is opened by path:
+ * the form for a QEMU that cannot open files (snap_qmp_blockdev_add_qcow2_fdset).
+ */
+void snap_qmp_tx_add_external_node(snap_qmp_tx *tx, const char *node,
+                                   const char *overlay_node);
 /* blockdev-snapshot-delete-internal-sync (not a transaction action in QEMU). */
 int snap_qmp_delete_internal(snap_qmp *qmp, const char *target, const char *name,
                              int timeout_ms, snap_err *err);
+
+/* ------------------------------------------------------------- fd passing */
+
+/*
+ * For a QEMU that cannot open host paths (Xen's dm_restrict=1: -runas,
+ * -chroot): libsnap opens the file and passes the descriptor (snap_qmp_fdset.c).
+ */
+
+/*
+ * add-fd: passes fd (SCM_RIGHTS; the caller keeps its own) into fdset
+ * fdset_id, or into a new fdset when fdset_id < 0. opaque (may be NULL) is
+ * a note QEMU shows in query-fdsets. *fdset_id_out / *qemu_fd_out (either may
+ * be NULL) get the set and QEMU's number for its copy.
+ */
+int snap_qmp_add_fd(snap_qmp *qmp, int fd, long long fdset_id, const char *opaque,
+                    long long *fdset_id_out, int *qemu_fd_out, int timeout_ms,
+                    snap_err *err);
+/*
+ * remove-fd: one fd of the set (qemu_fd >= 0) or the whole set. QEMU closes
+ * the fds once no node uses a copy of them any more (the set stays listed
+ * until then).
+ */
+int snap_qmp_remove_fd(snap_qmp *qmp, long long fdset_id, int qemu_fd, int timeout_ms,
+                       snap_err *err);
+
+typedef struct snap_qmp_fdset_fd {
+    int fd;       /* QEMU's number */
+    char *opaque; /* may be NULL */
+} snap_qmp_fdset_fd;
+
+typedef struct snap_qmp_fdset {
+    long long id;
+    snap_qmp_fdset_fd *fds;
+    size_t n;
+} snap_qmp_fdset;
+
+typedef struct snap_qmp_fdsets {
+    snap_qmp_fdset *set;
+    size_t n;
+} snap_qmp_fdsets;
+
+int snap_qmp_query_fdsets(snap_qmp *qmp, snap_qmp_fdsets *sets, int timeout_ms,
+                          snap_err *err);
+void snap_qmp_fdsets_free(snap_qmp_fdsets *sets);
+/* The set numbered id, or NULL. */
+const snap_qmp_fdset *snap_qmp_fdsets_find(const snap_qmp_fdsets *sets, long long id);
+
+/*
+ * blockdev-add of a qcow2 node named node_name on the file "/dev/fdset/N"
+ * (an fd of that set with the right access mode, O_RDWR for a writable
+ * node), with "backing": null: its backing file is not opened (by path);
+ * blockdev-snapshot then attaches it.
+ */
+int snap_qmp_blockdev_add_qcow2_fdset(snap_qmp *qmp, const char *node_name,
+                                      long long fdset_id, int timeout_ms, snap_err *err);
+int snap_qmp_blockdev_del(snap_qmp *qmp, const char *node_name, int timeout_ms,
+                          snap_err *err);
+/*
+ * *confined: the QEMU at the other end of the socket runs as another user
+ * than us or chrooted (/proc/<pid>/status, /proc/<pid>/root), so it cannot
+ * be given host paths to open.
+ */
+int snap_qmp_peer_confined(snap_qmp *qmp, bool *confined, snap_err *err);
 
 /* ------------------------------------------------------------- migration */
 

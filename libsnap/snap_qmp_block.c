@@ -213,8 +213,14 @@ const snap_qmp_snapshot *snap_qmp_disk_find_snapshot(const snap_qmp_disk *d,
 
 /* ------------------------------------------------------------- transactions */
 
+typedef enum qmp_tx_kind {
+    QMP_TX_INTERNAL,      /* blockdev-snapshot-internal-sync */
+    QMP_TX_EXTERNAL_FILE, /* blockdev-snapshot-sync: QEMU creates the file */
+    QMP_TX_EXTERNAL_NODE, /* blockdev-snapshot: an added node goes on top */
+} qmp_tx_kind;
+
 typedef struct qmp_tx_action {
-    bool external;
+    qmp_tx_kind kind;
     char *device, *node_name, *snapshot_node_name, *file, *format, *name;
 } qmp_tx_action;
 
@@ -273,12 +279,21 @@ void snap_qmp_tx_add_external(snap_qmp_tx *tx, const char *device, const char *n
                               const char *format)
 {
     qmp_tx_action *a = qmp_tx_append(tx);
-    a->external = true;
+    a->kind = QMP_TX_EXTERNAL_FILE;
     a->device = snap_xstrdup_or_null(device);
     a->node_name = snap_xstrdup_or_null(node_name);
     a->snapshot_node_name = snap_xstrdup_or_null(snapshot_node_name);
     a->file = snap_xstrdup_or_null(snapshot_file);
     a->format = snap_xstrdup_or_null(format);
+}
+
+void snap_qmp_tx_add_external_node(snap_qmp_tx *tx, const char *node,
+                                   const char *overlay_node)
+{
+    qmp_tx_action *a = qmp_tx_append(tx);
+    a->kind = QMP_TX_EXTERNAL_NODE;
+    a->node_name = snap_xstrdup_or_null(node);
+    a->snapshot_node_name = snap_xstrdup_or_null(overlay_node);
 }
 
 static void qmp_kv_opt(yajl_gen g, const char *key, const char *value)
@@ -295,9 +310,20 @@ static void qmp_tx_args(yajl_gen g, const void *opaque)
     for (size_t i = 0; i < tx->n; i++) {
         const qmp_tx_action *a = &tx->a[i];
         yajl_gen_map_open(g);
+        if (a->kind == QMP_TX_EXTERNAL_NODE) {
+            snap_json_kv_str(g, "type", "blockdev-snapshot");
+            snap_json_key(g, "data");
+            yajl_gen_map_open(g);
+            snap_json_kv_str(g, "node", a->node_name);
+            snap_json_kv_str(g, "overlay", a->snapshot_node_name);
+            yajl_gen_map_close(g);
+            yajl_gen_map_close(g);
+            continue;
+        }
         snap_json_kv_str(g, "type",
-                         a->external ? "blockdev-snapshot-sync"
-                                     : "blockdev-snapshot-internal-sync");
+                         a->kind == QMP_TX_EXTERNAL_FILE
+                             ? "blockdev-snapshot-sync"
+                             : "blockdev-snapshot-internal-sync");
         snap_json_key(g, "data");
         yajl_gen_map_open(g);
         qmp_kv_opt(g, "device", a->device);
@@ -306,7 +332,7 @@ static void qmp_tx_args(yajl_gen g, const void *opaque)
         qmp_kv_opt(g, "snapshot-node-name", a->snapshot_node_name);
         qmp_kv_opt(g, "snapshot-file", a->file);
         qmp_kv_opt(g, "format", a->format);
-        if (a->external)
+        if (a->kind == QMP_TX_EXTERNAL_FILE)
             snap_json_kv_str(g, "mode", "absolute-paths");
         yajl_gen_map_close(g);
         yajl_gen_map_close(g);
@@ -322,7 +348,15 @@ static int qmp_tx_check(const snap_qmp_tx *tx, snap_err *err)
         return snap_err_set(err, SNAP_ERROR_INVAL, "QMP transaction: no actions");
     for (size_t i = 0; i < tx->n; i++) {
         const qmp_tx_action *a = &tx->a[i];
-        if (!a->external) {
+        if (a->kind == QMP_TX_EXTERNAL_NODE) {
+            if (!a->node_name || !a->snapshot_node_name)
+                return snap_err_set(err, SNAP_ERROR_INVAL,
+                                    "QMP transaction: blockdev-snapshot action %zu needs "
+                                    "a node and an overlay node",
+                                    i + 1);
+            continue;
+        }
+        if (a->kind == QMP_TX_INTERNAL) {
             if (!a->device || !a->name)
                 return snap_err_set(err, SNAP_ERROR_INVAL,
                                     "QMP transaction: internal snapshot action %zu needs "
@@ -352,8 +386,8 @@ static int qmp_tx_outcome(const snap_qmp_tx *tx, int rc, snap_err *err)
     /* Rejected: nothing was applied, but overlays already created stay behind.
      * A name too long for the file system was never created either. */
     for (size_t i = 0; i < tx->n; i++)
-        if (tx->a[i].external && unlink(tx->a[i].file) < 0 && errno != ENOENT &&
-            errno != ENAMETOOLONG) {
+        if (tx->a[i].kind == QMP_TX_EXTERNAL_FILE && unlink(tx->a[i].file) < 0 &&
+            errno != ENOENT && errno != ENAMETOOLONG) {
             char msg[SNAP_ERRMSG_MAX];
             int e = errno;
             memcpy(msg, err->msg, sizeof msg);

@@ -1,0 +1,211 @@
+/*
+ * File descriptor passing to QEMU (see snap_qmp.h, "fd passing"): add-fd,
+ * remove-fd and query-fdsets, a qcow2 node opened on /dev/fdset/N, and
+ * whether the QEMU at the other end of a QMP socket can open host paths.
+ *
+ * QEMU 7.2 (monitor/fds.c, util/osdep.c): a file name "/dev/fdset/N" makes
+ * qemu_open() dup an fd of fdset N whose access mode (O_RDONLY/O_RDWR)
+ * matches the flags asked for; nothing is opened by path. remove-fd only
+ * marks the fds: QEMU closes them when no dup of the set is open any more,
+ * so removing a set right after the node that uses it is added is safe.
+ */
+#include "snap_qmp.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+typedef struct fdset_args {
+    long long fdset_id; /* < 0: none */
+    int fd;             /* < 0: none */
+    const char *opaque; /* NULL: none */
+} fdset_args;
+
+static void fdset_args_gen(yajl_gen g, const void *opaque)
+{
+    const fdset_args *a = opaque;
+    if (a->fdset_id >= 0)
+        snap_json_kv_int(g, "fdset-id", a->fdset_id);
+    if (a->fd >= 0)
+        snap_json_kv_int(g, "fd", a->fd);
+    if (a->opaque)
+        snap_json_kv_str(g, "opaque", a->opaque);
+}
+
+int snap_qmp_add_fd(snap_qmp *q, int fd, long long fdset_id, const char *opaque,
+                    long long *fdset_id_out, int *qemu_fd_out, int timeout_ms,
+                    snap_err *err)
+{
+    fdset_args a = {fdset_id, -1, opaque};
+    yajl_val ret = NULL;
+    int rc = snap_qmp_execute_with_fd(q, "add-fd", fdset_args_gen, &a, fd, &ret,
+                                      timeout_ms, err);
+    if (rc)
+        return rc;
+    long long id, qfd;
+    if (!snap_json_get_int(ret, "fdset-id", &id) || !snap_json_get_int(ret, "fd", &qfd)) {
+        yajl_tree_free(ret);
+        return snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                            "QMP add-fd: reply lacks fdset-id/fd");
+    }
+    yajl_tree_free(ret);
+    if (fdset_id_out)
+        *fdset_id_out = id;
+    if (qemu_fd_out)
+        *qemu_fd_out = (int)qfd;
+    return 0;
+}
+
+int snap_qmp_remove_fd(snap_qmp *q, long long fdset_id, int qemu_fd, int timeout_ms,
+                       snap_err *err)
+{
+    fdset_args a = {fdset_id, qemu_fd, NULL};
+    return snap_qmp_execute(q, "remove-fd", fdset_args_gen, &a, NULL, timeout_ms, err);
+}
+
+static void fdset_parse(yajl_val v, snap_qmp_fdset *set)
+{
+    yajl_val fds = snap_json_get_array(v, "fds");
+    snap_json_get_int(v, "fdset-id", &set->id);
+    set->n = fds ? fds->u.array.len : 0;
+    set->fds = snap_xcalloc(set->n + 1, sizeof *set->fds);
+    for (size_t i = 0; i < set->n; i++) {
+        long long fd = -1;
+        snap_json_get_int(fds->u.array.values[i], "fd", &fd);
+        set->fds[i].fd = (int)fd;
+        set->fds[i].opaque =
+            snap_xstrdup_or_null(snap_json_get_string(fds->u.array.values[i], "opaque"));
+    }
+}
+
+int snap_qmp_query_fdsets(snap_qmp *q, snap_qmp_fdsets *out, int timeout_ms,
+                          snap_err *err)
+{
+    yajl_val ret = NULL;
+    memset(out, 0, sizeof *out);
+    int rc = snap_qmp_execute(q, "query-fdsets", NULL, NULL, &ret, timeout_ms, err);
+    if (rc)
+        return rc;
+    if (!YAJL_IS_ARRAY(ret)) {
+        yajl_tree_free(ret);
+        return snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                            "QMP query-fdsets: reply is not an array");
+    }
+    out->n = ret->u.array.len;
+    out->set = snap_xcalloc(out->n + 1, sizeof *out->set);
+    for (size_t i = 0; i < out->n; i++)
+        fdset_parse(ret->u.array.values[i], &out->set[i]);
+    yajl_tree_free(ret);
+    return 0;
+}
+
+void snap_qmp_fdsets_free(snap_qmp_fdsets *sets)
+{
+    for (size_t i = 0; sets && i < sets->n; i++) {
+        for (size_t k = 0; k < sets->set[i].n; k++)
+            free(sets->set[i].fds[k].opaque);
+        free(sets->set[i].fds);
+    }
+    if (sets) {
+        free(sets->set);
+        memset(sets, 0, sizeof *sets);
+    }
+}
+
+const snap_qmp_fdset *snap_qmp_fdsets_find(const snap_qmp_fdsets *sets, long long id)
+{
+    for (size_t i = 0; i < sets->n; i++)
+        if (sets->set[i].id == id)
+            return &sets->set[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------- nodes */
+
+typedef struct qcow2_fdset_args {
+    const char *node_name;
+    long long fdset_id;
+} qcow2_fdset_args;
+
+/*
+ * {"driver": "qcow2", "node-name": N, "backing": null,
+ *  "file": {"driver": "file", "filename": "/dev/fdset/ID"}}: the file node is
+ * implicit, so blockdev-del of the qcow2 node removes it too.
+ */
+static void qcow2_fdset_args_gen(yajl_gen g, const void *opaque)
+{
+    const qcow2_fdset_args *a = opaque;
+    char filename[64];
+    snprintf(filename, sizeof filename, "/dev/fdset/%lld", a->fdset_id);
+    snap_json_kv_str(g, "driver", "qcow2");
+    snap_json_kv_str(g, "node-name", a->node_name);
+    snap_json_key(g, "backing");
+    yajl_gen_null(g);
+    snap_json_key(g, "file");
+    yajl_gen_map_open(g);
+    snap_json_kv_str(g, "driver", "file");
+    snap_json_kv_str(g, "filename", filename);
+    yajl_gen_map_close(g);
+}
+
+int snap_qmp_blockdev_add_qcow2_fdset(snap_qmp *q, const char *node_name,
+                                      long long fdset_id, int timeout_ms, snap_err *err)
+{
+    qcow2_fdset_args a = {node_name, fdset_id};
+    int rc = snap_qmp_execute(q, "blockdev-add", qcow2_fdset_args_gen, &a, NULL,
+                              timeout_ms, err);
+    return rc ? snap_err_context(err, "node %s on /dev/fdset/%lld", node_name, fdset_id)
+              : 0;
+}
+
+static void node_name_arg(yajl_gen g, const void *opaque)
+{
+    snap_json_kv_str(g, "node-name", opaque);
+}
+
+int snap_qmp_blockdev_del(snap_qmp *q, const char *node_name, int timeout_ms,
+                          snap_err *err)
+{
+    return snap_qmp_execute(q, "blockdev-del", node_name_arg, node_name, NULL, timeout_ms,
+                            err);
+}
+
+/* ------------------------------------------------------------- the peer */
+
+/* "Uid:\treal\teffective\tsaved\tfs" from /proc/<pid>/status; -1 if unknown. */
+static long proc_effective_uid(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "re");
+    long uid = -1, real, eff;
+    while (f && uid < 0 && fgets(line, sizeof line, f))
+        if (sscanf(line, "Uid: %ld %ld", &real, &eff) == 2)
+            uid = eff;
+    if (f)
+        fclose(f);
+    return uid;
+}
+
+int snap_qmp_peer_confined(snap_qmp *q, bool *confined, snap_err *err)
+{
+    pid_t pid;
+    int rc = snap_qmp_peer_pid(q, &pid, err);
+    if (rc)
+        return rc;
+    long uid = proc_effective_uid(pid);
+    char path[64], root[4096];
+    snprintf(path, sizeof path, "/proc/%d/root", (int)pid);
+    ssize_t n = readlink(path, root, sizeof root - 1);
+    if (uid < 0 || n <= 0)
+        return snap_err_errno(err, SNAP_ERROR_IO, errno ? errno : ESRCH,
+                              "QEMU [%d]: reading its credentials and root from /proc",
+                              (int)pid);
+    root[n] = '\0';
+    /* A QEMU run as another user (-runas) or chrooted (-chroot) cannot be
+     * trusted to open the host paths it is given. */
+    *confined = uid != (long)geteuid() || strcmp(root, "/") != 0;
+    return 0;
+}
