@@ -336,6 +336,9 @@ static int parse_build_info(XLU_Config *cfg, libxl_domain_build_info *b, snap_er
                             "a %s domain needs kernel= (xlsim runs no bootloader)",
                             libxl_domain_type_to_string(b->type));
     b->device_model_version = LIBXL_DEVICE_MODEL_VERSION_QEMU_XEN;
+    /* xl's keys (unset dm_restrict: false, sim_dm_restricted). */
+    xlu_cfg_get_defbool(cfg, "dm_restrict", &b->dm_restrict, 0);
+    xlu_cfg_replace_string(cfg, "device_model_user", &b->device_model_user, 0);
     return 0;
 }
 

@@ -169,6 +169,18 @@ static void machine_args(argv_builder *a, const libxl_domain_config *d, bool pau
         args2(a, "-incoming", snap_xstrdup("defer"));
 }
 
+/* libxl's order: -chroot with the display options, -runas last. */
+static void restrict_args(argv_builder *a, const sim_env *env, uint32_t domid,
+                          const libxl_domain_config *d)
+{
+    char *runas = NULL;
+    snap_err ignored; /* sim_qemu_start checks the user before building argv */
+    if (sim_dm_restricted(&d->b_info))
+        args2(a, "-chroot", sim_dm_chroot(env, domid));
+    if (sim_dm_runas(&d->b_info, domid, &runas, &ignored) == 0 && runas)
+        args2(a, "-runas", runas);
+}
+
 char **sim_qemu_argv(const sim_env *env, uint32_t domid, const libxl_domain_config *d,
                      bool paused, bool incoming)
 {
@@ -193,6 +205,7 @@ char **sim_qemu_argv(const sim_env *env, uint32_t domid, const libxl_domain_conf
     for (int i = 0; i < d->num_disks; i++)
         disk_args(&a, &d->disks[i]);
     channel_args(&a, d);
+    restrict_args(&a, env, domid, d);
     return a.v;
 }
 
@@ -262,7 +275,7 @@ static char *log_tail(const char *path)
 }
 
 /* In the child: own session, stdin from /dev/null, output to the log, exec. */
-static void exec_qemu(char **argv, const char *logfile)
+static void exec_qemu(char **argv, const char *logfile, bool restricted)
 {
     setsid();
     int in = open("/dev/null", O_RDONLY);
@@ -273,6 +286,8 @@ static void exec_qemu(char **argv, const char *logfile)
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+    if (restricted && sim_dm_preexec_restrict() < 0)
+        _exit(127);
     execvp(argv[0], argv);
     dprintf(2, "cannot execute %s: %s\n", argv[0], strerror(errno));
     _exit(127);
@@ -304,9 +319,24 @@ static int wait_started(pid_t pid, const char *qmp, const char *logfile, snap_er
     }
 }
 
+/* A restricted QEMU's user and chroot, checked and made before it starts. */
+static int prepare_restriction(const sim_env *env, uint32_t domid,
+                               const libxl_domain_config *d, snap_err *err)
+{
+    char *runas = NULL;
+    int rc = sim_dm_runas(&d->b_info, domid, &runas, err);
+    free(runas);
+    if (!rc && sim_dm_restricted(&d->b_info))
+        rc = sim_dm_make_chroot(env, domid, err);
+    return rc;
+}
+
 int sim_qemu_start(const sim_env *env, uint32_t domid, const libxl_domain_config *d,
                    bool paused, bool incoming, pid_t *pid_out, snap_err *err)
 {
+    int prc = prepare_restriction(env, domid, d, err);
+    if (prc)
+        return snap_err_context(err, "device model of domain %u", domid);
     char **argv = sim_qemu_argv(env, domid, d, paused, incoming);
     char *qmp = sim_qmp_path(env, domid);
     char *logfile = log_path(env, d);
@@ -316,7 +346,7 @@ int sim_qemu_start(const sim_env *env, uint32_t domid, const libxl_domain_config
     if (pid < 0)
         rc = snap_err_errno(err, SNAP_ERROR_IO, errno, "fork");
     else if (pid == 0)
-        exec_qemu(argv, logfile);
+        exec_qemu(argv, logfile, sim_dm_restricted(&d->b_info));
     else
         rc = wait_started(pid, qmp, logfile, err);
     if (rc && pid > 0 && sim_pid_alive(pid)) {

@@ -106,7 +106,32 @@ char *sim_qmp_path(const sim_env *env, uint32_t domid);
 int sim_qemu_start(const sim_env *env, uint32_t domid,
                    const libxl_domain_config *d_config, bool paused, bool incoming,
                    pid_t *pid_out, snap_err *err);
-/* Builds QEMU's argv (NULL-terminated, malloc'd strings); for tests and -n. */
+/*
+ * The user a restricted device model runs as, chosen as libxl 4.17 does
+ * (libxl__domain_get_device_model_uid): device_model_user if set (even
+ * without dm_restrict), else with dm_restrict "<uid>:<gid>" of the
+ * xen-qemuuser-range-base user + domid, else xen-qemuuser-shared; neither
+ * -> error, as is uid 0. *runas_out is NULL when QEMU runs as root.
+ */
+int sim_dm_runas(const libxl_domain_build_info *b, uint32_t domid, char **runas_out,
+                 snap_err *err);
+/* dm_restrict=1 (an unset defbool, as libxl's default: false). */
+bool sim_dm_restricted(const libxl_domain_build_info *b);
+/* <rundir>/qemu-root-<domid>: the empty chroot of a dm_restrict QEMU (malloc'd). */
+char *sim_dm_chroot(const sim_env *env, uint32_t domid);
+/* Makes that directory afresh (rmdir, mkdir 0000), as libxl does at each start. */
+int sim_dm_make_chroot(const sim_env *env, uint32_t domid, snap_err *err);
+/*
+ * In the device model's child before exec: its own mount and IPC
+ * namespaces and libxl's rlimits (sim_restrict.c says which and why not
+ * all). 0, or -1 with the reason on stderr.
+ */
+int sim_dm_preexec_restrict(void);
+/*
+ * Builds QEMU's argv (NULL-terminated, malloc'd strings); for tests and -n.
+ * A dm_restrict domain gets -runas (when sim_dm_runas finds a user) and
+ * -chroot, as libxl gives them.
+ */
 char **sim_qemu_argv(const sim_env *env, uint32_t domid,
                      const libxl_domain_config *d_config, bool paused, bool incoming);
 void sim_argv_free(char **argv);
