@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "snap_fdpass.h"
 #include "snap_memory.h"
 #include "snap_orch.h"
 #include "snap_qemuimg.h"
@@ -32,13 +33,16 @@ static void journal_intent(snap_journal *j, const snap_plan *plan, char *prev_cu
     }
 }
 
-static snap_qmp_tx *build_transaction(const snap_plan *plan)
+/* by_fd: the overlays are nodes already added (snap_fdpass.h), not files for QEMU. */
+static snap_qmp_tx *build_transaction(const snap_plan *plan, bool by_fd)
 {
     snap_qmp_tx *tx = snap_qmp_tx_new();
     for (size_t i = 0; i < plan->n_disks; i++) {
         const snap_plan_disk *pd = &plan->disks[i];
         if (pd->method == SNAP_METHOD_INTERNAL)
             snap_qmp_tx_add_internal(tx, pd->disk->node_name, plan->name);
+        else if (by_fd)
+            snap_qmp_tx_add_external_node(tx, pd->disk->node_name, pd->overlay_node);
         else
             snap_qmp_tx_add_external(tx, NULL, pd->disk->node_name, pd->overlay_node,
                                      pd->overlay_path, "qcow2");
@@ -350,6 +354,33 @@ static int finish_window(snap_ctx *ctx, snap_qmp *qmp, const snap_plan *plan,
 }
 
 /*
+ * A device model that cannot open host paths (dm_restrict) gets its new
+ * overlays as descriptors, made and added before the freeze (snap_fdpass.h).
+ * When libsnap cannot tell, QEMU is given paths, as before.
+ */
+static int prepare_overlays(snap_ctx *ctx, snap_qmp *qmp, const snap_plan *plan,
+                            bool *by_fd, snap_fdpass *fp, snap_err *err)
+{
+    bool external = false, confined = false;
+    snap_err why;
+    memset(fp, 0, sizeof *fp);
+    *by_fd = false;
+    for (size_t i = 0; i < plan->n_disks; i++)
+        external = external || (plan->disks[i].method == SNAP_METHOD_EXTERNAL &&
+                                plan->disks[i].via_qmp);
+    if (!external)
+        return 0;
+    if (snap_qmp_peer_confined(qmp, &confined, &why) != 0)
+        snap_log(ctx->lg, XTL_DEBUG, "%s; giving QEMU paths", why.msg);
+    if (!confined)
+        return 0;
+    *by_fd = true;
+    snap_log(ctx->lg, XTL_DETAIL,
+             "the device model runs confined: passing the overlays as descriptors");
+    return snap_fdpass_prepare(ctx, qmp, plan, fp, err);
+}
+
+/*
  * Freeze, transaction, thaw: the transaction is the only thing inside the
  * frozen window (QMP is connected and the actions built beforehand), and it
  * gets what is left of the window (snap_quiesce_tx_timeout_ms).
@@ -360,14 +391,15 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, snap_plan *plan,
                             bool *io_stopped, snap_err *err)
 {
     snap_qmp *qmp;
-    snap_qmp_tx *tx = build_transaction(plan);
+    snap_fdpass fp = {0};
+    bool by_fd = false;
     /* Connected (and QMP-locked) before the freeze: nothing to wait for inside it. */
     int rc = snap_domain_qmp_open(ctx, &s->dom, &qmp, err);
-    if (rc) {
-        snap_qmp_tx_free(tx);
+    if (rc)
         return rc;
-    }
-    if (q)
+    rc = prepare_overlays(ctx, qmp, plan, &by_fd, &fp, err);
+    snap_qmp_tx *tx = build_transaction(plan, by_fd);
+    if (!rc && q)
         rc = snap_quiesce_freeze(ctx, q, &s->st, j, err);
     if (!rc && q && !snap_quiesce_fell_back(q))
         test_hook_pause_after_freeze();
@@ -377,20 +409,28 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, snap_plan *plan,
                           "out before the transaction was sent",
                           snap_quiesce_timeline(q)->thaw_by_ms);
     bool tx_sent = false;
+    int tx_rc = 0;
     if (!rc) {
         tx_sent = true;
         snap_trace("tx-sent");
         rc = snap_qmp_transaction(qmp, tx, snap_quiesce_tx_timeout_ms(q), err);
         snap_trace("tx-replied");
+        tx_rc = rc;
         if (rc == SNAP_ERROR_PEER)
             name_failed_disks(plan, err);
     }
     rc = finish_window(ctx, qmp, plan, q, tx, tx_sent, qres, io_stopped, rc, err);
     snap_trace_flush(); /* XLSNAP_TRACE: after the window */
+    /* Refused or never sent: the added nodes are nobody's. After a timeout
+     * (answered late or not) the rollback removes the files and the fdset
+     * collection (snap_domain_qmp_close) the nodes nobody took. */
+    if (by_fd && (!tx_sent || tx_rc == SNAP_ERROR_PEER))
+        snap_fdpass_abort(ctx, qmp, &fp);
     if (!rc)
         rc = identities_from_qmp(qmp, plan, err);
     snap_domain_qmp_close(ctx, qmp);
     snap_qmp_tx_free(tx);
+    snap_fdpass_dispose(&fp);
     return rc ? snap_err_context(err, "domain %s", s->dom.ref.name) : 0;
 }
 

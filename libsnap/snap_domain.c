@@ -134,8 +134,26 @@ int snap_domain_qmp_open(snap_ctx *ctx, const snap_domain *dom, snap_qmp **qmp,
     return snap_err_context(err, "domain %s: device model", dom->ref.name);
 }
 
+/*
+ * A confined device model's fdsets that no node uses any more (a refused
+ * transaction, a merge, a run that died) go on the way out (snap_fdpass.h).
+ */
+static void collect_fdsets(snap_ctx *ctx, snap_qmp *qmp)
+{
+    bool confined = false;
+    size_t removed = 0;
+    snap_err e;
+    if (!qmp || snap_qmp_peer_confined(qmp, &confined, &e) != 0 || !confined)
+        return;
+    if (snap_qmp_fdsets_collect(qmp, SNAP_QMP_TIMEOUT_MS, &removed, &e) != 0)
+        snap_log(ctx->lg, XTL_WARN, "removing unused fdsets: %s", e.msg);
+    else if (removed)
+        snap_log(ctx->lg, XTL_DEBUG, "removed %zu unused fdset(s)", removed);
+}
+
 void snap_domain_qmp_close(snap_ctx *ctx, snap_qmp *qmp)
 {
+    collect_fdsets(ctx, qmp);
     snap_qmp_close(qmp);
     if (ctx->qmp_lock && ctx->ops->qmp_unlock)
         ctx->ops->qmp_unlock(ctx->qmp_lock);

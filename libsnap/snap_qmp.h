@@ -167,7 +167,8 @@ typedef struct snap_qmp_disks {
 
 /*
  * query-block + query-named-block-nodes as a disk model. Drives without a
- * medium (empty CD-ROMs) are left out.
+ * medium (empty CD-ROMs) are left out. Images QEMU opened from libsnap's
+ * fdsets are named by their paths (snap_qmp_disks_resolve_fdsets).
  */
 int snap_qmp_query_disks(snap_qmp *qmp, snap_qmp_disks *disks, int timeout_ms,
                          snap_err *err);
@@ -289,6 +290,21 @@ int snap_qmp_blockdev_add_qcow2_fdset(snap_qmp *qmp, const char *node_name,
                                       long long fdset_id, int timeout_ms, snap_err *err);
 int snap_qmp_blockdev_del(snap_qmp *qmp, const char *node_name, int timeout_ms,
                           snap_err *err);
+/*
+ * libsnap's fdsets carry the opaque "libsnap:<path>" and stay while a node
+ * uses them: QEMU calls such a file "/dev/fdset/N" (query-block), and the
+ * set is how libsnap still knows its path.
+ */
+#define SNAP_QMP_FDSET_OPAQUE_PREFIX "libsnap:"
+/* Replaces "/dev/fdset/N" image names with the paths of libsnap's sets. */
+int snap_qmp_disks_resolve_fdsets(snap_qmp *qmp, snap_qmp_disks *disks, int timeout_ms,
+                                  snap_err *err);
+/*
+ * remove-fd of every libsnap fdset no block node uses (any more): after a
+ * failure, a merge, or a run that died. *removed (may be NULL): how many.
+ */
+int snap_qmp_fdsets_collect(snap_qmp *qmp, int timeout_ms, size_t *removed,
+                            snap_err *err);
 /*
  * *confined: the QEMU at the other end of the socket runs as another user
  * than us or chrooted (/proc/<pid>/status, /proc/<pid>/root), so it cannot

@@ -146,6 +146,9 @@ int snap_qmp_query_disks(snap_qmp *q, snap_qmp_disks *disks, int timeout_ms,
                           "QMP query-block: expected arrays of block devices and nodes");
     if (!rc)
         rc = qmp_parse_disks(disks, blocks, nodes, err);
+    if (!rc)
+        rc =
+            snap_qmp_disks_resolve_fdsets(q, disks, snap_deadline_poll_ms(deadline), err);
     if (rc)
         snap_qmp_disks_free(disks);
     yajl_tree_free(blocks);

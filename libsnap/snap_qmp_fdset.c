@@ -209,3 +209,118 @@ int snap_qmp_peer_confined(snap_qmp *q, bool *confined, snap_err *err)
     *confined = uid != (long)geteuid() || strcmp(root, "/") != 0;
     return 0;
 }
+
+/* ------------------------------------------------------------- libsnap's sets */
+
+/* The path libsnap recorded for a set of its own ("libsnap:<path>"), or NULL. */
+static const char *fdset_path(const snap_qmp_fdset *set)
+{
+    static const char prefix[] = SNAP_QMP_FDSET_OPAQUE_PREFIX;
+    for (size_t i = 0; i < set->n; i++)
+        if (set->fds[i].opaque && !strncmp(set->fds[i].opaque, prefix, sizeof prefix - 1))
+            return set->fds[i].opaque + sizeof prefix - 1;
+    return NULL;
+}
+
+/* N of "/dev/fdset/N", or -1. */
+static long long fdset_of_name(const char *file)
+{
+    static const char prefix[] = "/dev/fdset/";
+    if (!file || strncmp(file, prefix, sizeof prefix - 1))
+        return -1;
+    char *end;
+    long long id = strtoll(file + sizeof prefix - 1, &end, 10);
+    return *end ? -1 : id;
+}
+
+/*
+ * The fdset an image name stands for, or -1: "/dev/fdset/N", or the
+ * "json:{...}" QEMU makes up for a node whose backing node is not the one
+ * its header names (an overlay put on a node opened from an fdset):
+ * {"driver": "qcow2", "file": {"driver": "file", "filename": "/dev/fdset/N"},
+ *  "backing": {...}}.
+ */
+static long long fdset_of_file(const char *file)
+{
+    if (!file || strncmp(file, "json:", 5))
+        return fdset_of_name(file);
+    char ebuf[64];
+    yajl_val v = yajl_tree_parse(file + 5, ebuf, sizeof ebuf);
+    long long id =
+        fdset_of_name(snap_json_get_string(snap_json_get_object(v, "file"), "filename"));
+    yajl_tree_free(v);
+    return id;
+}
+
+int snap_qmp_disks_resolve_fdsets(snap_qmp *q, snap_qmp_disks *disks, int timeout_ms,
+                                  snap_err *err)
+{
+    bool any = false;
+    for (size_t i = 0; i < disks->n && !any; i++)
+        for (size_t k = 0; k < disks->disk[i].chain_len && !any; k++)
+            any = fdset_of_file(disks->disk[i].chain[k].file) >= 0;
+    if (!any)
+        return 0;
+    snap_qmp_fdsets sets;
+    int rc = snap_qmp_query_fdsets(q, &sets, timeout_ms, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < disks->n; i++)
+        for (size_t k = 0; k < disks->disk[i].chain_len; k++) {
+            snap_qmp_image *img = &disks->disk[i].chain[k];
+            long long id = fdset_of_file(img->file);
+            const snap_qmp_fdset *set = id >= 0 ? snap_qmp_fdsets_find(&sets, id) : NULL;
+            const char *path = set ? fdset_path(set) : NULL;
+            if (path) {
+                free(img->file);
+                img->file = snap_xstrdup(path);
+            }
+        }
+    snap_qmp_fdsets_free(&sets);
+    return 0;
+}
+
+/* Whether any block node's file is "/dev/fdset/<id>". */
+static bool fdset_in_use(yajl_val nodes, long long id)
+{
+    for (size_t i = 0; i < snap_json_array_len(nodes); i++)
+        if (fdset_of_file(snap_json_get_string(snap_json_array_at(nodes, i), "file")) ==
+            id)
+            return true;
+    return false;
+}
+
+static void flat_args(yajl_gen g, const void *opaque)
+{
+    (void)opaque;
+    snap_json_key(g, "flat");
+    yajl_gen_bool(g, 1);
+}
+
+int snap_qmp_fdsets_collect(snap_qmp *q, int timeout_ms, size_t *removed, snap_err *err)
+{
+    uint64_t deadline = snap_deadline_in(timeout_ms);
+    snap_qmp_fdsets sets;
+    yajl_val nodes = NULL;
+    size_t n = 0;
+    int rc = snap_qmp_query_fdsets(q, &sets, timeout_ms, err);
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < sets.n && !rc; i++) {
+        if (!fdset_path(&sets.set[i]))
+            continue; /* not ours, or already removed and closed */
+        if (!nodes)
+            rc = snap_qmp_execute(q, "query-named-block-nodes", flat_args, NULL, &nodes,
+                                  snap_deadline_poll_ms(deadline), err);
+        if (!rc && !fdset_in_use(nodes, sets.set[i].id)) {
+            rc = snap_qmp_remove_fd(q, sets.set[i].id, -1,
+                                    snap_deadline_poll_ms(deadline), err);
+            n += rc == 0;
+        }
+    }
+    yajl_tree_free(nodes);
+    snap_qmp_fdsets_free(&sets);
+    if (removed)
+        *removed = n;
+    return rc;
+}

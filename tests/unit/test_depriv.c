@@ -2,12 +2,16 @@
  * Snapshots of a domain whose device model is deprivileged (issue 19):
  * xlsim's dm_restrict=1 runs QEMU as libxl would (-runas, -chroot to an
  * empty mode-0000 directory, own mount/IPC namespaces), so QEMU cannot open
- * any host path after it started. A small HVM domain with no guest kernel
- * (its firmware runs) is enough.
+ * any host path after it started. xlsnap must then pass the overlays of an
+ * external snapshot as descriptors; internal snapshots need no new file.
+ * A small HVM domain with no guest kernel (its firmware runs) and no agent
+ * (--quiesce=off) is enough: everything asserted is QEMU's block graph,
+ * the files, xenstore and QEMU's fdsets.
  *
  * Copyright (C) 2026 The xlsnap authors. GPL-2.0-only (see COPYING).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "snap_json.h"
 #include "snap_qmp.h"
 #include "th.h"
 #include "th_qemu.h"
@@ -54,6 +59,19 @@ static char *xs_dom(const char *rel)
     char path[256];
     snprintf(path, sizeof path, "/local/domain/%u/%s", domid, rel);
     return th_xs_read(path);
+}
+
+/* The image xenstore says the disk runs on ("qcow2:<path>" -> path), malloc'd. */
+static char *disk_image(const char *vdev)
+{
+    char path[256];
+    snprintf(path, sizeof path, "/local/domain/0/backend/qdisk/%u/%d/params", domid,
+             !strcmp(vdev, "xvda") ? 51712 : 51728);
+    char *params = th_xs_read(path);
+    char *colon = params ? strchr(params, ':') : NULL;
+    char *image = colon ? strdup(colon + 1) : NULL;
+    free(params);
+    return image;
 }
 
 static snap_qmp *connect_dm(void)
@@ -146,9 +164,246 @@ static void test_restrict_needs_a_user(void)
     free(out);
 }
 
+/* ------------------------------------------------------------ snapshots */
+
+/* Sets whose opaque names path (libsnap's "libsnap:<path>"); -1 on error. */
+static int fdsets_naming(snap_qmp *q, const char *needle)
+{
+    snap_qmp_fdsets sets;
+    snap_err err;
+    if (snap_qmp_query_fdsets(q, &sets, T_MS, &err))
+        return -1;
+    int n = 0;
+    for (size_t i = 0; i < sets.n; i++)
+        for (size_t k = 0; k < sets.set[i].n; k++)
+            n += sets.set[i].fds[k].opaque && strstr(sets.set[i].fds[k].opaque, needle);
+    snap_qmp_fdsets_free(&sets);
+    return n;
+}
+
+/* query-block's own name for the disk's active image. */
+static char *raw_active_file(snap_qmp *q, const char *qdev)
+{
+    yajl_val ret = NULL;
+    snap_err err;
+    char *file = NULL;
+    if (snap_qmp_execute(q, "query-block", NULL, NULL, &ret, T_MS, &err))
+        return NULL;
+    for (size_t i = 0; i < snap_json_array_len(ret) && !file; i++) {
+        yajl_val b = snap_json_array_at(ret, i);
+        const char *dev = snap_json_get_string(b, "qdev");
+        const char *f = snap_json_get_string(snap_json_get_object(b, "inserted"), "file");
+        if (dev && f && strstr(dev, qdev))
+            file = strdup(f);
+    }
+    yajl_tree_free(ret);
+    return file;
+}
+
+/* Runs xlsnap with argv (NULL-terminated); true on exit 0, else notes why. */
+static bool xlsnap_ok(const char *const argv[])
+{
+    th_cmd r;
+    th_xlsnapv(&r, argv);
+    if (r.rc)
+        th_note("xlsnap %s: %s", argv[0], th_cmd_describe(&r));
+    bool ok = r.rc == 0;
+    th_cmd_free(&r);
+    return ok;
+}
+
+/* The disk's chain in QEMU (paths, active first) is images[0..n). */
+static void check_chain(snap_qmp *q, const char *vdev, const char *const images[],
+                        size_t n)
+{
+    snap_qmp_disks disks;
+    snap_err err;
+    REQUIRE(snap_qmp_query_disks(q, &disks, T_MS, &err) == 0);
+    const snap_qmp_disk *d = snap_qmp_disks_find(&disks, vdev);
+    CHECK(d && d->chain_len == n);
+    for (size_t i = 0; d && i < n && i < d->chain_len; i++)
+        CHECK_STR(d->chain[i].file, images[i]);
+    snap_qmp_disks_free(&disks);
+}
+
+/* A new overlay as the image under it: nobody's, 0640, backed by it. */
+static void check_overlay_file(const char *overlay, const char *base)
+{
+    struct stat st;
+    REQUIRE(stat(overlay, &st) == 0);
+    CHECK_INT(st.st_uid, nobody.pw_uid);
+    CHECK_INT(st.st_gid, nobody.pw_gid);
+    CHECK_INT(st.st_mode & 07777, 0640);
+    char *info = th_qemu_img_info_chain(overlay);
+    CHECK(info && strstr(info, base));
+    free(info);
+}
+
+/* External on a confined QEMU: the overlays passed as descriptors. */
+static void test_external_by_descriptor(void)
+{
+    REQUIRE(domid);
+    const char *create[] = {"snapshot-create", "-e", "--quiesce=off",
+                            dom_name,          "s1", NULL};
+    CHECK(xlsnap_ok(create));
+    snap_qmp *q = connect_dm();
+    REQUIRE(q);
+    const char *bases[] = {th_path("a.qcow2"), th_path("b.qcow2")};
+    const char *vdevs[] = {"xvda", "xvdb"};
+    char base[2][4096];
+    for (int i = 0; i < 2; i++)
+        snprintf(base[i], sizeof base[i], "%s", bases[i]);
+    for (int i = 0; i < 2; i++) {
+        char *img = disk_image(vdevs[i]);
+        REQUIRE(img);
+        CHECK(strcmp(img, base[i]) != 0);
+        check_overlay_file(img, base[i]);
+        const char *chain[] = {img, base[i]};
+        check_chain(q, vdevs[i], chain, 2);
+        /* QEMU opened nothing by path: the file is the passed descriptor. */
+        char *raw = raw_active_file(q, vdevs[i]);
+        CHECK(raw && !strncmp(raw, "/dev/fdset/", 11));
+        free(raw);
+        CHECK_INT(fdsets_naming(q, img), 1);
+        free(img);
+    }
+    snap_qmp_close(q);
+}
+/* Internal snapshots write into the open images: no new file, nothing passed. */
+static void test_internal_on_confined(void)
+{
+    REQUIRE(domid);
+    const char *create[] = {"snapshot-create", "--quiesce=off", dom_name, "s2", NULL};
+    CHECK(xlsnap_ok(create));
+    for (int i = 0; i < 2; i++) {
+        char *img = disk_image(i ? "xvdb" : "xvda");
+        REQUIRE(img);
+        CHECK(th_qemu_img_has_snapshot(img, "s2"));
+        free(img);
+    }
+}
+
+/* A second external one: the overlay named /dev/fdset/N in QEMU becomes a backing file.
+ */
+static void test_second_external(void)
+{
+    REQUIRE(domid);
+    char *s1 = disk_image("xvda");
+    REQUIRE(s1);
+    const char *create[] = {"snapshot-create", "-e", "--quiesce=off",
+                            dom_name,          "s3", NULL};
+    CHECK(xlsnap_ok(create));
+    char *s3 = disk_image("xvda");
+    REQUIRE(s3);
+    CHECK(strcmp(s3, s1) != 0);
+    check_overlay_file(s3, s1);
+    snap_qmp *q = connect_dm();
+    REQUIRE(q);
+    const char *chain[] = {s3, s1, th_path("a.qcow2")};
+    check_chain(q, "xvda", chain, 3);
+    snap_qmp_close(q);
+    free(s1);
+    free(s3);
+}
+
+static bool add_null_node(snap_qmp *q, const char *name)
+{
+    char json[256];
+    snprintf(json, sizeof json,
+             "{\"driver\": \"null-co\", \"node-name\": \"%s\", \"size\": 1048576}", name);
+    char ebuf[128];
+    yajl_val args = yajl_tree_parse(json, ebuf, sizeof ebuf);
+    snap_err err;
+    int rc = snap_qmp_execute_tree(q, "blockdev-add", args, NULL, T_MS, &err);
+    yajl_tree_free(args);
+    if (rc)
+        th_note("blockdev-add %s: %s", name, err.msg);
+    return rc == 0;
+}
+
+static bool node_exists(snap_qmp *q, const char *name)
+{
+    yajl_val ret = NULL;
+    snap_err err;
+    bool found = false;
+    if (snap_qmp_execute(q, "query-named-block-nodes", NULL, NULL, &ret, T_MS, &err))
+        return true; /* cannot tell: count it against the test */
+    for (size_t i = 0; i < snap_json_array_len(ret) && !found; i++) {
+        const char *n = snap_json_get_string(snap_json_array_at(ret, i), "node-name");
+        found = n && !strcmp(n, name);
+    }
+    yajl_tree_free(ret);
+    return found;
+}
+
+/*
+ * Failure injection: xvdb's overlay node cannot be added (a node of that
+ * name is there already) after xvda's file, fdset and node were: all of
+ * them go, nothing is switched.
+ */
+static void test_failed_create_cleans_up(void)
+{
+    REQUIRE(domid);
+    char *a_before = disk_image("xvda"), *b_before = disk_image("xvdb");
+    REQUIRE(a_before && b_before);
+    snap_qmp *q = connect_dm();
+    REQUIRE(q);
+    /* The plan names xvdb's new node xvdb-ovl<chain length>: 3 images now. */
+    bool added = add_null_node(q, "xvdb-ovl3");
+    snap_qmp_close(q);
+    REQUIRE(added);
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-create", "-e", "--quiesce=off", dom_name, "s4", NULL);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS(r.err, "xvdb-ovl3");
+    th_cmd_free(&r);
+    CHECK(access(th_path("a.s4.qcow2"), F_OK) != 0);
+    CHECK(access(th_path("b.s4.qcow2"), F_OK) != 0);
+    char *a_after = disk_image("xvda"), *b_after = disk_image("xvdb");
+    CHECK_STR(a_after, a_before);
+    CHECK_STR(b_after, b_before);
+    q = connect_dm();
+    REQUIRE(q);
+    CHECK_INT(fdsets_naming(q, ".s4."), 0);
+    CHECK(!node_exists(q, "xvda-ovl3"));
+    snap_err err;
+    CHECK_INT(snap_qmp_blockdev_del(q, "xvdb-ovl3", T_MS, &err), 0);
+    snap_qmp_close(q);
+    free(a_before);
+    free(b_before);
+    free(a_after);
+    free(b_after);
+}
+
+/* An fdset of libsnap's that no node uses (a run that died) goes at the next command. */
+static void test_stray_fdset_collected(void)
+{
+    REQUIRE(domid);
+    snap_qmp *q = connect_dm();
+    REQUIRE(q);
+    int fd = open(th_path("a.qcow2"), O_RDONLY | O_CLOEXEC);
+    REQUIRE(fd >= 0);
+    snap_err err;
+    const char *stray = SNAP_QMP_FDSET_OPAQUE_PREFIX "/stray/overlay.qcow2";
+    CHECK_INT(snap_qmp_add_fd(q, fd, -1, stray, NULL, NULL, T_MS, &err), 0);
+    close(fd);
+    CHECK_INT(fdsets_naming(q, "/stray/"), 1);
+    snap_qmp_close(q);
+    const char *create[] = {"snapshot-create", "--quiesce=off", dom_name, "s5", NULL};
+    CHECK(xlsnap_ok(create));
+    q = connect_dm();
+    REQUIRE(q);
+    CHECK_INT(fdsets_naming(q, "/stray/"), 0);
+    /* The sets the overlays in use came from stay. */
+    char *img = disk_image("xvda");
+    CHECK_INT(fdsets_naming(q, img), 1);
+    free(img);
+    snap_qmp_close(q);
+}
+
 int main(void)
 {
-    th_plan(2);
+    th_plan(7);
     struct passwd *pw = getpwnam("nobody");
     if (!pw) {
         th_skip("no user nobody");
@@ -168,6 +423,11 @@ int main(void)
     }
     TH_RUN(test_restricted_like_libxl);
     TH_RUN(test_restrict_needs_a_user);
+    TH_RUN(test_external_by_descriptor);
+    TH_RUN(test_internal_on_confined);
+    TH_RUN(test_second_external);
+    TH_RUN(test_failed_create_cleans_up);
+    TH_RUN(test_stray_fdset_collected);
     xlsim(NULL, NULL, "destroy", dom_name, NULL);
     return th_finish();
 }

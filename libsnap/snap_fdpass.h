@@ -1,0 +1,51 @@
+/*
+ * External overlays for a device model that cannot open host paths (Xen's
+ * dm_restrict=1: QEMU runs as another user, chrooted). libsnap makes each
+ * overlay itself, opens it and hands QEMU the descriptor; QEMU adds it as a
+ * node, and the transaction's blockdev-snapshot actions put the nodes on
+ * top (snap_qmp_fdset.c is the protocol, this is the policy).
+ *
+ * The held descriptors, and what each covers:
+ *  - QEMU's copy in the fdset (opaque "libsnap:<overlay>") stays while the
+ *    node uses it: it is how libsnap still knows the node's path, since
+ *    QEMU calls the file "/dev/fdset/N" (snap_qmp_disks_resolve_fdsets), so
+ *    a rollback finds the overlay it must merge back before removing it;
+ *  - the original images stay open in QEMU as the new overlays' backing
+ *    nodes: no image is reopened by path, so a refused transaction leaves
+ *    the disks on the very descriptors they had;
+ *  - libsnap's own descriptor is closed once QEMU holds its copy.
+ * Sets that no node uses any more (a refused transaction, a merge, a run
+ * that died) are removed on the way out (snap_domain_qmp_close).
+ */
+#ifndef SNAP_FDPASS_H
+#define SNAP_FDPASS_H
+
+#include "snap_orch.h"
+
+typedef struct snap_fdpass_disk {
+    const snap_plan_disk *pd;
+    bool file_made;  /* the overlay file exists because of us */
+    long long fdset; /* -1: none added */
+    bool node_added;
+} snap_fdpass_disk;
+
+typedef struct snap_fdpass {
+    snap_fdpass_disk *d;
+    size_t n;
+} snap_fdpass;
+
+/*
+ * For every external disk of plan: the overlay made (qemu-img, backing
+ * named in its header; owner, group and mode copied from the image under
+ * it), opened read-write, added to a new fdset, and a qcow2 node named
+ * pd->overlay_node added on it. Before the freeze. On failure, what was
+ * done is undone (snap_fdpass_abort) and the error names the disk.
+ */
+int snap_fdpass_prepare(snap_ctx *ctx, snap_qmp *qmp, const snap_plan *plan,
+                        snap_fdpass *fp, snap_err *err);
+/* The transaction was refused or never sent: nodes deleted, sets removed, files unlinked.
+ */
+void snap_fdpass_abort(snap_ctx *ctx, snap_qmp *qmp, snap_fdpass *fp);
+void snap_fdpass_dispose(snap_fdpass *fp);
+
+#endif
