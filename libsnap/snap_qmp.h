@@ -300,8 +300,10 @@ int snap_qmp_blockdev_del(snap_qmp *qmp, const char *node_name, int timeout_ms,
 int snap_qmp_disks_resolve_fdsets(snap_qmp *qmp, snap_qmp_disks *disks, int timeout_ms,
                                   snap_err *err);
 /*
- * remove-fd of every libsnap fdset no block node uses (any more): after a
- * failure, a merge, or a run that died. *removed (may be NULL): how many.
+ * After a failure, a merge, or a run that died: blockdev-del of the qcow2
+ * nodes on libsnap's fdsets that no disk's chain holds any more, then
+ * remove-fd of every libsnap fdset no block node uses. *removed (may be
+ * NULL): how many sets.
  */
 int snap_qmp_fdsets_collect(snap_qmp *qmp, int timeout_ms, size_t *removed,
                             snap_err *err);

@@ -401,9 +401,82 @@ static void test_stray_fdset_collected(void)
     snap_qmp_close(q);
 }
 
+/*
+ * Deleting an external snapshot merges its overlay (a node libsnap added)
+ * into the image under it: the node, its fdset and the file are gone after.
+ */
+static void test_delete_external_on_confined(void)
+{
+    REQUIRE(domid);
+    char *s3 = disk_image("xvda");
+    REQUIRE(s3 && strstr(s3, ".s3."));
+    const char *del[] = {"snapshot-delete", dom_name, "s3", NULL};
+    CHECK(xlsnap_ok(del));
+    char *now = disk_image("xvda");
+    CHECK_STR(now, th_path("a.s1.qcow2"));
+    CHECK(access(s3, F_OK) != 0);
+    snap_qmp *q = connect_dm();
+    REQUIRE(q);
+    const char *chain[] = {th_path("a.s1.qcow2"), th_path("a.qcow2")};
+    check_chain(q, "xvda", chain, 2);
+    CHECK(!node_exists(q, "xvda-ovl2")); /* s3's overlay node */
+    CHECK_INT(fdsets_naming(q, ".s3."), 0);
+    CHECK_INT(fdsets_naming(q, th_path("a.s1.qcow2")), 1);
+    snap_qmp_close(q);
+    free(s3);
+    free(now);
+}
+
+/*
+ * A revert starts a new device model, as confined as the first; an
+ * external snapshot and its deletion work on it (its backing files were
+ * opened by path at start, before the chroot).
+ */
+static void test_revert_then_snapshot_on_confined(void)
+{
+    REQUIRE(domid);
+    const char *rev[] = {"snapshot-revert", "--force", dom_name, "s1", NULL};
+    CHECK(xlsnap_ok(rev));
+    char *pid = xs_dom("image/device-model-pid");
+    REQUIRE(pid);
+    pid_t new_pid = atoi(pid);
+    free(pid);
+    th_adopt(new_pid);
+    CHECK(new_pid != dm_pid);
+    CHECK_INT(proc_euid(new_pid), nobody.pw_uid);
+    dm_pid = new_pid;
+    /* Back to s1's point: a new overlay on the image s1 was taken of. */
+    char *r1 = disk_image("xvda");
+    REQUIRE(r1);
+    char *info = th_qemu_img_info_chain(r1);
+    CHECK(info && strstr(info, th_path("a.qcow2")) && !strstr(info, ".s1.qcow2"));
+    free(info);
+    const char *create[] = {"snapshot-create", "-e", "--quiesce=off",
+                            dom_name,          "s6", NULL};
+    CHECK(xlsnap_ok(create));
+    char *s6 = disk_image("xvda");
+    REQUIRE(s6);
+    snap_qmp *q = connect_dm();
+    REQUIRE(q);
+    const char *chain[] = {s6, r1, th_path("a.qcow2")};
+    check_chain(q, "xvda", chain, 3);
+    snap_qmp_close(q);
+    const char *del[] = {"snapshot-delete", dom_name, "s6", NULL};
+    CHECK(xlsnap_ok(del));
+    char *now = disk_image("xvda");
+    CHECK_STR(now, r1);
+    q = connect_dm();
+    REQUIRE(q);
+    CHECK_INT(fdsets_naming(q, "libsnap:"), 0);
+    snap_qmp_close(q);
+    free(r1);
+    free(s6);
+    free(now);
+}
+
 int main(void)
 {
-    th_plan(7);
+    th_plan(9);
     struct passwd *pw = getpwnam("nobody");
     if (!pw) {
         th_skip("no user nobody");
@@ -428,6 +501,8 @@ int main(void)
     TH_RUN(test_second_external);
     TH_RUN(test_failed_create_cleans_up);
     TH_RUN(test_stray_fdset_collected);
+    TH_RUN(test_delete_external_on_confined);
+    TH_RUN(test_revert_then_snapshot_on_confined);
     xlsim(NULL, NULL, "destroy", dom_name, NULL);
     return th_finish();
 }
