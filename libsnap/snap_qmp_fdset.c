@@ -252,13 +252,36 @@ static long long fdset_of_file(const char *file)
     return id;
 }
 
+/* A name QEMU gave an image that involves a passed descriptor. */
+static bool names_an_fdset(const char *file)
+{
+    return file && strstr(file, "/dev/fdset/") != NULL;
+}
+
+/*
+ * The image's own file in a "json:{...}" name that involves an fdset
+ * (file.filename: "/dev/fdset/N", or the path of an image opened by path
+ * whose backing node came from an fdset), malloc'd; NULL if none.
+ */
+static char *json_image_file(const char *file)
+{
+    if (strncmp(file, "json:", 5) || !names_an_fdset(file))
+        return NULL;
+    char ebuf[64];
+    yajl_val v = yajl_tree_parse(file + 5, ebuf, sizeof ebuf);
+    const char *inner = snap_json_get_string(snap_json_get_object(v, "file"), "filename");
+    char *out = inner ? snap_xstrdup(inner) : NULL;
+    yajl_tree_free(v);
+    return out;
+}
+
 int snap_qmp_disks_resolve_fdsets(snap_qmp *q, snap_qmp_disks *disks, int timeout_ms,
                                   snap_err *err)
 {
     bool any = false;
     for (size_t i = 0; i < disks->n && !any; i++)
         for (size_t k = 0; k < disks->disk[i].chain_len && !any; k++)
-            any = fdset_of_file(disks->disk[i].chain[k].file) >= 0;
+            any = names_an_fdset(disks->disk[i].chain[k].file);
     if (!any)
         return 0;
     snap_qmp_fdsets sets;
@@ -268,7 +291,12 @@ int snap_qmp_disks_resolve_fdsets(snap_qmp *q, snap_qmp_disks *disks, int timeou
     for (size_t i = 0; i < disks->n; i++)
         for (size_t k = 0; k < disks->disk[i].chain_len; k++) {
             snap_qmp_image *img = &disks->disk[i].chain[k];
-            long long id = fdset_of_file(img->file);
+            char *inner = json_image_file(img->file);
+            if (inner) {
+                free(img->file);
+                img->file = inner;
+            }
+            long long id = fdset_of_name(img->file);
             const snap_qmp_fdset *set = id >= 0 ? snap_qmp_fdsets_find(&sets, id) : NULL;
             const char *path = set ? fdset_path(set) : NULL;
             if (path) {
