@@ -28,13 +28,20 @@ static void mark_booted(th_xlsim_dom *d)
                sizeof booted / sizeof booted[0]);
 }
 
+static const char *boot_extra_cfg;
+
+void th_snap_set_extra_cfg(const char *lines)
+{
+    boot_extra_cfg = lines;
+}
+
 void th_snap_boot_all(th_xlsim_dom *const doms[], const char *const names[], size_t n,
                       long min_records)
 {
     boot_ok = false;
     REQUIRE(th_xlsim_init());
     setenv("XLSNAP_XLSIM", th_build_path("xlsim"), 1);
-    th_xlsim_opts o = {0};
+    th_xlsim_opts o = {.extra_cfg = boot_extra_cfg};
     if (min_records > 0)
         o.extra = "xlsnap.writer=vdb xlsnap.writer_ms=20";
     for (size_t i = 0; i < n; i++)

@@ -42,6 +42,8 @@
  */
 void th_snap_boot_all(th_xlsim_dom *const doms[], const char *const names[], size_t n,
                       long min_records);
+/* Lines the next th_snap_boot_all appends to each domain's config (NULL: none). */
+void th_snap_set_extra_cfg(const char *lines);
 /* th_snap_boot_all of one domain, run as the test "test_boot". */
 void th_snap_run_boot(th_xlsim_dom *d, const char *name, long min_records);
 /* True once d booted (and was not destroyed by th_snap_destroy since). */

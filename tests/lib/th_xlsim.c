@@ -127,6 +127,11 @@ static char *th_xlsim_config_text(const th_xlsim_dom *d, const th_xlsim_opts *o,
     th_replace_all(&text, "@DISK_DIR@", d->disk_dir);
     th_replace_all(&text, "@RUN_DIR@", th_xlsim_rundir());
     th_replace_all(&text, "@EXTRA@", o->extra ? o->extra : "");
+    if (o->extra_cfg) {
+        char *more = snap_xasprintf("%s%s\n", text, o->extra_cfg);
+        free(text);
+        text = more;
+    }
     return text;
 }
 

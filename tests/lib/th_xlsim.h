@@ -53,6 +53,7 @@ typedef struct th_xlsim_opts {
                                        replaced, e.g. "format=raw, vdev=xvdc, access=rw,
                                        backendtype=qdisk, target=@DISK_DIR@/c.raw" */
     int root_mb, data_mb;           /* disk sizes (default 64 and 32) */
+    const char *extra_cfg; /* lines appended to the config, e.g. "dm_restrict=1" */
 } th_xlsim_opts;
 
 typedef struct th_xlsim_dom {

@@ -1,0 +1,134 @@
+/*
+ * Snapshots of a booted guest whose device model runs deprivileged (issue
+ * 19): xlsim's dm_restrict=1 as libxl does it (QEMU as nobody, chrooted to
+ * an empty directory), so QEMU opens no host path after it started. A
+ * quiesced external snapshot (overlays passed to QEMU as descriptors), an
+ * internal one, a revert (a new device model, as confined), and a delete
+ * that merges the active overlay back, each checked in the guest and in
+ * the images.
+ *
+ * Copyright (C) 2026 The xlsnap authors. GPL-2.0-only (see COPYING).
+ */
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "th.h"
+#include "th_guest.h"
+#include "th_snaptest.h"
+
+static th_xlsim_dom g;
+static uid_t nobody_uid;
+
+static long proc_euid(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *st = th_read_file(path);
+    const char *u = st ? strstr(st, "\nUid:") : NULL;
+    long real = -1, eff = -1;
+    if (u)
+        sscanf(u, "\nUid: %ld %ld", &real, &eff);
+    free(st);
+    return eff;
+}
+
+/* The device model runs as nobody, chrooted to <rundir>/qemu-root-<domid>. */
+static void check_confined(const char *file, int line)
+{
+    char link[64], root[4096], want[4096];
+    snprintf(link, sizeof link, "/proc/%d/root", (int)g.vm.pid);
+    ssize_t n = readlink(link, root, sizeof root - 1);
+    root[n > 0 ? n : 0] = '\0';
+    snprintf(want, sizeof want, "%s/qemu-root-%u", th_xlsim_rundir(), g.domid);
+    if (proc_euid(g.vm.pid) != (long)nobody_uid || strcmp(root, want) != 0)
+        th_fail_at(file, line, "QEMU [%d] runs as uid %ld in %s, not as nobody in %s",
+                   (int)g.vm.pid, proc_euid(g.vm.pid), root, want);
+}
+#define CHECK_CONFINED() check_confined(__FILE__, __LINE__)
+
+static void test_external_quiesced(void)
+{
+    CHECK_CONFINED();
+    REQUIRE(th_snap_write_disk(&g, "A"));
+    th_cmd r;
+    REQUIRE(XLSNAP_OK(&r, "snapshot-create", "-e", "--quiesce=required", g.name, "e1"));
+    CHECK_CONTAINS(r.out, "quiesced");
+    th_cmd_free(&r);
+    REQUIRE(th_snap_write_disk(&g, "B"));
+    CHECK_ACTIVE_IMAGE(&g, "xvdb", "data.e1.qcow2");
+    char *chain = th_snap_qemu_chain(&g, "xvdb");
+    char *want = snap_xasprintf("%s\n%s\n", th_snap_disk_file(&g, "data.e1.qcow2"),
+                                th_snap_disk_file(&g, "data.qcow2"));
+    CHECK_STR(chain, want);
+    free(chain);
+    free(want);
+    /* The guest's writes after the snapshot went through the passed descriptor. */
+    char *state =
+        th_snap_read_paused(&g, th_snap_disk_file(&g, "data.e1.qcow2"), "/state.txt");
+    CHECK_STR(state, "B\n");
+    free(state);
+    state =
+        th_ext4_cat(th_image_to_raw(th_snap_disk_file(&g, "data.qcow2")), "/state.txt");
+    CHECK_STR(state, "A\n");
+    free(state);
+    CHECK_GUEST_READS(&g, "B");
+    CHECK_IMAGE_LIVE(th_snap_disk_file(&g, "data.e1.qcow2"));
+}
+
+static void test_internal_quiesced(void)
+{
+    REQUIRE(SNAP_CREATE(&g, "--quiesce=required", "i1"));
+    char *table = th_snap_table(th_snap_disk_file(&g, "data.e1.qcow2"));
+    CHECK(strstr(table, " i1 ") != NULL);
+    free(table);
+    CHECK_GUEST_READS(&g, "B");
+}
+
+/* A disk-only revert boots a new device model: as confined as the first. */
+static void test_revert_external(void)
+{
+    REQUIRE(SNAP_REVERT(&g, "--force", "e1"));
+    REQUIRE(th_snap_wait_agent(&g));
+    CHECK_CONFINED();
+    CHECK_GUEST_READS(&g, "A");
+}
+
+/* The active overlay (a passed descriptor) merged back into the image below. */
+static void test_delete_external(void)
+{
+    char *before = th_snap_active_image(&g, "xvdb");
+    REQUIRE(before);
+    REQUIRE(SNAP_LAYERS(&g, "-e", "E", "e2", "F"));
+    CHECK_INT(th_snap_delete(&g, NULL, "e2", NULL), 0);
+    CHECK(access(th_snap_disk_file(&g, "data.e2.qcow2"), F_OK) != 0);
+    char *after = th_snap_active_image(&g, "xvdb");
+    CHECK_STR(after, before);
+    char *state = th_snap_read_paused(&g, before, "/state.txt");
+    CHECK_STR(state, "F\n");
+    free(state);
+    CHECK_GUEST_READS(&g, "F");
+    CHECK_IMAGE_LIVE(before);
+    free(before);
+    free(after);
+}
+
+int main(void)
+{
+    th_plan(5);
+    struct passwd *pw = getpwnam("nobody");
+    if (!pw) {
+        th_skip("no user nobody");
+        return th_finish();
+    }
+    nobody_uid = pw->pw_uid;
+    th_snap_set_extra_cfg("dm_restrict = 1\ndevice_model_user = \"nobody\"");
+    th_snap_run_boot(&g, "dpg", 0);
+    TH_SNAP_RUN(test_external_quiesced);
+    TH_SNAP_RUN(test_internal_quiesced);
+    TH_SNAP_RUN(test_revert_external);
+    TH_SNAP_RUN(test_delete_external);
+    return th_snap_finish();
+}
