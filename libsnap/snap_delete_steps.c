@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "snap_delete_steps.h"
+#include "snap_fdpass.h"
 #include "snap_json.h"
 #include "snap_memory.h"
 #include "snap_owned.h"
@@ -503,7 +504,9 @@ static int merge(const delete_ctx *x, const snap_meta_disk *md,
     size_t depth = 0;
     const snap_qmp_disk *q =
         x->qmp ? snap_qmp_disks_find_file(x->qd, md->overlay_path, &depth) : NULL;
-    rc = mark_merging(x, md->vdev, true, err);
+    rc = q ? snap_fdpass_check_merge(x->ctx, x->qmp, q, depth, err) : 0;
+    if (!rc)
+        rc = mark_merging(x, md->vdev, true, err);
     if (!rc)
         rc = q ? merge_live(x, q, depth, md, err)
                : merge_offline(md, users_o->n ? users_o->paths[0] : NULL, err);

@@ -48,4 +48,17 @@ int snap_fdpass_prepare(snap_ctx *ctx, snap_qmp *qmp, const snap_plan *plan,
 void snap_fdpass_abort(snap_ctx *ctx, snap_qmp *qmp, snap_fdpass *fp);
 void snap_fdpass_dispose(snap_fdpass *fp);
 
+/*
+ * Before a live merge of q's image at depth into the one below it: on a
+ * confined QEMU, refuses (SNAP_ERROR_UNSUPPORTED, before anything changes)
+ * a base QEMU opened by itself from an image header at start (an
+ * auto-named node): that file is open read-only and a commit would
+ * reopen it read-write by path, which the chroot forbids. Bases QEMU was
+ * given by name (Xen's own disk node, libsnap's overlays) hold read-write
+ * descriptors. Not done yet: replacing such a base by a node on an fdset
+ * (test_qmp_fdset's test_commit_into_fd_backing shows how).
+ */
+int snap_fdpass_check_merge(snap_ctx *ctx, snap_qmp *qmp, const snap_qmp_disk *q,
+                            size_t depth, snap_err *err);
+
 #endif
