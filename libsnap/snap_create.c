@@ -361,18 +361,13 @@ static int finish_window(snap_ctx *ctx, snap_qmp *qmp, const snap_plan *plan,
 static int prepare_overlays(snap_ctx *ctx, snap_qmp *qmp, const snap_plan *plan,
                             bool *by_fd, snap_fdpass *fp, snap_err *err)
 {
-    bool external = false, confined = false;
-    snap_err why;
+    bool external = false;
     memset(fp, 0, sizeof *fp);
     *by_fd = false;
     for (size_t i = 0; i < plan->n_disks; i++)
         external = external || (plan->disks[i].method == SNAP_METHOD_EXTERNAL &&
                                 plan->disks[i].via_qmp);
-    if (!external)
-        return 0;
-    if (snap_qmp_peer_confined(qmp, &confined, &why) != 0)
-        snap_log(ctx->lg, XTL_DEBUG, "%s; giving QEMU paths", why.msg);
-    if (!confined)
+    if (!external || !ctx->qmp_confined) /* snap_domain_qmp_open found out */
         return 0;
     *by_fd = true;
     snap_log(ctx->lg, XTL_DETAIL,

@@ -504,7 +504,7 @@ static int merge(const delete_ctx *x, const snap_meta_disk *md,
     size_t depth = 0;
     const snap_qmp_disk *q =
         x->qmp ? snap_qmp_disks_find_file(x->qd, md->overlay_path, &depth) : NULL;
-    rc = q ? snap_fdpass_check_merge(x->ctx, x->qmp, q, depth, err) : 0;
+    rc = q ? snap_fdpass_check_merge(x->ctx, q, depth, err) : 0;
     if (!rc)
         rc = mark_merging(x, md->vdev, true, err);
     if (!rc)

@@ -4,12 +4,14 @@
  * device model's QMP says which disks QEMU serves and through which node.
  * Everything a plan needs is gathered here, before anything is touched.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "snap_domcfg.h"
 #include "snap_json.h"
 #include "snap_orch.h"
+#include "snap_xs.h"
 
 static void vdisk_dispose(snap_vdisk *d)
 {
@@ -118,6 +120,42 @@ static const snap_qmp_disk *match_qmp_disk(const snap_qmp_disks *qd, const snap_
     return snap_qmp_disks_find(qd, node);
 }
 
+/* The device model's pid as libxl (and xlsim) record it; -1 if unknown. */
+static pid_t recorded_dm_pid(uint32_t domid)
+{
+    snap_xs *xs;
+    snap_err ignored;
+    char path[96], *pid_s = NULL;
+    if (snap_xs_open(&xs, &ignored))
+        return -1;
+    snprintf(path, sizeof path, "/local/domain/%u/image/device-model-pid", domid);
+    snap_xs_read_opt(xs, XBT_NULL, path, &pid_s, &ignored);
+    snap_xs_close(xs);
+    long pid = pid_s ? strtol(pid_s, NULL, 10) : -1;
+    free(pid_s);
+    return pid > 0 ? (pid_t)pid : -1;
+}
+
+/*
+ * Whether the device model cannot open host paths (dm_restrict): the
+ * process libxl recorded, else the socket's peer (which is not QEMU when
+ * libxl made the socket and passed it, as it does for dm_restrict).
+ * Unknown: false (QEMU is given paths, as before).
+ */
+static bool dm_confined(snap_ctx *ctx, const snap_domain *dom, snap_qmp *qmp)
+{
+    bool confined = false;
+    snap_err e;
+    pid_t pid = recorded_dm_pid(dom->ref.domid);
+    if (pid > 0 && snap_pid_confined(pid, &confined, &e) == 0)
+        return confined;
+    if (snap_qmp_peer_confined(qmp, &confined, &e) == 0)
+        return confined;
+    snap_log(ctx->lg, XTL_DEBUG, "domain %s: %s; taking its device model as unconfined",
+             dom->ref.name, e.msg);
+    return false;
+}
+
 int snap_domain_qmp_open(snap_ctx *ctx, const snap_domain *dom, snap_qmp **qmp,
                          snap_err *err)
 {
@@ -128,6 +166,7 @@ int snap_domain_qmp_open(snap_ctx *ctx, const snap_domain *dom, snap_qmp **qmp,
         rc = snap_qmp_connect(dom->qmp_path, SNAP_QMP_TIMEOUT_MS, qmp, err);
     if (!rc) {
         snap_qmp_set_logger(*qmp, ctx->lg);
+        ctx->qmp_confined = dm_confined(ctx, dom, *qmp);
         return 0;
     }
     snap_domain_qmp_close(ctx, NULL);
@@ -140,10 +179,9 @@ int snap_domain_qmp_open(snap_ctx *ctx, const snap_domain *dom, snap_qmp **qmp,
  */
 static void collect_fdsets(snap_ctx *ctx, snap_qmp *qmp)
 {
-    bool confined = false;
     size_t removed = 0;
     snap_err e;
-    if (!qmp || snap_qmp_peer_confined(qmp, &confined, &e) != 0 || !confined)
+    if (!qmp || !ctx->qmp_confined)
         return;
     if (snap_qmp_fdsets_collect(qmp, SNAP_QMP_TIMEOUT_MS, &removed, &e) != 0)
         snap_log(ctx->lg, XTL_WARN, "removing unused fdsets: %s", e.msg);
@@ -154,6 +192,7 @@ static void collect_fdsets(snap_ctx *ctx, snap_qmp *qmp)
 void snap_domain_qmp_close(snap_ctx *ctx, snap_qmp *qmp)
 {
     collect_fdsets(ctx, qmp);
+    ctx->qmp_confined = false;
     snap_qmp_close(qmp);
     if (ctx->qmp_lock && ctx->ops->qmp_unlock)
         ctx->ops->qmp_unlock(ctx->qmp_lock);

@@ -103,19 +103,13 @@ void snap_fdpass_dispose(snap_fdpass *fp)
     memset(fp, 0, sizeof *fp);
 }
 
-int snap_fdpass_check_merge(snap_ctx *ctx, snap_qmp *qmp, const snap_qmp_disk *q,
-                            size_t depth, snap_err *err)
+int snap_fdpass_check_merge(snap_ctx *ctx, const snap_qmp_disk *q, size_t depth,
+                            snap_err *err)
 {
-    bool confined = false;
-    snap_err why;
     if (depth + 1 >= q->chain_len)
         return 0; /* the merge itself says what is wrong */
-    if (snap_qmp_peer_confined(qmp, &confined, &why) != 0) {
-        snap_log(ctx->lg, XTL_DEBUG, "%s", why.msg);
-        return 0;
-    }
     const snap_qmp_image *base = &q->chain[depth + 1];
-    if (!confined || (base->node_name && base->node_name[0] != '#'))
+    if (!ctx->qmp_confined || (base->node_name && base->node_name[0] != '#'))
         return 0;
     return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
                         "the device model runs deprivileged (dm_restrict) and opened %s "

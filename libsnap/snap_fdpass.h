@@ -58,7 +58,7 @@ void snap_fdpass_dispose(snap_fdpass *fp);
  * descriptors. Not done yet: replacing such a base by a node on an fdset
  * (test_qmp_fdset's test_commit_into_fd_backing shows how).
  */
-int snap_fdpass_check_merge(snap_ctx *ctx, snap_qmp *qmp, const snap_qmp_disk *q,
-                            size_t depth, snap_err *err);
+int snap_fdpass_check_merge(snap_ctx *ctx, const snap_qmp_disk *q, size_t depth,
+                            snap_err *err);
 
 #endif

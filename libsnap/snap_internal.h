@@ -90,6 +90,7 @@ struct snap_ctx {
     char *xen_statedir;      /* libxl's userdata */
     char *xen_rundir;        /* QMP sockets */
     snap_qmp_lock *qmp_lock; /* held while a domain's QMP socket is open */
+    bool qmp_confined;       /* that QEMU cannot open host paths (dm_restrict) */
     struct libxl__ctx *lctx; /* the caller's (snap_ctx_alloc_libxl): never freed here */
 };
 

@@ -308,9 +308,15 @@ int snap_qmp_disks_resolve_fdsets(snap_qmp *qmp, snap_qmp_disks *disks, int time
 int snap_qmp_fdsets_collect(snap_qmp *qmp, int timeout_ms, size_t *removed,
                             snap_err *err);
 /*
- * *confined: the QEMU at the other end of the socket runs as another user
- * than us or chrooted (/proc/<pid>/status, /proc/<pid>/root), so it cannot
- * be given host paths to open.
+ * *confined: QEMU process pid runs as another user than us or chrooted
+ * (/proc/<pid>/status, /proc/<pid>/root), so it cannot be given host paths
+ * to open. SNAP_ERROR_NOTFOUND when pid is not a QEMU (/proc/<pid>/comm).
+ */
+int snap_pid_confined(pid_t pid, bool *confined, snap_err *err);
+/*
+ * snap_pid_confined of the socket's peer (SO_PEERCRED). That is the
+ * process that listened: QEMU, unless another made the socket and passed
+ * it (libxl pre-opens a dm_restrict QEMU's): then SNAP_ERROR_NOTFOUND.
  */
 int snap_qmp_peer_confined(snap_qmp *qmp, bool *confined, snap_err *err);
 

@@ -189,14 +189,27 @@ static long proc_effective_uid(pid_t pid)
     return uid;
 }
 
-int snap_qmp_peer_confined(snap_qmp *q, bool *confined, snap_err *err)
+/* /proc/<pid>/comm starts with "qemu" (qemu-system-x86, qemu-system-i38). */
+static bool proc_is_qemu(pid_t pid, char *comm, size_t len)
 {
-    pid_t pid;
-    int rc = snap_qmp_peer_pid(q, &pid, err);
-    if (rc)
-        return rc;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+    FILE *f = fopen(path, "re");
+    comm[0] = '\0';
+    if (f && fgets(comm, (int)len, f))
+        comm[strcspn(comm, "\n")] = '\0';
+    if (f)
+        fclose(f);
+    return !strncmp(comm, "qemu", 4);
+}
+
+int snap_pid_confined(pid_t pid, bool *confined, snap_err *err)
+{
+    char comm[64], path[64], root[4096];
+    if (!proc_is_qemu(pid, comm, sizeof comm))
+        return snap_err_set(err, SNAP_ERROR_NOTFOUND, "process %d (%s) is not QEMU",
+                            (int)pid, comm[0] ? comm : "gone");
     long uid = proc_effective_uid(pid);
-    char path[64], root[4096];
     snprintf(path, sizeof path, "/proc/%d/root", (int)pid);
     ssize_t n = readlink(path, root, sizeof root - 1);
     if (uid < 0 || n <= 0)
@@ -208,6 +221,13 @@ int snap_qmp_peer_confined(snap_qmp *q, bool *confined, snap_err *err)
      * trusted to open the host paths it is given. */
     *confined = uid != (long)geteuid() || strcmp(root, "/") != 0;
     return 0;
+}
+
+int snap_qmp_peer_confined(snap_qmp *q, bool *confined, snap_err *err)
+{
+    pid_t pid;
+    int rc = snap_qmp_peer_pid(q, &pid, err);
+    return rc ? rc : snap_pid_confined(pid, confined, err);
 }
 
 /* ------------------------------------------------------------- libsnap's sets */
