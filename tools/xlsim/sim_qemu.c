@@ -187,9 +187,16 @@ char **sim_qemu_argv(const sim_env *env, uint32_t domid, const libxl_domain_conf
     argv_builder a = {0};
     arg(&a, snap_xstrdup(env->qemu));
     args2(&a, "-name", snap_xstrdup(d->c_info.name));
-    args2(&a, "-chardev",
-          snap_xasprintf("socket,id=libxl-cmd,path=%s/qmp-libxl-%u,server=on,wait=off",
-                         env->rundir, domid));
+    /* libxl opens a dm_restrict QEMU's QMP socket itself and passes it (fd 3 here). */
+    if (sim_dm_restricted(&d->b_info))
+        args2(&a, "-chardev",
+              snap_xasprintf("socket,id=libxl-cmd,fd=%d,server=on,wait=off",
+                             SIM_DM_QMP_FD));
+    else
+        args2(&a, "-chardev",
+              snap_xasprintf("socket,id=libxl-cmd,path=%s/qmp-libxl-%u,server=on,"
+                             "wait=off",
+                             env->rundir, domid));
     args2(&a, "-mon", snap_xstrdup("chardev=libxl-cmd,mode=control"));
     args2(&a, "-chardev",
           snap_xasprintf("socket,id=libxenstat-cmd,path=%s/qmp-libxenstat-%u,server=on,"
@@ -235,7 +242,10 @@ bool sim_pid_alive(pid_t pid)
     return p && p[1] == ' ' && p[2] != 'Z' && p[2] != 'X';
 }
 
-/* True if pid's command line names this QMP socket (guards against pid reuse). */
+/*
+ * True if pid's command line names this domain's libxenstat QMP socket
+ * (guards against pid reuse; the libxl one may be a passed fd).
+ */
 static bool pid_is_our_qemu(pid_t pid, const char *qmp_path)
 {
     char path[64];
@@ -274,15 +284,20 @@ static char *log_tail(const char *path)
     return snap_xstrdup(n ? buf : "(no output)");
 }
 
-/* In the child: own session, stdin from /dev/null, output to the log, exec. */
-static void exec_qemu(char **argv, const char *logfile, bool restricted)
+/*
+ * In the child: own session, stdin from /dev/null, output to the log, exec.
+ * qmp_fd >= 0: the pre-opened QMP socket, passed as SIM_DM_QMP_FD.
+ */
+static void exec_qemu(char **argv, const char *logfile, bool restricted, int qmp_fd)
 {
     setsid();
     int in = open("/dev/null", O_RDONLY);
     int out = open(logfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     if (in < 0 || out < 0 || dup2(in, 0) < 0 || dup2(out, 1) < 0 || dup2(out, 2) < 0)
         _exit(127);
-    close_range(3, ~0u, 0);
+    if (qmp_fd >= 0 && dup2(qmp_fd, SIM_DM_QMP_FD) < 0)
+        _exit(127);
+    close_range(qmp_fd >= 0 ? SIM_DM_QMP_FD + 1 : 3, ~0u, 0);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
@@ -341,13 +356,17 @@ int sim_qemu_start(const sim_env *env, uint32_t domid, const libxl_domain_config
     char *qmp = sim_qmp_path(env, domid);
     char *logfile = log_path(env, d);
     unlink(qmp); /* a stale socket from an earlier domain with this domid */
-    int rc = 0;
-    pid_t pid = fork();
-    if (pid < 0)
+    int qmp_fd = -1, rc = 0;
+    if (sim_dm_restricted(&d->b_info))
+        rc = sim_dm_pre_open_qmp(qmp, &qmp_fd, err);
+    pid_t pid = rc ? -1 : fork();
+    if (!rc && pid < 0)
         rc = snap_err_errno(err, SNAP_ERROR_IO, errno, "fork");
     else if (pid == 0)
-        exec_qemu(argv, logfile, sim_dm_restricted(&d->b_info));
-    else
+        exec_qemu(argv, logfile, sim_dm_restricted(&d->b_info), qmp_fd);
+    if (qmp_fd >= 0)
+        close(qmp_fd); /* QEMU has it */
+    if (!rc)
         rc = wait_started(pid, qmp, logfile, err);
     if (rc && pid > 0 && sim_pid_alive(pid)) {
         kill(pid, SIGKILL);
@@ -379,7 +398,10 @@ int sim_qemu_stop(const sim_env *env, uint32_t domid, pid_t pid, int timeout_ms,
 {
     char *qmp = sim_qmp_path(env, domid);
     int rc = 0;
-    if (pid > 0 && sim_pid_alive(pid) && pid_is_our_qemu(pid, qmp)) {
+    char *xenstat = snap_xasprintf("%s/qmp-libxenstat-%u", env->rundir, domid);
+    bool ours = pid > 0 && sim_pid_alive(pid) && pid_is_our_qemu(pid, xenstat);
+    free(xenstat);
+    if (ours) {
         snap_err qerr;
         if (sim_qmp_run(qmp, "quit", NULL, 3000, &qerr) != 0)
             kill(pid, SIGTERM); /* QMP busy or wedged: the signal still ends it */

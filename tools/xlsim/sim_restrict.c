@@ -6,10 +6,14 @@
  * libxl's rlimits. So, as on Xen, it opens its disks at start and can open
  * nothing by host path afterwards.
  *
+ * The QMP socket is made here and passed, as libxl does, so its peer
+ * credentials are not QEMU's (libsnap must find the device model another
+ * way: xenstore's image/device-model-pid).
+ *
  * Left out, and why: -xen-domid-restrict (QEMU refuses it without the Xen
- * accelerator; it restricts hypercalls, which xlsim has none of), the QMP
- * socket pre-opened by libxl (QEMU creates it before dropping privileges
- * all the same), and RLIMIT_FSIZE = 256 KiB: Linux refuses every write at
+ * accelerator; it restricts hypercalls, which xlsim has none of), libxl's
+ * -S + cont startup notification (nothing to do with confinement), and
+ * RLIMIT_FSIZE = 256 KiB: Linux refuses every write at
  * an offset past the limit (not only growth), so under it the guest cannot
  * write its disks at all (docs/design.md, "Deprivileged device models").
  */
@@ -20,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -127,4 +133,28 @@ int sim_dm_preexec_restrict(void)
         }
     }
     return 0;
+}
+
+int sim_dm_pre_open_qmp(const char *path, int *fd_out, snap_err *err)
+{
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    if (strlen(path) >= sizeof un.sun_path)
+        return snap_err_set(err, SNAP_ERROR_INVAL, "QEMU's QMP socket %s: path too long",
+                            path);
+    memcpy(un.sun_path, path, strlen(path) + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0); /* inherited by QEMU: no CLOEXEC */
+    if (fd < 0)
+        return snap_err_errno(err, SNAP_ERROR_IO, errno, "socket() failed");
+    if (unlink(path) < 0 && errno != ENOENT) {
+        snap_err_errno(err, SNAP_ERROR_IO, errno, "removing %s", path);
+    } else if (bind(fd, (struct sockaddr *)&un, sizeof un) < 0) {
+        snap_err_errno(err, SNAP_ERROR_IO, errno, "bind('%s') failed", path);
+    } else if (listen(fd, 1) < 0) {
+        snap_err_errno(err, SNAP_ERROR_IO, errno, "listen() failed");
+    } else {
+        *fd_out = fd;
+        return 0;
+    }
+    close(fd);
+    return err->code;
 }

@@ -127,6 +127,14 @@ int sim_dm_make_chroot(const sim_env *env, uint32_t domid, snap_err *err);
  * all). 0, or -1 with the reason on stderr.
  */
 int sim_dm_preexec_restrict(void);
+/* The fd number a restricted QEMU gets its pre-opened QMP socket on. */
+#define SIM_DM_QMP_FD 3
+/*
+ * libxl__pre_open_qmp_socket: a listening socket at path (an old one
+ * removed), for QEMU to inherit; so the socket's peer credentials are
+ * ours, not QEMU's, as on Xen.
+ */
+int sim_dm_pre_open_qmp(const char *path, int *fd_out, snap_err *err);
 /*
  * Builds QEMU's argv (NULL-terminated, malloc'd strings); for tests and -n.
  * A dm_restrict domain gets -runas (when sim_dm_runas finds a user) and
