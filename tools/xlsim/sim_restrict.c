@@ -10,6 +10,10 @@
  * credentials are not QEMU's (libsnap must find the device model another
  * way: xenstore's image/device-model-pid).
  *
+ * Stricter than libxl: libxl 4.17 adds -runas for HVM device models only
+ * (a PV/PVH one stays root, chrooted); xlsim runs every restricted QEMU as
+ * the chosen user.
+ *
  * Left out, and why: -xen-domid-restrict (QEMU refuses it without the Xen
  * accelerator; it restricts hypercalls, which xlsim has none of), libxl's
  * -S + cont startup notification (nothing to do with confinement), and
