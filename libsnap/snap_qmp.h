@@ -296,6 +296,10 @@ int snap_qmp_blockdev_del(snap_qmp *qmp, const char *node_name, int timeout_ms,
  * set is how libsnap still knows its path.
  */
 #define SNAP_QMP_FDSET_OPAQUE_PREFIX "libsnap:"
+/* The path of one of libsnap's sets ("libsnap:<path>"), or NULL. */
+const char *snap_qmp_fdset_path(const snap_qmp_fdset *set);
+/* The fdset an image name ("/dev/fdset/N" or QEMU's "json:{...}") stands for, or -1. */
+long long snap_qmp_fdset_of_file(const char *file);
 /* Replaces "/dev/fdset/N" image names with the paths of libsnap's sets. */
 int snap_qmp_disks_resolve_fdsets(snap_qmp *qmp, snap_qmp_disks *disks, int timeout_ms,
                                   snap_err *err);
