@@ -161,6 +161,39 @@ static void test_offline_snapshot_records_identity(void)
     check_identity_recorded("s2");
 }
 
+/*
+ * Offline, the plan reads the images without qemu-img (snap_qcow2), but an
+ * image another QEMU holds is still refused before anything is written,
+ * in qemu-img's words as before: the listing's lock check still applies.
+ */
+static void test_offline_image_held_elsewhere_is_refused(void)
+{
+    REQUIRE(created);
+    th_qemu vm;
+    const char *args[] = {"-drive", th_qemu_drive_arg(d.data, "held"), NULL};
+    REQUIRE(th_qemu_start(&vm, "holder", args));
+    char *before = th_world_capture(&d, 0);
+    th_cmd r;
+    CHECK_INT(th_xlsnapv(&r, (const char *const[]){"snapshot-create", "-q", "off", "-i",
+                                                   "ident", "s3", NULL}),
+              1);
+    char want[4400];
+    snprintf(want, sizeof want,
+             "disk xvdb: image %s is in use by a running QEMU; cannot read it without "
+             "sharing (qemu-img info --backing-chain): ",
+             d.data);
+    CHECK_CONTAINS(r.err, want);
+    CHECK_CONTAINS(r.err, "Failed to get shared \"write\" lock");
+    th_cmd_free(&r);
+    th_qemu_stop(&vm);
+    char *after = th_world_capture(&d, 0);
+    CHECK_WORLD(before, after);
+    free(before);
+    free(after);
+    CHECK(!th_qemu_img_has_snapshot(d.root, "s3"));
+    CHECK(!th_qemu_img_has_snapshot(d.data, "s3"));
+}
+
 /* A record written before the identity was kept: reverted by name, as before. */
 static void test_record_without_identity_still_reverts(void)
 {
@@ -182,11 +215,12 @@ static void test_record_without_identity_still_reverts(void)
 
 int main(void)
 {
-    th_plan(5);
+    th_plan(6);
     TH_RUN(test_live_snapshot_records_identity);
     TH_RUN(test_offline_revert_and_delete_refuse_impostor);
     TH_RUN(test_live_delete_refuses_impostor);
     TH_RUN(test_offline_snapshot_records_identity);
+    TH_RUN(test_offline_image_held_elsewhere_is_refused);
     TH_RUN(test_record_without_identity_still_reverts);
     if (created)
         th_xlsim_destroy(&d);
