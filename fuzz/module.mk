@@ -7,7 +7,7 @@
 # artifacts to $(BUILD)/fuzz/artifacts/.
 FUZZ_CC       ?= clang
 FUZZ_SECONDS  ?= 30
-FUZZ_ALL      := qmp agent xenstored xsdtree qimg meta index journal domcfg cli
+FUZZ_ALL      := qmp agent xenstored xsdtree qimg qcow2 meta index journal domcfg cli
 FUZZ_TARGETS  ?= $(FUZZ_ALL)
 FUZZ_DIR      := $(BUILD)/fuzz
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
@@ -25,6 +25,7 @@ fuzz_agent_OBJS     := fuzz/fuzz_agent.c fuzz/fuzz_peer.c tools/qga/qga_guest.c
 fuzz_xenstored_OBJS := fuzz/fuzz_xenstored.c $(FUZZ_XSD_SRCS)
 fuzz_xsdtree_OBJS   := fuzz/fuzz_xsdtree.c $(FUZZ_XSD_SRCS)
 fuzz_qimg_OBJS      := fuzz/fuzz_qimg.c
+fuzz_qcow2_OBJS     := fuzz/fuzz_qcow2.c
 fuzz_meta_OBJS      := fuzz/fuzz_meta.c
 fuzz_index_OBJS     := fuzz/fuzz_index.c
 fuzz_journal_OBJS   := fuzz/fuzz_journal.c
