@@ -14,6 +14,7 @@
 #include "snap_fdpass.h"
 #include "snap_memory.h"
 #include "snap_orch.h"
+#include "snap_qcow2.h"
 #include "snap_qemuimg.h"
 #include "snap_rollback.h"
 #include "snap_text.h"
@@ -463,13 +464,16 @@ static int create_overlays_offline(const snap_qimg_opts *o, const snap_plan *pla
     return rc;
 }
 
-/* Records the id and date of each internal snapshot (paths: their n images). */
+/*
+ * Records the id and date of each internal snapshot (paths: their n images),
+ * read from the qcow2 headers (snap_qcow2.h) rather than by n more children.
+ */
 static int identities_from_qemu_img(const snap_qimg_opts *o, snap_plan *plan,
                                     const char *const paths[], size_t n, snap_err *err)
 {
     snap_qimg_chain *chains = snap_xcalloc(n, sizeof *chains);
     snap_err *per_disk = snap_xcalloc(n, sizeof *per_disk);
-    int rc = snap_qimg_chain_get_many(o, paths, n, 0, chains, per_disk, err);
+    int rc = snap_qcow2_chain_get_many(o, paths, n, 0, chains, per_disk, err);
     size_t k = 0; /* paths[] holds the internal disks in plan order */
     for (size_t i = 0; !rc && i < plan->n_disks; i++) {
         snap_plan_disk *pd = &plan->disks[i];

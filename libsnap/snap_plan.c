@@ -15,6 +15,7 @@
 
 #include "snap_json.h"
 #include "snap_orch.h"
+#include "snap_qcow2.h"
 #include "snap_qemuimg.h"
 
 void snap_plan_dispose(snap_plan *plan)
@@ -221,9 +222,11 @@ static void keep_offline_chain(snap_vdisk *d, const snap_qimg_chain *chain)
 }
 
 /*
- * Reads every planned offline image in parallel qemu-img children (without
- * -U: an image a running QEMU holds is refused here). The first disk that
- * could not be read is the error, as when they were read one by one.
+ * Reads every planned offline image's chain from its qcow2 headers, or
+ * where that cannot be done (snap_qcow2.h) in parallel qemu-img children;
+ * without -U: an image a running QEMU holds is refused here, in qemu-img's
+ * words. The first disk that could not be read is the error, as when they
+ * were read one by one.
  */
 static int probe_offline_images(snap_plan *plan, snap_err *err)
 {
@@ -233,7 +236,7 @@ static int probe_offline_images(snap_plan *plan, snap_err *err)
     snap_err *per = snap_xcalloc(n, sizeof *per);
     for (size_t i = 0; i < n; i++)
         paths[i] = plan->disks[i].disk->xs->path;
-    int rc = snap_qimg_chain_get_many(NULL, paths, n, 0, chains, per, err);
+    int rc = snap_qcow2_chain_get_many(NULL, paths, n, 0, chains, per, err);
     bool reported = false;
     for (size_t i = 0; i < n; i++) {
         if (rc && per[i].code && !reported) {
