@@ -18,7 +18,8 @@
 # create/offline case), BENCH_FREEZE_RUNS (20: quiesced runs of gfreeze, a
 # 2-disk guest of its own, so g1..g8 hold the same history per disk), BENCH_DISKS ("1 2 4 8"), BENCH_LIST_COUNTS ("10 1000 10000"),
 # BENCH_MEMORY_RUNS (5: memory checkpoints of the 2-disk guest, each followed
-# by QEMU's bare migration of it, the floor).
+# by QEMU's bare migration of it, the floor), BENCH_ONLY (list: only the
+# listings; offline: only the offline case, on domains never booted).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -157,12 +158,15 @@ create_case() {
 }
 
 # Kills guest NAME's QEMU (the domain stays: an offline domain) and waits for it.
+# A zombie leader may still have threads exiting that hold the image files
+# (and their locks): wait until it is the last of its thread group.
 kill_qemu() {
     local domid qemu
     domid=$("$B/xlsim" domid "$1")
     qemu=$(xenstore-read "/local/domain/$domid/image/device-model-pid")
     kill -9 "$qemu"
-    while [ -d "/proc/$qemu" ] && ! grep -q '^State:.*Z' "/proc/$qemu/status" 2>/dev/null; do
+    while [ -d "/proc/$qemu" ] && ! { grep -q '^State:.*Z' "/proc/$qemu/status" 2>/dev/null &&
+        [ "$(ls "/proc/$qemu/task" 2>/dev/null | wc -l)" -le 1 ]; }; do
         sleep 0.05
     done
 }
@@ -221,6 +225,23 @@ bench_guest() {
     done
     kill_qemu "$name"
     log "guest with $n disk(s): offline"
+    offline_case "$n" "$name"
+    "$B/xlsim" destroy "$name" >/dev/null 2>&1 || true
+}
+
+# BENCH_ONLY=offline: the offline case alone, on a domain whose QEMU is
+# killed as soon as xlsim started it (no boot), after BENCH_OFFLINE_HISTORY
+# (14) offline snapshots per disk, the history a full run's g<n> builds.
+bench_offline_only() {
+    local n=$1 name=g$1 i
+    guest_cfg "$name" "$n"
+    "$B/xlsim" create "$T/$name.cfg" >"$T/log/$name.create" 2>&1
+    domains+=("$name")
+    kill_qemu "$name"
+    log "guest with $n disk(s), never booted: offline"
+    for i in $(seq "${BENCH_OFFLINE_HISTORY:-14}"); do
+        "$B/xlsnap" snapshot-create --internal "$name" "history-$i" >/dev/null
+    done
     offline_case "$n" "$name"
     "$B/xlsim" destroy "$name" >/dev/null 2>&1 || true
 }
@@ -361,6 +382,12 @@ main() {
     machine_meta
     guest_dir=$("$top/tools/guest/build-guest" | tail -1)
     start_xenstored
+    if [ "${BENCH_ONLY:-}" = offline ]; then
+        for n in $disk_counts; do bench_offline_only "$n"; done
+        checks
+        "$B/bench_report" "$samples" "$out/results.json"
+        return
+    fi
     for n in $list_counts; do bench_list "$n"; done
     if [ "${BENCH_ONLY:-}" = list ]; then disk_counts=; fi
     for n in $disk_counts; do bench_guest "$n"; done
