@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "snap_json.h"
 #include "snap_meta.h"
@@ -152,12 +153,51 @@ static void test_live_delete_refuses_impostor(void)
     CHECK(th_qemu_img_has_snapshot(d.data, "s1"));
 }
 
-/* Offline (qemu-img) snapshots are recorded the same way. */
+/*
+ * Puts a qemu-img in front of the real one in PATH that logs each call's
+ * subcommand to log; returns the PATH to restore (free it).
+ */
+static char *spy_on_qemu_img(const char *log)
+{
+    char *real = NULL;
+    th_runl(&real, NULL, "sh", "-c", "command -v qemu-img", (char *)NULL);
+    if (!real)
+        return NULL;
+    real[strcspn(real, "\n")] = '\0';
+    const char *dir = th_path("spy");
+    mkdir(dir, 0700);
+    char *script =
+        snap_xasprintf("#!/bin/sh\necho \"$1\" >>'%s'\nexec '%s' \"$@\"\n", log, real);
+    char *path = snap_xasprintf("%s/qemu-img", dir);
+    bool ok = th_write_file(path, script) && chmod(path, 0755) == 0;
+    char *old = snap_xstrdup(getenv("PATH"));
+    char *spied = snap_xasprintf("%s:%s", dir, old);
+    if (ok)
+        setenv("PATH", spied, 1);
+    free(real);
+    free(script);
+    free(path);
+    free(spied);
+    return old;
+}
+
+/*
+ * Offline (qemu-img) snapshots are recorded the same way, and the images'
+ * tables are read without qemu-img: one child per disk, the write.
+ */
 static void test_offline_snapshot_records_identity(void)
 {
     REQUIRE(created);
     REQUIRE(th_bare_shut_off(&d));
+    const char *log = th_path("qemu-img-calls");
+    char *old_path = spy_on_qemu_img(log);
+    REQUIRE(old_path);
     XLSNAP_OK(NULL, "snapshot-create", "-q", "off", "-i", "ident", "s2");
+    setenv("PATH", old_path, 1);
+    free(old_path);
+    char *calls = th_read_file(log);
+    CHECK_STR(calls, "snapshot\nsnapshot\n");
+    free(calls);
     check_identity_recorded("s2");
 }
 
