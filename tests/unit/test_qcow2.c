@@ -424,6 +424,14 @@ static void check_damage(const unsigned char *img, size_t len, size_t at,
     free(copy);
 }
 
+/* Every length in the first 4 KiB and around the table, some in between, all. */
+static size_t next_prefix(size_t n, size_t len, size_t table)
+{
+    if (n < 4096 || (n >= table && n < table + 256))
+        return n + 1;
+    return n < len && n + 509 > len ? len : n + 509;
+}
+
 static void test_damaged_headers_are_refused(void)
 {
     const char *path = image("dmg.qcow2", "1.1", "16M");
@@ -481,9 +489,9 @@ static void test_damaged_headers_are_refused(void)
     check_damage(img, len, 112,
                  (const unsigned char[]){0x44, 0x41, 0x54, 0x41, 0, 0, 0, 4}, 8,
                  SNAP_ERROR_UNSUPPORTED, "external data file");
-    /* Every prefix of the image: a clean error or a parse, never a crash. */
+    /* Prefixes of the image: a clean error or a parse, never a crash. */
     size_t parsed = 0;
-    for (size_t n = 0; n <= len; n += n < table + 256 ? 1 : 509) {
+    for (size_t n = 0; n <= len; n = next_prefix(n, len, table)) {
         if (snap_qcow2_parse_buffer(img, n, "prefix.qcow2", &info, &err) == 0) {
             parsed++;
             snap_qimg_info_dispose(&info);
