@@ -642,3 +642,105 @@ int snap_child_run(const char *what, const char *const argv[],
     snap_child_group_free(g);
     return rc;
 }
+
+/* ------------------------------------------------------------ server children */
+
+int snap_child_bg_start(snap_child_bg *bg, const char *what, const char *const argv[],
+                        const char *errpath, snap_err *err)
+{
+    memset(bg, 0, sizeof *bg);
+    bg->what = snap_xstrdup(what);
+    bg->errpath = snap_xstrdup(errpath);
+    char *prog = NULL;
+    int rc = resolve_program(argv[0], &prog);
+    if (rc) {
+        snap_err_errno(err,
+                       rc == ENOENT || rc == EACCES ? SNAP_ERROR_NOTFOUND : SNAP_ERROR_IO,
+                       rc, "%s: cannot run %s", what, argv[0]);
+        return err->code;
+    }
+    int errfd = open(errpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    rc = errfd < 0 ? errno : child_file_actions(&fa, -1, errfd);
+    if (!rc) {
+        rc = snap_child_spawnattr_init(&at, POSIX_SPAWN_SETPGROUP);
+        if (!rc) {
+            rc = posix_spawn(&bg->pid, prog, &fa, &at, (char *const *)argv, environ);
+            posix_spawnattr_destroy(&at);
+        }
+        posix_spawn_file_actions_destroy(&fa);
+    }
+    if (errfd >= 0)
+        close(errfd);
+    free(prog);
+    if (rc) {
+        bg->pid = 0;
+        return snap_err_errno(err, SNAP_ERROR_IO, rc, "%s: cannot run %s", what, argv[0]);
+    }
+    return 0;
+}
+
+/* The first line(s) the child wrote to stderr, for a message ("" when none). */
+static void bg_errout(const snap_child_bg *bg, char *buf, size_t len)
+{
+    buf[0] = 0;
+    int fd = open(bg->errpath, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    ssize_t n = read(fd, buf, len - 1);
+    close(fd);
+    buf[n > 0 ? n : 0] = 0;
+    for (size_t i = strlen(buf); i > 0 && (buf[i - 1] == '\n' || buf[i - 1] == ' '); i--)
+        buf[i - 1] = 0;
+}
+
+bool snap_child_bg_exited(snap_child_bg *bg, snap_err *err)
+{
+    if (!bg->pid)
+        return true;
+    pid_t r;
+    while ((r = waitpid(bg->pid, &bg->status, WNOHANG)) < 0 && errno == EINTR)
+        ;
+    if (r == 0)
+        return false;
+    char desc[256], out[1024];
+    snap_child_describe_status(desc, sizeof desc, bg->what, bg->pid, bg->status);
+    bg->pid = 0;
+    bg_errout(bg, out, sizeof out);
+    snap_err_set(err, SNAP_ERROR_PEER, "%s%s%s", desc, *out ? ": " : "", out);
+    return true;
+}
+
+/* Waits up to ms for the child to exit; true when reaped. */
+static bool bg_wait(snap_child_bg *bg, int ms)
+{
+    uint64_t deadline = snap_deadline_in(ms);
+    for (;;) {
+        pid_t r = waitpid(bg->pid, &bg->status, WNOHANG);
+        if (r == bg->pid || (r < 0 && errno == ECHILD))
+            return true;
+        if (snap_deadline_poll_ms(deadline) == 0)
+            return false;
+        usleep(TICK_MS * 1000);
+    }
+}
+
+void snap_child_bg_stop(snap_child_bg *bg, int grace_ms)
+{
+    if (bg->pid) {
+        /* Ours until reaped: the numbers cannot have been reused. */
+        kill(-bg->pid, SIGTERM);
+        kill(bg->pid, SIGTERM);
+        if (!bg_wait(bg, grace_ms > 0 ? grace_ms : SNAP_CHILD_DEFAULT_GRACE_MS)) {
+            kill(-bg->pid, SIGKILL);
+            kill(bg->pid, SIGKILL);
+            while (waitpid(bg->pid, &bg->status, 0) < 0 && errno == EINTR)
+                ;
+        }
+        bg->pid = 0;
+    }
+    free(bg->what);
+    free(bg->errpath);
+    bg->what = bg->errpath = NULL;
+}

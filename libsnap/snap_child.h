@@ -117,6 +117,33 @@ void snap_child_describe_status(char *buf, size_t len, const char *what, pid_t p
  */
 int snap_child_spawnattr_init(posix_spawnattr_t *at, short detach);
 
+/*
+ * A server child that runs while the caller talks to it (an NBD server, a
+ * FUSE export): started like the children above (argv, PATH, own process
+ * group, default signals, stdin /dev/null, stdout /dev/null) with stderr
+ * appended to the file errpath (read with snap_child_bg_errout once it
+ * failed). The caller must end it with snap_child_bg_stop, which reaps it.
+ */
+typedef struct snap_child_bg {
+    char *what;
+    pid_t pid; /* 0: not running (never started, or reaped) */
+    char *errpath;
+    int status; /* wait status once reaped */
+} snap_child_bg;
+
+int snap_child_bg_start(snap_child_bg *bg, const char *what, const char *const argv[],
+                        const char *errpath, snap_err *err);
+/*
+ * True when the child has exited (reaped here; err says how, with what it
+ * wrote to stderr). False while it runs.
+ */
+bool snap_child_bg_exited(snap_child_bg *bg, snap_err *err);
+/*
+ * SIGTERM to its process group, up to grace_ms for it to exit, then SIGKILL;
+ * reaped either way. Safe on a child that is not running. Frees what.
+ */
+void snap_child_bg_stop(snap_child_bg *bg, int grace_ms);
+
 /* For tests: poll with waitpid(WNOHANG) even where pidfds work. */
 void snap_child_force_polling(bool on);
 /* True when the pidfd mechanism is in use. */
