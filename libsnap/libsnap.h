@@ -80,6 +80,7 @@ char *snap_text_escape(const char *s);
 #define LIBSNAP_HAVE_CTX_ALLOC_LIBXL 1 /* snap_ctx_alloc_libxl */
 #define LIBSNAP_HAVE_LEASE_EXPIRY    1 /* snap_create_params.lease_expiry */
 #define LIBSNAP_HAVE_FREEZE_LIMITS   1 /* snap_info.freeze_thaw_by_ms, ... */
+#define LIBSNAP_HAVE_SNAPSHOT_VERIFY 1 /* snap_verify, snap_info.verification */
 
 /* ------------------------------------------------------------------ context */
 
@@ -197,6 +198,34 @@ const char *snap_quiesce_policy_to_string(snap_quiesce_policy policy);
 
 /* ------------------------------------------------------------------ records */
 
+/* What checking one filesystem at the snapshot point found (snap_verify). */
+typedef enum snap_fs_state {
+    SNAP_FS_CLEAN = 0,      /* no journal to replay, the checker found nothing */
+    SNAP_FS_NEEDS_RECOVERY, /* its journal/log was not replayed: crash-consistent */
+    SNAP_FS_ERRORS,         /* the checker (e2fsck -fn, xfs_repair -n) found errors */
+    SNAP_FS_UNCHECKED,      /* could not be checked (tool missing, timeout, ...) */
+    SNAP_FS_NO_FILESYSTEM,  /* no ext2/3/4 or XFS filesystem on that disk */
+} snap_fs_state;
+
+typedef struct snap_fs_verdict {
+    char *vdev;    /* the disk */
+    int partition; /* 0: the whole disk; else the partition's number (1-based) */
+    char *fstype;  /* "ext4", "ext3", "ext2", "xfs", "none", ... */
+    snap_fs_state state;
+    char *detail; /* what was found, in a few words; "" when clean */
+} snap_fs_verdict;
+
+/* A snapshot's last verification, as recorded. */
+typedef struct snap_verification {
+    int64_t time_sec; /* UTC, when it was verified */
+    bool clean;       /* at least one CLEAN, the others CLEAN or NO_FILESYSTEM */
+    size_t n_fs;
+    snap_fs_verdict *fs;
+} snap_verification;
+
+/* "clean", "needs-recovery", "errors", "unchecked", "no-filesystem". */
+const char *snap_fs_state_to_string(snap_fs_state state);
+
 typedef struct snap_disk_info {
     char *vdev;          /* "xvda" */
     char *backend;       /* "qdisk", "phy", ... */
@@ -247,6 +276,8 @@ typedef struct snap_info {
      * watchdog's thaw at watchdog. All 0 when the record has none (no
      * freeze attempted, or an older record). */
     int freeze_thaw_by_ms, freeze_worst_ms, freeze_watchdog_ms;
+    /* The last snap_verify of this snapshot; NULL: never verified. */
+    snap_verification *verification;
 } snap_info;
 
 void snap_info_free(snap_info *info);
@@ -316,6 +347,36 @@ int snap_list_each(snap_ctx *ctx, const char *domain, snap_info_fn *fn, void *op
 /* One snapshot by name. */
 int snap_info_get(snap_ctx *ctx, const char *domain, const char *name,
                   snap_info **info_out);
+
+/* ------------------------------------------------------------------ verify */
+
+typedef struct snap_verify_params {
+    int timeout_ms; /* the whole verification; 0: default (600000) */
+} snap_verify_params;
+
+void snap_verify_params_init(snap_verify_params *params);
+
+/*
+ * Checks the filesystems of snapshot name as they are at the snapshot point,
+ * without writing to any image: each disk is opened read-only with
+ * force-share (safe while the domain's QEMU runs on it): an external
+ * snapshot's base image (the overlay's backing file), an internal one's
+ * qcow2 snapshot (loaded read-only by qemu-nbd), exported as a raw file
+ * through qemu-storage-daemon's FUSE export. On that file, each ext2/3/4
+ * filesystem (the whole disk, or MBR/GPT partitions) is read: the
+ * superblock's needs_recovery flag (set while mounted read-write: only a
+ * freeze or an unmount clears it) and `e2fsck -fn`; XFS with
+ * `xfs_repair -n` when installed. Needs /dev/fuse, qemu-nbd,
+ * qemu-storage-daemon and e2fsck. The domain lock is held throughout.
+ *
+ * Returns 0 when the check ran, whatever it found: the result is recorded
+ * in the snapshot's record ("verification") and *info_out (if not NULL)
+ * receives the record with it. An error (no such snapshot, a missing image,
+ * a tool that would not start, the time limit) records nothing. Every
+ * process, export and temporary file it made is gone when it returns.
+ */
+int snap_verify(snap_ctx *ctx, const char *domain, const char *name,
+                const snap_verify_params *params, snap_info **info_out);
 
 /* ------------------------------------------------------------------ revert / delete */
 

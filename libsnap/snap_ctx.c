@@ -5,6 +5,7 @@
 
 #include "snap_domcfg.h"
 #include "snap_internal.h"
+#include "snap_meta.h"
 #include "snap_meta_store.h"
 
 static char *env_or(const char *var, const char *dflt)
@@ -130,6 +131,7 @@ void snap_info_free(snap_info *s)
     snap_strv_free(s->excluded, s->n_excluded);
     snap_strv_free(s->revert_overlays, s->n_revert_overlays);
     free(s->quiesce_reason);
+    snap_verification_free(s->verification);
     free(s->name);
     free(s->description);
     free(s->parent);

@@ -93,6 +93,7 @@ snap_info *snap_info_from_meta(const snap_meta *m)
         s->freeze_worst_ms = m->quiesce.timeline.worst_slow_ms;
         s->freeze_watchdog_ms = m->quiesce.timeline.watchdog_ms;
     }
+    s->verification = snap_verification_dup(m->verification);
     s->memory_path = m->has_memory ? snap_xstrdup_or_null(m->memory_path) : NULL;
     s->memory_size = m->memory_size;
     s->json = snap_meta_to_json(m);
@@ -235,6 +236,7 @@ void snap_meta_dispose(snap_meta *m)
     free(m->memory_path);
     free(m->quiesce.reason);
     yajl_tree_free(m->config);
+    snap_verification_free(m->verification);
     snap_meta_init(m);
 }
 
@@ -495,6 +497,10 @@ char *snap_meta_to_json(const snap_meta *m)
     if (m->n_revert_overlays)
         snap_json_kv_strv(g, "revert_overlays", (const char *const *)m->revert_overlays,
                           m->n_revert_overlays);
+    if (m->verification) {
+        snap_json_key(g, "verification");
+        snap_meta_gen_verification(g, m->verification);
+    }
     snap_json_key(g, "config");
     snap_json_tree(g, m->config);
     yajl_gen_map_close(g);
@@ -806,6 +812,7 @@ static int parse_root(const snap_meta_reader *r, yajl_val root, snap_meta *m)
         snap_meta_read_str(r, root, "parent", true, &m->parent) < 0 ||
         parse_times_and_memory(r, root, m) < 0 || parse_domain(r, root, m) < 0 ||
         parse_disks(r, root, m) < 0 || parse_quiesce(r, root, &m->quiesce) < 0 ||
+        snap_meta_parse_verification(r, root, &m->verification) < 0 ||
         take_config(r, root, m) < 0)
         return RC(r);
     return snap_meta_validate(m, r->what, r->err);

@@ -34,6 +34,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <yajl/yajl_gen.h>
 #include <yajl/yajl_tree.h>
 
 #include "snap_base.h"
@@ -146,6 +147,9 @@ typedef struct snap_meta {
      * ("revert_overlays", absent when empty). */
     char **revert_overlays;
     size_t n_revert_overlays;
+    /* The last verification (snap_verify); NULL: never verified. Optional in
+     * the record ("verification", absent when never verified). */
+    snap_verification *verification;
 } snap_meta;
 
 void snap_meta_init(snap_meta *m);
@@ -213,4 +217,17 @@ int snap_meta_read_bool(const snap_meta_reader *r, yajl_val obj, const char *key
 int snap_meta_read_obj(const snap_meta_reader *r, yajl_val obj, const char *key,
                        bool nullable, yajl_val *out);
 
+/*
+ * The record's "verification" member (snap_meta_verify.c):
+ * {"time_sec": N, "clean": bool, "filesystems": [{"disk": "xvda",
+ *  "partition": 0, "type": "ext4", "state": "clean", "detail": ""}, ...]}
+ */
+void snap_meta_gen_verification(yajl_gen g, const snap_verification *v);
+/* Reads root's "verification" (absent or null: *out NULL). */
+int snap_meta_parse_verification(const snap_meta_reader *r, yajl_val root,
+                                 snap_verification **out);
+snap_verification *snap_verification_dup(const snap_verification *v);
+void snap_verification_free(snap_verification *v);
+/* Enum <-> record string; -1 for an unknown string. */
+int snap_fs_state_parse(const char *s, snap_fs_state *out);
 #endif

@@ -1,0 +1,323 @@
+/*
+ * snap_verify: a snapshot's filesystems checked at the snapshot point,
+ * never writing to an image (libsnap.h says what is checked).
+ *
+ * Each disk is exported read-only as a raw file, by two server children:
+ *   qemu-nbd --read-only [--load-snapshot=snapshot.name=N] on the image
+ *     opened with force-share (an internal snapshot's qcow2 table entry, or
+ *     an external snapshot's base, the overlay's backing file, which QEMU
+ *     only reads: safe while the domain runs). qemu-nbd, not
+ *     qemu-storage-daemon, because only qemu-nbd/qemu-img can load an
+ *     internal snapshot read-only. It serves one client and exits after it.
+ *   qemu-storage-daemon: an NBD client of that server with a FUSE export
+ *     (writable=off) on a file, which e2fsck reads like a disk.
+ * Both are reaped, the export unmounted and the temporary directory
+ * removed on every path out. The result goes into the record under the
+ * domain lock, which is held throughout (no revert or delete can move the
+ * images meanwhile).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/vfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "snap_child.h"
+#include "snap_orch.h"
+#include "snap_verify.h"
+
+#define VERIFY_DEFAULT_TIMEOUT_MS 600000
+#define EXPORT_READY_TIMEOUT_MS   30000
+#define SERVER_STOP_GRACE_MS      5000
+#define FUSE_SUPER_MAGIC          0x65735546
+#define EXPORT_START_TRIES        3
+
+void snap_verify_params_init(snap_verify_params *p)
+{
+    memset(p, 0, sizeof *p);
+}
+
+/* A QEMU option value with its commas doubled (malloc'd). */
+static char *qemu_opt_escape(const char *s)
+{
+    size_t n = strlen(s), commas = 0;
+    for (size_t i = 0; i < n; i++)
+        commas += s[i] == ',';
+    char *out = snap_xmalloc(n + commas + 1), *o = out;
+    for (size_t i = 0; i < n; i++) {
+        *o++ = s[i];
+        if (s[i] == ',')
+            *o++ = ',';
+    }
+    *o = 0;
+    return out;
+}
+
+/* One disk's export: the servers and the files in the work directory. */
+typedef struct vexport {
+    char *sock, *raw, *nbd_err, *qsd_err;
+    snap_child_bg nbd, qsd;
+} vexport;
+
+static void vexport_paths(vexport *x, const char *workdir, size_t disk)
+{
+    memset(x, 0, sizeof *x);
+    x->sock = snap_xasprintf("%s/d%zu.nbd", workdir, disk);
+    x->raw = snap_xasprintf("%s/d%zu.raw", workdir, disk);
+    x->nbd_err = snap_xasprintf("%s/d%zu.nbd.log", workdir, disk);
+    x->qsd_err = snap_xasprintf("%s/d%zu.qsd.log", workdir, disk);
+}
+
+static bool is_fuse_mounted(const char *path)
+{
+    struct statfs sf;
+    return statfs(path, &sf) == 0 && (unsigned long)sf.f_type == FUSE_SUPER_MAGIC;
+}
+
+/* Stops both servers and removes every file (a stale FUSE mount included). */
+static void vexport_close(vexport *x)
+{
+    snap_child_bg_stop(&x->qsd, SERVER_STOP_GRACE_MS);
+    /* A daemon that had to be killed leaves its mount behind. */
+    if (x->raw && is_fuse_mounted(x->raw))
+        umount2(x->raw, MNT_DETACH);
+    snap_child_bg_stop(&x->nbd, SERVER_STOP_GRACE_MS);
+    char *files[] = {x->sock, x->raw, x->nbd_err, x->qsd_err};
+    for (size_t i = 0; i < SNAP_N_OF(files); i++) {
+        if (files[i])
+            unlink(files[i]);
+        free(files[i]);
+    }
+    memset(x, 0, sizeof *x);
+}
+
+/* Waits until ready() holds, failing when server exits or the time is up. */
+static int wait_ready(snap_child_bg *server, bool (*ready)(const char *),
+                      const char *path, uint64_t deadline, snap_err *err)
+{
+    for (;;) {
+        if (ready(path))
+            return 0;
+        if (snap_child_bg_exited(server, err))
+            return err->code;
+        if (snap_deadline_poll_ms(deadline) == 0)
+            return snap_err_set(err, SNAP_ERROR_TIMEDOUT, "%s did not get ready in time",
+                                server->what);
+        usleep(20000);
+    }
+}
+
+static bool is_socket(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+static int start_nbd(vexport *x, const snap_meta_disk *md, uint64_t deadline,
+                     snap_err *err)
+{
+    char *file = qemu_opt_escape(md->base_path);
+    char *opts = snap_xasprintf("driver=%s,read-only=on,force-share=on,file.driver=file,"
+                                "file.filename=%s",
+                                md->format, file);
+    char *sockarg = snap_xasprintf("--socket=%s", x->sock);
+    char *load = NULL;
+    const char *argv[8] = {"qemu-nbd", "--read-only", sockarg};
+    size_t n = 3;
+    if (md->method == SNAP_METHOD_INTERNAL) {
+        char *name = qemu_opt_escape(md->qemu_snap_name);
+        load = snap_xasprintf("--load-snapshot=snapshot.name=%s", name);
+        free(name);
+        argv[n++] = load;
+    }
+    argv[n++] = "--image-opts";
+    argv[n++] = opts;
+    int rc = snap_child_bg_start(&x->nbd, "qemu-nbd", argv, x->nbd_err, err);
+    if (!rc)
+        rc = wait_ready(&x->nbd, is_socket, x->sock, deadline, err);
+    free(file);
+    free(opts);
+    free(sockarg);
+    free(load);
+    return rc;
+}
+
+static int start_fuse_export(vexport *x, uint64_t deadline, snap_err *err)
+{
+    char *sock = qemu_opt_escape(x->sock), *raw = qemu_opt_escape(x->raw);
+    char *bdev = snap_xasprintf("driver=nbd,node-name=snap,server.type=unix,"
+                                "server.path=%s,read-only=on",
+                                sock);
+    char *exp = snap_xasprintf("type=fuse,id=snap,node-name=snap,mountpoint=%s,"
+                               "writable=off",
+                               raw);
+    const char *argv[] = {
+        "qemu-storage-daemon", "--blockdev", bdev, "--export", exp, NULL};
+    int rc = snap_child_bg_start(&x->qsd, "qemu-storage-daemon", argv, x->qsd_err, err);
+    if (!rc)
+        rc = wait_ready(&x->qsd, is_fuse_mounted, x->raw, deadline, err);
+    free(sock);
+    free(raw);
+    free(bdev);
+    free(exp);
+    return rc;
+}
+
+/*
+ * Exports disk md's snapshot point as x->raw. The NBD socket appears a
+ * moment before qemu-nbd listens on it: a daemon that found it refusing is
+ * started again.
+ */
+static int vexport_open(vexport *x, const snap_meta_disk *md, uint64_t deadline,
+                        snap_err *err)
+{
+    int fd = open(x->raw, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return snap_err_errno(err, SNAP_ERROR_IO, errno, "cannot create %s", x->raw);
+    close(fd);
+    int rc = start_nbd(x, md, deadline, err);
+    for (int i = 0; !rc && i < EXPORT_START_TRIES; i++) {
+        rc = start_fuse_export(x, deadline, err);
+        if (!rc || !strstr(err->msg, "Connection refused"))
+            break;
+        snap_child_bg_stop(&x->qsd, SERVER_STOP_GRACE_MS);
+        usleep(50000);
+    }
+    return rc;
+}
+
+/* Refuses a disk whose snapshot point is gone: a clear error, nothing started. */
+static int check_snapshot_point(const snap_meta_disk *md, snap_err *err)
+{
+    struct stat st;
+    if (stat(md->base_path, &st) < 0)
+        return snap_err_errno(err, errno == ENOENT ? SNAP_ERROR_NOTFOUND : SNAP_ERROR_IO,
+                              errno, "disk %s: image %s", md->vdev, md->base_path);
+    if (md->method != SNAP_METHOD_INTERNAL)
+        return 0;
+    snap_qimg_info info;
+    int rc = snap_qimg_info_get(NULL, md->base_path, SNAP_QIMG_FORCE_SHARE, &info, err);
+    if (rc)
+        return snap_err_context(err, "disk %s", md->vdev);
+    const snap_qimg_snapshot *s = snap_qimg_find_snapshot(&info, md->qemu_snap_name);
+    if (!s)
+        rc = snap_err_set(err, SNAP_ERROR_NOTFOUND,
+                          "disk %s: internal snapshot '%s' is not in %s's snapshot table",
+                          md->vdev, md->qemu_snap_name, md->base_path);
+    else {
+        snap_meta_qsnap_stamp now = snap_qsnap_stamp_of_qimg(s);
+        rc = snap_qsnap_check(md, s->id, &now, "refusing to verify it", err);
+    }
+    snap_qimg_info_dispose(&info);
+    return rc;
+}
+
+static int verify_disk(snap_ctx *ctx, const snap_meta_disk *md, const char *workdir,
+                       size_t i, uint64_t deadline, snap_verification *v, snap_err *err)
+{
+    vexport x;
+    vexport_paths(&x, workdir, i);
+    snap_log(ctx->lg, XTL_INFO, "verifying disk %s (%s%s%s)", md->vdev, md->base_path,
+             md->method == SNAP_METHOD_INTERNAL ? " @ " : "",
+             md->method == SNAP_METHOD_INTERNAL ? md->qemu_snap_name : "");
+    int rc = vexport_open(&x, md, deadline, err);
+    if (rc)
+        snap_err_context(err, "disk %s: exporting %s read-only", md->vdev, md->base_path);
+    else
+        rc = snap_vfy_check_raw(x.raw, md->vdev, deadline, ctx->lg, v, err);
+    vexport_close(&x);
+    return rc;
+}
+
+/* Checks every disk of m into a new verification (*out on success). */
+static int verify_disks(snap_ctx *ctx, const snap_meta *m, int timeout_ms,
+                        snap_verification **out, snap_err *err)
+{
+    for (size_t i = 0; i < m->n_disks; i++) {
+        int rc = check_snapshot_point(&m->disks[i], err);
+        if (rc)
+            return rc;
+    }
+    const char *tmp = getenv("TMPDIR");
+    char *workdir = snap_xasprintf("%s/xlsnap-verify.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(workdir)) {
+        int rc = snap_err_errno(err, SNAP_ERROR_IO, errno, "cannot create %s", workdir);
+        free(workdir);
+        return rc;
+    }
+    uint64_t deadline = snap_deadline_in(timeout_ms);
+    snap_verification *v = snap_xcalloc(1, sizeof *v);
+    int rc = 0;
+    for (size_t i = 0; !rc && i < m->n_disks; i++)
+        rc = verify_disk(ctx, &m->disks[i], workdir, i, deadline, v, err);
+    if (rmdir(workdir) < 0)
+        snap_log(ctx->lg, XTL_WARN, "cannot remove %s: %s", workdir, strerror(errno));
+    free(workdir);
+    if (rc) {
+        snap_verification_free(v);
+        return rc;
+    }
+    v->time_sec = (int64_t)time(NULL);
+    snap_vfy_conclude(v);
+    *out = v;
+    return 0;
+}
+
+static int verify_locked(snap_ctx *ctx, snap_session *s, const char *name,
+                         const snap_verify_params *p, snap_info **info_out, snap_err *err)
+{
+    snap_meta m;
+    snap_verification *v = NULL;
+    int rc = snap_meta_load_hinted(&s->st, name, &m, err);
+    if (rc)
+        return rc;
+    rc = verify_disks(
+        ctx, &m, p->timeout_ms > 0 ? p->timeout_ms : VERIFY_DEFAULT_TIMEOUT_MS, &v, err);
+    if (rc) {
+        snap_err_context(err, "snapshot '%s'", name);
+    } else {
+        snap_verification_free(m.verification);
+        m.verification = v;
+        rc = snap_meta_save(&s->st, &m, false, err);
+    }
+    if (!rc && info_out) {
+        char *current = NULL;
+        *info_out = snap_info_from_meta(&m);
+        if (!snap_meta_get_current(&s->st, &current, err) && current)
+            (*info_out)->current = !strcmp(current, m.name);
+        free(current);
+    }
+    snap_meta_dispose(&m);
+    return rc;
+}
+
+int snap_verify(snap_ctx *ctx, const char *domain, const char *name,
+                const snap_verify_params *params, snap_info **info_out)
+{
+    snap_verify_params defaults;
+    snap_err *err = &ctx->err;
+    snap_session s;
+    snap_err_clear(err);
+    if (info_out)
+        *info_out = NULL;
+    if (!params) {
+        snap_verify_params_init(&defaults);
+        params = &defaults;
+    }
+    if (!domain || !name) {
+        snap_err_set(err, SNAP_ERROR_INVAL, "snap_verify: domain and name needed");
+        return snap_ctx_fail(ctx, err);
+    }
+    int rc = snap_session_open(ctx, domain, 0, &s, err);
+    if (!rc)
+        rc = verify_locked(ctx, &s, name, params, info_out, err);
+    snap_session_close(&s);
+    return rc ? snap_ctx_fail(ctx, err) : 0;
+}
