@@ -62,5 +62,6 @@ int main_snapshot_revert(int argc, char **argv);
 int main_snapshot_delete(int argc, char **argv);
 int main_snapshot_list(int argc, char **argv);
 int main_snapshot_info(int argc, char **argv);
+int main_snapshot_verify(int argc, char **argv);
 
 #endif

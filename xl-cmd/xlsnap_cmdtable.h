@@ -17,6 +17,7 @@ int main_snapshot_revert(int argc, char **argv);
 int main_snapshot_delete(int argc, char **argv);
 int main_snapshot_list(int argc, char **argv);
 int main_snapshot_info(int argc, char **argv);
+int main_snapshot_verify(int argc, char **argv);
 
 /* clang-format off */
 #define XLSNAP_CMDTABLE_ENTRIES \
@@ -40,6 +41,8 @@ int main_snapshot_info(int argc, char **argv);
      "--lease-expiry=ACTION    thaw | kill: when the freeze lease runs out, the\n"   \
      "                         watchdog thaws the guest and the create fails\n"      \
      "                         (default), or kills this command first.\n"            \
+     "--verify                 Then check the snapshot's filesystems (snapshot-verify);\n" \
+     "                         exit 1 unless all are clean.\n"                       \
      "--json                   Print the new snapshot's record as JSON."},             \
     {"snapshot-list", &main_snapshot_list, 0, 0, "List the snapshots of a domain",     \
      "[options] <Domain>",                                                             \
@@ -49,6 +52,14 @@ int main_snapshot_info(int argc, char **argv);
      "--json                   Print the records as JSON."},                           \
     {"snapshot-info", &main_snapshot_info, 0, 0, "Show one snapshot of a domain",      \
      "[options] <Domain> <Name>", "--json                   Print the record as JSON."}, \
+    {"snapshot-verify", &main_snapshot_verify, 0, 1,                                   \
+     "Check a snapshot's filesystems at the snapshot point, read-only",                \
+     "[options] <Domain> <Name>",                                                      \
+     "Each disk is opened read-only at the snapshot point and each ext2/3/4\n"        \
+     "(and XFS) filesystem checked without writing (needs_recovery, e2fsck -fn).\n"   \
+     "The result is recorded in the snapshot. Exit 0 only when all are clean.\n"      \
+     "--timeout=SECS           Give up after this long (default 600).\n"              \
+     "--json                   Print the record (with its verification) as JSON."},    \
     {"snapshot-revert", &main_snapshot_revert, 1, 1,                                   \
      "Revert a domain to a snapshot", "[options] <Domain> <Name>",                     \
      "--running                Leave the domain running after the revert.\n"           \

@@ -125,6 +125,39 @@ void print_created(const snap_info *s)
     printf(".\n");
 }
 
+static const char *verification_word(const snap_verification *v)
+{
+    return v->clean ? "clean" : "NOT clean";
+}
+
+void print_verification(const snap_verification *v)
+{
+    char tbuf[32];
+    printf("%-15s %s UTC: %s\n", "Verified:", fmt_time(v->time_sec, tbuf, sizeof tbuf),
+           verification_word(v));
+    printf("%-6s %-4s %-8s %-15s %s\n", "Disk", "Part", "Type", "State", "Detail");
+    for (size_t i = 0; i < v->n_fs; i++) {
+        const snap_fs_verdict *f = &v->fs[i];
+        char part[16];
+        snprintf(part, sizeof part, "%d", f->partition);
+        printf("%-6s %-4s %-8s %-15s %s\n", term_safe(f->vdev), f->partition ? part : "-",
+               term_safe(f->fstype), snap_fs_state_to_string(f->state),
+               *f->detail ? term_safe(f->detail) : "-");
+    }
+}
+
+void print_verified(const snap_info *s)
+{
+    const snap_verification *v = s->verification;
+    size_t n = 0;
+    for (size_t i = 0; i < v->n_fs; i++)
+        n += v->fs[i].state != SNAP_FS_NO_FILESYSTEM;
+    printf("Snapshot %s of domain %s verified: %s (%zu filesystem%s checked).\n",
+           term_safe(s->name), term_safe(s->domain_name), verification_word(v), n,
+           n == 1 ? "" : "s");
+    print_verification(v);
+}
+
 /*
  * The table is built in a buffer and written with fwrite: 10,000 rows of
  * printf cost a third of a list's CPU. The buffer is written out whenever it
@@ -439,6 +472,10 @@ void print_info(const snap_info *s)
     }
     for (size_t i = 0; i < s->n_excluded; i++)
         printf("%-6s %-8s %-9s\n", term_safe(s->excluded[i]), "-", "excluded");
+    if (s->verification) {
+        putchar('\n');
+        print_verification(s->verification);
+    }
     /* Overlays of earlier reverts: snapshot-delete of this snapshot removes them. */
     for (size_t i = 0; i < s->n_revert_overlays; i++)
         printf("%s%s\n", i ? "                " : "\nOld overlays:   ",

@@ -37,5 +37,9 @@ int json_list_print_one(const snap_info *info, void *printer); /* a snap_info_fn
 void json_list_print_end(json_list_printer *p);
 void print_tree(snap_summary **list, size_t n);
 void print_info(const snap_info *info);
+/* A verification: "Verified: <time> UTC: clean" and a row per filesystem. */
+void print_verification(const snap_verification *v);
+/* snapshot-verify's (and create --verify's) report. */
+void print_verified(const snap_info *info);
 
 #endif

@@ -123,8 +123,34 @@ enum {
     OPT_CHILDREN,
     OPT_CHILDREN_ONLY,
     OPT_METADATA,
-    OPT_DISCARD_JOURNAL
+    OPT_DISCARD_JOURNAL,
+    OPT_VERIFY,
+    OPT_TIMEOUT
 };
+
+/*
+ * Verifies snapshot name after a create or for snapshot-verify, printing
+ * the report (or the record with --json). EXIT_SUCCESS only when every
+ * filesystem was found clean.
+ */
+static int verify_and_report(const char *domain, const char *name, int timeout_ms,
+                             bool json, const char *what)
+{
+    snap_verify_params vp;
+    snap_info *info = NULL;
+    snap_verify_params_init(&vp);
+    vp.timeout_ms = timeout_ms;
+    int rc = snap_verify(xlsnap_ctx(), domain, name, &vp, &info);
+    if (rc)
+        return report_failure(what, rc);
+    if (json)
+        printf("%s\n", json_term_safe(info->json));
+    else
+        print_verified(info);
+    int ret = info->verification->clean ? EXIT_SUCCESS : EXIT_FAILURE;
+    snap_info_free(info);
+    return ret;
+}
 
 int main_snapshot_create(int argc, char **argv)
 {
@@ -139,16 +165,16 @@ int main_snapshot_create(int argc, char **argv)
                                          {"freeze-budget", 1, 0, OPT_FREEZE_BUDGET},
                                          {"lease-expiry", 1, 0, OPT_LEASE_EXPIRY},
                                          {"json", 0, 0, OPT_JSON},
+                                         {"verify", 0, 0, OPT_VERIFY},
                                          COMMON_LONG_OPTS};
     snap_create_params p;
     char *disks_buf = NULL;
     const char **disks = NULL;
     const char *disks_arg = NULL; /* split after parsing: the parsers may exit */
-    bool json = false;
+    bool json = false, verify = false;
     int opt;
     snap_create_params_init(&p);
-    SWITCH_FOREACH_OPT(opt, "d:iemq:", opts, "snapshot-create", 1)
-    {
+    SWITCH_FOREACH_OPT(opt, "d:iemq:", opts, "snapshot-create", 1) {
     case 'd': p.description = optarg; break;
     case 'i':
     case 'e':
@@ -170,6 +196,7 @@ int main_snapshot_create(int argc, char **argv)
         break;
     case OPT_LEASE_EXPIRY: p.lease_expiry = parse_lease_expiry(optarg); break;
     case OPT_JSON: json = true; break;
+    case OPT_VERIFY: verify = true; break;
     }
     if (argc - optind > 2) {
         fprintf(stderr, "'%s snapshot-create' takes at most 2 arguments.\n\n",
@@ -193,7 +220,12 @@ int main_snapshot_create(int argc, char **argv)
         ret = report_failure("snapshot-create", rc);
     else if (plan)
         printf("%s\n", json_term_safe(plan));
-    else if (json)
+    else if (verify) {
+        /* The record is printed once, with its verification. */
+        if (!json)
+            print_created(info);
+        ret = verify_and_report(domain, info->name, 0, json, "snapshot-create --verify");
+    } else if (json)
         printf("%s\n", json_term_safe(info->json));
     else
         print_created(info);
@@ -228,8 +260,7 @@ int main_snapshot_list(int argc, char **argv)
     enum list_filter filter = LIST_ALL;
     bool tree = false, json = false;
     int opt;
-    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-list", 1)
-    {
+    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-list", 1) {
     case OPT_TREE: tree = true; break;
     case OPT_ROOTS:
     case OPT_LEAVES:
@@ -275,8 +306,7 @@ int main_snapshot_info(int argc, char **argv)
     static const struct option opts[] = {{"json", 0, 0, OPT_JSON}, COMMON_LONG_OPTS};
     bool json = false;
     int opt;
-    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-info", 2)
-    {
+    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-info", 2) {
     case OPT_JSON: json = true; break;
     }
     snap_info *info = NULL;
@@ -291,6 +321,26 @@ int main_snapshot_info(int argc, char **argv)
     return EXIT_SUCCESS;
 }
 
+int main_snapshot_verify(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"json", 0, 0, OPT_JSON}, {"timeout", 1, 0, OPT_TIMEOUT}, COMMON_LONG_OPTS};
+    bool json = false;
+    int timeout_ms = 0, opt;
+    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-verify", 2) {
+    case OPT_JSON: json = true; break;
+    case OPT_TIMEOUT:
+        timeout_ms = parse_uint_opt("--timeout", optarg, 86400) * 1000;
+        break;
+    }
+    if (dryrun_only) {
+        fprintf(stderr, "snapshot-verify has no dry run (it changes no image)\n");
+        return 2;
+    }
+    return verify_and_report(argv[optind], argv[optind + 1], timeout_ms, json,
+                             "snapshot-verify");
+}
+
 int main_snapshot_revert(int argc, char **argv)
 {
     static const struct option opts[] = {{"running", 0, 0, OPT_RUNNING},
@@ -300,8 +350,7 @@ int main_snapshot_revert(int argc, char **argv)
     snap_revert_params p;
     int opt;
     snap_revert_params_init(&p);
-    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-revert", 2)
-    {
+    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-revert", 2) {
     case OPT_RUNNING:
     case OPT_PAUSED:
         if (p.state != SNAP_REVERT_STATE_AS_SNAPSHOT) {
@@ -362,8 +411,7 @@ int main_snapshot_delete(int argc, char **argv)
         if (strlen(argv[i]) > 3 &&
             !strncmp("--discard-journal", argv[i], strlen(argv[i])))
             n_required = 1;
-    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-delete", n_required)
-    {
+    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-delete", n_required) {
     case OPT_CHILDREN:
     case OPT_CHILDREN_ONLY:
         if (p.scope != SNAP_DELETE_ONE) {
