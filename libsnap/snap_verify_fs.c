@@ -225,18 +225,26 @@ static void check_ext(const char *path, const snap_vfy_fs *f, uint64_t deadline,
                  "journal not replayed (needs_recovery set): it was in use, not frozen");
     if (f->error_state)
         detail_add(detail, "the superblock records errors", 29);
-    if (code == 0 || code == 4) {
-        if (code == 4) {
-            detail_add(detail, "e2fsck -fn found", 16);
-            summarise_e2fsck(r.out, dev, detail);
-            summarise_e2fsck(r.errout, dev, detail);
-        }
-        out->state = f->needs_recovery             ? SNAP_FS_NEEDS_RECOVERY
-                     : code == 4 || f->error_state ? SNAP_FS_ERRORS
-                                                   : SNAP_FS_CLEAN;
+    /* 4: errors left uncorrected (-n corrects none); with 8 it gave up on them. */
+    if (code >= 0 && (code & 4)) {
+        detail_add(detail, "e2fsck -fn found", 16);
+        summarise_e2fsck(r.out, dev, detail);
+        summarise_e2fsck(r.errout, dev, detail);
+    }
+    if (code == 0 || (code >= 0 && (code & 4))) {
+        out->state = f->needs_recovery              ? SNAP_FS_NEEDS_RECOVERY
+                     : (code & 4) || f->error_state ? SNAP_FS_ERRORS
+                                                    : SNAP_FS_CLEAN;
     } else {
         out->state = SNAP_FS_UNCHECKED;
-        detail_add(detail, r.err.msg, strlen(r.err.msg));
+        if (r.started && !r.timed_out && code >= 0) {
+            char what[48];
+            snprintf(what, sizeof what, "e2fsck -fn exited with status %d", code);
+            detail_add(detail, what, strlen(what));
+            summarise_e2fsck(r.errout, dev, detail);
+        } else {
+            detail_add(detail, r.err.msg, strlen(r.err.msg));
+        }
     }
     out->detail = snap_xstrdup(detail);
     snap_child_result_dispose(&r);
