@@ -11,6 +11,12 @@
  *     internal snapshot read-only. It serves one client and exits after it.
  *   qemu-storage-daemon: an NBD client of that server with a FUSE export
  *     (writable=off) on a file, which e2fsck reads like a disk.
+ * Where either is missing or /dev/fuse cannot be opened (Debian's
+ * qemu-system-xen does not pull in qemu-storage-daemon, so a stock Xen dom0
+ * has none), the snapshot point is copied instead: `qemu-img convert -U
+ * [-l snapshot.name=N] -O raw` into the temporary directory (sparse; it
+ * takes the space and time of the data the disk holds).
+ * XLSNAP_VERIFY_ROUTE=fuse|copy forces one (tests).
  * Both are reaped, the export unmounted and the temporary directory
  * removed on every path out. The result goes into the record under the
  * domain lock, which is held throughout (no revert or delete can move the
@@ -60,11 +66,51 @@ static char *qemu_opt_escape(const char *s)
     return out;
 }
 
+typedef enum vroute { ROUTE_FUSE, ROUTE_COPY } vroute;
+
 /* One disk's export: the servers and the files in the work directory. */
 typedef struct vexport {
+    vroute route;
     char *sock, *raw, *nbd_err, *qsd_err;
     snap_child_bg nbd, qsd;
 } vexport;
+
+static bool in_path(const char *prog)
+{
+    const char *path = getenv("PATH");
+    char *dirs = snap_xstrdup(path && *path ? path : "/bin:/usr/bin"), *save = NULL;
+    bool found = false;
+    for (char *d = strtok_r(dirs, ":", &save); d && !found;
+         d = strtok_r(NULL, ":", &save)) {
+        char *cand = snap_xasprintf("%s/%s", d, prog);
+        found = access(cand, X_OK) == 0;
+        free(cand);
+    }
+    free(dirs);
+    return found;
+}
+
+/* The FUSE export when everything it needs is there, else the copy. */
+static vroute choose_route(xentoollog_logger *lg)
+{
+    const char *forced = getenv("XLSNAP_VERIFY_ROUTE");
+    if (forced && !strcmp(forced, "copy"))
+        return ROUTE_COPY;
+    if (forced && !strcmp(forced, "fuse"))
+        return ROUTE_FUSE;
+    int fd = open("/dev/fuse", O_RDWR | O_CLOEXEC);
+    if (fd >= 0)
+        close(fd);
+    const char *missing = fd < 0                            ? "/dev/fuse"
+                          : !in_path("qemu-storage-daemon") ? "qemu-storage-daemon"
+                          : !in_path("qemu-nbd")            ? "qemu-nbd"
+                                                            : NULL;
+    if (!missing)
+        return ROUTE_FUSE;
+    snap_log(lg, XTL_INFO, "no %s: copying each snapshot point with qemu-img convert",
+             missing);
+    return ROUTE_COPY;
+}
 
 static void vexport_paths(vexport *x, const char *workdir, size_t disk)
 {
@@ -175,9 +221,32 @@ static int start_fuse_export(vexport *x, uint64_t deadline, snap_err *err)
  * moment before qemu-nbd listens on it: a daemon that found it refusing is
  * started again.
  */
+/* The copy route: qemu-img convert -U of the snapshot point into x->raw. */
+static int copy_out(vexport *x, const snap_meta_disk *md, uint64_t deadline,
+                    snap_err *err)
+{
+    char *load = NULL;
+    const char *argv[12] = {"qemu-img", "convert", "-U", "-f", md->format, "-O", "raw"};
+    size_t n = 7;
+    if (md->method == SNAP_METHOD_INTERNAL) {
+        load = snap_xasprintf("snapshot.name=%s", md->qemu_snap_name);
+        argv[n++] = "-l";
+        argv[n++] = load;
+    }
+    argv[n++] = md->base_path;
+    argv[n++] = x->raw;
+    int ms = snap_deadline_poll_ms(deadline);
+    snap_child_opts co = {.timeout_ms = ms == 0 ? 1 : ms};
+    int rc = snap_child_run("qemu-img", argv, &co, NULL, err);
+    free(load);
+    return rc;
+}
+
 static int vexport_open(vexport *x, const snap_meta_disk *md, uint64_t deadline,
                         snap_err *err)
 {
+    if (x->route == ROUTE_COPY)
+        return copy_out(x, md, deadline, err);
     int fd = open(x->raw, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0)
         return snap_err_errno(err, SNAP_ERROR_IO, errno, "cannot create %s", x->raw);
@@ -224,12 +293,15 @@ static int verify_disk(snap_ctx *ctx, const snap_meta_disk *md, const char *work
 {
     vexport x;
     vexport_paths(&x, workdir, i);
-    snap_log(ctx->lg, XTL_INFO, "verifying disk %s (%s%s%s)", md->vdev, md->base_path,
-             md->method == SNAP_METHOD_INTERNAL ? " @ " : "",
-             md->method == SNAP_METHOD_INTERNAL ? md->qemu_snap_name : "");
+    x.route = choose_route(ctx->lg);
+    snap_log(ctx->lg, XTL_INFO, "verifying disk %s (%s%s%s) via %s", md->vdev,
+             md->base_path, md->method == SNAP_METHOD_INTERNAL ? " @ " : "",
+             md->method == SNAP_METHOD_INTERNAL ? md->qemu_snap_name : "",
+             x.route == ROUTE_COPY ? "a qemu-img copy" : "a FUSE export");
     int rc = vexport_open(&x, md, deadline, err);
     if (rc)
-        snap_err_context(err, "disk %s: exporting %s read-only", md->vdev, md->base_path);
+        snap_err_context(err, "disk %s: %s %s read-only", md->vdev,
+                         x.route == ROUTE_COPY ? "copying" : "exporting", md->base_path);
     else
         rc = snap_vfy_check_raw(x.raw, md->vdev, deadline, ctx->lg, v, err);
     vexport_close(&x);

@@ -160,6 +160,28 @@ static void test_external_verified_read_only(void)
     CHECK_CLEANED_UP();
 }
 
+/*
+ * Without qemu-storage-daemon (a stock Debian dom0) the snapshot point is
+ * copied with qemu-img convert -U instead: the same verdicts, internal and
+ * external, and the copies are gone afterwards.
+ */
+static void test_copy_route_same_verdicts(void)
+{
+    th_cmd r;
+    setenv("XLSNAP_VERIFY_ROUTE", "copy", 1);
+    CHECK_INT(th_xlsnap(&r, "-v", "snapshot-verify", g.name, "c1", (char *)NULL), 1);
+    th_snap_check_contains_all_at(__FILE__, __LINE__, "verify c1 by copy", r.out,
+                                  "verified: NOT clean", "needs-recovery", (char *)NULL);
+    CHECK_CONTAINS(r.err, "verifying disk xvdb");
+    CHECK_CONTAINS(r.err, "via a qemu-img copy");
+    th_cmd_free(&r);
+    CHECK_INT(th_xlsnap(&r, "snapshot-verify", g.name, "e1", (char *)NULL), 0);
+    CHECK_CONTAINS(r.out, "verified: clean (2 filesystems checked)");
+    th_cmd_free(&r);
+    unsetenv("XLSNAP_VERIFY_ROUTE");
+    CHECK_CLEANED_UP();
+}
+
 /* Clear errors, exit 1, and the record left as it was. */
 static void test_failures_change_nothing(void)
 {
@@ -196,7 +218,7 @@ static void test_failures_change_nothing(void)
 
 int main(void)
 {
-    th_plan(5);
+    th_plan(6);
     /* Every verify of this program puts its work directory here. */
     if (th_runl(NULL, NULL, "mkdir", "-p", th_path("vtmp"), (char *)NULL) != 0)
         th_fail_at(__FILE__, __LINE__, "cannot make %s", th_path("vtmp"));
@@ -205,6 +227,7 @@ int main(void)
     TH_SNAP_RUN(test_crash_consistent_internal_is_dirty);
     TH_SNAP_RUN(test_quiesced_internal_is_clean);
     TH_SNAP_RUN(test_external_verified_read_only);
+    TH_SNAP_RUN(test_copy_route_same_verdicts);
     TH_SNAP_RUN(test_failures_change_nothing);
     return th_snap_finish();
 }
