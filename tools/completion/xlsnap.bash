@@ -39,7 +39,7 @@ _xlsnap()
         cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD - 1]}
     fi
     local _xlsnap_cmd=${words[0]}
-    local subcommands="snapshot-create snapshot-list snapshot-info snapshot-revert snapshot-delete help"
+    local subcommands="snapshot-create snapshot-list snapshot-info snapshot-verify snapshot-revert snapshot-delete help"
 
     # Find the subcommand (the first word that is not a global option).
     local i sub="" subi=0
@@ -69,7 +69,10 @@ _xlsnap()
         esac
         opts="-d --description= -i --internal -e --external -m --memory --disks=
               --overlay-dir= -q --quiesce= --freeze-timeout= --freeze-budget= --lease-expiry=
-              --json -h --help" ;;
+              --json --verify -h --help" ;;
+    snapshot-verify)
+        [ "$prev" = --timeout ] && return
+        opts="--timeout= --json -h --help" ;;
     snapshot-list) opts="--tree --roots --leaves --json -h --help" ;;
     snapshot-info) opts="--json -h --help" ;;
     snapshot-revert) opts="--running --paused --force -h --help" ;;
@@ -89,6 +92,7 @@ _xlsnap()
         case ${words[i]} in
         -d | --description | -q | --quiesce | --disks | --overlay-dir | --freeze-timeout | --freeze-budget | --lease-expiry)
             [ "$sub" = snapshot-create ] && ((i++)) ;;
+        --timeout) [ "$sub" = snapshot-verify ] && ((i++)) ;;
         -*) ;;
         *) args+=("${words[i]}") ;;
         esac
@@ -96,7 +100,7 @@ _xlsnap()
     case ${#args[@]} in
     0) COMPREPLY=($(compgen -W "$(_xlsnap_domains)" -- "$cur")) ;;
     1) case $sub in
-       snapshot-info | snapshot-revert | snapshot-delete)
+       snapshot-info | snapshot-verify | snapshot-revert | snapshot-delete)
            [[ " ${words[*]} " == *" --discard-journal "* ]] && return # domain only
            local IFS=$'\n'
            COMPREPLY=($(compgen -W "$(_xlsnap_snapshots "${args[0]}")" -- "$cur")) ;;
