@@ -16,7 +16,7 @@ top=${XLSNAP_TOP:-$(cd "$(dirname "$0")/../.." && pwd)}
 bld=${XLSNAP_BUILDDIR:-$top/build}
 . "$top/tests/lib/th.sh"
 th_tmpdir xl
-plan 42
+plan 46
 
 # ---------------------------------------------------------- it builds
 start=$(date +%s)
@@ -44,7 +44,7 @@ xlsnap() { "$bld/xlsnap" "$@"; }
 th_sim_dom0 "$bld"
 
 # ---------------------------------------------------------- help
-snapshot_cmds="snapshot-create snapshot-list snapshot-info snapshot-revert snapshot-delete"
+snapshot_cmds="snapshot-create snapshot-list snapshot-info snapshot-verify snapshot-revert snapshot-delete"
 xl help >"$T/help" 2>"$T/help.err"
 missing=""
 for c in $snapshot_cmds; do grep -q "^ $c  " "$T/help" || missing="$missing $c"; done
@@ -133,6 +133,14 @@ else
     bad "xl snapshot-create effect" "right: '$snaps', left: '$(img_snaps "$T/disks-left/a.qcow2")'"
 fi
 same "create s1 again (taken)" snapshot-create -i DOM s1
+# The disks hold no filesystem: verified, not clean (exit 1), recorded.
+same "verify s1 (no filesystem on its disks)" snapshot-verify DOM s1
+if grep -q 'no-filesystem' "$T/r.out" && grep -q 'NOT clean' "$T/r.out"; then
+    ok "xl snapshot-verify: both disks found without a filesystem"
+else
+    bad "xl snapshot-verify" "$(head -c 300 "$T/r.out" "$T/r.err")"
+fi
+same "info shows the verification" snapshot-info DOM s1
 # Data written after s1, that the revert must undo.
 for d in left right; do
     qemu-io -f qcow2 -c "write -P 0xab 0 64k" "$T/disks-$d/a.qcow2" >/dev/null
