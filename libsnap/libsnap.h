@@ -23,8 +23,10 @@
  *  - A snap_ctx is not thread-safe: one per thread, or serialise the calls.
  *  - Environment: XLSNAP_STATEDIR, XLSNAP_XEN_STATEDIR, XLSNAP_XEN_RUNDIR,
  *    XENSTORED_PATH, XLSNAP_PLATFORM (snap_ctx_alloc), XLSNAP_XLSIM,
- *    XLSNAP_TRACE, XLSNAP_WATCHDOG, PATH (qemu-img), and the test hooks
- *    XLSNAP_TEST_PAUSE_AFTER_FREEZE / XLSNAP_TEST_PAUSE_IN_REVERT.
+ *    XLSNAP_TRACE, XLSNAP_WATCHDOG, PATH (qemu-img), TMPDIR and
+ *    XLSNAP_VERIFY_ROUTE (snap_verify), and the test hooks
+ *    XLSNAP_TEST_PAUSE_AFTER_FREEZE / XLSNAP_TEST_PAUSE_IN_REVERT /
+ *    XLSNAP_TEST_PAUSE_IN_VERIFY.
  *
  * Copyright (C) 2026 The xlsnap authors. LGPL-2.1-only (see COPYING).
  */
@@ -373,7 +375,8 @@ void snap_verify_params_init(snap_verify_params *params);
  * in the snapshot's record ("verification") and *info_out (if not NULL)
  * receives the record with it. An error (no such snapshot, a missing image,
  * a tool that would not start, the time limit) records nothing. Every
- * process, export and temporary file it made is gone when it returns.
+ * process, export and temporary file it made is gone when it returns; what
+ * a verification killed meanwhile left in $TMPDIR is removed by the next.
  */
 int snap_verify(snap_ctx *ctx, const char *domain, const char *name,
                 const snap_verify_params *params, snap_info **info_out);

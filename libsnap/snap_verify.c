@@ -18,12 +18,17 @@
  * takes the space and time of the data the disk holds).
  * XLSNAP_VERIFY_ROUTE=fuse|copy forces one (tests).
  * Both are reaped, the export unmounted and the temporary directory
- * removed on every path out. The result goes into the record under the
- * domain lock, which is held throughout (no revert or delete can move the
+ * removed on every path out. A verification that was killed (SIGKILL, ^C:
+ * the servers are in their own process groups) leaves them, its mount and
+ * its directory, which names its owner's pid and its servers' pids: the
+ * next verification removes them once that owner is dead. The result goes into the record
+ * under the domain lock, which is held throughout (no revert or delete can move the
  * images meanwhile).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -71,6 +76,7 @@ typedef enum vroute { ROUTE_FUSE, ROUTE_COPY } vroute;
 /* One disk's export: the servers and the files in the work directory. */
 typedef struct vexport {
     vroute route;
+    const char *workdir;
     char *sock, *raw, *nbd_err, *qsd_err;
     snap_child_bg nbd, qsd;
 } vexport;
@@ -112,19 +118,132 @@ static vroute choose_route(xentoollog_logger *lg)
     return ROUTE_COPY;
 }
 
-static void vexport_paths(vexport *x, const char *workdir, size_t disk)
-{
-    memset(x, 0, sizeof *x);
-    x->sock = snap_xasprintf("%s/d%zu.nbd", workdir, disk);
-    x->raw = snap_xasprintf("%s/d%zu.raw", workdir, disk);
-    x->nbd_err = snap_xasprintf("%s/d%zu.nbd.log", workdir, disk);
-    x->qsd_err = snap_xasprintf("%s/d%zu.qsd.log", workdir, disk);
-}
-
 static bool is_fuse_mounted(const char *path)
 {
     struct statfs sf;
     return statfs(path, &sf) == 0 && (unsigned long)sf.f_type == FUSE_SUPER_MAGIC;
+}
+
+/* A FUSE mount, live or with its daemon dead (ENOTCONN): detach it. */
+static void detach_mount(const char *path)
+{
+    struct statfs sf;
+    if (is_fuse_mounted(path) || (statfs(path, &sf) < 0 && errno == ENOTCONN))
+        umount2(path, MNT_DETACH);
+}
+
+static const char *verify_tmpdir(void)
+{
+    const char *tmp = getenv("TMPDIR");
+    return tmp && *tmp ? tmp : "/tmp";
+}
+
+/* Appends "pid\n" to dir/name (the owner, or a server started). */
+static void note_pid(const char *dir, const char *name, pid_t pid)
+{
+    char *path = snap_xasprintf("%s/%s", dir, name);
+    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        dprintf(fd, "%ld\n", (long)pid);
+        close(fd);
+    }
+    free(path);
+}
+
+/* The pids listed in dir/name (malloc'd, *n of them). */
+static pid_t *read_pids(const char *dir, const char *name, size_t *n)
+{
+    char *path = snap_xasprintf("%s/%s", dir, name);
+    FILE *f = fopen(path, "re");
+    pid_t *v = NULL;
+    long pid;
+    *n = 0;
+    while (f && fscanf(f, "%ld", &pid) == 1 && *n < 16) {
+        v = snap_xrealloc(v, (*n + 1) * sizeof *v);
+        v[(*n)++] = (pid_t)pid;
+    }
+    if (f)
+        fclose(f);
+    free(path);
+    return v;
+}
+
+/* True when pid runs a program whose command line names dir (ours, not reused). */
+static bool runs_in(pid_t pid, const char *dir)
+{
+    char path[64], buf[4096];
+    snprintf(path, sizeof path, "/proc/%ld/cmdline", (long)pid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    ssize_t len = fd < 0 ? -1 : read(fd, buf, sizeof buf - 1);
+    if (fd >= 0)
+        close(fd);
+    if (len <= 0)
+        return false;
+    for (ssize_t i = 0; i < len; i++)
+        buf[i] = buf[i] ? buf[i] : ' ';
+    buf[len] = 0;
+    return strstr(buf, dir) != NULL;
+}
+
+/* Kills a dead verification's servers, detaches its mounts, removes dir. */
+static void reap_stale_dir(const char *dir, xentoollog_logger *lg)
+{
+    size_t n = 0;
+    pid_t *servers = read_pids(dir, "servers", &n);
+    for (size_t i = 0; i < n; i++)
+        if (servers[i] > 1 && runs_in(servers[i], dir)) {
+            kill(-servers[i], SIGKILL);
+            kill(servers[i], SIGKILL);
+            for (int t = 0; t < 200 && runs_in(servers[i], dir); t++)
+                usleep(10000);
+        }
+    free(servers);
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char *path = snap_xasprintf("%s/%s", dir, e->d_name);
+        detach_mount(path);
+        unlink(path);
+        free(path);
+    }
+    if (d)
+        closedir(d);
+    if (rmdir(dir) == 0)
+        snap_log(lg, XTL_WARN, "removed what a killed verification left behind: %s", dir);
+}
+
+/* Every work directory in $TMPDIR whose owner is dead. */
+static void reap_stale_workdirs(xentoollog_logger *lg)
+{
+    const char *tmp = verify_tmpdir();
+    DIR *d = opendir(tmp);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (strncmp(e->d_name, "xlsnap-verify.", 14))
+            continue;
+        char *dir = snap_xasprintf("%s/%s", tmp, e->d_name);
+        size_t n = 0;
+        pid_t *owner = read_pids(dir, "owner", &n);
+        /* No owner yet: a run that is starting now. */
+        if (n == 1 && owner[0] > 0 && kill(owner[0], 0) < 0 && errno == ESRCH)
+            reap_stale_dir(dir, lg);
+        free(owner);
+        free(dir);
+    }
+    if (d)
+        closedir(d);
+}
+
+static void vexport_paths(vexport *x, const char *workdir, size_t disk)
+{
+    memset(x, 0, sizeof *x);
+    x->workdir = workdir;
+    x->sock = snap_xasprintf("%s/d%zu.nbd", workdir, disk);
+    x->raw = snap_xasprintf("%s/d%zu.raw", workdir, disk);
+    x->nbd_err = snap_xasprintf("%s/d%zu.nbd.log", workdir, disk);
+    x->qsd_err = snap_xasprintf("%s/d%zu.qsd.log", workdir, disk);
 }
 
 /* Stops both servers and removes every file (a stale FUSE mount included). */
@@ -132,8 +251,8 @@ static void vexport_close(vexport *x)
 {
     snap_child_bg_stop(&x->qsd, SERVER_STOP_GRACE_MS);
     /* A daemon that had to be killed leaves its mount behind. */
-    if (x->raw && is_fuse_mounted(x->raw))
-        umount2(x->raw, MNT_DETACH);
+    if (x->raw)
+        detach_mount(x->raw);
     snap_child_bg_stop(&x->nbd, SERVER_STOP_GRACE_MS);
     char *files[] = {x->sock, x->raw, x->nbd_err, x->qsd_err};
     for (size_t i = 0; i < SNAP_N_OF(files); i++) {
@@ -169,10 +288,13 @@ static bool is_socket(const char *path)
 static int start_nbd(vexport *x, const snap_meta_disk *md, uint64_t deadline,
                      snap_err *err)
 {
+    struct stat st;
+    /* QEMU's file driver takes regular files only: an LVM volume is a host_device. */
+    bool blockdev = stat(md->base_path, &st) == 0 && S_ISBLK(st.st_mode);
     char *file = qemu_opt_escape(md->base_path);
-    char *opts = snap_xasprintf("driver=%s,read-only=on,force-share=on,file.driver=file,"
+    char *opts = snap_xasprintf("driver=%s,read-only=on,force-share=on,file.driver=%s,"
                                 "file.filename=%s",
-                                md->format, file);
+                                md->format, blockdev ? "host_device" : "file", file);
     char *sockarg = snap_xasprintf("--socket=%s", x->sock);
     char *load = NULL;
     const char *argv[8] = {"qemu-nbd", "--read-only", sockarg};
@@ -186,6 +308,8 @@ static int start_nbd(vexport *x, const snap_meta_disk *md, uint64_t deadline,
     argv[n++] = "--image-opts";
     argv[n++] = opts;
     int rc = snap_child_bg_start(&x->nbd, "qemu-nbd", argv, x->nbd_err, err);
+    if (!rc)
+        note_pid(x->workdir, "servers", x->nbd.pid);
     if (!rc)
         rc = wait_ready(&x->nbd, is_socket, x->sock, deadline, err);
     free(file);
@@ -207,6 +331,8 @@ static int start_fuse_export(vexport *x, uint64_t deadline, snap_err *err)
     const char *argv[] = {
         "qemu-storage-daemon", "--blockdev", bdev, "--export", exp, NULL};
     int rc = snap_child_bg_start(&x->qsd, "qemu-storage-daemon", argv, x->qsd_err, err);
+    if (!rc)
+        note_pid(x->workdir, "servers", x->qsd.pid);
     if (!rc)
         rc = wait_ready(&x->qsd, is_fuse_mounted, x->raw, deadline, err);
     free(sock);
@@ -299,6 +425,8 @@ static int verify_disk(snap_ctx *ctx, const snap_meta_disk *md, const char *work
              md->method == SNAP_METHOD_INTERNAL ? md->qemu_snap_name : "",
              x.route == ROUTE_COPY ? "a qemu-img copy" : "a FUSE export");
     int rc = vexport_open(&x, md, deadline, err);
+    if (!rc)
+        snap_test_hook_pause("XLSNAP_TEST_PAUSE_IN_VERIFY", "snapshot point exported");
     if (rc)
         snap_err_context(err, "disk %s: %s %s read-only", md->vdev,
                          x.route == ROUTE_COPY ? "copying" : "exporting", md->base_path);
@@ -317,18 +445,25 @@ static int verify_disks(snap_ctx *ctx, const snap_meta *m, int timeout_ms,
         if (rc)
             return rc;
     }
-    const char *tmp = getenv("TMPDIR");
-    char *workdir = snap_xasprintf("%s/xlsnap-verify.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    reap_stale_workdirs(ctx->lg);
+    char *workdir = snap_xasprintf("%s/xlsnap-verify.XXXXXX", verify_tmpdir());
     if (!mkdtemp(workdir)) {
         int rc = snap_err_errno(err, SNAP_ERROR_IO, errno, "cannot create %s", workdir);
         free(workdir);
         return rc;
     }
+    note_pid(workdir, "owner", getpid());
     uint64_t deadline = snap_deadline_in(timeout_ms);
     snap_verification *v = snap_xcalloc(1, sizeof *v);
     int rc = 0;
     for (size_t i = 0; !rc && i < m->n_disks; i++)
         rc = verify_disk(ctx, &m->disks[i], workdir, i, deadline, v, err);
+    char *owner = snap_xasprintf("%s/owner", workdir);
+    char *servers = snap_xasprintf("%s/servers", workdir);
+    unlink(owner);
+    unlink(servers);
+    free(owner);
+    free(servers);
     if (rmdir(workdir) < 0)
         snap_log(ctx->lg, XTL_WARN, "cannot remove %s: %s", workdir, strerror(errno));
     free(workdir);

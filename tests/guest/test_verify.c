@@ -12,6 +12,7 @@
  * missing image) exit 1 with a clear message and record nothing.
  */
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -182,6 +183,57 @@ static void test_copy_route_same_verdicts(void)
     CHECK_CLEANED_UP();
 }
 
+/* True when the verify's TMPDIR has a FUSE mount and a server under it. */
+static bool leftovers_present(void)
+{
+    char *mounts = th_read_file("/proc/self/mounts"), *ps = NULL;
+    th_runl(&ps, NULL, "ps", "-eo", "args", (char *)NULL);
+    bool mount = mounts && strstr(mounts, th_path("vtmp"));
+    bool server = ps && strstr(ps, "qemu-storage-daemon") && strstr(ps, th_path("vtmp"));
+    free(mounts);
+    free(ps);
+    return mount && server;
+}
+
+/*
+ * A verification killed while its export is up (SIGKILL; ^C does the same:
+ * the servers have their own process groups) leaves its servers, mount and
+ * directory; the next verification removes them, and says so.
+ */
+static void test_killed_verify_cleaned_up_next_time(void)
+{
+    const char *log = th_path("killed-verify.log");
+    setenv("XLSNAP_VERIFY_ROUTE", "fuse", 1);
+    setenv("XLSNAP_TEST_PAUSE_IN_VERIFY", "60000", 1);
+    char *argv[] = {(char *)th_build_path("xlsnap"), "snapshot-verify", (char *)g.name,
+                    "q1", NULL};
+    pid_t pid = th_spawn(argv, log);
+    unsetenv("XLSNAP_TEST_PAUSE_IN_VERIFY");
+    REQUIRE(pid > 0);
+    char *text = NULL;
+    for (int i = 0; i < 400; i++) {
+        free(text);
+        text = th_read_file(log);
+        if (text && strstr(text, "test hook"))
+            break;
+        usleep(50000);
+    }
+    CHECK_CONTAINS(text, "test hook: snapshot point exported");
+    free(text);
+    kill(pid, SIGKILL);
+    th_wait(pid, 10000);
+    CHECK(leftovers_present());
+
+    th_cmd r;
+    CHECK_INT(th_xlsnap(&r, "snapshot-verify", g.name, "q1", (char *)NULL), 0);
+    CHECK_CONTAINS(r.err, "removed what a killed verification left behind");
+    CHECK_CONTAINS(r.out, "verified: clean");
+    th_cmd_free(&r);
+    unsetenv("XLSNAP_VERIFY_ROUTE");
+    CHECK(!leftovers_present());
+    CHECK_CLEANED_UP();
+}
+
 /* Clear errors, exit 1, and the record left as it was. */
 static void test_failures_change_nothing(void)
 {
@@ -218,7 +270,7 @@ static void test_failures_change_nothing(void)
 
 int main(void)
 {
-    th_plan(6);
+    th_plan(7);
     /* Every verify of this program puts its work directory here. */
     if (th_runl(NULL, NULL, "mkdir", "-p", th_path("vtmp"), (char *)NULL) != 0)
         th_fail_at(__FILE__, __LINE__, "cannot make %s", th_path("vtmp"));
@@ -229,5 +281,6 @@ int main(void)
     TH_SNAP_RUN(test_external_verified_read_only);
     TH_SNAP_RUN(test_copy_route_same_verdicts);
     TH_SNAP_RUN(test_failures_change_nothing);
+    TH_SNAP_RUN(test_killed_verify_cleaned_up_next_time);
     return th_snap_finish();
 }
