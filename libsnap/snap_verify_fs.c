@@ -329,7 +329,7 @@ int snap_vfy_check_raw(const char *path, const char *vdev, uint64_t deadline,
         out->partition = fs[i].partition;
         out->fstype = snap_xstrdup(fs[i].fstype);
         check_one(path, &fs[i], deadline, out);
-        snap_log(lg, XTL_INFO, "disk %s partition %d (%s): %s%s%s", vdev, out->partition,
+        snap_log(lg, XTL_DEBUG, "disk %s partition %d (%s): %s%s%s", vdev, out->partition,
                  out->fstype, snap_fs_state_to_string(out->state),
                  *out->detail ? ": " : "", out->detail);
     }
