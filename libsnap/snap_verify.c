@@ -21,9 +21,9 @@
  * removed on every path out. A verification that was killed (SIGKILL, ^C:
  * the servers are in their own process groups) leaves them, its mount and
  * its directory, which names its owner's pid and its servers' pids: the
- * next verification removes them once that owner is dead. The result goes into the record
- * under the domain lock, which is held throughout (no revert or delete can move the
- * images meanwhile).
+ * next verification removes them once that owner is dead. The result goes
+ * into the record under the domain lock, which is held throughout (no
+ * revert or delete can move the images meanwhile).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -33,9 +33,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -377,9 +375,12 @@ static int vexport_open(vexport *x, const snap_meta_disk *md, uint64_t deadline,
     if (fd < 0)
         return snap_err_errno(err, SNAP_ERROR_IO, errno, "cannot create %s", x->raw);
     close(fd);
-    int rc = start_nbd(x, md, deadline, err);
+    uint64_t ready_by = snap_deadline_in(EXPORT_READY_TIMEOUT_MS);
+    if (ready_by > deadline)
+        ready_by = deadline;
+    int rc = start_nbd(x, md, ready_by, err);
     for (int i = 0; !rc && i < EXPORT_START_TRIES; i++) {
-        rc = start_fuse_export(x, deadline, err);
+        rc = start_fuse_export(x, ready_by, err);
         if (!rc || !strstr(err->msg, "Connection refused"))
             break;
         snap_child_bg_stop(&x->qsd, SERVER_STOP_GRACE_MS);
