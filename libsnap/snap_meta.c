@@ -509,54 +509,6 @@ char *snap_meta_to_json(const snap_meta *m)
 
 /* ------------------------------------------------------------- reading */
 
-/* Strict typed access to parsed files; see snap_meta.h. */
-int snap_meta_field_err(const snap_meta_reader *r, const char *key, const char *msg)
-{
-    return snap_err_set(r->err, SNAP_ERROR_INVAL, "%s: field '%s%s': %s", r->what,
-                        r->prefix, key, msg);
-}
-
-/* A string member; nullable ones may also be null or absent (-> NULL). */
-int snap_meta_read_str(const snap_meta_reader *r, yajl_val obj, const char *key,
-                       bool nullable, char **out)
-{
-    yajl_val v = snap_json_get(obj, key);
-    *out = NULL;
-    if (nullable && (!v || YAJL_IS_NULL(v)))
-        return 0;
-    if (!v)
-        return snap_meta_field_err(r, key, "missing");
-    if (!YAJL_IS_STRING(v))
-        return snap_meta_field_err(
-            r, key, nullable ? "expected a string or null" : "expected a string");
-    *out = snap_xstrdup(v->u.string);
-    return 0;
-}
-
-int snap_meta_read_int(const snap_meta_reader *r, yajl_val obj, const char *key,
-                       long long min, long long max, long long *out)
-{
-    yajl_val v = snap_json_get(obj, key);
-    if (!v)
-        return snap_meta_field_err(r, key, "missing");
-    if (!YAJL_IS_INTEGER(v))
-        return snap_meta_field_err(r, key, "expected an integer");
-    if (YAJL_GET_INTEGER(v) < min || YAJL_GET_INTEGER(v) > max)
-        return snap_meta_field_err(r, key, "out of range");
-    *out = YAJL_GET_INTEGER(v);
-    return 0;
-}
-
-int snap_meta_read_bool(const snap_meta_reader *r, yajl_val obj, const char *key,
-                        bool *out)
-{
-    if (!snap_json_get(obj, key))
-        return snap_meta_field_err(r, key, "missing");
-    if (!snap_json_get_bool(obj, key, out))
-        return snap_meta_field_err(r, key, "expected true or false");
-    return 0;
-}
-
 /* A string member that must be one of names[]; its index goes to *out. */
 static int get_enum(const snap_meta_reader *r, yajl_val obj, const char *key,
                     const enum_name *names, int n, int *out)
@@ -578,20 +530,6 @@ static int get_enum(const snap_meta_reader *r, yajl_val obj, const char *key,
 
 #define GET_ENUM(r, obj, key, names, out)                                                \
     get_enum(r, obj, key, names, (int)SNAP_N_OF(names), out)
-
-/* An object member (nullable: null or absent -> NULL). */
-int snap_meta_read_obj(const snap_meta_reader *r, yajl_val obj, const char *key,
-                       bool nullable, yajl_val *out)
-{
-    yajl_val v = snap_json_get(obj, key);
-    *out = NULL;
-    if (nullable && (!v || YAJL_IS_NULL(v)))
-        return 0;
-    if (!YAJL_IS_OBJECT(v))
-        return snap_meta_field_err(r, key, v ? "expected an object" : "missing");
-    *out = v;
-    return 0;
-}
 
 #define RC(r) ((r)->err ? (r)->err->code : SNAP_ERROR_INVAL)
 
