@@ -416,6 +416,109 @@ bool snap_agent_info_can(const snap_agent_info *info, const char *command)
     return false;
 }
 
+/* ------------------------------------------------------------ guest-get-fsinfo */
+
+static char *fs_dup_member(yajl_val v, const char *key)
+{
+    const char *s = snap_json_get_string(v, key);
+    return s ? snap_xstrdup(s) : NULL;
+}
+
+static int fs_int_member(yajl_val v, const char *key)
+{
+    long long n = -1;
+    if (!snap_json_get_int(v, key, &n) || n < INT32_MIN || n > INT32_MAX)
+        return -1;
+    return (int)n;
+}
+
+static void parse_fs_disk(yajl_val v, snap_agent_fs_disk *d)
+{
+    yajl_val pci = snap_json_get_object(v, "pci-controller");
+    d->bus_type = fs_dup_member(v, "bus-type");
+    d->dev = fs_dup_member(v, "dev");
+    d->serial = fs_dup_member(v, "serial");
+    d->pci_domain = fs_int_member(pci, "domain");
+    d->pci_bus = fs_int_member(pci, "bus");
+    d->pci_slot = fs_int_member(pci, "slot");
+    d->pci_function = fs_int_member(pci, "function");
+    d->bus = fs_int_member(v, "bus");
+    d->target = fs_int_member(v, "target");
+    d->unit = fs_int_member(v, "unit");
+}
+
+static int parse_fs(yajl_val v, snap_agent_fs *fs, snap_err *err)
+{
+    fs->name = fs_dup_member(v, "name");
+    fs->mountpoint = fs_dup_member(v, "mountpoint");
+    fs->type = fs_dup_member(v, "type");
+    if (!fs->name || !fs->mountpoint || !fs->type)
+        return snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                            "agent: guest-get-fsinfo: a filesystem without name, "
+                            "mountpoint or type");
+    yajl_val disks = snap_json_get_array(v, "disk");
+    size_t n = snap_json_array_len(disks);
+    fs->disks = snap_xcalloc(n + 1, sizeof *fs->disks);
+    for (size_t i = 0; i < n; i++)
+        parse_fs_disk(snap_json_array_at(disks, i), &fs->disks[fs->n_disks++]);
+    return 0;
+}
+
+int snap_agent_fsinfo_parse(yajl_val list, snap_agent_fs **fs_out, size_t *n_out,
+                            snap_err *err)
+{
+    int rc = 0;
+    *fs_out = NULL;
+    *n_out = 0;
+    if (!YAJL_IS_ARRAY(list))
+        return snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                            "agent: guest-get-fsinfo: return is not a list");
+    size_t n = snap_json_array_len(list);
+    snap_agent_fs *fs = snap_xcalloc(n + 1, sizeof *fs);
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        rc = parse_fs(snap_json_array_at(list, i), &fs[i], err);
+    if (rc) {
+        snap_agent_fsinfo_free(fs, n);
+        return rc;
+    }
+    *fs_out = fs;
+    *n_out = n;
+    return 0;
+}
+
+int snap_agent_get_fsinfo(snap_agent *ag, int timeout_ms, snap_agent_fs **fs_out,
+                          size_t *n_out, snap_err *err)
+{
+    yajl_val list;
+    *fs_out = NULL;
+    *n_out = 0;
+    int rc =
+        snap_agent_execute(ag, "guest-get-fsinfo", NULL, NULL, &list, timeout_ms, err);
+    if (rc)
+        return rc;
+    rc = snap_agent_fsinfo_parse(list, fs_out, n_out, err);
+    yajl_tree_free(list);
+    return rc;
+}
+
+void snap_agent_fsinfo_free(snap_agent_fs *fs, size_t n)
+{
+    if (!fs)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < fs[i].n_disks; j++) {
+            free(fs[i].disks[j].bus_type);
+            free(fs[i].disks[j].dev);
+            free(fs[i].disks[j].serial);
+        }
+        free(fs[i].disks);
+        free(fs[i].name);
+        free(fs[i].mountpoint);
+        free(fs[i].type);
+    }
+    free(fs);
+}
+
 const char *snap_agent_fs_state_name(snap_agent_fs_state state)
 {
     switch (state) {

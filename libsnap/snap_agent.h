@@ -99,6 +99,39 @@ void snap_agent_info_dispose(snap_agent_info *info);
 /* The capability check: the agent supports `command` AND has it enabled. */
 bool snap_agent_info_can(const snap_agent_info *info, const char *command);
 
+/* ------------------------------------------------------------ guest-get-fsinfo */
+
+/* A disk under a guest filesystem; integers are -1 when the agent did not say. */
+typedef struct snap_agent_fs_disk {
+    char *bus_type; /* "virtio", "scsi", "xen", "ide", ... (NULL: unknown) */
+    char *dev;      /* guest device node, e.g. "/dev/xvda1" (may be NULL) */
+    char *serial;   /* may be NULL */
+    int pci_domain, pci_bus, pci_slot, pci_function;
+    int bus, target, unit;
+} snap_agent_fs_disk;
+
+/*
+ * One filesystem qemu-ga can freeze or at least sees: it lists only mounts
+ * on a block device (from /proc/self/mountinfo, major number not 0), so
+ * tmpfs, proc, FUSE or overlay mounts are never in the list; a bind mount
+ * or a second mount of one device is, under the same name.
+ */
+typedef struct snap_agent_fs {
+    char *name;       /* the block device: "vda1", "dm-0" */
+    char *mountpoint; /* "/" */
+    char *type;       /* "ext4" */
+    size_t n_disks;
+    snap_agent_fs_disk *disks;
+} snap_agent_fs;
+
+/* guest-get-fsinfo: the guest's filesystems (*fs_out malloc'd, *n_out of them). */
+int snap_agent_get_fsinfo(snap_agent *ag, int timeout_ms, snap_agent_fs **fs_out,
+                          size_t *n_out, snap_err *err);
+/* The "return" value of guest-get-fsinfo parsed (for tests of recorded replies). */
+int snap_agent_fsinfo_parse(yajl_val list, snap_agent_fs **fs_out, size_t *n_out,
+                            snap_err *err);
+void snap_agent_fsinfo_free(snap_agent_fs *fs, size_t n);
+
 /* ------------------------------------------------------------ fsfreeze */
 
 typedef enum snap_agent_fs_state {

@@ -35,26 +35,19 @@ int qga_read_file(snap_agent *ag, const char *path, size_t max_bytes, int timeou
 
 /* ------------------------------------------------------------ guest-get-fsinfo */
 
-/* A disk under a guest filesystem; integers are -1 when the agent did not say. */
-typedef struct qga_fs_disk {
-    char *bus_type; /* "virtio", "scsi", "xen", "ide", ... (NULL: unknown) */
-    char *dev;      /* guest device node, e.g. "/dev/xvda1" (may be NULL) */
-    char *serial;   /* may be NULL */
-    int pci_domain, pci_bus, pci_slot, pci_function;
-    int bus, target, unit;
-} qga_fs_disk;
+/* libsnap's guest-get-fsinfo (snap_agent.h), under the names the tests use. */
+typedef snap_agent_fs_disk qga_fs_disk;
+typedef snap_agent_fs qga_fs;
 
-typedef struct qga_fs {
-    char *name;       /* "vda1", "dm-0" */
-    char *mountpoint; /* "/" */
-    char *type;       /* "ext4" */
-    size_t n_disks;
-    qga_fs_disk *disks;
-} qga_fs;
+static inline int qga_get_fsinfo(snap_agent *ag, int timeout_ms, qga_fs **fs_out,
+                                 size_t *n_out, snap_err *err)
+{
+    return snap_agent_get_fsinfo(ag, timeout_ms, fs_out, n_out, err);
+}
 
-/* Mounted filesystems and the disks under them (useful for freeze-list). */
-int qga_get_fsinfo(snap_agent *ag, int timeout_ms, qga_fs **fs_out, size_t *n_out,
-                   snap_err *err);
-void qga_fsinfo_free(qga_fs *fs, size_t n);
+static inline void qga_fsinfo_free(qga_fs *fs, size_t n)
+{
+    snap_agent_fsinfo_free(fs, n);
+}
 
 #endif
