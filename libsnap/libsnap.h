@@ -83,6 +83,10 @@ char *snap_text_escape(const char *s);
 #define LIBSNAP_HAVE_LEASE_EXPIRY    1 /* snap_create_params.lease_expiry */
 #define LIBSNAP_HAVE_FREEZE_LIMITS   1 /* snap_info.freeze_thaw_by_ms, ... */
 #define LIBSNAP_HAVE_SNAPSHOT_VERIFY 1 /* snap_verify, snap_info.verification */
+/* snap_create_params.freeze_mounts and .no_freeze; snap_info.consistency and
+ * .filesystems; snap_summary.consistency; snap_consistency_to_string,
+ * snap_fs_outcome_to_string */
+#define LIBSNAP_HAVE_FREEZE_MOUNTS 1
 
 /* ------------------------------------------------------------------ context */
 
@@ -177,6 +181,18 @@ typedef struct snap_create_params {
     snap_progress_fn *progress;
     void *progress_opaque;
     snap_lease_expiry lease_expiry; /* default THAW_ONLY */
+    /*
+     * Which of the guest's filesystems to freeze (LIBSNAP_HAVE_FREEZE_MOUNTS),
+     * by mountpoint as the guest agent's guest-get-fsinfo lists them: only
+     * freeze_mounts (NULL: every one the agent lists), minus no_freeze. A
+     * mountpoint the agent does not list is refused (SNAP_ERROR_NOTFOUND)
+     * before anything is frozen or recorded. Either needs a freeze: with
+     * quiesce OFF they are SNAP_ERROR_INVAL.
+     */
+    const char *const *freeze_mounts;
+    size_t n_freeze_mounts;
+    const char *const *no_freeze;
+    size_t n_no_freeze;
 } snap_create_params;
 
 void snap_create_params_init(snap_create_params *params);
@@ -197,6 +213,34 @@ typedef enum snap_domain_state {
 const char *snap_domain_state_to_string(snap_domain_state state);
 const char *snap_method_to_string(snap_method method);
 const char *snap_quiesce_policy_to_string(snap_quiesce_policy policy);
+
+/*
+ * What a snapshot's disks hold of the guest's filesystems (libsnap(3) and
+ * xlsnap(1) say exactly what each level guarantees):
+ *  - QUIESCED: every filesystem the guest agent listed was frozen (its
+ *    data flushed, no journal to replay) while the disks were snapshotted;
+ *  - PARTIAL ("partially-quiesced"): some were frozen, others were not
+ *    (excluded, unfreezable, or not confirmed): snap_info.filesystems names
+ *    them; those are crash-consistent;
+ *  - CRASH ("crash-consistent"): nothing was frozen: as after a power cut.
+ */
+typedef enum snap_consistency {
+    SNAP_CONSISTENCY_CRASH = 0,
+    SNAP_CONSISTENCY_PARTIAL,
+    SNAP_CONSISTENCY_QUIESCED,
+} snap_consistency;
+
+/* What happened to one of the guest's filesystems in the freeze. */
+typedef enum snap_fs_outcome {
+    SNAP_FS_FROZEN = 0,
+    SNAP_FS_SKIPPED, /* left alone on purpose (excluded, cannot freeze): reason */
+    SNAP_FS_FAILED,  /* meant to be frozen but not (or not confirmed): reason */
+} snap_fs_outcome;
+
+/* "quiesced", "partially-quiesced", "crash-consistent"; "frozen", "skipped",
+ * "failed"; "unknown" for any other value. Constant strings. */
+const char *snap_consistency_to_string(snap_consistency c);
+const char *snap_fs_outcome_to_string(snap_fs_outcome o);
 
 /* ------------------------------------------------------------------ records */
 
@@ -238,6 +282,14 @@ typedef struct snap_disk_info {
     char *internal_name; /* internal only: the qcow2 snapshot's name */
 } snap_disk_info;
 
+typedef struct snap_fs_info {
+    char *mountpoint; /* in the guest: "/srv/db" */
+    char *type;       /* "ext4" */
+    char *device;     /* the guest's block device: "vdb", "dm-0" */
+    snap_fs_outcome outcome;
+    char *reason; /* SKIPPED or FAILED: why; NULL when FROZEN */
+} snap_fs_info;
+
 typedef struct snap_info {
     char *name;
     char *description;    /* "" when none */
@@ -254,7 +306,7 @@ typedef struct snap_info {
     size_t n_excluded;
     char **excluded;                    /* vdevs left out */
     snap_quiesce_policy quiesce_policy; /* REQUIRED, BEST_EFFORT or OFF (AUTO: unknown) */
-    bool quiesced;     /* filesystems were frozen (else crash-consistent) */
+    bool quiesced;     /* every filesystem was frozen (consistency QUIESCED) */
     int frozen_count;  /* filesystems frozen */
     int64_t frozen_ms; /* freeze window, freeze sent -> thaw reply */
     bool thaw_ok;
@@ -280,6 +332,13 @@ typedef struct snap_info {
     int freeze_thaw_by_ms, freeze_worst_ms, freeze_watchdog_ms;
     /* The last snap_verify of this snapshot; NULL: never verified. */
     snap_verification *verification;
+    /* LIBSNAP_HAVE_FREEZE_MOUNTS: the level, and each of the guest's
+     * filesystems with what the freeze did to it (n_filesystems 0: the agent
+     * did not list them, or no freeze was attempted; records older than
+     * this have none either, and consistency QUIESCED or CRASH). */
+    snap_consistency consistency;
+    size_t n_filesystems;
+    snap_fs_info *filesystems;
 } snap_info;
 
 void snap_info_free(snap_info *info);
@@ -301,9 +360,10 @@ typedef struct snap_summary {
     size_t n_disks;
     unsigned n_internal, n_external; /* disks by method */
     size_t n_excluded;
-    bool quiesced;
+    bool quiesced;   /* consistency QUIESCED */
     bool has_memory; /* a memory image was saved */
     size_t n_children;
+    snap_consistency consistency; /* LIBSNAP_HAVE_FREEZE_MOUNTS */
 } snap_summary;
 
 void snap_summary_list_free(snap_summary **list, size_t n);

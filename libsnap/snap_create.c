@@ -12,6 +12,7 @@
 #include <sys/statvfs.h>
 
 #include "snap_fdpass.h"
+#include "snap_fsfreeze.h"
 #include "snap_memory.h"
 #include "snap_orch.h"
 #include "snap_qcow2.h"
@@ -602,6 +603,8 @@ static int record_snapshot(snap_session *s, const snap_plan *plan,
     m->quiesce.reason = qres->reason ? snap_xstrdup(qres->reason) : NULL;
     m->quiesce.has_timeline = qres->attempted;
     m->quiesce.timeline = plan->timeline;
+    if (qres->filesystems) /* may lower the level: partially quiesced */
+        snap_fs_selection_record(qres->filesystems, &m->quiesce);
     if (ms->path) {
         m->has_memory = true;
         m->memory_path = snap_xstrdup(ms->path);

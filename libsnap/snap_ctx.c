@@ -132,6 +132,13 @@ void snap_info_free(snap_info *s)
     snap_strv_free(s->revert_overlays, s->n_revert_overlays);
     free(s->quiesce_reason);
     snap_verification_free(s->verification);
+    for (size_t i = 0; s->filesystems && i < s->n_filesystems; i++) {
+        free(s->filesystems[i].mountpoint);
+        free(s->filesystems[i].type);
+        free(s->filesystems[i].device);
+        free(s->filesystems[i].reason);
+    }
+    free(s->filesystems);
     free(s->name);
     free(s->description);
     free(s->parent);

@@ -414,7 +414,7 @@ static bool ix_set_number(index_row *r, int col, long long v)
     case IX_STATE + 4: e->n_excluded = (unsigned)v; return v <= UINT32_MAX;
     case IX_STATE + 5:
         e->consistency = (snap_meta_consistency)v;
-        return v <= SNAP_META_CRASH_CONSISTENT;
+        return v <= SNAP_META_PARTIALLY_QUIESCED;
     case IX_STATE + 6: e->has_memory = v != 0; return v <= 1;
     default: r->key[col - IX_KEY] = v; return true;
     }

@@ -94,6 +94,19 @@ snap_info *snap_info_from_meta(const snap_meta *m)
         s->freeze_watchdog_ms = m->quiesce.timeline.watchdog_ms;
     }
     s->verification = snap_verification_dup(m->verification);
+    s->consistency = snap_meta_consistency_public(m->quiesce.state);
+    s->n_filesystems = m->quiesce.n_filesystems;
+    s->filesystems = snap_xcalloc(s->n_filesystems + 1, sizeof *s->filesystems);
+    for (size_t i = 0; i < s->n_filesystems; i++) {
+        const snap_meta_fs *f = &m->quiesce.filesystems[i];
+        s->filesystems[i] = (snap_fs_info){
+            .mountpoint = snap_xstrdup(f->mountpoint),
+            .type = snap_xstrdup_or_null(f->type),
+            .device = snap_xstrdup_or_null(f->device),
+            .outcome = f->outcome,
+            .reason = snap_xstrdup_or_null(f->reason),
+        };
+    }
     s->memory_path = m->has_memory ? snap_xstrdup_or_null(m->memory_path) : NULL;
     s->memory_size = m->memory_size;
     s->json = snap_meta_to_json(m);
@@ -158,7 +171,15 @@ static const enum_name policy_names[] = {{"required", SNAP_QUIESCE_REQUIRED},
                                          {"best-effort", SNAP_QUIESCE_BEST_EFFORT},
                                          {"off", SNAP_QUIESCE_OFF}};
 static const enum_name consistency_names[] = {
-    {"quiesced", SNAP_META_QUIESCED}, {"crash-consistent", SNAP_META_CRASH_CONSISTENT}};
+    {"quiesced", SNAP_META_QUIESCED},
+    {"crash-consistent", SNAP_META_CRASH_CONSISTENT},
+    {"partially-quiesced", SNAP_META_PARTIALLY_QUIESCED}};
+static const enum_name fs_outcome_names[] = {
+    {"frozen", SNAP_FS_FROZEN}, {"skipped", SNAP_FS_SKIPPED}, {"failed", SNAP_FS_FAILED}};
+static const enum_name public_consistency_names[] = {
+    {"quiesced", SNAP_CONSISTENCY_QUIESCED},
+    {"partially-quiesced", SNAP_CONSISTENCY_PARTIAL},
+    {"crash-consistent", SNAP_CONSISTENCY_CRASH}};
 
 /* The value of string s in names, or -1. */
 static int parse_enum(const char *s, const enum_name *names, int n)
@@ -196,6 +217,24 @@ ENUM_FUNCS(snap_method, method, snap_method_to_string, method_names)
 ENUM_FUNCS(snap_quiesce_policy, policy, snap_quiesce_policy_to_string, policy_names)
 ENUM_FUNCS(snap_meta_consistency, consistency, snap_meta_consistency_name,
            consistency_names)
+ENUM_FUNCS(snap_fs_outcome, fs_outcome, snap_fs_outcome_to_string, fs_outcome_names)
+
+const char *snap_consistency_to_string(snap_consistency c)
+{
+    const char *s = enum_str((int)c, public_consistency_names,
+                             (int)SNAP_N_OF(public_consistency_names));
+    return s ? s : "unknown";
+}
+
+snap_consistency snap_meta_consistency_public(snap_meta_consistency c)
+{
+    switch (c) {
+    case SNAP_META_QUIESCED: return SNAP_CONSISTENCY_QUIESCED;
+    case SNAP_META_PARTIALLY_QUIESCED: return SNAP_CONSISTENCY_PARTIAL;
+    case SNAP_META_CRASH_CONSISTENT: break;
+    }
+    return SNAP_CONSISTENCY_CRASH;
+}
 
 /* ------------------------------------------------------------- structs */
 
@@ -235,9 +274,31 @@ void snap_meta_dispose(snap_meta *m)
     snap_strv_free(m->revert_overlays, m->n_revert_overlays);
     free(m->memory_path);
     free(m->quiesce.reason);
+    for (size_t i = 0; i < m->quiesce.n_filesystems; i++) {
+        snap_meta_fs *f = &m->quiesce.filesystems[i];
+        free(f->mountpoint);
+        free(f->type);
+        free(f->device);
+        free(f->reason);
+    }
+    free(m->quiesce.filesystems);
     yajl_tree_free(m->config);
     snap_verification_free(m->verification);
     snap_meta_init(m);
+}
+
+void snap_meta_add_fs(snap_meta_quiesce *q, const char *mountpoint, const char *type,
+                      const char *device, snap_fs_outcome outcome, const char *reason)
+{
+    q->filesystems =
+        snap_xrealloc(q->filesystems, (q->n_filesystems + 1) * sizeof *q->filesystems);
+    q->filesystems[q->n_filesystems++] = (snap_meta_fs){
+        .mountpoint = snap_xstrdup(mountpoint),
+        .type = snap_xstrdup_or_null(type),
+        .device = snap_xstrdup_or_null(device),
+        .outcome = outcome,
+        .reason = snap_xstrdup_or_null(reason),
+    };
 }
 
 snap_meta_disk *snap_meta_add_disk(snap_meta *m)
@@ -437,6 +498,22 @@ static void gen_quiesce(yajl_gen g, const snap_meta_quiesce *q)
     if (q->has_timeline) {
         snap_json_key(g, "freeze_timeline");
         gen_timeline(g, &q->timeline);
+    }
+    if (q->n_filesystems) {
+        snap_json_key(g, "filesystems");
+        yajl_gen_array_open(g);
+        for (size_t i = 0; i < q->n_filesystems; i++) {
+            const snap_meta_fs *f = &q->filesystems[i];
+            yajl_gen_map_open(g);
+            snap_json_kv_str(g, "mountpoint", f->mountpoint);
+            snap_json_kv_str(g, "type", f->type);
+            snap_json_kv_str(g, "device", f->device);
+            snap_json_kv_str(g, "outcome", snap_fs_outcome_to_string(f->outcome));
+            if (f->reason)
+                snap_json_kv_str(g, "reason", f->reason);
+            yajl_gen_map_close(g);
+        }
+        yajl_gen_array_close(g);
     }
     yajl_gen_map_close(g);
 }
@@ -663,6 +740,43 @@ static int parse_timeline(const snap_meta_reader *parent, yajl_val q,
     return 0;
 }
 
+/* "quiesce.filesystems": optional (older records, agents that list none). */
+static int parse_filesystems(const snap_meta_reader *parent, yajl_val v,
+                             snap_meta_quiesce *q)
+{
+    yajl_val list = snap_json_get(v, "filesystems");
+    if (!list || YAJL_IS_NULL(list))
+        return 0;
+    if (!YAJL_IS_ARRAY(list))
+        return snap_meta_field_err(parent, "filesystems", "expected an array");
+    for (size_t i = 0; i < list->u.array.len; i++) {
+        yajl_val f = list->u.array.values[i];
+        char prefix[64];
+        snprintf(prefix, sizeof prefix, "quiesce.filesystems[%zu].", i);
+        snap_meta_reader r = {parent->what, parent->err, prefix};
+        char *mp = NULL, *type = NULL, *dev = NULL, *reason = NULL;
+        int outcome = 0;
+        int rc = 0;
+        if (!YAJL_IS_OBJECT(f))
+            rc = snap_meta_field_err(parent, "filesystems", "expected objects");
+        else if (snap_meta_read_str(&r, f, "mountpoint", false, &mp) < 0 ||
+                 snap_meta_read_str(&r, f, "type", true, &type) < 0 ||
+                 snap_meta_read_str(&r, f, "device", true, &dev) < 0 ||
+                 GET_ENUM(&r, f, "outcome", fs_outcome_names, &outcome) < 0 ||
+                 snap_meta_read_str(&r, f, "reason", true, &reason) < 0)
+            rc = RC(&r);
+        if (!rc)
+            snap_meta_add_fs(q, mp, type, dev, (snap_fs_outcome)outcome, reason);
+        free(mp);
+        free(type);
+        free(dev);
+        free(reason);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
 static int parse_quiesce(const snap_meta_reader *parent, yajl_val root,
                          snap_meta_quiesce *q)
 {
@@ -679,7 +793,7 @@ static int parse_quiesce(const snap_meta_reader *parent, yajl_val root,
         snap_meta_read_bool(&r, v, "thaw_ok", &q->thaw_ok) < 0 ||
         GET_ENUM(&r, v, "state", consistency_names, &state) < 0 ||
         snap_meta_read_str(&r, v, "reason", true, &q->reason) < 0 ||
-        parse_timeline(&r, v, q) < 0)
+        parse_timeline(&r, v, q) < 0 || parse_filesystems(&r, v, q) < 0)
         return RC(&r);
     q->policy = (snap_quiesce_policy)policy;
     q->state = (snap_meta_consistency)state;

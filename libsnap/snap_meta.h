@@ -65,15 +65,19 @@ bool snap_meta_name_valid(const char *name);
 typedef enum snap_meta_consistency {
     SNAP_META_QUIESCED,
     SNAP_META_CRASH_CONSISTENT,
+    SNAP_META_PARTIALLY_QUIESCED, /* some filesystems frozen: see quiesce.filesystems */
 } snap_meta_consistency;
 
 /* Enum <-> record string ("running", "internal", "best-effort", "crash-consistent"). */
 const char *snap_meta_consistency_name(snap_meta_consistency c);
+/* The public level of a record's consistency. */
+snap_consistency snap_meta_consistency_public(snap_meta_consistency c);
 /* 0 and *out set, or -1 for an unknown string (AUTO is never accepted). */
 int snap_meta_domstate_parse(const char *s, snap_domain_state *out);
 int snap_meta_method_parse(const char *s, snap_method *out);
 int snap_meta_policy_parse(const char *s, snap_quiesce_policy *out);
 int snap_meta_consistency_parse(const char *s, snap_meta_consistency *out);
+int snap_meta_fs_outcome_parse(const char *s, snap_fs_outcome *out);
 
 /*
  * What tells one entry of a qcow2 snapshot table from another of the same
@@ -106,6 +110,13 @@ typedef struct snap_meta_disk {
     char *node_after; /* qdisk external: node-name of the new overlay */
 } snap_meta_disk;
 
+/* One of the guest's filesystems and what the freeze did to it. */
+typedef struct snap_meta_fs {
+    char *mountpoint, *type, *device;
+    snap_fs_outcome outcome;
+    char *reason; /* NULL when frozen */
+} snap_meta_fs;
+
 typedef struct snap_meta_quiesce {
     snap_quiesce_policy policy;
     bool agent_present;
@@ -118,6 +129,10 @@ typedef struct snap_meta_quiesce {
      * records of domains not quiesced, and of older versions. */
     bool has_timeline;
     snap_freeze_timeline timeline;
+    /* "filesystems": optional (absent in older records and when the agent
+     * did not list them) */
+    snap_meta_fs *filesystems;
+    size_t n_filesystems;
 } snap_meta_quiesce;
 
 typedef struct snap_meta {
@@ -157,6 +172,9 @@ void snap_meta_dispose(snap_meta *m);
 /* Appends a zeroed disk and returns it (valid until the next append). */
 snap_meta_disk *snap_meta_add_disk(snap_meta *m);
 void snap_meta_add_excluded(snap_meta *m, const char *vdev);
+/* Appends a filesystem outcome (strings copied; reason may be NULL). */
+void snap_meta_add_fs(snap_meta_quiesce *q, const char *mountpoint, const char *type,
+                      const char *device, snap_fs_outcome outcome, const char *reason);
 /* Records a revert overlay (once). */
 void snap_meta_add_revert_overlay(snap_meta *m, const char *path);
 /* Replaces the embedded config with the parsed JSON text (NULL: none). */

@@ -120,6 +120,9 @@ typedef struct snap_plan {
     size_t n_excluded;
     char **notes; /* why disks were excluded, what policy was chosen */
     size_t n_notes;
+    /* mountpoints to freeze (none: all) and not to (snap_fsfreeze.h) */
+    char **freeze_mounts, **no_freeze;
+    size_t n_freeze_mounts, n_no_freeze;
 } snap_plan;
 
 /* Checks everything a create needs before anything is touched. */
@@ -179,6 +182,8 @@ typedef struct snap_quiesce_result {
      * the thaw completes when it runs again. */
     bool guest_stopped;
     const char *reason; /* best-effort fell back to crash-consistent: why (q owns it) */
+    /* each filesystem's outcome (q owns it); NULL: the agent listed none */
+    const struct snap_fs_selection *filesystems;
 } snap_quiesce_result;
 
 typedef struct snap_quiesce snap_quiesce;

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "snap_fsfreeze.h"
 #include "snap_json.h"
 #include "snap_orch.h"
 #include "snap_qcow2.h"
@@ -28,6 +29,8 @@ void snap_plan_dispose(snap_plan *plan)
     free(plan->disks);
     snap_strv_free(plan->excluded, plan->n_excluded);
     snap_strv_free(plan->notes, plan->n_notes);
+    snap_strv_free(plan->freeze_mounts, plan->n_freeze_mounts);
+    snap_strv_free(plan->no_freeze, plan->n_no_freeze);
     free(plan->name);
     free(plan->description);
     memset(plan, 0, sizeof *plan);
@@ -432,6 +435,8 @@ int snap_plan_create(snap_ctx *ctx, snap_domain *dom, snap_meta_store *st,
         return rc;
     if (p->memory)
         rc = plan_memory(dom, plan, err);
+    if (!rc)
+        rc = snap_fs_plan_options(plan, p, err);
     if (rc)
         return rc;
     plan->description = snap_xstrdup(p->description ? p->description : "");
@@ -554,6 +559,12 @@ char *snap_plan_to_json(const snap_plan *plan, const snap_domain *dom)
     snap_json_kv_strv(g, "excluded", (const char *const *)plan->excluded,
                       plan->n_excluded);
     snap_json_kv_strv(g, "notes", (const char *const *)plan->notes, plan->n_notes);
+    if (plan->n_freeze_mounts)
+        snap_json_kv_strv(g, "freeze_mounts", (const char *const *)plan->freeze_mounts,
+                          plan->n_freeze_mounts);
+    if (plan->n_no_freeze)
+        snap_json_kv_strv(g, "no_freeze", (const char *const *)plan->no_freeze,
+                          plan->n_no_freeze);
     yajl_gen_map_close(g);
     return snap_json_gen_finish(g, NULL);
 }

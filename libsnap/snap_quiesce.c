@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "snap_agent.h"
+#include "snap_fsfreeze.h"
 #include "snap_orch.h"
 #include "snap_watchdog.h"
 
@@ -87,6 +88,7 @@ struct snap_quiesce {
     int frozen_count;
     char *fallback_reason; /* why the snapshot is crash-consistent */
     char *domain;
+    snap_fs_selection *fs; /* the filesystems asked for; NULL: all (snap_fsfreeze.h) */
 };
 
 static bool state_in(quiesce_state s, unsigned set)
@@ -231,9 +233,16 @@ int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan 
             ctx, plan,
             snap_err_context(err, "domain %s: cannot freeze safely", dom->ref.name), err);
     snap_agent *ag = NULL;
+    snap_fs_selection *fs = NULL;
+    bool agent_failed = true;
     rc = open_capable_agent(ctx, dom, &ag, err);
+    if (!rc)
+        rc = snap_fs_choose(ag, plan, AGENT_CMD_TIMEOUT_MS, &fs, &agent_failed, err);
     if (rc) {
+        snap_agent_close(ag);
         free(prog);
+        if (!agent_failed) /* a mountpoint named wrong: whatever the policy */
+            return snap_err_context(err, "domain %s", dom->ref.name);
         return cannot_quiesce(ctx, plan, rc, err);
     }
     snap_quiesce *q = snap_xcalloc(1, sizeof *q);
@@ -247,6 +256,7 @@ int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan 
     q->wd = (snap_watchdog){.pid = -1, .fd = -1};
     q->state = Q_READY;
     q->domain = snap_xstrdup(dom->ref.name);
+    q->fs = fs;
     *out = q;
     return 0;
 }
@@ -363,6 +373,8 @@ static int freeze_failed_thawed(snap_ctx *ctx, snap_quiesce *q, snap_err *err)
     }
     set_state(q, Q_FELL_BACK);
     q->fallback_reason = snap_xasprintf("freeze failed: %s", err->msg);
+    if (q->fs)
+        snap_fs_selection_outcome(q->fs, -1, err->msg);
     snap_log(ctx->lg, XTL_WARN,
              "domain %s: %s; the guest is thawed: taking a crash-consistent snapshot "
              "(--quiesce=best-effort)",
@@ -383,8 +395,9 @@ int snap_quiesce_freeze(snap_ctx *ctx, snap_quiesce *q, snap_meta_store *st,
     snap_trace("freeze-sent");
     int wait = until_after_freeze(q, q->tl.freeze_wait_ms);
     int recovery_ms = window_left_ms(q) - wait;
-    rc = snap_agent_freeze(q->ag, NULL, 0, wait, recovery_ms > 0 ? recovery_ms : 1, &res,
-                           err);
+    rc = snap_agent_freeze(q->ag, q->fs ? q->fs->freeze_list : NULL,
+                           q->fs ? q->fs->n_freeze : 0, wait,
+                           recovery_ms > 0 ? recovery_ms : 1, &res, err);
     snap_trace("freeze-replied");
     /* The watchdog stays armed: snap_quiesce_free has it thaw, and reaps it. */
     if (rc == SNAP_ERROR_GUEST_FROZEN) {
@@ -397,6 +410,13 @@ int snap_quiesce_freeze(snap_ctx *ctx, snap_quiesce *q, snap_meta_store *st,
     q->frozen_count = res.frozen;
     snap_log(ctx->lg, XTL_DETAIL, "froze %d filesystems in %llu ms", res.frozen,
              (unsigned long long)(snap_now_ms() - q->freeze_sent_ms));
+    /* qemu-ga skips silently what it cannot freeze: its count tells. */
+    rc = q->fs
+             ? snap_fs_check_count(q->fs, res.frozen, q->policy == SNAP_QUIESCE_REQUIRED,
+                                   ctx->lg, q->domain, err)
+             : 0;
+    if (rc)
+        return rc;
     if (q->tl.budget_ms > 0 && until_after_freeze(q, q->tl.thaw_by_ms) <= 1)
         return snap_err_set(err, SNAP_ERROR_TIMEDOUT,
                             "freeze took %lld ms, over the freeze budget of %d ms",
@@ -481,6 +501,7 @@ int snap_quiesce_thaw(snap_quiesce *q, snap_qmp *qmp, snap_quiesce_result *res,
         return 0;
     res->attempted = true;
     res->reason = q->fallback_reason;
+    res->filesystems = q->fs;
     res->guest_stopped = q->state == Q_STOPPED;
     if (!owes_thaw(q))
         return 0;
@@ -541,6 +562,8 @@ void snap_quiesce_free(snap_quiesce *q)
     free(q->agent_path);
     free(q->fallback_reason);
     free(q->domain);
+    snap_fs_selection_dispose(q->fs);
+    free(q->fs);
     free(q);
 }
 

@@ -176,6 +176,7 @@ static snap_summary *summary_of(snap_meta_tree *t, size_t i, const char *journal
     s->n_external = e->n_external;
     s->n_excluded = e->n_excluded;
     s->quiesced = e->consistency == SNAP_META_QUIESCED;
+    s->consistency = snap_meta_consistency_public(e->consistency);
     s->has_memory = e->has_memory;
     s->n_children = t->nodes[i].n_children;
     return s;
