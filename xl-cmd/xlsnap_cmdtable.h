@@ -43,6 +43,10 @@ int main_snapshot_verify(int argc, char **argv);
      "                         (default), or kills this command first.\n"            \
      "--verify                 Then check the snapshot's filesystems (snapshot-verify);\n" \
      "                         exit 1 unless all are clean.\n"                       \
+     "--freeze-mounts=MNT[,MNT...]  Freeze only these guest filesystems (as\n"      \
+     "                         the agent lists them); the others are recorded\n"     \
+     "                         as not frozen: partially-quiesced.\n"                 \
+     "--no-freeze=MNT[,MNT...] Freeze all the agent lists but these.\n"             \
      "--json                   Print the new snapshot's record as JSON."},             \
     {"snapshot-list", &main_snapshot_list, 0, 0, "List the snapshots of a domain",     \
      "[options] <Domain>",                                                             \

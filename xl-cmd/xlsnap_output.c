@@ -75,10 +75,23 @@ static const char *fmt_time(int64_t sec, char *buf, size_t len)
     return buf;
 }
 
-/* "quiesced", "crash-consistent" — what the guest's filesystems saw. */
-static const char *consistency(bool quiesced)
+/* The filesystems not frozen, "/mnt/a (excluded (no-freeze)), ..." (static buffer). */
+static const char *unfrozen_list(const snap_info *s)
 {
-    return quiesced ? "quiesced" : "crash-consistent";
+    static char buf[2048];
+    size_t used = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < s->n_filesystems && used < sizeof buf; i++) {
+        const snap_fs_info *f = &s->filesystems[i];
+        if (f->outcome == SNAP_FS_FROZEN)
+            continue;
+        int w = snprintf(buf + used, sizeof buf - used, "%s%s (%s)", used ? ", " : "",
+                         term_safe(f->mountpoint),
+                         f->reason ? term_safe(f->reason)
+                                   : snap_fs_outcome_to_string(f->outcome));
+        used += w > 0 ? (size_t)w : 0;
+    }
+    return buf;
 }
 
 /* "internal", "external" or "mixed" over the snapshot's disks. */
@@ -113,9 +126,14 @@ void print_created(const snap_info *s)
     printf("Snapshot %s of domain %s created: %zu disk%s (%s), ", term_safe(s->name),
            term_safe(s->domain_name), s->n_disks, s->n_disks == 1 ? "" : "s",
            info_location(s));
-    if (s->quiesced)
-        printf("quiesced: %d filesystem%s frozen for %lld ms", s->frozen_count,
+    if (s->consistency != SNAP_CONSISTENCY_CRASH)
+        printf("%s: %d filesystem%s frozen for %lld ms",
+               snap_consistency_to_string(s->consistency), s->frozen_count,
                s->frozen_count == 1 ? "" : "s", (long long)s->frozen_ms);
+    if (s->consistency == SNAP_CONSISTENCY_PARTIAL)
+        printf("; not frozen: %s", unfrozen_list(s));
+    else if (s->consistency == SNAP_CONSISTENCY_QUIESCED)
+        ;
     else if (s->quiesce_reason)
         printf("crash-consistent (%s)", s->quiesce_reason);
     else
@@ -262,7 +280,7 @@ static void print_list_row(out_buf *b, const snap_summary *s)
     const char *name = term_safe(s->name);
     const char *parent = s->parent ? term_safe(s->parent) : "-";
     const char *where = location(s->n_internal, s->n_external),
-               *how = consistency(s->quiesced);
+               *how = snap_consistency_to_string(s->consistency);
     const char *memory = s->has_memory ? "yes" : "no";
     const char *state = snap_domain_state_to_string(s->domain_state);
     size_t name_len = strlen(name), mark_len = strlen(mark), parent_len = strlen(parent);
@@ -417,6 +435,20 @@ void print_tree(snap_summary **list, size_t n)
     free(t.by_parent);
 }
 
+/* The guest's filesystems and what the freeze did to each (records since issue 18). */
+static void print_filesystems(const snap_info *s)
+{
+    for (size_t i = 0; i < s->n_filesystems; i++) {
+        const snap_fs_info *f = &s->filesystems[i];
+        printf("%-15s %s (%s, %s): %s", i ? "" : "Filesystems:", term_safe(f->mountpoint),
+               f->type ? term_safe(f->type) : "?", f->device ? term_safe(f->device) : "?",
+               snap_fs_outcome_to_string(f->outcome));
+        if (f->reason)
+            printf(", %s", term_safe(f->reason));
+        printf("\n");
+    }
+}
+
 void print_info(const snap_info *s)
 {
     char tbuf[32];
@@ -431,10 +463,11 @@ void print_info(const snap_info *s)
     printf("%-15s %s\n", "Location:", info_location(s));
     printf("%-15s %s\n", "Parent:", s->parent ? term_safe(s->parent) : "-");
     printf("%-15s %zu\n", "Children:", s->n_children);
-    if (s->quiesced)
-        printf("%-15s quiesced (%d filesystem%s frozen for %lld ms, thawed %s)\n",
-               "Consistency:", s->frozen_count, s->frozen_count == 1 ? "" : "s",
-               (long long)s->frozen_ms, s->thaw_ok ? "ok" : "with errors");
+    if (s->consistency != SNAP_CONSISTENCY_CRASH)
+        printf("%-15s %s (%d filesystem%s frozen for %lld ms, thawed %s)\n",
+               "Consistency:", snap_consistency_to_string(s->consistency),
+               s->frozen_count, s->frozen_count == 1 ? "" : "s", (long long)s->frozen_ms,
+               s->thaw_ok ? "ok" : "with errors");
     else
         printf("%-15s crash-consistent (quiesce policy %s%s%s)\n",
                "Consistency:", snap_quiesce_policy_to_string(s->quiesce_policy),
@@ -447,6 +480,7 @@ void print_info(const snap_info *s)
                "Freeze limits:", s->freeze_thaw_by_ms, s->freeze_worst_ms,
                s->freeze_watchdog_ms);
 #endif
+    print_filesystems(s);
     if (s->memory_path)
         printf("%-15s %s (%llu MiB)\n", "Memory:", term_safe(s->memory_path),
                (unsigned long long)(s->memory_size >> 20));

@@ -53,9 +53,11 @@ static snap_lease_expiry parse_lease_expiry(const char *val)
 
 /*
  * Splits "a,b,c" into a malloc'd vector (entries point into the copy *buf).
- * NULL (nothing allocated) when the list names no disk.
+ * NULL (nothing allocated) when the list names nothing; opt and what name
+ * the option and its items in that error.
  */
-static const char **split_disks(const char *list, size_t *n_out, char **buf)
+static const char **split_list(const char *opt, const char *what, const char *list,
+                               size_t *n_out, char **buf)
 {
     *buf = strdup(list);
     size_t n = 1;
@@ -71,7 +73,7 @@ static const char **split_disks(const char *list, size_t *n_out, char **buf)
          tok = strtok_r(NULL, ",", &save))
         v[i++] = tok;
     if (i == 0) {
-        fprintf(stderr, "--disks needs at least one disk name\n");
+        fprintf(stderr, "%s needs at least one %s\n", opt, what);
         free(v);
         free(*buf);
         *buf = NULL;
@@ -113,6 +115,8 @@ enum {
     OPT_FREEZE_TIMEOUT,
     OPT_FREEZE_BUDGET,
     OPT_LEASE_EXPIRY,
+    OPT_FREEZE_MOUNTS,
+    OPT_NO_FREEZE,
     OPT_JSON,
     OPT_TREE,
     OPT_ROOTS,
@@ -164,13 +168,16 @@ int main_snapshot_create(int argc, char **argv)
                                          {"freeze-timeout", 1, 0, OPT_FREEZE_TIMEOUT},
                                          {"freeze-budget", 1, 0, OPT_FREEZE_BUDGET},
                                          {"lease-expiry", 1, 0, OPT_LEASE_EXPIRY},
+                                         {"freeze-mounts", 1, 0, OPT_FREEZE_MOUNTS},
+                                         {"no-freeze", 1, 0, OPT_NO_FREEZE},
                                          {"json", 0, 0, OPT_JSON},
                                          {"verify", 0, 0, OPT_VERIFY},
                                          COMMON_LONG_OPTS};
     snap_create_params p;
-    char *disks_buf = NULL;
-    const char **disks = NULL;
-    const char *disks_arg = NULL; /* split after parsing: the parsers may exit */
+    char *disks_buf = NULL, *mounts_buf = NULL, *nofreeze_buf = NULL;
+    const char **disks = NULL, **mounts = NULL, **nofreeze = NULL;
+    /* split after parsing: the parsers may exit */
+    const char *disks_arg = NULL, *mounts_arg = NULL, *nofreeze_arg = NULL;
     bool json = false, verify = false;
     int opt;
     snap_create_params_init(&p);
@@ -195,6 +202,8 @@ int main_snapshot_create(int argc, char **argv)
         p.freeze_budget_ms = parse_uint_opt("--freeze-budget", optarg, 3600000);
         break;
     case OPT_LEASE_EXPIRY: p.lease_expiry = parse_lease_expiry(optarg); break;
+    case OPT_FREEZE_MOUNTS: mounts_arg = optarg; break;
+    case OPT_NO_FREEZE: nofreeze_arg = optarg; break;
     case OPT_JSON: json = true; break;
     case OPT_VERIFY: verify = true; break;
     }
@@ -204,9 +213,22 @@ int main_snapshot_create(int argc, char **argv)
         help("snapshot-create");
         return 2;
     }
-    if (disks_arg && !(disks = split_disks(disks_arg, &p.n_disks, &disks_buf)))
+    if ((disks_arg && !(disks = split_list("--disks", "disk name", disks_arg, &p.n_disks,
+                                           &disks_buf))) ||
+        (mounts_arg && !(mounts = split_list("--freeze-mounts", "mountpoint", mounts_arg,
+                                             &p.n_freeze_mounts, &mounts_buf))) ||
+        (nofreeze_arg &&
+         !(nofreeze = split_list("--no-freeze", "mountpoint", nofreeze_arg,
+                                 &p.n_no_freeze, &nofreeze_buf)))) {
+        free(disks);
+        free(disks_buf);
+        free(mounts);
+        free(mounts_buf);
         return 2;
+    }
     p.disks = disks;
+    p.freeze_mounts = mounts;
+    p.no_freeze = nofreeze;
     const char *domain = argv[optind];
     p.name = argv[optind + 1];
     p.dry_run = dryrun_only;
@@ -233,6 +255,10 @@ int main_snapshot_create(int argc, char **argv)
     snap_info_free(info);
     free(disks);
     free(disks_buf);
+    free(mounts);
+    free(mounts_buf);
+    free(nofreeze);
+    free(nofreeze_buf);
     return ret;
 }
 
