@@ -38,12 +38,22 @@ void th_snap_set_extra_cfg(const char *lines)
 void th_snap_boot_all(th_xlsim_dom *const doms[], const char *const names[], size_t n,
                       long min_records)
 {
+    th_snap_boot_all_with(doms, names, n, min_records, NULL);
+}
+
+void th_snap_boot_all_with(th_xlsim_dom *const doms[], const char *const names[],
+                           size_t n, long min_records, const char *extra)
+{
     boot_ok = false;
     REQUIRE(th_xlsim_init());
     setenv("XLSNAP_XLSIM", th_build_path("xlsim"), 1);
     th_xlsim_opts o = {.extra_cfg = boot_extra_cfg};
-    if (min_records > 0)
-        o.extra = "xlsnap.writer=vdb xlsnap.writer_ms=20";
+    char options[512];
+    snprintf(options, sizeof options, "%s%s%s",
+             min_records > 0 ? "xlsnap.writer=vdb xlsnap.writer_ms=20" : "",
+             min_records > 0 && extra ? " " : "", extra ? extra : "");
+    if (options[0])
+        o.extra = options;
     for (size_t i = 0; i < n; i++)
         REQUIRE(th_xlsim_create(doms[i], names[i], &o));
     for (size_t i = 0; i < n; i++) {

@@ -44,6 +44,9 @@ void th_snap_boot_all(th_xlsim_dom *const doms[], const char *const names[], siz
                       long min_records);
 /* Lines the next th_snap_boot_all appends to each domain's config (NULL: none). */
 void th_snap_set_extra_cfg(const char *lines);
+/* th_snap_boot_all with extra kernel options for the guest (tools/guest/init). */
+void th_snap_boot_all_with(th_xlsim_dom *const doms[], const char *const names[],
+                           size_t n, long min_records, const char *extra);
 /* th_snap_boot_all of one domain, run as the test "test_boot". */
 void th_snap_run_boot(th_xlsim_dom *d, const char *name, long min_records);
 /* True once d booted (and was not destroyed by th_snap_destroy since). */
