@@ -65,11 +65,11 @@ _xlsnap()
         -q | --quiesce) COMPREPLY=($(compgen -W "required best-effort off" -- "$cur")); return ;;
         --lease-expiry) COMPREPLY=($(compgen -W "thaw kill" -- "$cur")); return ;;
         --overlay-dir) COMPREPLY=($(compgen -d -- "$cur")); return ;;
-        -d | --description | --disks | --freeze-timeout | --freeze-budget) return ;;
+        -d | --description | --disks | --freeze-timeout | --freeze-budget | --freeze-mounts | --no-freeze) return ;;
         esac
         opts="-d --description= -i --internal -e --external -m --memory --disks=
               --overlay-dir= -q --quiesce= --freeze-timeout= --freeze-budget= --lease-expiry=
-              --json --verify -h --help" ;;
+              --freeze-mounts= --no-freeze= --json --verify -h --help" ;;
     snapshot-verify)
         [ "$prev" = --timeout ] && return
         opts="--timeout= --json -h --help" ;;
@@ -90,7 +90,7 @@ _xlsnap()
     local args=()
     for ((i = subi + 1; i < cword; i++)); do
         case ${words[i]} in
-        -d | --description | -q | --quiesce | --disks | --overlay-dir | --freeze-timeout | --freeze-budget | --lease-expiry)
+        -d | --description | -q | --quiesce | --disks | --overlay-dir | --freeze-timeout | --freeze-budget | --lease-expiry | --freeze-mounts | --no-freeze)
             [ "$sub" = snapshot-create ] && ((i++)) ;;
         --timeout) [ "$sub" = snapshot-verify ] && ((i++)) ;;
         -*) ;;
