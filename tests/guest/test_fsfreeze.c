@@ -67,8 +67,11 @@ static int hook_freezes(void)
     return n;
 }
 
-/* snapshot-create -e holding the frozen window PAUSE_MS open; must exit 0. */
-static bool create_held(const char *opt, const char *name)
+/*
+ * snapshot-create -e holding the frozen window PAUSE_MS open; must exit 0
+ * and, with want, say it on stdout.
+ */
+static bool create_held(const char *opt, const char *name, const char *want)
 {
     th_cmd r;
     setenv("XLSNAP_TEST_PAUSE_AFTER_FREEZE", PAUSE_MS, 1);
@@ -78,6 +81,8 @@ static bool create_held(const char *opt, const char *name)
     if (!ok)
         th_fail_at(__FILE__, __LINE__, "snapshot-create %s: %s", opt,
                    th_cmd_describe(&r));
+    else if (want)
+        CHECK_CONTAINS(r.out, want);
     th_cmd_free(&r);
     return ok;
 }
@@ -155,7 +160,8 @@ static void test_freeze_mounts_subset(void)
 {
     long from = last_record();
     int freezes = hook_freezes();
-    REQUIRE(create_held("--freeze-mounts=/mnt/vda", "sub"));
+    REQUIRE(create_held("--freeze-mounts=/mnt/vda", "sub",
+                        "(external), partially-quiesced: 1 filesystem frozen for "));
     CHECK_INT(hook_freezes(), freezes + 1);
     long gap = max_gap_after(from);
     if (gap >= UNFROZEN_GAP)
@@ -178,7 +184,8 @@ static void test_freeze_mounts_subset(void)
 static void test_no_freeze_excludes(void)
 {
     long from = last_record();
-    REQUIRE(create_held("--no-freeze=/mnt/vda", "nofz"));
+    REQUIRE(create_held("--no-freeze=/mnt/vda", "nofz",
+                        "; not frozen: /mnt/vda (excluded (no-freeze))."));
     long gap = max_gap_after(from);
     if (gap < FROZEN_GAP)
         th_fail_at(__FILE__, __LINE__, "the writer on frozen /mnt/vdb paused only %ld ms",
@@ -197,7 +204,8 @@ static void test_no_freeze_excludes(void)
 /* By default every filesystem the agent lists is frozen: quiesced, both clean. */
 static void test_default_quiesces_all(void)
 {
-    REQUIRE(create_held("--freeze-timeout=10", "all"));
+    REQUIRE(create_held("--freeze-timeout=10", "all",
+                        "(external), quiesced: 2 filesystems frozen for "));
     CHECK_INT(needs_recovery("root", "all"), 0);
     CHECK_INT(needs_recovery("data", "all"), 0);
     char *text = info("all", false);

@@ -19,7 +19,7 @@ th_cleanup_more() {
     [ -n "${qemu_pid:-}" ] && kill "$qemu_pid" 2>/dev/null
     for m in "$T"/mnt-*; do mountpoint -q "$m" 2>/dev/null && umount "$m"; done
 }
-plan 91
+plan 94
 
 th_sim_dom0 "$bld"
 qemu-img create -q -f qcow2 "$T/disks/a.qcow2" 16M
@@ -103,6 +103,9 @@ expect_refused "name empty" "name" snapshot-create -q off victim ''
 expect_refused "name already taken" "base" snapshot-create -q off victim base
 expect_refused "info of a / name" "name" snapshot-info victim '../base'
 expect_refused "unknown option" "option" snapshot-create --no-such-option victim s1
+expect_refused "--freeze-mounts empty" "mountpoint" snapshot-create --freeze-mounts=, victim s1
+expect_refused "--freeze-mounts relative" "absolute path" snapshot-create -q best-effort --freeze-mounts=srv victim s1
+expect_refused "--no-freeze without a freeze" "freezes nothing" snapshot-create -q off --no-freeze=/ victim s1
 
 # ---------------------------------------------------------- terminal safety
 # Names and descriptions are one line of printable text: no control
