@@ -11,6 +11,8 @@
  * the window's length in the writer's log, an unfrozen one does not; and
  * in the snapshot's images an ext4 that was frozen has no needs_recovery,
  * one that was not has it (mounted read-write, never cleanly closed).
+ * Last, the hook unmounts an asked-for filesystem just before qemu-ga
+ * freezes, which then freezes fewer than asked without a word.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -218,13 +220,57 @@ static void test_default_quiesces_all(void)
     th_cmd_free(&r);
 }
 
+/*
+ * The agent freezes fewer than asked (the hook unmounts /mnt/vda first, so
+ * qemu-ga skips it silently): --quiesce=required refuses and thaws;
+ * best-effort keeps the snapshot, nothing asked counted as frozen.
+ */
+static void test_short_count(void)
+{
+    char *out = NULL;
+    CHECK_INT(th_xlsim_guest_sh(&g, "echo /mnt/vda >/run/fsfreeze-umount", &out), 0);
+    free(out);
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-create", "-e", "--quiesce=required", g.name, "short", NULL);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS(r.err, "freeze: the agent froze 1 of the 2 filesystems asked "
+                          "(/mnt/vdb, /mnt/vda)");
+    th_cmd_free(&r);
+    CHECK_SNAP_GONE(&g, "short");
+    char *status = th_xlsim_fsfreeze_status(&g);
+    CHECK_STR(status, "thawed");
+    free(status);
+    out = NULL;
+    CHECK_INT(th_xlsim_guest_sh(&g,
+                                "mount -t ext4 /dev/vda /mnt/vda && "
+                                "echo /mnt/vda >/run/fsfreeze-umount",
+                                &out),
+              0);
+    free(out);
+    th_xlsnap(&r, "snapshot-create", "-e", "--quiesce=best-effort", g.name, "short2",
+              NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS_ALL(r.out, "partially-quiesced: 1 filesystem frozen",
+                       "/mnt/vda (not confirmed: the agent froze 1 of the 2 filesystems");
+    CHECK_CONTAINS(r.err, "the agent froze 1 of the 2 filesystems asked");
+    th_cmd_free(&r);
+    char *json = info("short2", true);
+    CHECK_CONTAINS_ALL(json, "\"state\": \"partially-quiesced\"",
+                       "\"outcome\": \"failed\"");
+    free(json);
+    out = NULL;
+    CHECK_INT(th_xlsim_guest_sh(&g, "mount -t ext4 /dev/vda /mnt/vda", &out), 0);
+    free(out);
+}
+
 int main(void)
 {
-    th_plan(5);
+    th_plan(6);
     th_run_test("test_boot", test_boot);
     TH_SNAP_RUN(test_freeze_mounts_subset);
     TH_SNAP_RUN(test_unknown_mountpoint_refused_before_freeze);
     TH_SNAP_RUN(test_no_freeze_excludes);
     TH_SNAP_RUN(test_default_quiesces_all);
+    TH_SNAP_RUN(test_short_count);
     return th_snap_finish();
 }
