@@ -231,6 +231,11 @@ static void test_short_count_not_confirmed(void)
     snap_fs_selection sel;
     snap_err err;
     REQUIRE(snap_fs_select(l.fs, l.n, NULL, 0, NULL, 0, &sel, &err) == 0);
+    CHECK_INT(snap_fs_check_count(&sel, 1, true, NULL, "dom", &err), SNAP_ERROR_FAIL);
+    CHECK_CONTAINS(err.msg, "freeze: the agent froze 1 of the 2 filesystems asked "
+                            "(/mnt/vdb, /mnt/vda)");
+    CHECK_INT(snap_fs_check_count(&sel, 1, false, NULL, "dom", &err), 0);
+    CHECK_INT(snap_fs_check_count(&sel, 2, true, NULL, "dom", &err), 0);
     CHECK(!snap_fs_selection_outcome(&sel, 1, NULL));
     CHECK_INT(choice(&sel, "/mnt/vda")->outcome, SNAP_FS_FAILED);
     CHECK_STR(choice(&sel, "/mnt/vda")->reason,
