@@ -189,6 +189,18 @@ bool snap_fs_selection_outcome(snap_fs_selection *sel, int frozen, const char *f
     return confirmed;
 }
 
+void snap_fs_selection_void(snap_fs_selection *sel, const char *why)
+{
+    for (size_t i = 0; i < sel->n; i++) {
+        snap_fs_choice *c = &sel->fs[i];
+        if (c->outcome != SNAP_FS_FROZEN)
+            continue;
+        c->outcome = SNAP_FS_FAILED;
+        free(c->reason);
+        c->reason = snap_xstrdup(why);
+    }
+}
+
 int snap_fs_check_count(snap_fs_selection *sel, int frozen, bool required,
                         xentoollog_logger *lg, const char *domain, snap_err *err)
 {

@@ -58,6 +58,8 @@ int snap_fs_select(const snap_agent_fs *fs, size_t n, const char *const *only,
  * the count confirmed every one.
  */
 bool snap_fs_selection_outcome(snap_fs_selection *sel, int frozen, const char *failure);
+/* Every filesystem frozen becomes FAILED for why (the snapshot came after the thaw). */
+void snap_fs_selection_void(snap_fs_selection *sel, const char *why);
 /*
  * snap_fs_selection_outcome for a freeze that answered: a count short of
  * what was asked is an error when the freeze is required (the caller then

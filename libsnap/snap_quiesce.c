@@ -524,6 +524,8 @@ void snap_quiesce_late_snapshot(snap_quiesce *q, int64_t answered_ms,
         (long long)answered_ms, (long long)res->window_ms, q->tl.thaw_by_ms);
     res->reason = q->fallback_reason;
     res->frozen = false;
+    if (q->fs)
+        snap_fs_selection_void(q->fs, "thawed before QEMU took the snapshot");
 }
 
 bool snap_quiesce_thaw_pending(const snap_quiesce *q)

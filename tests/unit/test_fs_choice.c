@@ -264,6 +264,30 @@ static void test_short_count_not_confirmed(void)
     list_free(&l);
 }
 
+/* QEMU's snapshot came after the thaw (a late answer): nothing counts as frozen. */
+static void test_late_snapshot_voids_frozen(void)
+{
+    agent_list l = parse(FSINFO_REAL);
+    snap_fs_selection sel;
+    snap_err err;
+    REQUIRE(snap_fs_select(l.fs, l.n, NULL, 0, NULL, 0, &sel, &err) == 0);
+    CHECK(snap_fs_selection_outcome(&sel, 2, NULL));
+    snap_fs_selection_void(&sel, "thawed before QEMU took the snapshot");
+    snap_meta_quiesce q = {.state = SNAP_META_CRASH_CONSISTENT};
+    snap_fs_selection_record(&sel, &q);
+    CHECK_INT(q.state, SNAP_META_CRASH_CONSISTENT);
+    for (size_t i = 0; i < q.n_filesystems; i++) {
+        CHECK_INT(q.filesystems[i].outcome, SNAP_FS_FAILED);
+        CHECK_STR(q.filesystems[i].reason, "thawed before QEMU took the snapshot");
+    }
+    snap_meta m;
+    snap_meta_init(&m);
+    m.quiesce = q;
+    snap_meta_dispose(&m);
+    snap_fs_selection_dispose(&sel);
+    list_free(&l);
+}
+
 /* The record keeps the level and every filesystem's outcome through JSON. */
 static void test_record_round_trip(void)
 {
@@ -305,7 +329,7 @@ static void test_record_round_trip(void)
 
 int main(void)
 {
-    th_plan(8);
+    th_plan(9);
     TH_RUN(test_real_fsinfo_parsed);
     TH_RUN(test_all_by_default_bind_mount_once);
     TH_RUN(test_freeze_mounts_subset_partial);
@@ -313,6 +337,7 @@ int main(void)
     TH_RUN(test_unknown_mountpoints_refused);
     TH_RUN(test_unfreezable_type_skipped);
     TH_RUN(test_short_count_not_confirmed);
+    TH_RUN(test_late_snapshot_voids_frozen);
     TH_RUN(test_record_round_trip);
     return th_finish();
 }
