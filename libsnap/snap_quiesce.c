@@ -579,14 +579,24 @@ int snap_quiesce_recover(snap_ctx *ctx, const char *agent_path, snap_err *err)
 static struct {
     const char *event; /* a string literal */
     uint64_t ns;
-} trace_events[16];
+} trace_events[256];
 static size_t trace_n;
+
+/* The events after the window's flush (records, journal, exit) at exit. */
+static void trace_at_exit(void)
+{
+    snap_trace("exit");
+    snap_trace_flush();
+}
 
 void snap_trace(const char *event)
 {
     static int enabled = -1;
-    if (enabled < 0)
+    if (enabled < 0) {
         enabled = getenv("XLSNAP_TRACE") != NULL;
+        if (enabled)
+            atexit(trace_at_exit);
+    }
     if (!enabled || trace_n == sizeof trace_events / sizeof trace_events[0])
         return;
     struct timespec ts;
@@ -606,4 +616,10 @@ void snap_trace_flush(void)
     if (fd >= 0)
         close(fd);
     trace_n = 0;
+}
+
+/* XLSNAP_TRACE: the process's start-up (exec, dynamic loading) ends here. */
+__attribute__((constructor)) static void trace_library_loaded(void)
+{
+    snap_trace("lib-loaded");
 }
