@@ -760,6 +760,7 @@ static int create_in_session(snap_ctx *ctx, snap_session *s, const snap_create_p
     snap_journal j;
     char *current = NULL;
     int rc = snap_plan_create(ctx, &s->dom, &s->st, p, &plan, err);
+    snap_trace("planned");
     if (!rc && s->dom.ref.state == SNAP_DOMAIN_RUNNING)
         rc = check_room(&plan, err);
     if (!rc && p->dry_run && plan_out)
@@ -828,6 +829,7 @@ int snap_create(snap_ctx *ctx, const char *domain, const snap_create_params *p,
         *info_out = NULL;
     if (plan_out)
         *plan_out = NULL;
+    snap_trace("create");
     if (check_create_text(p, err))
         return snap_ctx_fail(ctx, err);
     snap_meta_init(&m);

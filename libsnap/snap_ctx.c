@@ -7,6 +7,7 @@
 #include "snap_internal.h"
 #include "snap_meta.h"
 #include "snap_meta_store.h"
+#include "snap_orch.h" /* snap_trace */
 
 static char *env_or(const char *var, const char *dflt)
 {
@@ -54,6 +55,7 @@ int snap_ctx_alloc_libxl(snap_ctx **pctx, struct libxl__ctx *lctx, xentoollog_lo
 
 int snap_ctx_alloc(snap_ctx **pctx, snap_platform_kind platform, xentoollog_logger *lg)
 {
+    snap_trace("ctx-alloc"); /* XLSNAP_TRACE: the command's own work starts */
     snap_ctx *ctx = snap_xcalloc(1, sizeof *ctx);
     ctx->lg = lg;
     /* Each default is resolved where its directory is used, and only there. */

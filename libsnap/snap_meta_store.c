@@ -1,5 +1,6 @@
 /* The per-domain state directory and its atomic files; see snap_meta_store.h. */
 #include "snap_meta_store.h"
+#include "snap_orch.h" /* snap_trace */
 
 #include <ctype.h>
 #include <dirent.h>
@@ -175,6 +176,7 @@ int snap_meta_store_write(snap_meta_store *st, const char *fname, const char *da
                           size_t len, snap_err *err)
 {
     char tmp[NAME_MAX + 64];
+    snap_trace("store-write"); /* a journal or record file, durably */
     int fd = open_temp(st, fname, tmp, sizeof tmp, err);
     if (fd < 0)
         return fd;
@@ -202,6 +204,7 @@ int snap_meta_store_write(snap_meta_store *st, const char *fname, const char *da
     /* The rename is durable only once the directory itself is synced. */
     if (fsync(st->dirfd) < 0)
         return snap_err_errno(err, SNAP_ERROR_IO, errno, "fsync %s", st->dir);
+    snap_trace("store-synced");
     return 0;
 }
 

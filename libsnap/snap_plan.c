@@ -424,6 +424,7 @@ int snap_plan_create(snap_ctx *ctx, snap_domain *dom, snap_meta_store *st,
 {
     (void)ctx;
     memset(plan, 0, sizeof *plan);
+    snap_trace("plan");
     int rc = plan_name(st, p, plan, err);
     if (!rc && dom->io_error_stop)
         rc = refuse_io_error_stop(dom, err);

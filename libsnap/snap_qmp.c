@@ -1,5 +1,6 @@
 /* QMP client core: connection, greeting, commands, events; see snap_qmp.h. */
 #include "snap_qmp.h"
+#include "snap_orch.h" /* snap_trace */
 
 #include <errno.h>
 #include <poll.h>
@@ -474,6 +475,7 @@ int snap_qmp_connect(const char *path, int timeout_ms, snap_qmp **qmp_out, snap_
     uint64_t deadline = snap_deadline_in(timeout_ms);
     int fd;
     *qmp_out = NULL;
+    snap_trace("qmp-connect");
     int rc = snap_unix_connect(path, timeout_ms, &fd, err);
     if (rc)
         return snap_err_context(err, "QMP");
@@ -490,6 +492,7 @@ int snap_qmp_connect(const char *path, int timeout_ms, snap_qmp **qmp_out, snap_
         snap_qmp_close(q);
         return rc;
     }
+    snap_trace("qmp-ready"); /* greeting read, capabilities negotiated */
     *qmp_out = q;
     return 0;
 }

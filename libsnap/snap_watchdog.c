@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "snap_watchdog.h"
+#include "snap_orch.h" /* snap_trace */
 
 #include "snap_child.h"
 
@@ -180,6 +181,7 @@ int snap_watchdog_start(snap_watchdog *w, const snap_watchdog_args *a, int agent
                         snap_err *err)
 {
     *w = (snap_watchdog){.pid = -1, .fd = -1};
+    snap_trace("watchdog-start");
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return snap_err_errno(err, SNAP_ERROR_IO, errno, "freeze watchdog: socketpair");
@@ -197,6 +199,7 @@ int snap_watchdog_start(snap_watchdog *w, const snap_watchdog_args *a, int agent
     w->fd = sv[0];
     if (!rc)
         rc = wait_armed(w, err);
+    snap_trace("watchdog-armed");
     if (rc) {
         if (w->pid > 0) {
             kill(w->pid, SIGKILL);

@@ -1,5 +1,6 @@
 /* xenstore helpers on libxenstore; see snap_xs.h. */
 #include "snap_xs.h"
+#include "snap_orch.h" /* snap_trace */
 
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +20,7 @@ struct snap_xs {
 
 int snap_xs_open(snap_xs **out, snap_err *err)
 {
+    snap_trace("xs-open");
     struct xs_handle *h = xs_open(0);
     if (!h) {
         const char *sock = getenv("XENSTORED_PATH");
@@ -31,6 +33,7 @@ int snap_xs_open(snap_xs **out, snap_err *err)
     xs->max_attempts = 10;
     xs->backoff_ms = 2;
     xs->rand_state = (unsigned)getpid() ^ (unsigned)snap_now_ms();
+    snap_trace("xs-opened");
     *out = xs;
     return 0;
 }
@@ -80,6 +83,7 @@ int snap_xs_transaction(snap_xs *xs, const char *what, snap_xs_txn_fn *fn, void 
     for (int attempt = 0; attempt < xs->max_attempts; attempt++) {
         if (attempt)
             backoff(xs, attempt - 1);
+        snap_trace("xs-txn");
         xs_transaction_t t = xs_transaction_start(xs->h);
         if (t == XBT_NULL)
             return snap_err_errno(err, SNAP_ERROR_IO, errno,
@@ -91,8 +95,10 @@ int snap_xs_transaction(snap_xs *xs, const char *what, snap_xs_txn_fn *fn, void 
                 continue;
             return snap_err_context(err, "xenstore transaction %s", what);
         }
-        if (xs_transaction_end(xs->h, t, false))
+        if (xs_transaction_end(xs->h, t, false)) {
+            snap_trace("xs-txn-done");
             return 0;
+        }
         if (errno != EAGAIN)
             return snap_err_errno(err, SNAP_ERROR_IO, errno,
                                   "xenstore transaction %s: commit failed", what);
