@@ -355,6 +355,7 @@ static int qmp_execute_fd(snap_qmp *q, const char *cmd, snap_qmp_args_fn *args,
         return snap_err_set(err, SNAP_ERROR_CLOSED,
                             "QMP %s: %s: connection unusable after an earlier error", cmd,
                             q->s.peer);
+    snap_trace("qmp-cmd");
     snprintf(id, sizeof id, "libsnap-%llu", ++q->next_id);
     q->late_id[0] = '\0';
     size_t len;
@@ -367,6 +368,7 @@ static int qmp_execute_fd(snap_qmp *q, const char *cmd, snap_qmp_args_fn *args,
         return snap_err_context(err, "QMP %s", cmd);
     }
     rc = qmp_await_reply(q, id, deadline, ret_out, err);
+    snap_trace("qmp-done");
     if (rc == SNAP_ERROR_TIMEDOUT && !q->broken) {
         snprintf(q->late_id, sizeof q->late_id, "%s", id);
         snprintf(q->late_cmd, sizeof q->late_cmd, "%s", cmd);
