@@ -593,9 +593,15 @@ void snap_trace(const char *event)
 {
     static int enabled = -1;
     if (enabled < 0) {
-        enabled = getenv("XLSNAP_TRACE") != NULL;
-        if (enabled)
+        /* One process traces: not the helpers it spawns (the watchdog). */
+        const char *owner = getenv("XLSNAP_TRACE_PID");
+        enabled = getenv("XLSNAP_TRACE") && (!owner || atol(owner) == getpid());
+        if (enabled) {
+            char pid[24];
+            snprintf(pid, sizeof pid, "%ld", (long)getpid());
+            setenv("XLSNAP_TRACE_PID", pid, 1);
             atexit(trace_at_exit);
+        }
     }
     if (!enabled || trace_n == sizeof trace_events / sizeof trace_events[0])
         return;
