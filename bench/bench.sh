@@ -10,7 +10,11 @@
 #   4. snapshot-list / snapshot-info with 10, 1,000, 10,000 snapshots;
 #   5. memory checkpoints next to dd's throughput on the same file system and
 #      next to QEMU's own migration of the same guest without xlsnap (floor);
-#   6. peak RSS of every xlsnap run.
+#   6. peak RSS of every xlsnap run;
+#   7. libvirt 9.0 as a peer (bench/libvirt.sh): the same guest under libvirtd
+#      and under xlsim, quiesced disk-only snapshots of 1, 2, 4 disks and a
+#      memory snapshot, alternating, with wall time, frozen window and the
+#      guest writer's longest pause; xlsnap's time split phase by phase.
 # Raw samples and results: $XLSNAP_BUILDDIR/bench/ (or BENCH_OUT): samples.txt,
 # results.json; the table is printed by bench_report. Not part of `make check`.
 #
@@ -19,7 +23,10 @@
 # 2-disk guest of its own, so g1..g8 hold the same history per disk), BENCH_DISKS ("1 2 4 8"), BENCH_LIST_COUNTS ("10 1000 10000"),
 # BENCH_MEMORY_RUNS (5: memory checkpoints of the 2-disk guest, each followed
 # by QEMU's bare migration of it, the floor), BENCH_ONLY (list: only the
-# listings; offline: only the offline case, on domains never booted).
+# listings; offline: only the offline case, on domains never booted;
+# libvirt: only the libvirt comparison; libvirt-idle: only its firmware-only,
+# crash-consistent part, no Linux guest), BENCH_LIBVIRT_DISKS ("1 2 4"),
+# BENCH_LIBVIRT_PAIRS (8), BENCH_LIBVIRT_MEMORY (3).
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -45,11 +52,15 @@ mkdir -p "$T/xen" "$T/run" "$T/disks" "$T/log"
 xs_pid=
 domains=()
 cleanup() {
+    lv_stop
     for d in "${domains[@]}"; do "$B/xlsim" destroy "$d" >/dev/null 2>&1 || true; done
     [ -n "$xs_pid" ] && kill "$xs_pid" 2>/dev/null && wait "$xs_pid" 2>/dev/null
     rm -rf "$T" "$shm"
 }
 trap cleanup EXIT
+
+# shellcheck source=bench/libvirt.sh
+. "$top/bench/libvirt.sh"
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 sample() { echo "$*" >>"$samples"; }
@@ -59,7 +70,7 @@ run() {
     local section=$1 kase=$2
     shift 2
     local r
-    r=$("$B/bench_run" -o "$T/log/last.log" -- "$@")
+    r=$("$B/bench_run" -o "$T/log/last.log" ${XLSNAP_TRACE:+-t "$XLSNAP_TRACE"} -- "$@")
     # shellcheck disable=SC2086 # four numbers
     set -- $r
     if [ "$3" != 0 ]; then
@@ -88,6 +99,43 @@ trace_samples() {
             printf "freeze %s thaw_ms %.3f\n", k, h
             printf "freeze %s overhead_ms %.3f\n", k, w - f - x - h
         }' "$file" >>"$samples"
+}
+
+# phase_samples SECTION KASE TRACE: where one xlsnap run's time went, from
+# its XLSNAP_TRACE events and bench_run's spawn/reaped, sorted by time. Each
+# gap between two events goes to the step the earlier one starts: startup
+# (fork, exec, dynamic loading), qmp_connect (connect, greeting,
+# capabilities), qmp_cmd (other QMP round trips), xs_connect, xs_txn,
+# durable (journal/record file written, fsync'd, renamed, dir fsync'd),
+# watchdog (spawn until armed), the window (agent freeze, work, agent thaw),
+# exit (atexit to reaped), and own (xlsnap's code between them). Samples
+# "phases KASE STEP_ms" and, per command, "phases KASE n_STEP" counts.
+phase_samples() {
+    [ -s "$3" ] || return 0
+    sort -k2,2n "$3" | awk -v k="$2" '
+        BEGIN {
+            start["spawn"] = "startup"; start["qmp-connect"] = "qmp_connect"
+            start["qmp-cmd"] = "qmp_cmd"; start["xs-open"] = "xs_connect"
+            start["xs-txn"] = "xs_txn"; start["store-write"] = "durable"
+            start["watchdog-start"] = "watchdog"; start["exit"] = "exit"
+            start["freeze-sent"] = "window_freeze"; start["freeze-replied"] = "window_work"
+            start["thaw-sent"] = "window_thaw"
+            split("startup qmp_connect qmp_cmd xs_connect xs_txn durable watchdog window_freeze window_work window_thaw exit own", order, " ")
+        }
+        NR > 1 {
+            step = hs ? "qmp_connect" : win == 1 ? "window_work" : win == 2 ? "window_thaw" : \
+                (p in start) ? start[p] : "own"
+            d[step] += ($2 - pt) / 1e6
+        }
+        $1 == "qmp-connect" { hs = 1 } $1 == "qmp-ready" { hs = 0 }
+        $1 == "freeze-replied" { win = 1 } $1 == "thaw-sent" { win = 2 } $1 == "thaw-replied" { win = 0 }
+        !hs && ($1 in start) && $1 != "spawn" && $1 != "exit" && $1 !~ /^(freeze|thaw)/ { n[start[$1]]++ }
+        $1 == "qmp-connect" { n["qmp_connect"]++ }
+        { p = $1; pt = $2 }
+        END {
+            for (i = 1; i in order; i++) if (order[i] in d) printf "phases %s %s_ms %.3f\n", k, order[i], d[order[i]]
+            for (s in n) printf "phases %s n_%s %d\n", k, s, n[s]
+        }' >>"$samples"
 }
 
 machine_meta() {
@@ -120,7 +168,7 @@ name    = "$name"
 type    = "pvh"
 kernel  = "$guest_dir/vmlinux"
 ramdisk = "$guest_dir/initrd.img"
-extra   = "console=ttyS0 quiet panic=-1"
+extra   = "${guest_extra:-console=ttyS0 quiet panic=-1}"
 memory  = 512
 vcpus   = 1
 disk    = [ $disks ]
@@ -388,11 +436,15 @@ main() {
         "$B/bench_report" "$samples" "$out/results.json"
         return
     fi
+    case "${BENCH_ONLY:-}" in
+    list) disk_counts='' ;;
+    libvirt*) disk_counts='' list_counts='' ;;
+    esac
     for n in $list_counts; do bench_list "$n"; done
-    if [ "${BENCH_ONLY:-}" = list ]; then disk_counts=; fi
     for n in $disk_counts; do bench_guest "$n"; done
     [ -z "$disk_counts" ] || bench_freeze
-    checks
+    [ "${BENCH_ONLY:-}" = list ] || bench_libvirt
+    case "${BENCH_ONLY:-}" in libvirt*) ;; *) checks ;; esac
     sample "meta duration_s $((SECONDS - t0))"
     "$B/bench_report" "$samples" "$out/results.json"
     log "samples: $samples; results: $out/results.json"
