@@ -527,7 +527,8 @@ static int snapshot_via_qemu_img(snap_ctx *ctx, snap_plan *plan, snap_err *err)
     return rc;
 }
 
-/* Points xenstore and the stored config at the new overlays (old values journaled). */
+/* Journals DISKS_DONE, then points xenstore and the stored config at the new
+ * overlays (their old values journaled first). */
 static int switch_to_overlays(snap_ctx *ctx, snap_session *s, const snap_plan *plan,
                               snap_journal *j, snap_err *err)
 {
@@ -544,7 +545,10 @@ static int switch_to_overlays(snap_ctx *ctx, snap_session *s, const snap_plan *p
         jd->old_pdev_path = snap_xstrdup(pd->disk->xs->path);
         sw[n++] = (snap_disk_switch){pd->disk->xs->vdev, "qcow2", pd->overlay_path};
     }
-    int rc = n ? snap_journal_update(&s->st, j, err) : 0;
+    /* One durable write: the disks' phase and, for overlays, the params to
+     * restore (a crash between two such writes left no state this lacks). */
+    j->phase = SNAP_PHASE_DISKS_DONE;
+    int rc = snap_journal_update(&s->st, j, err);
     if (n && !rc)
         rc = snap_switch_disks(ctx, &s->dom.ref, sw, n, err);
     if (n && !rc)
@@ -664,9 +668,7 @@ static int create_journaled(snap_ctx *ctx, snap_session *s, snap_plan *plan,
              : plan_is_offline(plan)
                  ? snapshot_via_qemu_img(ctx, plan, err)
                  : snapshot_via_qmp(ctx, s, plan, q, j, &qres, io_stopped, err);
-    if (!rc)
-        rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_DISKS_DONE, err);
-    if (!rc)
+    if (!rc) /* journals DISKS_DONE */
         rc = switch_to_overlays(ctx, s, plan, j, err);
     if (!rc)
         rc = record_snapshot(s, plan, &qres, &ms, j->prev_current, m, err);
