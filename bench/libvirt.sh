@@ -292,7 +292,10 @@ bench_libvirt_pair() {
     local vtop xtop domid
     vtop=$("${VIRSH[@]}" domblklist "$v" | awk '$1 == "vda" { print $2 }')
     domid=$("$B/xlsim" domid "$x")
-    xtop=$(xenstore-read "/local/domain/0/backend/qdisk/$domid/51712/params" | cut -d: -f2-)
+    local be=/local/domain/0/backend/qdisk/$domid d
+    for d in $(xenstore-list "$be"); do
+        [ "$(xenstore-read "$be/$d/dev")" = xvda ] && xtop=$(xenstore-read "$be/$d/params" | cut -d: -f2-)
+    done
     "${VIRSH[@]}" destroy "$v" >/dev/null 2>&1 || true
     "$B/xlsim" destroy "$x" >/dev/null 2>&1 || true
     read_writer_log "$vtop" "$T/lv/$v.writer"
