@@ -549,10 +549,10 @@ static int switch_to_overlays(snap_ctx *ctx, snap_session *s, const snap_plan *p
      * restore (a crash between two such writes left no state this lacks). */
     j->phase = SNAP_PHASE_DISKS_DONE;
     int rc = snap_journal_update(&s->st, j, err);
+    /* No config-done after the switch: a create's rollback restores the
+     * journaled params whichever of the two phases it finds. */
     if (n && !rc)
         rc = snap_switch_disks(ctx, &s->dom.ref, sw, n, err);
-    if (n && !rc)
-        rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_CONFIG_DONE, err);
     free(sw);
     return rc;
 }

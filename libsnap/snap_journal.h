@@ -31,7 +31,7 @@ typedef enum snap_journal_op {
 /*
  * Phases, in the order operations go through them (each operation uses a
  * subset): create: planned, [memory-saved], frozen, disks-done, thawed,
- * xenstore-done, config-done, metadata-done; revert: planned, domain-stopped,
+ * xenstore-done, metadata-done; revert: planned, domain-stopped,
  * disks-done, xenstore-done, config-done, domain-started, metadata-done;
  * delete: planned, disks-done, xenstore-done, config-done, metadata-done.
  */
