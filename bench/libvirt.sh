@@ -16,8 +16,8 @@
 # libvirtd's debug log (agent freeze sent .. thaw reply, ms resolution) and
 # from XLSNAP_TRACE for xlsnap. The writer's longest pause per snapshot comes
 # from its log, read from the top image once the guests are gone: the K
-# longest gaps, K = the quiesced snapshots (and memory snapshots) taken,
-# assigned to them in order. Then BENCH_LIBVIRT_MEMORY (3) memory snapshots of
+# longest gaps after the first snapshot, K = the snapshots (quiesced and
+# memory) taken, assigned to them in order. Then BENCH_LIBVIRT_MEMORY (3) memory snapshots of
 # the 2-disk guests, alternating: virsh --memspec (external, paused save) and
 # xlsnap -m.
 #
@@ -231,22 +231,31 @@ lv_xlsnap() {
     phase_samples libvirt "$kase" "$T/trace"
 }
 
-# writer_pauses LOG KASE...: the K longest gaps of the writer's log, in the
-# log's order, one per KASE given (the snapshots in the order they ran;
-# "-" skips one, e.g. the warm-up).
+# writer_pauses LOG FROM KASE...: the K longest gaps of the writer's log
+# after record FROM (boot and warm-up come before it), in the log's order,
+# one per KASE given (the snapshots in the order they ran).
 writer_pauses() {
-    local log=$1
-    shift
+    local log=$1 from=$2
+    shift 2
     [ -s "$log" ] || { sample "pending libvirt writer log not readable"; return 0; }
-    awk 'NR > 1 && NF == 2 { print NR, $2 - p } NF == 2 { p = $2 }' "$log" |
+    awk -v from="$from" 'NF == 2 && $1 > from + 1 { print NR, $2 - p } NF == 2 { p = $2 }' "$log" |
         sort -k2,2nr | head -n $# | sort -k1,1n | awk '{ print $2 }' |
         while read -r gap; do
-            [ "$1" = - ] || sample "libvirt $1 writer_pause_ms $gap"
+            sample "libvirt $1 writer_pause_ms $gap"
             shift
         done
 }
 
-# The writer's log from a stopped guest's top image of vda.
+# The writer's last record number, read from a running guest's vda image
+# (force-share: records are fsync'd, so the image holds every one it wrote).
+writer_seq() {
+    local log=$T/writer.now
+    read_writer_log "$1" "$log"
+    awk 'NF == 2 { s = $1 } END { print s + 0 }' "$log"
+    rm -f "$log"
+}
+
+# The writer's log from a guest's top image of vda.
 read_writer_log() {
     local img=$1 out=$2
     qemu-img convert -U -O raw "$img" "$T/writer.raw" 2>/dev/null &&
@@ -273,12 +282,15 @@ lv_memory() {
 
 # bench_libvirt_pair N: the two twins with N disks, alternating.
 bench_libvirt_pair() {
-    local n=$1 x=lx$1 v=lv$1 i k xk=(-) vk=()
+    local n=$1 x=lx$1 v=lv$1 i k xk=() vk=() xfrom vfrom
     guest_extra=$lv_cmdline guest_cfg "$x" "$n"
     log "libvirt vs xlsnap, $n disk(s): booting both"
     lv_boot "$v" "$n"
     boot_and_warm_up "$x"
     lv_wait_agent "$v"
+    sleep 2 # boot's last gaps in the writer's log come before the marks
+    xfrom=$(writer_seq "$T/disks/$x-0.qcow2")
+    vfrom=$(writer_seq "$T/disks/$v-0.qcow2")
     for i in $(seq "${BENCH_LIBVIRT_PAIRS:-8}"); do
         lv_snapshot "$v" "$n" "$i" && vk+=("disks=$n,virsh-external")
         lv_xlsnap "$x" "$n" external "$i" && xk+=("disks=$n,xlsnap-external")
@@ -300,8 +312,8 @@ bench_libvirt_pair() {
     "$B/xlsim" destroy "$x" >/dev/null 2>&1 || true
     read_writer_log "$vtop" "$T/lv/$v.writer"
     read_writer_log "$xtop" "$T/lv/$x.writer"
-    writer_pauses "$T/lv/$v.writer" "${vk[@]}"
-    writer_pauses "$T/lv/$x.writer" "${xk[@]}"
+    writer_pauses "$T/lv/$v.writer" "$vfrom" "${vk[@]}"
+    writer_pauses "$T/lv/$x.writer" "$xfrom" "${xk[@]}"
     k=$(wc -l <"$T/lv/$x.writer")
     log "writer logs: $v $(wc -l <"$T/lv/$v.writer") records, $x $k records"
 }
