@@ -201,9 +201,11 @@ static int open_capable_agent(snap_ctx *ctx, const snap_domain *dom, snap_agent 
 {
     snap_agent *ag = NULL;
     snap_agent_info info = {0};
+    snap_trace("agent-open");
     int rc = snap_agent_open(dom->agent_path, AGENT_OPEN_TIMEOUT_MS, ctx->lg, &ag, err);
     if (!rc)
         rc = snap_agent_get_info(ag, AGENT_CMD_TIMEOUT_MS, &info, err);
+    snap_trace("agent-ready"); /* connected, synced, guest-info read */
     if (!rc && (!snap_agent_info_can(&info, "guest-fsfreeze-freeze") ||
                 !snap_agent_info_can(&info, "guest-fsfreeze-thaw")))
         rc = snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
@@ -555,11 +557,13 @@ void snap_quiesce_free(snap_quiesce *q)
         if (snap_quiesce_thaw(q, NULL, &res, &err))
             snap_log(q->ctx->lg, XTL_ERROR, "%s", err.msg);
     }
+    snap_trace("quiesce-release");
     snap_agent_close(q->ag);
     /* Still armed only if the thaw failed: it tries again, and is reaped. */
     if (q->wd.pid > 0 && finish_watchdog(q, false, NULL) == SNAP_WATCHDOG_VERDICT_THAWED)
         snap_log(q->ctx->lg, XTL_WARN, "domain %s: the freeze watchdog thawed the guest",
                  q->domain);
+    snap_trace("quiesce-released"); /* agent closed, watchdog released and reaped */
     free(q->watchdog_prog);
     free(q->agent_path);
     free(q->fallback_reason);
