@@ -107,8 +107,10 @@ trace_samples() {
 # (fork, exec, dynamic loading), qmp_connect (connect, greeting,
 # capabilities), qmp_cmd (other QMP round trips), xs_connect, xs_txn,
 # durable (journal/record file written, fsync'd, renamed, dir fsync'd),
-# watchdog (spawn until armed), the window (agent freeze, work, agent thaw),
-# exit (atexit to reaped), and own (xlsnap's code between them). Samples
+# agent_open (connect, sync, guest-info), watchdog (spawn until armed), the
+# window (agent freeze, work, agent thaw), release (agent closed, watchdog
+# released and reaped), exit (atexit to reaped), and own (xlsnap's code
+# between them). Samples
 # "phases KASE STEP_ms" and, per command, "phases KASE n_STEP" counts.
 phase_samples() {
     [ -s "$3" ] || return 0
@@ -119,8 +121,9 @@ phase_samples() {
             start["xs-txn"] = "xs_txn"; start["store-write"] = "durable"
             start["watchdog-start"] = "watchdog"; start["exit"] = "exit"
             start["freeze-sent"] = "window_freeze"; start["freeze-replied"] = "window_work"
-            start["thaw-sent"] = "window_thaw"
-            split("startup qmp_connect qmp_cmd xs_connect xs_txn durable watchdog window_freeze window_work window_thaw exit own", order, " ")
+            start["thaw-sent"] = "window_thaw"; start["agent-open"] = "agent_open"
+            start["quiesce-release"] = "release"
+            split("startup qmp_connect qmp_cmd xs_connect xs_txn durable agent_open watchdog window_freeze window_work window_thaw release exit own", order, " ")
         }
         NR > 1 {
             step = hs ? "qmp_connect" : win == 1 ? "window_work" : win == 2 ? "window_thaw" : \
