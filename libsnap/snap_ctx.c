@@ -7,7 +7,7 @@
 #include "snap_internal.h"
 #include "snap_meta.h"
 #include "snap_meta_store.h"
-#include "snap_orch.h" /* snap_trace */
+#include "snap_trace.h"
 
 static char *env_or(const char *var, const char *dflt)
 {

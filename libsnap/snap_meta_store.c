@@ -1,6 +1,6 @@
 /* The per-domain state directory and its atomic files; see snap_meta_store.h. */
 #include "snap_meta_store.h"
-#include "snap_orch.h" /* snap_trace */
+#include "snap_trace.h"
 
 #include <ctype.h>
 #include <dirent.h>

@@ -249,18 +249,8 @@ int snap_quiesce_recover(snap_ctx *ctx, const char *agent_path, snap_err *err);
 /* The freeze watchdog's thaw: a connection of its own (retried for open_timeout_ms). */
 int snap_quiesce_thaw_new_connection(const char *agent_path, int open_timeout_ms,
                                      snap_err *err);
-/*
- * Opt-in timing trace of the freeze window (for `make bench`): with
- * XLSNAP_TRACE=<file> set, snap_trace stamps an event (freeze-sent,
- * freeze-replied, tx-sent, tx-replied, thaw-sent, thaw-replied) in memory,
- * CLOCK_MONOTONIC nanoseconds; snap_trace_flush appends "<event> <ns>" lines
- * to the file once the window is over, so no I/O happens inside it. Beyond
- * the window, the phases of a whole command: lib-loaded, ctx-alloc, plan,
- * QMP and xenstore connects, the watchdog, journal and record writes, xenstore
- * transactions and exit (flushed at exit); an event may repeat.
- */
-void snap_trace(const char *event);
-void snap_trace_flush(void);
+/* snap_trace, snap_trace_flush: see snap_trace.h. */
+#include "snap_trace.h"
 
 /* ------------------------------------------------------------------ disks */
 

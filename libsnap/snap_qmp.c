@@ -1,6 +1,6 @@
 /* QMP client core: connection, greeting, commands, events; see snap_qmp.h. */
 #include "snap_qmp.h"
-#include "snap_orch.h" /* snap_trace */
+#include "snap_trace.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "snap_watchdog.h"
-#include "snap_orch.h" /* snap_trace */
+#include "snap_trace.h"
 
 #include "snap_child.h"
 

@@ -1,6 +1,6 @@
 /* xenstore helpers on libxenstore; see snap_xs.h. */
 #include "snap_xs.h"
-#include "snap_orch.h" /* snap_trace */
+#include "snap_trace.h"
 
 #include <errno.h>
 #include <stdio.h>
