@@ -120,22 +120,6 @@ static const snap_qmp_disk *match_qmp_disk(const snap_qmp_disks *qd, const snap_
     return snap_qmp_disks_find(qd, node);
 }
 
-/* The device model's pid as libxl (and xlsim) record it; -1 if unknown. */
-static pid_t recorded_dm_pid(uint32_t domid)
-{
-    snap_xs *xs;
-    snap_err ignored;
-    char path[96], *pid_s = NULL;
-    if (snap_xs_open(&xs, &ignored))
-        return -1;
-    snprintf(path, sizeof path, "/local/domain/%u/image/device-model-pid", domid);
-    snap_xs_read_opt(xs, XBT_NULL, path, &pid_s, &ignored);
-    snap_xs_close(xs);
-    long pid = pid_s ? strtol(pid_s, NULL, 10) : -1;
-    free(pid_s);
-    return pid > 0 ? (pid_t)pid : -1;
-}
-
 /*
  * Whether the device model cannot open host paths (dm_restrict): the
  * process libxl recorded, else the socket's peer (which is not QEMU when
@@ -146,7 +130,7 @@ static bool dm_confined(snap_ctx *ctx, const snap_domain *dom, snap_qmp *qmp)
 {
     bool confined = false;
     snap_err e;
-    pid_t pid = recorded_dm_pid(dom->ref.domid);
+    pid_t pid = snap_xs_dm_pid(dom->ref.domid);
     if (pid > 0 && snap_pid_confined(pid, &confined, &e) == 0)
         return confined;
     if (snap_qmp_peer_confined(qmp, &confined, &e) == 0)

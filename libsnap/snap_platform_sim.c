@@ -288,21 +288,6 @@ static int sim_resume_after_save(snap_ctx *ctx, const snap_domain_ref *dom, bool
     return rc ? snap_err_context(err, "resuming domain %s", dom->name) : 0;
 }
 
-static pid_t sim_dm_pid(uint32_t domid)
-{
-    snap_xs *xs;
-    snap_err ignore;
-    char path[96], *pid_s = NULL;
-    if (snap_xs_open(&xs, &ignore))
-        return -1;
-    snprintf(path, sizeof path, "/local/domain/%u/image/device-model-pid", domid);
-    snap_xs_read_opt(xs, XBT_NULL, path, &pid_s, &ignore);
-    snap_xs_close(xs);
-    long pid = pid_s ? strtol(pid_s, NULL, 10) : -1;
-    free(pid_s);
-    return pid > 0 ? (pid_t)pid : -1;
-}
-
 static bool sim_wait_gone(pid_t pid, int timeout_ms)
 {
     uint64_t deadline = snap_deadline_in(timeout_ms);
@@ -317,7 +302,7 @@ static bool sim_wait_gone(pid_t pid, int timeout_ms)
 /* QMP quit, then waits for the process: QEMU holds its image locks until it exits. */
 static int sim_stop(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err)
 {
-    pid_t pid = sim_dm_pid(dom->domid);
+    pid_t pid = snap_xs_dm_pid(dom->domid);
     if (pid <= 0 || !snap_proc_alive(pid, 0))
         return 0;
     snap_qmp *qmp;

@@ -634,3 +634,18 @@ int snap_xs_disk_set_params(snap_xs *xs, uint32_t domid, const char *vdev,
     snap_xs_params_change c = {.vdev = vdev, .format = format, .path = path};
     return snap_xs_disks_set_params(xs, domid, &c, 1, err);
 }
+
+pid_t snap_xs_dm_pid(uint32_t domid)
+{
+    snap_xs *xs;
+    snap_err ignored;
+    char path[96], *pid_s = NULL;
+    if (snap_xs_open(&xs, &ignored))
+        return -1;
+    snprintf(path, sizeof path, "/local/domain/%u/image/device-model-pid", domid);
+    snap_xs_read_opt(xs, XBT_NULL, path, &pid_s, &ignored);
+    snap_xs_close(xs);
+    long pid = pid_s ? strtol(pid_s, NULL, 10) : -1;
+    free(pid_s);
+    return pid > 0 ? (pid_t)pid : -1;
+}

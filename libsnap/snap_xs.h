@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <xenstore.h>
 
 #include "snap_base.h"
@@ -130,5 +131,9 @@ typedef struct snap_xs_params_change {
 int snap_xs_disks_set_params(snap_xs *xs, uint32_t domid,
                              const snap_xs_params_change *changes, size_t n,
                              snap_err *err);
+
+/* The device model's pid as libxl (and xlsim) record it
+ * (/local/domain/<domid>/image/device-model-pid); -1 if unknown. */
+pid_t snap_xs_dm_pid(uint32_t domid);
 
 #endif
