@@ -12,18 +12,6 @@
 
 #include "snap_qemuimg.h"
 
-/* The overlay gets what the image under it has: owner, group, permission bits. */
-static int copy_access(int fd, const char *overlay, const char *base, snap_err *err)
-{
-    struct stat st;
-    if (stat(base, &st) < 0)
-        return snap_err_errno(err, SNAP_ERROR_IO, errno, "stat %s", base);
-    if (fchown(fd, st.st_uid, st.st_gid) < 0 || fchmod(fd, st.st_mode & 0666) < 0)
-        return snap_err_errno(err, SNAP_ERROR_IO, errno,
-                              "giving %s the owner and mode of %s", overlay, base);
-    return 0;
-}
-
 /* One disk: file, descriptor, fdset, node. */
 static int prepare_disk(snap_ctx *ctx, snap_qmp *qmp, snap_fdpass_disk *fd_disk,
                         snap_err *err)
@@ -38,7 +26,7 @@ static int prepare_disk(snap_ctx *ctx, snap_qmp *qmp, snap_fdpass_disk *fd_disk,
     int fd = open(pd->overlay_path, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0)
         return snap_err_errno(err, SNAP_ERROR_IO, errno, "open %s", pd->overlay_path);
-    rc = copy_access(fd, pd->overlay_path, pd->disk->xs->path, err);
+    rc = snap_qimg_copy_access(fd, pd->overlay_path, pd->disk->xs->path, err);
     char *opaque = snap_xasprintf(SNAP_QMP_FDSET_OPAQUE_PREFIX "%s", pd->overlay_path);
     if (!rc)
         rc = snap_qmp_add_fd(qmp, fd, -1, opaque, &fd_disk->fdset, NULL,

@@ -662,6 +662,17 @@ static void overlay_argv(qargv *a, const snap_qimg_opts *o, const char *overlay,
     qarg(a, overlay);
 }
 
+int snap_qimg_copy_access(int fd, const char *overlay, const char *base, snap_err *err)
+{
+    struct stat st;
+    if (stat(base, &st) < 0)
+        return snap_err_errno(err, SNAP_ERROR_IO, errno, "stat %s", base);
+    if (fchown(fd, st.st_uid, st.st_gid) < 0 || fchmod(fd, st.st_mode & 0666) < 0)
+        return snap_err_errno(err, SNAP_ERROR_IO, errno,
+                              "giving %s the owner and mode of %s", overlay, base);
+    return 0;
+}
+
 int snap_qimg_create_overlay(const snap_qimg_opts *o, const char *overlay,
                              const char *base, const char *base_fmt, snap_err *err)
 {

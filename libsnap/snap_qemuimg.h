@@ -159,6 +159,14 @@ int snap_qimg_create_overlay(const snap_qimg_opts *o, const char *overlay,
                              const char *base, const char *base_fmt, snap_err *err);
 
 /*
+ * Gives the overlay open as fd what the image under it (base) has: owner,
+ * group and permission bits, as `xl create` gave the base for the device
+ * model (which may run as another user, dm_restrict=1). The 0600 root-owned
+ * file qemu-img leaves could not be opened by a deprivileged device model.
+ */
+int snap_qimg_copy_access(int fd, const char *overlay, const char *base, snap_err *err);
+
+/*
  * snap_qimg_create_overlay for n overlays (overlays[i] over bases[i] of
  * format base_fmts[i]): every name is reserved first (O_EXCL), then the
  * qemu-img children run in parallel. All or none: when any name exists or

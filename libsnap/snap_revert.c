@@ -12,6 +12,7 @@
  * error: a defined state that never runs a guest on half-reverted disks.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,22 @@ static void journal_intent(snap_journal *j, const snap_session *s, const revert_
     }
 }
 
+/*
+ * A new overlay gets the owner, group and mode of the image under it, as
+ * external create gives its overlays: the device model started on it may
+ * run as another user (dm_restrict=1), and elsewhere it is what `xl create`
+ * gave the original image.
+ */
+static int give_base_access(const char *overlay, const char *base, snap_err *err)
+{
+    int fd = open(overlay, O_RDWR | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0)
+        return snap_err_errno(err, SNAP_ERROR_IO, errno, "open %s", overlay);
+    int rc = snap_qimg_copy_access(fd, overlay, base, err);
+    close(fd);
+    return rc;
+}
+
 /* Internal disks in parallel children, then the new overlays. */
 static int revert_storage(const revert_plan *rp, snap_err *err)
 {
@@ -187,6 +204,8 @@ static int revert_storage(const revert_plan *rp, snap_err *err)
             continue;
         rc = snap_qimg_create_overlay(NULL, rd->new_overlay, rd->md->base_path,
                                       rd->md->format, err);
+        if (!rc)
+            rc = give_base_access(rd->new_overlay, rd->md->base_path, err);
         if (rc)
             snap_err_context(err, "disk %s", rd->md->vdev);
     }

@@ -429,9 +429,10 @@ static void test_delete_external_on_confined(void)
 }
 
 /*
- * A revert starts a new device model, as confined as the first; an
- * external snapshot and its deletion work on it (its backing files were
- * opened by path at start, before the chroot).
+ * A revert starts a new device model, as confined as the first, on new
+ * overlays owned like the images under them; an external snapshot and its
+ * deletion work on it (its backing files were opened by path at start,
+ * before the chroot).
  */
 static void test_revert_then_snapshot_on_confined(void)
 {
@@ -452,6 +453,12 @@ static void test_revert_then_snapshot_on_confined(void)
     char *info = th_qemu_img_info_chain(r1);
     CHECK(info && strstr(info, th_path("a.qcow2")) && !strstr(info, ".s1.qcow2"));
     free(info);
+    /* Its new overlays are the base's (nobody's, 0640), not root's 0600. */
+    check_overlay_file(r1, th_path("a.qcow2"));
+    char *r1b = disk_image("xvdb");
+    REQUIRE(r1b);
+    check_overlay_file(r1b, th_path("b.qcow2"));
+    free(r1b);
     const char *create[] = {"snapshot-create", "-e", "--quiesce=off",
                             dom_name,          "s6", NULL};
     CHECK(xlsnap_ok(create));
