@@ -14,11 +14,15 @@
 #include "snap_fdpass.h"
 #include "snap_fsfreeze.h"
 #include "snap_memory.h"
-#include "snap_orch.h"
+#include "snap_meta_io.h"
 #include "snap_qcow2.h"
 #include "snap_qemuimg.h"
+#include "snap_qsnap_identity.h"
+#include "snap_quiesce.h"
 #include "snap_rollback.h"
+#include "snap_switch.h"
 #include "snap_text.h"
+#include "snap_trace.h"
 
 /* Journals every file and snapshot this run may create, before creating any. */
 static void journal_intent(snap_journal *j, const snap_plan *plan, char *prev_current)

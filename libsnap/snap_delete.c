@@ -11,6 +11,8 @@
 
 #include "snap_delete_steps.h"
 #include "snap_json.h"
+#include "snap_meta_io.h"
+#include "snap_meta_tree.h"
 
 static int delete_one(snap_ctx *ctx, snap_session *s, const char *name, bool meta_only,
                       snap_err *err)

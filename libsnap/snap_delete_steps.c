@@ -28,8 +28,12 @@
 #include "snap_fdpass.h"
 #include "snap_json.h"
 #include "snap_memory.h"
+#include "snap_meta_io.h"
+#include "snap_meta_tree.h"
 #include "snap_owned.h"
 #include "snap_qemuimg.h"
+#include "snap_qsnap_identity.h"
+#include "snap_switch.h"
 
 /* ------------------------------------------------------------ who uses an image */
 

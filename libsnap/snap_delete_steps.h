@@ -7,7 +7,9 @@
 #ifndef SNAP_DELETE_STEPS_H
 #define SNAP_DELETE_STEPS_H
 
-#include "snap_orch.h"
+#include "snap_journal.h"
+#include "snap_meta.h"
+#include "snap_session.h"
 
 /* A set of image paths (each once, malloc'd). */
 typedef struct snap_image_set {

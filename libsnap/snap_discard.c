@@ -7,7 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snap_orch.h"
+#include "snap_quiesce.h"
+#include "snap_session.h"
 
 /* Says what the discarded operation may have left behind (recovery would undo it). */
 static void name_leftovers(snap_ctx *ctx, const snap_journal *j)

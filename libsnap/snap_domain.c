@@ -8,9 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "snap_domain.h"
 #include "snap_domcfg.h"
 #include "snap_json.h"
-#include "snap_orch.h"
 #include "snap_xs.h"
 
 static void vdisk_dispose(snap_vdisk *d)

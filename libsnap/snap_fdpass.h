@@ -20,7 +20,7 @@
 #ifndef SNAP_FDPASS_H
 #define SNAP_FDPASS_H
 
-#include "snap_orch.h"
+#include "snap_plan.h"
 
 typedef struct snap_fdpass_disk {
     const snap_plan_disk *pd;

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snap_orch.h"
+#include "snap_plan.h"
 #include "snap_text.h"
 
 /*

@@ -26,7 +26,7 @@
 #include "snap_agent.h"
 #include "snap_meta.h"
 
-struct snap_plan; /* snap_orch.h */
+struct snap_plan; /* snap_plan.h */
 
 typedef struct snap_fs_choice {
     char *mountpoint, *type, *device;

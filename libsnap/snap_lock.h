@@ -16,6 +16,9 @@
 #include "snap_base.h"
 #include "snap_meta_store.h"
 
+/* How long an operation waits for a lock another xlsnap or libxl holds. */
+#define SNAP_LOCK_TIMEOUT_MS 30000
+
 typedef struct snap_lock {
     int fd; /* -1 when not held */
 } snap_lock;

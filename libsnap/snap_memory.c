@@ -15,6 +15,7 @@
 
 #include "snap_memory.h"
 #include "snap_owned.h"
+#include "snap_trace.h"
 
 char *snap_memory_path(const snap_meta_store *st, const char *name)
 {

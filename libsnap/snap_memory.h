@@ -6,7 +6,8 @@
 #ifndef SNAP_MEMORY_H
 #define SNAP_MEMORY_H
 
-#include "snap_orch.h"
+#include "snap_journal.h"
+#include "snap_session.h"
 
 /* <domain state dir>/<name>.mem (malloc'd): beside the record, 0600. */
 char *snap_memory_path(const snap_meta_store *st, const char *name);

@@ -1,5 +1,5 @@
 /*
- * Overlay file names; see snap_orch.h. The stem comes from the disk's
+ * Overlay file names; see snap_overlay_name.h. The stem comes from the disk's
  * original image (the bottom of its backing chain), never from the image
  * the disk runs on now: naming an overlay after its backing file made every
  * external snapshot add ".NAME" (data.e1.e2.e3....qcow2) until the file
@@ -9,7 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "snap_orch.h"
+#include "snap_meta.h"
+#include "snap_overlay_name.h"
 #include "snap_owned.h"
 #include "snap_qemuimg.h"
 

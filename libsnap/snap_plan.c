@@ -15,9 +15,12 @@
 
 #include "snap_fsfreeze.h"
 #include "snap_json.h"
-#include "snap_orch.h"
+#include "snap_meta_io.h"
+#include "snap_overlay_name.h"
+#include "snap_plan.h"
 #include "snap_qcow2.h"
 #include "snap_qemuimg.h"
+#include "snap_trace.h"
 
 void snap_plan_dispose(snap_plan *plan)
 {

@@ -1,16 +1,16 @@
 /*
- * Internal snapshot identity; see snap_meta_qsnap_stamp in snap_meta.h and
- * snap_orch.h. A qcow2 snapshot table hands out names and ids again once an
- * entry is gone, so a snapshot deleted and re-created by hand (`qemu-img
- * snapshot -d/-c`) would otherwise pass for the one xlsnap took, and a
- * revert would silently apply a different point in time.
+ * Internal snapshot identity; see snap_meta_qsnap_stamp in snap_meta.h
+ * and snap_qsnap_identity.h. A qcow2 snapshot table hands out names and
+ * ids again once an entry is gone, so a snapshot deleted and re-created by
+ * hand (`qemu-img snapshot -d/-c`) would otherwise pass for the one xlsnap
+ * took, and a revert would silently apply a different point in time.
  */
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
 
-#include "snap_orch.h"
 #include "snap_qemuimg.h"
+#include "snap_qsnap_identity.h"
 
 #define STAMP_OF(s)                                                                      \
     ((snap_meta_qsnap_stamp){.known = true,                                              \

@@ -26,7 +26,8 @@
 
 #include "snap_agent.h"
 #include "snap_fsfreeze.h"
-#include "snap_orch.h"
+#include "snap_quiesce.h"
+#include "snap_trace.h"
 #include "snap_watchdog.h"
 
 #define AGENT_OPEN_TIMEOUT_MS 5000

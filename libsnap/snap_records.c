@@ -8,7 +8,9 @@
 #include <string.h>
 
 #include "snap_agent.h"
-#include "snap_orch.h"
+#include "snap_domain.h"
+#include "snap_meta_io.h"
+#include "snap_meta_tree.h"
 #include "snap_revert_record.h"
 
 /* The domain's store for reading; NOTFOUND when it has never had a snapshot. */

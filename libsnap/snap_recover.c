@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "snap_delete_steps.h"
+#include "snap_meta_io.h"
+#include "snap_quiesce.h"
 #include "snap_recover.h"
 #include "snap_rollback.h"
 

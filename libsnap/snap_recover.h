@@ -4,7 +4,7 @@
 #ifndef SNAP_RECOVER_H
 #define SNAP_RECOVER_H
 
-#include "snap_orch.h"
+#include "snap_session.h"
 
 /*
  * Rolls back (or forward) the operation journaled in s's store when its

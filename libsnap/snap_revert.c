@@ -23,9 +23,13 @@
 #include "snap_domcfg.h"
 #include "snap_json.h"
 #include "snap_memory.h"
+#include "snap_meta_io.h"
+#include "snap_overlay_name.h"
 #include "snap_qemuimg.h"
+#include "snap_qsnap_identity.h"
 #include "snap_revert_record.h"
 #include "snap_rollback.h"
+#include "snap_switch.h"
 
 typedef struct revert_disk {
     const snap_meta_disk *md;

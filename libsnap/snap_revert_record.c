@@ -11,6 +11,7 @@
 #include <strings.h>
 
 #include "snap_json.h"
+#include "snap_meta_io.h"
 #include "snap_revert_record.h"
 
 int snap_revert_record_overlays(snap_meta_store *st, const snap_journal *j, snap_err *err)

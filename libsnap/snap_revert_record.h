@@ -7,7 +7,7 @@
 #ifndef SNAP_REVERT_RECORD_H
 #define SNAP_REVERT_RECORD_H
 
-#include "snap_orch.h"
+#include "snap_journal.h"
 
 /*
  * Adds the overlays the revert in j created to the reverted-to snapshot's

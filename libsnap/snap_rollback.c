@@ -22,10 +22,12 @@
 #include <string.h>
 
 #include "snap_memory.h"
+#include "snap_meta_io.h"
 #include "snap_owned.h"
 #include "snap_qemuimg.h"
 #include "snap_revert_record.h"
 #include "snap_rollback.h"
+#include "snap_switch.h"
 
 /*
  * The journal names each overlay before it exists, so a file found there is

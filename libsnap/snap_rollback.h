@@ -7,7 +7,8 @@
 #ifndef SNAP_ROLLBACK_H
 #define SNAP_ROLLBACK_H
 
-#include "snap_orch.h"
+#include "snap_journal.h"
+#include "snap_session.h"
 
 /* Undoes a create recorded in journal j (this run's failure or a dead run's). */
 int snap_rollback_create(snap_ctx *ctx, snap_session *s, const snap_journal *j,

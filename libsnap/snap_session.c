@@ -11,9 +11,9 @@
 #include <string.h>
 
 #include "snap_json.h"
-#include "snap_orch.h"
 #include "snap_recover.h"
 #include "snap_revert_record.h"
+#include "snap_session.h"
 
 /* The journal is a revert's (the only operation that saves the config). */
 static bool journal_is_revert(snap_meta_store *st)

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 
 #include "snap_domcfg.h"
-#include "snap_orch.h"
+#include "snap_lock.h"
+#include "snap_switch.h"
+#include "snap_xs.h"
 
 int snap_switch_disks(snap_ctx *ctx, const snap_domain_ref *ref,
                       const snap_disk_switch *sw, size_t n, snap_err *err)

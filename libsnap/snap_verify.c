@@ -39,7 +39,9 @@
 #include <unistd.h>
 
 #include "snap_child.h"
-#include "snap_orch.h"
+#include "snap_meta_io.h"
+#include "snap_qsnap_identity.h"
+#include "snap_session.h"
 #include "snap_verify.h"
 
 #define VERIFY_DEFAULT_TIMEOUT_MS 600000

@@ -14,7 +14,8 @@
 
 #include "snap_json.h"
 #include "snap_meta.h"
-#include "snap_orch.h"
+#include "snap_overlay_name.h"
+#include "snap_plan.h"
 #include "th.h"
 #include "th_baredom.h"
 #include "th_snaptest.h"

@@ -13,7 +13,7 @@
 #include <unistd.h>
 
 #include "snap_meta.h"
-#include "snap_orch.h"
+#include "snap_overlay_name.h"
 #include "snap_owned.h"
 #include "th.h"
 

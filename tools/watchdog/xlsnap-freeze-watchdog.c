@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "snap_orch.h"
+#include "snap_quiesce.h"
 #include "snap_watchdog.h"
 
 typedef struct watchdog_args {
