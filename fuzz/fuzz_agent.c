@@ -21,10 +21,10 @@ static void agent_fuzz_queries(snap_agent *ag, snap_err *err)
         (void)snap_agent_info_can(&info, "guest-fsfreeze-freeze");
         snap_agent_info_dispose(&info);
     }
-    qga_fs *fs = NULL;
+    snap_agent_fs *fs = NULL;
     size_t n = 0;
-    if (qga_get_fsinfo(ag, FUZZ_TIMEOUT_MS, &fs, &n, err) == 0)
-        qga_fsinfo_free(fs, n);
+    if (snap_agent_get_fsinfo(ag, FUZZ_TIMEOUT_MS, &fs, &n, err) == 0)
+        snap_agent_fsinfo_free(fs, n);
     snap_agent_fs_state state;
     (void)snap_agent_fsfreeze_status(ag, FUZZ_TIMEOUT_MS, &state, err);
 }

@@ -654,15 +654,13 @@ static void drive_read_file(session *s)
     snap_err err;
     char *data = NULL;
     size_t len = 0;
-    CHECK_INT(
-        qga_read_file(s->ag, "/mnt/vdb/writer.log", 100, 2000, &data, &len, &err),
-        0);
+    CHECK_INT(qga_read_file(s->ag, "/mnt/vdb/writer.log", 100, 2000, &data, &len, &err),
+              0);
     CHECK_STR(data, "abcdef\n");
     CHECK_INT(len, 7);
     free(data);
-    CHECK_INT(
-        qga_read_file(s->ag, "/mnt/vdb/writer.log", 5, 2000, &data, &len, &err),
-        SNAP_ERROR_PROTOCOL);
+    CHECK_INT(qga_read_file(s->ag, "/mnt/vdb/writer.log", 5, 2000, &data, &len, &err),
+              SNAP_ERROR_PROTOCOL);
     CHECK_STR(err.msg, "reading /mnt/vdb/writer.log in the guest: longer than 5 bytes");
     CHECK(data == NULL);
     CHECK_INT(qga_read_file(s->ag, "/nope", 100, 2000, &data, NULL, &err),
@@ -796,10 +794,10 @@ static void test_thaw_timeouts(void)
 
 static void drive_fsinfo(session *s)
 {
-    qga_fs *fs = NULL;
+    snap_agent_fs *fs = NULL;
     size_t n = 0;
     snap_err err;
-    if (qga_get_fsinfo(s->ag, 1000, &fs, &n, &err) == 0) {
+    if (snap_agent_get_fsinfo(s->ag, 1000, &fs, &n, &err) == 0) {
         CHECK_INT(n, 2);
         CHECK_STR(fs[0].mountpoint, "/");
         CHECK_STR(fs[0].type, "ext4");
@@ -812,14 +810,14 @@ static void drive_fsinfo(session *s)
         CHECK_INT(fs[0].disks[0].unit, 51712);
         CHECK_STR(fs[1].mountpoint, "/run");
         CHECK_INT(fs[1].n_disks, 0);
-        qga_fsinfo_free(fs, n);
+        snap_agent_fsinfo_free(fs, n);
     } else {
         CHECK(!"guest-get-fsinfo failed");
     }
-    CHECK_INT(qga_get_fsinfo(s->ag, 1000, &fs, &n, &err), SNAP_ERROR_PROTOCOL);
+    CHECK_INT(snap_agent_get_fsinfo(s->ag, 1000, &fs, &n, &err), SNAP_ERROR_PROTOCOL);
     CHECK_CONTAINS(err.msg, "without name, mountpoint or type");
     CHECK(fs == NULL && n == 0);
-    CHECK_INT(qga_get_fsinfo(s->ag, 1000, &fs, &n, &err), SNAP_ERROR_PROTOCOL);
+    CHECK_INT(snap_agent_get_fsinfo(s->ag, 1000, &fs, &n, &err), SNAP_ERROR_PROTOCOL);
     CHECK_CONTAINS(err.msg, "return is not a list");
 }
 
@@ -919,17 +917,17 @@ static void check_real_agent_info(snap_agent *ag)
 /* Read-only: the host's own mounts (virtual filesystems are not listed). */
 static void check_real_agent_fsinfo(snap_agent *ag)
 {
-    qga_fs *fs = NULL;
+    snap_agent_fs *fs = NULL;
     size_t n = 0;
     snap_err err;
-    REQUIRE(qga_get_fsinfo(ag, 5000, &fs, &n, &err) == 0);
+    REQUIRE(snap_agent_get_fsinfo(ag, 5000, &fs, &n, &err) == 0);
     for (size_t i = 0; i < n; i++) {
         CHECK(fs[i].mountpoint[0] == '/');
         CHECK(fs[i].type[0] != '\0');
     }
     th_note("host qemu-ga lists %zu filesystem(s)%s%s", n, n ? ", first " : "",
             n ? fs[0].mountpoint : "");
-    qga_fsinfo_free(fs, n);
+    snap_agent_fsinfo_free(fs, n);
 }
 
 /* Only after the agent itself confirmed every freeze command is disabled. */

@@ -1,8 +1,9 @@
 /*
- * Looking inside a guest through its agent: guest-exec, guest-file-read,
- * guest-get-fsinfo. For the tests and the demo, which check what a guest
- * sees; libsnap itself never runs anything in a guest. Built on libsnap's
- * agent client (snap_agent_execute), so resync and timeouts are its rules.
+ * Looking inside a guest through its agent: guest-exec and guest-file-read
+ * (guest-get-fsinfo is libsnap's own, snap_agent.h). For the tests and the
+ * demo, which check what a guest sees; libsnap itself never runs anything in
+ * a guest. Built on libsnap's agent client (snap_agent_execute), so resync
+ * and timeouts are its rules.
  */
 #include "qga_guest.h"
 

@@ -1,6 +1,6 @@
 /*
- * Looking inside a guest through its agent (guest-exec, guest-file-read,
- * guest-get-fsinfo), for the tests and the demo. Not part of libsnap.
+ * Looking inside a guest through its agent (guest-exec, guest-file-read),
+ * for the tests and the demo. Not part of libsnap.
  */
 #ifndef QGA_GUEST_H
 #define QGA_GUEST_H
@@ -32,22 +32,5 @@ void qga_exec_result_dispose(qga_exec_result *res);
  */
 int qga_read_file(snap_agent *ag, const char *path, size_t max_bytes, int timeout_ms,
                   char **data_out, size_t *len_out, snap_err *err);
-
-/* ------------------------------------------------------------ guest-get-fsinfo */
-
-/* libsnap's guest-get-fsinfo (snap_agent.h), under the names the tests use. */
-typedef snap_agent_fs_disk qga_fs_disk;
-typedef snap_agent_fs qga_fs;
-
-static inline int qga_get_fsinfo(snap_agent *ag, int timeout_ms, qga_fs **fs_out,
-                                 size_t *n_out, snap_err *err)
-{
-    return snap_agent_get_fsinfo(ag, timeout_ms, fs_out, n_out, err);
-}
-
-static inline void qga_fsinfo_free(qga_fs *fs, size_t n)
-{
-    snap_agent_fsinfo_free(fs, n);
-}
 
 #endif
