@@ -37,6 +37,14 @@ if [ -x "$build/xlsnap" ]; then
             done
         done
     done
+    # The patched xl's own xl(1) section (patch 0005 of the series).
+    pod=$(cat "$top"/xl-cmd/xen-4.17/0005-*.patch)
+    for c in $cmds; do
+        check "xl.1 patch documents $c" grep -q -- "=item B<$c>" <<<"$pod"
+        for o in $("$build/xlsnap" help "$c" | grep -oE -- '--[a-z-]+' | sort -u); do
+            check "xl.1 patch documents $c $o" grep -q -- "B<$o" <<<"$pod"
+        done
+    done
 else
     fail_outside "$build/xlsnap not built: option coverage not checked"
 fi
