@@ -38,6 +38,10 @@ BUILD   ?= build
 SANFLAGS :=
 OPTFLAGS := -O2 -g
 endif
+# One spelling of the build directory, whatever the caller passed (make fuzz
+# vs. fuzz-smoke.sh's BUILD=/abs/path): the targets in the generated .d files
+# must match the rules' targets, or header changes leave objects stale.
+override BUILD := $(abspath $(BUILD))
 
 PKGS      := xenlight xenstore xlutil xentoollog yajl
 PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
