@@ -290,6 +290,44 @@ int snap_qmp_blockdev_add_qcow2_fdset(snap_qmp *qmp, const char *node_name,
                                       long long fdset_id, int timeout_ms, snap_err *err);
 int snap_qmp_blockdev_del(snap_qmp *qmp, const char *node_name, int timeout_ms,
                           snap_err *err);
+
+/*
+ * Replacing an image QEMU opened by path with one on an fdset, for a QEMU
+ * that cannot reopen paths (snap_qmp_reopen.c): blockdev-add of the new
+ * node with the old one's backing node, then blockdev-reopen of the node
+ * above with the new node as its backing.
+ */
+typedef struct snap_qmp_node_opts {
+    bool read_only;
+    bool cache_direct, cache_no_flush;
+    char detect_zeroes[16]; /* "off", "on", "unmap" */
+} snap_qmp_node_opts;
+/* The options of node_name that a blockdev-reopen would reset (query-named-block-nodes).
+ */
+int snap_qmp_node_options(snap_qmp *qmp, const char *node_name, snap_qmp_node_opts *out,
+                          int timeout_ms, snap_err *err);
+/* The name of node_name's child in role ("file", "backing"), malloc'd
+ * (x-debug-query-block-graph); SNAP_ERROR_NOTFOUND when it has none. */
+int snap_qmp_node_child(snap_qmp *qmp, const char *node_name, const char *role,
+                        char **child_out, int timeout_ms, snap_err *err);
+/*
+ * blockdev-add of a read-only node (format, e.g. "qcow2") on "/dev/fdset/N"
+ * whose backing is the existing node backing_node (NULL: none), with the
+ * cache options of opts. The file node is implicit: reopening the node
+ * read-write (a commit into it) makes QEMU dup the set's O_RDWR fd.
+ */
+int snap_qmp_blockdev_add_fdset_image(snap_qmp *qmp, const char *node_name,
+                                      const char *format, long long fdset_id,
+                                      const char *backing_node,
+                                      const snap_qmp_node_opts *opts, int timeout_ms,
+                                      snap_err *err);
+/*
+ * blockdev-reopen of node_name (format) onto backing_node, keeping its file
+ * child and the options a reopen would otherwise reset (cache, detect-zeroes,
+ * read-only). Its old backing node, if nothing else holds it, goes.
+ */
+int snap_qmp_reopen_backing(snap_qmp *qmp, const char *node_name, const char *format,
+                            const char *backing_node, int timeout_ms, snap_err *err);
 /*
  * libsnap's fdsets carry the opaque "libsnap:<path>" and stay while a node
  * uses them: QEMU calls such a file "/dev/fdset/N" (query-block), and the
