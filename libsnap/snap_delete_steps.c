@@ -414,11 +414,15 @@ static int finish_leftover_job(snap_qmp *qmp, const char *job_id, bool *merged,
 
 static void job_args(yajl_gen g, const void *opaque)
 {
-    const char *const *a = opaque; /* job-id, device, top-node, base-node */
+    const char *const *a = opaque; /* job-id, device, top-node, base-node, base path */
     snap_json_kv_str(g, "job-id", a[0]);
     snap_json_kv_str(g, "device", a[1]);
     snap_json_kv_str(g, "top-node", a[2]);
     snap_json_kv_str(g, "base-node", a[3]);
+    /* What the image above the top gets as its backing file name: by default
+     * QEMU writes the base node's file name, "/dev/fdset/N" for a base
+     * passed as a descriptor. */
+    snap_json_kv_str(g, "backing-file", a[4]);
     snap_json_kv_bool(g, "auto-dismiss", false);
 }
 
@@ -428,8 +432,8 @@ static int commit_intermediate(snap_qmp *qmp, const snap_qmp_disk *q, size_t dep
 {
     char job_id[160];
     snprintf(job_id, sizeof job_id, "xlsnap-delete-%s", vdev);
-    const char *a[4] = {job_id, snap_qmp_disk_target(q), q->chain[depth].node_name,
-                        q->chain[depth + 1].node_name};
+    const char *a[5] = {job_id, snap_qmp_disk_target(q), q->chain[depth].node_name,
+                        q->chain[depth + 1].node_name, q->chain[depth + 1].file};
     if (!a[2] || !a[3])
         return snap_err_set(err, SNAP_ERROR_PROTOCOL, "QEMU did not name the nodes");
     int rc = snap_qmp_execute(qmp, "block-commit", job_args, a, NULL, SNAP_QMP_TIMEOUT_MS,
@@ -447,6 +451,26 @@ static int commit_intermediate(snap_qmp *qmp, const snap_qmp_disk *q, size_t dep
     return rc;
 }
 
+/*
+ * After an active commit the old top's node stays when it was added by name
+ * (Xen's "<vdev>-qcow2"; xen-block deletes it at unplug) and still holds the
+ * base as its backing child, which makes QEMU refuse the next external
+ * snapshot of the base ("node is used as backing hd"): the link is dropped.
+ */
+static void release_old_top(const delete_ctx *x, const snap_qmp_image *old_top)
+{
+    snap_err e;
+    char *backing = NULL;
+    if (!old_top->node_name || old_top->node_name[0] == '#' ||
+        snap_qmp_node_child(x->qmp, old_top->node_name, "backing", &backing,
+                            SNAP_QMP_TIMEOUT_MS, &e) != 0)
+        return; /* gone with the commit (QEMU's own or an unnamed node), or no link */
+    free(backing);
+    if (snap_qmp_reopen_backing(x->qmp, old_top->node_name, old_top->format, NULL,
+                                SNAP_QMP_TIMEOUT_MS, &e) != 0)
+        snap_log(x->ctx->lg, XTL_WARN, "%s", e.msg);
+}
+
 /* Merges O (= md->overlay_path) into B with QEMU; *was_active when O was on top. */
 static int merge_live(const delete_ctx *x, const snap_qmp_disk *q, size_t depth,
                       const snap_meta_disk *md, snap_err *err)
@@ -459,8 +483,12 @@ static int merge_live(const delete_ctx *x, const snap_qmp_disk *q, size_t depth,
         return commit_intermediate(x->qmp, q, depth, md->vdev, err);
     char job_id[160];
     snprintf(job_id, sizeof job_id, "xlsnap-delete-%s", md->vdev);
-    return snap_qmp_commit_active(x->qmp, snap_qmp_disk_target(q), q->chain[1].node_name,
-                                  job_id, SNAP_COMMIT_TIMEOUT_MS, err);
+    int rc =
+        snap_qmp_commit_active(x->qmp, snap_qmp_disk_target(q), q->chain[1].node_name,
+                               job_id, SNAP_COMMIT_TIMEOUT_MS, err);
+    if (!rc)
+        release_old_top(x, &q->chain[0]);
+    return rc;
 }
 
 /* Offline: qemu-img commit O, then the image above O re-based onto B. */
@@ -508,12 +536,25 @@ static int merge(const delete_ctx *x, const snap_meta_disk *md,
     size_t depth = 0;
     const snap_qmp_disk *q =
         x->qmp ? snap_qmp_disks_find_file(x->qd, md->overlay_path, &depth) : NULL;
-    rc = q ? snap_fdpass_check_merge(x->ctx, q, depth, err) : 0;
+    bool replaced = false;
+    snap_qmp_disks now = {0};
+    rc = q ? snap_fdpass_open_merge_base(x->ctx, x->qmp, q, depth, md->vdev, &replaced,
+                                         err)
+           : 0;
+    if (!rc && replaced) { /* the chain's nodes are new: QEMU's view again */
+        rc = snap_qmp_query_disks(x->qmp, &now, SNAP_QMP_TIMEOUT_MS, err);
+        q = rc ? NULL : snap_qmp_disks_find_file(&now, md->overlay_path, &depth);
+        if (!rc && !q)
+            rc = snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                              "%s left QEMU's chain when its base was reopened",
+                              md->overlay_path);
+    }
     if (!rc)
         rc = mark_merging(x, md->vdev, true, err);
     if (!rc)
         rc = q ? merge_live(x, q, depth, md, err)
                : merge_offline(md, users_o->n ? users_o->paths[0] : NULL, err);
+    snap_qmp_disks_free(&now);
     return rc;
 }
 

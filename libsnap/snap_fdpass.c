@@ -91,18 +91,113 @@ void snap_fdpass_dispose(snap_fdpass *fp)
     memset(fp, 0, sizeof *fp);
 }
 
-int snap_fdpass_check_merge(snap_ctx *ctx, const snap_qmp_disk *q, size_t depth,
-                            snap_err *err)
+/* One image of a chain put on an fdset of its own (a read-only and a read-write fd). */
+typedef struct merge_image {
+    const snap_qmp_image *img;
+    char node[32];
+    long long fdset;
+    bool added;
+} merge_image;
+
+static int pass_image(snap_qmp *qmp, merge_image *mi, snap_err *err)
 {
+    const char *path = mi->img->file;
+    char *opaque = snap_xasprintf(SNAP_QMP_FDSET_OPAQUE_PREFIX "%s", path);
+    int rc = 0;
+    for (int k = 0; k < 2 && !rc; k++) {
+        int fd = open(path, (k ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
+        if (fd < 0) {
+            rc = snap_err_errno(err, SNAP_ERROR_IO, errno, "open %s", path);
+            break;
+        }
+        rc = snap_qmp_add_fd(qmp, fd, mi->fdset, opaque, &mi->fdset, NULL,
+                             SNAP_QMP_TIMEOUT_MS, err);
+        close(fd); /* QEMU holds its own copy now */
+    }
+    free(opaque);
+    return rc;
+}
+
+/* The new nodes deleted (the upper ones first: they hold the lower), the sets removed.
+ */
+static void merge_images_undo(snap_ctx *ctx, snap_qmp *qmp, merge_image *mi, size_t n)
+{
+    snap_err e;
+    for (size_t i = 0; i < n; i++)
+        if (mi[i].added &&
+            snap_qmp_blockdev_del(qmp, mi[i].node, SNAP_QMP_TIMEOUT_MS, &e) != 0)
+            snap_log(ctx->lg, XTL_WARN, "node %s: %s", mi[i].node, e.msg);
+    for (size_t i = 0; i < n; i++)
+        if (mi[i].fdset >= 0 &&
+            snap_qmp_remove_fd(qmp, mi[i].fdset, -1, SNAP_QMP_TIMEOUT_MS, &e) != 0)
+            snap_log(ctx->lg, XTL_WARN, "fdset %lld of %s: %s", mi[i].fdset,
+                     mi[i].img->file, e.msg);
+}
+
+/*
+ * chain[first..last] each put on an fdset and a new node, bottom up (each
+ * new node's backing is the one below it), then the named node above them,
+ * chain[first - 1], reopened onto the top new one.
+ */
+static int replace_images(snap_ctx *ctx, snap_qmp *qmp, const snap_qmp_disk *q,
+                          size_t first, size_t last, const char *vdev, snap_err *err)
+{
+    size_t n = last - first + 1;
+    merge_image *mi = snap_xcalloc(n, sizeof *mi);
+    snap_qmp_node_opts opts;
+    const snap_qmp_image *anchor = &q->chain[first - 1];
+    int rc =
+        snap_qmp_node_options(qmp, anchor->node_name, &opts, SNAP_QMP_TIMEOUT_MS, err);
+    const char *below = last + 1 < q->chain_len ? q->chain[last + 1].node_name : NULL;
+    if (!rc && last + 1 < q->chain_len && !below)
+        rc = snap_err_set(err, SNAP_ERROR_PROTOCOL, "QEMU did not name the node of %s",
+                          q->chain[last + 1].file);
+    /* mi[0] is the top new node, mi[n - 1] the base. */
+    for (size_t i = 0; i < n; i++)
+        mi[i] = (merge_image){.img = &q->chain[first + i], .fdset = -1};
+    for (size_t i = n; i-- > 0 && !rc;) {
+        rc = pass_image(qmp, &mi[i], err);
+        snprintf(mi[i].node, sizeof mi[i].node, "%s-fd%lld", vdev, mi[i].fdset);
+        if (!rc)
+            rc = snap_qmp_blockdev_add_fdset_image(qmp, mi[i].node, mi[i].img->format,
+                                                   mi[i].fdset, below, &opts,
+                                                   SNAP_QMP_TIMEOUT_MS, err);
+        mi[i].added = rc == 0;
+        below = mi[i].node;
+    }
+    if (!rc)
+        rc = snap_qmp_reopen_backing(qmp, anchor->node_name, anchor->format, mi[0].node,
+                                     SNAP_QMP_TIMEOUT_MS, err);
+    if (rc)
+        merge_images_undo(ctx, qmp, mi, n);
+    free(mi);
+    return rc;
+}
+
+int snap_fdpass_open_merge_base(snap_ctx *ctx, snap_qmp *qmp, const snap_qmp_disk *q,
+                                size_t depth, const char *vdev, bool *replaced,
+                                snap_err *err)
+{
+    *replaced = false;
     if (depth + 1 >= q->chain_len)
         return 0; /* the merge itself says what is wrong */
     const snap_qmp_image *base = &q->chain[depth + 1];
     if (!ctx->qmp_confined || (base->node_name && base->node_name[0] != '#'))
-        return 0;
-    return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
-                        "the device model runs deprivileged (dm_restrict) and opened %s "
-                        "read-only from a backing-file header when it started: it cannot "
-                        "reopen it for writing to merge into it; delete the snapshot "
-                        "while the domain is shut down (qemu-img does the merge)",
-                        base->file);
+        return 0; /* a node QEMU was given by name: opened read-write */
+    /* The nearest node above the base that QEMU was given by name. */
+    size_t first = depth + 1;
+    while (first > 0 &&
+           (!q->chain[first - 1].node_name || q->chain[first - 1].node_name[0] == '#'))
+        first--;
+    int rc = first == 0
+                 ? snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                                "no image above %s has a node name to reopen", base->file)
+                 : replace_images(ctx, qmp, q, first, depth + 1, vdev, err);
+    *replaced = rc == 0;
+    return rc ? snap_err_context(err,
+                                 "disk %s: the device model runs deprivileged "
+                                 "(dm_restrict) and opened %s read-only by path; "
+                                 "passing it as a descriptor",
+                                 vdev, base->file)
+              : 0;
 }

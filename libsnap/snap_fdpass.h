@@ -13,7 +13,10 @@
  *  - the original images stay open in QEMU as the new overlays' backing
  *    nodes: no image is reopened by path, so a refused transaction leaves
  *    the disks on the very descriptors they had;
- *  - libsnap's own descriptor is closed once QEMU holds its copy.
+ *  - libsnap's own descriptor is closed once QEMU holds its copy;
+ *  - a merge base's set (a read-only and a read-write fd) stays while its
+ *    node does: a commit into it, now or later, takes the read-write one,
+ *    and QEMU's return to read-only after an intermediate commit the other.
  * Sets that no node uses any more (a refused transaction, a merge, a run
  * that died) are removed on the way out (snap_domain_qmp_close).
  */
@@ -49,16 +52,23 @@ void snap_fdpass_abort(snap_ctx *ctx, snap_qmp *qmp, snap_fdpass *fp);
 void snap_fdpass_dispose(snap_fdpass *fp);
 
 /*
- * Before a live merge of q's image at depth into the one below it: on a
- * confined QEMU, refuses (SNAP_ERROR_UNSUPPORTED, before anything changes)
- * a base QEMU opened by itself from an image header at start (an
- * auto-named node): that file is open read-only and a commit would
- * reopen it read-write by path, which the chroot forbids. Bases QEMU was
- * given by name (Xen's own disk node, libsnap's overlays) hold read-write
- * descriptors. Not done yet: replacing such a base by a node on an fdset
- * (test_qmp_fdset's test_commit_into_fd_backing shows how).
+ * Before a live merge of q's image at depth into the one below it (the
+ * base), on a confined QEMU: a base QEMU opened by itself from an image
+ * header at start (an auto-named node, "#blockNNN") is open read-only, and
+ * a commit would reopen it read-write by path, which the chroot forbids.
+ * So each auto-named image from the base up to the nearest named node
+ * above it is opened here (O_RDONLY and O_RDWR, into one fdset each,
+ * opaque "libsnap:<path>"), added as a new node "<vdev>-fd<set>" with the
+ * same backing, and the named node is reopened onto them
+ * (blockdev-reopen): the commit then gets its read-write descriptor from
+ * the set, and QEMU makes the base read-only again itself after an
+ * intermediate commit (again from the set). The sets stay while the nodes
+ * do (snap_fdpass.h, above). *replaced: the chain's node names changed
+ * (query the disks again). On failure the new nodes are deleted and the
+ * sets removed before returning: the chain is as it was.
  */
-int snap_fdpass_check_merge(snap_ctx *ctx, const snap_qmp_disk *q, size_t depth,
-                            snap_err *err);
+int snap_fdpass_open_merge_base(snap_ctx *ctx, snap_qmp *qmp, const snap_qmp_disk *q,
+                                size_t depth, const char *vdev, bool *replaced,
+                                snap_err *err);
 
 #endif

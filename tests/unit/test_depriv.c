@@ -24,6 +24,7 @@
 #include "snap_qmp.h"
 #include "th.h"
 #include "th_qemu.h"
+#include "th_qmp_proxy.h"
 #include "th_xlsim.h"
 
 #define T_MS 30000
@@ -182,6 +183,63 @@ static int fdsets_naming(snap_qmp *q, const char *needle)
     return n;
 }
 
+/* Sets in QEMU, libsnap's or not; -1 on error. */
+static int count_fdsets(snap_qmp *q)
+{
+    snap_qmp_fdsets sets;
+    snap_err err;
+    if (snap_qmp_query_fdsets(q, &sets, T_MS, &err))
+        return -1;
+    int n = (int)sets.n;
+    snap_qmp_fdsets_free(&sets);
+    return n;
+}
+
+/* Sets that no block node uses (left behind); -1 on error. */
+static int stray_fdsets(snap_qmp *q)
+{
+    snap_qmp_fdsets sets;
+    yajl_val nodes = NULL;
+    snap_err err;
+    if (snap_qmp_query_fdsets(q, &sets, T_MS, &err))
+        return -1;
+    yajl_val flat = yajl_tree_parse("{\"flat\": true}", NULL, 0);
+    int rc =
+        snap_qmp_execute_tree(q, "query-named-block-nodes", flat, &nodes, T_MS, &err);
+    yajl_tree_free(flat);
+    int stray = rc ? -1 : 0;
+    for (size_t i = 0; i < sets.n && !rc; i++) {
+        bool used = false;
+        for (size_t k = 0; k < snap_json_array_len(nodes) && !used; k++)
+            used = snap_qmp_fdset_of_file(snap_json_get_string(
+                       snap_json_array_at(nodes, k), "file")) == sets.set[i].id;
+        if (!used)
+            th_note("fdset %lld: no node uses it", sets.set[i].id);
+        stray += !used;
+    }
+    yajl_tree_free(nodes);
+    snap_qmp_fdsets_free(&sets);
+    return stray;
+}
+
+/* Every set QEMU holds backs a block node, and there are want of them (-1: any). */
+static void check_fdsets(int want, const char *file, int line)
+{
+    snap_qmp *q = connect_dm();
+    if (!q) {
+        th_fail_at(file, line, "no QMP connection to check the fdsets");
+        return;
+    }
+    int stray = stray_fdsets(q), n = count_fdsets(q);
+    if (stray != 0 || (want >= 0 && n != want))
+        th_fail_at(file, line,
+                   "QEMU holds %d fdset(s), %d of them unused; wanted %d, none "
+                   "unused",
+                   n, stray, want);
+    snap_qmp_close(q);
+}
+#define CHECK_FDSETS(want) check_fdsets((want), __FILE__, __LINE__)
+
 /* query-block's own name for the disk's active image. */
 static char *raw_active_file(snap_qmp *q, const char *qdev)
 {
@@ -269,6 +327,7 @@ static void test_external_by_descriptor(void)
         free(img);
     }
     snap_qmp_close(q);
+    CHECK_FDSETS(2); /* one per overlay, each its node's file */
 }
 /* Internal snapshots write into the open images: no new file, nothing passed. */
 static void test_internal_on_confined(void)
@@ -370,6 +429,7 @@ static void test_failed_create_cleans_up(void)
     snap_err err;
     CHECK_INT(snap_qmp_blockdev_del(q, "xvdb-ovl3", T_MS, &err), 0);
     snap_qmp_close(q);
+    CHECK_FDSETS(4); /* s1's and s3's overlays, nothing of s4 */
     free(a_before);
     free(b_before);
     free(a_after);
@@ -400,6 +460,7 @@ static void test_stray_fdset_collected(void)
     CHECK_INT(fdsets_naming(q, img), 1);
     free(img);
     snap_qmp_close(q);
+    CHECK_FDSETS(4);
 }
 
 /*
@@ -424,6 +485,7 @@ static void test_delete_external_on_confined(void)
     CHECK_INT(fdsets_naming(q, ".s3."), 0);
     CHECK_INT(fdsets_naming(q, th_path("a.s1.qcow2")), 1);
     snap_qmp_close(q);
+    CHECK_FDSETS(2); /* s3's overlays merged; s1's stay */
     free(s3);
     free(now);
 }
@@ -447,6 +509,7 @@ static void test_revert_then_snapshot_on_confined(void)
     CHECK(new_pid != dm_pid);
     CHECK_INT(proc_euid(new_pid), nobody.pw_uid);
     dm_pid = new_pid;
+    CHECK_FDSETS(0); /* a new device model, started on paths */
     /* Back to s1's point: a new overlay on the image s1 was taken of. */
     char *r1 = disk_image("xvda");
     REQUIRE(r1);
@@ -477,6 +540,7 @@ static void test_revert_then_snapshot_on_confined(void)
     REQUIRE(q);
     CHECK_INT(fdsets_naming(q, "libsnap:"), 0);
     snap_qmp_close(q);
+    CHECK_FDSETS(0);
     free(r1);
     free(s6);
     free(now);
@@ -507,44 +571,251 @@ static bool relaunch(void)
     return rc == 0 && pid;
 }
 
+static void hmp_args(yajl_gen g, const void *opaque)
+{
+    snap_json_kv_str(g, "command-line", opaque);
+}
+
+/* 64 KiB of pattern at offset off of the disk, written through QEMU as the guest would.
+ */
+static bool dm_write(const char *vdev, int pattern, const char *off)
+{
+    snap_qmp *q = connect_dm();
+    if (!q)
+        return false;
+    char line[256];
+    snprintf(line, sizeof line,
+             "qemu-io -d /machine/peripheral/%s/virtio-backend \"write -P 0x%x %s 64k\"",
+             vdev, pattern, off);
+    yajl_val ret = NULL;
+    snap_err err;
+    int rc =
+        snap_qmp_execute(q, "human-monitor-command", hmp_args, line, &ret, T_MS, &err);
+    const char *text = rc == 0 && YAJL_IS_STRING(ret) ? YAJL_GET_STRING(ret) : NULL;
+    bool ok = text && !strstr(text, "rror"); /* HMP is silent on success */
+    if (!ok)
+        th_note("%s: %s", line, rc ? err.msg : text ? text : "?");
+    yajl_tree_free(ret);
+    snap_qmp_close(q);
+    return ok;
+}
+
+/* QEMU named the image at depth of the disk's chain itself (opened it from a header). */
+static bool auto_named(const char *vdev, size_t depth)
+{
+    snap_qmp *q = connect_dm();
+    snap_qmp_disks disks;
+    snap_err err;
+    if (!q || snap_qmp_query_disks(q, &disks, T_MS, &err)) {
+        snap_qmp_close(q);
+        return false;
+    }
+    const snap_qmp_disk *d = snap_qmp_disks_find(&disks, vdev);
+    bool yes = d && depth < d->chain_len && d->chain[depth].node_name &&
+               d->chain[depth].node_name[0] == '#';
+    snap_qmp_disks_free(&disks);
+    snap_qmp_close(q);
+    return yes;
+}
+
+static char *r1_path; /* the revert overlay of xvda, under every later snapshot */
+
 /*
  * A device model started on a chain opened its backing files read-only by
- * path: a merge into one cannot reopen it on a confined QEMU. Refused up
- * front (before, the merge failed half-way and stayed journaled, so every
- * later command retried it and failed), the world unchanged, and the next
- * command works.
+ * path, which a confined QEMU cannot reopen for writing. The merge into
+ * one passes it as descriptors (a read-only and a read-write one), puts a
+ * node on them under the top (blockdev-reopen) and commits into it.
  */
-static void test_merge_into_header_opened_base_refused(void)
+static void test_merge_into_header_opened_base(void)
 {
     REQUIRE(domid);
+    r1_path = disk_image("xvda");
+    REQUIRE(r1_path);
     const char *create[] = {"snapshot-create", "-e", "--quiesce=off",
                             dom_name,          "s7", NULL};
     REQUIRE(xlsnap_ok(create));
     char *top = disk_image("xvda");
     REQUIRE(top);
+    REQUIRE(dm_write("xvda", 0x71, "0"));
     REQUIRE(relaunch());
-    th_cmd r;
-    th_xlsnap(&r, "snapshot-delete", dom_name, "s7", NULL);
-    CHECK_INT(r.rc, 1);
-    CHECK_CONTAINS(r.err, "runs deprivileged");
-    CHECK_CONTAINS(r.err, "read-only");
-    th_cmd_free(&r);
+    CHECK_FDSETS(0);
+    CHECK(auto_named("xvda", 1)); /* r1: what made this refused before */
+    const char *del[] = {"snapshot-delete", dom_name, "s7", NULL};
+    CHECK(xlsnap_ok(del));
     char *now = disk_image("xvda");
-    CHECK_STR(now, top);
-    CHECK(access(top, F_OK) == 0);
-    /* Nothing left to finish: the next command is not held up. */
-    const char *internal[] = {"snapshot-create", "--quiesce=off", dom_name, "s8", NULL};
-    CHECK(xlsnap_ok(internal));
-    th_xlsnap(&r, "snapshot-info", dom_name, "s7", NULL);
-    CHECK_INT(r.rc, 0);
-    th_cmd_free(&r);
+    CHECK_STR(now, r1_path);
+    CHECK(access(top, F_OK) != 0);
+    snap_qmp *q = connect_dm();
+    REQUIRE(q);
+    const char *chain[] = {r1_path, th_path("a.qcow2")};
+    check_chain(q, "xvda", chain, 2);
+    char *raw = raw_active_file(q, "xvda");
+    CHECK(raw && !strncmp(raw, "/dev/fdset/", 11)); /* not reopened by path */
+    free(raw);
+    CHECK_INT(fdsets_naming(q, r1_path), 2); /* its read-only and read-write fds */
+    CHECK_INT(fdsets_naming(q, ".s7."), 0);
+    snap_qmp_close(q);
+    CHECK_FDSETS(2); /* xvda's and xvdb's bases */
+    CHECK(th_qemu_io_reads_pattern(r1_path, 0x71, "0", "64k"));
+    char *info = th_qemu_img_info_chain(r1_path);
+    CHECK(info && strstr(info, th_path("a.qcow2")));
+    free(info);
     free(top);
     free(now);
 }
 
+/*
+ * The same for an intermediate merge: both images under the top are
+ * header-opened, both are passed, and the image above gets the base's path
+ * as its backing file (QEMU would write "/dev/fdset/N").
+ */
+static void test_intermediate_merge_into_header_opened_base(void)
+{
+    REQUIRE(r1_path);
+    const char *c9[] = {"snapshot-create", "-e", "--quiesce=off", dom_name, "s9", NULL};
+    const char *c10[] = {"snapshot-create", "-e", "--quiesce=off", dom_name, "s10", NULL};
+    REQUIRE(xlsnap_ok(c9));
+    char *s9 = disk_image("xvda");
+    REQUIRE(s9 && dm_write("xvda", 0x72, "64k"));
+    REQUIRE(xlsnap_ok(c10));
+    char *s10 = disk_image("xvda");
+    REQUIRE(s10 && dm_write("xvda", 0x73, "128k"));
+    REQUIRE(relaunch());
+    CHECK(auto_named("xvda", 1) && auto_named("xvda", 2));
+    const char *del[] = {"snapshot-delete", dom_name, "s9", NULL};
+    CHECK(xlsnap_ok(del));
+    char *now = disk_image("xvda");
+    CHECK_STR(now, s10);
+    CHECK(access(s9, F_OK) != 0);
+    snap_qmp *q = connect_dm();
+    REQUIRE(q);
+    const char *chain[] = {s10, r1_path, th_path("a.qcow2")};
+    check_chain(q, "xvda", chain, 3);
+    CHECK_INT(fdsets_naming(q, s9), 0);
+    snap_qmp_close(q);
+    CHECK_FDSETS(-1);
+    char *info = th_qemu_img_info_chain(s10);
+    CHECK(info && strstr(info, r1_path) && !strstr(info, "/dev/fdset"));
+    free(info);
+    CHECK(th_qemu_io_reads_pattern(r1_path, 0x72, "64k", "64k"));
+    CHECK(th_qemu_io_reads_pattern(s10, 0x73, "128k", "64k"));
+    free(s9);
+    free(s10);
+    free(now);
+}
+
+/* xlsnap snapshot-delete of s10 fails on QEMU's refusal of cmd (a proxy). */
+static void delete_refused(const char *cmd, const char *desc)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/qmp-libxl-%u", th_xlsim_rundir(), domid);
+    th_qmp_proxy *p = th_qmp_proxy_start(path, cmd, desc);
+    REQUIRE(p);
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-delete", dom_name, "s10", NULL);
+    th_qmp_proxy_stop(p);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS(r.err, "xvda");
+    CHECK_CONTAINS(r.err, desc);
+    th_cmd_free(&r);
+}
+
+/*
+ * Failure injection: QEMU refuses the blockdev-reopen, then the commit.
+ * The disk stays on its images, and the only sets left are those a node
+ * uses (none after the refused reopen); the next command finishes the
+ * merge that was under way when the commit was refused.
+ */
+static void test_refused_merge_into_header_opened_base(void)
+{
+    REQUIRE(r1_path);
+    char *s10 = disk_image("xvda");
+    REQUIRE(s10 && strstr(s10, ".s10."));
+    REQUIRE(relaunch());
+    REQUIRE(auto_named("xvda", 1));
+    const char *chain[] = {s10, r1_path, th_path("a.qcow2")};
+
+    delete_refused("blockdev-reopen", "injected: no reopen");
+    char *now = disk_image("xvda");
+    CHECK_STR(now, s10);
+    free(now);
+    snap_qmp *q = connect_dm();
+    REQUIRE(q);
+    check_chain(q, "xvda", chain, 3);
+    snap_qmp_close(q);
+    CHECK_FDSETS(0);
+    CHECK(auto_named("xvda", 1)); /* the new node went with its set */
+
+    delete_refused("block-commit", "injected: no commit");
+    now = disk_image("xvda");
+    CHECK_STR(now, s10);
+    free(now);
+    CHECK(access(s10, F_OK) == 0);
+    q = connect_dm();
+    REQUIRE(q);
+    check_chain(q, "xvda", chain, 3);
+    snap_qmp_close(q);
+    CHECK_FDSETS(1); /* r1's, under s10 now */
+
+    /* The merge was journaled: the next command finishes it, by descriptor. */
+    const char *internal[] = {"snapshot-create", "--quiesce=off", dom_name, "s8", NULL};
+    CHECK(xlsnap_ok(internal));
+    now = disk_image("xvda");
+    CHECK_STR(now, r1_path);
+    free(now);
+    CHECK(access(s10, F_OK) != 0);
+    CHECK(th_qemu_io_reads_pattern(r1_path, 0x73, "128k", "64k"));
+    CHECK(th_qemu_img_has_snapshot(r1_path, "s8"));
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-info", dom_name, "s10", NULL);
+    CHECK(r.rc != 0);
+    th_cmd_free(&r);
+    CHECK_FDSETS(2); /* xvda's and xvdb's bases */
+    free(s10);
+}
+
+/*
+ * Failure injection: QEMU refuses create's transaction after the overlays
+ * were made, passed and added as nodes: nodes, sets and files all go.
+ */
+static void test_refused_transaction_cleans_up(void)
+{
+    REQUIRE(domid);
+    char *a_before = disk_image("xvda");
+    REQUIRE(a_before);
+    snap_qmp *q = connect_dm();
+    REQUIRE(q);
+    int sets_before = count_fdsets(q);
+    snap_qmp_close(q);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/qmp-libxl-%u", th_xlsim_rundir(), domid);
+    th_qmp_proxy *p = th_qmp_proxy_start(path, "transaction", "injected: no transaction");
+    REQUIRE(p);
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-create", "-e", "--quiesce=off", dom_name, "s11", NULL);
+    int refused = th_qmp_proxy_refused(p);
+    th_qmp_proxy_stop(p);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS(r.err, "injected: no transaction");
+    th_cmd_free(&r);
+    CHECK(refused >= 1);
+    char *a_after = disk_image("xvda");
+    CHECK_STR(a_after, a_before);
+    CHECK(access(th_path("a.s11.qcow2"), F_OK) != 0);
+    CHECK(access(th_path("b.s11.qcow2"), F_OK) != 0);
+    CHECK_FDSETS(sets_before);
+    q = connect_dm();
+    REQUIRE(q);
+    CHECK_INT(fdsets_naming(q, ".s11."), 0);
+    CHECK(!node_exists(q, "xvda-ovl2") && !node_exists(q, "xvdb-ovl2"));
+    snap_qmp_close(q);
+    free(a_before);
+    free(a_after);
+}
+
 int main(void)
 {
-    th_plan(10);
+    th_plan(13);
     struct passwd *pw = getpwnam("nobody");
     if (!pw) {
         th_skip("no user nobody");
@@ -571,7 +842,10 @@ int main(void)
     TH_RUN(test_stray_fdset_collected);
     TH_RUN(test_delete_external_on_confined);
     TH_RUN(test_revert_then_snapshot_on_confined);
-    TH_RUN(test_merge_into_header_opened_base_refused);
+    TH_RUN(test_merge_into_header_opened_base);
+    TH_RUN(test_intermediate_merge_into_header_opened_base);
+    TH_RUN(test_refused_merge_into_header_opened_base);
+    TH_RUN(test_refused_transaction_cleans_up);
     xlsim(NULL, NULL, "destroy", dom_name, NULL);
     return th_finish();
 }
