@@ -15,8 +15,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "snap_json.h"
+#include "snap_qmp.h"
 #include "th.h"
 #include "th_guest.h"
+#include "th_qmp_proxy.h"
 #include "th_snaptest.h"
 
 static th_xlsim_dom g;
@@ -115,9 +118,109 @@ static void test_delete_external(void)
     free(after);
 }
 
+/* Each fdset the device model holds is the file of a block node: none left behind. */
+static void check_fdsets_used(const char *file, int line)
+{
+    snap_qmp *q = NULL;
+    snap_qmp_fdsets sets;
+    yajl_val nodes = NULL, flat = yajl_tree_parse("{\"flat\": true}", NULL, 0);
+    snap_err err;
+    if (snap_qmp_connect(g.vm.qmp_path, 30000, &q, &err) ||
+        snap_qmp_query_fdsets(q, &sets, 30000, &err)) {
+        th_fail_at(file, line, "query-fdsets: %s", err.msg);
+        snap_qmp_close(q);
+        yajl_tree_free(flat);
+        return;
+    }
+    if (snap_qmp_execute_tree(q, "query-named-block-nodes", flat, &nodes, 30000, &err))
+        th_fail_at(file, line, "query-named-block-nodes: %s", err.msg);
+    for (size_t i = 0; i < sets.n && nodes; i++) {
+        bool used = false;
+        for (size_t k = 0; k < snap_json_array_len(nodes) && !used; k++)
+            used = snap_qmp_fdset_of_file(snap_json_get_string(
+                       snap_json_array_at(nodes, k), "file")) == sets.set[i].id;
+        if (!used)
+            th_fail_at(file, line, "fdset %lld: no block node uses it", sets.set[i].id);
+    }
+    yajl_tree_free(nodes);
+    yajl_tree_free(flat);
+    snap_qmp_fdsets_free(&sets);
+    snap_qmp_close(q);
+}
+#define CHECK_FDSETS_USED() check_fdsets_used(__FILE__, __LINE__)
+
+/* QMP quit, then `xlsim relaunch`: a new, as confined, QEMU opens the chain by path. */
+static bool restart_device_model(void)
+{
+    snap_qmp *q = NULL;
+    snap_err err;
+    if (snap_qmp_connect(g.vm.qmp_path, 30000, &q, &err))
+        return false;
+    snap_qmp_execute(q, "quit", NULL, NULL, NULL, 30000, &err);
+    snap_qmp_close(q);
+    for (int i = 0; i < 100 && th_pid_alive(g.vm.pid); i++)
+        usleep(100000);
+    char domid[16];
+    snprintf(domid, sizeof domid, "%u", g.domid);
+    if (th_runl(NULL, NULL, th_build_path("xlsim"), "relaunch", domid, (char *)NULL))
+        return false;
+    th_snap_adopt_new_qemu(&g);
+    return th_snap_wait_agent(&g);
+}
+
+/*
+ * After a restart of the device model on a chain, the image under the
+ * active overlay is one QEMU opened read-only from the header: the merge
+ * into it passes it as descriptors. A first attempt whose block-commit
+ * QEMU refuses (a proxy) leaves the guest on its overlay and no fdset
+ * unused; the next command finishes the journaled merge; the guest's
+ * data, the images' chain and the guest's view agree after.
+ */
+static void test_delete_into_header_opened_base(void)
+{
+    char *base = th_snap_active_image(&g, "xvdb");
+    REQUIRE(base);
+    REQUIRE(SNAP_LAYERS(&g, "-e", "G", "e3", "H"));
+    REQUIRE(restart_device_model());
+    CHECK_CONFINED();
+    CHECK_GUEST_READS(&g, "H");
+    REQUIRE(th_snap_write_disk(&g, "I"));
+    const char *top = th_snap_disk_file(&g, "data.e3.qcow2");
+
+    th_qmp_proxy *p = th_qmp_proxy_start(g.vm.qmp_path, "block-commit", "injected");
+    REQUIRE(p);
+    CHECK(th_snap_delete(&g, NULL, "e3", NULL) != 0);
+    CHECK_INT(th_qmp_proxy_refused(p), 1);
+    th_qmp_proxy_stop(p);
+    CHECK_ACTIVE_IMAGE(&g, "xvdb", "data.e3.qcow2");
+    CHECK_FDSETS_USED();
+    CHECK_GUEST_READS(&g, "I");
+
+    CHECK_RECOVERS(&g, "finishing the interrupted merge of 'e3'");
+    CHECK(access(top, F_OK) != 0);
+    char *after = th_snap_active_image(&g, "xvdb");
+    CHECK_STR(after, base);
+    char *chain = th_snap_qemu_chain(&g, "xvdb");
+    char *want = snap_xasprintf("%s\n%s\n", base, th_snap_disk_file(&g, "data.qcow2"));
+    CHECK_STR(chain, want);
+    free(chain);
+    free(want);
+    char *backing = th_snap_backing_of(base);
+    CHECK_STR(backing, th_snap_disk_file(&g, "data.qcow2"));
+    free(backing);
+    char *state = th_snap_read_paused(&g, base, "/state.txt");
+    CHECK_STR(state, "I\n");
+    free(state);
+    CHECK_GUEST_READS(&g, "I");
+    CHECK_IMAGE_LIVE(base);
+    CHECK_FDSETS_USED();
+    free(base);
+    free(after);
+}
+
 int main(void)
 {
-    th_plan(5);
+    th_plan(6);
     struct passwd *pw = getpwnam("nobody");
     if (!pw) {
         th_skip("no user nobody");
@@ -130,5 +233,6 @@ int main(void)
     TH_SNAP_RUN(test_internal_quiesced);
     TH_SNAP_RUN(test_revert_external);
     TH_SNAP_RUN(test_delete_external);
+    TH_SNAP_RUN(test_delete_into_header_opened_base);
     return th_snap_finish();
 }
