@@ -10,9 +10,11 @@
  * Copyright (C) 2026 The xlsnap authors. GPL-2.0-only (see COPYING).
  */
 #include <pwd.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "snap_json.h"
@@ -218,9 +220,80 @@ static void test_delete_into_header_opened_base(void)
     free(after);
 }
 
+/* Opaques of the device model's fdsets naming needle; -1 on error. */
+static int fdsets_naming(const char *needle)
+{
+    snap_qmp *q = NULL;
+    snap_qmp_fdsets sets;
+    snap_err err;
+    if (snap_qmp_connect(g.vm.qmp_path, 30000, &q, &err) ||
+        snap_qmp_query_fdsets(q, &sets, 30000, &err)) {
+        snap_qmp_close(q);
+        return -1;
+    }
+    int n = 0;
+    for (size_t i = 0; i < sets.n; i++)
+        for (size_t k = 0; k < sets.set[i].n; k++)
+            n += sets.set[i].fds[k].opaque && strstr(sets.set[i].fds[k].opaque, needle);
+    snap_qmp_fdsets_free(&sets);
+    snap_qmp_close(q);
+    return n;
+}
+
+/*
+ * The freeze lease runs out with xlsnap inside the frozen window
+ * (--lease-expiry=kill): the watchdog kills it after its overlays were
+ * made, passed to QEMU and added as nodes. The next command rolls the
+ * create back: no node, set or overlay file of it is left, the guest runs
+ * on its images.
+ */
+static void test_lease_expiry_cleans_up(void)
+{
+    char *before = th_snap_active_image(&g, "xvdb");
+    REQUIRE(before);
+    const char *log = th_path("lease.log");
+    char *const argv[] = {(char *)th_build_path("xlsnap"),
+                          "snapshot-create",
+                          "--lease-expiry=kill",
+                          "--freeze-timeout",
+                          "1",
+                          "-e",
+                          g.name,
+                          "lx1",
+                          NULL};
+    setenv("XLSNAP_TEST_PAUSE_AFTER_FREEZE", "60000", 1);
+    pid_t pid = th_spawn(argv, log);
+    unsetenv("XLSNAP_TEST_PAUSE_AFTER_FREEZE");
+    REQUIRE(pid > 0);
+    bool in_window = false;
+    for (int waited = 0; waited < 30000 && !in_window; waited += 100) {
+        char *text = th_read_file(log);
+        in_window = text && strstr(text, "test hook: frozen");
+        free(text);
+        usleep(100000);
+    }
+    CHECK(in_window);
+    CHECK_INT(fdsets_naming(".lx1."), 2); /* the run's overlays, passed */
+    int status = th_wait(pid, 60000);     /* the lease: 1 s + 10 s */
+    CHECK(status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+    th_cmd r;
+    th_xlsnap(&r, "-N", "snapshot-create", g.name, "probe", NULL);
+    CHECK_INT(r.rc, 0);
+    th_cmd_free(&r);
+    CHECK_INT(fdsets_naming(".lx1."), 0);
+    CHECK_FDSETS_USED();
+    CHECK(access(th_snap_disk_file(&g, "data.lx1.qcow2"), F_OK) != 0);
+    char *after = th_snap_active_image(&g, "xvdb");
+    CHECK_STR(after, before);
+    REQUIRE(th_snap_write_disk(&g, "J"));
+    CHECK_GUEST_READS(&g, "J");
+    free(before);
+    free(after);
+}
+
 int main(void)
 {
-    th_plan(6);
+    th_plan(7);
     struct passwd *pw = getpwnam("nobody");
     if (!pw) {
         th_skip("no user nobody");
@@ -234,5 +307,6 @@ int main(void)
     TH_SNAP_RUN(test_revert_external);
     TH_SNAP_RUN(test_delete_external);
     TH_SNAP_RUN(test_delete_into_header_opened_base);
+    TH_SNAP_RUN(test_lease_expiry_cleans_up);
     return th_snap_finish();
 }
