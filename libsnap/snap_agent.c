@@ -14,7 +14,9 @@
 struct snap_agent {
     snap_stream s;
     xentoollog_logger *lg;
-    bool need_sync; /* replies may be pending: resync before the next command */
+    bool need_sync;     /* replies may be pending: resync before the next command */
+    long long sync_id;  /* a sync sent by snap_agent_open_begin, not yet answered */
+    unsigned requested; /* replies owed to snap_agent_request, not yet read */
 };
 
 typedef snap_json_members_fn agent_args_fn;
@@ -70,22 +72,26 @@ static bool agent_is_sync_reply(const char *line, size_t len, long long id)
     return match;
 }
 
-/*
- * Sends 0xFF + guest-sync-delimited and discards input until the reply with
- * the same id; lines that are not sync replies go to `other` (when set).
- */
-static int agent_sync_until(snap_agent *ag, uint64_t deadline, agent_line_fn *other,
-                            void *opaque, snap_err *err)
+/* Sends 0xFF + guest-sync-delimited with a new id (*id). */
+static int agent_sync_send(snap_agent *ag, uint64_t deadline, long long *id,
+                           snap_err *err)
 {
-    long long id = agent_random_id();
-    int rc = agent_send(ag, AGENT_SYNC_CMD, agent_sync_args, &id, true, deadline, err);
-    if (rc)
-        return rc;
+    *id = agent_random_id();
+    return agent_send(ag, AGENT_SYNC_CMD, agent_sync_args, id, true, deadline, err);
+}
+
+/*
+ * Discards input until the sync reply carrying id; lines that are not sync
+ * replies go to `other` (when set).
+ */
+static int agent_sync_wait(snap_agent *ag, long long id, uint64_t deadline,
+                           agent_line_fn *other, void *opaque, snap_err *err)
+{
     unsigned skipped = 0;
     for (;;) {
         char *line = NULL;
         size_t len = 0;
-        rc = snap_stream_read_line(&ag->s, &line, &len, deadline, err);
+        int rc = snap_stream_read_line(&ag->s, &line, &len, deadline, err);
         if (rc == SNAP_ERROR_PROTOCOL) { /* an overlong line: garbage, skip it */
             skipped++;
             continue;
@@ -99,6 +105,7 @@ static int agent_sync_until(snap_agent *ag, uint64_t deadline, agent_line_fn *ot
         if (agent_is_sync_reply(line, len, id)) {
             free(line);
             ag->need_sync = false;
+            ag->sync_id = 0;
             snap_log(ag->lg, XTL_DEBUG, "agent: synced (id %lld, %u lines skipped)", id,
                      skipped);
             return 0;
@@ -108,6 +115,35 @@ static int agent_sync_until(snap_agent *ag, uint64_t deadline, agent_line_fn *ot
         skipped++;
         free(line);
     }
+}
+
+/*
+ * Sends 0xFF + guest-sync-delimited and discards input until the reply with
+ * the same id; lines that are not sync replies go to `other` (when set).
+ * Whatever was owed before (a pending sync, requested replies) is discarded.
+ */
+static int agent_sync_until(snap_agent *ag, uint64_t deadline, agent_line_fn *other,
+                            void *opaque, snap_err *err)
+{
+    long long id;
+    ag->requested = 0;
+    ag->sync_id = 0;
+    int rc = agent_sync_send(ag, deadline, &id, err);
+    return rc ? rc : agent_sync_wait(ag, id, deadline, other, opaque, err);
+}
+
+/*
+ * Before a command's reply is read: the sync snap_agent_open_begin sent is
+ * answered first; replies owed to requests nobody reads are discarded by a
+ * resync.
+ */
+static int agent_settle(snap_agent *ag, uint64_t deadline, snap_err *err)
+{
+    if (ag->requested)
+        ag->need_sync = true;
+    if (ag->need_sync)
+        return agent_sync_until(ag, deadline, NULL, NULL, err);
+    return ag->sync_id ? agent_sync_wait(ag, ag->sync_id, deadline, NULL, NULL, err) : 0;
 }
 
 /* Reads the reply to cmd: the parsed document, with "return" in it. */
@@ -167,8 +203,8 @@ static int agent_exec(snap_agent *ag, const char *cmd, agent_args_fn *args,
 {
     uint64_t deadline = snap_deadline_in(timeout_ms);
     *doc_out = NULL;
-    if (ag->need_sync) {
-        int rc = agent_sync_until(ag, deadline, NULL, NULL, err);
+    if (ag->need_sync || ag->sync_id || ag->requested) {
+        int rc = agent_settle(ag, deadline, err);
         if (rc)
             return snap_err_context(err, "agent: %s: resync before the command failed",
                                     cmd);
@@ -262,6 +298,66 @@ int snap_agent_open(const char *path, int timeout_ms, xentoollog_logger *lg,
     return 0;
 }
 
+int snap_agent_open_begin(const char *path, int timeout_ms, xentoollog_logger *lg,
+                          snap_agent **out, snap_err *err)
+{
+    uint64_t deadline = snap_deadline_in(timeout_ms);
+    snap_agent *ag = NULL;
+    long long id;
+    int rc = agent_connect(path, timeout_ms, lg, &ag, err);
+    if (rc)
+        return rc;
+    rc = agent_sync_send(ag, deadline, &id, err);
+    if (rc) {
+        snap_err_context(err, "agent %s", path);
+        agent_free(ag);
+        return rc;
+    }
+    ag->sync_id = id;
+    *out = ag;
+    return 0;
+}
+
+int snap_agent_request(snap_agent *ag, const char *cmd, snap_json_members_fn *args,
+                       const void *opaque, int timeout_ms, snap_err *err)
+{
+    uint64_t deadline = snap_deadline_in(timeout_ms);
+    if (ag->need_sync && agent_sync_until(ag, deadline, NULL, NULL, err) != 0)
+        return snap_err_context(err, "agent: %s: resync before the command failed", cmd);
+    int rc = agent_send(ag, cmd, args, opaque, false, deadline, err);
+    if (rc)
+        return snap_err_context(err, "agent");
+    ag->requested++;
+    return 0;
+}
+
+int snap_agent_reply(snap_agent *ag, const char *cmd, yajl_val *ret_out, int timeout_ms,
+                     snap_err *err)
+{
+    uint64_t deadline = snap_deadline_in(timeout_ms);
+    yajl_val doc = NULL;
+    *ret_out = NULL;
+    if (!ag->requested)
+        return snap_err_set(err, SNAP_ERROR_INVAL, "agent: %s: no reply is owed", cmd);
+    if (ag->sync_id && !ag->need_sync) {
+        int rc = agent_sync_wait(ag, ag->sync_id, deadline, NULL, NULL, err);
+        if (rc) {
+            ag->need_sync = true;
+            return snap_err_context(err, "agent");
+        }
+    }
+    if (ag->need_sync) /* an earlier reply timed out: this one is lost with it */
+        return snap_err_set(err, SNAP_ERROR_PROTOCOL,
+                            "agent: %s: out of step after an earlier reply failed", cmd);
+    int rc = agent_read_reply(ag, cmd, deadline, timeout_ms, &doc, err);
+    if (rc != SNAP_ERROR_PEER && rc != 0)
+        return rc; /* need_sync is set: the rest is discarded by the next resync */
+    ag->requested--;
+    if (!rc)
+        *ret_out = agent_take_return(doc);
+    return rc;
+}
+
 int snap_agent_fd(const snap_agent *ag)
 {
     return ag ? ag->s.fd : -1;
@@ -271,7 +367,7 @@ void snap_agent_close(snap_agent *ag)
 {
     if (!ag)
         return;
-    if (ag->need_sync && ag->s.fd >= 0) {
+    if ((ag->need_sync || ag->sync_id || ag->requested) && ag->s.fd >= 0) {
         snap_err ignored;
         if (agent_sync_until(ag, snap_deadline_in(SNAP_AGENT_CLOSE_DRAIN_MS), NULL, NULL,
                              &ignored))
@@ -362,8 +458,9 @@ int snap_agent_send(snap_agent *ag, const char *cmd, snap_json_members_fn *args,
     return rc ? snap_err_context(err, "agent") : 0;
 }
 
-static int agent_parse_info(yajl_val ret, snap_agent_info *out, snap_err *err)
+int snap_agent_info_parse(yajl_val ret, snap_agent_info *out, snap_err *err)
 {
+    memset(out, 0, sizeof *out);
     const char *version = snap_json_get_string(ret, "version");
     yajl_val cmds = snap_json_get_array(ret, "supported_commands");
     if (!version || !cmds)
@@ -392,7 +489,7 @@ int snap_agent_get_info(snap_agent *ag, int timeout_ms, snap_agent_info *out,
     int rc = agent_exec(ag, "guest-info", NULL, NULL, timeout_ms, &doc, err);
     if (rc)
         return rc;
-    rc = agent_parse_info(snap_json_get_object(doc, "return"), out, err);
+    rc = snap_agent_info_parse(snap_json_get_object(doc, "return"), out, err);
     yajl_tree_free(doc);
     return rc;
 }

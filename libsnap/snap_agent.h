@@ -80,6 +80,29 @@ int snap_agent_execute(snap_agent *ag, const char *cmd, snap_json_members_fn *ar
 int snap_agent_send(snap_agent *ag, const char *cmd, snap_json_members_fn *args,
                     const void *opaque, int timeout_ms, snap_err *err);
 
+/* ------------------------------------------------------------ pipelined */
+
+/*
+ * Pipelining, for an agent whose answers take a guest's time (each round
+ * trip wakes the guest; under emulation tens of ms): snap_agent_open_begin
+ * connects and sends the sync without awaiting its reply; snap_agent_request
+ * sends a command whose reply snap_agent_reply reads later, in the order
+ * sent, the sync's reply first. The guest works on them while the caller does
+ * something else. A command run meanwhile (snap_agent_execute...) discards
+ * the replies owed (resync); so does a timeout, after which each owed reply
+ * fails.
+ */
+int snap_agent_open_begin(const char *path, int timeout_ms, xentoollog_logger *lg,
+                          snap_agent **out, snap_err *err);
+int snap_agent_request(snap_agent *ag, const char *cmd, snap_json_members_fn *args,
+                       const void *opaque, int timeout_ms, snap_err *err);
+/*
+ * The next owed reply, to cmd (the one requested next): *ret_out is its
+ * "return" value (caller frees), errors as snap_agent_execute's.
+ */
+int snap_agent_reply(snap_agent *ag, const char *cmd, yajl_val *ret_out, int timeout_ms,
+                     snap_err *err);
+
 /* ------------------------------------------------------------ guest-info */
 
 typedef struct snap_agent_command {
@@ -95,6 +118,8 @@ typedef struct snap_agent_info {
 
 int snap_agent_get_info(snap_agent *ag, int timeout_ms, snap_agent_info *out,
                         snap_err *err);
+/* guest-info's "return" value parsed (a pipelined reply). */
+int snap_agent_info_parse(yajl_val ret, snap_agent_info *out, snap_err *err);
 void snap_agent_info_dispose(snap_agent_info *info);
 /* The capability check: the agent supports `command` AND has it enabled. */
 bool snap_agent_info_can(const snap_agent_info *info, const char *command);

@@ -515,6 +515,62 @@ static void test_execute_returns_the_value_and_resyncs_after_timeout(void)
     PLAY("execute.sock", script, drive_execute);
 }
 
+/*
+ * Pipelined (snap_agent_open_begin, _request, _reply): the sync and three
+ * commands are written before any reply is read; the replies are read in
+ * order, the sync's first (a stale line and the 0xFF's parse error skipped);
+ * an agent error fails only its own reply; a reply nobody reads is
+ * discarded by the resync of the next ordinary command.
+ */
+static void test_pipelined_replies_in_order(void)
+{
+    static const fake_step script[] = {
+        FP_EXPECT("guest-sync-delimited"),
+        FP_EXPECT("guest-info"),
+        FP_EXPECT("guest-get-fsinfo"),
+        FP_EXPECT("guest-get-time"),
+        /* only now: every request was written without waiting */
+        FP_SEND(RETURNS("\"stale\"") PARSE_ERROR_REPLY "\xff{\"return\": %ID%}\n"),
+        FP_SEND(RETURNS("{\"version\": \"7.2.0\", \"supported_commands\": "
+                        "[{\"name\": \"guest-fsfreeze-freeze\", \"enabled\": true}]}")),
+        FP_SEND(FAILS("GenericError", "no sysfs")),
+        FP_SEND(RETURNS("1")),
+        RESYNC_AFTER_PARSE_ERROR,
+        STATUS_IS("thawed"),
+    };
+    const char *path = th_path("pipelined.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    if (!fp)
+        return;
+    snap_agent *ag = NULL;
+    snap_err err;
+    yajl_val ret = NULL;
+    snap_agent_info info = {0};
+    snap_agent_fs_state st = SNAP_AGENT_UNKNOWN;
+    CHECK_INT(snap_agent_open_begin(path, 2000, NULL, &ag, &err), 0);
+    CHECK_INT(snap_agent_request(ag, "guest-info", NULL, NULL, 1000, &err), 0);
+    CHECK_INT(snap_agent_request(ag, "guest-get-fsinfo", NULL, NULL, 1000, &err), 0);
+    CHECK_INT(snap_agent_request(ag, "guest-get-time", NULL, NULL, 1000, &err), 0);
+    CHECK_INT(snap_agent_reply(ag, "guest-info", &ret, 2000, &err), 0);
+    CHECK_INT(snap_agent_info_parse(ret, &info, &err), 0);
+    CHECK_STR(info.version, "7.2.0");
+    CHECK(snap_agent_info_can(&info, "guest-fsfreeze-freeze"));
+    CHECK(!snap_agent_info_can(&info, "guest-fsfreeze-thaw"));
+    snap_agent_info_dispose(&info);
+    yajl_tree_free(ret);
+    CHECK_INT(snap_agent_reply(ag, "guest-get-fsinfo", &ret, 2000, &err),
+              SNAP_ERROR_PEER);
+    CHECK_STR(err.msg, "agent: guest-get-fsinfo: GenericError: no sysfs");
+    CHECK(ret == NULL);
+    CHECK_INT(snap_agent_fsfreeze_status(ag, 2000, &st, &err), 0);
+    CHECK_INT(st, SNAP_AGENT_THAWED);
+    CHECK_INT(snap_agent_reply(ag, "guest-get-time", &ret, 200, &err), SNAP_ERROR_INVAL);
+    snap_agent_close(ag);
+    CHECK(fake_peer_wait(fp, 2000));
+    CHECK_STR(fake_peer_error(fp), "");
+    fake_peer_free(fp);
+}
+
 static void drive_send_after_timeout(session *s)
 {
     snap_err err;
@@ -1008,7 +1064,7 @@ static void test_real_agent_with_freeze_blocked(void)
 
 int main(void)
 {
-    th_plan(22);
+    th_plan(23);
     TH_RUN(test_fake_peer_echoes_captured_ids);
     TH_RUN(test_fake_peer_reports_mismatch_and_stops_promptly);
     TH_RUN(test_fake_peer_cuts_lines_and_accepts_again);
@@ -1023,6 +1079,7 @@ int main(void)
     TH_RUN(test_agent_error_replies_verbatim);
     TH_RUN(test_execute_returns_the_value_and_resyncs_after_timeout);
     TH_RUN(test_send_writes_without_reading);
+    TH_RUN(test_pipelined_replies_in_order);
     TH_RUN(test_open_wait_for_a_late_agent);
     TH_RUN(test_guest_exec_polls_and_decodes);
     TH_RUN(test_guest_exec_bounded_by_its_timeout);
