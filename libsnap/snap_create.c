@@ -765,6 +765,8 @@ static int create_in_session(snap_ctx *ctx, snap_session *s, const snap_create_p
     snap_quiesce *q = NULL;
     snap_journal j;
     char *current = NULL;
+    /* The guest answers the agent's questions while the plan is made. */
+    struct snap_agent *asked = snap_quiesce_ask_early(ctx, &s->dom, p);
     int rc = snap_plan_create(ctx, &s->dom, &s->st, p, &plan, err);
     snap_trace("planned");
     if (!rc && s->dom.ref.state == SNAP_DOMAIN_RUNNING)
@@ -776,8 +778,10 @@ static int create_in_session(snap_ctx *ctx, snap_session *s, const snap_create_p
     rc = snap_meta_get_current(&s->st, &current, err);
     if (!rc)
         rc = create_check_parent(&s->st, current, err);
-    if (!rc)
-        rc = snap_quiesce_prepare(ctx, &s->dom, &plan, &q, err);
+    if (!rc) {
+        rc = snap_quiesce_prepare_asked(ctx, &s->dom, &plan, asked, &q, err);
+        asked = NULL; /* q's now */
+    }
     if (rc) {
         free(current); /* not yet the journal's */
         goto out_plan;
@@ -806,6 +810,7 @@ static int create_in_session(snap_ctx *ctx, snap_session *s, const snap_create_p
     }
     snap_journal_dispose(&j); /* owns current */
 out_plan:
+    snap_quiesce_ask_discard(asked);
     snap_quiesce_free(q);
     snap_plan_dispose(&plan);
     return rc;

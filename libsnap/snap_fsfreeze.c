@@ -313,15 +313,15 @@ int snap_fs_plan_options(snap_plan *plan, const snap_create_params *p, snap_err 
     return rc;
 }
 
-int snap_fs_choose(snap_agent *ag, const snap_plan *plan, int timeout_ms,
-                   snap_fs_selection **out, bool *agent_failed, snap_err *err)
+int snap_fs_choose_listed(int listed, snap_agent_fs *fs, size_t n, const snap_plan *plan,
+                          snap_fs_selection **out, bool *agent_failed, snap_err *err)
 {
-    snap_agent_fs *fs = NULL;
-    size_t n = 0;
     bool named = plan->n_freeze_mounts || plan->n_no_freeze;
+    int rc = listed;
     *out = NULL;
     *agent_failed = false;
-    int rc = snap_agent_get_fsinfo(ag, timeout_ms, &fs, &n, err);
+    if (rc)
+        snap_agent_fsinfo_free(fs, n);
     if (rc && !named) {
         /* An agent without guest-get-fsinfo still freezes everything it can. */
         snap_err_clear(err);

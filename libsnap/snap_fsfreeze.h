@@ -78,14 +78,17 @@ char *snap_fs_selection_unfrozen(const snap_fs_selection *sel);
 void snap_fs_selection_dispose(snap_fs_selection *sel);
 
 /*
- * Asks the agent for its filesystems and chooses among them as the plan
- * says. *out NULL: freeze as qemu-ga does by itself (it listed nothing, or
- * cannot list and no mountpoint was named). An agent that fails to list
- * them when mountpoints were named: an error with *agent_failed set (the
- * quiesce policy decides); a mountpoint that is wrong: an error.
+ * Chooses among the filesystems the agent listed (guest-get-fsinfo, asked
+ * by the caller: listed is that call's result, 0 or the error in err; fs
+ * and n its list, which this frees) as the plan says. *out NULL: freeze as
+ * qemu-ga does by itself (it listed nothing, or cannot list and no
+ * mountpoint was named). An agent that failed to list them when
+ * mountpoints were named: an error with *agent_failed set (the quiesce
+ * policy decides); a mountpoint that is wrong: an error.
  */
-int snap_fs_choose(snap_agent *ag, const struct snap_plan *plan, int timeout_ms,
-                   snap_fs_selection **out, bool *agent_failed, snap_err *err);
+int snap_fs_choose_listed(int listed, snap_agent_fs *fs, size_t n,
+                          const struct snap_plan *plan, snap_fs_selection **out,
+                          bool *agent_failed, snap_err *err);
 
 /* True for a filesystem type Linux cannot freeze (FIFREEZE: EOPNOTSUPP). */
 bool snap_fs_type_unfreezable(const char *type);

@@ -54,11 +54,13 @@
  *               |          \-> LEASE_OUT (the watchdog thawed)
  *               \-> FELL_BACK (best-effort: freeze failed, guest thawed)
  *               \-> THAWED (freeze failed, guest thawed) | MAYBE_FROZEN
+ *   READY -> THAWED | FELL_BACK (the agent's answers, read just before the
+ *            freeze, say it cannot: nothing was frozen, watchdog released)
  *   FREEZING, FROZEN, THAWING, MAYBE_FROZEN -> LEASE_OUT (the watchdog thawed)
  *                                            or MAYBE_FROZEN (it could not)
  */
 typedef enum quiesce_state {
-    Q_READY,        /* agent open, watchdog found; nothing sent */
+    Q_READY,        /* agent asked (answers maybe unread), watchdog found; no freeze */
     Q_FREEZING,     /* watchdog armed, freeze sent, no answer yet */
     Q_FROZEN,       /* the agent froze frozen_count filesystems */
     Q_THAWING,      /* thaw sent, not answered yet */
@@ -90,6 +92,8 @@ struct snap_quiesce {
     char *fallback_reason; /* why the snapshot is crash-consistent */
     char *domain;
     snap_fs_selection *fs; /* the filesystems asked for; NULL: all (snap_fsfreeze.h) */
+    bool asked;            /* the agent's answers are not read yet (ask_agent) */
+    const snap_plan *plan; /* the mountpoints named (outlives q) */
 };
 
 static bool state_in(quiesce_state s, unsigned set)
@@ -103,10 +107,10 @@ static void set_state(snap_quiesce *q, quiesce_state to)
     unsigned from;
     switch (to) {
     case Q_FREEZING: from = S(Q_READY); break;
-    case Q_FROZEN:
-    case Q_FELL_BACK: from = S(Q_FREEZING); break;
+    case Q_FROZEN: from = S(Q_FREEZING); break;
+    case Q_FELL_BACK: from = S(Q_FREEZING) | S(Q_READY); break;
     case Q_THAWING: from = S(Q_FROZEN) | S(Q_MAYBE_FROZEN); break;
-    case Q_THAWED: from = S(Q_FREEZING) | S(Q_THAWING) | S(Q_STOPPED); break;
+    case Q_THAWED: from = S(Q_READY) | S(Q_FREEZING) | S(Q_THAWING) | S(Q_STOPPED); break;
     case Q_STOPPED: from = S(Q_THAWING); break;
     case Q_LEASE_OUT:
         from = S(Q_FREEZING) | S(Q_FROZEN) | S(Q_THAWING) | S(Q_MAYBE_FROZEN);
@@ -196,22 +200,26 @@ static int cannot_quiesce(snap_ctx *ctx, const snap_plan *plan, int rc, snap_err
     return 0;
 }
 
-/* An agent that answers and can freeze and thaw. */
-static int open_capable_agent(snap_ctx *ctx, const snap_domain *dom, snap_agent **out,
-                              snap_err *err)
+/*
+ * Connects and asks, in one write, for the sync, guest-info (can it freeze
+ * and thaw?) and guest-get-fsinfo (its filesystems). Each answer takes the
+ * guest's time (tens of ms under emulation, guest-get-fsinfo the most):
+ * the guest works on them while xlsnap journals, connects to QMP and arms
+ * the watchdog, and read_agent_answers reads them.
+ */
+static int ask_agent(snap_ctx *ctx, const snap_domain *dom, snap_agent **out,
+                     snap_err *err)
 {
     snap_agent *ag = NULL;
-    snap_agent_info info = {0};
     snap_trace("agent-open");
-    int rc = snap_agent_open(dom->agent_path, AGENT_OPEN_TIMEOUT_MS, ctx->lg, &ag, err);
+    int rc =
+        snap_agent_open_begin(dom->agent_path, AGENT_OPEN_TIMEOUT_MS, ctx->lg, &ag, err);
     if (!rc)
-        rc = snap_agent_get_info(ag, AGENT_CMD_TIMEOUT_MS, &info, err);
-    snap_trace("agent-ready"); /* connected, synced, guest-info read */
-    if (!rc && (!snap_agent_info_can(&info, "guest-fsfreeze-freeze") ||
-                !snap_agent_info_can(&info, "guest-fsfreeze-thaw")))
-        rc = snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
-                          "the guest agent does not offer guest-fsfreeze-freeze/thaw");
-    snap_agent_info_dispose(&info);
+        rc = snap_agent_request(ag, "guest-info", NULL, NULL, AGENT_CMD_TIMEOUT_MS, err);
+    if (!rc)
+        rc = snap_agent_request(ag, "guest-get-fsinfo", NULL, NULL, AGENT_CMD_TIMEOUT_MS,
+                                err);
+    snap_trace("agent-asked");
     if (rc) {
         snap_agent_close(ag);
         return snap_err_context(err, "domain %s: guest agent at %s", dom->ref.name,
@@ -221,37 +229,58 @@ static int open_capable_agent(snap_ctx *ctx, const snap_domain *dom, snap_agent 
     return 0;
 }
 
-int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan *plan,
-                         snap_quiesce **out, snap_err *err)
+/* guest-info's answer (after the sync's): the agent can freeze and thaw. */
+static int agent_capable(snap_agent *ag, int timeout_ms, snap_err *err)
 {
-    *out = NULL;
-    /* No agent channel (the plan refused that for REQUIRED), or no running guest. */
-    if (plan->quiesce == SNAP_QUIESCE_OFF || !dom->agent_path ||
-        dom->ref.state != SNAP_DOMAIN_RUNNING)
-        return 0;
-    char *prog = NULL;
-    int rc = snap_watchdog_find(&prog, err);
-    if (rc)
-        return cannot_quiesce(
-            ctx, plan,
-            snap_err_context(err, "domain %s: cannot freeze safely", dom->ref.name), err);
-    snap_agent *ag = NULL;
-    snap_fs_selection *fs = NULL;
-    bool agent_failed = true;
-    rc = open_capable_agent(ctx, dom, &ag, err);
+    yajl_val ret = NULL;
+    snap_agent_info info = {0};
+    int rc = snap_agent_reply(ag, "guest-info", &ret, timeout_ms, err);
     if (!rc)
-        rc = snap_fs_choose(ag, plan, AGENT_CMD_TIMEOUT_MS, &fs, &agent_failed, err);
-    if (rc) {
-        snap_agent_close(ag);
-        free(prog);
-        if (!agent_failed) /* a mountpoint named wrong: whatever the policy */
-            return snap_err_context(err, "domain %s", dom->ref.name);
-        return cannot_quiesce(ctx, plan, rc, err);
-    }
+        rc = snap_agent_info_parse(ret, &info, err);
+    yajl_tree_free(ret);
+    if (!rc && (!snap_agent_info_can(&info, "guest-fsfreeze-freeze") ||
+                !snap_agent_info_can(&info, "guest-fsfreeze-thaw")))
+        rc = snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                          "the guest agent does not offer guest-fsfreeze-freeze/thaw");
+    snap_agent_info_dispose(&info);
+    return rc;
+}
+
+/*
+ * The answers ask_agent asked for: the agent can freeze, and the
+ * filesystems to freeze chosen (q->fs). *agent_failed: the agent is the
+ * problem (the policy decides), not a mountpoint named wrong.
+ */
+static int read_agent_answers(snap_quiesce *q, int timeout_ms, bool *agent_failed,
+                              snap_err *err)
+{
+    snap_agent_fs *fs = NULL;
+    size_t n = 0;
+    yajl_val list = NULL;
+    *agent_failed = true;
+    q->asked = false;
+    snap_trace("agent-wait");
+    int rc = agent_capable(q->ag, timeout_ms, err);
+    if (rc)
+        return snap_err_context(err, "guest agent at %s", q->agent_path);
+    rc = snap_agent_reply(q->ag, "guest-get-fsinfo", &list, timeout_ms, err);
+    if (!rc)
+        rc = snap_agent_fsinfo_parse(list, &fs, &n, err);
+    yajl_tree_free(list);
+    rc = snap_fs_choose_listed(rc, fs, n, q->plan, &q->fs, agent_failed, err);
+    snap_trace("agent-ready"); /* synced, guest-info and guest-get-fsinfo read */
+    return rc;
+}
+
+static snap_quiesce *quiesce_new(snap_ctx *ctx, const snap_domain *dom,
+                                 const snap_plan *plan, char *prog, snap_agent *ag)
+{
     snap_quiesce *q = snap_xcalloc(1, sizeof *q);
     q->ctx = ctx;
     q->agent_path = snap_xstrdup(dom->agent_path);
     q->ag = ag;
+    q->asked = true;
+    q->plan = plan;
     q->policy = plan->quiesce;
     q->tl = plan->timeline;
     q->watchdog_prog = prog;
@@ -259,7 +288,68 @@ int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan 
     q->wd = (snap_watchdog){.pid = -1, .fd = -1};
     q->state = Q_READY;
     q->domain = snap_xstrdup(dom->ref.name);
-    q->fs = fs;
+    return q;
+}
+
+struct snap_agent *snap_quiesce_ask_early(snap_ctx *ctx, const snap_domain *dom,
+                                          const snap_create_params *p)
+{
+    snap_agent *ag = NULL;
+    snap_err ignored;
+    if (p->quiesce == SNAP_QUIESCE_OFF || p->memory || p->dry_run || !dom->agent_path ||
+        dom->ref.state != SNAP_DOMAIN_RUNNING)
+        return NULL;
+    return ask_agent(ctx, dom, &ag, &ignored) ? NULL : ag;
+}
+
+void snap_quiesce_ask_discard(struct snap_agent *asked)
+{
+    snap_agent_close(asked);
+}
+
+int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan *plan,
+                         snap_quiesce **out, snap_err *err)
+{
+    return snap_quiesce_prepare_asked(ctx, dom, plan, NULL, out, err);
+}
+
+int snap_quiesce_prepare_asked(snap_ctx *ctx, const snap_domain *dom,
+                               const snap_plan *plan, struct snap_agent *asked,
+                               snap_quiesce **out, snap_err *err)
+{
+    *out = NULL;
+    /* No agent channel (the plan refused that for REQUIRED), or no running guest. */
+    if (plan->quiesce == SNAP_QUIESCE_OFF || !dom->agent_path ||
+        dom->ref.state != SNAP_DOMAIN_RUNNING) {
+        snap_agent_close(asked);
+        return 0;
+    }
+    char *prog = NULL;
+    int rc = snap_watchdog_find(&prog, err);
+    if (rc) {
+        snap_agent_close(asked);
+        return cannot_quiesce(
+            ctx, plan,
+            snap_err_context(err, "domain %s: cannot freeze safely", dom->ref.name), err);
+    }
+    snap_agent *ag = asked;
+    rc = ag ? 0 : ask_agent(ctx, dom, &ag, err);
+    if (rc) {
+        free(prog);
+        return cannot_quiesce(ctx, plan, rc, err);
+    }
+    snap_quiesce *q = quiesce_new(ctx, dom, plan, prog, ag);
+    bool agent_failed = true;
+    /* Mountpoints named: checked against the guest's list before anything is
+     * journaled (a wrong one is refused whatever the policy). Otherwise the
+     * answers are read just before the freeze (answers_before_freeze). */
+    if (plan->n_freeze_mounts || plan->n_no_freeze)
+        rc = read_agent_answers(q, AGENT_OPEN_TIMEOUT_MS, &agent_failed, err);
+    if (rc) {
+        snap_quiesce_free(q);
+        snap_err_context(err, "domain %s", dom->ref.name);
+        return agent_failed ? cannot_quiesce(ctx, plan, rc, err) : rc;
+    }
     *out = q;
     return 0;
 }
@@ -386,12 +476,41 @@ static int freeze_failed_thawed(snap_ctx *ctx, snap_quiesce *q, snap_err *err)
     return 0;
 }
 
+/*
+ * The agent's answers ask_agent asked for, read once the watchdog is armed
+ * and the freeze journaled: the guest worked on them meanwhile. A problem
+ * is what it was before (snap_quiesce_prepare): an error under REQUIRED (the
+ * journal undoes what was begun), a crash-consistent snapshot under
+ * best-effort. Nothing was frozen: the watchdog is released. The wait comes
+ * out of the lease (at most half of it), not out of the freeze's budget.
+ */
+static int answers_before_freeze(snap_ctx *ctx, snap_quiesce *q, snap_err *err)
+{
+    bool agent_failed;
+    int wait = min_ms(AGENT_OPEN_TIMEOUT_MS, until_ms(q, q->tl.give_up_ms / 2));
+    int rc = read_agent_answers(q, wait, &agent_failed, err);
+    if (!rc)
+        return 0;
+    release_watchdog(q);
+    if (!agent_failed || q->policy == SNAP_QUIESCE_REQUIRED) {
+        set_state(q, Q_THAWED);
+        return rc;
+    }
+    set_state(q, Q_FELL_BACK);
+    snap_log(ctx->lg, XTL_WARN, "domain %s: %s; taking a crash-consistent snapshot",
+             q->domain, err->msg);
+    snap_err_clear(err);
+    return 0;
+}
+
 int snap_quiesce_freeze(snap_ctx *ctx, snap_quiesce *q, snap_meta_store *st,
                         snap_journal *j, snap_err *err)
 {
     snap_agent_freeze_result res;
     int rc = start_watchdog(q, st, j, err);
-    if (rc)
+    if (!rc && q->asked)
+        rc = answers_before_freeze(ctx, q, err);
+    if (rc || q->state != Q_READY)
         return rc;
     q->freeze_sent_ms = snap_now_ms();
     set_state(q, Q_FREEZING);

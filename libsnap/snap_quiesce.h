@@ -25,12 +25,30 @@ typedef struct snap_quiesce_result {
 } snap_quiesce_result;
 
 typedef struct snap_quiesce snap_quiesce;
+struct snap_agent; /* snap_agent.h */
 /*
- * Opens the agent and checks it can freeze. With policy REQUIRED any problem
- * is an error; with BEST_EFFORT it is logged and *q is NULL (crash-consistent).
+ * Opens the agent and asks, in one go, whether it can freeze and which
+ * filesystems it sees; the answers are read just before the freeze
+ * (snap_quiesce_freeze), or here when mountpoints were named (a wrong one is
+ * refused before anything is journaled). With policy REQUIRED any problem
+ * is an error; with BEST_EFFORT it is logged and *q is NULL, or the freeze
+ * is skipped (crash-consistent).
  */
 int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan *plan,
                          snap_quiesce **q, snap_err *err);
+/*
+ * The same questions asked before the plan is made, when p will likely
+ * freeze (NULL when not, or when the agent cannot be reached: prepare then
+ * tries again and reports): the guest answers while the plan is made.
+ * snap_quiesce_prepare_asked takes them over (asked may be NULL);
+ * snap_quiesce_ask_discard drops them (NULL: nothing).
+ */
+struct snap_agent *snap_quiesce_ask_early(snap_ctx *ctx, const snap_domain *dom,
+                                          const snap_create_params *p);
+int snap_quiesce_prepare_asked(snap_ctx *ctx, const snap_domain *dom,
+                               const snap_plan *plan, struct snap_agent *asked,
+                               snap_quiesce **q, snap_err *err);
+void snap_quiesce_ask_discard(struct snap_agent *asked);
 /*
  * Starts the lease watchdog (journaled), then freezes. On failure the guest is
  * thawed (or the error says it may not be) and the watchdog released. Under
