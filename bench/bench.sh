@@ -107,7 +107,9 @@ trace_samples() {
 # (fork, exec, dynamic loading), qmp_connect (connect, greeting,
 # capabilities), qmp_cmd (other QMP round trips), xs_connect, xs_txn,
 # durable (journal/record file written, fsync'd, renamed, dir fsync'd),
-# agent_open (connect, sync, guest-info), watchdog (spawn until armed), the
+# agent_open (connect, the sync, guest-info and guest-get-fsinfo sent),
+# agent_wait (blocked on their answers, read just before the freeze: the
+# guest's time not hidden behind xlsnap's own), watchdog (spawn until armed), the
 # window (agent freeze, work, agent thaw), release (agent closed, watchdog
 # released and reaped), exit (atexit to reaped), and own (xlsnap's code
 # between them). Samples
@@ -122,8 +124,8 @@ phase_samples() {
             start["watchdog-start"] = "watchdog"; start["exit"] = "exit"
             start["freeze-sent"] = "window_freeze"; start["freeze-replied"] = "window_work"
             start["thaw-sent"] = "window_thaw"; start["agent-open"] = "agent_open"
-            start["quiesce-release"] = "release"
-            split("startup qmp_connect qmp_cmd xs_connect xs_txn durable agent_open watchdog window_freeze window_work window_thaw release exit own", order, " ")
+            start["agent-wait"] = "agent_wait"; start["quiesce-release"] = "release"
+            split("startup qmp_connect qmp_cmd xs_connect xs_txn durable agent_open agent_wait watchdog window_freeze window_work window_thaw release exit own", order, " ")
         }
         NR > 1 {
             step = hs ? "qmp_connect" : win == 1 ? "window_work" : win == 2 ? "window_thaw" : \
