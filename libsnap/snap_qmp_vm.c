@@ -179,16 +179,21 @@ int snap_qmp_migrate_to_fd(snap_qmp *q, int fd, snap_qmp_progress_fn *progress,
     if (!rc)
         rc = snap_qmp_execute(q, "migrate-set-parameters", qmp_kv_args, &bw, NULL,
                               snap_deadline_poll_ms(deadline), err);
+    bool taken = false;
     if (!rc) {
         rc = snap_qmp_execute(q, "migrate", qmp_kv_args, &uri, NULL,
                               snap_deadline_poll_ms(deadline), err);
+        taken = rc == 0;
         if (!rc)
             rc = qmp_migrate_wait(q, progress, opaque, deadline, err);
         if (rc == SNAP_ERROR_TIMEDOUT)
             snap_qmp_execute(q, "migrate_cancel", NULL, NULL, NULL, 2000, &ignored);
     }
-    /* QEMU consumes the fd when migration starts; if it did not, release it. */
-    snap_qmp_execute(q, "closefd", qmp_kv_args, &name, NULL, 2000, &ignored);
+    /* QEMU takes the fd out of its table when it accepts the migrate command
+     * (monitor_get_fd); if it did not, release it. No round trip otherwise:
+     * the guest is paused meanwhile. */
+    if (!taken)
+        snap_qmp_execute(q, "closefd", qmp_kv_args, &name, NULL, 2000, &ignored);
     return rc;
 }
 

@@ -99,6 +99,24 @@ static void check_state_file(int fd, const char *name)
     munmap(state, len);
 }
 
+static void fdname_arg(yajl_gen g, const void *opaque)
+{
+    snap_json_kv_str(g, "fdname", opaque);
+}
+
+/*
+ * No descriptor is left behind in QEMU: the migrate command took it (and
+ * libsnap sent no closefd for it), so closing it by name is refused.
+ */
+static void check_no_fd_left(snap_qmp *q)
+{
+    snap_err err;
+    CHECK_INT(
+        snap_qmp_execute(q, "closefd", fdname_arg, "libsnap-migrate", NULL, T_MS, &err),
+        SNAP_ERROR_PEER);
+    CHECK_CONTAINS(err.msg, "not found");
+}
+
 /* One save into a fresh file, opened write-only as xlsnap opens it. */
 static void save_once(snap_qmp *q, const char *name)
 {
@@ -127,6 +145,7 @@ static void test_save_content_and_events(void)
     REQUIRE(snap_qmp_connect(vm.qmp_path, T_MS, &q, &err) == 0);
     CHECK_INT(snap_qmp_stop(q, T_MS, &err), 0);
     save_once(q, "first.state");
+    check_no_fd_left(q);
     CHECK(events_capability_on(q));
 
     /* The first save's MIGRATION events may still be queued: no early end. */
