@@ -14,12 +14,16 @@
 #define QMP_MIGRATE_BANDWIDTH (64LL << 30)
 /*
  * How often query-migrate is asked for progress. The end of the save is not
- * polled for: QEMU's MIGRATION event wakes us. (No writeback is started while
+ * polled for: QEMU's MIGRATION event wakes us. Each query is a round trip
+ * through QEMU's main loop while the guest is paused and the save runs: ten
+ * a second are enough for a progress display (it was a hundred); every 10 ms
+ * only when QEMU would not send the event. (No writeback is started while
  * QEMU writes: QEMU 7.2 flushes the guest's disks when the migration
- * completes, and that flush waited for the file's writes, so the total stayed
- * the same; measured in README "Performance".)
+ * completes, and that flush waited for the file's writes, so the total
+ * stayed the same; measured in docs/performance.md.)
  */
-#define QMP_MIGRATE_POLL_MS 10
+#define QMP_MIGRATE_POLL_MS           100
+#define QMP_MIGRATE_POLL_NO_EVENTS_MS 10
 
 int snap_qmp_stop(snap_qmp *q, int timeout_ms, snap_err *err)
 {
@@ -123,7 +127,7 @@ bool snap_qmp_migration_ended(const snap_qmp_event *ev, void *opaque)
  * other events stay queued.
  */
 static int qmp_migrate_wait(snap_qmp *q, snap_qmp_progress_fn *progress, void *opaque,
-                            uint64_t deadline, snap_err *err)
+                            int poll_ms, uint64_t deadline, snap_err *err)
 {
     uint64_t transferred = 0, total = 0;
     for (;;) {
@@ -151,10 +155,8 @@ static int qmp_migrate_wait(snap_qmp *q, snap_qmp_progress_fn *progress, void *o
                 status, (unsigned long long)transferred, (unsigned long long)total);
         int wait = snap_deadline_poll_ms(deadline);
         snap_qmp_event *ev = NULL;
-        rc = snap_qmp_wait_event(
-            q, "MIGRATION", snap_qmp_migration_ended, NULL,
-            wait >= 0 && wait < QMP_MIGRATE_POLL_MS ? wait : QMP_MIGRATE_POLL_MS, &ev,
-            err);
+        rc = snap_qmp_wait_event(q, "MIGRATION", snap_qmp_migration_ended, NULL,
+                                 wait >= 0 && wait < poll_ms ? wait : poll_ms, &ev, err);
         snap_qmp_event_free(ev);
         if (rc && rc != SNAP_ERROR_TIMEDOUT)
             return rc;
@@ -172,7 +174,10 @@ int snap_qmp_migrate_to_fd(snap_qmp *q, int fd, snap_qmp_progress_fn *progress,
     snap_err ignored;
 
     /* The MIGRATION event ends the wait at once; without it, polling still does. */
-    snap_qmp_migration_events_on(q, snap_deadline_poll_ms(deadline), &ignored);
+    int poll_ms =
+        snap_qmp_migration_events_on(q, snap_deadline_poll_ms(deadline), &ignored) == 0
+            ? QMP_MIGRATE_POLL_MS
+            : QMP_MIGRATE_POLL_NO_EVENTS_MS;
 
     int rc = snap_qmp_execute_with_fd(q, "getfd", qmp_kv_args, &name, fd, NULL,
                                       snap_deadline_poll_ms(deadline), err);
@@ -185,7 +190,7 @@ int snap_qmp_migrate_to_fd(snap_qmp *q, int fd, snap_qmp_progress_fn *progress,
                               snap_deadline_poll_ms(deadline), err);
         taken = rc == 0;
         if (!rc)
-            rc = qmp_migrate_wait(q, progress, opaque, deadline, err);
+            rc = qmp_migrate_wait(q, progress, opaque, poll_ms, deadline, err);
         if (rc == SNAP_ERROR_TIMEDOUT)
             snap_qmp_execute(q, "migrate_cancel", NULL, NULL, NULL, 2000, &ignored);
     }
