@@ -83,6 +83,7 @@ char *snap_text_escape(const char *s);
 #define LIBSNAP_HAVE_LEASE_EXPIRY    1 /* snap_create_params.lease_expiry */
 #define LIBSNAP_HAVE_FREEZE_LIMITS   1 /* snap_info.freeze_thaw_by_ms, ... */
 #define LIBSNAP_HAVE_SNAPSHOT_VERIFY 1 /* snap_verify, snap_info.verification */
+#define LIBSNAP_HAVE_LVM             1 /* SNAP_METHOD_LVM*, snap_create_params.lvm_cow_* */
 /* snap_create_params.freeze_mounts and .no_freeze; snap_info.consistency and
  * .filesystems; snap_summary.consistency; snap_consistency_to_string,
  * snap_fs_outcome_to_string */
@@ -141,6 +142,14 @@ typedef enum snap_method {
     SNAP_METHOD_AUTO = 0, /* internal for qcow2 disks, external otherwise */
     SNAP_METHOD_INTERNAL,
     SNAP_METHOD_EXTERNAL,
+    /*
+     * LIBSNAP_HAVE_LVM: a phy: disk on an LVM logical volume always gets a
+     * snapshot volume, whatever the caller asked for the image disks:
+     * a thin snapshot of a thin volume, a classic (copy-on-write) one of
+     * any other. Never a value of snap_create_params.method.
+     */
+    SNAP_METHOD_LVM_THIN,
+    SNAP_METHOD_LVM,
 } snap_method;
 
 typedef enum snap_quiesce_policy {
@@ -193,6 +202,15 @@ typedef struct snap_create_params {
     size_t n_freeze_mounts;
     const char *const *no_freeze;
     size_t n_no_freeze;
+    /*
+     * LIBSNAP_HAVE_LVM: the copy-on-write space of each classic LVM
+     * snapshot: lvm_cow_bytes when > 0, else lvm_cow_percent (1-100) of
+     * the volume's size, else 20%. Once the guest has rewritten that much
+     * of the volume, LVM invalidates the snapshot (its content is lost).
+     * Thin snapshots take no space up front: they share the pool.
+     */
+    uint64_t lvm_cow_bytes;
+    int lvm_cow_percent;
 } snap_create_params;
 
 void snap_create_params_init(snap_create_params *params);
@@ -275,11 +293,13 @@ const char *snap_fs_state_to_string(snap_fs_state state);
 typedef struct snap_disk_info {
     char *vdev;          /* "xvda" */
     char *backend;       /* "qdisk", "phy", ... */
-    snap_method method;  /* INTERNAL or EXTERNAL */
+    snap_method method;  /* INTERNAL, EXTERNAL, LVM_THIN or LVM */
     char *format;        /* format of the snapshotted image */
-    char *base_path;     /* the image snapshotted (external: now a backing file) */
+    char *base_path;     /* the image (LVM: the volume's path) snapshotted
+                            (external: now a backing file) */
     char *overlay_path;  /* external only: the new active image */
-    char *internal_name; /* internal only: the qcow2 snapshot's name */
+    char *internal_name; /* internal: the qcow2 snapshot's name; LVM: the
+                            snapshot volume, "vg/lv" */
 } snap_disk_info;
 
 typedef struct snap_fs_info {
@@ -358,7 +378,7 @@ typedef struct snap_summary {
     bool current;
     bool incomplete;
     size_t n_disks;
-    unsigned n_internal, n_external; /* disks by method */
+    unsigned n_internal, n_external; /* disks by method (LVM: the rest of n_disks) */
     size_t n_excluded;
     bool quiesced;   /* consistency QUIESCED */
     bool has_memory; /* a memory image was saved */

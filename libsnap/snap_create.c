@@ -13,6 +13,7 @@
 
 #include "snap_fdpass.h"
 #include "snap_fsfreeze.h"
+#include "snap_lvm.h"
 #include "snap_memory.h"
 #include "snap_meta_io.h"
 #include "snap_qcow2.h"
@@ -32,7 +33,10 @@ static void journal_intent(snap_journal *j, const snap_plan *plan, char *prev_cu
         const snap_plan_disk *pd = &plan->disks[i];
         snap_journal_disk *jd = snap_journal_add_disk(j, pd->disk->xs->vdev);
         jd->image = snap_xstrdup(pd->disk->xs->path);
-        if (pd->method == SNAP_METHOD_INTERNAL)
+        if (snap_method_is_lvm(pd->method)) {
+            jd->lvm_created = snap_xasprintf("%s/%s", pd->disk->lv->vg, pd->lvm_name);
+            jd->lvm_origin = snap_lv_full_name(pd->disk->lv);
+        } else if (pd->method == SNAP_METHOD_INTERNAL)
             jd->internal_created = snap_xstrdup(plan->name);
         else
             jd->overlay_created = snap_xstrdup(pd->overlay_path);
@@ -45,6 +49,8 @@ static snap_qmp_tx *build_transaction(const snap_plan *plan, bool by_fd)
     snap_qmp_tx *tx = snap_qmp_tx_new();
     for (size_t i = 0; i < plan->n_disks; i++) {
         const snap_plan_disk *pd = &plan->disks[i];
+        if (!pd->via_qmp)
+            continue;
         if (pd->method == SNAP_METHOD_INTERNAL)
             snap_qmp_tx_add_internal(tx, pd->disk->node_name, plan->name);
         else if (by_fd)
@@ -179,8 +185,8 @@ static void name_failed_disks(const snap_plan *plan, snap_err *err)
     size_t len = 0;
     for (size_t i = 0; i < plan->n_disks && len < sizeof ctx; i++) {
         const snap_plan_disk *pd = &plan->disks[i];
-        bool full = n_full && on_full_fs(written_file(pd));
-        if (n_full && !full)
+        bool full = pd->via_qmp && n_full && on_full_fs(written_file(pd));
+        if (!pd->via_qmp || (n_full && !full))
             continue;
         int w = snprintf(ctx + len, sizeof ctx - len, "%sdisk %s, %s %s%s",
                          len ? "; " : "", pd->disk->xs->vdev,
@@ -381,6 +387,80 @@ static int prepare_overlays(snap_ctx *ctx, snap_qmp *qmp, const snap_plan *plan,
     return snap_fdpass_prepare(ctx, qmp, plan, fp, err);
 }
 
+static bool plan_has(const snap_plan *plan, bool lvm)
+{
+    for (size_t i = 0; i < plan->n_disks; i++)
+        if (lvm ? snap_method_is_lvm(plan->disks[i].method) : plan->disks[i].via_qmp)
+            return true;
+    return false;
+}
+
+/*
+ * One snapshot volume per LVM disk, the lvcreate children in parallel, all
+ * ended by timeout_ms. What they made on failure is the rollback's (every
+ * volume is journaled before). XLSNAP_TRACE: lvm-start/end.
+ */
+static int snapshot_volumes(snap_ctx *ctx, const snap_plan *plan, int timeout_ms,
+                            snap_err *err)
+{
+    snap_lvm_snap_req *reqs = snap_xcalloc(plan->n_disks, sizeof *reqs);
+    size_t n = 0;
+    for (size_t i = 0; i < plan->n_disks; i++) {
+        const snap_plan_disk *pd = &plan->disks[i];
+        if (snap_method_is_lvm(pd->method))
+            reqs[n++] = (snap_lvm_snap_req){.vg = pd->disk->lv->vg,
+                                            .origin = pd->disk->lv->name,
+                                            .name = pd->lvm_name,
+                                            .thin = pd->method == SNAP_METHOD_LVM_THIN,
+                                            .cow_bytes = pd->lvm_cow_bytes};
+    }
+    snap_lvm_opts o = {.lg = ctx->lg};
+    snap_trace("lvm-start");
+    int rc = n ? snap_lvm_create_snapshots(&o, reqs, n, timeout_ms, NULL, err) : 0;
+    snap_trace("lvm-end");
+    free(reqs);
+    return rc;
+}
+
+/*
+ * LVM has no snapshot across volumes: without a freeze, a domain with more
+ * than one disk to snapshot and an LVM one among them is paused meanwhile
+ * (blkback and QEMU finish the requests in flight), so that every volume
+ * is cut at the same instant: crash-consistent, not torn.
+ */
+static bool needs_pause(const snap_session *s, const snap_plan *plan,
+                        const snap_quiesce *q)
+{
+    return plan_has(plan, true) && plan->n_disks > 1 && !snap_quiesce_in_window(q) &&
+           s->dom.ref.state == SNAP_DOMAIN_RUNNING;
+}
+
+/* The QMP transaction (when a disk is QEMU's), then the snapshot volumes. */
+static int cut_disks(snap_ctx *ctx, snap_qmp *qmp, snap_plan *plan, snap_quiesce *q,
+                     snap_qmp_tx *tx, bool *tx_sent, int *tx_rc, snap_err *err)
+{
+    int rc = 0;
+    if (qmp) {
+        *tx_sent = true;
+        snap_trace("tx-sent");
+        rc = snap_qmp_transaction(qmp, tx, snap_quiesce_tx_timeout_ms(q), err);
+        snap_trace("tx-replied");
+        *tx_rc = rc;
+        if (rc == SNAP_ERROR_PEER)
+            name_failed_disks(plan, err);
+    }
+    if (!rc && snap_quiesce_in_window(q) && snap_quiesce_tx_timeout_ms(q) <= 1)
+        rc = snap_err_set(err, SNAP_ERROR_TIMEDOUT,
+                          "the frozen window's time (thaw by %d ms after the freeze) ran "
+                          "out before the LVM snapshots were taken",
+                          snap_quiesce_timeline(q)->thaw_by_ms);
+    if (!rc) /* in the window: what is left of it; else lvm's own timeout */
+        rc = snapshot_volumes(
+            ctx, plan, snap_quiesce_in_window(q) ? snap_quiesce_tx_timeout_ms(q) : 0,
+            err);
+    return rc;
+}
+
 /*
  * Freeze, transaction, thaw: the transaction is the only thing inside the
  * frozen window (QMP is connected and the actions built beforehand), and it
@@ -391,14 +471,15 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, snap_plan *plan,
                             snap_quiesce *q, snap_journal *j, snap_quiesce_result *qres,
                             bool *io_stopped, snap_err *err)
 {
-    snap_qmp *qmp;
+    snap_qmp *qmp = NULL;
     snap_fdpass fp = {0};
     bool by_fd = false;
     /* Connected (and QMP-locked) before the freeze: nothing to wait for inside it. */
-    int rc = snap_domain_qmp_open(ctx, &s->dom, &qmp, err);
+    int rc = plan_has(plan, false) ? snap_domain_qmp_open(ctx, &s->dom, &qmp, err) : 0;
     if (rc)
         return rc;
-    rc = prepare_overlays(ctx, qmp, plan, &by_fd, &fp, err);
+    if (qmp)
+        rc = prepare_overlays(ctx, qmp, plan, &by_fd, &fp, err);
     snap_qmp_tx *tx = build_transaction(plan, by_fd);
     if (!rc && q)
         rc = snap_quiesce_freeze(ctx, q, &s->st, j, err);
@@ -409,16 +490,18 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, snap_plan *plan,
                           "the frozen window's time (thaw by %d ms after the freeze) ran "
                           "out before the transaction was sent",
                           snap_quiesce_timeline(q)->thaw_by_ms);
-    bool tx_sent = false;
+    bool tx_sent = false, paused = false;
     int tx_rc = 0;
-    if (!rc) {
-        tx_sent = true;
-        snap_trace("tx-sent");
-        rc = snap_qmp_transaction(qmp, tx, snap_quiesce_tx_timeout_ms(q), err);
-        snap_trace("tx-replied");
-        tx_rc = rc;
-        if (rc == SNAP_ERROR_PEER)
-            name_failed_disks(plan, err);
+    if (!rc && needs_pause(s, plan, q)) {
+        rc = ctx->ops->pause(ctx, &s->dom.ref, err);
+        paused = rc == 0;
+    }
+    if (!rc)
+        rc = cut_disks(ctx, qmp, plan, q, tx, &tx_sent, &tx_rc, err);
+    snap_err perr;
+    if (paused && ctx->ops->unpause(ctx, &s->dom.ref, &perr) && !rc) {
+        *err = perr;
+        rc = snap_err_context(err, "resuming the domain after its LVM snapshots");
     }
     rc = finish_window(ctx, qmp, plan, q, tx, tx_sent, qres, io_stopped, rc, err);
     snap_trace_flush(); /* XLSNAP_TRACE: after the window */
@@ -427,9 +510,10 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, snap_plan *plan,
      * collection (snap_domain_qmp_close) the nodes nobody took. */
     if (by_fd && (!tx_sent || tx_rc == SNAP_ERROR_PEER))
         snap_fdpass_abort(ctx, qmp, &fp);
-    if (!rc)
+    if (!rc && qmp)
         rc = identities_from_qmp(qmp, plan, err);
-    snap_domain_qmp_close(ctx, qmp);
+    if (qmp)
+        snap_domain_qmp_close(ctx, qmp);
     snap_qmp_tx_free(tx);
     snap_fdpass_dispose(&fp);
     return rc ? snap_err_context(err, "domain %s", s->dom.ref.name) : 0;
@@ -522,6 +606,8 @@ static int snapshot_via_qemu_img(snap_ctx *ctx, snap_plan *plan, snap_err *err)
                                                 plan->name, per_disk, err);
     if (!rc)
         rc = create_overlays_offline(&o, plan, err);
+    if (!rc)
+        rc = snapshot_volumes(ctx, plan, 0, err);
     snap_trace("offline-write-end");
     if (!rc && n)
         rc = identities_from_qemu_img(&o, plan, paths, n, err);
@@ -573,7 +659,10 @@ static void record_disks(snap_meta *m, const snap_plan *plan)
         md->base_path = snap_xstrdup(pd->disk->xs->path);
         if (pd->via_qmp)
             md->node_before = snap_xstrdup(pd->disk->node_name);
-        if (pd->method == SNAP_METHOD_EXTERNAL) {
+        if (snap_method_is_lvm(pd->method)) {
+            md->lvm_volume = snap_lv_full_name(pd->disk->lv);
+            md->lvm_snapshot = snap_xasprintf("%s/%s", pd->disk->lv->vg, pd->lvm_name);
+        } else if (pd->method == SNAP_METHOD_EXTERNAL) {
             md->overlay_path = snap_xstrdup(pd->overlay_path);
             md->overlay_format = snap_xstrdup("qcow2");
             md->node_after = pd->overlay_node ? snap_xstrdup(pd->overlay_node) : NULL;
@@ -626,9 +715,11 @@ static int record_snapshot(snap_session *s, const snap_plan *plan,
     return rc;
 }
 
-static int plan_is_offline(const snap_plan *plan)
+/* No device model and no running guest: qemu-img and lvcreate, no window. */
+static int plan_is_offline(const snap_session *s, const snap_plan *plan)
 {
-    return plan->n_disks && !plan->disks[0].via_qmp;
+    return plan->n_disks && !plan_has(plan, false) &&
+           s->dom.ref.state == SNAP_DOMAIN_SHUTOFF;
 }
 
 /*
@@ -669,7 +760,7 @@ static int create_journaled(snap_ctx *ctx, snap_session *s, snap_plan *plan,
     snap_quiesce_result qres = {0};
     snap_memory_save ms = {0};
     int rc = plan->memory ? snapshot_with_memory(ctx, s, plan, j, p, &ms, io_stopped, err)
-             : plan_is_offline(plan)
+             : plan_is_offline(s, plan)
                  ? snapshot_via_qemu_img(ctx, plan, err)
                  : snapshot_via_qmp(ctx, s, plan, q, j, &qres, io_stopped, err);
     if (!rc) /* journals DISKS_DONE */

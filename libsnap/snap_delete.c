@@ -94,6 +94,8 @@ static const char *storage_action(const snap_session *s, const snap_meta_disk *m
     bool live = s->dom.qmp_path != NULL;
     if (meta_only)
         return "none (metadata only)";
+    if (snap_method_is_lvm(md->method))
+        return "lvremove of the snapshot volume";
     if (md->method == SNAP_METHOD_INTERNAL)
         return live ? "QMP blockdev-snapshot-delete-internal-sync"
                     : "qemu-img snapshot -d";
@@ -125,6 +127,8 @@ static void plan_snapshot_json(yajl_gen g, snap_session *s, const char *name,
             snap_json_kv_str(g, "method", snap_method_to_string(md->method));
             snap_json_kv_str(g, "base", md->base_path);
             snap_json_kv_str(g, "overlay", md->overlay_path);
+            if (snap_method_is_lvm(md->method))
+                snap_json_kv_str(g, "lvm_snapshot", md->lvm_snapshot);
             snap_json_kv_str(g, "action", storage_action(s, md, meta_only));
             yajl_gen_map_close(g);
         }

@@ -26,6 +26,7 @@
 
 #include "snap_delete_steps.h"
 #include "snap_fdpass.h"
+#include "snap_lvm.h"
 #include "snap_json.h"
 #include "snap_memory.h"
 #include "snap_meta_io.h"
@@ -234,6 +235,41 @@ static int check_internal_present(const snap_meta *m, const snap_meta_disk *md,
     return rc;
 }
 
+/* The snapshot volume's vg/lv split into a removal request (parts freed by the caller).
+ */
+static int lvm_request(const snap_meta_disk *md, snap_lvm_snap_req *req, char *parts[4],
+                       snap_err *err)
+{
+    int rc = snap_lvm_split_name(md->lvm_snapshot, &parts[0], &parts[1], err);
+    if (!rc)
+        rc = snap_lvm_split_name(md->lvm_volume, &parts[2], &parts[3], err);
+    *req = (snap_lvm_snap_req){.vg = parts[0], .name = parts[1], .origin = parts[3]};
+    return rc;
+}
+
+static void free_parts(char *parts[4])
+{
+    for (int i = 0; i < 4; i++)
+        free(parts[i]);
+}
+
+/* The snapshot volume is there (lvs: a thin one has no device node while inactive). */
+static int check_lvm_present(const snap_meta *m, const snap_meta_disk *md, snap_err *err)
+{
+    snap_lvm_opts o = {0};
+    snap_lv lv;
+    int rc = snap_lvm_lookup(&o, md->lvm_snapshot, &lv, err);
+    if (rc == SNAP_ERROR_NOTFOUND)
+        return snap_err_set(err, SNAP_ERROR_NOTFOUND,
+                            "disk %s of snapshot '%s': its LVM snapshot volume %s is "
+                            "missing (removed outside xlsnap); refusing to delete the "
+                            "snapshot. Forget the record with snapshot-delete --metadata",
+                            md->vdev, m->name, md->lvm_snapshot);
+    if (!rc)
+        snap_lv_dispose(&lv);
+    return rc ? snap_err_context(err, "disk %s of snapshot '%s'", md->vdev, m->name) : 0;
+}
+
 /*
  * Everything deleting m needs is where its record says: every base (or
  * internally snapshotted image), every external overlay and internal
@@ -247,7 +283,9 @@ static int check_storage_present(const snap_meta *m, const snap_journal *j, snap
     for (size_t i = 0; i < m->n_disks && !rc; i++) {
         const snap_meta_disk *md = &m->disks[i];
         bool internal = md->method == SNAP_METHOD_INTERNAL;
-        if (access(md->base_path, R_OK) != 0)
+        if (snap_method_is_lvm(md->method))
+            rc = journal_began(j, md->vdev) ? 0 : check_lvm_present(m, md, err);
+        else if (access(md->base_path, R_OK) != 0)
             rc = refuse_missing(m, md, internal ? "image" : "base", md->base_path, errno,
                                 err);
         else if (journal_began(j, md->vdev))
@@ -300,6 +338,28 @@ static int mark_merging(const delete_ctx *x, const char *vdev, bool merging,
         return 0;
     jd->merging = merging;
     return snap_journal_update(&x->s->st, x->j, err);
+}
+
+/* ------------------------------------------------------------ LVM */
+
+/*
+ * lvremove of the snapshot volume, journaled first ("merging": recovery
+ * then takes a volume already gone for this delete's doing). Never a
+ * volume a domain has open, without xlsnap's tag, or of another origin
+ * (snap_lvm_remove_snapshots checks).
+ */
+static int delete_lvm(const delete_ctx *x, const snap_meta_disk *md, snap_err *err)
+{
+    snap_lvm_snap_req req;
+    char *parts[4] = {0};
+    int rc = lvm_request(md, &req, parts, err);
+    if (!rc)
+        rc = mark_merging(x, md->vdev, true, err);
+    snap_lvm_opts o = {.lg = x->ctx->lg};
+    if (!rc)
+        rc = snap_lvm_remove_snapshots(&o, &req, 1, err);
+    free_parts(parts);
+    return rc ? snap_err_context(err, "disk %s", md->vdev) : 0;
 }
 
 /* ------------------------------------------------------------ internal */
@@ -630,7 +690,8 @@ int snap_delete_storage(snap_ctx *ctx, snap_session *s, const snap_meta *m,
     if (!rc)
         rc = check_internal_identities(&qd, m, err);
     for (size_t i = 0; i < m->n_disks && !rc; i++)
-        rc = m->disks[i].method == SNAP_METHOD_INTERNAL
+        rc = snap_method_is_lvm(m->disks[i].method) ? delete_lvm(&x, &m->disks[i], err)
+             : m->disks[i].method == SNAP_METHOD_INTERNAL
                  ? delete_internal(&x, &m->disks[i], err)
                  : delete_external(&x, &m->disks[i], err);
     if (!rc)

@@ -20,6 +20,9 @@ static void name_leftovers(snap_ctx *ctx, const snap_journal *j)
         if (d->overlay_created)
             snap_log(ctx->lg, XTL_WARN, "left in place: disk %s overlay %s", d->vdev,
                      d->overlay_created);
+        if (d->lvm_created)
+            snap_log(ctx->lg, XTL_WARN, "left in place: disk %s LVM snapshot volume %s",
+                     d->vdev, d->lvm_created);
         if (d->internal_created)
             snap_log(ctx->lg, XTL_WARN,
                      "left in place: disk %s internal snapshot '%s' in %s", d->vdev,

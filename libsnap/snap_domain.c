@@ -7,6 +7,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
 
 #include "snap_domain.h"
 #include "snap_domcfg.h"
@@ -19,6 +22,9 @@ static void vdisk_dispose(snap_vdisk *d)
     free(d->root_image);
     snap_strv_free(d->node_names, d->n_node_names);
     snap_strv_free(d->snapshots, d->n_snapshots);
+    snap_lv_dispose(d->lv);
+    free(d->lv);
+    free(d->lv_error);
 }
 
 void snap_domain_dispose(snap_domain *dom)
@@ -243,6 +249,38 @@ static int resolve_disks(snap_domain *dom, snap_err *err)
     return 0;
 }
 
+/*
+ * A phy: disk whose block device is an LVM logical volume (device-mapper's
+ * uuid says so, without running anything) is asked about with lvs; a
+ * failure there is kept for the plan, which refuses the disk only if it
+ * is to be snapshotted.
+ */
+static void resolve_lv(snap_ctx *ctx, snap_vdisk *d)
+{
+    struct stat sb;
+    if (strcmp(d->xs->backend_type, "phy") || !d->xs->path || stat(d->xs->path, &sb) ||
+        !S_ISBLK(sb.st_mode) ||
+        !snap_lvm_dev_is_lv(NULL, major(sb.st_rdev), minor(sb.st_rdev), NULL))
+        return;
+    snap_lvm_opts o = {.lg = ctx->lg};
+    snap_lv lv;
+    snap_err e;
+    if (snap_lvm_lookup(&o, d->xs->path, &lv, &e) == 0) {
+        d->lv = snap_xcalloc(1, sizeof *d->lv);
+        *d->lv = lv;
+    } else {
+        d->lv_error = snap_xstrdup(e.msg);
+    }
+}
+
+static bool needs_device_model(const snap_domain *dom)
+{
+    for (size_t i = 0; i < dom->n_disks; i++)
+        if (strcmp(dom->disks[i].xs->backend_type, "phy"))
+            return true;
+    return false;
+}
+
 /* "0" (any number of zeros) or dom0's usual name: never looked up. */
 static bool names_domain0(const char *qualifier)
 {
@@ -283,6 +321,8 @@ int snap_domain_resolve(snap_ctx *ctx, const char *qualifier, snap_domain *dom,
     rc = resolve_disks(dom, err);
     if (rc)
         return rc;
+    for (size_t i = 0; i < dom->n_disks; i++)
+        resolve_lv(ctx, &dom->disks[i]);
     rc = snap_domcfg_read(ctx->xen_statedir, dom->ref.domid, dom->ref.uuid, &dom->config,
                           &dom->config_len, err);
     if (rc)
@@ -293,7 +333,13 @@ int snap_domain_resolve(snap_ctx *ctx, const char *qualifier, snap_domain *dom,
     snap_err_clear(err);
     if (dom->ref.state != SNAP_DOMAIN_SHUTOFF) {
         dom->qmp_path = snap_qmp_socket_path(ctx, dom->ref.domid);
-        rc = resolve_qmp(ctx, dom, err);
+        /* a PV domain on phy: disks alone may run without any device model */
+        if (!needs_device_model(dom) && access(dom->qmp_path, F_OK) != 0) {
+            free(dom->qmp_path);
+            dom->qmp_path = NULL;
+        } else {
+            rc = resolve_qmp(ctx, dom, err);
+        }
     }
     return rc;
 }

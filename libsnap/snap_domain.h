@@ -8,6 +8,7 @@
 #define SNAP_DOMAIN_H
 
 #include "snap_internal.h"
+#include "snap_lvm.h"
 #include "snap_qmp.h"
 #include "snap_xs.h"
 
@@ -29,6 +30,9 @@ typedef struct snap_vdisk {
     size_t n_node_names;
     char **snapshots; /* internal snapshot names on the active image */
     size_t n_snapshots;
+    /* phy: disks on an LVM logical volume: what lvs says, or why it could not */
+    snap_lv *lv;
+    char *lv_error;
 } snap_vdisk;
 
 typedef struct snap_domain {

@@ -42,6 +42,8 @@ static void disk_dispose(snap_journal_disk *d)
     free(d->image);
     free(d->internal_created);
     free(d->overlay_created);
+    free(d->lvm_created);
+    free(d->lvm_origin);
     free(d->old_params);
     free(d->old_format);
     free(d->old_pdev_path);
@@ -121,6 +123,10 @@ static void gen_disk(yajl_gen g, const snap_journal_disk *d)
     snap_json_kv_str(g, "image", d->image);
     snap_json_kv_str(g, "internal_created", d->internal_created);
     snap_json_kv_str(g, "overlay_created", d->overlay_created);
+    if (d->lvm_created) { /* only then: journals of image disks stay as they were */
+        snap_json_kv_str(g, "lvm_created", d->lvm_created);
+        snap_json_kv_str(g, "lvm_origin", d->lvm_origin);
+    }
     snap_json_key(g, "old");
     if (d->has_old) {
         yajl_gen_map_open(g);
@@ -217,6 +223,8 @@ static int read_disk(const snap_meta_reader *parent, yajl_val v, size_t i,
         snap_meta_read_str(&r, v, "image", true, &d->image) < 0 ||
         snap_meta_read_str(&r, v, "internal_created", true, &d->internal_created) < 0 ||
         snap_meta_read_str(&r, v, "overlay_created", true, &d->overlay_created) < 0 ||
+        snap_meta_read_str(&r, v, "lvm_created", true, &d->lvm_created) < 0 ||
+        snap_meta_read_str(&r, v, "lvm_origin", true, &d->lvm_origin) < 0 ||
         snap_meta_read_bool(&r, v, "done", &d->done) < 0 ||
         snap_meta_read_obj(&r, v, "old", true, &old) < 0)
         return RC(&r);

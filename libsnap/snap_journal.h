@@ -66,6 +66,10 @@ typedef struct snap_journal_disk {
      * internal snapshot); only then is a missing overlay or internal snapshot
      * this delete's own doing */
     bool merging;
+    /* LVM: the snapshot volume this operation may create ("vg/lv", tagged
+     * xlsnap) of lvm_origin ("vg/lv"); journaled before lvcreate runs */
+    char *lvm_created;
+    char *lvm_origin;
 } snap_journal_disk;
 
 typedef struct snap_journal {

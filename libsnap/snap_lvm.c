@@ -54,6 +54,18 @@ char *snap_lv_full_name(const snap_lv *lv)
     return snap_xasprintf("%s/%s", lv->vg, lv->name);
 }
 
+int snap_lvm_split_name(const char *full, char **vg, char **lv, snap_err *err)
+{
+    const char *slash = full ? strchr(full, '/') : NULL;
+    *vg = *lv = NULL;
+    if (!slash || slash == full || !slash[1] || strchr(slash + 1, '/'))
+        return snap_err_set(err, SNAP_ERROR_INVAL, "'%s' is not a volume's vg/lv name",
+                            full ? full : "(null)");
+    *vg = snap_xasprintf("%.*s", (int)(slash - full), full);
+    *lv = snap_xstrdup(slash + 1);
+    return 0;
+}
+
 bool snap_lv_has_tag(const snap_lv *lv, const char *tag)
 {
     for (size_t i = 0; i < lv->n_tags; i++)

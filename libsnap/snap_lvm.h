@@ -71,6 +71,8 @@ typedef struct snap_lv {
 /* "vg/lv" (malloc'd), the form LVM's commands take. */
 char *snap_lv_full_name(const snap_lv *lv);
 bool snap_lv_has_tag(const snap_lv *lv, const char *tag);
+/* "vg/lv" split into *vg and *lv (malloc'd); SNAP_ERROR_INVAL when not that form. */
+int snap_lvm_split_name(const char *full, char **vg, char **lv, snap_err *err);
 void snap_lv_dispose(snap_lv *lv);
 void snap_lv_list_free(snap_lv *lvs, size_t n);
 

@@ -76,7 +76,8 @@ snap_info *snap_info_from_meta(const snap_meta *m)
         d->format = snap_xstrdup(md->format);
         d->base_path = snap_xstrdup(md->base_path);
         d->overlay_path = snap_xstrdup_or_null(md->overlay_path);
-        d->internal_name = snap_xstrdup_or_null(md->qemu_snap_name);
+        d->internal_name = snap_xstrdup_or_null(
+            snap_method_is_lvm(md->method) ? md->lvm_snapshot : md->qemu_snap_name);
     }
     s->excluded = snap_strv_dup(m->excluded, m->n_excluded);
     s->n_excluded = m->n_excluded;
@@ -136,8 +137,8 @@ void snap_meta_entry_from_meta(snap_meta_entry *e, const snap_meta *m)
     for (size_t i = 0; i < m->n_disks; i++) {
         if (m->disks[i].method == SNAP_METHOD_INTERNAL)
             e->n_internal++;
-        else
-            e->n_external++;
+        else if (m->disks[i].method == SNAP_METHOD_EXTERNAL)
+            e->n_external++; /* LVM volumes: the rest of n_disks */
     }
     e->n_excluded = (unsigned)m->n_excluded;
     e->consistency = m->quiesce.state;
@@ -166,7 +167,9 @@ static const enum_name domstate_names[] = {{"running", SNAP_DOMAIN_RUNNING},
                                            {"paused", SNAP_DOMAIN_PAUSED},
                                            {"shutoff", SNAP_DOMAIN_SHUTOFF}};
 static const enum_name method_names[] = {{"internal", SNAP_METHOD_INTERNAL},
-                                         {"external", SNAP_METHOD_EXTERNAL}};
+                                         {"external", SNAP_METHOD_EXTERNAL},
+                                         {"lvm-thin", SNAP_METHOD_LVM_THIN},
+                                         {"lvm", SNAP_METHOD_LVM}};
 static const enum_name policy_names[] = {{"required", SNAP_QUIESCE_REQUIRED},
                                          {"best-effort", SNAP_QUIESCE_BEST_EFFORT},
                                          {"off", SNAP_QUIESCE_OFF}};
@@ -258,6 +261,8 @@ static void disk_dispose(snap_meta_disk *d)
     free(d->qemu_snap_id);
     free(d->node_before);
     free(d->node_after);
+    free(d->lvm_volume);
+    free(d->lvm_snapshot);
 }
 
 void snap_meta_dispose(snap_meta *m)
@@ -363,6 +368,10 @@ static int disk_validate(const snap_meta_disk *d, size_t i, const char *what,
         missing = "overlay_format";
     else if (d->method == SNAP_METHOD_INTERNAL && !d->qemu_snap_name)
         missing = "qemu_snapshot_name";
+    else if (snap_method_is_lvm(d->method) && !d->lvm_volume)
+        missing = "lvm_volume";
+    else if (snap_method_is_lvm(d->method) && !d->lvm_snapshot)
+        missing = "lvm_snapshot";
     if (missing)
         return snap_err_set(
             err, SNAP_ERROR_INVAL, "%s: field 'disks[%zu].%s': required%s", what, i,
@@ -459,6 +468,10 @@ static void gen_disk(yajl_gen g, const snap_meta_disk *d)
     gen_qsnap_stamp(g, &d->qemu_snap_stamp);
     snap_json_kv_str(g, "node_before", d->node_before);
     snap_json_kv_str(g, "node_after", d->node_after);
+    if (snap_method_is_lvm(d->method)) {
+        snap_json_kv_str(g, "lvm_volume", d->lvm_volume);
+        snap_json_kv_str(g, "lvm_snapshot", d->lvm_snapshot);
+    }
     yajl_gen_map_close(g);
 }
 
@@ -656,6 +669,8 @@ static int parse_disk(const snap_meta_reader *parent, yajl_val v, size_t i,
         snap_meta_read_str(&r, v, "qemu_snapshot_id", true, &d->qemu_snap_id) < 0 ||
         snap_meta_read_str(&r, v, "node_before", true, &d->node_before) < 0 ||
         snap_meta_read_str(&r, v, "node_after", true, &d->node_after) < 0 ||
+        snap_meta_read_str(&r, v, "lvm_volume", true, &d->lvm_volume) < 0 ||
+        snap_meta_read_str(&r, v, "lvm_snapshot", true, &d->lvm_snapshot) < 0 ||
         parse_qsnap_stamp(&r, v, &d->qemu_snap_stamp) < 0)
         return RC(&r);
     d->method = (snap_method)method;

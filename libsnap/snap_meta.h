@@ -108,7 +108,16 @@ typedef struct snap_meta_disk {
     snap_meta_qsnap_stamp qemu_snap_stamp; /* internal: the rest of its identity */
     char *node_before;                     /* qdisk: top node-name before the snapshot */
     char *node_after; /* qdisk external: node-name of the new overlay */
+    /* LVM (snap_lvm.h): the volume snapshotted and its snapshot volume, "vg/lv" */
+    char *lvm_volume;
+    char *lvm_snapshot;
 } snap_meta_disk;
+
+/* A snapshot volume of LVM's (snap_lvm.h), not a qcow2 snapshot or overlay. */
+static inline bool snap_method_is_lvm(snap_method m)
+{
+    return m == SNAP_METHOD_LVM_THIN || m == SNAP_METHOD_LVM;
+}
 
 /* One of the guest's filesystems and what the freeze did to it. */
 typedef struct snap_meta_fs {

@@ -28,6 +28,7 @@ void snap_plan_dispose(snap_plan *plan)
         free(plan->disks[i].overlay_path);
         free(plan->disks[i].overlay_node);
         free(plan->disks[i].qemu_snap_id);
+        free(plan->disks[i].lvm_name);
     }
     free(plan->disks);
     snap_strv_free(plan->excluded, plan->n_excluded);
@@ -240,20 +241,22 @@ static int probe_offline_images(snap_plan *plan, snap_err *err)
     const char **paths = snap_xcalloc(n, sizeof *paths);
     snap_qimg_chain *chains = snap_xcalloc(n, sizeof *chains);
     snap_err *per = snap_xcalloc(n, sizeof *per);
+    size_t m = 0; /* LVM volumes are no images: lvs told what they are */
     for (size_t i = 0; i < n; i++)
-        paths[i] = plan->disks[i].disk->xs->path;
-    int rc = snap_qcow2_chain_get_many(NULL, paths, n, 0, chains, per, err);
-    bool reported = false;
-    for (size_t i = 0; i < n; i++) {
-        if (rc && per[i].code && !reported) {
-            *err = per[i];
+        if (!plan->disks[i].disk->lv)
+            paths[m++] = plan->disks[i].disk->xs->path;
+    int rc = m ? snap_qcow2_chain_get_many(NULL, paths, m, 0, chains, per, err) : 0;
+    for (size_t i = 0, k = 0; i < n && !rc; i++)
+        if (!plan->disks[i].disk->lv)
+            keep_offline_chain(plan->disks[i].disk, &chains[k++]);
+    for (size_t i = 0, k = 0; i < n && rc; i++)
+        if (!plan->disks[i].disk->lv && per[k++].code) {
+            *err = per[k - 1];
             snap_err_context(err, "disk %s", plan->disks[i].disk->xs->vdev);
-            reported = true;
-        } else if (!rc) {
-            keep_offline_chain(plan->disks[i].disk, &chains[i]);
+            break;
         }
-        snap_qimg_chain_dispose(&chains[i]);
-    }
+    for (size_t k = 0; k < m; k++)
+        snap_qimg_chain_dispose(&chains[k]);
     free(paths);
     free(chains);
     free(per);
@@ -296,10 +299,79 @@ static int plan_external(const snap_create_params *p, snap_plan *plan, snap_plan
     return 0;
 }
 
+/* A classic snapshot's copy-on-write space (snap_create_params.lvm_cow_*). */
+static int lvm_cow_bytes(const snap_create_params *p, const snap_lv *lv, uint64_t *out,
+                         snap_err *err)
+{
+    if (p->lvm_cow_percent < 0 || p->lvm_cow_percent > 100)
+        return snap_err_set(err, SNAP_ERROR_INVAL,
+                            "LVM copy-on-write share %d%% is not within 1-100",
+                            p->lvm_cow_percent);
+    int percent = p->lvm_cow_percent ? p->lvm_cow_percent : SNAP_LVM_DEFAULT_COW_PERCENT;
+    *out = p->lvm_cow_bytes ? p->lvm_cow_bytes : lv->size / 100 * (uint64_t)percent;
+    if (*out < 512) /* lvcreate rounds up to whole extents; 0 it refuses */
+        *out = 512;
+    return 0;
+}
+
+/*
+ * A phy: disk on a logical volume: a thin snapshot of a thin volume, a
+ * classic one (with its copy-on-write space) of any other, named after the
+ * snapshot and checked free. Whatever method the image disks get.
+ */
+static int plan_lvm(const snap_create_params *p, snap_plan *plan, snap_plan_disk *pd,
+                    snap_err *err)
+{
+    snap_vdisk *d = pd->disk;
+    const char *vdev = d->xs->vdev;
+    if (!d->lv)
+        return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                            "disk %s: %s is an LVM logical volume, but LVM could not "
+                            "say which kind: %s",
+                            vdev, d->xs->path, d->lv_error);
+    const snap_lv *lv = d->lv;
+    if (lv->classic_snapshot)
+        return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                            "disk %s: %s/%s is itself a classic LVM snapshot; LVM "
+                            "cannot snapshot it",
+                            vdev, lv->vg, lv->name);
+    pd->method = lv->thin ? SNAP_METHOD_LVM_THIN : SNAP_METHOD_LVM;
+    pd->lvm_name = snap_lvm_snapshot_name(lv->name, plan->name);
+    char *full = snap_xasprintf("%s/%s", lv->vg, pd->lvm_name);
+    snap_lvm_opts o = {0};
+    snap_lv there;
+    int rc = snap_lvm_lookup(&o, full, &there, err);
+    if (rc == 0) {
+        snap_lv_dispose(&there);
+        rc = snap_err_set(err, SNAP_ERROR_EXISTS,
+                          "disk %s: volume %s already exists; refusing to reuse it", vdev,
+                          full);
+    } else if (rc == SNAP_ERROR_NOTFOUND) {
+        snap_err_clear(err);
+        rc = 0;
+    } else {
+        snap_err_context(err, "disk %s", vdev);
+    }
+    free(full);
+    if (!rc && !lv->thin)
+        rc = lvm_cow_bytes(p, lv, &pd->lvm_cow_bytes, err);
+    if (!rc && !lv->thin)
+        plan->notes = snap_strv_add(
+            plan->notes, &plan->n_notes,
+            snap_xasprintf("disk %s: classic LVM snapshot of %s/%s with %llu MiB of "
+                           "copy-on-write space: LVM invalidates it once the guest has "
+                           "rewritten that much of the volume",
+                           vdev, lv->vg, lv->name,
+                           (unsigned long long)(pd->lvm_cow_bytes >> 20)));
+    return rc;
+}
+
 static int plan_disk(snap_domain *dom, const snap_create_params *p, snap_plan *plan,
                      snap_plan_disk *pd, snap_err *err)
 {
     snap_vdisk *d = pd->disk;
+    if (d->lv || d->lv_error)
+        return plan_lvm(p, plan, pd, err);
     const char *vdev = d->xs->vdev;
     const char *fmt = d->xs->format ? d->xs->format : "raw";
     pd->method = p->method;
@@ -446,6 +518,9 @@ int snap_plan_create(snap_ctx *ctx, snap_domain *dom, snap_meta_store *st,
     plan->description = snap_xstrdup(p->description ? p->description : "");
     plan_timeline(p, plan);
     plan->lease_expiry = p->lease_expiry;
+    if (p->method > SNAP_METHOD_EXTERNAL) /* LVM is chosen per disk, never asked */
+        return snap_err_set(err, SNAP_ERROR_INVAL, "unknown snapshot method %d",
+                            (int)p->method);
     if (p->lease_expiry != SNAP_LEASE_THAW_ONLY &&
         p->lease_expiry != SNAP_LEASE_KILL_CALLER)
         return snap_err_set(err, SNAP_ERROR_INVAL, "unknown lease_expiry %d",
@@ -478,6 +553,12 @@ int snap_plan_create(snap_ctx *ctx, snap_domain *dom, snap_meta_store *st,
     if (!rc && plan->n_disks == 0)
         rc = snap_err_set(err, SNAP_ERROR_INVAL, "domain %s: no disk to snapshot",
                           dom->ref.name);
+    for (size_t i = 0; i < plan->n_disks && !rc && plan->memory; i++)
+        if (snap_method_is_lvm(plan->disks[i].method))
+            rc = snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                              "disk %s is on LVM: memory checkpoints of domains on LVM "
+                              "volumes are not supported yet; take a disk-only snapshot",
+                              plan->disks[i].disk->xs->vdev);
     return rc;
 }
 
@@ -548,11 +629,21 @@ char *snap_plan_to_json(const snap_plan *plan, const snap_domain *dom)
         yajl_gen_map_open(g);
         snap_json_kv_str(g, "vdev", pd->disk->xs->vdev);
         snap_json_kv_str(g, "method", snap_method_to_string(pd->method));
-        snap_json_kv_str(g, "via", pd->via_qmp ? "qmp-transaction" : "qemu-img");
+        snap_json_kv_str(g, "via",
+                         pd->via_qmp                      ? "qmp-transaction"
+                         : snap_method_is_lvm(pd->method) ? "lvcreate"
+                                                          : "qemu-img");
         snap_json_kv_str(g, "image", pd->disk->xs->path);
         snap_json_kv_str(g, "format", pd->disk->xs->format);
         if (pd->via_qmp)
             snap_json_kv_str(g, "node", pd->disk->node_name);
+        if (pd->lvm_name) {
+            char *full = snap_xasprintf("%s/%s", pd->disk->lv->vg, pd->lvm_name);
+            snap_json_kv_str(g, "lvm-snapshot", full);
+            if (pd->method == SNAP_METHOD_LVM)
+                snap_json_kv_int(g, "lvm-cow-bytes", (long long)pd->lvm_cow_bytes);
+            free(full);
+        }
         if (pd->overlay_path) {
             snap_json_kv_str(g, "overlay", pd->overlay_path);
             snap_json_kv_str(g, "overlay-node", pd->overlay_node);

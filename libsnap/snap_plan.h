@@ -19,13 +19,16 @@
 
 typedef struct snap_plan_disk {
     snap_vdisk *disk;
-    snap_method method; /* INTERNAL or EXTERNAL */
+    snap_method method; /* INTERNAL, EXTERNAL, LVM_THIN or LVM */
     bool via_qmp;       /* in the QMP transaction; else qemu-img children */
     char *overlay_path; /* EXTERNAL */
     char *overlay_node; /* EXTERNAL via QMP: the new node's name */
     /* INTERNAL, once taken: the entry as QEMU lists it (for the record) */
     char *qemu_snap_id;
     snap_meta_qsnap_stamp qemu_snap_stamp;
+    /* LVM_THIN or LVM: snapshot volume vg/lvm_name of vg/lv (disk->lv) */
+    char *lvm_name;
+    uint64_t lvm_cow_bytes; /* LVM (classic): its copy-on-write space */
 } snap_plan_disk;
 
 typedef struct snap_plan {

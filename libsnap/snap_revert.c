@@ -91,6 +91,12 @@ static int check_disk(snap_session *s, revert_disk *rd, const char *name, snap_e
         return snap_err_set(err, SNAP_ERROR_NOTFOUND,
                             "snapshot '%s': domain %s has no disk %s any more", name,
                             s->dom.ref.name, md->vdev);
+    if (snap_method_is_lvm(md->method)) /* nothing is touched before this check */
+        return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                            "snapshot '%s', disk %s: reverting to LVM snapshot volumes "
+                            "(%s) is not supported yet; the snapshot volume can be "
+                            "copied back by hand with the domain shut down",
+                            name, md->vdev, md->lvm_snapshot);
     if (access(md->base_path, R_OK) != 0)
         return snap_err_errno(err, SNAP_ERROR_NOTFOUND, errno,
                               "snapshot '%s', disk %s: image %s", name, md->vdev,

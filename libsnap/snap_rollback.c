@@ -7,6 +7,7 @@
  *    file is removed; an overlay QEMU does not use is just removed;
  *  - an internal snapshot the operation created is deleted (QMP when a device
  *    model serves the disk, qemu-img when not);
+ *  - an LVM snapshot volume it journaled is removed (lvremove) if there;
  *  - xenstore params and the stored config get their old values back.
  * Undoing a revert: the toolstack back to the old images, the new overlays
  * removed, the domain started again (or, past its start, the revert is
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "snap_lvm.h"
 #include "snap_memory.h"
 #include "snap_meta_io.h"
 #include "snap_owned.h"
@@ -132,9 +134,43 @@ static int undo_disk_offline(snap_ctx *ctx, const snap_journal *j,
     return 0;
 }
 
+/*
+ * The snapshot volumes the create journaled, made or not (an lvcreate
+ * killed by the budget may have finished): removed when they are there,
+ * tagged as xlsnap's and of the journaled origin (snap_lvm.h).
+ */
+static int undo_lvm(snap_ctx *ctx, const snap_journal *j, snap_err *err)
+{
+    snap_lvm_snap_req *reqs = snap_xcalloc(j->n_disks ? j->n_disks : 1, sizeof *reqs);
+    char **parts = snap_xcalloc(4 * (j->n_disks ? j->n_disks : 1), sizeof *parts);
+    size_t n = 0;
+    int rc = 0;
+    for (size_t i = 0; i < j->n_disks && !rc; i++) {
+        const snap_journal_disk *jd = &j->disks[i];
+        if (!jd->lvm_created)
+            continue;
+        char **p = &parts[4 * n];
+        rc = snap_lvm_split_name(jd->lvm_created, &p[0], &p[1], err);
+        if (!rc)
+            rc = snap_lvm_split_name(jd->lvm_origin, &p[2], &p[3], err);
+        reqs[n++] = (snap_lvm_snap_req){.vg = p[0], .name = p[1], .origin = p[3]};
+    }
+    snap_lvm_opts o = {.lg = ctx->lg};
+    if (!rc && n)
+        rc = snap_lvm_remove_snapshots(&o, reqs, n, err);
+    for (size_t i = 0; i < 4 * n; i++)
+        free(parts[i]);
+    free(parts);
+    free(reqs);
+    return rc;
+}
+
 static int undo_storage(snap_ctx *ctx, snap_session *s, const snap_journal *j,
                         snap_err *err)
 {
+    int lrc = undo_lvm(ctx, j, err);
+    if (lrc)
+        return lrc;
     snap_qmp *qmp = NULL;
     snap_qmp_disks qd = {0};
     int rc = snap_domain_qmp_disks(ctx, &s->dom, &qmp, &qd, err);

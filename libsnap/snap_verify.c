@@ -395,6 +395,11 @@ static int vexport_open(vexport *x, const snap_meta_disk *md, uint64_t deadline,
 static int check_snapshot_point(const snap_meta_disk *md, snap_err *err)
 {
     struct stat st;
+    if (snap_method_is_lvm(md->method)) /* base_path is the live volume, not the snapshot */
+        return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                            "disk %s: verifying LVM snapshot volumes (%s) is not "
+                            "supported yet",
+                            md->vdev, md->lvm_snapshot);
     if (stat(md->base_path, &st) < 0)
         return snap_err_errno(err, errno == ENOENT ? SNAP_ERROR_NOTFOUND : SNAP_ERROR_IO,
                               errno, "disk %s: image %s", md->vdev, md->base_path);
