@@ -33,6 +33,8 @@ int main_snapshot_verify(int argc, char **argv);
      "                         snapshot-revert resumes exactly).\n"                    \
      "--disks=VDEV[,VDEV...]   Only these disks; the others are recorded as excluded.\n" \
      "--overlay-dir=DIR        Where external overlays go (default: beside each image).\n" \
+     "--lvm-cow-size=SIZE|N%   Copy-on-write space of each classic LVM snapshot\n"  \
+     "                         (default 20% of the volume); a full one is lost.\n"  \
      "-q, --quiesce=POLICY     required | best-effort | off. Default: best-effort\n"   \
      "                         when the domain has a guest-agent channel, else off.\n" \
      "--freeze-timeout=SECS    How long the agent may take to freeze (default 10).\n"  \

@@ -94,12 +94,13 @@ static const char *unfrozen_list(const snap_info *s)
     return buf;
 }
 
-/* "internal", "external" or "mixed" over the snapshot's disks. */
-static const char *location(unsigned n_internal, unsigned n_external)
+/* "internal", "external", "lvm" or "mixed" over the snapshot's disks. */
+static const char *location(unsigned n_internal, unsigned n_external, size_t n_disks)
 {
-    if (n_internal && n_external)
+    size_t n_lvm = n_disks - n_internal - n_external;
+    if ((n_internal != 0) + (n_external != 0) + (n_lvm != 0) > 1)
         return "mixed";
-    return n_internal ? "internal" : n_external ? "external" : "none";
+    return n_internal ? "internal" : n_external ? "external" : n_lvm ? "lvm" : "none";
 }
 
 static const char *info_location(const snap_info *s)
@@ -109,7 +110,7 @@ static const char *info_location(const snap_info *s)
         n_internal += s->disks[i].method == SNAP_METHOD_INTERNAL;
         n_external += s->disks[i].method == SNAP_METHOD_EXTERNAL;
     }
-    return location(n_internal, n_external);
+    return location(n_internal, n_external, s->n_disks);
 }
 
 static bool included(const char *parent, size_t n_children, enum list_filter filter)
@@ -279,7 +280,7 @@ static void print_list_row(out_buf *b, const snap_summary *s)
     const char *mark = s->current ? " *" : (s->incomplete ? " !" : "");
     const char *name = term_safe(s->name);
     const char *parent = s->parent ? term_safe(s->parent) : "-";
-    const char *where = location(s->n_internal, s->n_external),
+    const char *where = location(s->n_internal, s->n_external, s->n_disks),
                *how = snap_consistency_to_string(s->consistency);
     const char *memory = s->has_memory ? "yes" : "no";
     const char *state = snap_domain_state_to_string(s->domain_state);

@@ -28,6 +28,31 @@ static int parse_uint_opt(const char *opt, const char *val, long max)
     return (int)v;
 }
 
+/* --lvm-cow-size: N% of each classic volume, or a size (K, M, G, T: powers of 1024). */
+static void parse_cow_size(const char *val, snap_create_params *p)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(val, &end, 10);
+    static const char units[] = "KMGT";
+    const char *u = *end ? strchr(units, *end) : NULL;
+    bool percent = end != val && !strcmp(end, "%");
+    bool ok = !errno && end != val && val[0] != '-' &&
+              (percent ? v >= 1 && v <= 100 : (!*end || (u && *u && !end[1])));
+    int shift = u && *u ? 10 * (int)(u - units + 1) : 0;
+    if (!ok || (!percent && (!v || v > (~0ull >> shift)))) {
+        fprintf(stderr,
+                "invalid value for --lvm-cow-size: '%s' (expected N%% of the volume, "
+                "1-100, or a size such as 512M or 2G)\n",
+                term_safe(val));
+        exit(2);
+    }
+    if (percent)
+        p->lvm_cow_percent = (int)v;
+    else
+        p->lvm_cow_bytes = v << shift;
+}
+
 static snap_quiesce_policy parse_quiesce(const char *val)
 {
     if (!strcmp(val, "required"))
@@ -129,6 +154,7 @@ enum {
     OPT_METADATA,
     OPT_DISCARD_JOURNAL,
     OPT_VERIFY,
+    OPT_LVM_COW_SIZE,
     OPT_TIMEOUT
 };
 
@@ -172,6 +198,7 @@ int main_snapshot_create(int argc, char **argv)
                                          {"no-freeze", 1, 0, OPT_NO_FREEZE},
                                          {"json", 0, 0, OPT_JSON},
                                          {"verify", 0, 0, OPT_VERIFY},
+                                         {"lvm-cow-size", 1, 0, OPT_LVM_COW_SIZE},
                                          COMMON_LONG_OPTS};
     snap_create_params p;
     char *disks_buf = NULL, *mounts_buf = NULL, *nofreeze_buf = NULL;
@@ -206,6 +233,7 @@ int main_snapshot_create(int argc, char **argv)
     case OPT_NO_FREEZE: nofreeze_arg = optarg; break;
     case OPT_JSON: json = true; break;
     case OPT_VERIFY: verify = true; break;
+    case OPT_LVM_COW_SIZE: parse_cow_size(optarg, &p); break;
     }
     if (argc - optind > 2) {
         fprintf(stderr, "'%s snapshot-create' takes at most 2 arguments.\n\n",
