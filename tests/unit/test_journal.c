@@ -242,18 +242,25 @@ static void test_optional_fields(void)
     fill_journal(&j);
     char *old = snap_journal_to_json(&j);
     CHECK(!strstr(old, "domain_state") && !strstr(old, "merging") &&
-          !strstr(old, "overlay_dir"));
+          !strstr(old, "overlay_dir") && !strstr(old, "lvm_"));
     j.domain_state = strdup("paused");
     j.overlay_dir = strdup("/srv/overlays");
     j.disks[1].merging = true;
+    /* issue 21: an LVM snapshot volume journaled before lvcreate runs */
+    j.disks[1].lvm_created = strdup("vg0/root-xlsnap-s1");
+    j.disks[1].lvm_origin = strdup("vg0/root");
     char *text = snap_journal_to_json(&j);
     CHECK_INT(snap_journal_from_json(&k, text, "new", &err), 0);
     CHECK_STR(k.domain_state, "paused");
     CHECK_STR(k.overlay_dir, "/srv/overlays");
     CHECK(!k.disks[0].merging && k.disks[1].merging);
+    CHECK(k.disks[0].lvm_created == NULL && k.disks[0].lvm_origin == NULL);
+    CHECK_STR(k.disks[1].lvm_created, "vg0/root-xlsnap-s1");
+    CHECK_STR(k.disks[1].lvm_origin, "vg0/root");
     snap_journal_dispose(&k);
     CHECK_INT(snap_journal_from_json(&k, old, "old", &err), 0);
-    CHECK(k.domain_state == NULL && k.overlay_dir == NULL && !k.disks[1].merging);
+    CHECK(k.domain_state == NULL && k.overlay_dir == NULL && !k.disks[1].merging &&
+          k.disks[1].lvm_created == NULL);
     snap_journal_dispose(&k);
     char *m = strstr(text, "\"merging\": true");
     REQUIRE(m);

@@ -310,6 +310,72 @@ static void test_revert_overlays(void)
     snap_meta_store_close(&st);
 }
 
+/*
+ * Issue 21: disks on LVM volumes. Their method and snapshot volume round-trip,
+ * the volume fields are required of them (and written only for them: image
+ * disks' records are as before), the public view names the snapshot volume,
+ * and listings count them as neither internal nor external.
+ */
+static void test_lvm_disks(void)
+{
+    snap_meta_store st;
+    REQUIRE(open_store(&st, new_statedir("lvm")) == 0);
+    snap_meta a, b;
+    snap_err err;
+    fill_meta(&a, "s1", NULL);
+    char *before = snap_meta_to_json(&a);
+    CHECK(!strstr(before, "lvm"));
+    free(before);
+    snap_meta_disk *d = snap_meta_add_disk(&a);
+    d->vdev = strdup("xvdf");
+    d->backend = strdup("phy");
+    d->method = SNAP_METHOD_LVM_THIN;
+    d->format = strdup("raw");
+    d->base_path = strdup("/dev/vg0/root");
+    d->lvm_volume = strdup("vg0/root");
+    d->lvm_snapshot = strdup("vg0/root-xlsnap-s1");
+    d = snap_meta_add_disk(&a);
+    d->vdev = strdup("xvde");
+    d->backend = strdup("phy");
+    d->method = SNAP_METHOD_LVM;
+    d->format = strdup("raw");
+    d->base_path = strdup("/dev/vg0/data");
+    d->lvm_volume = strdup("vg0/data");
+    d->lvm_snapshot = strdup("vg0/data-xlsnap-s1");
+    CHECK_INT(snap_meta_save(&st, &a, true, &err), 0);
+    REQUIRE(snap_meta_load(&st, "s1", &b, &err) == 0);
+    REQUIRE(b.n_disks == 4);
+    CHECK_INT(b.disks[2].method, SNAP_METHOD_LVM_THIN);
+    CHECK_INT(b.disks[3].method, SNAP_METHOD_LVM);
+    CHECK_STR(b.disks[2].lvm_volume, "vg0/root");
+    CHECK_STR(b.disks[3].lvm_snapshot, "vg0/data-xlsnap-s1");
+    char *json = snap_meta_to_json(&b);
+    CHECK_CONTAINS(json, "\"method\": \"lvm-thin\"");
+    CHECK_CONTAINS(json, "\"method\": \"lvm\"");
+    snap_info *info = snap_info_from_meta(&b);
+    CHECK_STR(info->disks[2].internal_name, "vg0/root-xlsnap-s1");
+    CHECK_STR(snap_method_to_string(info->disks[3].method), "lvm");
+    snap_info_free(info);
+    snap_meta_entry e;
+    snap_meta_entry_from_meta(&e, &b);
+    CHECK(e.n_disks == 4 && e.n_internal == 1 && e.n_external == 1);
+    snap_meta_entry_dispose(&e);
+    snap_meta_dispose(&b);
+    /* an LVM disk without its snapshot volume is refused, named */
+    char *at = strstr(json, "\"lvm_snapshot\": \"vg0/root-xlsnap-s1\"");
+    REQUIRE(at);
+    size_t n = strlen(json) + 16;
+    char *t = malloc(n);
+    snprintf(t, n, "%.*s\"lvm_snapshot\": null%s", (int)(at - json), json,
+             at + strlen("\"lvm_snapshot\": \"vg0/root-xlsnap-s1\""));
+    CHECK(snap_meta_from_json(&b, t, "bad", &err) != 0);
+    CHECK_CONTAINS(err.msg, "field 'disks[2].lvm_snapshot': required");
+    free(t);
+    free(json);
+    snap_meta_dispose(&a);
+    snap_meta_store_close(&st);
+}
+
 static void check_mode(const char *path, mode_t want)
 {
     struct stat sb;
@@ -904,11 +970,12 @@ static void test_listing_scale(void)
 
 int main(void)
 {
-    th_plan(13);
+    th_plan(14);
     TH_RUN(test_names);
     TH_RUN(test_default_name_is_time_and_unique);
     TH_RUN(test_roundtrip_every_field);
     TH_RUN(test_revert_overlays);
+    TH_RUN(test_lvm_disks);
     TH_RUN(test_permissions);
     TH_RUN(test_strict_rejection);
     TH_RUN(test_atomic_writes_and_stale_temps);
