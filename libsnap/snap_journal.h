@@ -66,8 +66,9 @@ typedef struct snap_journal_disk {
      * internal snapshot); only then is a missing overlay or internal snapshot
      * this delete's own doing */
     bool merging;
-    /* LVM: the snapshot volume this operation may create ("vg/lv", tagged
-     * xlsnap) of lvm_origin ("vg/lv"); journaled before lvcreate runs */
+    /* LVM: create: the snapshot volume it may make ("vg/lv", tagged xlsnap)
+     * of lvm_origin; revert: the thin volume it re-makes of the snapshot
+     * volume lvm_origin (snap_lvm_revert.h). Journaled before any lvm runs. */
     char *lvm_created;
     char *lvm_origin;
 } snap_journal_disk;

@@ -409,7 +409,7 @@ static int check_removable(const snap_lv *lv, const snap_lvm_snap_req *q, snap_e
                             "not removing it",
                             q->vg, q->name, SNAP_LVM_TAG);
     /* a thin snapshot outlives its origin; its origin field is then empty */
-    if (lv->origin ? strcmp(lv->origin, q->origin) : !lv->thin)
+    if (q->origin && (lv->origin ? strcmp(lv->origin, q->origin) : !lv->thin))
         return snap_err_set(err, SNAP_ERROR_INVAL,
                             "%s/%s is not a snapshot of %s (its origin: %s), not "
                             "removing it",
@@ -492,5 +492,65 @@ int snap_lvm_remove_snapshots(const snap_lvm_opts *o, const snap_lvm_snap_req *r
     free(index);
     free(remove);
     free(per);
+    return rc;
+}
+
+/* ------------------------------------------------------------ rename, change */
+
+/* One lvm command on a volume, its failure worded with the command. */
+static int run_one(const snap_lvm_opts *o, const largv *a, const char *what,
+                   const char *volume, snap_err *err)
+{
+    snap_child_opts co = child_opts(o, 0, false);
+    snap_child_result r;
+    snap_child_run("lvm", a->v, &co, &r, NULL);
+    int rc = r.rc;
+    if (rc) {
+        *err = r.err;
+        snap_err_context(err, "lvm %s %s", what, volume);
+        rc = is_missing_error(r.errout) ? (err->code = SNAP_ERROR_NOTFOUND) : err->code;
+    }
+    snap_child_result_dispose(&r);
+    return rc;
+}
+
+int snap_lvm_rename(const snap_lvm_opts *o, const char *vg, const char *from,
+                    const char *to, snap_err *err)
+{
+    largv a;
+    largv_init(&a, o, "lvrename");
+    larg(&a, vg);
+    larg(&a, from);
+    larg(&a, to);
+    char *what = snap_xasprintf("%s/%s to %s", vg, from, to);
+    int rc = run_one(o, &a, "lvrename", what, err);
+    free(what);
+    return rc;
+}
+
+int snap_lvm_change(const snap_lvm_opts *o, const char *vg, const char *lv, int tag,
+                    bool activate, snap_err *err)
+{
+    largv a;
+    char *full = snap_xasprintf("%s/%s", vg, lv);
+    largv_init(&a, o, "lvchange");
+    if (tag) {
+        larg(&a, tag > 0 ? "--addtag" : "--deltag");
+        larg(&a, SNAP_LVM_TAG);
+    }
+    if (activate) {
+        larg(&a, "--setactivationskip");
+        larg(&a, "n");
+    }
+    larg(&a, full);
+    int rc = tag || activate ? run_one(o, &a, "lvchange", full, err) : 0;
+    if (!rc && activate) { /* activation apart: LVM's command forms keep them apart */
+        largv_init(&a, o, "lvchange");
+        larg(&a, "--activate");
+        larg(&a, "y");
+        larg(&a, full);
+        rc = run_one(o, &a, "lvchange", full, err);
+    }
+    free(full);
     return rc;
 }

@@ -117,7 +117,8 @@ char *snap_lvm_snapshot_name(const char *lv, const char *snap);
 
 /* One snapshot volume to make: of vg/origin, named name. */
 typedef struct snap_lvm_snap_req {
-    const char *vg, *origin, *name;
+    const char *vg, *name;
+    const char *origin; /* removal: NULL checks no origin */
     bool thin;          /* thin snapshot: no size, shares the pool */
     uint64_t cow_bytes; /* classic: copy-on-write space (> 0) */
 } snap_lvm_snap_req;
@@ -141,5 +142,16 @@ int snap_lvm_create_snapshots(const snap_lvm_opts *o, const snap_lvm_snap_req *r
  */
 int snap_lvm_remove_snapshots(const snap_lvm_opts *o, const snap_lvm_snap_req *reqs,
                               size_t n, snap_err *err);
+
+/* `lvrename vg from to`. */
+int snap_lvm_rename(const snap_lvm_opts *o, const char *vg, const char *from,
+                    const char *to, snap_err *err);
+/*
+ * `lvchange` of vg/lv: the xlsnap tag added (tag > 0) or removed (< 0),
+ * and, when activate, activation skip cleared and the volume activated (a
+ * thin snapshot made the volume a domain uses).
+ */
+int snap_lvm_change(const snap_lvm_opts *o, const char *vg, const char *lv, int tag,
+                    bool activate, snap_err *err);
 
 #endif

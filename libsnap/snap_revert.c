@@ -22,6 +22,7 @@
 
 #include "snap_domcfg.h"
 #include "snap_json.h"
+#include "snap_lvm_revert.h"
 #include "snap_memory.h"
 #include "snap_meta_io.h"
 #include "snap_overlay_name.h"
@@ -35,6 +36,8 @@ typedef struct revert_disk {
     const snap_meta_disk *md;
     snap_vdisk *disk;  /* the domain's disk as it is now */
     char *new_overlay; /* external: the new active image */
+    bool lvm;          /* a thin volume put back to its snapshot volume */
+    snap_lvm_swap swap;
 } revert_disk;
 
 typedef struct revert_plan {
@@ -49,8 +52,10 @@ typedef struct revert_plan {
 
 static void revert_plan_dispose(revert_plan *rp)
 {
-    for (size_t i = 0; i < rp->n; i++)
+    for (size_t i = 0; i < rp->n; i++) {
         free(rp->disks[i].new_overlay);
+        snap_lvm_swap_dispose(&rp->disks[i].swap);
+    }
     free(rp->disks);
     snap_meta_dispose(&rp->m);
 }
@@ -91,12 +96,20 @@ static int check_disk(snap_session *s, revert_disk *rd, const char *name, snap_e
         return snap_err_set(err, SNAP_ERROR_NOTFOUND,
                             "snapshot '%s': domain %s has no disk %s any more", name,
                             s->dom.ref.name, md->vdev);
-    if (snap_method_is_lvm(md->method)) /* nothing is touched before this check */
+    if (md->method == SNAP_METHOD_LVM) /* nothing is touched before this check */
         return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
-                            "snapshot '%s', disk %s: reverting to LVM snapshot volumes "
-                            "(%s) is not supported yet; the snapshot volume can be "
-                            "copied back by hand with the domain shut down",
+                            "snapshot '%s', disk %s: reverting to classic LVM snapshot "
+                            "volumes (%s) is not supported yet; copy it back by hand "
+                            "with the domain shut down",
                             name, md->vdev, md->lvm_snapshot);
+    if (md->method == SNAP_METHOD_LVM_THIN) {
+        snap_lvm_opts o = {0};
+        rd->lvm = true;
+        int rc = snap_lvm_swap_init(&rd->swap, md->lvm_volume, md->lvm_snapshot, err);
+        if (!rc)
+            rc = snap_lvm_swap_check(&o, &rd->swap, err);
+        return rc ? snap_err_context(err, "snapshot '%s', disk %s", name, md->vdev) : 0;
+    }
     if (access(md->base_path, R_OK) != 0)
         return snap_err_errno(err, SNAP_ERROR_NOTFOUND, errno,
                               "snapshot '%s', disk %s: image %s", name, md->vdev,
@@ -169,6 +182,10 @@ static void journal_intent(snap_journal *j, const snap_session *s, const revert_
         const revert_disk *rd = &rp->disks[i];
         snap_journal_disk *jd = snap_journal_add_disk(j, rd->md->vdev);
         jd->image = snap_xstrdup(rd->md->base_path);
+        if (rd->lvm) { /* the volume re-made from the snapshot volume */
+            jd->lvm_created = snap_xstrdup(rd->md->lvm_volume);
+            jd->lvm_origin = snap_xstrdup(rd->md->lvm_snapshot);
+        }
         if (rd->new_overlay) {
             jd->overlay_created = snap_xstrdup(rd->new_overlay);
             jd->has_old = true;
@@ -203,11 +220,15 @@ static int revert_storage(const revert_plan *rp, snap_err *err)
     size_t n = 0;
     int rc = 0;
     for (size_t i = 0; i < rp->n; i++)
-        if (!rp->disks[i].new_overlay)
+        if (!rp->disks[i].new_overlay && !rp->disks[i].lvm)
             paths[n++] = rp->disks[i].md->base_path;
     if (n)
         rc = snap_qimg_snapshot_many(NULL, SNAP_QIMG_SNAP_APPLY, paths, n, rp->m.name,
                                      per_disk, err);
+    snap_lvm_opts o = {0};
+    for (size_t i = 0; i < rp->n && !rc; i++)
+        if (rp->disks[i].lvm && (rc = snap_lvm_swap_apply(&o, &rp->disks[i].swap, err)))
+            snap_err_context(err, "disk %s", rp->disks[i].md->vdev);
     for (size_t i = 0; i < rp->n && !rc; i++) {
         const revert_disk *rd = &rp->disks[i];
         if (!rd->new_overlay)
@@ -299,6 +320,8 @@ static int revert_journaled(snap_ctx *ctx, snap_session *s, const revert_plan *r
         rc = snap_meta_set_current(&s->st, rp->m.name, err);
     if (!rc)
         rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_METADATA_DONE, err);
+    if (!rc) /* the revert is kept: the volumes' old content goes */
+        rc = snap_rollback_lvm_reverts(ctx, j, false, err);
     return rc;
 }
 
@@ -346,9 +369,15 @@ static void plan_disk_json(yajl_gen g, const revert_disk *rd)
 {
     yajl_gen_map_open(g);
     snap_json_kv_str(g, "vdev", rd->md->vdev);
-    snap_json_kv_str(g, "method", rd->new_overlay ? "external" : "internal");
+    snap_json_kv_str(g, "method", snap_method_to_string(rd->md->method));
     snap_json_kv_str(g, "image_now", rd->disk->xs->path);
-    if (rd->new_overlay) {
+    if (rd->lvm) {
+        char *fresh = snap_xasprintf("%s/%s", rd->swap.vg, rd->swap.fresh);
+        snap_json_kv_str(g, "volume", rd->md->lvm_volume);
+        snap_json_kv_str(g, "new_volume_of", rd->md->lvm_snapshot);
+        snap_json_kv_str(g, "made_as", fresh);
+        free(fresh);
+    } else if (rd->new_overlay) {
         snap_json_kv_str(g, "new_overlay", rd->new_overlay);
         snap_json_kv_str(g, "backing_file", rd->md->base_path);
         snap_json_kv_str(g, "kept_overlay", rd->disk->xs->path);

@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "snap_lvm.h"
+#include "snap_lvm_revert.h"
 #include "snap_memory.h"
 #include "snap_meta_io.h"
 #include "snap_owned.h"
@@ -248,7 +249,8 @@ static int restart_after_revert(snap_ctx *ctx, snap_session *s, const snap_journ
     bool intact = true;
     for (size_t i = 0; i < j->n_disks; i++)
         intact = intact && (j->phase < SNAP_PHASE_DOMAIN_STOPPED ||
-                            j->disks[i].overlay_created != NULL);
+                            j->disks[i].overlay_created != NULL ||
+                            j->disks[i].lvm_created != NULL); /* undone */
     bool paused = !intact || !strcmp(j->domain_state, "paused");
     snap_log(ctx->lg, XTL_NOTICE, "domain %s was %s before the interrupted revert: %s",
              now.name, j->domain_state,
@@ -291,6 +293,27 @@ static int remove_revert_overlays(snap_ctx *ctx, snap_session *s, const snap_jou
     return rc;
 }
 
+int snap_rollback_lvm_reverts(snap_ctx *ctx, const snap_journal *j, bool undo,
+                              snap_err *err)
+{
+    snap_lvm_opts o = {.lg = ctx->lg};
+    int rc = 0;
+    for (size_t i = 0; i < j->n_disks && !rc; i++) {
+        const snap_journal_disk *jd = &j->disks[i];
+        snap_lvm_swap sw;
+        if (!jd->lvm_created)
+            continue;
+        rc = snap_lvm_swap_init(&sw, jd->lvm_created, jd->lvm_origin, err);
+        if (!rc)
+            rc = undo ? snap_lvm_swap_undo(&o, &sw, err)
+                      : snap_lvm_swap_finish(&o, &sw, err);
+        snap_lvm_swap_dispose(&sw);
+        if (rc)
+            snap_err_context(err, "disk %s", jd->vdev);
+    }
+    return rc;
+}
+
 int snap_rollback_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
                          snap_err *err)
 {
@@ -307,6 +330,8 @@ int snap_rollback_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
         if (!rc)
             rc = snap_meta_set_current(&s->st, j->snapshot, err);
         if (!rc)
+            rc = snap_rollback_lvm_reverts(ctx, j, false, err);
+        if (!rc)
             rc = snap_journal_finish(&s->st, err);
         if (!rc)
             snap_revert_forget_domain(&s->st);
@@ -319,6 +344,8 @@ int snap_rollback_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
         rc = undo_backend(ctx, s, j, err);
     if (!rc)
         rc = remove_revert_overlays(ctx, s, j, err);
+    if (!rc) /* the volumes' old content back under their names */
+        rc = snap_rollback_lvm_reverts(ctx, j, true, err);
     if (!rc)
         rc = restart_after_revert(ctx, s, j, err);
     if (!rc)

@@ -20,6 +20,13 @@ int snap_rollback_create(snap_ctx *ctx, snap_session *s, const snap_journal *j,
  * domain), the new overlays removed. Applied internal snapshots stay applied.
  * Past domain-started the revert is finished instead (current moves).
  */
+/*
+ * The thin LVM volumes a revert journaled (lvm_created: the volume,
+ * lvm_origin: the snapshot volume): put back to their old content (undo),
+ * or, the revert kept, their old content removed (snap_lvm_revert.h).
+ */
+int snap_rollback_lvm_reverts(snap_ctx *ctx, const snap_journal *j, bool undo,
+                              snap_err *err);
 int snap_rollback_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
                          snap_err *err);
 

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "snap_lvm.h"
+#include "snap_lvm_revert.h"
 #include "th.h"
 
 static const char *recorded(const char *name)
@@ -377,9 +378,135 @@ static void test_remove_only_what_xlsnap_made(void)
     free(open);
 }
 
+/* text with the first from replaced by to (malloc'd) */
+static char *edited(const char *text, const char *from, const char *to)
+{
+    const char *at = strstr(text, from);
+    if (!at)
+        return snap_xstrdup(text);
+    return snap_xasprintf("%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+}
+
+/* The thin snapshot of s1 that a revert of dom2-root makes, as lvs would show it. */
+static void fake_fresh_volume(void)
+{
+    char *row = recorded_row("dom2-root-xlsnap-s1", NULL, NULL);
+    char *a = edited(row, "\"lv_name\":\"dom2-root-xlsnap-s1\"",
+                     "\"lv_name\":\"dom2-root-xlsnap-rv\"");
+    char *b = edited(a, "\"origin\":\"dom2-root\"", "\"origin\":\"dom2-root-xlsnap-s1\"");
+    state_file("made/dom2-root-xlsnap-rv.json", b);
+    state_file("lvs/xlsnaptest_dom2-root-xlsnap-s1.json", row);
+    free(row);
+    free(a);
+    free(b);
+}
+
+/* dom2-root as lvs reports it now: origin (NULL: none) and tag. */
+static void expect_volume(const char *name, const char *origin, bool tagged)
+{
+    snap_lv lv;
+    snap_err err = {0};
+    char *full = snap_xasprintf("xlsnaptest/%s", name);
+    int rc = snap_lvm_lookup(&opts, full, &lv, &err);
+    if (rc)
+        th_fail_at(__FILE__, __LINE__, "%s: %s", full, err.msg);
+    else if ((origin ? !lv.origin || strcmp(lv.origin, origin) : lv.origin != NULL) ||
+             snap_lv_has_tag(&lv, SNAP_LVM_TAG) != tagged)
+        th_fail_at(__FILE__, __LINE__, "%s: origin %s, tagged %d; want %s, %d", full,
+                   lv.origin ? lv.origin : "none", snap_lv_has_tag(&lv, SNAP_LVM_TAG),
+                   origin ? origin : "none", tagged);
+    if (!rc)
+        snap_lv_dispose(&lv);
+    free(full);
+}
+
+static void expect_gone(const char *name)
+{
+    snap_lv lv;
+    snap_err err = {0};
+    char *full = snap_xasprintf("xlsnaptest/%s", name);
+    if (snap_lvm_lookup(&opts, full, &lv, &err) != SNAP_ERROR_NOTFOUND)
+        th_fail_at(__FILE__, __LINE__, "%s is still there", full);
+    free(full);
+}
+
+/*
+ * A thin revert swaps a new snapshot of s1 in under the volume's name,
+ * keeps the old content as -pre until finished, and is undone from any
+ * point (here: its last rename failed) from the names alone.
+ */
+static void test_thin_revert_swap(void)
+{
+    fake_lvm_reset();
+    fake_fresh_volume();
+    snap_lvm_swap sw;
+    snap_err err = {0};
+    REQUIRE(snap_lvm_swap_init(&sw, "xlsnaptest/dom2-root",
+                               "xlsnaptest/dom2-root-xlsnap-s1", &err) == 0);
+    CHECK_STR(sw.fresh, "dom2-root-xlsnap-rv");
+    CHECK_INT(snap_lvm_swap_check(&opts, &sw, &err), 0);
+    REQUIRE(snap_lvm_swap_apply(&opts, &sw, &err) == 0);
+    expect_volume("dom2-root", "dom2-root-xlsnap-s1", false);
+    expect_volume("dom2-root-xlsnap-pre", NULL, true);
+    expect_volume("dom2-root-xlsnap-s1", "dom2-root", true); /* reusable */
+    expect_gone("dom2-root-xlsnap-rv");
+    char *log = fake_lvm_log();
+    CHECK_CONTAINS(log, "lvcreate --snapshot --name dom2-root-xlsnap-rv --addtag xlsnap "
+                        "xlsnaptest/dom2-root-xlsnap-s1\n"
+                        "lvrename xlsnaptest dom2-root dom2-root-xlsnap-pre\n");
+    CHECK_CONTAINS(log,
+                   "lvchange --deltag xlsnap --setactivationskip n "
+                   "xlsnaptest/dom2-root\nlvchange --activate y xlsnaptest/dom2-root\n");
+    free(log);
+    /* a leftover no journal covers is refused before anything changes */
+    CHECK_INT(snap_lvm_swap_check(&opts, &sw, &err), SNAP_ERROR_EXISTS);
+    CHECK_CONTAINS(err.msg,
+                   "xlsnaptest/dom2-root-xlsnap-pre is left by an interrupted revert");
+    REQUIRE(snap_lvm_swap_undo(&opts, &sw, &err) == 0);
+    expect_volume("dom2-root", NULL, false);
+    expect_gone("dom2-root-xlsnap-pre");
+    expect_gone("dom2-root-xlsnap-rv");
+    /* again, kept this time: the old content removed */
+    fake_fresh_volume();
+    REQUIRE(snap_lvm_swap_apply(&opts, &sw, &err) == 0);
+    CHECK_INT(snap_lvm_swap_finish(&opts, &sw, &err), 0);
+    expect_volume("dom2-root", "dom2-root-xlsnap-s1", false);
+    expect_gone("dom2-root-xlsnap-pre");
+    snap_lvm_swap_dispose(&sw);
+
+    /* interrupted between its renames, then undone */
+    fake_lvm_reset();
+    fake_fresh_volume();
+    state_file("fail/rename-dom2-root", "");
+    REQUIRE(snap_lvm_swap_init(&sw, "xlsnaptest/dom2-root",
+                               "xlsnaptest/dom2-root-xlsnap-s1", &err) == 0);
+    CHECK(snap_lvm_swap_apply(&opts, &sw, &err) != 0);
+    CHECK_CONTAINS(err.msg, "reverting xlsnaptest/dom2-root to dom2-root-xlsnap-s1");
+    expect_gone("dom2-root");
+    char *fail = snap_xasprintf("%s/fail/rename-dom2-root", state);
+    CHECK_INT(unlink(fail), 0); /* the undo's own rename to dom2-root works */
+    free(fail);
+    CHECK_INT(snap_lvm_swap_undo(&opts, &sw, &err), 0);
+    expect_volume("dom2-root", NULL, false);
+    expect_gone("dom2-root-xlsnap-pre");
+    expect_gone("dom2-root-xlsnap-rv");
+    snap_lvm_swap_dispose(&sw);
+
+    /* classic snapshots: refused (not yet) */
+    char *classic = recorded_row("dom1-disk-xlsnap-s1", NULL, NULL);
+    state_file("lvs/xlsnaptest_dom1-disk-xlsnap-s1.json", classic);
+    free(classic);
+    REQUIRE(snap_lvm_swap_init(&sw, "xlsnaptest/dom1-disk",
+                               "xlsnaptest/dom1-disk-xlsnap-s1", &err) == 0);
+    CHECK_INT(snap_lvm_swap_check(&opts, &sw, &err), SNAP_ERROR_UNSUPPORTED);
+    snap_lvm_swap_dispose(&sw);
+    CHECK_INT(snap_lvm_swap_init(&sw, "xlsnaptest/a", "other/b", &err), SNAP_ERROR_INVAL);
+    snap_lvm_swap_dispose(&sw);
+}
+
 int main(void)
 {
-    th_plan(8);
+    th_plan(9);
     TH_RUN(test_parse_recorded_report);
     TH_RUN(test_parse_rejects_what_it_cannot_trust);
     TH_RUN(test_block_device_kinds);
@@ -388,5 +515,6 @@ int main(void)
     TH_RUN(test_create_reports_each_failure);
     TH_RUN(test_create_timeout_kills);
     TH_RUN(test_remove_only_what_xlsnap_made);
+    TH_RUN(test_thin_revert_swap);
     return th_finish();
 }

@@ -1,0 +1,41 @@
+/*
+ * Reverting a thin LVM volume to a snapshot volume (issue 21), as steps the
+ * revert and its rollback share (snap_lvm_revert.c). The snapshot volume
+ * stays as it is, reusable: a new thin snapshot of it ("<lv>-xlsnap-rv")
+ * becomes the volume, under the volume's own name, so the domain's config
+ * does not change. The old content is renamed "<lv>-xlsnap-pre" (tagged
+ * xlsnap) and removed only once the revert is kept, so until then every
+ * step can be undone from the names alone, whatever step a crash stopped
+ * at. The domain must not be using the volume (it is stopped first). Not
+ * installed.
+ */
+#ifndef SNAP_LVM_REVERT_H
+#define SNAP_LVM_REVERT_H
+
+#include "snap_lvm.h"
+
+typedef struct snap_lvm_swap {
+    char *vg;
+    char *lv;   /* the volume the domain uses */
+    char *snap; /* the snapshot volume reverted to */
+    char *fresh, *pre;
+} snap_lvm_swap;
+
+/* From "vg/lv" and "vg/snap" (the record's lvm_volume and lvm_snapshot). */
+int snap_lvm_swap_init(snap_lvm_swap *sw, const char *volume, const char *snapshot,
+                       snap_err *err);
+void snap_lvm_swap_dispose(snap_lvm_swap *sw);
+/*
+ * Before anything changes: the snapshot volume is there and thin, no
+ * "-rv"/"-pre" volume is left by a revert no journal covers (refused,
+ * named: the user decides).
+ */
+int snap_lvm_swap_check(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err *err);
+/* fresh made of snap; lv renamed pre (tagged); fresh renamed lv, activated. */
+int snap_lvm_swap_apply(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err *err);
+/* Back to the old content under lv, from any point of apply; fresh removed. */
+int snap_lvm_swap_undo(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err *err);
+/* The revert is kept: pre (the old content) removed; gone already is fine. */
+int snap_lvm_swap_finish(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err *err);
+
+#endif
