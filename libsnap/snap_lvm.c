@@ -426,7 +426,8 @@ static int check_removable(const snap_lv *lv, const snap_lvm_snap_req *q, snap_e
 static size_t check_all_removable(const snap_lvm_opts *o, const snap_lvm_snap_req *reqs,
                                   size_t n, bool *keep, snap_err *per)
 {
-    snap_child_group *g = group_new(o);
+    /* no logger: a volume already gone is an answer here, not an error to log */
+    snap_child_group *g = snap_child_group_new(o ? o->max_parallel : 0, NULL);
     snap_child_opts co = child_opts(o, 0, true);
     char **names = snap_xcalloc(n ? n : 1, sizeof *names);
     for (size_t i = 0; i < n; i++) {

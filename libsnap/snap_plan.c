@@ -309,8 +309,8 @@ static int lvm_cow_bytes(const snap_create_params *p, const snap_lv *lv, uint64_
                             p->lvm_cow_percent);
     int percent = p->lvm_cow_percent ? p->lvm_cow_percent : SNAP_LVM_DEFAULT_COW_PERCENT;
     *out = p->lvm_cow_bytes ? p->lvm_cow_bytes : lv->size / 100 * (uint64_t)percent;
-    if (*out < 512) /* lvcreate rounds up to whole extents; 0 it refuses */
-        *out = 512;
+    /* lvcreate takes whole sectors (then rounds up to extents itself); 0 it refuses */
+    *out = *out < 512 ? 512 : (*out + 511) / 512 * 512;
     return 0;
 }
 
