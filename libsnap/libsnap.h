@@ -88,6 +88,9 @@ char *snap_text_escape(const char *s);
  * .filesystems; snap_summary.consistency; snap_consistency_to_string,
  * snap_fs_outcome_to_string */
 #define LIBSNAP_HAVE_FREEZE_MOUNTS 1
+/* snap_group_create, snap_group_list, snap_group_get, snap_group_delete;
+ * snap_info.group (issue 20) */
+#define LIBSNAP_HAVE_SNAPSHOT_GROUPS 1
 
 /* ------------------------------------------------------------------ context */
 
@@ -359,6 +362,9 @@ typedef struct snap_info {
     snap_consistency consistency;
     size_t n_filesystems;
     snap_fs_info *filesystems;
+    /* LIBSNAP_HAVE_SNAPSHOT_GROUPS: the consistency group this snapshot is a
+     * member of (snap_group_create); NULL: none. */
+    char *group;
 } snap_info;
 
 void snap_info_free(snap_info *info);
@@ -512,6 +518,65 @@ int snap_delete(snap_ctx *ctx, const char *domain, const char *name,
  * Nothing the interrupted operation made is undone: it is logged.
  */
 int snap_discard_journal(snap_ctx *ctx, const char *domain, char **moved_to);
+
+/* ------------------------------------------------------------------ groups */
+
+/*
+ * Consistency groups (LIBSNAP_HAVE_SNAPSHOT_GROUPS): one snapshot across
+ * several domains, cut inside one shared window. Each member is an ordinary
+ * snapshot of its domain, named after the group (snap_info.group set); a
+ * group record in <statedir>/groups/<group>.json ties them together.
+ */
+typedef struct snap_group_member {
+    char *domain_name;
+    char *domain_uuid;
+    char *snapshot;        /* the member snapshot's name (the group's) */
+    snap_consistency consistency;
+    int frozen_count;      /* filesystems frozen */
+    int64_t window_ms;     /* this domain's own window: freeze sent -> thaw answered
+                            * (quiesced), or pause -> unpause (crash-consistent) */
+} snap_group_member;
+
+typedef struct snap_group_info {
+    char *name;
+    int64_t creation_sec; /* UTC */
+    int32_t creation_nsec;
+    bool quiesced;        /* every member quiesced; else crash-consistent (paused) */
+    /* The shared window: the first freeze sent (or pause) to the last thaw
+     * answered (or unpause), in ms. */
+    int64_t window_ms;
+    size_t n_members;
+    snap_group_member *members; /* sorted by domain name */
+    char *json;                 /* the group record, as stored */
+} snap_group_info;
+
+void snap_group_info_free(snap_group_info *info);
+void snap_group_info_list_free(snap_group_info **list, size_t n);
+
+/*
+ * Snapshots the n domains together as group `group` (also each member
+ * snapshot's name; params->name is ignored, params->memory and dry_run are
+ * refused). The domains are locked in name order, their journals recovered;
+ * every domain is planned before anything is touched. Quiesced (every
+ * member has an agent and quiesce is not OFF): all guests are frozen in
+ * parallel under one budget (params->freeze_budget_ms, counted from the
+ * first freeze), every disk of every domain is cut by one QMP transaction
+ * per QEMU, all sent in parallel inside the shared frozen window, then all
+ * are thawed. Crash-consistent (quiesce OFF, or a member without agent
+ * under best-effort): every domain is paused for the cut instead. All or
+ * nothing: if any member fails to freeze, or its transaction fails, every
+ * member is rolled back and every guest thawed (resumed). Crash safety:
+ * each member is journaled with the group's name and the group record is
+ * the commit point; a member journal whose group record was never written
+ * is rolled back by the next command on that domain.
+ */
+int snap_group_create(snap_ctx *ctx, const char *group, const char *const *domains,
+                      size_t n, const snap_create_params *params,
+                      snap_group_info **info_out);
+/* Every group record, by name. */
+int snap_group_list(snap_ctx *ctx, snap_group_info ***list_out, size_t *n_out);
+/* One group record. SNAP_ERROR_NOTFOUND when there is none. */
+int snap_group_get(snap_ctx *ctx, const char *group, snap_group_info **info_out);
 
 #ifdef __cplusplus
 }

@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "snap_create.h"
 #include "snap_fdpass.h"
 #include "snap_fsfreeze.h"
 #include "snap_lvm.h"
@@ -678,10 +679,12 @@ static void record_disks(snap_meta *m, const snap_plan *plan)
 
 static int record_snapshot(snap_session *s, const snap_plan *plan,
                            const snap_quiesce_result *qres, const snap_memory_save *ms,
-                           const char *parent, snap_meta *m, snap_err *err)
+                           const char *parent, const char *group, snap_meta *m,
+                           snap_err *err)
 {
     snap_meta_init(m);
     m->name = snap_xstrdup(plan->name);
+    m->group = group ? snap_xstrdup(group) : NULL;
     m->description = snap_xstrdup(plan->description);
     snap_meta_stamp_now(m);
     m->parent = parent ? snap_xstrdup(parent) : NULL;
@@ -766,7 +769,7 @@ static int create_journaled(snap_ctx *ctx, snap_session *s, snap_plan *plan,
     if (!rc) /* journals DISKS_DONE */
         rc = switch_to_overlays(ctx, s, plan, j, err);
     if (!rc)
-        rc = record_snapshot(s, plan, &qres, &ms, j->prev_current, m, err);
+        rc = record_snapshot(s, plan, &qres, &ms, j->prev_current, NULL, m, err);
     if (!rc)
         rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_METADATA_DONE, err);
     snap_memory_save_dispose(&ms);
@@ -950,4 +953,242 @@ int snap_create(snap_ctx *ctx, const char *domain, const snap_create_params *p,
     snap_meta_dispose(&m);
     snap_session_close(&s);
     return rc ? snap_ctx_fail(ctx, err) : 0;
+}
+
+/* ------------------------------------------------------------ group members */
+
+/* Records a member's first failure (later ones are consequences). */
+static int member_fail(snap_create_member *mb, int rc, const snap_err *err)
+{
+    if (rc && !mb->rc) {
+        mb->rc = rc;
+        mb->err = *err;
+    }
+    return mb->rc;
+}
+
+/* The plan, its checks and the agent: what create_in_session does first. */
+static int member_plan(snap_ctx *ctx, snap_create_member *mb, const snap_create_params *p,
+                       char **current, snap_err *err)
+{
+    snap_session *s = &mb->s;
+    int rc = snap_plan_create(ctx, &s->dom, &s->st, p, &mb->plan, err);
+    mb->planned = true; /* a failed plan is disposed too, as create_in_session does */
+    if (!rc && (plan_is_offline(&mb->plan) || s->dom.ref.state == SNAP_DOMAIN_SHUTOFF))
+        rc = snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                          "domain %s is shut off: a consistency group snapshots running "
+                          "(or paused) domains through their QEMU",
+                          s->dom.ref.name);
+    if (!rc && s->dom.ref.state == SNAP_DOMAIN_RUNNING)
+        rc = check_room(&mb->plan, err);
+    if (!rc)
+        rc = snap_meta_get_current(&s->st, current, err);
+    if (!rc)
+        rc = create_check_parent(&s->st, *current, err);
+    if (!rc)
+        rc = snap_quiesce_prepare(ctx, &s->dom, &mb->plan, &mb->q, err);
+    return rc;
+}
+
+int snap_create_member_prepare(snap_ctx *ctx, snap_create_member *mb, const char *domain,
+                               const snap_create_params *p, const char *group)
+{
+    snap_err err;
+    char *current = NULL;
+    memset(mb, 0, sizeof *mb);
+    mb->domain = domain;
+    snap_meta_init(&mb->m);
+    int rc = snap_session_open(ctx, domain,
+                               SNAP_SESSION_CREATE_DIR | SNAP_SESSION_RECOVER_VANISHED,
+                               &mb->s, &err);
+    mb->session_open = rc == 0;
+    if (!rc)
+        rc = member_plan(ctx, mb, p, &current, &err);
+    if (rc) {
+        free(current);
+        return member_fail(mb, rc, &err);
+    }
+    snap_journal_init(&mb->j, SNAP_JOURNAL_CREATE, mb->plan.name);
+    journal_intent(&mb->j, &mb->plan, current); /* owns current */
+    mb->j.overlay_dir = p->overlay_dir ? realpath(p->overlay_dir, NULL) : NULL;
+    mb->j.group = snap_xstrdup(group);
+    mb->journaled = true;
+    rc = snap_journal_begin(&mb->s.st, &mb->j, &err);
+    if (rc)
+        mb->journaled = false; /* nothing written: nothing to roll back */
+    return member_fail(mb, rc, &err);
+}
+
+void snap_create_member_no_quiesce(snap_create_member *mb)
+{
+    snap_quiesce_free(mb->q); /* never froze: closes the agent */
+    mb->q = NULL;
+}
+
+int snap_create_member_connect(snap_ctx *ctx, snap_create_member *mb)
+{
+    snap_err err;
+    if (mb->rc)
+        return mb->rc;
+    int rc = snap_domain_qmp_open(ctx, &mb->s.dom, &mb->qmp, &err);
+    if (!rc)
+        rc = prepare_overlays(ctx, mb->qmp, &mb->plan, &mb->by_fd, &mb->fp, &err);
+    if (!rc)
+        mb->tx = build_transaction(&mb->plan, mb->by_fd);
+    return member_fail(mb, rc, &err);
+}
+
+int snap_create_member_freeze(snap_ctx *ctx, snap_create_member *mb)
+{
+    snap_err err;
+    if (mb->rc || !mb->q)
+        return mb->rc;
+    int rc = snap_quiesce_freeze(ctx, mb->q, &mb->s.st, &mb->j, &err);
+    if (!rc && snap_quiesce_fell_back(mb->q))
+        rc = snap_err_set(&err, SNAP_ERROR_PEER,
+                          "domain %s: its filesystems did not freeze (the guest is "
+                          "thawed): a consistency group is cut quiesced or not at all",
+                          mb->s.dom.ref.name);
+    return member_fail(mb, rc, &err);
+}
+
+int snap_create_member_pause(snap_ctx *ctx, snap_create_member *mb)
+{
+    snap_err err;
+    if (mb->rc || mb->s.dom.ref.state != SNAP_DOMAIN_RUNNING)
+        return mb->rc;
+    mb->pause_ms = snap_now_ms();
+    int rc = ctx->ops->pause(ctx, &mb->s.dom.ref, &err);
+    mb->paused_by_us = rc == 0;
+    return member_fail(mb, rc, &err);
+}
+
+int snap_create_member_unpause(snap_ctx *ctx, snap_create_member *mb)
+{
+    snap_err err;
+    if (!mb->paused_by_us)
+        return 0;
+    int rc = ctx->ops->unpause(ctx, &mb->s.dom.ref, &err);
+    mb->unpause_ms = snap_now_ms();
+    mb->paused_by_us = rc != 0;
+    mb->qres.window_ms = (int64_t)(mb->unpause_ms - mb->pause_ms);
+    return member_fail(mb, rc, &err);
+}
+
+int snap_create_member_tx_timeout_ms(const snap_create_member *mb)
+{
+    return snap_quiesce_tx_timeout_ms(mb->q);
+}
+
+int snap_create_member_cut(snap_create_member *mb, int timeout_ms)
+{
+    snap_err err;
+    if (mb->rc)
+        return mb->rc;
+    if (snap_quiesce_in_window(mb->q) && timeout_ms <= 1)
+        return member_fail(mb,
+                           snap_err_set(&err, SNAP_ERROR_TIMEDOUT,
+                                        "domain %s: the group's frozen window ran out "
+                                        "before its transaction was sent",
+                                        mb->s.dom.ref.name),
+                           &err);
+    mb->tx_sent = true;
+    int rc = snap_qmp_transaction(mb->qmp, mb->tx, timeout_ms, &err);
+    mb->tx_rc = rc;
+    if (rc == SNAP_ERROR_PEER)
+        name_failed_disks(&mb->plan, &err);
+    if (rc)
+        snap_err_context(&err, "domain %s", mb->s.dom.ref.name);
+    return member_fail(mb, rc, &err);
+}
+
+int snap_create_member_thaw(snap_ctx *ctx, snap_create_member *mb)
+{
+    snap_err err = mb->err;
+    int rc = finish_window(ctx, mb->qmp, &mb->plan, mb->q, mb->tx, mb->tx_sent,
+                           &mb->qres, &mb->io_stopped, mb->rc, &err);
+    if (!rc && mb->q && mb->qres.reason) /* the transaction landed after the thaw */
+        rc = snap_err_set(&err, SNAP_ERROR_TIMEDOUT,
+                          "domain %s: %s: its cut is not inside the group's window",
+                          mb->s.dom.ref.name, mb->qres.reason);
+    if (rc && !mb->rc) {
+        mb->rc = rc;
+        mb->err = err;
+    } else if (rc) {
+        mb->err = err; /* finish_window put the guest's state first */
+    }
+    return mb->rc;
+}
+
+int64_t snap_create_member_since_freeze_ms(const snap_create_member *mb)
+{
+    return mb->q ? snap_quiesce_elapsed_ms(mb->q) : 0;
+}
+
+void snap_create_member_disconnect(snap_ctx *ctx, snap_create_member *mb)
+{
+    snap_err err;
+    if (!mb->qmp)
+        return;
+    if (mb->by_fd && (!mb->tx_sent || mb->tx_rc == SNAP_ERROR_PEER))
+        snap_fdpass_abort(ctx, mb->qmp, &mb->fp);
+    if (!mb->rc && mb->tx_sent && !mb->tx_rc && /* another member may have failed */
+        identities_from_qmp(mb->qmp, &mb->plan, &err) != 0)
+        member_fail(mb, err.code, &err);
+    snap_domain_qmp_close(ctx, mb->qmp);
+    mb->qmp = NULL;
+}
+
+int snap_create_member_commit(snap_ctx *ctx, snap_create_member *mb, const char *group)
+{
+    snap_err err;
+    snap_memory_save none = {0};
+    if (mb->rc)
+        return mb->rc;
+    int rc = switch_to_overlays(ctx, &mb->s, &mb->plan, &mb->j, &err);
+    if (!rc)
+        rc = record_snapshot(&mb->s, &mb->plan, &mb->qres, &none, mb->j.prev_current,
+                             group, &mb->m, &err);
+    if (!rc)
+        rc = snap_journal_set_phase(&mb->s.st, &mb->j, SNAP_PHASE_METADATA_DONE, &err);
+    return member_fail(mb, rc, &err);
+}
+
+int snap_create_member_rollback(snap_ctx *ctx, snap_create_member *mb, snap_err *err)
+{
+    if (!mb->journaled)
+        return 0;
+    snap_create_member_disconnect(ctx, mb);
+    if (!mb->io_stopped) {
+        snap_quiesce_free(mb->q); /* thaws if still frozen */
+        mb->q = NULL;
+    }
+    int rc = snap_rollback_create(ctx, &mb->s, &mb->j, err);
+    mb->journaled = rc != 0;
+    return rc;
+}
+
+int snap_create_member_finish(snap_create_member *mb)
+{
+    snap_err err;
+    int rc = snap_journal_finish(&mb->s.st, &err);
+    mb->journaled = rc != 0;
+    return member_fail(mb, rc, &err);
+}
+
+void snap_create_member_dispose(snap_create_member *mb)
+{
+    if (mb->qmp)
+        snap_qmp_close(mb->qmp);
+    snap_qmp_tx_free(mb->tx);
+    snap_fdpass_dispose(&mb->fp);
+    snap_quiesce_free(mb->q);
+    if (mb->j.snapshot)
+        snap_journal_dispose(&mb->j);
+    if (mb->planned)
+        snap_plan_dispose(&mb->plan);
+    snap_meta_dispose(&mb->m);
+    if (mb->session_open)
+        snap_session_close(&mb->s);
+    memset(mb, 0, sizeof *mb);
 }

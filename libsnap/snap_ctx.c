@@ -144,6 +144,7 @@ void snap_info_free(snap_info *s)
     free(s->name);
     free(s->description);
     free(s->parent);
+    free(s->group);
     free(s->domain_name);
     free(s->domain_uuid);
     free(s->memory_path);

@@ -56,6 +56,7 @@ void snap_journal_dispose(snap_journal *j)
     free(j->memory_created);
     free(j->overlay_dir);
     free(j->domain_state);
+    free(j->group);
     for (size_t i = 0; i < j->n_disks; i++)
         disk_dispose(&j->disks[i]);
     free(j->disks);
@@ -162,6 +163,8 @@ char *snap_journal_to_json(const snap_journal *j)
         snap_json_kv_str(g, "domain_state", j->domain_state);
     if (j->overlay_dir)
         snap_json_kv_str(g, "overlay_dir", j->overlay_dir);
+    if (j->group)
+        snap_json_kv_str(g, "group", j->group);
     snap_json_key(g, "disks");
     yajl_gen_array_open(g);
     for (size_t i = 0; i < j->n_disks; i++)
@@ -283,6 +286,7 @@ static int read_root(const snap_meta_reader *r, yajl_val root, snap_journal *j)
         snap_meta_read_str(r, root, "memory_created", true, &j->memory_created) < 0 ||
         snap_meta_read_str(r, root, "domain_state", true, &j->domain_state) < 0 ||
         snap_meta_read_str(r, root, "overlay_dir", true, &j->overlay_dir) < 0 ||
+        snap_meta_read_str(r, root, "group", true, &j->group) < 0 ||
         read_disks(r, root, j) < 0)
         return RC(r);
     j->op = (snap_journal_op)op;

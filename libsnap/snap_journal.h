@@ -93,6 +93,10 @@ typedef struct snap_journal {
      * "shutoff"), for recovery to restart it accordingly; NULL: not recorded
      * (journals of older xlsnap versions). */
     char *domain_state;
+    /* create: the consistency group this snapshot is a member of (issue 20);
+     * NULL: none. A member whose group record was never written is rolled
+     * back by recovery even at metadata-done (snap_recover.c). */
+    char *group;
     snap_journal_disk *disks;
     size_t n_disks;
 } snap_journal;

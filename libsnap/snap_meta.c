@@ -65,6 +65,7 @@ snap_info *snap_info_from_meta(const snap_meta *m)
     s->domain_name = snap_xstrdup(m->domain.name);
     s->domain_uuid = snap_xstrdup(m->domain.uuid);
     s->domain_state = m->domain.state;
+    s->group = snap_xstrdup_or_null(m->group);
     s->disks = snap_xcalloc(m->n_disks, sizeof *s->disks);
     s->n_disks = m->n_disks;
     for (size_t i = 0; i < m->n_disks; i++) {
@@ -270,6 +271,7 @@ void snap_meta_dispose(snap_meta *m)
     free(m->name);
     free(m->description);
     free(m->parent);
+    free(m->group);
     free(m->domain.name);
     free(m->domain.uuid);
     for (size_t i = 0; i < m->n_disks; i++)
@@ -591,6 +593,8 @@ char *snap_meta_to_json(const snap_meta *m)
         snap_json_key(g, "verification");
         snap_meta_gen_verification(g, m->verification);
     }
+    if (m->group)
+        snap_json_kv_str(g, "group", m->group);
     snap_json_key(g, "config");
     snap_json_tree(g, m->config);
     yajl_gen_map_close(g);
@@ -877,6 +881,7 @@ static int parse_root(const snap_meta_reader *r, yajl_val root, snap_meta *m)
     if (snap_meta_read_str(r, root, "name", false, &m->name) < 0 ||
         snap_meta_read_str(r, root, "description", true, &m->description) < 0 ||
         snap_meta_read_str(r, root, "parent", true, &m->parent) < 0 ||
+        snap_meta_read_str(r, root, "group", true, &m->group) < 0 ||
         parse_times_and_memory(r, root, m) < 0 || parse_domain(r, root, m) < 0 ||
         parse_disks(r, root, m) < 0 || parse_quiesce(r, root, &m->quiesce) < 0 ||
         snap_meta_parse_verification(r, root, &m->verification) < 0 ||

@@ -174,6 +174,9 @@ typedef struct snap_meta {
     /* The last verification (snap_verify); NULL: never verified. Optional in
      * the record ("verification", absent when never verified). */
     snap_verification *verification;
+    /* The consistency group this snapshot is a member of (snap_group.c);
+     * NULL: none. Optional in the record ("group", absent when none). */
+    char *group;
 } snap_meta;
 
 void snap_meta_init(snap_meta *m);

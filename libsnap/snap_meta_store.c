@@ -80,7 +80,9 @@ static int open_subdir(int dirfd, const char *name, const char *path, bool creat
     return fd;
 }
 
-static int open_domain_dir(snap_meta_store *st, bool create, snap_err *err)
+/* <statedir>/<sub>/<name> (name NULL: <statedir>/<sub>), made when asked. */
+static int open_state_subdir(snap_meta_store *st, const char *sub, const char *name,
+                             bool create, snap_err *err)
 {
     if (create && make_dirs(st->statedir, err) < 0)
         return err->code;
@@ -88,15 +90,38 @@ static int open_domain_dir(snap_meta_store *st, bool create, snap_err *err)
     if (top < 0)
         return snap_err_errno(err, errno == ENOENT ? SNAP_ERROR_NOTFOUND : SNAP_ERROR_IO,
                               errno, "cannot open state directory %s", st->statedir);
-    char *snaps_path = snap_xasprintf("%s/snapshots", st->statedir);
-    int snaps = open_subdir(top, "snapshots", snaps_path, create, err);
+    char *snaps_path = snap_xasprintf("%s/%s", st->statedir, sub);
+    int snaps = open_subdir(top, sub, snaps_path, create, err);
     free(snaps_path);
     close(top);
-    if (snaps < 0)
+    if (snaps < 0 || !name)
         return snaps;
-    int fd = open_subdir(snaps, st->uuid, st->dir, create, err);
+    int fd = open_subdir(snaps, name, st->dir, create, err);
     close(snaps);
     return fd;
+}
+
+static int open_domain_dir(snap_meta_store *st, bool create, snap_err *err)
+{
+    return open_state_subdir(st, "snapshots", st->uuid, create, err);
+}
+
+int snap_meta_store_open_groups(snap_meta_store *st, const char *statedir, bool create,
+                                snap_err *err)
+{
+    memset(st, 0, sizeof *st);
+    st->dirfd = -1;
+    st->statedir = snap_xstrdup(snap_statedir_resolve(statedir));
+    st->uuid = snap_xstrdup("groups");
+    st->label = snap_xstrdup("groups");
+    st->dir = snap_xasprintf("%s/groups", st->statedir);
+    int fd = open_state_subdir(st, "groups", NULL, create, err);
+    if (fd < 0) {
+        snap_meta_store_close(st);
+        return fd;
+    }
+    st->dirfd = fd;
+    return 0;
 }
 
 int snap_meta_store_open(snap_meta_store *st, const char *statedir, const char *uuid,

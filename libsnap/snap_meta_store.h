@@ -54,6 +54,12 @@ bool snap_uuid_valid(const char *uuid);
  */
 int snap_meta_store_open(snap_meta_store *st, const char *statedir, const char *uuid,
                          const char *label, bool create, snap_err *err);
+/*
+ * Opens <statedir>/groups, the consistency groups' records (snap_group_store.h),
+ * as a store: the same durable writes and the same lock (snap_lock.h).
+ */
+int snap_meta_store_open_groups(snap_meta_store *st, const char *statedir, bool create,
+                                snap_err *err);
 void snap_meta_store_close(snap_meta_store *st);
 
 /* <dir>/<fname>, malloc'd. */

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "snap_delete_steps.h"
+#include "snap_group_store.h"
 #include "snap_meta_io.h"
 #include "snap_quiesce.h"
 #include "snap_recover.h"
@@ -99,6 +100,23 @@ static int recover_delete(snap_ctx *ctx, snap_session *s, const snap_journal *j,
     return rc ? rc : snap_journal_finish(&s->st, err);
 }
 
+/*
+ * A member of a consistency group is kept only once the group record (the
+ * group's commit point, snap_group.c) names it: a member recorded before
+ * its group was written is rolled back, as every other member is.
+ */
+static bool uncommitted_member(snap_ctx *ctx, snap_session *s, const snap_journal *j)
+{
+    if (j->op != SNAP_JOURNAL_CREATE || !j->group)
+        return false;
+    bool committed = snap_group_record_has_member(ctx->statedir, j->group, s->dom.ref.uuid);
+    if (!committed)
+        snap_log(ctx->lg, XTL_NOTICE,
+                 "domain %s: group '%s' was never recorded: rolling back its member '%s'",
+                 s->dom.ref.name, j->group, j->snapshot);
+    return !committed;
+}
+
 int snap_recover_journal(snap_ctx *ctx, snap_session *s, bool *recovered, snap_err *err)
 {
     snap_journal j;
@@ -121,7 +139,9 @@ int snap_recover_journal(snap_ctx *ctx, snap_session *s, bool *recovered, snap_e
              snap_journal_phase_name(j.phase));
     *recovered = true;
     rc = recover_freeze(ctx, s, &j, err);
-    if (!rc && j.phase == SNAP_PHASE_METADATA_DONE)
+    if (!rc && j.phase == SNAP_PHASE_METADATA_DONE && uncommitted_member(ctx, s, &j))
+        rc = snap_rollback_create(ctx, s, &j, err);
+    else if (!rc && j.phase == SNAP_PHASE_METADATA_DONE)
         rc = snap_journal_finish(&s->st, err);
     else if (!rc && j.op == SNAP_JOURNAL_CREATE)
         rc = snap_rollback_create(ctx, s, &j, err);

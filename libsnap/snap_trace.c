@@ -40,12 +40,18 @@ void snap_trace(const char *event)
             atexit(trace_at_exit);
         }
     }
-    if (!enabled || trace_n == sizeof trace_events / sizeof trace_events[0])
+    if (!enabled)
         return;
+    /* A group's members stamp events from threads of their own (snap_group.c). */
+    size_t i = __atomic_fetch_add(&trace_n, 1, __ATOMIC_RELAXED);
+    if (i >= sizeof trace_events / sizeof trace_events[0]) {
+        __atomic_fetch_sub(&trace_n, 1, __ATOMIC_RELAXED);
+        return;
+    }
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    trace_events[trace_n].event = event;
-    trace_events[trace_n++].ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+    trace_events[i].event = event;
+    trace_events[i].ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 void snap_trace_flush(void)

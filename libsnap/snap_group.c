@@ -1,0 +1,432 @@
+/*
+ * Consistency groups (issue 20): one snapshot across several domains.
+ *
+ * snap_group_create orchestrates one snapshot-create per domain
+ * (snap_create.h), phase by phase across the members:
+ *
+ *   groups lock -> every member prepared, in domain-name order (its lock,
+ *   its journal recovered, its plan, its agent, its journal "planned" naming
+ *   the group) -> quiesced: QMP connected, all frozen in parallel, one QMP
+ *   transaction per QEMU sent in parallel inside the shared window, all
+ *   thawed in parallel | crash-consistent: all paused in parallel, QMP
+ *   connected, the transactions in parallel, all unpaused -> every member
+ *   recorded (marked as the group's, "metadata-done") -> the group record
+ *   written: the commit point -> every member's journal cleared.
+ *
+ * All or nothing: a member that fails any phase stops the group before the
+ * next one, and every journaled member is rolled back (snap_rollback.c, the
+ * code recovery uses), every guest thawed or resumed first. After a crash
+ * the next command on any member finds its journal: a member whose group
+ * record was never written is rolled back, at any phase (snap_recover.c).
+ *
+ * Deadlocks: the groups directory's lock is taken first, then the domains'
+ * locks in domain-name order, so two group operations (or a group and a
+ * single-domain one, which takes one domain lock) never wait for each other
+ * in a cycle.
+ *
+ * Threads: the freeze, the transactions and the thaw of the members run on
+ * one thread per member, joined before the next phase; each member's agent,
+ * QMP connection, journal and error are its own, and the context is only
+ * used for logging there.
+ */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "snap_create.h"
+#include "snap_group_store.h"
+#include "snap_lock.h"
+#include "snap_trace.h"
+
+typedef struct group_run {
+    snap_ctx *ctx;
+    const char *name;
+    snap_create_member *mb;
+    size_t n;
+    bool quiesced;
+    int tx_timeout_ms;
+    int64_t window_ms;
+} group_run;
+
+typedef void member_step(group_run *g, snap_create_member *mb);
+
+typedef struct step_arg {
+    group_run *g;
+    snap_create_member *mb;
+    member_step *fn;
+} step_arg;
+
+static void *step_thread(void *opaque)
+{
+    step_arg *a = opaque;
+    a->fn(a->g, a->mb);
+    return NULL;
+}
+
+/* Runs fn on every member at once (a thread each), and waits for all. */
+static void each_in_parallel(group_run *g, member_step *fn)
+{
+    pthread_t *t = snap_xcalloc(g->n, sizeof *t);
+    bool *started = snap_xcalloc(g->n, sizeof *started);
+    step_arg *args = snap_xcalloc(g->n, sizeof *args);
+    for (size_t i = 0; i < g->n; i++) {
+        args[i] = (step_arg){g, &g->mb[i], fn};
+        started[i] = pthread_create(&t[i], NULL, step_thread, &args[i]) == 0;
+        if (!started[i]) /* no thread: run it here, the window just grows */
+            fn(g, &g->mb[i]);
+    }
+    for (size_t i = 0; i < g->n; i++)
+        if (started[i])
+            pthread_join(t[i], NULL);
+    free(t);
+    free(started);
+    free(args);
+}
+
+static void step_freeze(group_run *g, snap_create_member *mb)
+{
+    snap_create_member_freeze(g->ctx, mb);
+}
+
+static void step_pause(group_run *g, snap_create_member *mb)
+{
+    snap_create_member_pause(g->ctx, mb);
+}
+
+static void step_unpause(group_run *g, snap_create_member *mb)
+{
+    snap_create_member_unpause(g->ctx, mb);
+}
+
+static void step_cut(group_run *g, snap_create_member *mb)
+{
+    snap_create_member_cut(mb, g->tx_timeout_ms);
+}
+
+static void step_thaw(group_run *g, snap_create_member *mb)
+{
+    snap_create_member_thaw(g->ctx, mb);
+}
+
+/* The first failed member, or NULL. */
+static snap_create_member *first_failed(const group_run *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        if (g->mb[i].rc)
+            return &g->mb[i];
+    return NULL;
+}
+
+static void connect_all(group_run *g)
+{
+    for (size_t i = 0; i < g->n && !first_failed(g); i++)
+        snap_create_member_connect(g->ctx, &g->mb[i]);
+}
+
+static void disconnect_all(group_run *g)
+{
+    for (size_t i = 0; i < g->n; i++)
+        snap_create_member_disconnect(g->ctx, &g->mb[i]);
+}
+
+/*
+ * Freeze all, cut all, thaw all. One budget: every transaction gets what
+ * is left of the member window that ends first. The group's window: from
+ * the first freeze sent to the last thaw answered.
+ */
+static void cut_quiesced(group_run *g)
+{
+    connect_all(g);
+    if (first_failed(g))
+        return;
+    snap_trace("group-freeze");
+    each_in_parallel(g, step_freeze);
+    if (!first_failed(g)) {
+        g->tx_timeout_ms = snap_create_member_tx_timeout_ms(&g->mb[0]);
+        for (size_t i = 1; i < g->n; i++) {
+            int t = snap_create_member_tx_timeout_ms(&g->mb[i]);
+            g->tx_timeout_ms = t < g->tx_timeout_ms ? t : g->tx_timeout_ms;
+        }
+        snap_test_hook_pause("XLSNAP_TEST_PAUSE_AFTER_FREEZE", "frozen");
+        snap_trace("group-tx-sent");
+        each_in_parallel(g, step_cut);
+        snap_trace("group-tx-replied");
+    }
+    each_in_parallel(g, step_thaw); /* every member, whatever failed */
+    snap_trace("group-thawed");
+    for (size_t i = 0; i < g->n; i++) { /* the earliest freeze, now the last thaw is in */
+        int64_t since_freeze = snap_create_member_since_freeze_ms(&g->mb[i]);
+        g->window_ms = since_freeze > g->window_ms ? since_freeze : g->window_ms;
+    }
+    disconnect_all(g);
+    snap_trace_flush();
+}
+
+/* No freeze for some member: every domain paused for the cut instead. */
+static void cut_paused(group_run *g)
+{
+    snap_log(g->ctx->lg, XTL_NOTICE,
+             "group %s: not every member can be quiesced: pausing all %zu domains for "
+             "the cut (crash-consistent)",
+             g->name, g->n);
+    for (size_t i = 0; i < g->n; i++)
+        snap_create_member_no_quiesce(&g->mb[i]);
+    snap_trace("group-pause");
+    each_in_parallel(g, step_pause);
+    connect_all(g);
+    if (!first_failed(g)) {
+        g->tx_timeout_ms = SNAP_QMP_TIMEOUT_MS;
+        snap_test_hook_pause("XLSNAP_TEST_PAUSE_AFTER_FREEZE", "frozen");
+        each_in_parallel(g, step_cut);
+    }
+    each_in_parallel(g, step_thaw); /* no freeze: checks QEMU's state */
+    disconnect_all(g);
+    each_in_parallel(g, step_unpause);
+    snap_trace("group-unpaused");
+    uint64_t first = 0, last = 0;
+    for (size_t i = 0; i < g->n; i++) {
+        const snap_create_member *mb = &g->mb[i];
+        if (!mb->pause_ms)
+            continue;
+        first = !first || mb->pause_ms < first ? mb->pause_ms : first;
+        last = mb->unpause_ms > last ? mb->unpause_ms : last;
+    }
+    g->window_ms = last > first ? (int64_t)(last - first) : 0;
+    snap_trace_flush();
+}
+
+/*
+ * Undoes every journaled member, last first; err (the first failure) gets
+ * what the rollback could not do, or that nothing was kept.
+ */
+static void rollback_all(group_run *g, snap_err *err)
+{
+    bool clean = true;
+    for (size_t i = g->n; i-- > 0;) {
+        snap_err rerr;
+        if (snap_create_member_rollback(g->ctx, &g->mb[i], &rerr) != 0) {
+            clean = false;
+            snap_err_append(err, "; and then %s", rerr.msg);
+        }
+    }
+    if (clean)
+        snap_err_append(err,
+                        "; group '%s' was rolled back: no domain kept a member snapshot",
+                        g->name);
+}
+
+/* The group record from the members just recorded (domain-name order). */
+static snap_group_info *group_info_of(const group_run *g)
+{
+    snap_group_info *gi = snap_xcalloc(1, sizeof *gi);
+    gi->name = snap_xstrdup(g->name);
+    gi->creation_sec = g->mb[0].m.ctime_sec;
+    gi->creation_nsec = g->mb[0].m.ctime_nsec;
+    gi->quiesced = g->quiesced;
+    gi->window_ms = g->window_ms;
+    gi->n_members = g->n;
+    gi->members = snap_xcalloc(g->n, sizeof *gi->members);
+    for (size_t i = 0; i < g->n; i++) {
+        const snap_meta *m = &g->mb[i].m;
+        gi->members[i] = (snap_group_member){
+            .domain_name = snap_xstrdup(m->domain.name),
+            .domain_uuid = snap_xstrdup(m->domain.uuid),
+            .snapshot = snap_xstrdup(m->name),
+            .consistency = snap_meta_consistency_public(m->quiesce.state),
+            .frozen_count = m->quiesce.frozen_count,
+            .window_ms = g->mb[i].qres.window_ms,
+        };
+    }
+    gi->json = snap_group_record_to_json(gi);
+    return gi;
+}
+
+/* Records every member, then the group (the commit point), then clears the journals. */
+static int commit_all(group_run *g, snap_meta_store *gst, snap_group_info **out,
+                      snap_err *err)
+{
+    for (size_t i = 0; i < g->n && !first_failed(g); i++)
+        snap_create_member_commit(g->ctx, &g->mb[i], g->name);
+    snap_create_member *bad = first_failed(g);
+    if (bad) {
+        *err = bad->err;
+        return bad->rc;
+    }
+    snap_group_info *gi = group_info_of(g);
+    snap_test_hook_pause("XLSNAP_TEST_PAUSE_BEFORE_GROUP_RECORD", "members recorded");
+    int rc = snap_group_record_save(gst, gi, err);
+    if (rc) {
+        snap_group_info_free(gi);
+        return rc;
+    }
+    for (size_t i = 0; i < g->n; i++) /* a journal left is finished by recovery */
+        snap_create_member_finish(&g->mb[i]);
+    *out = gi;
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The domains in lock order (sorted by name); duplicates refused. */
+static int sorted_domains(const char *const *domains, size_t n, const char ***out,
+                          snap_err *err)
+{
+    const char **v = snap_xcalloc(n, sizeof *v);
+    memcpy(v, domains, n * sizeof *v);
+    qsort(v, n, sizeof *v, by_name);
+    int rc = 0;
+    for (size_t i = 1; i < n && !rc; i++)
+        if (!strcmp(v[i - 1], v[i]))
+            rc = snap_err_set(err, SNAP_ERROR_INVAL, "domain %s is named twice", v[i]);
+    if (rc)
+        free(v);
+    else
+        *out = v;
+    return rc;
+}
+
+static int check_group_params(const char *group, size_t n, const snap_create_params *p,
+                              snap_err *err)
+{
+    if (!group)
+        return snap_err_set(err, SNAP_ERROR_INVAL, "a group needs a name");
+    int rc = snap_meta_new_name_check(group, err);
+    if (rc)
+        return snap_err_context(err, "group name");
+    if (n < 1)
+        return snap_err_set(err, SNAP_ERROR_INVAL, "group %s: no domain given", group);
+    if (p->memory || p->dry_run)
+        return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                            "group %s: %s is not supported for a consistency group",
+                            group, p->memory ? "a memory checkpoint" : "a dry run");
+    return 0;
+}
+
+/* Every member prepared, then cut, then committed or rolled back. */
+static int group_create_locked(group_run *g, snap_meta_store *gst,
+                               const snap_create_params *params, const char **order,
+                               snap_group_info **out, snap_err *err)
+{
+    snap_create_params p = *params;
+    p.name = g->name;
+    g->quiesced = true;
+    for (size_t i = 0; i < g->n && !first_failed(g); i++) {
+        snap_create_member_prepare(g->ctx, &g->mb[i], order[i], &p, g->name);
+        g->quiesced = g->quiesced && g->mb[i].q;
+    }
+    if (!first_failed(g)) {
+        if (g->quiesced)
+            cut_quiesced(g);
+        else
+            cut_paused(g);
+    }
+    snap_create_member *bad = first_failed(g);
+    int rc = bad ? bad->rc : commit_all(g, gst, out, err);
+    if (bad)
+        *err = bad->err;
+    if (rc)
+        rollback_all(g, err);
+    return rc;
+}
+
+int snap_group_create(snap_ctx *ctx, const char *group, const char *const *domains,
+                      size_t n, const snap_create_params *params,
+                      snap_group_info **info_out)
+{
+    snap_err *err = &ctx->err;
+    snap_meta_store gst;
+    snap_lock lock;
+    const char **order = NULL;
+    snap_err_clear(err);
+    if (info_out)
+        *info_out = NULL;
+    snap_trace("group-create");
+    int rc = check_group_params(group, n, params, err);
+    if (!rc)
+        rc = sorted_domains(domains, n, &order, err);
+    if (rc)
+        return snap_ctx_fail(ctx, err);
+    rc = snap_meta_store_open_groups(&gst, ctx->statedir, true, err);
+    if (rc) {
+        free(order);
+        return snap_ctx_fail(ctx, err);
+    }
+    rc = snap_lock_acquire(&gst, &lock, SNAP_LOCK_TIMEOUT_MS, err);
+    if (!rc) {
+        snap_group_info *old = NULL;
+        if (snap_group_record_load(&gst, group, &old, err) != SNAP_ERROR_NOTFOUND) {
+            rc = snap_err_set(err, SNAP_ERROR_EXISTS, "group '%s' already exists", group);
+            snap_group_info_free(old);
+        } else {
+            snap_err_clear(err);
+            group_run g = {ctx, group, snap_xcalloc(n, sizeof *g.mb), n, false, 0, 0};
+            snap_group_info *gi = NULL;
+            rc = group_create_locked(&g, &gst, params, order, &gi, err);
+            for (size_t i = g.n; i-- > 0;)
+                snap_create_member_dispose(&g.mb[i]);
+            free(g.mb);
+            if (info_out)
+                *info_out = gi;
+            else
+                snap_group_info_free(gi);
+        }
+        snap_lock_release(&lock);
+    }
+    snap_meta_store_close(&gst);
+    free(order);
+    return rc ? snap_ctx_fail(ctx, err) : 0;
+}
+
+int snap_group_get(snap_ctx *ctx, const char *group, snap_group_info **info_out)
+{
+    snap_err *err = &ctx->err;
+    snap_meta_store gst;
+    snap_err_clear(err);
+    *info_out = NULL;
+    int rc = snap_meta_new_name_check(group, err);
+    if (!rc)
+        rc = snap_meta_store_open_groups(&gst, ctx->statedir, false, err);
+    if (rc == SNAP_ERROR_NOTFOUND)
+        rc = snap_err_set(err, SNAP_ERROR_NOTFOUND, "no group '%s'", group);
+    if (rc)
+        return snap_ctx_fail(ctx, err);
+    rc = snap_group_record_load(&gst, group, info_out, err);
+    snap_meta_store_close(&gst);
+    return rc ? snap_ctx_fail(ctx, err) : 0;
+}
+
+int snap_group_list(snap_ctx *ctx, snap_group_info ***list_out, size_t *n_out)
+{
+    snap_err *err = &ctx->err;
+    snap_meta_store gst;
+    char **names = NULL;
+    size_t n = 0;
+    snap_err_clear(err);
+    *list_out = NULL;
+    *n_out = 0;
+    int rc = snap_meta_store_open_groups(&gst, ctx->statedir, false, err);
+    if (rc == SNAP_ERROR_NOTFOUND) { /* no group was ever made */
+        snap_err_clear(err);
+        return 0;
+    }
+    if (rc)
+        return snap_ctx_fail(ctx, err);
+    rc = snap_group_record_names(&gst, &names, &n, err);
+    snap_group_info **list = snap_xcalloc(n + 1, sizeof *list);
+    size_t got = 0;
+    for (size_t i = 0; !rc && i < n; i++)
+        if ((rc = snap_group_record_load(&gst, names[i], &list[got], err)) == 0)
+            got++;
+    snap_strv_free(names, n);
+    snap_meta_store_close(&gst);
+    if (rc) {
+        snap_group_info_list_free(list, got);
+        return snap_ctx_fail(ctx, err);
+    }
+    *list_out = list;
+    *n_out = got;
+    return 0;
+}

@@ -1,0 +1,262 @@
+/*
+ * Consistency group records: their JSON form, durable writes and strict
+ * reads (snap_group_store.h). No policy: snap_group.c decides when a group
+ * is written or removed, snap_recover.c what a missing one means.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "snap_group_store.h"
+#include "snap_json.h"
+#include "snap_meta.h"
+
+#define GROUP_RECORD_VERSION 1
+
+void snap_group_info_free(snap_group_info *g)
+{
+    if (!g)
+        return;
+    for (size_t i = 0; g->members && i < g->n_members; i++) {
+        free(g->members[i].domain_name);
+        free(g->members[i].domain_uuid);
+        free(g->members[i].snapshot);
+    }
+    free(g->members);
+    free(g->name);
+    free(g->json);
+    free(g);
+}
+
+void snap_group_info_list_free(snap_group_info **list, size_t n)
+{
+    for (size_t i = 0; list && i < n; i++)
+        snap_group_info_free(list[i]);
+    free(list);
+}
+
+char *snap_group_record_to_json(const snap_group_info *g)
+{
+    yajl_gen gen = snap_json_gen_new(true);
+    yajl_gen_map_open(gen);
+    snap_json_kv_int(gen, "version", GROUP_RECORD_VERSION);
+    snap_json_kv_str(gen, "name", g->name);
+    snap_json_key(gen, "creation_time");
+    yajl_gen_map_open(gen);
+    snap_json_kv_int(gen, "sec", g->creation_sec);
+    snap_json_kv_int(gen, "nsec", g->creation_nsec);
+    yajl_gen_map_close(gen);
+    snap_json_kv_str(gen, "consistency", g->quiesced ? "quiesced" : "crash-consistent");
+    snap_json_kv_int(gen, "window_ms", g->window_ms);
+    snap_json_key(gen, "members");
+    yajl_gen_array_open(gen);
+    for (size_t i = 0; i < g->n_members; i++) {
+        const snap_group_member *m = &g->members[i];
+        yajl_gen_map_open(gen);
+        snap_json_kv_str(gen, "domain", m->domain_name);
+        snap_json_kv_str(gen, "uuid", m->domain_uuid);
+        snap_json_kv_str(gen, "snapshot", m->snapshot);
+        snap_json_kv_str(gen, "consistency", snap_consistency_to_string(m->consistency));
+        snap_json_kv_int(gen, "frozen_count", m->frozen_count);
+        snap_json_kv_int(gen, "window_ms", m->window_ms);
+        yajl_gen_map_close(gen);
+    }
+    yajl_gen_array_close(gen);
+    yajl_gen_map_close(gen);
+    return snap_json_gen_finish(gen, NULL);
+}
+
+static int parse_consistency(const snap_meta_reader *r, yajl_val obj,
+                             snap_consistency *out)
+{
+    static const snap_consistency all[] = {
+        SNAP_CONSISTENCY_CRASH, SNAP_CONSISTENCY_PARTIAL, SNAP_CONSISTENCY_QUIESCED};
+    char *s;
+    if (snap_meta_read_str(r, obj, "consistency", false, &s) < 0)
+        return r->err->code;
+    for (size_t i = 0; i < SNAP_N_OF(all); i++)
+        if (!strcmp(s, snap_consistency_to_string(all[i]))) {
+            *out = all[i];
+            free(s);
+            return 0;
+        }
+    free(s);
+    return snap_meta_field_err(r, "consistency", "unknown consistency");
+}
+
+static int parse_member(const snap_meta_reader *top, yajl_val v, size_t i,
+                        snap_group_member *m)
+{
+    char prefix[48];
+    snprintf(prefix, sizeof prefix, "members[%zu].", i);
+    snap_meta_reader r = {top->what, top->err, prefix};
+    long long frozen, window;
+    if (!YAJL_IS_OBJECT(v))
+        return snap_meta_field_err(top, prefix, "expected an object");
+    if (snap_meta_read_str(&r, v, "domain", false, &m->domain_name) < 0 ||
+        snap_meta_read_str(&r, v, "uuid", false, &m->domain_uuid) < 0 ||
+        snap_meta_read_str(&r, v, "snapshot", false, &m->snapshot) < 0 ||
+        parse_consistency(&r, v, &m->consistency) < 0 ||
+        snap_meta_read_int(&r, v, "frozen_count", 0, INT32_MAX, &frozen) < 0 ||
+        snap_meta_read_int(&r, v, "window_ms", 0, INT64_MAX, &window) < 0)
+        return top->err->code;
+    m->frozen_count = (int)frozen;
+    m->window_ms = window;
+    return 0;
+}
+
+static int parse_group(const snap_meta_reader *r, yajl_val root, snap_group_info *g)
+{
+    long long version, sec, nsec, window;
+    yajl_val ctime, members;
+    char *consistency = NULL;
+    if (!YAJL_IS_OBJECT(root))
+        return snap_err_set(r->err, SNAP_ERROR_INVAL, "%s: expected a JSON object",
+                            r->what);
+    if (snap_meta_read_int(r, root, "version", 0, INT32_MAX, &version) < 0)
+        return r->err->code;
+    if (version != GROUP_RECORD_VERSION)
+        return snap_err_set(r->err, SNAP_ERROR_UNSUPPORTED,
+                            "%s: group record version %lld is not supported", r->what,
+                            version);
+    if (snap_meta_read_str(r, root, "name", false, &g->name) < 0 ||
+        snap_meta_read_obj(r, root, "creation_time", false, &ctime) < 0 ||
+        snap_meta_read_int(r, ctime, "sec", INT64_MIN, INT64_MAX, &sec) < 0 ||
+        snap_meta_read_int(r, ctime, "nsec", 0, 999999999, &nsec) < 0 ||
+        snap_meta_read_str(r, root, "consistency", false, &consistency) < 0 ||
+        snap_meta_read_int(r, root, "window_ms", 0, INT64_MAX, &window) < 0) {
+        free(consistency);
+        return r->err->code;
+    }
+    g->creation_sec = sec;
+    g->creation_nsec = (int32_t)nsec;
+    g->window_ms = window;
+    g->quiesced = !strcmp(consistency, "quiesced");
+    free(consistency);
+    members = snap_json_get_array(root, "members");
+    if (!members || !YAJL_IS_ARRAY(members) || members->u.array.len == 0)
+        return snap_meta_field_err(r, "members", "expected a non-empty array");
+    g->n_members = members->u.array.len;
+    g->members = snap_xcalloc(g->n_members, sizeof *g->members);
+    for (size_t i = 0; i < g->n_members; i++)
+        if (parse_member(r, members->u.array.values[i], i, &g->members[i]) < 0)
+            return r->err->code;
+    return 0;
+}
+
+int snap_group_record_from_json(const char *text, const char *what, snap_group_info **out,
+                                snap_err *err)
+{
+    *out = NULL;
+    yajl_val root = snap_json_parse(text, what, err);
+    if (!root) {
+        err->code = SNAP_ERROR_INVAL;
+        return err->code;
+    }
+    snap_group_info *g = snap_xcalloc(1, sizeof *g);
+    snap_meta_reader r = {what, err, ""};
+    int rc = parse_group(&r, root, g);
+    yajl_tree_free(root);
+    if (rc) {
+        snap_group_info_free(g);
+        return rc;
+    }
+    g->json = snap_xstrdup(text);
+    *out = g;
+    return 0;
+}
+
+static char *record_file(const char *name)
+{
+    return snap_xasprintf("%s.json", name);
+}
+
+int snap_group_record_save(snap_meta_store *gst, const snap_group_info *g, snap_err *err)
+{
+    char *text = snap_group_record_to_json(g);
+    char *file = record_file(g->name);
+    int rc = snap_meta_store_write(gst, file, text, strlen(text), err);
+    free(file);
+    free(text);
+    return rc ? snap_err_context(err, "writing the record of group '%s'", g->name) : 0;
+}
+
+int snap_group_record_load(snap_meta_store *gst, const char *name, snap_group_info **out,
+                           snap_err *err)
+{
+    char *file = record_file(name), *text = NULL;
+    *out = NULL;
+    int rc = snap_meta_store_read(gst, file, &text, NULL, err);
+    if (rc == SNAP_ERROR_NOTFOUND)
+        rc = snap_err_set(err, SNAP_ERROR_NOTFOUND, "no group '%s'", name);
+    if (!rc) {
+        char *what = snap_meta_store_path(gst, file);
+        rc = snap_group_record_from_json(text, what, out, err);
+        free(what);
+    }
+    free(text);
+    free(file);
+    return rc;
+}
+
+int snap_group_record_remove(snap_meta_store *gst, const char *name, snap_err *err)
+{
+    char *file = record_file(name);
+    int rc = snap_meta_store_unlink(gst, file, err);
+    free(file);
+    return rc;
+}
+
+bool snap_group_record_has_member(const char *statedir, const char *name,
+                                  const char *uuid)
+{
+    snap_meta_store gst;
+    snap_group_info *g = NULL;
+    snap_err err;
+    if (snap_meta_store_open_groups(&gst, statedir, false, &err) != 0)
+        return err.code != SNAP_ERROR_NOTFOUND;
+    int rc = snap_group_record_load(&gst, name, &g, &err);
+    snap_meta_store_close(&gst);
+    if (rc)
+        return rc != SNAP_ERROR_NOTFOUND;
+    bool found = false;
+    for (size_t i = 0; i < g->n_members; i++)
+        found = found || !strcasecmp(g->members[i].domain_uuid, uuid);
+    snap_group_info_free(g);
+    return found;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int snap_group_record_names(snap_meta_store *gst, char ***names_out, size_t *n_out,
+                            snap_err *err)
+{
+    *names_out = NULL;
+    *n_out = 0;
+    int fd = dup(gst->dirfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return snap_err_errno(err, SNAP_ERROR_IO, errno, "cannot list %s", gst->dir);
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t len = strlen(e->d_name);
+        if (e->d_name[0] == '.' || len <= 5 || strcmp(e->d_name + len - 5, ".json"))
+            continue;
+        *names_out = snap_xrealloc(*names_out, (*n_out + 1) * sizeof **names_out);
+        (*names_out)[(*n_out)++] = snap_xasprintf("%.*s", (int)(len - 5), e->d_name);
+    }
+    closedir(d);
+    if (*n_out)
+        qsort(*names_out, *n_out, sizeof **names_out, by_name);
+    return 0;
+}
