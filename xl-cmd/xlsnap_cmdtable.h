@@ -23,7 +23,8 @@ int main_snapshot_verify(int argc, char **argv);
 #define XLSNAP_CMDTABLE_ENTRIES \
     {"snapshot-create", &main_snapshot_create, 1, 1,                                   \
      "Take a snapshot of a domain's disks (and optionally its memory)",                \
-     "[options] <Domain> [<Name>]",                                                    \
+     "[options] <Domain> [<Name>]\n"                                                  \
+     "       --group=GROUP [options] <Domain> <Domain>...",                             \
      "-d, --description=TEXT   Describe the snapshot.\n"                               \
      "-i, --internal           Internal snapshots (inside each qcow2 image).\n"        \
      "-e, --external           External snapshots (new overlay files; the old\n"       \
@@ -49,15 +50,21 @@ int main_snapshot_verify(int argc, char **argv);
      "                         the agent lists them); the others are recorded\n"     \
      "                         as not frozen: partially-quiesced.\n"                 \
      "--no-freeze=MNT[,MNT...] Freeze all the agent lists but these.\n"             \
+     "--group=GROUP            A consistency group: snapshot GROUP of every domain\n" \
+     "                         named, all frozen (or all paused) together, cut in\n" \
+     "                         one shared window; all or nothing.\n"                  \
      "--json                   Print the new snapshot's record as JSON."},             \
     {"snapshot-list", &main_snapshot_list, 0, 0, "List the snapshots of a domain",     \
-     "[options] <Domain>",                                                             \
+     "[options] <Domain> | --groups",                                                  \
      "--tree                   Show the snapshots as a tree.\n"                        \
      "--roots                  Only snapshots without a parent.\n"                     \
      "--leaves                 Only snapshots without children.\n"                     \
+     "--groups                 List the consistency groups instead (no domain).\n"    \
      "--json                   Print the records as JSON."},                           \
     {"snapshot-info", &main_snapshot_info, 0, 0, "Show one snapshot of a domain",      \
-     "[options] <Domain> <Name>", "--json                   Print the record as JSON."}, \
+     "[options] <Domain> <Name> | --group <Group>",                                    \
+     "--group                  Show consistency group <Group> and its members.\n"     \
+     "--json                   Print the record as JSON."},                            \
     {"snapshot-verify", &main_snapshot_verify, 0, 1,                                   \
      "Check a snapshot's filesystems at the snapshot point, read-only",                \
      "[options] <Domain> <Name>",                                                      \

@@ -464,6 +464,11 @@ void print_info(const snap_info *s)
     printf("%-15s %s\n", "Location:", info_location(s));
     printf("%-15s %s\n", "Parent:", s->parent ? term_safe(s->parent) : "-");
     printf("%-15s %zu\n", "Children:", s->n_children);
+#ifdef LIBSNAP_HAVE_SNAPSHOT_GROUPS
+    if (s->group)
+        printf("%-15s %s (snapshot-info --group %s)\n", "Group:", term_safe(s->group),
+               term_safe(s->group));
+#endif
     if (s->consistency != SNAP_CONSISTENCY_CRASH)
         printf("%-15s %s (%d filesystem%s frozen for %lld ms, thawed %s)\n",
                "Consistency:", snap_consistency_to_string(s->consistency),
@@ -516,3 +521,56 @@ void print_info(const snap_info *s)
         printf("%s%s\n", i ? "                " : "\nOld overlays:   ",
                term_safe(s->revert_overlays[i]));
 }
+
+#ifdef LIBSNAP_HAVE_SNAPSHOT_GROUPS
+void print_group_created(const snap_group_info *g)
+{
+    printf("Group %s created: %zu domain%s, %s, shared window %lld ms",
+           term_safe(g->name), g->n_members, g->n_members == 1 ? "" : "s",
+           g->quiesced ? "quiesced (all frozen together)"
+                       : "crash-consistent (all paused together)",
+           (long long)g->window_ms);
+    for (size_t i = 0; i < g->n_members; i++)
+        printf("%s%s %lld ms", i ? ", " : " (", term_safe(g->members[i].domain_name),
+               (long long)g->members[i].window_ms);
+    printf(").\n");
+}
+
+void print_group_list(snap_group_info **list, size_t n)
+{
+    char tbuf[32];
+    printf("%-32s %-20s %-17s %9s %s\n", "Group", "Creation time (UTC)", "Consistency",
+           "Window", "Members");
+    for (size_t i = 0; i < n; i++) {
+        const snap_group_info *g = list[i];
+        printf("%-32s %-20s %-17s %6lld ms ", term_safe(g->name),
+               fmt_time(g->creation_sec, tbuf, sizeof tbuf),
+               g->quiesced ? "quiesced" : "crash-consistent", (long long)g->window_ms);
+        for (size_t k = 0; k < g->n_members; k++)
+            printf("%s%s", k ? "," : "", term_safe(g->members[k].domain_name));
+        printf("\n");
+    }
+}
+
+void print_group_info(const snap_group_info *g)
+{
+    char tbuf[32];
+    printf("%-15s %s\n", "Group:", term_safe(g->name));
+    printf("%-15s %s UTC\n", "Created:", fmt_time(g->creation_sec, tbuf, sizeof tbuf));
+    printf("%-15s %s\n", "Consistency:",
+           g->quiesced ? "quiesced (every domain frozen in one shared window)"
+                       : "crash-consistent (every domain paused for the cut)");
+    printf("%-15s %lld ms (%s)\n", "Window:", (long long)g->window_ms,
+           g->quiesced ? "first freeze sent to last thaw answered"
+                       : "first pause to last unpause");
+    printf("%-15s %zu\n\n", "Members:", g->n_members);
+    printf("%-20s %-36s %-20s %-17s %s\n", "Domain", "UUID", "Snapshot", "Consistency",
+           "Own window");
+    for (size_t i = 0; i < g->n_members; i++) {
+        const snap_group_member *m = &g->members[i];
+        printf("%-20s %-36s %-20s %-17s %lld ms\n", term_safe(m->domain_name),
+               term_safe(m->domain_uuid), term_safe(m->snapshot),
+               snap_consistency_to_string(m->consistency), (long long)m->window_ms);
+    }
+}
+#endif

@@ -41,5 +41,11 @@ void print_info(const snap_info *info);
 void print_verification(const snap_verification *v);
 /* snapshot-verify's (and create --verify's) report. */
 void print_verified(const snap_info *info);
+#ifdef LIBSNAP_HAVE_SNAPSHOT_GROUPS
+/* Consistency groups: created, listed (snapshot-list --groups), one shown. */
+void print_group_created(const snap_group_info *g);
+void print_group_list(snap_group_info **list, size_t n);
+void print_group_info(const snap_group_info *g);
+#endif
 
 #endif
