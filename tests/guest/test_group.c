@@ -1,0 +1,383 @@
+/*
+ * Consistency groups (issue 20) through the real `xlsnap` command on xlsim
+ * domains: ga and gb run the guest's writer (an fsync'd record every 20 ms
+ * on xvdb), gh's fsfreeze hook sleeps 8 s (its freeze times out under
+ * --freeze-timeout=2). The three boot side by side.
+ *
+ * A quiesced group of ga and gb: both cut inside their frozen windows (each
+ * base image's ext4 is clean, without a journal to replay; each writer log
+ * at the cut is a complete prefix of the live one, and the writer stalled at
+ * the cut), the group record and its members listed. Then all or nothing:
+ * a member whose freeze fails, a member whose transaction fails inside the
+ * shared window, xlsnap SIGKILLed inside the window and after the members
+ * were recorded but before the group was: every time no domain keeps a
+ * member snapshot (storage, xenstore, libxl config, metadata as before) and
+ * every guest is thawed. Last a crash-consistent group (--quiesce=off),
+ * which pauses both domains for the cut.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "snap_json.h"
+#include "th.h"
+#include "th_guest.h"
+#include "th_qemu.h"
+#include "th_snaptest.h"
+#include "th_xlsim.h"
+
+#define BOOT_TIMEOUT_MS 150000
+#define MIN_RECORDS     20
+
+static th_xlsim_dom ga, gb, gh;
+static bool all_up;
+
+/* ------------------------------------------------------------ helpers */
+
+static void check_thawed_at(const th_xlsim_dom *d, const char *file, int line)
+{
+    char *status = th_xlsim_fsfreeze_status(d);
+    if (!status || strcmp(status, "thawed") != 0)
+        th_fail_at(file, line, "%s: guest filesystems: %s", d->name,
+                   status ? status : "(no answer)");
+    free(status);
+    if (th_xlsim_guest_sh(d, "echo probe >/mnt/vdb/probe && sync", NULL) != 0)
+        th_fail_at(file, line, "%s: a write in the guest failed", d->name);
+}
+#define CHECK_THAWED(d) check_thawed_at((d), __FILE__, __LINE__)
+
+/* The group record's path (it exists once the group is committed). */
+static const char *group_record(const char *name)
+{
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/groups/%s.json", th_xlsim_statedir(), name);
+    return path;
+}
+
+/* Starts xlsnap with a test hook and waits until it says it reached it. */
+static pid_t start_paused_at(const char *const argv[], const char *log, const char *hook,
+                             const char *said, const char *pause_ms)
+{
+    const char *full[16] = {th_build_path("xlsnap")};
+    for (int i = 0; argv[i] && i < 14; i++)
+        full[i + 1] = argv[i];
+    setenv(hook, pause_ms, 1);
+    pid_t pid = th_spawn((char *const *)full, log);
+    unsetenv(hook);
+    for (int waited = 0; pid > 0 && waited < 60000; waited += 50) {
+        char *text = th_read_file(log);
+        bool in = text && strstr(text, said);
+        free(text);
+        if (in)
+            return pid;
+        usleep(50000);
+    }
+    char *text = th_read_file(log);
+    th_fail_at(__FILE__, __LINE__, "xlsnap never reached '%s': %s", said,
+               text ? text : "");
+    free(text);
+    th_kill(pid);
+    return -1;
+}
+
+/* Every "<seq> <ms>" line: the ms of record seq, -1 when absent. */
+static long record_ms(const char *log, long seq)
+{
+    char key[32];
+    int n = snprintf(key, sizeof key, "%ld ", seq);
+    for (const char *p = log; p && *p;) {
+        if (!strncmp(p, key, (size_t)n))
+            return strtol(p + n, NULL, 10);
+        p = strchr(p, '\n');
+        p = p ? p + 1 : NULL;
+    }
+    return -1;
+}
+
+/*
+ * d's base image (the snapshot point of an external snapshot) holds a clean
+ * ext4 whose writer log is a complete prefix of the live one, and the
+ * writer stalled at the cut (the freeze held it).
+ */
+static void check_cut_inside_window(th_xlsim_dom *d)
+{
+    const char *raw = th_image_to_raw(d->data);
+    REQUIRE(raw);
+    CHECK_INT(th_ext4_needs_recovery(raw), 0);
+    CHECK_INT(th_ext4_fsck(raw), 0);
+    char *base_text = th_ext4_cat(raw, "/writer.log");
+    REQUIRE(th_snap_wait_for_records(d, MIN_RECORDS * 3));
+    char *live_text = th_snap_writer_log(d);
+    th_writer_log base, live;
+    REQUIRE(base_text && live_text);
+    CHECK(th_writer_log_parse(base_text, &base));
+    CHECK(th_writer_log_parse(live_text, &live));
+    CHECK(base.records >= MIN_RECORDS);
+    CHECK(live.last > base.last);
+    CHECK(strncmp(live_text, base_text, strlen(base_text)) == 0);
+    /* The record after the cut was stamped before its write blocked on the
+     * frozen filesystem: the stall shows in one of the two steps after it. */
+    long next = record_ms(live_text, base.last + 1);
+    long after = record_ms(live_text, base.last + 2);
+    long stall = next - base.last_ms > after - next ? next - base.last_ms : after - next;
+    th_note("%s: cut after record %ld; the writer stalled %ld ms there (longest step "
+            "%ld ms)",
+            d->name, base.last, stall, live.max_gap_ms);
+    CHECK(next > 0 && after > 0);
+    CHECK(stall >= 60); /* three writer periods: held by the freeze */
+    free(base_text);
+    free(live_text);
+}
+
+/* ------------------------------------------------------------ tests */
+
+static void test_boot(void)
+{
+    th_xlsim_opts writer = {.extra = "xlsnap.writer=vdb"};
+    th_xlsim_opts hang = {.extra = "xlsnap.freeze_delay=8"};
+    REQUIRE(th_xlsim_init());
+    bool ca = th_xlsim_create(&ga, "ga", &writer);
+    bool cb = th_xlsim_create(&gb, "gb", &writer);
+    bool ch = th_xlsim_create(&gh, "gh", &hang);
+    bool ua = ca && th_xlsim_wait_agent(&ga, BOOT_TIMEOUT_MS);
+    bool ub = cb && th_xlsim_wait_agent(&gb, BOOT_TIMEOUT_MS);
+    bool uh = ch && th_xlsim_wait_agent(&gh, BOOT_TIMEOUT_MS);
+    all_up = ua && ub && uh && th_snap_wait_for_records(&ga, MIN_RECORDS) &&
+             th_snap_wait_for_records(&gb, MIN_RECORDS);
+    CHECK(all_up);
+}
+
+static void test_group_quiesced(void)
+{
+    th_cmd r;
+    REQUIRE(all_up);
+    /* Named out of order: members are locked and listed by name. */
+    th_xlsnap(&r, "snapshot-create", "-e", "--quiesce=required", "--group=g1", "gb", "ga",
+              NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "Group g1 created: 2 domains, quiesced (all frozen together), "
+                          "shared window ");
+    CHECK_CONTAINS(r.out, "(ga ");
+    th_note("%s", r.out);
+    th_cmd_free(&r);
+    CHECK(access(group_record("g1"), F_OK) == 0);
+    CHECK_ACTIVE_IMAGE(&ga, "xvdb", "data.g1.qcow2");
+    CHECK_ACTIVE_IMAGE(&gb, "xvdb", "data.g1.qcow2");
+    CHECK_ACTIVE_IMAGE(&gb, "xvda", "root.g1.qcow2");
+    CHECK_THAWED(&ga);
+    CHECK_THAWED(&gb);
+    check_cut_inside_window(&ga);
+    check_cut_inside_window(&gb);
+    char *journals = th_snap_journal_text();
+    CHECK_STR(journals, "");
+    free(journals);
+}
+
+static void test_group_list_info(void)
+{
+    th_cmd r;
+    REQUIRE(access(group_record("g1"), F_OK) == 0);
+    th_xlsnap(&r, "snapshot-list", "--groups", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "g1 ");
+    CHECK_CONTAINS(r.out, " quiesced ");
+    CHECK_CONTAINS(r.out, " ga,gb\n");
+    th_cmd_free(&r);
+    th_xlsnap(&r, "snapshot-info", "--group", "g1", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS_ALL(r.out, "Group:          g1\n",
+                       "Consistency:    quiesced (every domain frozen in one shared "
+                       "window)",
+                       "Members:        2\n", "\nga ", "\ngb ");
+    th_note("%s", r.out);
+    th_cmd_free(&r);
+    /* Each member is an ordinary snapshot of its domain, marked as the group's. */
+    th_xlsnap(&r, "snapshot-info", "ga", "g1", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS_ALL(r.out, "Group:          g1 (snapshot-info --group g1)",
+                       "Consistency:    quiesced", "Current:        yes");
+    th_cmd_free(&r);
+    th_xlsnap(&r, "snapshot-info", "--json", "gb", "g1", NULL);
+    CHECK_CONTAINS(r.out, "\"group\": \"g1\"");
+    th_cmd_free(&r);
+    th_xlsnap(&r, "snapshot-info", "--group", "nosuch", NULL);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS(r.err, "no group 'nosuch'");
+    th_cmd_free(&r);
+    /* A name already taken is refused before any domain is touched. */
+    th_xlsnap(&r, "snapshot-create", "--group=g1", "ga", "gb", NULL);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS(r.err, "group 'g1' already exists");
+    th_cmd_free(&r);
+}
+
+/* gh's freeze times out: ga, frozen meanwhile, is thawed and keeps nothing. */
+static void test_group_freeze_fails(void)
+{
+    th_cmd r;
+    REQUIRE(all_up);
+    /* gh's first snapshot makes its state directory (a failed create leaves it). */
+    REQUIRE(XLSNAP_OK(NULL, "snapshot-create", "--quiesce=off", "gh", "h0"));
+    char *before_a = th_world_capture(&ga, TH_WORLD_LIVE);
+    char *before_h = th_world_capture(&gh, TH_WORLD_LIVE);
+    th_xlsnap(&r, "snapshot-create", "--freeze-timeout=2", "--group=g2", "ga", "gh",
+              NULL);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS_ALL(r.err, "gh",
+                       "group 'g2' was rolled back: no domain kept a member "
+                       "snapshot");
+    th_note("%s", r.err);
+    th_cmd_free(&r);
+    CHECK(access(group_record("g2"), F_OK) != 0);
+    CHECK(!th_qemu_img_has_snapshot(ga.data, "g2"));
+    CHECK(!th_qemu_img_has_snapshot(gh.data, "g2"));
+    CHECK_THAWED(&ga);
+    CHECK_THAWED(&gh);
+    char *after_a = th_world_capture(&ga, TH_WORLD_LIVE);
+    char *after_h = th_world_capture(&gh, TH_WORLD_LIVE);
+    CHECK_WORLD(before_a, after_a);
+    CHECK_WORLD(before_h, after_h);
+    free(before_a), free(before_h), free(after_a), free(after_h);
+}
+
+/* gb's transaction fails inside the shared window (its overlay path taken). */
+static void test_group_transaction_fails(void)
+{
+    REQUIRE(all_up);
+    char *before_a = th_world_capture(&ga, TH_WORLD_LIVE);
+    char *before_b = th_world_capture(&gb, TH_WORLD_LIVE);
+    char *ov_b = snap_xasprintf("%s/data.g3.qcow2", gb.disk_dir);
+    char *ov_a = snap_xasprintf("%s/data.g3.qcow2", ga.disk_dir);
+    const char *argv[] = {"snapshot-create", "-e", "--group=g3", "ga", "gb", NULL};
+    pid_t pid = start_paused_at(argv, th_path("g3.log"), "XLSNAP_TEST_PAUSE_AFTER_FREEZE",
+                                "test hook: frozen", "3000");
+    REQUIRE(pid > 0);
+    CHECK(mkdir(ov_b, 0700) == 0);
+    int status = th_wait(pid, 90000);
+    char *log = th_read_file(th_path("g3.log"));
+    CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    CHECK_CONTAINS_ALL(log, "domain gb", "data.g3.qcow2",
+                       "group 'g3' was rolled back: no domain kept a member snapshot");
+    th_note("xlsnap: %s", log ? log : "");
+    rmdir(ov_b);
+    CHECK(access(ov_a, F_OK) != 0); /* ga's overlay, made, is gone */
+    CHECK(access(group_record("g3"), F_OK) != 0);
+    CHECK_THAWED(&ga);
+    CHECK_THAWED(&gb);
+    char *after_a = th_world_capture(&ga, TH_WORLD_LIVE);
+    char *after_b = th_world_capture(&gb, TH_WORLD_LIVE);
+    CHECK_WORLD(before_a, after_a);
+    CHECK_WORLD(before_b, after_b);
+    free(before_a), free(before_b), free(after_a), free(after_b);
+    free(log), free(ov_a), free(ov_b);
+}
+
+/*
+ * xlsnap SIGKILLed at hook: the watchdogs thaw the guests, and the next
+ * command on each member rolls its part back (the group never recorded).
+ */
+static void sigkill_at(const char *group, const char *hook, const char *said)
+{
+    REQUIRE(all_up);
+    char *before_a = th_world_capture(&ga, TH_WORLD_LIVE);
+    char *before_b = th_world_capture(&gb, TH_WORLD_LIVE);
+    char arg[64];
+    snprintf(arg, sizeof arg, "--group=%s", group);
+    const char *argv[] = {"snapshot-create", "-e", arg, "ga", "gb", NULL};
+    pid_t pid = start_paused_at(argv, th_path("kill.log"), hook, said, "60000");
+    REQUIRE(pid > 0);
+    char *journals = th_snap_journal_text();
+    CHECK(journals && strstr(journals, group) != NULL);
+    free(journals);
+    kill(pid, SIGKILL);
+    CHECK(th_wait(pid, 10000) != -1);
+    sleep(2); /* the watchdogs (if any was armed) thaw at once on EOF */
+    /* The next command on each member recovers it: rolled back. */
+    const th_xlsim_dom *const members[] = {&ga, &gb};
+    for (size_t i = 0; i < 2; i++) {
+        th_cmd r;
+        th_xlsnap(&r, "-N", "snapshot-create", members[i]->name, "probe", NULL);
+        CHECK_INT(r.rc, 0);
+        CHECK_CONTAINS(r.err, "rolling back snapshot");
+        th_note("recovery of %s: %s", members[i]->name, r.err);
+        th_cmd_free(&r);
+    }
+    CHECK(access(group_record(group), F_OK) != 0);
+    /* The dead run's groups lock is free: the next group command takes it at
+     * once (and clears the dead holder's pid from it). */
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-create", "--group=g1", "ga", "gb", NULL);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS(r.err, "group 'g1' already exists");
+    th_cmd_free(&r);
+    journals = th_snap_journal_text();
+    CHECK_STR(journals, "");
+    free(journals);
+    CHECK_THAWED(&ga);
+    CHECK_THAWED(&gb);
+    char *after_a = th_world_capture(&ga, TH_WORLD_LIVE);
+    char *after_b = th_world_capture(&gb, TH_WORLD_LIVE);
+    CHECK_WORLD(before_a, after_a);
+    CHECK_WORLD(before_b, after_b);
+    free(before_a), free(before_b), free(after_a), free(after_b);
+}
+
+static void test_group_sigkill_in_window(void)
+{
+    sigkill_at("g4", "XLSNAP_TEST_PAUSE_AFTER_FREEZE", "test hook: frozen");
+}
+
+static void test_group_sigkill_before_group_record(void)
+{
+    sigkill_at("g5", "XLSNAP_TEST_PAUSE_BEFORE_GROUP_RECORD",
+               "test hook: members recorded");
+}
+
+/* No freeze: both domains paused for the cut, running again afterwards. */
+static void test_group_crash_consistent(void)
+{
+    th_cmd r;
+    REQUIRE(all_up);
+    th_xlsnap(&r, "snapshot-create", "--quiesce=off", "--group=g6", "ga", "gb", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "Group g6 created: 2 domains, crash-consistent (all paused "
+                          "together)");
+    CHECK_CONTAINS(r.err, "pausing all 2 domains for the cut");
+    th_cmd_free(&r);
+    char *img_a = th_snap_active_image(&ga, "xvdb"),
+         *img_b = th_snap_active_image(&gb, "xvdb");
+    CHECK(img_a && th_qemu_img_has_snapshot(img_a, "g6"));
+    CHECK(img_b && th_qemu_img_has_snapshot(img_b, "g6"));
+    free(img_a), free(img_b);
+    th_xlsnap(&r, "snapshot-info", "--group", "g6", NULL);
+    CHECK_CONTAINS(r.out, "crash-consistent (every domain paused for the cut)");
+    th_cmd_free(&r);
+    /* Both run again: the writers go on. */
+    char *log = th_snap_writer_log(&ga);
+    th_writer_log before;
+    CHECK(log && th_writer_log_parse(log, &before));
+    CHECK(th_snap_wait_for_records(&ga, before.last + 10));
+    CHECK(th_snap_wait_for_records(&gb, MIN_RECORDS));
+    free(log);
+}
+
+int main(void)
+{
+    th_plan(8);
+    TH_RUN(test_boot);
+    TH_RUN(test_group_quiesced);
+    TH_RUN(test_group_list_info);
+    TH_RUN(test_group_freeze_fails);
+    TH_RUN(test_group_transaction_fails);
+    TH_RUN(test_group_sigkill_in_window);
+    TH_RUN(test_group_sigkill_before_group_record);
+    TH_RUN(test_group_crash_consistent);
+    th_xlsim_destroy(&ga);
+    th_xlsim_destroy(&gb);
+    th_xlsim_destroy(&gh);
+    return th_finish();
+}
