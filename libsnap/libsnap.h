@@ -88,8 +88,7 @@ char *snap_text_escape(const char *s);
  * .filesystems; snap_summary.consistency; snap_consistency_to_string,
  * snap_fs_outcome_to_string */
 #define LIBSNAP_HAVE_FREEZE_MOUNTS 1
-/* snap_group_create, snap_group_list, snap_group_get, snap_group_delete;
- * snap_info.group (issue 20) */
+/* snap_group_create, _list, _get, _revert, _delete; snap_info.group (issue 20) */
 #define LIBSNAP_HAVE_SNAPSHOT_GROUPS 1
 
 /* ------------------------------------------------------------------ context */
@@ -577,6 +576,22 @@ int snap_group_create(snap_ctx *ctx, const char *group, const char *const *domai
 int snap_group_list(snap_ctx *ctx, snap_group_info ***list_out, size_t *n_out);
 /* One group record. SNAP_ERROR_NOTFOUND when there is none. */
 int snap_group_get(snap_ctx *ctx, const char *group, snap_group_info **info_out);
+/*
+ * Reverts every member of group to its member snapshot (snap_revert with
+ * params, domain by domain in name order). Before anything changes, every
+ * member must still be the group's and pass a dry run of its revert: the
+ * first that does not is the error and nothing was changed. A failure
+ * after that names the members already reverted. params->dry_run: the
+ * checks only.
+ */
+int snap_group_revert(snap_ctx *ctx, const char *group, const snap_revert_params *params);
+/*
+ * Deletes every member snapshot of group (snap_delete, scope ONE: children
+ * reparented), then the group record. A member already gone (deleted on
+ * its own) is skipped; the others are dry-run first, as for
+ * snap_group_revert. Interrupted, it is run again to finish.
+ */
+int snap_group_delete(snap_ctx *ctx, const char *group, const snap_delete_params *params);
 
 #ifdef __cplusplus
 }

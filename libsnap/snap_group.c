@@ -30,6 +30,7 @@
  * used for logging there.
  */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -429,4 +430,167 @@ int snap_group_list(snap_ctx *ctx, snap_group_info ***list_out, size_t *n_out)
     *list_out = list;
     *n_out = got;
     return 0;
+}
+
+/* ------------------------------------------------------------ revert, delete */
+
+/*
+ * Each member of g in turn: its snapshot must be there and be the group's
+ * (missing ones skipped, and *missing set, when allowed). The member's
+ * problem goes to err with its domain.
+ */
+static int check_members(snap_ctx *ctx, const snap_group_info *g, bool allow_missing,
+                         bool *missing, snap_err *err)
+{
+    for (size_t i = 0; i < g->n_members; i++) {
+        const snap_group_member *m = &g->members[i];
+        snap_info *info = NULL;
+        int rc = snap_info_get(ctx, m->domain_uuid, m->snapshot, &info);
+        missing[i] = rc == SNAP_ERROR_NOTFOUND && allow_missing;
+        if (missing[i])
+            continue;
+        if (rc)
+            return snap_err_set(err, rc, "group %s: domain %s: %s; nothing was changed",
+                                g->name, m->domain_name, snap_ctx_errmsg(ctx));
+        bool ours = info->group && !strcmp(info->group, g->name);
+        snap_info_free(info);
+        if (!ours)
+            return snap_err_set(err, SNAP_ERROR_INVAL,
+                                "group %s: snapshot '%s' of domain %s is not a member of "
+                                "the group; nothing was changed",
+                                g->name, m->snapshot, m->domain_name);
+    }
+    return 0;
+}
+
+typedef int member_op(snap_ctx *ctx, const snap_group_member *m, bool dry_run,
+                      const void *params);
+
+static int revert_member(snap_ctx *ctx, const snap_group_member *m, bool dry_run,
+                         const void *params)
+{
+    snap_revert_params p = *(const snap_revert_params *)params;
+    p.dry_run = dry_run;
+    char *plan = NULL;
+    int rc = snap_revert(ctx, m->domain_uuid, m->snapshot, &p, dry_run ? &plan : NULL);
+    free(plan);
+    return rc;
+}
+
+static int delete_member(snap_ctx *ctx, const snap_group_member *m, bool dry_run,
+                         const void *params)
+{
+    snap_delete_params p = *(const snap_delete_params *)params;
+    p.dry_run = dry_run;
+    char *plan = NULL;
+    int rc = snap_delete(ctx, m->domain_uuid, m->snapshot, &p, dry_run ? &plan : NULL);
+    free(plan);
+    return rc;
+}
+
+/*
+ * op on every member present: first a dry run of each (the first refusal
+ * stops the group before anything changed), then for real, in domain-name
+ * order. A failure then says which members were done already.
+ */
+static int each_member(snap_ctx *ctx, const snap_group_info *g, const bool *missing,
+                       member_op *op, const void *params, bool dry_run, const char *verb,
+                       snap_err *err)
+{
+    for (size_t i = 0; i < g->n_members; i++)
+        if (!missing[i] && op(ctx, &g->members[i], true, params) != 0)
+            return snap_err_set(
+                err, ctx->err.code,
+                "group %s: domain %s cannot be %s: %s; nothing was changed", g->name,
+                g->members[i].domain_name, verb, snap_ctx_errmsg(ctx));
+    char done[1024] = "";
+    size_t used = 0;
+    for (size_t i = 0; !dry_run && i < g->n_members; i++) {
+        if (missing[i])
+            continue;
+        if (op(ctx, &g->members[i], false, params) != 0)
+            return snap_err_set(err, ctx->err.code,
+                                "group %s: domain %s: %s; %s already: %s", g->name,
+                                g->members[i].domain_name, snap_ctx_errmsg(ctx), verb,
+                                used ? done : "none");
+        int w = snprintf(done + used, sizeof done - used, "%s%s", used ? ", " : "",
+                         g->members[i].domain_name);
+        used += w > 0 && (size_t)w < sizeof done - used ? (size_t)w : 0;
+    }
+    return 0;
+}
+
+/* Loads group under the groups lock and runs fn on it. */
+static int with_group(snap_ctx *ctx, const char *group,
+                      int (*fn)(snap_ctx *ctx, snap_meta_store *gst,
+                                const snap_group_info *g, const void *arg, snap_err *err),
+                      const void *arg)
+{
+    snap_err *err = &ctx->err;
+    snap_meta_store gst;
+    snap_lock lock;
+    snap_group_info *g = NULL;
+    snap_err_clear(err);
+    int rc = snap_meta_new_name_check(group, err);
+    if (!rc)
+        rc = snap_meta_store_open_groups(&gst, ctx->statedir, false, err);
+    if (rc == SNAP_ERROR_NOTFOUND)
+        rc = snap_err_set(err, SNAP_ERROR_NOTFOUND, "no group '%s'", group);
+    if (rc)
+        return snap_ctx_fail(ctx, err);
+    rc = snap_lock_acquire(&gst, &lock, SNAP_LOCK_TIMEOUT_MS, err);
+    if (!rc) {
+        rc = snap_group_record_load(&gst, group, &g, err);
+        snap_err local; /* fn's member calls reuse ctx->err */
+        if (!rc && (rc = fn(ctx, &gst, g, arg, &local)) != 0)
+            *err = local;
+        snap_group_info_free(g);
+        snap_lock_release(&lock);
+    }
+    snap_meta_store_close(&gst);
+    return rc ? snap_ctx_fail(ctx, err) : 0;
+}
+
+static int revert_group(snap_ctx *ctx, snap_meta_store *gst, const snap_group_info *g,
+                        const void *arg, snap_err *err)
+{
+    const snap_revert_params *p = arg;
+    bool *missing = snap_xcalloc(g->n_members, sizeof *missing);
+    (void)gst;
+    int rc = check_members(ctx, g, false, missing, err);
+    if (!rc)
+        rc = each_member(ctx, g, missing, revert_member, p, p->dry_run, "reverted", err);
+    free(missing);
+    return rc;
+}
+
+int snap_group_revert(snap_ctx *ctx, const char *group, const snap_revert_params *params)
+{
+    return with_group(ctx, group, revert_group, params);
+}
+
+/* Members first (one missing: deleted already), the record last. */
+static int delete_group(snap_ctx *ctx, snap_meta_store *gst, const snap_group_info *g,
+                        const void *arg, snap_err *err)
+{
+    const snap_delete_params *p = arg;
+    bool *missing = snap_xcalloc(g->n_members, sizeof *missing);
+    int rc = check_members(ctx, g, true, missing, err);
+    if (!rc)
+        rc = each_member(ctx, g, missing, delete_member, p, p->dry_run, "deleted", err);
+    if (!rc && !p->dry_run)
+        rc = snap_group_record_remove(gst, g->name, err);
+    free(missing);
+    return rc;
+}
+
+int snap_group_delete(snap_ctx *ctx, const char *group, const snap_delete_params *params)
+{
+    snap_delete_params p = *params;
+    if (p.scope != SNAP_DELETE_ONE) {
+        snap_err_set(&ctx->err, SNAP_ERROR_INVAL,
+                     "group %s: a group's members are deleted one each", group);
+        return snap_ctx_fail(ctx, &ctx->err);
+    }
+    return with_group(ctx, group, delete_group, &p);
 }

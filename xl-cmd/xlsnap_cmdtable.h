@@ -74,21 +74,26 @@ int main_snapshot_verify(int argc, char **argv);
      "--timeout=SECS           Give up after this long (default 600).\n"              \
      "--json                   Print the record (with its verification) as JSON."},    \
     {"snapshot-revert", &main_snapshot_revert, 1, 1,                                   \
-     "Revert a domain to a snapshot", "[options] <Domain> <Name>",                     \
+     "Revert a domain to a snapshot", "[options] <Domain> <Name> | --group <Group>",   \
      "--running                Leave the domain running after the revert.\n"           \
      "--paused                 Leave the domain paused after the revert.\n"            \
      "                         Default: as it was when the snapshot was taken.\n"      \
      "--force                  Also revert to a disk-only snapshot of a running\n"     \
-     "                         domain (its running state is lost)."},                  \
+     "                         domain (its running state is lost).\n"                 \
+     "--group                  Revert every member domain of consistency group\n"     \
+     "                         <Group> (refused before any change unless every\n"     \
+     "                         member can be)."},                                      \
     {"snapshot-delete", &main_snapshot_delete, 1, 1,                                   \
      "Delete a snapshot of a domain, keeping the data its children need",              \
-     "[options] <Domain> <Name> | --discard-journal <Domain>",                         \
+     "[options] <Domain> <Name> | --discard-journal <Domain> | --group <Group>",       \
      "--children               Delete the snapshot and all its descendants.\n"         \
      "--children-only          Delete only the snapshot's descendants.\n"              \
      "--metadata               Forget the record(s); leave the storage alone\n"        \
      "                         (also removes a damaged record).\n"                     \
      "--discard-journal        Move aside a journal recovery cannot use (unreadable,\n" \
-     "                         or its xlsnap dead), after thawing the guest if frozen."}
+     "                         or its xlsnap dead), after thawing the guest if frozen.\n" \
+     "--group                  Delete every member snapshot of consistency group\n"   \
+     "                         <Group>, then the group."}
 
 /* clang-format on */
 #endif

@@ -184,7 +184,9 @@ static int create_group(const char *group, int n, char **domains,
 {
     if (p->memory || verify || dryrun_only) {
         fprintf(stderr, "--group cannot be combined with %s\n",
-                p->memory ? "-m/--memory" : verify ? "--verify" : "-N (dry run)");
+                p->memory ? "-m/--memory"
+                : verify  ? "--verify"
+                          : "-N (dry run)");
         return 2;
     }
     if (n < 1) {
@@ -390,12 +392,10 @@ static int list_groups(int n_args, bool other_opts, bool json)
 
 int main_snapshot_list(int argc, char **argv)
 {
-    static const struct option opts[] = {{"tree", 0, 0, OPT_TREE},
-                                         {"roots", 0, 0, OPT_ROOTS},
-                                         {"leaves", 0, 0, OPT_LEAVES},
-                                         {"json", 0, 0, OPT_JSON},
-                                         {"groups", 0, 0, OPT_GROUPS},
-                                         COMMON_LONG_OPTS};
+    static const struct option opts[] = {
+        {"tree", 0, 0, OPT_TREE},     {"roots", 0, 0, OPT_ROOTS},
+        {"leaves", 0, 0, OPT_LEAVES}, {"json", 0, 0, OPT_JSON},
+        {"groups", 0, 0, OPT_GROUPS}, COMMON_LONG_OPTS};
     enum list_filter filter = LIST_ALL;
     bool tree = false, json = false, groups = false;
     int opt;
@@ -508,16 +508,46 @@ int main_snapshot_verify(int argc, char **argv)
                              "snapshot-verify");
 }
 
+/*
+ * snapshot-revert --group GROUP (rp) or snapshot-delete --group GROUP (dp):
+ * every member, each checked by a dry run before any changes.
+ */
+static int group_revert_delete(int n_args, const char *group,
+                               const snap_revert_params *rp, const snap_delete_params *dp)
+{
+    const char *what = rp ? "snapshot-revert --group" : "snapshot-delete --group";
+    if (n_args != 1) {
+        fprintf(stderr, "--group takes one group name, and no domain\n");
+        return 2;
+    }
+    int rc = rp ? snap_group_revert(xlsnap_ctx(), group, rp)
+                : snap_group_delete(xlsnap_ctx(), group, dp);
+    if (rc)
+        return report_failure(what, rc);
+    if (dryrun_only)
+        printf("Group %s: every member can be %s (dry run: nothing changed).\n",
+               term_safe(group), rp ? "reverted" : "deleted");
+    else
+        printf("Group %s %s.\n", term_safe(group),
+               rp ? "reverted: every member domain is back at its snapshot"
+                  : "deleted: every member snapshot and the group record");
+    return EXIT_SUCCESS;
+}
+
 int main_snapshot_revert(int argc, char **argv)
 {
     static const struct option opts[] = {{"running", 0, 0, OPT_RUNNING},
                                          {"paused", 0, 0, OPT_PAUSED},
                                          {"force", 0, 0, OPT_FORCE},
+                                         {"group", 0, 0, OPT_GROUP},
                                          COMMON_LONG_OPTS};
     snap_revert_params p;
+    bool group = false;
     int opt;
     snap_revert_params_init(&p);
-    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-revert", 2) {
+    SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-revert",
+                       names_long_opt(argc, argv, "--group") ? 1 : 2) {
+    case OPT_GROUP: group = true; break;
     case OPT_RUNNING:
     case OPT_PAUSED:
         if (p.state != SNAP_REVERT_STATE_AS_SNAPSHOT) {
@@ -532,6 +562,8 @@ int main_snapshot_revert(int argc, char **argv)
     p.force = p.force || force_execution;
     p.dry_run = dryrun_only;
     p.progress = print_progress;
+    if (group)
+        return group_revert_delete(argc - optind, argv[optind], &p, NULL);
     char *plan = NULL;
     int rc = snap_revert(xlsnap_ctx(), argv[optind], argv[optind + 1], &p, &plan);
     if (rc)
@@ -563,13 +595,12 @@ static int discard_journal_of(int n_args, const char *domain, snap_delete_params
 
 int main_snapshot_delete(int argc, char **argv)
 {
-    static const struct option opts[] = {{"children", 0, 0, OPT_CHILDREN},
-                                         {"children-only", 0, 0, OPT_CHILDREN_ONLY},
-                                         {"metadata", 0, 0, OPT_METADATA},
-                                         {"discard-journal", 0, 0, OPT_DISCARD_JOURNAL},
-                                         COMMON_LONG_OPTS};
+    static const struct option opts[] = {
+        {"children", 0, 0, OPT_CHILDREN}, {"children-only", 0, 0, OPT_CHILDREN_ONLY},
+        {"metadata", 0, 0, OPT_METADATA}, {"discard-journal", 0, 0, OPT_DISCARD_JOURNAL},
+        {"group", 0, 0, OPT_GROUP},       COMMON_LONG_OPTS};
     snap_delete_params p;
-    bool discard_journal = false;
+    bool discard_journal = false, group = false;
     int opt;
     snap_delete_params_init(&p);
     /* --discard-journal (or a prefix, as getopt takes it) needs a domain only. */
@@ -578,7 +609,10 @@ int main_snapshot_delete(int argc, char **argv)
         if (strlen(argv[i]) > 3 &&
             !strncmp("--discard-journal", argv[i], strlen(argv[i])))
             n_required = 1;
+    if (names_long_opt(argc, argv, "--group"))
+        n_required = 1;
     SWITCH_FOREACH_OPT(opt, "", opts, "snapshot-delete", n_required) {
+    case OPT_GROUP: group = true; break;
     case OPT_CHILDREN:
     case OPT_CHILDREN_ONLY:
         if (p.scope != SNAP_DELETE_ONE) {
@@ -593,6 +627,8 @@ int main_snapshot_delete(int argc, char **argv)
     if (discard_journal)
         return discard_journal_of(argc - optind, argv[optind], p);
     p.dry_run = dryrun_only;
+    if (group)
+        return group_revert_delete(argc - optind, argv[optind], NULL, &p);
     char *plan = NULL;
     int rc = snap_delete(xlsnap_ctx(), argv[optind], argv[optind + 1], &p, &plan);
     if (rc)

@@ -365,9 +365,78 @@ static void test_group_crash_consistent(void)
     free(log);
 }
 
+/*
+ * gb's member of g6 forgotten (its record only): a group revert is refused
+ * before ga, which could be reverted, is touched; a group delete deletes
+ * ga's member and the group, and leaves gb alone.
+ */
+static void test_group_member_missing(void)
+{
+    th_cmd r;
+    REQUIRE(all_up);
+    REQUIRE(XLSNAP_OK(NULL, "snapshot-delete", "--metadata", "gb", "g6"));
+    char *before_a = th_world_capture(&ga, TH_WORLD_LIVE);
+    char *before_b = th_world_capture(&gb, TH_WORLD_LIVE);
+    th_xlsnap(&r, "snapshot-revert", "--force", "--group", "g6", NULL);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS_ALL(r.err, "group g6: domain gb: ", "nothing was changed");
+    th_cmd_free(&r);
+    CHECK_WORLD_KEPT(&ga, before_a);
+    CHECK_WORLD_KEPT(&gb, before_b);
+    char *img_a = th_snap_active_image(&ga, "xvdb");
+    CHECK(img_a && th_qemu_img_has_snapshot(img_a, "g6"));
+    th_xlsnap(&r, "snapshot-delete", "--group", "g6", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "Group g6 deleted");
+    th_cmd_free(&r);
+    CHECK(img_a && !th_qemu_img_has_snapshot(img_a, "g6"));
+    CHECK_SNAP_GONE(&ga, "g6");
+    CHECK(access(group_record("g6"), F_OK) != 0);
+    /* gb's storage is left alone (its record was forgotten, not its image's entry). */
+    char *img_b = th_snap_active_image(&gb, "xvdb");
+    CHECK(img_b && th_qemu_img_has_snapshot(img_b, "g6"));
+    free(img_a), free(img_b);
+}
+
+/*
+ * A group revert: without --force (disk-only snapshots of running domains)
+ * refused before any change; with it, both domains boot afresh on their
+ * disks as the group cut them.
+ */
+static void test_group_revert(void)
+{
+    th_cmd r;
+    REQUIRE(all_up);
+    REQUIRE(th_snap_write_disk(&ga, "a before g7"));
+    REQUIRE(th_snap_write_disk(&gb, "b before g7"));
+    REQUIRE(XLSNAP_OK(NULL, "snapshot-create", "--group=g7", "ga", "gb"));
+    REQUIRE(th_snap_write_disk(&ga, "a after g7"));
+    REQUIRE(th_snap_write_disk(&gb, "b after g7"));
+    char *before_a = th_world_capture(&ga, TH_WORLD_LIVE);
+    char *before_b = th_world_capture(&gb, TH_WORLD_LIVE);
+    th_xlsnap(&r, "snapshot-revert", "--group", "g7", NULL);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS_ALL(r.err, "group g7: domain ga cannot be reverted", "--force",
+                       "nothing was changed");
+    th_cmd_free(&r);
+    CHECK_WORLD_KEPT(&ga, before_a);
+    CHECK_WORLD_KEPT(&gb, before_b);
+    th_xlsnap(&r, "snapshot-revert", "--force", "--group", "g7", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "Group g7 reverted");
+    th_cmd_free(&r);
+    th_snap_adopt_new_qemu(&ga);
+    th_snap_adopt_new_qemu(&gb);
+    REQUIRE(th_snap_wait_agent(&ga) && th_snap_wait_agent(&gb));
+    CHECK_GUEST_READS(&ga, "a before g7");
+    CHECK_GUEST_READS(&gb, "b before g7");
+    CHECK_SNAP_CURRENT(&ga, "g7");
+    CHECK_SNAP_CURRENT(&gb, "g7");
+}
+
 int main(void)
 {
-    th_plan(8);
+    th_plan(10);
     TH_RUN(test_boot);
     TH_RUN(test_group_quiesced);
     TH_RUN(test_group_list_info);
@@ -376,6 +445,8 @@ int main(void)
     TH_RUN(test_group_sigkill_in_window);
     TH_RUN(test_group_sigkill_before_group_record);
     TH_RUN(test_group_crash_consistent);
+    TH_RUN(test_group_member_missing);
+    TH_RUN(test_group_revert);
     th_xlsim_destroy(&ga);
     th_xlsim_destroy(&gb);
     th_xlsim_destroy(&gh);
