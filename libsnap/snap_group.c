@@ -30,6 +30,7 @@
  * used for logging there.
  */
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,12 +71,16 @@ static void each_in_parallel(group_run *g, member_step *fn)
     pthread_t *t = snap_xcalloc(g->n, sizeof *t);
     bool *started = snap_xcalloc(g->n, sizeof *started);
     step_arg *args = snap_xcalloc(g->n, sizeof *args);
+    sigset_t all, saved; /* the caller's signals stay on the caller's threads */
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &saved);
     for (size_t i = 0; i < g->n; i++) {
         args[i] = (step_arg){g, &g->mb[i], fn};
         started[i] = pthread_create(&t[i], NULL, step_thread, &args[i]) == 0;
         if (!started[i]) /* no thread: run it here, the window just grows */
             fn(g, &g->mb[i]);
     }
+    pthread_sigmask(SIG_SETMASK, &saved, NULL);
     for (size_t i = 0; i < g->n; i++)
         if (started[i])
             pthread_join(t[i], NULL);
