@@ -11,6 +11,8 @@
 #   5. memory checkpoints next to dd's throughput on the same file system and
 #      next to QEMU's own migration of the same guest without xlsnap (floor);
 #   6. peak RSS of every xlsnap run;
+#   6b. consistency groups: the shared window of 1, 2, 4 domains next to
+#      a single domain's window (BENCH_ONLY=groups);
 #   7. libvirt 9.0 as a peer (bench/libvirt.sh): the same guest under libvirtd
 #      and under xlsim, quiesced disk-only snapshots of 1, 2, 4 disks and a
 #      memory snapshot, alternating, with wall time, frozen window and the
@@ -26,7 +28,9 @@
 # listings; offline: only the offline case, on domains never booted;
 # libvirt: only the libvirt comparison; libvirt-idle: only its firmware-only,
 # crash-consistent part, no Linux guest; memory: only the memory checkpoints
-# against QEMU's bare migration, on a fresh 2-disk guest), BENCH_LIBVIRT_DISKS ("1 2 4"),
+# against QEMU's bare migration, on a fresh 2-disk guest; groups: only the
+# consistency groups), BENCH_GROUP_DOMAINS ("1 2 4"), BENCH_GROUP_RUNS (5),
+# BENCH_LIBVIRT_DISKS ("1 2 4"),
 # BENCH_LIBVIRT_PAIRS (8), BENCH_LIBVIRT_MEMORY (3).
 set -euo pipefail
 
@@ -188,6 +192,12 @@ boot_and_warm_up() {
     local name=$1
     "$B/xlsim" create "$T/$name.cfg" >"$T/log/$name.create" 2>&1
     domains+=("$name")
+    warm_up "$name"
+}
+
+# Waits until a quiesced snapshot of NAME (created already) succeeds.
+warm_up() {
+    local name=$1
     for _ in $(seq 60); do
         if "$B/xlsnap" snapshot-create -q required "$name" warmup >"$T/log/$name.warm" 2>&1; then
             return 0
@@ -310,6 +320,40 @@ bench_freeze() {
     create_case "$name" "disks=2,internal,quiesced" internal required "$freeze_runs"
     bench_memory "$name"
     "$B/xlsim" destroy "$name" >/dev/null 2>&1 || true
+}
+
+# Consistency groups (issue 20): BENCH_GROUP_RUNS (5) quiesced internal
+# group snapshots of 1, 2 and 4 two-disk domains (BENCH_GROUP_DOMAINS),
+# booted side by side, next to a single domain's snapshot-create: the
+# group's window (first freeze sent to last thaw answered, as
+# snapshot-create --group prints it), the longest member's own window, and
+# the command's wall time.
+group_window_samples() { # KASE LOG: "shared window N ms (a X ms, b Y ms)."
+    sed -n 's/.*shared window \([0-9]*\) ms (\(.*\))\.$/\1 \2/p' "$2" | tail -n 1 | awk -v k="$1" '{
+        m = 0; for (i = 3; i <= NF; i += 3) if ($i + 0 > m) m = $i + 0
+        printf "group %s window_ms %d\ngroup %s member_window_max_ms %d\n", k, $1, k, m }' >>"$samples"
+}
+bench_groups() {
+    local counts=${BENCH_GROUP_DOMAINS:-1 2 4} runs=${BENCH_GROUP_RUNS:-5} max=0 n i k names=()
+    for n in $counts; do [ "$n" -gt "$max" ] && max=$n; done
+    log "consistency groups: booting $max two-disk guests"
+    for n in $(seq "$max"); do # not i: guest_cfg's loop sets it
+        guest_cfg "gg$n" 2
+        "$B/xlsim" create "$T/gg$n.cfg" >"$T/log/gg$n.create" 2>&1
+        domains+=("gg$n") names+=("gg$n")
+    done
+    for n in $(seq "$max"); do warm_up "gg$n"; done
+    for i in $(seq "$runs"); do
+        if run group "domains=1,single" "$B/xlsnap" snapshot-create --internal -q required gg1 "single-$i"; then
+            sample "group domains=1,single window_ms $(sed -n 's/.*frozen for \([0-9]*\) ms.*/\1/p' "$T/log/last.log" | tail -n 1)"
+        fi
+        for k in $counts; do
+            run group "domains=$k" "$B/xlsnap" snapshot-create --internal -q required \
+                --group="grp$k-$i" "${names[@]:0:$k}" || continue
+            group_window_samples "domains=$k" "$T/log/last.log"
+        done
+    done
+    for n in $(seq "$max"); do "$B/xlsim" destroy "gg$n" >/dev/null 2>&1 || true; done
 }
 
 # A domain known to xenstore only (shut off: no device model) with COUNT records.
@@ -456,6 +500,11 @@ main() {
         "$B/bench_report" "$samples" "$out/results.json"
         return
     fi
+    if [ "${BENCH_ONLY:-}" = groups ]; then
+        bench_groups
+        "$B/bench_report" "$samples" "$out/results.json"
+        return
+    fi
     case "${BENCH_ONLY:-}" in
     list) disk_counts='' ;;
     libvirt*) disk_counts='' list_counts='' ;;
@@ -463,6 +512,7 @@ main() {
     for n in $list_counts; do bench_list "$n"; done
     for n in $disk_counts; do bench_guest "$n"; done
     [ -z "$disk_counts" ] || bench_freeze
+    [ -z "$disk_counts" ] || bench_groups
     [ "${BENCH_ONLY:-}" = list ] || bench_libvirt
     case "${BENCH_ONLY:-}" in libvirt*) ;; *) checks ;; esac
     sample "meta duration_s $((SECONDS - t0))"
