@@ -1,0 +1,181 @@
+/*
+ * Tests of the consistency group records (snap_group_store.c): the JSON
+ * form read back as written, strict reading (a missing or mistyped field is
+ * an error naming the file and field), the records listed by name, and the
+ * question journal recovery asks (does the group record name this domain?),
+ * which must answer "yes" for an unreadable record: recovery never rolls a
+ * member back on a guess. Also a member's group and journal fields.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "snap_group_store.h"
+#include "snap_journal.h"
+#include "snap_meta.h"
+#include "th.h"
+
+#define UUID_A "6b1c7e2a-3f4d-4e5a-9b8c-0d1e2f3a4b5c"
+#define UUID_B "00000000-1111-2222-3333-444444444444"
+
+static snap_group_info *sample_group(const char *name)
+{
+    snap_group_info *g = snap_xcalloc(1, sizeof *g);
+    g->name = snap_xstrdup(name);
+    g->creation_sec = 1796000000;
+    g->creation_nsec = 42;
+    g->quiesced = true;
+    g->window_ms = 179;
+    g->n_members = 2;
+    g->members = snap_xcalloc(2, sizeof *g->members);
+    g->members[0] = (snap_group_member){snap_xstrdup("db"),
+                                        snap_xstrdup(UUID_A),
+                                        snap_xstrdup(name),
+                                        SNAP_CONSISTENCY_QUIESCED,
+                                        2,
+                                        158};
+    g->members[1] = (snap_group_member){snap_xstrdup("web"),
+                                        snap_xstrdup(UUID_B),
+                                        snap_xstrdup(name),
+                                        SNAP_CONSISTENCY_PARTIAL,
+                                        1,
+                                        174};
+    return g;
+}
+
+static void test_round_trip(void)
+{
+    snap_group_info *g = sample_group("g1"), *back = NULL;
+    snap_err err = {0};
+    char *text = snap_group_record_to_json(g);
+    REQUIRE(snap_group_record_from_json(text, "g1.json", &back, &err) == 0);
+    CHECK_STR(back->name, "g1");
+    CHECK_INT(back->creation_sec, 1796000000);
+    CHECK_INT(back->creation_nsec, 42);
+    CHECK(back->quiesced);
+    CHECK_INT(back->window_ms, 179);
+    REQUIRE(back->n_members == 2);
+    CHECK_STR(back->members[1].domain_name, "web");
+    CHECK_STR(back->members[1].domain_uuid, UUID_B);
+    CHECK_STR(back->members[1].snapshot, "g1");
+    CHECK_INT(back->members[1].consistency, SNAP_CONSISTENCY_PARTIAL);
+    CHECK_INT(back->members[1].frozen_count, 1);
+    CHECK_INT(back->members[1].window_ms, 174);
+    CHECK_STR(back->json, text);
+    free(text);
+    snap_group_info_free(g);
+    snap_group_info_free(back);
+}
+
+/* text with the first occurrence of from replaced by to (malloc'd). */
+static char *replaced(const char *text, const char *from, const char *to)
+{
+    const char *at = strstr(text, from);
+    if (!at)
+        return snap_xstrdup(text);
+    return snap_xasprintf("%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+}
+
+static void test_strict_reading(void)
+{
+    snap_group_info *g = sample_group("g1"), *back = NULL;
+    char *text = snap_group_record_to_json(g);
+    snap_err err = {0};
+    struct {
+        const char *from, *to, *want;
+    } bad[] = {
+        {"\"window_ms\": 179", "\"window_ms\": \"179\"", "field 'window_ms'"},
+        {"\"consistency\": \"partially-quiesced\"", "\"consistency\": \"half\"",
+         "field 'members[1].consistency'"},
+        {"\"uuid\"", "\"uid\"", "field 'members[0].uuid'"},
+        {"\"version\": 1", "\"version\": 2", "version 2 is not supported"},
+    };
+    for (size_t i = 0; i < SNAP_N_OF(bad); i++) {
+        char *broken = replaced(text, bad[i].from, bad[i].to);
+        CHECK(strcmp(broken, text) != 0);
+        CHECK(snap_group_record_from_json(broken, "g1.json", &back, &err) != 0);
+        CHECK(back == NULL);
+        CHECK_CONTAINS(err.msg, bad[i].want);
+        CHECK_CONTAINS(err.msg, "g1.json");
+        free(broken);
+    }
+    char *none = replaced(text, "\"members\"", "\"memberz\"");
+    CHECK(snap_group_record_from_json(none, "g1.json", &back, &err) != 0);
+    CHECK_CONTAINS(err.msg, "field 'members'");
+    free(none);
+    free(text);
+    snap_group_info_free(g);
+}
+
+static void test_store_and_recovery_question(void)
+{
+    const char *statedir = th_path("state");
+    snap_meta_store gst;
+    snap_err err = {0};
+    /* No groups directory yet: no group, so no member is committed. */
+    CHECK(!snap_group_record_has_member(statedir, "g1", UUID_A));
+    REQUIRE(snap_meta_store_open_groups(&gst, statedir, true, &err) == 0);
+    snap_group_info *g1 = sample_group("g1"), *g0 = sample_group("g0"), *back = NULL;
+    CHECK(snap_group_record_save(&gst, g1, &err) == 0);
+    CHECK(snap_group_record_save(&gst, g0, &err) == 0);
+    CHECK(snap_group_record_has_member(statedir, "g1", UUID_A));
+    CHECK(snap_group_record_has_member(statedir, "g1", UUID_B));
+    CHECK(!snap_group_record_has_member(statedir, "g1",
+                                        "99999999-1111-2222-3333-444444444444"));
+    CHECK(!snap_group_record_has_member(statedir, "g2", UUID_A));
+    char **names = NULL;
+    size_t n = 0;
+    CHECK(snap_group_record_names(&gst, &names, &n, &err) == 0);
+    REQUIRE(n == 2);
+    CHECK_STR(names[0], "g0");
+    CHECK_STR(names[1], "g1");
+    snap_strv_free(names, n);
+    CHECK_INT(snap_group_record_load(&gst, "g9", &back, &err), SNAP_ERROR_NOTFOUND);
+    CHECK_CONTAINS(err.msg, "no group 'g9'");
+    /* Damaged: recovery keeps the member (it cannot tell). */
+    CHECK(snap_meta_store_write(&gst, "g0.json", "{", 1, &err) == 0);
+    CHECK(snap_group_record_has_member(statedir, "g0", UUID_A));
+    CHECK(snap_group_record_load(&gst, "g0", &back, &err) != 0);
+    CHECK_CONTAINS(err.msg, "g0.json");
+    CHECK(snap_group_record_remove(&gst, "g1", &err) == 0);
+    CHECK(!snap_group_record_has_member(statedir, "g1", UUID_A));
+    snap_meta_store_close(&gst);
+    snap_group_info_free(g1);
+    snap_group_info_free(g0);
+}
+
+/* A member's record and its create journal carry the group's name, optionally. */
+static void test_member_fields(void)
+{
+    snap_journal j, back;
+    snap_err err = {0};
+    snap_journal_init(&j, SNAP_JOURNAL_CREATE, "g1");
+    j.group = snap_xstrdup("g1");
+    char *text = snap_journal_to_json(&j);
+    CHECK_CONTAINS(text, "\"group\": \"g1\"");
+    REQUIRE(snap_journal_from_json(&back, text, "journal", &err) == 0);
+    CHECK_STR(back.group, "g1");
+    snap_journal_dispose(&back);
+    free(text);
+    free(j.group);
+    j.group = NULL;
+    text = snap_journal_to_json(&j);
+    CHECK(strstr(text, "\"group\"") == NULL);
+    REQUIRE(snap_journal_from_json(&back, text, "journal", &err) == 0);
+    CHECK(back.group == NULL);
+    snap_journal_dispose(&back);
+    snap_journal_dispose(&j);
+    free(text);
+}
+
+int main(void)
+{
+    th_plan(4);
+    TH_RUN(test_round_trip);
+    TH_RUN(test_strict_reading);
+    TH_RUN(test_store_and_recovery_question);
+    TH_RUN(test_member_fields);
+    return th_finish();
+}
