@@ -540,7 +540,9 @@ typedef struct snap_group_info {
     char *name;
     int64_t creation_sec; /* UTC */
     int32_t creation_nsec;
-    bool quiesced;        /* every member quiesced; else crash-consistent (paused) */
+    /* Frozen together (each member's level in members[].consistency; the
+     * record's "consistency" is the lowest); else paused: crash-consistent. */
+    bool quiesced;
     /* The shared window: the first freeze sent (or pause) to the last thaw
      * answered (or unpause), in ms. */
     int64_t window_ms;

@@ -39,6 +39,15 @@ void snap_group_info_list_free(snap_group_info **list, size_t n)
     free(list);
 }
 
+/* The group's level: its lowest member's (crash-consistent when paused). */
+static snap_consistency group_level(const snap_group_info *g)
+{
+    snap_consistency c = g->quiesced ? SNAP_CONSISTENCY_QUIESCED : SNAP_CONSISTENCY_CRASH;
+    for (size_t i = 0; i < g->n_members; i++)
+        c = g->members[i].consistency < c ? g->members[i].consistency : c;
+    return c;
+}
+
 char *snap_group_record_to_json(const snap_group_info *g)
 {
     yajl_gen gen = snap_json_gen_new(true);
@@ -50,7 +59,7 @@ char *snap_group_record_to_json(const snap_group_info *g)
     snap_json_kv_int(gen, "sec", g->creation_sec);
     snap_json_kv_int(gen, "nsec", g->creation_nsec);
     yajl_gen_map_close(gen);
-    snap_json_kv_str(gen, "consistency", g->quiesced ? "quiesced" : "crash-consistent");
+    snap_json_kv_str(gen, "consistency", snap_consistency_to_string(group_level(g)));
     snap_json_kv_int(gen, "window_ms", g->window_ms);
     snap_json_key(gen, "members");
     yajl_gen_array_open(gen);
@@ -135,7 +144,7 @@ static int parse_group(const snap_meta_reader *r, yajl_val root, snap_group_info
     g->creation_sec = sec;
     g->creation_nsec = (int32_t)nsec;
     g->window_ms = window;
-    g->quiesced = !strcmp(consistency, "quiesced");
+    g->quiesced = strcmp(consistency, "crash-consistent") != 0; /* frozen, not paused */
     free(consistency);
     members = snap_json_get_array(root, "members");
     if (!members || !YAJL_IS_ARRAY(members) || members->u.array.len == 0)

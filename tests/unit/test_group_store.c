@@ -64,6 +64,8 @@ static void test_round_trip(void)
     CHECK_INT(back->members[1].frozen_count, 1);
     CHECK_INT(back->members[1].window_ms, 174);
     CHECK_STR(back->json, text);
+    /* The group's level is its lowest member's. */
+    CHECK_CONTAINS(text, "\"consistency\": \"partially-quiesced\",\n    \"window_ms\"");
     free(text);
     snap_group_info_free(g);
     snap_group_info_free(back);
@@ -87,8 +89,8 @@ static void test_strict_reading(void)
         const char *from, *to, *want;
     } bad[] = {
         {"\"window_ms\": 179", "\"window_ms\": \"179\"", "field 'window_ms'"},
-        {"\"consistency\": \"partially-quiesced\"", "\"consistency\": \"half\"",
-         "field 'members[1].consistency'"},
+        {"\"consistency\": \"quiesced\"", "\"consistency\": \"half\"",
+         "field 'members[0].consistency'"},
         {"\"uuid\"", "\"uid\"", "field 'members[0].uuid'"},
         {"\"version\": 1", "\"version\": 2", "version 2 is not supported"},
     };
