@@ -974,11 +974,18 @@ static int member_plan(snap_ctx *ctx, snap_create_member *mb, const snap_create_
     snap_session *s = &mb->s;
     int rc = snap_plan_create(ctx, &s->dom, &s->st, p, &mb->plan, err);
     mb->planned = true; /* a failed plan is disposed too, as create_in_session does */
-    if (!rc && (plan_is_offline(&mb->plan) || s->dom.ref.state == SNAP_DOMAIN_SHUTOFF))
+    if (!rc && plan_is_offline(s, &mb->plan))
         rc = snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
                           "domain %s is shut off: a consistency group snapshots running "
                           "(or paused) domains through their QEMU",
                           s->dom.ref.name);
+    /* A member is cut by its QMP transaction alone (snap_create_member_cut). */
+    if (!rc && plan_has(&mb->plan, true))
+        rc =
+            snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                         "domain %s has disks on LVM volumes: a consistency group "
+                         "snapshots QEMU-served disks only (leave them out with --disks)",
+                         s->dom.ref.name);
     if (!rc && s->dom.ref.state == SNAP_DOMAIN_RUNNING)
         rc = check_room(&mb->plan, err);
     if (!rc)
@@ -1105,8 +1112,8 @@ int snap_create_member_cut(snap_create_member *mb, int timeout_ms)
 int snap_create_member_thaw(snap_ctx *ctx, snap_create_member *mb)
 {
     snap_err err = mb->err;
-    int rc = finish_window(ctx, mb->qmp, &mb->plan, mb->q, mb->tx, mb->tx_sent,
-                           &mb->qres, &mb->io_stopped, mb->rc, &err);
+    int rc = finish_window(ctx, mb->qmp, &mb->plan, mb->q, mb->tx, mb->tx_sent, &mb->qres,
+                           &mb->io_stopped, mb->rc, &err);
     if (!rc && mb->q && mb->qres.reason) /* the transaction landed after the thaw */
         rc = snap_err_set(&err, SNAP_ERROR_TIMEDOUT,
                           "domain %s: %s: its cut is not inside the group's window",
