@@ -386,17 +386,25 @@ int snap_group_create(snap_ctx *ctx, const char *group, const char *const *domai
     return rc ? snap_ctx_fail(ctx, err) : 0;
 }
 
+/* The groups' store, for a group that must exist (a valid name, else NOTFOUND). */
+static int open_existing_group(snap_ctx *ctx, const char *group, snap_meta_store *gst,
+                               snap_err *err)
+{
+    int rc = snap_meta_new_name_check(group, err);
+    if (!rc)
+        rc = snap_meta_store_open_groups(gst, ctx->statedir, false, err);
+    if (rc == SNAP_ERROR_NOTFOUND)
+        rc = snap_err_set(err, SNAP_ERROR_NOTFOUND, "no group '%s'", group);
+    return rc;
+}
+
 int snap_group_get(snap_ctx *ctx, const char *group, snap_group_info **info_out)
 {
     snap_err *err = &ctx->err;
     snap_meta_store gst;
     snap_err_clear(err);
     *info_out = NULL;
-    int rc = snap_meta_new_name_check(group, err);
-    if (!rc)
-        rc = snap_meta_store_open_groups(&gst, ctx->statedir, false, err);
-    if (rc == SNAP_ERROR_NOTFOUND)
-        rc = snap_err_set(err, SNAP_ERROR_NOTFOUND, "no group '%s'", group);
+    int rc = open_existing_group(ctx, group, &gst, err);
     if (rc)
         return snap_ctx_fail(ctx, err);
     rc = snap_group_record_load(&gst, group, info_out, err);
@@ -536,11 +544,7 @@ static int with_group(snap_ctx *ctx, const char *group,
     snap_lock lock;
     snap_group_info *g = NULL;
     snap_err_clear(err);
-    int rc = snap_meta_new_name_check(group, err);
-    if (!rc)
-        rc = snap_meta_store_open_groups(&gst, ctx->statedir, false, err);
-    if (rc == SNAP_ERROR_NOTFOUND)
-        rc = snap_err_set(err, SNAP_ERROR_NOTFOUND, "no group '%s'", group);
+    int rc = open_existing_group(ctx, group, &gst, err);
     if (rc)
         return snap_ctx_fail(ctx, err);
     rc = snap_lock_acquire(&gst, &lock, SNAP_LOCK_TIMEOUT_MS, err);

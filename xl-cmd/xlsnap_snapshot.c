@@ -175,6 +175,20 @@ static bool names_long_opt(int argc, char **argv, const char *name)
     return false;
 }
 
+/* A group create's or info's outcome: the failure, or the group as text or JSON. */
+static int print_group_result(int rc, const char *what, snap_group_info *g, bool json,
+                              void (*print_text)(const snap_group_info *))
+{
+    if (rc)
+        return report_failure(what, rc);
+    if (json)
+        printf("%s\n", json_term_safe(g->json));
+    else
+        print_text(g);
+    snap_group_info_free(g);
+    return EXIT_SUCCESS;
+}
+
 /*
  * snapshot-create --group=GROUP DOMAIN...: one snapshot, named GROUP, of
  * every domain, cut in one shared window (libsnap.h, snap_group_create).
@@ -196,14 +210,8 @@ static int create_group(const char *group, int n, char **domains,
     snap_group_info *g = NULL;
     int rc = snap_group_create(xlsnap_ctx(), group, (const char *const *)domains,
                                (size_t)n, p, &g);
-    if (rc)
-        return report_failure("snapshot-create --group", rc);
-    if (json)
-        printf("%s\n", json_term_safe(g->json));
-    else
-        print_group_created(g);
-    snap_group_info_free(g);
-    return EXIT_SUCCESS;
+    return print_group_result(rc, "snapshot-create --group", g, json,
+                              print_group_created);
 }
 
 /*
@@ -453,14 +461,7 @@ static int info_group(int n_args, const char *group, bool json)
     }
     snap_group_info *g = NULL;
     int rc = snap_group_get(xlsnap_ctx(), group, &g);
-    if (rc)
-        return report_failure("snapshot-info --group", rc);
-    if (json)
-        printf("%s\n", json_term_safe(g->json));
-    else
-        print_group_info(g);
-    snap_group_info_free(g);
-    return EXIT_SUCCESS;
+    return print_group_result(rc, "snapshot-info --group", g, json, print_group_info);
 }
 
 int main_snapshot_info(int argc, char **argv)
