@@ -27,19 +27,6 @@
 static th_xlsim_dom g;
 static uid_t nobody_uid;
 
-static long proc_euid(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    char *st = th_read_file(path);
-    const char *u = st ? strstr(st, "\nUid:") : NULL;
-    long real = -1, eff = -1;
-    if (u)
-        sscanf(u, "\nUid: %ld %ld", &real, &eff);
-    free(st);
-    return eff;
-}
-
 /* The device model runs as nobody, chrooted to <rundir>/qemu-root-<domid>. */
 static void check_confined(const char *file, int line)
 {
@@ -48,9 +35,9 @@ static void check_confined(const char *file, int line)
     ssize_t n = readlink(link, root, sizeof root - 1);
     root[n > 0 ? n : 0] = '\0';
     snprintf(want, sizeof want, "%s/qemu-root-%u", th_xlsim_rundir(), g.domid);
-    if (proc_euid(g.vm.pid) != (long)nobody_uid || strcmp(root, want) != 0)
+    if (th_proc_euid(g.vm.pid) != (long)nobody_uid || strcmp(root, want) != 0)
         th_fail_at(file, line, "QEMU [%d] runs as uid %ld in %s, not as nobody in %s",
-                   (int)g.vm.pid, proc_euid(g.vm.pid), root, want);
+                   (int)g.vm.pid, th_proc_euid(g.vm.pid), root, want);
 }
 #define CHECK_CONFINED() check_confined(__FILE__, __LINE__)
 

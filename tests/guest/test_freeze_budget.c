@@ -55,19 +55,6 @@ typedef struct delay_proxy {
     pthread_t thr;
 } delay_proxy;
 
-static bool write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w, n -= (size_t)w;
-    }
-    return true;
-}
-
 static int unix_connect(const char *path)
 {
     struct sockaddr_un a = {.sun_family = AF_UNIX};
@@ -101,14 +88,14 @@ static void relay(delay_proxy *p, int cfd)
         if (f[2].revents)
             break;
         if (release_at && snap_now_ms() >= release_at) {
-            if (!write_all(cfd, held, n_held))
+            if (!th_write_all(cfd, held, n_held))
                 break;
             n_held = 0;
             release_at = 0;
         }
         if (f[0].revents) {
             ssize_t n = read(cfd, buf, sizeof buf);
-            if (n <= 0 || !write_all(ufd, buf, (size_t)n))
+            if (n <= 0 || !th_write_all(ufd, buf, (size_t)n))
                 break;
             if (p->delay_ms && memmem(buf, (size_t)n, "\"transaction\"", 13)) {
                 release_at = snap_now_ms() + (uint64_t)p->delay_ms;
@@ -123,7 +110,7 @@ static void relay(delay_proxy *p, int cfd)
                 held = realloc(held, n_held + (size_t)n);
                 memcpy(held + n_held, buf, (size_t)n);
                 n_held += (size_t)n;
-            } else if (!write_all(cfd, buf, (size_t)n)) {
+            } else if (!th_write_all(cfd, buf, (size_t)n)) {
                 break;
             }
         }

@@ -504,3 +504,30 @@ pid_t th_start_xenstored(const char **socket_out)
         *socket_out = sock;
     return pid;
 }
+
+bool th_write_all(int fd, const char *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return false;
+        p += w;
+        n -= (size_t)w;
+    }
+    return true;
+}
+
+long th_proc_euid(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    char *st = th_read_file(path);
+    const char *u = st ? strstr(st, "\nUid:") : NULL;
+    long real = -1, eff = -1;
+    if (u)
+        sscanf(u, "\nUid: %ld %ld", &real, &eff);
+    free(st);
+    return eff;
+}

@@ -129,6 +129,10 @@ int th_runl(char **out, char **err, const char *arg0, ...) __attribute__((sentin
 /* Reads a whole file (malloc'd, NUL-terminated); NULL on error. */
 char *th_read_file(const char *path);
 bool th_write_file(const char *path, const char *text);
+/* Writes all n bytes to fd, retrying short writes and EINTR. */
+bool th_write_all(int fd, const char *p, size_t n);
+/* The effective uid of process pid (/proc/<pid>/status), -1 if unknown. */
+long th_proc_euid(pid_t pid);
 
 /*
  * Starts the project's xenstored on a private socket inside th_tmpdir() and

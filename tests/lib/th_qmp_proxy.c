@@ -33,20 +33,6 @@ typedef struct proxy_link {
     size_t nfds;
 } proxy_link;
 
-static bool write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR)
-            continue;
-        if (w <= 0)
-            return false;
-        p += w;
-        n -= (size_t)w;
-    }
-    return true;
-}
-
 /* One line to QEMU, with the descriptors the client passed before it. */
 static bool send_line(proxy_link *l, const char *line, size_t n)
 {
@@ -71,7 +57,7 @@ static bool send_line(proxy_link *l, const char *line, size_t n)
     l->nfds = 0;
     if (w <= 0)
         return false;
-    return (size_t)w == n || write_all(l->qemu, line + w, n - (size_t)w);
+    return (size_t)w == n || th_write_all(l->qemu, line + w, n - (size_t)w);
 }
 
 /* The refused command's reply, with the request's id; true when line is that command. */
@@ -88,7 +74,7 @@ static bool refuse_line(th_qmp_proxy *p, proxy_link *l, const char *line, size_t
             snap_xasprintf("{\"error\": {\"class\": \"GenericError\", \"desc\": \"%s\"}, "
                            "\"id\": \"%s\"}\r\n",
                            p->desc, id ? id : "");
-        write_all(l->client, reply, strlen(reply));
+        th_write_all(l->client, reply, strlen(reply));
         free(reply);
         for (size_t i = 0; i < l->nfds; i++)
             close(l->fds[i]);
@@ -160,7 +146,7 @@ static bool from_qemu(proxy_link *l)
     if (!nl)
         return true;
     size_t len = (size_t)(nl - l->qbuf) + 1;
-    bool ok = write_all(l->client, l->qbuf, len);
+    bool ok = th_write_all(l->client, l->qbuf, len);
     memmove(l->qbuf, l->qbuf + len, l->qlen - len);
     l->qlen -= len;
     return ok;

@@ -89,20 +89,6 @@ static snap_qmp *connect_dm(void)
     return q;
 }
 
-/* "uid" of /proc/<pid>/status (effective). */
-static long proc_euid(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    char *st = th_read_file(path);
-    const char *u = st ? strstr(st, "\nUid:") : NULL;
-    long real = -1, eff = -1;
-    if (u)
-        sscanf(u, "\nUid: %ld %ld", &real, &eff);
-    free(st);
-    return eff;
-}
-
 /* QEMU runs as nobody in <rundir>/qemu-root-<domid>, an empty mode-0000 dir. */
 static void test_restricted_like_libxl(void)
 {
@@ -127,7 +113,7 @@ static void test_restricted_like_libxl(void)
     dm_pid = atoi(pid);
     free(pid);
     th_adopt(dm_pid);
-    CHECK_INT(proc_euid(dm_pid), nobody.pw_uid);
+    CHECK_INT(th_proc_euid(dm_pid), nobody.pw_uid);
     char link[64], root[4096], want[4096];
     snprintf(link, sizeof link, "/proc/%d/root", (int)dm_pid);
     ssize_t n = readlink(link, root, sizeof root - 1);
@@ -507,7 +493,7 @@ static void test_revert_then_snapshot_on_confined(void)
     free(pid);
     th_adopt(new_pid);
     CHECK(new_pid != dm_pid);
-    CHECK_INT(proc_euid(new_pid), nobody.pw_uid);
+    CHECK_INT(th_proc_euid(new_pid), nobody.pw_uid);
     dm_pid = new_pid;
     CHECK_FDSETS(0); /* a new device model, started on paths */
     /* Back to s1's point: a new overlay on the image s1 was taken of. */
