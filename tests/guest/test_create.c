@@ -27,17 +27,6 @@ static th_xlsim_dom g;
 /* ------------------------------------------------------------ helpers */
 
 /* Thawed by the agent's own account, and a write in the guest succeeds. */
-static void check_thawed(const char *file, int line)
-{
-    char *status = th_xlsim_fsfreeze_status(&g);
-    if (!status || strcmp(status, "thawed") != 0)
-        th_fail_at(file, line, "guest filesystems: %s", status ? status : "(no answer)");
-    free(status);
-    if (th_xlsim_guest_sh(&g, "echo probe >/mnt/vdb/probe && sync", NULL) != 0)
-        th_fail_at(file, line, "a write in the guest failed after the command");
-}
-#define CHECK_THAWED() check_thawed(__FILE__, __LINE__)
-
 /* The ext4 in image's internal snapshot name, as a raw file; NULL on failure. */
 static const char *snapshot_to_raw(const char *image, const char *name)
 {
@@ -80,7 +69,7 @@ static void check_refused(const char *const argv[], const char *expect)
     CHECK_CONTAINS(r.err, expect);
     th_cmd_free(&r);
     CHECK_WORLD_KEPT(&g, before);
-    CHECK_THAWED();
+    CHECK_GUEST_THAWED(&g);
 }
 
 /* ------------------------------------------------------------ cases */
@@ -95,7 +84,7 @@ static void test_plan_changes_nothing(void)
                        "data.p1.qcow2");
     th_cmd_free(&r);
     CHECK_WORLD_KEPT(&g, before);
-    CHECK_THAWED();
+    CHECK_GUEST_THAWED(&g);
 }
 
 static void test_internal_quiesced(void)
@@ -106,7 +95,7 @@ static void test_internal_quiesced(void)
     th_cmd_free(&r);
     CHECK(th_qemu_img_has_snapshot(g.root, "s1"));
     CHECK(th_qemu_img_has_snapshot(g.data, "s1"));
-    CHECK_THAWED();
+    CHECK_GUEST_THAWED(&g);
     /* The filesystem inside the snapshot: clean, the writer's log complete. */
     const char *raw = snapshot_to_raw(g.data, "s1");
     if (raw)
@@ -173,7 +162,7 @@ static void test_excluded_disk(void)
     CHECK_CONTAINS(r.out, "\"xvdb\"");
     yajl_tree_free(v);
     th_cmd_free(&r);
-    CHECK_THAWED();
+    CHECK_GUEST_THAWED(&g);
 }
 
 /* QEMU's active layer of vdev is overlay, backed by base. */
@@ -214,7 +203,7 @@ static void test_external(void)
     char *userdata = th_xlsim_userdata(&g);
     CHECK_CONTAINS(userdata, ov_root);
     CHECK_CONTAINS(userdata, ov_data);
-    CHECK_THAWED();
+    CHECK_GUEST_THAWED(&g);
     /* The base images, no longer written, hold clean filesystems. */
     const char *raw = th_image_to_raw(g.data);
     if (raw)

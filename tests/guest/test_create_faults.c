@@ -25,6 +25,7 @@
 #include "snap_qmp.h"
 #include "th.h"
 #include "th_qemu.h"
+#include "th_snaptest.h"
 #include "th_xlsim.h"
 
 #define BOOT_TIMEOUT_MS 150000
@@ -42,18 +43,6 @@ static bool up(bool flag)
         th_skip("the guest did not boot");
     return flag;
 }
-
-static void check_thawed_at(const th_xlsim_dom *d, const char *file, int line)
-{
-    char *status = th_xlsim_fsfreeze_status(d);
-    if (!status || strcmp(status, "thawed") != 0)
-        th_fail_at(file, line, "%s: guest filesystems: %s", d->name,
-                   status ? status : "(no answer)");
-    free(status);
-    if (th_xlsim_guest_sh(d, "echo probe >/mnt/vdb/probe && sync", NULL) != 0)
-        th_fail_at(file, line, "%s: a write in the guest failed", d->name);
-}
-#define CHECK_THAWED(d) check_thawed_at((d), __FILE__, __LINE__)
 
 static char *journal_path(const th_xlsim_dom *d)
 {
@@ -216,7 +205,7 @@ static void test_freeze_hangs_required(void)
     CHECK_CONTAINS(r.err, "freeze");
     /* The delayed freeze may land after xlsnap gave up: it must be undone. */
     usleep((FREEZE_DELAY_S * 1000 + 1000) * 1000);
-    CHECK_THAWED(&hang);
+    CHECK_GUEST_THAWED(&hang);
     char *after = th_world_capture(&hang, TH_WORLD_LIVE);
     CHECK_WORLD(before, after);
     CHECK(!th_qemu_img_has_snapshot(hang.root, "h1"));
@@ -242,7 +231,7 @@ static void test_freeze_hangs_best_effort(void)
     CHECK_CONTAINS(r.out, "crash-consistent (freeze failed: ");
     CHECK_CONTAINS(r.err, "taking a crash-consistent snapshot");
     th_cmd_free(&r);
-    CHECK_THAWED(&hang);
+    CHECK_GUEST_THAWED(&hang);
     CHECK(th_qemu_img_has_snapshot(hang.root, "h2"));
     CHECK(th_qemu_img_has_snapshot(hang.data, "h2"));
     th_xlsnap(&r, "snapshot-info", "--json", "hang", "h2", NULL);
@@ -283,7 +272,7 @@ static void test_transaction_fails(void)
     th_note("xlsnap: %s", log ? log : "");
     rmdir(ov_data);
     CHECK(access(ov_root, F_OK) != 0); /* the overlay it did create is gone */
-    CHECK_THAWED(&k);
+    CHECK_GUEST_THAWED(&k);
     char *after = th_world_capture(&k, TH_WORLD_LIVE);
     CHECK_WORLD(before, after);
     free(before), free(after), free(log), free(ov_root), free(ov_data);
@@ -315,7 +304,7 @@ static void test_sigkill_while_frozen(void)
     th_note("thawed %llu ms after the SIGKILL",
             (unsigned long long)(snap_now_ms() - killed));
     free(status);
-    CHECK_THAWED(&k);
+    CHECK_GUEST_THAWED(&k);
     /* The dead run is visible until the next operation recovers it. */
     th_cmd r;
     th_xlsnap(&r, "snapshot-list", "k", NULL);
@@ -349,8 +338,14 @@ static void test_watchdog_says_why(void)
         return;
     char *before = th_world_capture(&k, TH_WORLD_LIVE);
     const char *log_path = th_path("lease1.log");
-    const char *argv[] = {"snapshot-create", "--lease-expiry=kill", "--freeze-timeout", "1",
-                          "-e", "k", "lease1", NULL};
+    const char *argv[] = {"snapshot-create",
+                          "--lease-expiry=kill",
+                          "--freeze-timeout",
+                          "1",
+                          "-e",
+                          "k",
+                          "lease1",
+                          NULL};
     pid_t pid = start_paused_in_window(argv, log_path, "60000");
     REQUIRE(pid > 0);
     int status = th_wait(pid, 60000); /* the lease: 1 s + 10 s */
@@ -368,7 +363,7 @@ static void test_watchdog_says_why(void)
                    "xlsnap: watchdog: the freeze lease of domain k ran out (11000 ms "
                    "after the freeze was sent) with xlsnap pid ");
     CHECK_CONTAINS(log, "xlsnap: watchdog: the guest's filesystems are thawed");
-    CHECK_THAWED(&k);
+    CHECK_GUEST_THAWED(&k);
     th_cmd r;
     /* Recovers the journal. */
     th_xlsnap(&r, "-N", "snapshot-create", "k", "lease2", NULL);
@@ -460,7 +455,7 @@ static void test_lease_runs_out_thaws(void)
     CHECK_CONTAINS(log, "the freeze lease of 11000 ms ran out: the watchdog thawed the "
                         "guest; the snapshot is rolled back");
     CHECK(!log || !strstr(log, "killing it"));
-    CHECK_THAWED(&k);
+    CHECK_GUEST_THAWED(&k);
     th_cmd r;
     th_xlsnap(&r, "snapshot-list", "k", NULL);
     CHECK(r.rc == 0 && !strstr(r.out, "l1"));
@@ -499,7 +494,7 @@ static void test_overlay_dir_too_small(void)
     char *t = th_read_file(trace);
     CHECK(!t || !strstr(t, "freeze-sent")); /* refused before the freeze */
     CHECK(dir_is_empty(dir));
-    CHECK_THAWED(&k);
+    CHECK_GUEST_THAWED(&k);
     char *after = th_world_capture(&k, TH_WORLD_LIVE);
     CHECK_WORLD(before, after);
     th_cmd_free(&r);
@@ -552,7 +547,7 @@ static void test_io_error_after_thaw(void)
     /* The hook back to a quick one before the agent is asked anything else. */
     th_xlsim_guest_sh(&k, "printf '#!/bin/sh\nexit 0\n' >/etc/xlsnap/fsfreeze-hook",
                       NULL);
-    CHECK_THAWED(&k); /* running (it wrote) and thawed */
+    CHECK_GUEST_THAWED(&k); /* running (it wrote) and thawed */
     CHECK(dir_is_empty(dir));
     char *after = th_world_capture(&k, TH_WORLD_LIVE);
     CHECK_WORLD(before, after);
@@ -624,7 +619,7 @@ static void test_io_error_domain_refused(void)
     unlink(filler);
     CHECK(th_xlsim_pause(&k, false));
     CHECK(wait_run_state(&k, "running", 10000));
-    CHECK_THAWED(&k);
+    CHECK_GUEST_THAWED(&k);
     free(opt), free(filler), free(of);
     /* k now runs on data.full1.qcow2 there: unmounted once k is gone. */
     filling_dir = dir;
@@ -678,7 +673,7 @@ static void test_owner_and_watchdog_killed(void)
     th_xlsnap(&r, "-N", "snapshot-create", "k", "w2", NULL); /* recovers first */
     CHECK_INT(r.rc, 0);
     th_cmd_free(&r);
-    CHECK_THAWED(&k);
+    CHECK_GUEST_THAWED(&k);
     CHECK(journal && access(journal, F_OK) != 0);
     char *after = th_world_capture(&k, TH_WORLD_LIVE);
     CHECK_WORLD(before, after);

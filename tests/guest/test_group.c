@@ -38,18 +38,6 @@ static bool all_up;
 
 /* ------------------------------------------------------------ helpers */
 
-static void check_thawed_at(const th_xlsim_dom *d, const char *file, int line)
-{
-    char *status = th_xlsim_fsfreeze_status(d);
-    if (!status || strcmp(status, "thawed") != 0)
-        th_fail_at(file, line, "%s: guest filesystems: %s", d->name,
-                   status ? status : "(no answer)");
-    free(status);
-    if (th_xlsim_guest_sh(d, "echo probe >/mnt/vdb/probe && sync", NULL) != 0)
-        th_fail_at(file, line, "%s: a write in the guest failed", d->name);
-}
-#define CHECK_THAWED(d) check_thawed_at((d), __FILE__, __LINE__)
-
 /* The group record's path (it exists once the group is committed). */
 static const char *group_record(const char *name)
 {
@@ -168,8 +156,8 @@ static void test_group_quiesced(void)
     CHECK_ACTIVE_IMAGE(&ga, "xvdb", "data.g1.qcow2");
     CHECK_ACTIVE_IMAGE(&gb, "xvdb", "data.g1.qcow2");
     CHECK_ACTIVE_IMAGE(&gb, "xvda", "root.g1.qcow2");
-    CHECK_THAWED(&ga);
-    CHECK_THAWED(&gb);
+    CHECK_GUEST_THAWED(&ga);
+    CHECK_GUEST_THAWED(&gb);
     check_cut_inside_window(&ga);
     check_cut_inside_window(&gb);
     char *journals = th_snap_journal_text();
@@ -235,13 +223,10 @@ static void test_group_freeze_fails(void)
     CHECK(access(group_record("g2"), F_OK) != 0);
     CHECK(!th_qemu_img_has_snapshot(ga.data, "g2"));
     CHECK(!th_qemu_img_has_snapshot(gh.data, "g2"));
-    CHECK_THAWED(&ga);
-    CHECK_THAWED(&gh);
-    char *after_a = th_world_capture(&ga, TH_WORLD_LIVE);
-    char *after_h = th_world_capture(&gh, TH_WORLD_LIVE);
-    CHECK_WORLD(before_a, after_a);
-    CHECK_WORLD(before_h, after_h);
-    free(before_a), free(before_h), free(after_a), free(after_h);
+    CHECK_GUEST_THAWED(&ga);
+    CHECK_GUEST_THAWED(&gh);
+    CHECK_WORLD_KEPT(&ga, before_a);
+    CHECK_WORLD_KEPT(&gh, before_h);
 }
 
 /* gb's transaction fails inside the shared window (its overlay path taken). */
@@ -266,13 +251,10 @@ static void test_group_transaction_fails(void)
     rmdir(ov_b);
     CHECK(access(ov_a, F_OK) != 0); /* ga's overlay, made, is gone */
     CHECK(access(group_record("g3"), F_OK) != 0);
-    CHECK_THAWED(&ga);
-    CHECK_THAWED(&gb);
-    char *after_a = th_world_capture(&ga, TH_WORLD_LIVE);
-    char *after_b = th_world_capture(&gb, TH_WORLD_LIVE);
-    CHECK_WORLD(before_a, after_a);
-    CHECK_WORLD(before_b, after_b);
-    free(before_a), free(before_b), free(after_a), free(after_b);
+    CHECK_GUEST_THAWED(&ga);
+    CHECK_GUEST_THAWED(&gb);
+    CHECK_WORLD_KEPT(&ga, before_a);
+    CHECK_WORLD_KEPT(&gb, before_b);
     free(log), free(ov_a), free(ov_b);
 }
 
@@ -317,13 +299,10 @@ static void sigkill_at(const char *group, const char *hook, const char *said)
     journals = th_snap_journal_text();
     CHECK_STR(journals, "");
     free(journals);
-    CHECK_THAWED(&ga);
-    CHECK_THAWED(&gb);
-    char *after_a = th_world_capture(&ga, TH_WORLD_LIVE);
-    char *after_b = th_world_capture(&gb, TH_WORLD_LIVE);
-    CHECK_WORLD(before_a, after_a);
-    CHECK_WORLD(before_b, after_b);
-    free(before_a), free(before_b), free(after_a), free(after_b);
+    CHECK_GUEST_THAWED(&ga);
+    CHECK_GUEST_THAWED(&gb);
+    CHECK_WORLD_KEPT(&ga, before_a);
+    CHECK_WORLD_KEPT(&gb, before_b);
 }
 
 static void test_group_sigkill_in_window(void)

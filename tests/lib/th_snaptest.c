@@ -301,6 +301,17 @@ void th_snap_refresh_index(const th_xlsim_dom *d)
     th_cmd_free(&r);
 }
 
+void th_snap_check_thawed_at(const char *file, int line, const th_xlsim_dom *d)
+{
+    char *status = th_xlsim_fsfreeze_status(d);
+    if (!status || strcmp(status, "thawed") != 0)
+        th_fail_at(file, line, "%s: guest filesystems: %s", d->name,
+                   status ? status : "(no answer)");
+    free(status);
+    if (th_xlsim_guest_sh(d, "echo probe >/mnt/vdb/probe && sync", NULL) != 0)
+        th_fail_at(file, line, "%s: a write in the guest failed", d->name);
+}
+
 void th_snap_check_world_kept_at(const char *file, int line, const th_xlsim_dom *d,
                                  char *before)
 {

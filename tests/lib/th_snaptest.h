@@ -130,6 +130,10 @@ void th_snap_check_world_kept_at(const char *file, int line, const th_xlsim_dom 
 #define CHECK_WORLD_KEPT(d, before)                                                      \
     th_snap_check_world_kept_at(__FILE__, __LINE__, d, before)
 
+/* d's agent says "thawed" and a write to /mnt/vdb in the guest succeeds. */
+void th_snap_check_thawed_at(const char *file, int line, const th_xlsim_dom *d);
+#define CHECK_GUEST_THAWED(d) th_snap_check_thawed_at(__FILE__, __LINE__, d)
+
 /* snapshot-info <dom> <name> exits 0 and says "Current: yes". */
 void th_snap_check_current_at(const char *file, int line, const th_xlsim_dom *d,
                               const char *name);
