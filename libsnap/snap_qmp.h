@@ -223,6 +223,9 @@ int snap_qmp_transaction(snap_qmp *qmp, const snap_qmp_tx *tx, int timeout_ms,
  */
 int snap_qmp_transaction_await(snap_qmp *qmp, const snap_qmp_tx *tx, int timeout_ms,
                                snap_err *err);
+/* "file": {"driver": "file", "filename": "/dev/fdset/ID"}: a node's file child
+ * on an fdset (snap_qmp_fdset.c). */
+void snap_qmp_gen_fdset_file(yajl_gen g, long long fdset_id);
 /*
  * blockdev-snapshot: node (a root node-name) gets the already added node
  * overlay_node on top of it, as its backing file. Nothing is opened by path:

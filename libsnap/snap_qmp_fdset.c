@@ -129,6 +129,17 @@ typedef struct qcow2_fdset_args {
     long long fdset_id;
 } qcow2_fdset_args;
 
+void snap_qmp_gen_fdset_file(yajl_gen g, long long fdset_id)
+{
+    char filename[64];
+    snprintf(filename, sizeof filename, "/dev/fdset/%lld", fdset_id);
+    snap_json_key(g, "file");
+    yajl_gen_map_open(g);
+    snap_json_kv_str(g, "driver", "file");
+    snap_json_kv_str(g, "filename", filename);
+    yajl_gen_map_close(g);
+}
+
 /*
  * {"driver": "qcow2", "node-name": N, "backing": null,
  *  "file": {"driver": "file", "filename": "/dev/fdset/ID"}}: the file node is
@@ -137,17 +148,11 @@ typedef struct qcow2_fdset_args {
 static void qcow2_fdset_args_gen(yajl_gen g, const void *opaque)
 {
     const qcow2_fdset_args *a = opaque;
-    char filename[64];
-    snprintf(filename, sizeof filename, "/dev/fdset/%lld", a->fdset_id);
     snap_json_kv_str(g, "driver", "qcow2");
     snap_json_kv_str(g, "node-name", a->node_name);
     snap_json_key(g, "backing");
     yajl_gen_null(g);
-    snap_json_key(g, "file");
-    yajl_gen_map_open(g);
-    snap_json_kv_str(g, "driver", "file");
-    snap_json_kv_str(g, "filename", filename);
-    yajl_gen_map_close(g);
+    snap_qmp_gen_fdset_file(g, a->fdset_id);
 }
 
 int snap_qmp_blockdev_add_qcow2_fdset(snap_qmp *q, const char *node_name,

@@ -126,18 +126,12 @@ typedef struct fdset_image_args {
 static void fdset_image_gen(yajl_gen g, const void *opaque)
 {
     const fdset_image_args *a = opaque;
-    char filename[64];
-    snprintf(filename, sizeof filename, "/dev/fdset/%lld", a->fdset_id);
     snap_json_kv_str(g, "driver", a->format);
     snap_json_kv_str(g, "node-name", a->node_name);
     snap_json_kv_bool(g, "read-only", true);
     cache_gen(g, a->opts);
     snap_json_kv_str(g, "backing", a->backing); /* NULL: null, none */
-    snap_json_key(g, "file");
-    yajl_gen_map_open(g);
-    snap_json_kv_str(g, "driver", "file");
-    snap_json_kv_str(g, "filename", filename);
-    yajl_gen_map_close(g);
+    snap_qmp_gen_fdset_file(g, a->fdset_id);
 }
 
 int snap_qmp_blockdev_add_fdset_image(snap_qmp *q, const char *node_name,
