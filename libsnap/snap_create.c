@@ -436,29 +436,36 @@ static bool needs_pause(const snap_session *s, const snap_plan *plan,
            s->dom.ref.state == SNAP_DOMAIN_RUNNING;
 }
 
-/* The QMP transaction (when a disk is QEMU's), then the snapshot volumes. */
+/*
+ * The QMP transaction (when a disk is QEMU's), then the snapshot volumes.
+ * Inside the frozen window both fit in timeout_ms, what is left of it (the
+ * thaw is due then): the volumes get what the transaction left. Outside
+ * one, each has its own timeout. A group member's cut too.
+ */
 static int cut_disks(snap_ctx *ctx, snap_qmp *qmp, snap_plan *plan, snap_quiesce *q,
-                     snap_qmp_tx *tx, bool *tx_sent, int *tx_rc, snap_err *err)
+                     snap_qmp_tx *tx, int timeout_ms, bool *tx_sent, int *tx_rc,
+                     snap_err *err)
 {
+    uint64_t start = snap_now_ms();
     int rc = 0;
     if (qmp) {
         *tx_sent = true;
         snap_trace("tx-sent");
-        rc = snap_qmp_transaction(qmp, tx, snap_quiesce_tx_timeout_ms(q), err);
+        rc = snap_qmp_transaction(qmp, tx, timeout_ms, err);
         snap_trace("tx-replied");
         *tx_rc = rc;
         if (rc == SNAP_ERROR_PEER)
             name_failed_disks(plan, err);
     }
-    if (!rc && snap_quiesce_in_window(q) && snap_quiesce_tx_timeout_ms(q) <= 1)
+    bool in_window = snap_quiesce_in_window(q);
+    int left = timeout_ms - (int)(snap_now_ms() - start);
+    if (!rc && in_window && plan_has(plan, true) && left <= 1)
         rc = snap_err_set(err, SNAP_ERROR_TIMEDOUT,
                           "the frozen window's time (thaw by %d ms after the freeze) ran "
                           "out before the LVM snapshots were taken",
                           snap_quiesce_timeline(q)->thaw_by_ms);
     if (!rc) /* in the window: what is left of it; else lvm's own timeout */
-        rc = snapshot_volumes(
-            ctx, plan, snap_quiesce_in_window(q) ? snap_quiesce_tx_timeout_ms(q) : 0,
-            err);
+        rc = snapshot_volumes(ctx, plan, in_window ? left : 0, err);
     return rc;
 }
 
@@ -498,13 +505,16 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, snap_plan *plan,
         paused = rc == 0;
     }
     if (!rc)
-        rc = cut_disks(ctx, qmp, plan, q, tx, &tx_sent, &tx_rc, err);
+        rc = cut_disks(ctx, qmp, plan, q, tx, snap_quiesce_tx_timeout_ms(q), &tx_sent,
+                       &tx_rc, err);
     snap_err perr;
     if (paused && ctx->ops->unpause(ctx, &s->dom.ref, &perr) && !rc) {
         *err = perr;
         rc = snap_err_context(err, "resuming the domain after its LVM snapshots");
     }
-    rc = finish_window(ctx, qmp, plan, q, tx, tx_sent, qres, io_stopped, rc, err);
+    /* a transaction answered in time awaits nothing late, whatever failed after */
+    rc = finish_window(ctx, qmp, plan, q, tx, tx_sent && (!rc || tx_rc), qres, io_stopped,
+                       rc, err);
     snap_trace_flush(); /* XLSNAP_TRACE: after the window */
     /* Refused or never sent: the added nodes are nobody's. After a timeout
      * (answered late or not) the rollback removes the files and the fdset
@@ -979,13 +989,6 @@ static int member_plan(snap_ctx *ctx, snap_create_member *mb, const snap_create_
                           "domain %s is shut off: a consistency group snapshots running "
                           "(or paused) domains through their QEMU",
                           s->dom.ref.name);
-    /* A member is cut by its QMP transaction alone (snap_create_member_cut). */
-    if (!rc && plan_has(&mb->plan, true))
-        rc =
-            snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
-                         "domain %s has disks on LVM volumes: a consistency group "
-                         "snapshots QEMU-served disks only (leave them out with --disks)",
-                         s->dom.ref.name);
     if (!rc && s->dom.ref.state == SNAP_DOMAIN_RUNNING)
         rc = check_room(&mb->plan, err);
     if (!rc)
@@ -1037,8 +1040,11 @@ int snap_create_member_connect(snap_ctx *ctx, snap_create_member *mb)
     snap_err err;
     if (mb->rc)
         return mb->rc;
-    int rc = snap_domain_qmp_open(ctx, &mb->s.dom, &mb->qmp, &err);
-    if (!rc)
+    /* A member whose disks are all LVM volumes needs no QEMU (it may have none). */
+    int rc = plan_has(&mb->plan, false)
+                 ? snap_domain_qmp_open(ctx, &mb->s.dom, &mb->qmp, &err)
+                 : 0;
+    if (!rc && mb->qmp)
         rc = prepare_overlays(ctx, mb->qmp, &mb->plan, &mb->by_fd, &mb->fp, &err);
     if (!rc)
         mb->tx = build_transaction(&mb->plan, mb->by_fd);
@@ -1087,7 +1093,7 @@ int snap_create_member_tx_timeout_ms(const snap_create_member *mb)
     return snap_quiesce_tx_timeout_ms(mb->q);
 }
 
-int snap_create_member_cut(snap_create_member *mb, int timeout_ms)
+int snap_create_member_cut(snap_ctx *ctx, snap_create_member *mb, int timeout_ms)
 {
     snap_err err;
     if (mb->rc)
@@ -1096,14 +1102,11 @@ int snap_create_member_cut(snap_create_member *mb, int timeout_ms)
         return member_fail(mb,
                            snap_err_set(&err, SNAP_ERROR_TIMEDOUT,
                                         "domain %s: the group's frozen window ran out "
-                                        "before its transaction was sent",
+                                        "before its cut began",
                                         mb->s.dom.ref.name),
                            &err);
-    mb->tx_sent = true;
-    int rc = snap_qmp_transaction(mb->qmp, mb->tx, timeout_ms, &err);
-    mb->tx_rc = rc;
-    if (rc == SNAP_ERROR_PEER)
-        name_failed_disks(&mb->plan, &err);
+    int rc = cut_disks(ctx, mb->qmp, &mb->plan, mb->q, mb->tx, timeout_ms, &mb->tx_sent,
+                       &mb->tx_rc, &err);
     if (rc)
         snap_err_context(&err, "domain %s", mb->s.dom.ref.name);
     return member_fail(mb, rc, &err);
@@ -1112,8 +1115,10 @@ int snap_create_member_cut(snap_create_member *mb, int timeout_ms)
 int snap_create_member_thaw(snap_ctx *ctx, snap_create_member *mb)
 {
     snap_err err = mb->err;
-    int rc = finish_window(ctx, mb->qmp, &mb->plan, mb->q, mb->tx, mb->tx_sent, &mb->qres,
-                           &mb->io_stopped, mb->rc, &err);
+    /* a transaction answered in time awaits nothing late, whatever failed after */
+    bool tx_unsettled = mb->tx_sent && (!mb->rc || mb->tx_rc);
+    int rc = finish_window(ctx, mb->qmp, &mb->plan, mb->q, mb->tx, tx_unsettled,
+                           &mb->qres, &mb->io_stopped, mb->rc, &err);
     if (!rc && mb->q && mb->qres.reason) /* the transaction landed after the thaw */
         rc = snap_err_set(&err, SNAP_ERROR_TIMEDOUT,
                           "domain %s: %s: its cut is not inside the group's window",

@@ -7,8 +7,10 @@
  *
  * A member's phases, each skipped once mb->rc is set:
  *   prepare (session: lock, recovery; plan; agent; journal "planned")
- *   -> connect (QMP, overlays, the transaction built)
- *   -> freeze | pause -> cut (the transaction) -> thaw | unpause
+ *   -> connect (QMP, overlays, the transaction built; no QMP for a domain
+ *      whose disks are all LVM volumes)
+ *   -> freeze | pause -> cut (the transaction, then the LVM snapshot
+ *      volumes) -> thaw | unpause
  *   -> commit (switch, record with the group's name, "metadata-done")
  *   ... group record written ... -> finish (journal cleared).
  * On any failure of any member: rollback of every journaled member.
@@ -60,10 +62,14 @@ int snap_create_member_freeze(snap_ctx *ctx, snap_create_member *mb);
 /* Pauses a running domain (crash-consistent groups). */
 int snap_create_member_pause(snap_ctx *ctx, snap_create_member *mb);
 int snap_create_member_unpause(snap_ctx *ctx, snap_create_member *mb);
-/* What is left of the member's window for its transaction. */
+/* What is left of the member's window for its cut. */
 int snap_create_member_tx_timeout_ms(const snap_create_member *mb);
-/* Sends the transaction and awaits it, at most timeout_ms (thread-safe). */
-int snap_create_member_cut(snap_create_member *mb, int timeout_ms);
+/*
+ * The member's cut, as snapshot-create's: its QMP transaction (qdisk disks),
+ * then its lvcreate children (LVM volumes) in what the transaction left of
+ * timeout_ms when frozen (thread-safe; ctx only logs).
+ */
+int snap_create_member_cut(snap_ctx *ctx, snap_create_member *mb, int timeout_ms);
 /* Thaws (thread-safe), checks QEMU's state; the member's window in qres. */
 int snap_create_member_thaw(snap_ctx *ctx, snap_create_member *mb);
 /* Milliseconds since the member's freeze was sent (0: none was). */

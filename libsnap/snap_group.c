@@ -6,10 +6,12 @@
  *
  *   groups lock -> every member prepared, in domain-name order (its lock,
  *   its journal recovered, its plan, its agent, its journal "planned" naming
- *   the group) -> quiesced: QMP connected, all frozen in parallel, one QMP
- *   transaction per QEMU sent in parallel inside the shared window, all
- *   thawed in parallel | crash-consistent: all paused in parallel, QMP
- *   connected, the transactions in parallel, all unpaused -> every member
+ *   the group) -> quiesced: QMP connected, all frozen in parallel, each
+ *   member cut in parallel inside the shared window (one QMP transaction
+ *   per QEMU, then the lvcreate children of its LVM volumes: a member
+ *   whose disks are all LVM volumes needs no QEMU), all thawed in parallel
+ *   | crash-consistent: all paused in parallel, QMP connected, the cuts in
+ *   parallel, all unpaused -> every member
  *   recorded (marked as the group's, "metadata-done") -> the group record
  *   written: the commit point -> every member's journal cleared.
  *
@@ -106,7 +108,7 @@ static void step_unpause(group_run *g, snap_create_member *mb)
 
 static void step_cut(group_run *g, snap_create_member *mb)
 {
-    snap_create_member_cut(mb, g->tx_timeout_ms);
+    snap_create_member_cut(g->ctx, mb, g->tx_timeout_ms);
 }
 
 static void step_thaw(group_run *g, snap_create_member *mb)
@@ -136,9 +138,9 @@ static void disconnect_all(group_run *g)
 }
 
 /*
- * Freeze all, cut all, thaw all. One budget: every transaction gets what
- * is left of the member window that ends first. The group's window: from
- * the first freeze sent to the last thaw answered.
+ * Freeze all, cut all, thaw all. One budget: every cut (transaction, then
+ * LVM volumes) gets what is left of the member window that ends first. The group's
+ * window: from the first freeze sent to the last thaw answered.
  */
 static void cut_quiesced(group_run *g)
 {
