@@ -503,6 +503,10 @@ static int snapshot_via_qmp(snap_ctx *ctx, snap_session *s, snap_plan *plan,
     if (!rc && needs_pause(s, plan, q)) {
         rc = ctx->ops->pause(ctx, &s->dom.ref, err);
         paused = rc == 0;
+        if (paused) /* nothing froze it: say how the cut stays consistent */
+            snap_log(ctx->lg, XTL_DETAIL,
+                     "domain %s paused for the cut of its %zu disks (not frozen)",
+                     s->dom.ref.name, plan->n_disks);
     }
     if (!rc)
         rc = cut_disks(ctx, qmp, plan, q, tx, snap_quiesce_tx_timeout_ms(q), &tx_sent,
