@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "snap_child.h"
 #include "snap_json.h"
@@ -147,7 +148,10 @@ static int parse_row(yajl_val row, snap_lv *lv, snap_err *err)
     /* lv_attr: [0] volume type, [5] device open (lvs(8)) */
     lv->thin = (lv->segtype && !strcmp(lv->segtype, "thin")) || lv->attr[0] == 'V';
     lv->classic_snapshot = lv->attr[0] == 's' || lv->attr[0] == 'S';
-    lv->invalid = lv->attr[0] == 'S';
+    /* [4] state: (I)nvalid snapshot, invalid (S)uspended, merge failed (m, M) */
+    lv->invalid = lv->classic_snapshot && (lv->attr[4] == 'I' || lv->attr[4] == 'S');
+    lv->merging = lv->attr[0] == 'O' || lv->attr[0] == 'S';
+    lv->merge_failed = lv->attr[4] == 'm' || lv->attr[4] == 'M';
     lv->open = lv->attr[5] == 'o';
     int rc = parse_size(row, &lv->size, err);
     return rc ? snap_err_context(err, "volume %s/%s", lv->vg, lv->name) : 0;
@@ -230,6 +234,24 @@ int snap_lvm_parse_physical_device(const char *s, unsigned *major, unsigned *min
     *major = (unsigned)ma;
     *minor = (unsigned)mi;
     return 0;
+}
+
+int snap_lvm_check_physical_device(const char *vdev, const char *path, unsigned major,
+                                   unsigned minor, const char *physical_device,
+                                   snap_err *err)
+{
+    unsigned ma, mi;
+    int rc = snap_lvm_parse_physical_device(physical_device, &ma, &mi, err);
+    if (rc)
+        return snap_err_context(err, "disk %s: xenstore's backend", vdev);
+    if (ma == major && mi == minor)
+        return 0;
+    return snap_err_set(err, SNAP_ERROR_INVAL,
+                        "disk %s: blkback serves device %u:%u (xenstore physical-device "
+                        "%s), but %s is device %u:%u now (renamed, removed or replaced "
+                        "since the domain started): refusing to snapshot another volume "
+                        "than the one the domain uses",
+                        vdev, ma, mi, physical_device, path, major, minor);
 }
 
 /* ------------------------------------------------------------ lvs */
@@ -499,10 +521,10 @@ int snap_lvm_remove_snapshots(const snap_lvm_opts *o, const snap_lvm_snap_req *r
 /* ------------------------------------------------------------ rename, change */
 
 /* One lvm command on a volume, its failure worded with the command. */
-static int run_one(const snap_lvm_opts *o, const largv *a, const char *what,
-                   const char *volume, snap_err *err)
+static int run_one_timed(const snap_lvm_opts *o, const largv *a, int timeout_ms,
+                         const char *what, const char *volume, snap_err *err)
 {
-    snap_child_opts co = child_opts(o, 0, false);
+    snap_child_opts co = child_opts(o, timeout_ms, false);
     snap_child_result r;
     snap_child_run("lvm", a->v, &co, &r, NULL);
     int rc = r.rc;
@@ -513,6 +535,12 @@ static int run_one(const snap_lvm_opts *o, const largv *a, const char *what,
     }
     snap_child_result_dispose(&r);
     return rc;
+}
+
+static int run_one(const snap_lvm_opts *o, const largv *a, const char *what,
+                   const char *volume, snap_err *err)
+{
+    return run_one_timed(o, a, 0, what, volume, err);
 }
 
 int snap_lvm_rename(const snap_lvm_opts *o, const char *vg, const char *from,
@@ -554,4 +582,68 @@ int snap_lvm_change(const snap_lvm_opts *o, const char *vg, const char *lv, int 
     }
     free(full);
     return rc;
+}
+
+/* ------------------------------------------------------------ merge */
+
+int snap_lvm_merge(const snap_lvm_opts *o, const char *vg, const char *snap,
+                   snap_err *err)
+{
+    largv a;
+    char *full = snap_xasprintf("%s/%s", vg, snap);
+    largv_init(&a, o, "lvconvert");
+    larg(&a, "--merge");
+    larg(&a, "--yes");
+    larg(&a, full);
+    int rc =
+        run_one_timed(o, &a, SNAP_LVM_MERGE_TIMEOUT_MS, "lvconvert --merge", full, err);
+    free(full);
+    return rc;
+}
+
+/* 1: vg/origin has a merge pending, 0: none, < 0: lvs failed or the merge did. */
+static int merge_pending(const snap_lvm_opts *o, const char *full, snap_err *err)
+{
+    snap_lv lv;
+    int rc = snap_lvm_lookup(o, full, &lv, err);
+    if (rc)
+        return -1;
+    bool pending = lv.merging, failed = lv.merge_failed;
+    snap_lv_dispose(&lv);
+    if (!failed)
+        return pending;
+    snap_err_set(err, SNAP_ERROR_IO,
+                 "LVM reports the merge of a snapshot into %s failed (lv_attr 'm'): "
+                 "see lvs -a and the kernel log",
+                 full);
+    return -1;
+}
+
+int snap_lvm_wait_merged(const snap_lvm_opts *o, const char *vg, const char *origin,
+                         int timeout_ms, snap_err *err)
+{
+    char *full = snap_xasprintf("%s/%s", vg, origin);
+    uint64_t deadline =
+        snap_now_ms() +
+        (uint64_t)(timeout_ms > 0 ? timeout_ms : SNAP_LVM_MERGE_TIMEOUT_MS);
+    int pending = merge_pending(o, full, err);
+    if (pending > 0) { /* deferred, or its lvconvert is gone: LVM polls it again */
+        largv a;
+        largv_init(&a, o, "lvchange");
+        larg(&a, "--refresh");
+        larg(&a, full);
+        if (run_one(o, &a, "lvchange --refresh", full, err))
+            pending = -1;
+    }
+    while (pending > 0 && snap_now_ms() < deadline) {
+        usleep(500 * 1000);
+        pending = merge_pending(o, full, err);
+    }
+    if (pending > 0)
+        snap_err_set(err, SNAP_ERROR_TIMEDOUT,
+                     "the merge into %s is still going on after %d s (lvs -a %s)", full,
+                     (timeout_ms > 0 ? timeout_ms : SNAP_LVM_MERGE_TIMEOUT_MS) / 1000,
+                     vg);
+    free(full);
+    return pending ? err->code : 0;
 }

@@ -63,9 +63,16 @@ typedef struct snap_lv {
     size_t n_tags;
     uint64_t size;         /* bytes */
     bool thin;             /* a thin volume (segtype "thin"): snapshots need no size */
-    bool classic_snapshot; /* a classic (COW) snapshot: lv_attr 's' or 'S' */
-    bool invalid;          /* a classic snapshot LVM invalidated (full): lv_attr 'S' */
-    bool open;             /* in use: a domain's backend or a mount holds it */
+    bool classic_snapshot; /* a classic (COW) snapshot: lv_attr[0] 's' or 'S' */
+    bool invalid;          /* a classic snapshot LVM invalidated (full): lv_attr[4] 'I' */
+    /*
+     * A classic snapshot merge (lvconvert --merge) not finished: the origin
+     * shows lv_attr[0] 'O' (the merging snapshot 'S' is hidden, lvs of it by
+     * name lists nothing) until LVM removes the snapshot once merged.
+     */
+    bool merging;
+    bool merge_failed; /* lv_attr[4] 'm' or 'M' */
+    bool open;         /* in use: a domain's backend or a mount holds it */
 } snap_lv;
 
 /* "vg/lv" (malloc'd), the form LVM's commands take. */
@@ -96,6 +103,16 @@ bool snap_lvm_dev_is_lv(const char *sysfs, unsigned major, unsigned minor,
                         char **dm_name);
 /* xenstore's backend "physical-device": "fe:1" (hex major:minor). */
 int snap_lvm_parse_physical_device(const char *s, unsigned *major, unsigned *minor,
+                                   snap_err *err);
+
+/*
+ * Is the block device path names now (rdev, from stat) the one blkback
+ * opened (its xenstore "physical-device")? A volume renamed, removed or
+ * replaced since would otherwise have the wrong one snapshotted: refused
+ * (SNAP_ERROR_INVAL), naming disk vdev, both devices and path.
+ */
+int snap_lvm_check_physical_device(const char *vdev, const char *path, unsigned major,
+                                   unsigned minor, const char *physical_device,
                                    snap_err *err);
 
 /*
@@ -142,6 +159,27 @@ int snap_lvm_create_snapshots(const snap_lvm_opts *o, const snap_lvm_snap_req *r
  */
 int snap_lvm_remove_snapshots(const snap_lvm_opts *o, const snap_lvm_snap_req *reqs,
                               size_t n, snap_err *err);
+
+/*
+ * `lvconvert --merge --yes vg/snap`: the classic snapshot's content is
+ * written back into its origin, which must be closed for the merge to
+ * start at once (else LVM defers it to the origin's next activation and
+ * still exits 0); lvconvert waits for the merge, then removes the snapshot
+ * volume. Its timeout is SNAP_LVM_MERGE_TIMEOUT_MS: the merge goes on in
+ * the kernel if it is killed (snap_lvm_wait_merged finishes it).
+ */
+#define SNAP_LVM_MERGE_TIMEOUT_MS (60 * 60 * 1000)
+int snap_lvm_merge(const snap_lvm_opts *o, const char *vg, const char *snap,
+                   snap_err *err);
+/*
+ * Until vg/origin has no merge pending: a deferred or orphaned merge (its
+ * lvconvert gone) is started with `lvchange --refresh` (which also has LVM
+ * remove the snapshot volume once merged), then lvs is polled, for at most
+ * timeout_ms (<= 0: SNAP_LVM_MERGE_TIMEOUT_MS). A merge LVM reports failed
+ * is an error naming the volume.
+ */
+int snap_lvm_wait_merged(const snap_lvm_opts *o, const char *vg, const char *origin,
+                         int timeout_ms, snap_err *err);
 
 /* `lvrename vg from to`. */
 int snap_lvm_rename(const snap_lvm_opts *o, const char *vg, const char *from,

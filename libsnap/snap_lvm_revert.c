@@ -141,3 +141,84 @@ int snap_lvm_swap_finish(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_e
     snap_lvm_snap_req pre = {.vg = sw->vg, .name = sw->pre}; /* its origin: any */
     return snap_lvm_remove_snapshots(o, &pre, 1, err);
 }
+
+/* ------------------------------------------------------------ classic: merge */
+
+/* Why lv (a classic snapshot, xlsnap's, of sw->lv) cannot be merged, or 0. */
+static int judge_mergeable(const snap_lv *lv, const snap_lvm_swap *sw, snap_err *err)
+{
+    if (!lv->classic_snapshot || !lv->origin || strcmp(lv->origin, sw->lv))
+        return snap_err_set(err, SNAP_ERROR_INVAL,
+                            "%s/%s is not a classic snapshot of %s (its origin: %s)",
+                            sw->vg, sw->snap, sw->lv, lv->origin ? lv->origin : "none");
+    if (!snap_lv_has_tag(lv, SNAP_LVM_TAG))
+        return snap_err_set(err, SNAP_ERROR_INVAL,
+                            "%s/%s has no LVM tag '%s': not a volume xlsnap made", sw->vg,
+                            sw->snap, SNAP_LVM_TAG);
+    if (lv->invalid)
+        return snap_err_set(err, SNAP_ERROR_INVAL,
+                            "LVM invalidated the classic snapshot %s/%s (its "
+                            "copy-on-write space filled up, lv_attr %s): its content "
+                            "is lost, it cannot be reverted to",
+                            sw->vg, sw->snap, lv->attr);
+    return 0;
+}
+
+int snap_lvm_merge_check(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err *err)
+{
+    snap_lv lv;
+    int rc = exists(o, sw->vg, sw->lv, &lv, err);
+    if (rc == 0)
+        return snap_err_set(err, SNAP_ERROR_NOTFOUND, "volume %s/%s is missing", sw->vg,
+                            sw->lv);
+    if (rc < 0)
+        return rc;
+    bool merging = lv.merging;
+    snap_lv_dispose(&lv);
+    if (merging)
+        return snap_err_set(err, SNAP_ERROR_BUSY,
+                            "a snapshot merge into %s/%s is pending (lvs -a %s): let it "
+                            "finish first (lvchange --refresh %s/%s)",
+                            sw->vg, sw->lv, sw->vg, sw->vg, sw->lv);
+    rc = exists(o, sw->vg, sw->snap, &lv, err);
+    if (rc == 0)
+        return snap_err_set(err, SNAP_ERROR_NOTFOUND,
+                            "snapshot volume %s/%s is missing (removed outside xlsnap)",
+                            sw->vg, sw->snap);
+    if (rc < 0)
+        return rc;
+    rc = judge_mergeable(&lv, sw, err);
+    snap_lv_dispose(&lv);
+    return rc;
+}
+
+int snap_lvm_merge_began(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err *err)
+{
+    snap_lv lv;
+    int rc = exists(o, sw->vg, sw->lv, &lv, err);
+    if (rc <= 0) /* the origin gone: nothing xlsnap can merge into */
+        return rc < 0 ? rc : 0;
+    bool merging = lv.merging;
+    snap_lv_dispose(&lv);
+    if (merging)
+        return 1;
+    rc = exists(o, sw->vg, sw->snap, NULL, err);
+    return rc < 0 ? rc : !rc; /* the snapshot volume gone: merged */
+}
+
+int snap_lvm_merge_apply(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err *err)
+{
+    int rc = snap_lvm_merge(o, sw->vg, sw->snap, err);
+    if (!rc)
+        rc = snap_lvm_wait_merged(o, sw->vg, sw->lv, 0, err);
+    return rc ? snap_err_context(err, "merging %s/%s into %s", sw->vg, sw->snap, sw->lv)
+              : 0;
+}
+
+int snap_lvm_merge_finish(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err *err)
+{
+    int rc = snap_lvm_wait_merged(o, sw->vg, sw->lv, 0, err);
+    return rc ? snap_err_context(err, "finishing the merge of %s/%s into %s", sw->vg,
+                                 sw->snap, sw->lv)
+              : 0;
+}

@@ -38,4 +38,20 @@ int snap_lvm_swap_undo(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err
 /* The revert is kept: pre (the old content) removed; gone already is fine. */
 int snap_lvm_swap_finish(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err *err);
 
+/*
+ * Classic snapshots (snap_lvm_swap's vg, lv, snap; no fresh/pre): LVM
+ * cannot snapshot a classic snapshot, so the revert is `lvconvert --merge`,
+ * which CONSUMES the snapshot volume: its content is written back into lv
+ * and LVM removes it. A merge cannot be undone: once it began, a revert
+ * can only go forward (snap_rollback.c).
+ */
+/* Before anything changes: snap is a valid classic snapshot of lv, xlsnap's. */
+int snap_lvm_merge_check(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err *err);
+/* 1: the merge began (pending, going on or done: snap hidden or gone), 0: not. */
+int snap_lvm_merge_began(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err *err);
+/* lvconvert --merge, then until LVM has finished it. lv must be closed. */
+int snap_lvm_merge_apply(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err *err);
+/* A merge that began, finished (again: done already is fine). */
+int snap_lvm_merge_finish(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err *err);
+
 #endif

@@ -492,7 +492,7 @@ static void test_thin_revert_swap(void)
     expect_gone("dom2-root-xlsnap-rv");
     snap_lvm_swap_dispose(&sw);
 
-    /* classic snapshots: refused (not yet) */
+    /* classic snapshots are merged instead (test_classic_revert_merge) */
     char *classic = recorded_row("dom1-disk-xlsnap-s1", NULL, NULL);
     state_file("lvs/xlsnaptest_dom1-disk-xlsnap-s1.json", classic);
     free(classic);
@@ -504,9 +504,188 @@ static void test_thin_revert_swap(void)
     snap_lvm_swap_dispose(&sw);
 }
 
+/* One recorded report's single volume (REQUIREs there is one). */
+static void parse_one(const char *name, snap_lv *lv)
+{
+    char *json = read_recorded(name);
+    snap_lv *lvs = NULL;
+    size_t n = 0;
+    snap_err err = {0};
+    int rc = snap_lvm_parse_lvs(json, &lvs, &n, &err);
+    free(json);
+    if (rc || n != 1)
+        th_fail_at(__FILE__, __LINE__, "%s: rc %d, %zu volumes", name, rc, n);
+    memset(lv, 0, sizeof *lv);
+    if (n)
+        *lv = lvs[0];
+    free(lvs);
+}
+
+/* lv_attr as LVM 2.03.16 shows a classic snapshot's life, recorded in dom0 */
+static void test_parse_merge_states(void)
+{
+    snap_lv lv;
+    parse_one("lvs-classic-snap-active.json", &lv); /* swi-a-s--- */
+    CHECK(lv.classic_snapshot && !lv.invalid && !lv.merging && !lv.merge_failed);
+    CHECK_STR(lv.origin, "dom1-disk");
+    snap_lv_dispose(&lv);
+    parse_one("lvs-classic-invalid.json", &lv); /* swi-I-s---: full, invalidated */
+    CHECK(lv.classic_snapshot && lv.invalid && !lv.merging);
+    snap_lv_dispose(&lv);
+    parse_one("lvs-merge-pending-origin.json", &lv); /* Owi-aos---: merge deferred */
+    CHECK(lv.merging && !lv.classic_snapshot && lv.open && !lv.merge_failed);
+    snap_lv_dispose(&lv);
+    parse_one("lvs-merged-origin.json", &lv); /* -wi-a-----: merged, snapshot gone */
+    CHECK(!lv.merging && !lv.classic_snapshot && !lv.open);
+    snap_lv_dispose(&lv);
+    /* a merging snapshot is hidden: lvs of it by name lists nothing, exit 0 */
+    char *json = read_recorded("lvs-merge-pending-snap.json");
+    snap_lv *lvs = NULL;
+    size_t n = 1;
+    snap_err err = {0};
+    CHECK_INT(snap_lvm_parse_lvs(json, &lvs, &n, &err), 0);
+    CHECK_INT(n, 0);
+    snap_lv_list_free(lvs, n);
+    free(json);
+    /* a merge LVM reports failed: lv_attr[4] 'm' */
+    char *failed = recorded_row("dom1-disk", "owi-XXs---", "Owi-mos---");
+    CHECK_INT(snap_lvm_parse_lvs(failed, &lvs, &n, &err), 0);
+    CHECK(n == 1 && lvs[0].merging && lvs[0].merge_failed);
+    snap_lv_list_free(lvs, n);
+    free(failed);
+}
+
+/* dom1-disk with its classic snapshot s1 as an active host shows them. */
+static void fake_classic_pair(void)
+{
+    char *origin = read_recorded("lvs-classic-origin-active.json"),
+         *snap = read_recorded("lvs-classic-snap-active.json");
+    state_file("lvs/xlsnaptest_dom1-disk.json", origin);
+    state_file("lvs/xlsnaptest_dom1-disk-xlsnap-s1.json", snap);
+    free(origin);
+    free(snap);
+}
+
+static void expect_merged(snap_lvm_swap *sw)
+{
+    snap_lv lv;
+    snap_err err = {0};
+    CHECK_INT(snap_lvm_merge_began(&opts, sw, &err), 1);
+    expect_gone("dom1-disk-xlsnap-s1");
+    if (snap_lvm_lookup(&opts, "xlsnaptest/dom1-disk", &lv, &err) == 0) {
+        CHECK(!lv.merging && !lv.classic_snapshot);
+        snap_lv_dispose(&lv);
+    } else {
+        th_fail_at(__FILE__, __LINE__, "dom1-disk: %s", err.msg);
+    }
+    CHECK_INT(snap_lvm_merge_finish(&opts, sw, &err), 0); /* again: done is fine */
+}
+
+/*
+ * A revert to a classic snapshot merges it (lvconvert --merge): at once when
+ * the origin is closed, else deferred by LVM until lvchange --refresh; the
+ * snapshot volume is consumed either way. Refused before anything changes:
+ * an invalidated snapshot, another origin's, a merge already pending.
+ */
+static void test_classic_revert_merge(void)
+{
+    fake_lvm_reset();
+    fake_classic_pair();
+    snap_lvm_swap sw;
+    snap_err err = {0};
+    REQUIRE(snap_lvm_swap_init(&sw, "xlsnaptest/dom1-disk",
+                               "xlsnaptest/dom1-disk-xlsnap-s1", &err) == 0);
+    CHECK_INT(snap_lvm_merge_check(&opts, &sw, &err), 0);
+    CHECK_INT(snap_lvm_merge_began(&opts, &sw, &err), 0);
+    REQUIRE(snap_lvm_merge_apply(&opts, &sw, &err) == 0);
+    char *log = fake_lvm_log();
+    CHECK_CONTAINS(log, "lvconvert --merge --yes xlsnaptest/dom1-disk-xlsnap-s1\n");
+    CHECK(!strstr(log, "--refresh"));
+    free(log);
+    expect_merged(&sw);
+    CHECK_INT(snap_lvm_merge_check(&opts, &sw, &err), SNAP_ERROR_NOTFOUND);
+    CHECK_CONTAINS(err.msg, "xlsnaptest/dom1-disk-xlsnap-s1 is missing");
+
+    /* the origin still open: LVM defers the merge; refresh runs it */
+    fake_lvm_reset();
+    fake_classic_pair();
+    state_file("defer", "");
+    REQUIRE(snap_lvm_merge_apply(&opts, &sw, &err) == 0);
+    log = fake_lvm_log();
+    CHECK_CONTAINS(log, "lvchange --refresh xlsnaptest/dom1-disk\n");
+    free(log);
+    expect_merged(&sw);
+
+    /* interrupted with the merge pending (began), finished by recovery */
+    fake_lvm_reset();
+    fake_classic_pair();
+    state_file("defer", "");
+    state_file("stuck", "");
+    CHECK_INT(snap_lvm_wait_merged(&opts, "xlsnaptest", "dom1-disk", 0, &err), 0);
+    CHECK(snap_lvm_merge(&opts, "xlsnaptest", "dom1-disk-xlsnap-s1", &err) == 0);
+    CHECK_INT(snap_lvm_wait_merged(&opts, "xlsnaptest", "dom1-disk", 700, &err),
+              SNAP_ERROR_TIMEDOUT);
+    CHECK_CONTAINS(err.msg, "the merge into xlsnaptest/dom1-disk is still going on");
+    CHECK_INT(snap_lvm_merge_began(&opts, &sw, &err), 1);
+    CHECK_INT(snap_lvm_merge_check(&opts, &sw, &err), SNAP_ERROR_BUSY);
+    CHECK_CONTAINS(err.msg, "a snapshot merge into xlsnaptest/dom1-disk is pending");
+    char *stuck = snap_xasprintf("%s/stuck", state);
+    CHECK_INT(unlink(stuck), 0);
+    free(stuck);
+    CHECK_INT(snap_lvm_merge_finish(&opts, &sw, &err), 0);
+    expect_merged(&sw);
+    snap_lvm_swap_dispose(&sw);
+
+    /* refused: invalidated (full), and LVM's own refusal carried up */
+    fake_lvm_reset();
+    fake_classic_pair();
+    char *invalid = read_recorded("lvs-classic-invalid.json");
+    state_file("lvs/xlsnaptest_dom1-disk-xlsnap-s3.json", invalid);
+    free(invalid);
+    REQUIRE(snap_lvm_swap_init(&sw, "xlsnaptest/dom1-disk",
+                               "xlsnaptest/dom1-disk-xlsnap-s3", &err) == 0);
+    CHECK_INT(snap_lvm_merge_check(&opts, &sw, &err), SNAP_ERROR_INVAL);
+    CHECK_CONTAINS(err.msg, "LVM invalidated the classic snapshot "
+                            "xlsnaptest/dom1-disk-xlsnap-s3");
+    state_file("fail/merge-dom1-disk-xlsnap-s3", "");
+    CHECK(snap_lvm_merge_apply(&opts, &sw, &err) != 0);
+    CHECK_CONTAINS(err.msg, "merging xlsnaptest/dom1-disk-xlsnap-s3 into dom1-disk");
+    CHECK_CONTAINS(err.msg, "Unable to merge invalidated snapshot LV");
+    CHECK_INT(snap_lvm_merge_began(&opts, &sw, &err), 0);
+    snap_lvm_swap_dispose(&sw);
+    /* a snapshot of another volume, and a thin one, are not merged */
+    REQUIRE(snap_lvm_swap_init(&sw, "xlsnaptest/dom2-root",
+                               "xlsnaptest/dom1-disk-xlsnap-s1", &err) == 0);
+    CHECK_INT(snap_lvm_merge_check(&opts, &sw, &err), SNAP_ERROR_INVAL);
+    CHECK_CONTAINS(err.msg, "is not a classic snapshot of dom2-root (its origin: "
+                            "dom1-disk)");
+    snap_lvm_swap_dispose(&sw);
+}
+
+/* blkback's physical-device against the device the path names now */
+static void test_physical_device_check(void)
+{
+    snap_err err = {0};
+    CHECK_INT(
+        snap_lvm_check_physical_device("xvdb", "/dev/vg/l1-data", 254, 3, "fe:3", &err),
+        0);
+    CHECK_INT(
+        snap_lvm_check_physical_device("xvdb", "/dev/vg/l1-data", 254, 3, "fe:1", &err),
+        SNAP_ERROR_INVAL);
+    CHECK_CONTAINS(err.msg, "disk xvdb: blkback serves device 254:1 (xenstore "
+                            "physical-device fe:1), but /dev/vg/l1-data is device 254:3");
+    CHECK_INT(
+        snap_lvm_check_physical_device("xvdb", "/dev/vg/l1-data", 254, 3, "254:3", &err),
+        SNAP_ERROR_INVAL); /* decimal would be 0x254 */
+    CHECK_INT(
+        snap_lvm_check_physical_device("xvdb", "/dev/vg/l1-data", 254, 3, "fe", &err),
+        SNAP_ERROR_PROTOCOL);
+    CHECK_CONTAINS(err.msg, "disk xvdb: xenstore's backend");
+}
+
 int main(void)
 {
-    th_plan(9);
+    th_plan(12);
     TH_RUN(test_parse_recorded_report);
     TH_RUN(test_parse_rejects_what_it_cannot_trust);
     TH_RUN(test_block_device_kinds);
@@ -516,5 +695,8 @@ int main(void)
     TH_RUN(test_create_timeout_kills);
     TH_RUN(test_remove_only_what_xlsnap_made);
     TH_RUN(test_thin_revert_swap);
+    TH_RUN(test_parse_merge_states);
+    TH_RUN(test_classic_revert_merge);
+    TH_RUN(test_physical_device_check);
     return th_finish();
 }
