@@ -94,6 +94,8 @@ static const char *storage_action(const snap_session *s, const snap_meta_disk *m
     bool live = s->dom.qmp_path != NULL;
     if (meta_only)
         return "none (metadata only)";
+    if (md->lvm_merged)
+        return "none (merged into its volume by a revert)";
     if (snap_method_is_lvm(md->method))
         return "lvremove of the snapshot volume";
     if (md->method == SNAP_METHOD_INTERNAL)

@@ -283,8 +283,10 @@ static int check_storage_present(const snap_meta *m, const snap_journal *j, snap
     for (size_t i = 0; i < m->n_disks && !rc; i++) {
         const snap_meta_disk *md = &m->disks[i];
         bool internal = md->method == SNAP_METHOD_INTERNAL;
-        if (snap_method_is_lvm(md->method))
-            rc = journal_began(j, md->vdev) ? 0 : check_lvm_present(m, md, err);
+        if (snap_method_is_lvm(md->method)) /* a merged one: nothing left to remove */
+            rc = journal_began(j, md->vdev) || md->lvm_merged
+                     ? 0
+                     : check_lvm_present(m, md, err);
         else if (access(md->base_path, R_OK) != 0)
             rc = refuse_missing(m, md, internal ? "image" : "base", md->base_path, errno,
                                 err);
@@ -350,6 +352,8 @@ static int mark_merging(const delete_ctx *x, const char *vdev, bool merging,
  */
 static int delete_lvm(const delete_ctx *x, const snap_meta_disk *md, snap_err *err)
 {
+    if (md->lvm_merged) /* a revert merged it into its volume: gone already */
+        return 0;
     snap_lvm_snap_req req;
     char *parts[4] = {0};
     int rc = lvm_request(md, &req, parts, err);

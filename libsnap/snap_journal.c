@@ -127,6 +127,8 @@ static void gen_disk(yajl_gen g, const snap_journal_disk *d)
     if (d->lvm_created) { /* only then: journals of image disks stay as they were */
         snap_json_kv_str(g, "lvm_created", d->lvm_created);
         snap_json_kv_str(g, "lvm_origin", d->lvm_origin);
+        if (d->lvm_merge)
+            snap_json_kv_bool(g, "lvm_merge", true);
     }
     snap_json_key(g, "old");
     if (d->has_old) {
@@ -234,6 +236,9 @@ static int read_disk(const snap_meta_reader *parent, yajl_val v, size_t i,
     /* Optional: journals written before it existed have no "merging". */
     if (snap_json_get(v, "merging") &&
         snap_meta_read_bool(&r, v, "merging", &d->merging) < 0)
+        return RC(&r);
+    if (snap_json_get(v, "lvm_merge") &&
+        snap_meta_read_bool(&r, v, "lvm_merge", &d->lvm_merge) < 0)
         return RC(&r);
     if (!old)
         return 0;

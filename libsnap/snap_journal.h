@@ -71,6 +71,9 @@ typedef struct snap_journal_disk {
      * volume lvm_origin (snap_lvm_revert.h). Journaled before any lvm runs. */
     char *lvm_created;
     char *lvm_origin;
+    /* revert to a classic snapshot: lvm_origin is merged into lvm_created
+     * (lvconvert --merge, snap_lvm_revert.h), nothing is made */
+    bool lvm_merge;
 } snap_journal_disk;
 
 typedef struct snap_journal {

@@ -77,8 +77,12 @@ snap_info *snap_info_from_meta(const snap_meta *m)
         d->format = snap_xstrdup(md->format);
         d->base_path = snap_xstrdup(md->base_path);
         d->overlay_path = snap_xstrdup_or_null(md->overlay_path);
-        d->internal_name = snap_xstrdup_or_null(
-            snap_method_is_lvm(md->method) ? md->lvm_snapshot : md->qemu_snap_name);
+        if (md->lvm_merged) /* the revert to it consumed it */
+            d->internal_name =
+                snap_xasprintf("%s (merged by a revert: gone)", md->lvm_snapshot);
+        else
+            d->internal_name = snap_xstrdup_or_null(
+                snap_method_is_lvm(md->method) ? md->lvm_snapshot : md->qemu_snap_name);
     }
     s->excluded = snap_strv_dup(m->excluded, m->n_excluded);
     s->n_excluded = m->n_excluded;
@@ -473,6 +477,8 @@ static void gen_disk(yajl_gen g, const snap_meta_disk *d)
     if (snap_method_is_lvm(d->method)) {
         snap_json_kv_str(g, "lvm_volume", d->lvm_volume);
         snap_json_kv_str(g, "lvm_snapshot", d->lvm_snapshot);
+        if (d->lvm_merged) /* only then: other records stay as they were */
+            snap_json_kv_bool(g, "lvm_merged", true);
     }
     yajl_gen_map_close(g);
 }
@@ -676,6 +682,9 @@ static int parse_disk(const snap_meta_reader *parent, yajl_val v, size_t i,
         snap_meta_read_str(&r, v, "lvm_volume", true, &d->lvm_volume) < 0 ||
         snap_meta_read_str(&r, v, "lvm_snapshot", true, &d->lvm_snapshot) < 0 ||
         parse_qsnap_stamp(&r, v, &d->qemu_snap_stamp) < 0)
+        return RC(&r);
+    if (snap_json_get(v, "lvm_merged") &&
+        snap_meta_read_bool(&r, v, "lvm_merged", &d->lvm_merged) < 0)
         return RC(&r);
     d->method = (snap_method)method;
     return 0;

@@ -111,6 +111,9 @@ typedef struct snap_meta_disk {
     /* LVM (snap_lvm.h): the volume snapshotted and its snapshot volume, "vg/lv" */
     char *lvm_volume;
     char *lvm_snapshot;
+    /* classic LVM: a revert merged lvm_snapshot into lvm_volume (lvconvert
+     * --merge consumed it): it no longer exists, no revert to it again */
+    bool lvm_merged;
 } snap_meta_disk;
 
 /* A snapshot volume of LVM's (snap_lvm.h), not a qcow2 snapshot or overlay. */

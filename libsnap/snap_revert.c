@@ -37,6 +37,7 @@ typedef struct revert_disk {
     snap_vdisk *disk;  /* the domain's disk as it is now */
     char *new_overlay; /* external: the new active image */
     bool lvm;          /* a thin volume put back to its snapshot volume */
+    bool merge;        /* a classic snapshot volume merged into its volume */
     snap_lvm_swap swap;
 } revert_disk;
 
@@ -88,6 +89,26 @@ static int new_overlay_path(const snap_meta_disk *md, const char *name, char **o
     return 0;
 }
 
+/* Thin: a new snapshot of the snapshot volume swapped in; classic: a merge. */
+static int check_lvm_disk(revert_disk *rd, const char *name, snap_err *err)
+{
+    const snap_meta_disk *md = rd->md;
+    snap_lvm_opts o = {0};
+    if (md->lvm_merged)
+        return snap_err_set(err, SNAP_ERROR_NOTFOUND,
+                            "snapshot '%s', disk %s: its classic snapshot volume %s was "
+                            "merged into %s by an earlier revert to it and no longer "
+                            "exists; this snapshot cannot be reverted to again",
+                            name, md->vdev, md->lvm_snapshot, md->lvm_volume);
+    rd->lvm = md->method == SNAP_METHOD_LVM_THIN;
+    rd->merge = !rd->lvm;
+    int rc = snap_lvm_swap_init(&rd->swap, md->lvm_volume, md->lvm_snapshot, err);
+    if (!rc)
+        rc = rd->lvm ? snap_lvm_swap_check(&o, &rd->swap, err)
+                     : snap_lvm_merge_check(&o, &rd->swap, err);
+    return rc ? snap_err_context(err, "snapshot '%s', disk %s", name, md->vdev) : 0;
+}
+
 static int check_disk(snap_session *s, revert_disk *rd, const char *name, snap_err *err)
 {
     const snap_meta_disk *md = rd->md;
@@ -96,20 +117,8 @@ static int check_disk(snap_session *s, revert_disk *rd, const char *name, snap_e
         return snap_err_set(err, SNAP_ERROR_NOTFOUND,
                             "snapshot '%s': domain %s has no disk %s any more", name,
                             s->dom.ref.name, md->vdev);
-    if (md->method == SNAP_METHOD_LVM) /* nothing is touched before this check */
-        return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
-                            "snapshot '%s', disk %s: reverting to classic LVM snapshot "
-                            "volumes (%s) is not supported yet; copy it back by hand "
-                            "with the domain shut down",
-                            name, md->vdev, md->lvm_snapshot);
-    if (md->method == SNAP_METHOD_LVM_THIN) {
-        snap_lvm_opts o = {0};
-        rd->lvm = true;
-        int rc = snap_lvm_swap_init(&rd->swap, md->lvm_volume, md->lvm_snapshot, err);
-        if (!rc)
-            rc = snap_lvm_swap_check(&o, &rd->swap, err);
-        return rc ? snap_err_context(err, "snapshot '%s', disk %s", name, md->vdev) : 0;
-    }
+    if (snap_method_is_lvm(md->method))
+        return check_lvm_disk(rd, name, err);
     if (access(md->base_path, R_OK) != 0)
         return snap_err_errno(err, SNAP_ERROR_NOTFOUND, errno,
                               "snapshot '%s', disk %s: image %s", name, md->vdev,
@@ -170,6 +179,15 @@ static int plan_revert(snap_session *s, const char *name, const snap_revert_para
         rp->disks[rp->n].md = &rp->m.disks[i];
         rc = check_disk(s, &rp->disks[rp->n++], name, err);
     }
+    for (size_t i = 0; i < rp->n && !rc && !p->force; i++)
+        if (rp->disks[i].merge)
+            rc = snap_err_set(err, SNAP_ERROR_INVAL,
+                              "snapshot '%s', disk %s: reverting merges the classic "
+                              "snapshot volume %s into %s, which consumes it (LVM "
+                              "removes it: no second revert to this snapshot); use "
+                              "--force",
+                              name, rp->disks[i].md->vdev, rp->disks[i].md->lvm_snapshot,
+                              rp->disks[i].md->lvm_volume);
     return rc ? rc : plan_state(s, p, rp, err);
 }
 
@@ -182,9 +200,10 @@ static void journal_intent(snap_journal *j, const snap_session *s, const revert_
         const revert_disk *rd = &rp->disks[i];
         snap_journal_disk *jd = snap_journal_add_disk(j, rd->md->vdev);
         jd->image = snap_xstrdup(rd->md->base_path);
-        if (rd->lvm) { /* the volume re-made from the snapshot volume */
+        if (rd->lvm || rd->merge) { /* the volume re-made or merged into */
             jd->lvm_created = snap_xstrdup(rd->md->lvm_volume);
             jd->lvm_origin = snap_xstrdup(rd->md->lvm_snapshot);
+            jd->lvm_merge = rd->merge;
         }
         if (rd->new_overlay) {
             jd->overlay_created = snap_xstrdup(rd->new_overlay);
@@ -220,7 +239,7 @@ static int revert_storage(const revert_plan *rp, snap_err *err)
     size_t n = 0;
     int rc = 0;
     for (size_t i = 0; i < rp->n; i++)
-        if (!rp->disks[i].new_overlay && !rp->disks[i].lvm)
+        if (!rp->disks[i].new_overlay && !rp->disks[i].lvm && !rp->disks[i].merge)
             paths[n++] = rp->disks[i].md->base_path;
     if (n)
         rc = snap_qimg_snapshot_many(NULL, SNAP_QIMG_SNAP_APPLY, paths, n, rp->m.name,
@@ -240,6 +259,11 @@ static int revert_storage(const revert_plan *rp, snap_err *err)
         if (rc)
             snap_err_context(err, "disk %s", rd->md->vdev);
     }
+    /* Last: a merge cannot be undone, so once one began, every other disk is done. */
+    for (size_t i = 0; i < rp->n && !rc; i++)
+        if (rp->disks[i].merge &&
+            (rc = snap_lvm_merge_apply(&o, &rp->disks[i].swap, err)))
+            snap_err_context(err, "disk %s", rp->disks[i].md->vdev);
     free(paths);
     free(per_disk);
     return rc;
@@ -283,6 +307,20 @@ static void test_hook_pause_in_revert(void)
     snap_test_hook_pause("XLSNAP_TEST_PAUSE_IN_REVERT", "domain stopped");
 }
 
+/*
+ * Test hook, for check-xen's lvm scenario: XLSNAP_TEST_PAUSE_AFTER_MERGE=<ms>
+ * waits once a revert merged classic snapshot volumes (before the domain is
+ * created again), so that the test can kill xlsnap there.
+ */
+static void test_hook_pause_after_disks(const snap_journal *j)
+{
+    for (size_t i = 0; i < j->n_disks; i++)
+        if (j->disks[i].lvm_merge) {
+            snap_test_hook_pause("XLSNAP_TEST_PAUSE_AFTER_MERGE", "volumes merged");
+            return;
+        }
+}
+
 static int revert_journaled(snap_ctx *ctx, snap_session *s, const revert_plan *rp,
                             snap_journal *j, snap_err *err)
 {
@@ -300,6 +338,10 @@ static int revert_journaled(snap_ctx *ctx, snap_session *s, const revert_plan *r
         test_hook_pause_in_revert();
     if (!rc)
         rc = revert_storage(rp, err);
+    if (!rc)
+        rc = snap_revert_record_merged(&s->st, ctx->lg, j, err);
+    if (!rc)
+        test_hook_pause_after_disks(j);
     if (!rc)
         rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_DISKS_DONE, err);
     if (!rc)
@@ -377,6 +419,10 @@ static void plan_disk_json(yajl_gen g, const revert_disk *rd)
         snap_json_kv_str(g, "new_volume_of", rd->md->lvm_snapshot);
         snap_json_kv_str(g, "made_as", fresh);
         free(fresh);
+    } else if (rd->merge) {
+        snap_json_kv_str(g, "volume", rd->md->lvm_volume);
+        snap_json_kv_str(g, "merge_into_volume", rd->md->lvm_snapshot);
+        snap_json_kv_bool(g, "snapshot_volume_consumed", true);
     } else if (rd->new_overlay) {
         snap_json_kv_str(g, "new_overlay", rd->new_overlay);
         snap_json_kv_str(g, "backing_file", rd->md->base_path);

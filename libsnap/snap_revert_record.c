@@ -34,6 +34,40 @@ int snap_revert_record_overlays(snap_meta_store *st, const snap_journal *j, snap
               : 0;
 }
 
+int snap_revert_record_merged(snap_meta_store *st, xentoollog_logger *lg,
+                              const snap_journal *j, snap_err *err)
+{
+    snap_meta m;
+    bool any = false;
+    for (size_t i = 0; i < j->n_disks; i++)
+        any = any || j->disks[i].lvm_merge;
+    if (!any)
+        return 0;
+    int rc = snap_meta_load(st, j->snapshot, &m, err);
+    if (rc)
+        return rc;
+    bool changed = false;
+    for (size_t i = 0; i < m.n_disks; i++) {
+        snap_meta_disk *md = &m.disks[i];
+        const snap_journal_disk *jd = NULL;
+        for (size_t k = 0; k < j->n_disks && !jd; k++)
+            jd = !strcmp(j->disks[k].vdev, md->vdev) && j->disks[k].lvm_merge
+                     ? &j->disks[k]
+                     : NULL;
+        if (!jd || md->lvm_merged)
+            continue;
+        md->lvm_merged = changed = true;
+        snap_log(lg, XTL_NOTICE,
+                 "disk %s: classic snapshot volume %s merged into %s: it no longer "
+                 "exists, snapshot '%s' cannot be reverted to again for this disk",
+                 md->vdev, md->lvm_snapshot, md->lvm_volume, m.name);
+    }
+    rc = changed ? snap_meta_save(st, &m, false, err) : 0;
+    snap_meta_dispose(&m);
+    return rc ? snap_err_context(err, "recording the merged volumes in '%s'", j->snapshot)
+              : 0;
+}
+
 void snap_revert_forget_domain(snap_meta_store *st)
 {
     snap_err ignore;

@@ -17,6 +17,14 @@ int snap_revert_record_overlays(snap_meta_store *st, const snap_journal *j,
                                 snap_err *err);
 
 /*
+ * Marks the disks whose classic snapshot volume the revert in j merged
+ * (lvm_merge) as merged in the reverted-to snapshot's record, and says so
+ * on lg (the volume is gone; no revert to it again). Already marked: no-op.
+ */
+int snap_revert_record_merged(snap_meta_store *st, xentoollog_logger *lg,
+                              const snap_journal *j, snap_err *err);
+
+/*
  * Where the platform forgets a stopped domain (Xen destroys it, with its
  * name and stored config), a revert saves the domain's config here before
  * stopping it, so that recovery by another xlsnap can find the domain by

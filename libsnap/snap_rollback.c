@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "snap_domcfg.h"
 #include "snap_lvm.h"
 #include "snap_lvm_revert.h"
 #include "snap_memory.h"
@@ -301,10 +302,12 @@ int snap_rollback_lvm_reverts(snap_ctx *ctx, const snap_journal *j, bool undo,
     for (size_t i = 0; i < j->n_disks && !rc; i++) {
         const snap_journal_disk *jd = &j->disks[i];
         snap_lvm_swap sw;
-        if (!jd->lvm_created)
+        if (!jd->lvm_created || (jd->lvm_merge && undo)) /* a merge is never undone */
             continue;
         rc = snap_lvm_swap_init(&sw, jd->lvm_created, jd->lvm_origin, err);
-        if (!rc)
+        if (!rc && jd->lvm_merge)
+            rc = snap_lvm_merge_finish(&o, &sw, err);
+        else if (!rc)
             rc = undo ? snap_lvm_swap_undo(&o, &sw, err)
                       : snap_lvm_swap_finish(&o, &sw, err);
         snap_lvm_swap_dispose(&sw);
@@ -312,6 +315,108 @@ int snap_rollback_lvm_reverts(snap_ctx *ctx, const snap_journal *j, bool undo,
             snap_err_context(err, "disk %s", jd->vdev);
     }
     return rc;
+}
+
+/* 1: a classic snapshot merge of this revert began (LVM says so), 0: none. */
+static int merge_began(snap_ctx *ctx, const snap_journal *j, snap_err *err)
+{
+    snap_lvm_opts o = {.lg = ctx->lg};
+    int began = 0;
+    for (size_t i = 0; i < j->n_disks && began == 0; i++) {
+        const snap_journal_disk *jd = &j->disks[i];
+        snap_lvm_swap sw;
+        if (!jd->lvm_merge)
+            continue;
+        began = snap_lvm_swap_init(&sw, jd->lvm_created, jd->lvm_origin, err);
+        if (!began)
+            began = snap_lvm_merge_began(&o, &sw, err);
+        snap_lvm_swap_dispose(&sw);
+    }
+    return began;
+}
+
+/* The revert is kept: its overlays recorded, current moved, old volumes gone. */
+static int finish_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
+                         snap_err *err)
+{
+    int rc = snap_revert_record_overlays(&s->st, j, err);
+    if (!rc)
+        rc = snap_meta_set_current(&s->st, j->snapshot, err);
+    if (!rc)
+        rc = snap_rollback_lvm_reverts(ctx, j, false, err);
+    if (!rc)
+        rc = snap_revert_record_merged(&s->st, ctx->lg, j, err);
+    if (!rc)
+        rc = snap_journal_finish(&s->st, err);
+    if (!rc)
+        snap_revert_forget_domain(&s->st);
+    return rc;
+}
+
+/*
+ * The domain of a revert that went forward, started as journaled (running:
+ * booted afresh; paused: paused; shutoff: not), on the revert's new
+ * overlays: its stored config edited as the revert would have.
+ */
+static int start_reverted(snap_ctx *ctx, snap_session *s, const snap_journal *j,
+                          snap_err *err)
+{
+    snap_domain_ref now;
+    snap_err lerr;
+    if (!j->domain_state || !strcmp(j->domain_state, "shutoff"))
+        return 0;
+    int lrc = ctx->ops->lookup_uuid(ctx, s->dom.ref.uuid, &now, &lerr);
+    if (lrc == SNAP_ERROR_NOTFOUND && !ctx->ops->keeps_stopped_domain && s->dom.config)
+        now = s->dom.ref;
+    else if (lrc || now.state != SNAP_DOMAIN_SHUTOFF)
+        return 0; /* started already */
+    snap_domcfg_disk_change *dc = snap_xcalloc(j->n_disks + 1, sizeof *dc);
+    snap_disk_switch *sw = snap_xcalloc(j->n_disks + 1, sizeof *sw);
+    size_t n = 0, len;
+    for (size_t i = 0; i < j->n_disks; i++)
+        if (j->disks[i].overlay_created) {
+            dc[n] = (snap_domcfg_disk_change){j->disks[i].vdev,
+                                              j->disks[i].overlay_created, "qcow2"};
+            sw[n++] = (snap_disk_switch){j->disks[i].vdev, "qcow2",
+                                         j->disks[i].overlay_created};
+        }
+    char *config = NULL;
+    int rc = snap_domcfg_edit_disks(s->dom.config, s->dom.config_len, dc, n, &config,
+                                    &len, err);
+    if (!rc && n && ctx->ops->keeps_stopped_domain)
+        rc = snap_switch_disks(ctx, &now, sw, n, err);
+    bool paused = !strcmp(j->domain_state, "paused");
+    snap_log(ctx->lg, XTL_NOTICE, "domain %s: %s on its reverted disks", now.name,
+             paused ? "starting it paused" : "booting it afresh");
+    if (!rc)
+        rc = ctx->ops->start(ctx, &now, config, NULL, paused, err);
+    free(config);
+    free(dc);
+    free(sw);
+    return rc ? snap_err_context(err, "starting domain %s", now.name) : 0;
+}
+
+/*
+ * A classic snapshot merge cannot be undone: a revert whose merges began
+ * (the last of its storage steps: every other disk is reverted) goes
+ * forward: the merges are finished, the domain started on its reverted
+ * disks, the revert kept.
+ */
+static int roll_forward_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
+                               snap_err *err)
+{
+    snap_log(ctx->lg, XTL_NOTICE,
+             "the revert of domain %s to '%s' had begun merging classic snapshot "
+             "volumes, which cannot be undone: finishing it",
+             s->dom.ref.name, j->snapshot);
+    int rc = snap_rollback_lvm_reverts(ctx, j, false, err);
+    if (!rc)
+        rc = snap_revert_record_merged(&s->st, ctx->lg, j, err);
+    if (!rc)
+        rc = start_reverted(ctx, s, j, err);
+    if (!rc)
+        rc = finish_revert(ctx, s, j, err);
+    return rc ? snap_err_context(err, "finishing the revert to '%s'", j->snapshot) : 0;
 }
 
 int snap_rollback_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
@@ -326,17 +431,13 @@ int snap_rollback_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
     if (j->phase >= SNAP_PHASE_DOMAIN_STARTED || started) {
         snap_log(ctx->lg, XTL_INFO, "finishing the revert of domain %s to '%s'",
                  s->dom.ref.name, j->snapshot);
-        rc = snap_revert_record_overlays(&s->st, j, err);
-        if (!rc)
-            rc = snap_meta_set_current(&s->st, j->snapshot, err);
-        if (!rc)
-            rc = snap_rollback_lvm_reverts(ctx, j, false, err);
-        if (!rc)
-            rc = snap_journal_finish(&s->st, err);
-        if (!rc)
-            snap_revert_forget_domain(&s->st);
-        return rc;
+        return finish_revert(ctx, s, j, err);
     }
+    int began = merge_began(ctx, j, err);
+    if (began < 0)
+        return snap_err_context(err, "rolling back the revert to '%s'", j->snapshot);
+    if (began)
+        return roll_forward_revert(ctx, s, j, err);
     snap_log(ctx->lg, XTL_INFO, "rolling back the revert of domain %s to '%s'",
              s->dom.ref.name, j->snapshot);
     /* The toolstack first: nothing may point at an overlay about to go. */

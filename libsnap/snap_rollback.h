@@ -18,12 +18,15 @@ int snap_rollback_create(snap_ctx *ctx, snap_session *s, const snap_journal *j,
  * Undoes a revert recorded in j before its domain started: the toolstack's
  * disks back to their old images (where the platform keeps a stopped
  * domain), the new overlays removed. Applied internal snapshots stay applied.
- * Past domain-started the revert is finished instead (current moves).
+ * Past domain-started the revert is finished instead (current moves), and
+ * so is a revert whose classic LVM merges began (they cannot be undone):
+ * the merges finished, the domain started on the reverted disks.
  */
 /*
- * The thin LVM volumes a revert journaled (lvm_created: the volume,
- * lvm_origin: the snapshot volume): put back to their old content (undo),
- * or, the revert kept, their old content removed (snap_lvm_revert.h).
+ * The LVM volumes a revert journaled (lvm_created: the volume, lvm_origin:
+ * the snapshot volume). Thin: put back to their old content (undo), or,
+ * the revert kept, their old content removed (snap_lvm_revert.h). Classic
+ * (lvm_merge): never undone; kept, a merge that began is finished.
  */
 int snap_rollback_lvm_reverts(snap_ctx *ctx, const snap_journal *j, bool undo,
                               snap_err *err);

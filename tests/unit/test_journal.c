@@ -249,6 +249,10 @@ static void test_optional_fields(void)
     /* issue 21: an LVM snapshot volume journaled before lvcreate runs */
     j.disks[1].lvm_created = strdup("vg0/root-xlsnap-s1");
     j.disks[1].lvm_origin = strdup("vg0/root");
+    char *thin = snap_journal_to_json(&j);
+    CHECK(!strstr(thin, "lvm_merge"));
+    free(thin);
+    j.disks[1].lvm_merge = true; /* a revert merging a classic snapshot volume */
     char *text = snap_journal_to_json(&j);
     CHECK_INT(snap_journal_from_json(&k, text, "new", &err), 0);
     CHECK_STR(k.domain_state, "paused");
@@ -257,6 +261,7 @@ static void test_optional_fields(void)
     CHECK(k.disks[0].lvm_created == NULL && k.disks[0].lvm_origin == NULL);
     CHECK_STR(k.disks[1].lvm_created, "vg0/root-xlsnap-s1");
     CHECK_STR(k.disks[1].lvm_origin, "vg0/root");
+    CHECK(k.disks[1].lvm_merge && !k.disks[0].lvm_merge);
     snap_journal_dispose(&k);
     CHECK_INT(snap_journal_from_json(&k, old, "old", &err), 0);
     CHECK(k.domain_state == NULL && k.overlay_dir == NULL && !k.disks[1].merging &&

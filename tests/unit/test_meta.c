@@ -360,6 +360,17 @@ static void test_lvm_disks(void)
     snap_meta_entry_from_meta(&e, &b);
     CHECK(e.n_disks == 4 && e.n_internal == 1 && e.n_external == 1);
     snap_meta_entry_dispose(&e);
+    /* a classic snapshot volume a revert merged: said so, and read back */
+    CHECK(!strstr(json, "lvm_merged") && !b.disks[3].lvm_merged);
+    b.disks[3].lvm_merged = true;
+    CHECK_INT(snap_meta_save(&st, &b, false, &err), 0);
+    snap_meta_dispose(&b);
+    REQUIRE(snap_meta_load(&st, "s1", &b, &err) == 0);
+    CHECK(b.disks[3].lvm_merged && !b.disks[2].lvm_merged);
+    info = snap_info_from_meta(&b);
+    CHECK_STR(info->disks[3].internal_name,
+              "vg0/data-xlsnap-s1 (merged by a revert: gone)");
+    snap_info_free(info);
     snap_meta_dispose(&b);
     /* an LVM disk without its snapshot volume is refused, named */
     char *at = strstr(json, "\"lvm_snapshot\": \"vg0/root-xlsnap-s1\"");
