@@ -251,9 +251,10 @@ static int resolve_disks(snap_domain *dom, snap_err *err)
 
 /*
  * A phy: disk whose block device is an LVM logical volume (device-mapper's
- * uuid says so, without running anything) is asked about with lvs; a
- * failure there is kept for the plan, which refuses the disk only if it
- * is to be snapshotted.
+ * uuid says so, without running anything) is asked about with lvs, once
+ * it is known to be the device blkback opened (physical-device); a failure
+ * there is kept for the plan, which refuses the disk only if it is to be
+ * snapshotted.
  */
 static void resolve_lv(snap_ctx *ctx, snap_vdisk *d)
 {
@@ -265,7 +266,12 @@ static void resolve_lv(snap_ctx *ctx, snap_vdisk *d)
     snap_lvm_opts o = {.lg = ctx->lg};
     snap_lv lv;
     snap_err e;
-    if (snap_lvm_lookup(&o, d->xs->path, &lv, &e) == 0) {
+    if (d->xs->physical_device &&
+        snap_lvm_check_physical_device(d->xs->vdev, d->xs->path, major(sb.st_rdev),
+                                       minor(sb.st_rdev), d->xs->physical_device, &e)) {
+        d->lv_error = snap_xstrdup(e.msg);
+        d->lv_refused = true;
+    } else if (snap_lvm_lookup(&o, d->xs->path, &lv, &e) == 0) {
         d->lv = snap_xcalloc(1, sizeof *d->lv);
         *d->lv = lv;
     } else {

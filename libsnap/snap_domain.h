@@ -33,6 +33,7 @@ typedef struct snap_vdisk {
     /* phy: disks on an LVM logical volume: what lvs says, or why it could not */
     snap_lv *lv;
     char *lv_error;
+    bool lv_refused; /* lv_error is a refusal to show as it is (the wrong device) */
 } snap_vdisk;
 
 typedef struct snap_domain {

@@ -324,6 +324,8 @@ static int plan_lvm(const snap_create_params *p, snap_plan *plan, snap_plan_disk
 {
     snap_vdisk *d = pd->disk;
     const char *vdev = d->xs->vdev;
+    if (d->lv_refused)
+        return snap_err_set(err, SNAP_ERROR_INVAL, "%s", d->lv_error);
     if (!d->lv)
         return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
                             "disk %s: %s is an LVM logical volume, but LVM could not "

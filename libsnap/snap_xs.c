@@ -271,6 +271,7 @@ static void disk_dispose(snap_xs_disk *d)
     free(d->backend_type);
     free(d->backend_kind);
     free(d->params);
+    free(d->physical_device);
     free(d->format);
     free(d->path);
     free(d->libxl_path);
@@ -383,6 +384,9 @@ static int read_disk(snap_xs *xs, xs_transaction_t t, uint32_t domid, const char
         d->backend_agrees = (!be_params && !d->params) ||
                             (be_params && d->params && !strcmp(be_params, d->params));
     free(be_params);
+    if (!rc && !strcmp(d->backend_kind, "vbd"))
+        rc = read_key(xs, t, d->backend_path, "physical-device", false,
+                      &d->physical_device, err);
     return rc;
 }
 

@@ -96,6 +96,9 @@ typedef struct snap_xs_disk {
     bool is_cdrom;  /* device-type "cdrom" */
     bool removable;
     bool backend_agrees; /* the backend's params equal libxl's copy */
+    /* blkback's "physical-device" ("fe:1", hex major:minor): the device it
+     * opened, written once it did; NULL for qdisk or before */
+    char *physical_device;
     char *libxl_path, *backend_path, *frontend_path;
 } snap_xs_disk;
 
