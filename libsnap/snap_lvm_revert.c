@@ -3,6 +3,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int snap_lvm_swap_init(snap_lvm_swap *sw, const char *volume, const char *snapshot,
                        snap_err *err)
@@ -206,9 +207,35 @@ int snap_lvm_merge_began(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_e
     return rc < 0 ? rc : !rc; /* the snapshot volume gone: merged */
 }
 
+int snap_lvm_merge_wait_closed(const snap_lvm_opts *o, const snap_lvm_swap *sw,
+                               int wait_ms, snap_err *err)
+{
+    for (int waited = 0;; waited += 250) {
+        snap_lv lv;
+        int rc = exists(o, sw->vg, sw->lv, &lv, err);
+        if (rc <= 0)
+            return rc ? rc
+                      : snap_err_set(err, SNAP_ERROR_NOTFOUND, "volume %s/%s is missing",
+                                     sw->vg, sw->lv);
+        bool open = lv.open;
+        snap_lv_dispose(&lv);
+        if (!open)
+            return 0;
+        if (waited >= wait_ms)
+            return snap_err_set(err, SNAP_ERROR_BUSY,
+                                "volume %s/%s is open (a domain's backend or a mount "
+                                "holds it): LVM would only merge into it once closed; "
+                                "destroy the domain (xl destroy) or unmount it first",
+                                sw->vg, sw->lv);
+        usleep(250 * 1000);
+    }
+}
+
 int snap_lvm_merge_apply(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err *err)
 {
-    int rc = snap_lvm_merge(o, sw->vg, sw->snap, err);
+    int rc = snap_lvm_merge_wait_closed(o, sw, SNAP_LVM_CLOSE_WAIT_MS, err);
+    if (!rc)
+        rc = snap_lvm_merge(o, sw->vg, sw->snap, err);
     if (!rc)
         rc = snap_lvm_wait_merged(o, sw->vg, sw->lv, 0, err);
     return rc ? snap_err_context(err, "merging %s/%s into %s", sw->vg, sw->snap, sw->lv)

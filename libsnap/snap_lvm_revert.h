@@ -47,9 +47,20 @@ int snap_lvm_swap_finish(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_e
  */
 /* Before anything changes: snap is a valid classic snapshot of lv, xlsnap's. */
 int snap_lvm_merge_check(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err *err);
+/*
+ * lv closed, waited for up to wait_ms (a backend just torn down): LVM
+ * defers a merge into an open volume to its next activation, which a
+ * volume a domain keeps open never gets. Still open: SNAP_ERROR_BUSY.
+ */
+int snap_lvm_merge_wait_closed(const snap_lvm_opts *o, const snap_lvm_swap *sw,
+                               int wait_ms, snap_err *err);
 /* 1: the merge began (pending, going on or done: snap hidden or gone), 0: not. */
 int snap_lvm_merge_began(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err *err);
-/* lvconvert --merge, then until LVM has finished it. lv must be closed. */
+/*
+ * lvconvert --merge, then until LVM has finished it. lv must be closed:
+ * open after SNAP_LVM_CLOSE_WAIT_MS, SNAP_ERROR_BUSY and nothing changed.
+ */
+#define SNAP_LVM_CLOSE_WAIT_MS 10000
 int snap_lvm_merge_apply(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err *err);
 /* A merge that began, finished (again: done already is fine). */
 int snap_lvm_merge_finish(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_err *err);

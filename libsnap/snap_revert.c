@@ -179,6 +179,11 @@ static int plan_revert(snap_session *s, const char *name, const snap_revert_para
         rp->disks[rp->n].md = &rp->m.disks[i];
         rc = check_disk(s, &rp->disks[rp->n++], name, err);
     }
+    snap_lvm_opts o = {0}; /* a domain not stopped by the revert keeps its volumes */
+    for (size_t i = 0; i < rp->n && !rc && s->dom.ref.state == SNAP_DOMAIN_SHUTOFF; i++)
+        if (rp->disks[i].merge &&
+            (rc = snap_lvm_merge_wait_closed(&o, &rp->disks[i].swap, 0, err)))
+            snap_err_context(err, "snapshot '%s', disk %s", name, rp->disks[i].md->vdev);
     for (size_t i = 0; i < rp->n && !rc && !p->force; i++)
         if (rp->disks[i].merge)
             rc = snap_err_set(err, SNAP_ERROR_INVAL,
