@@ -224,8 +224,8 @@ int snap_lvm_merge_wait_closed(const snap_lvm_opts *o, const snap_lvm_swap *sw,
         if (waited >= wait_ms)
             return snap_err_set(err, SNAP_ERROR_BUSY,
                                 "volume %s/%s is open (a domain's backend or a mount "
-                                "holds it): LVM would only merge into it once closed; "
-                                "destroy the domain (xl destroy) or unmount it first",
+                                "holds it): it can be reverted only once closed (LVM "
+                                "would defer a merge into it)",
                                 sw->vg, sw->lv);
         usleep(250 * 1000);
     }

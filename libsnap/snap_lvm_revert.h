@@ -50,7 +50,8 @@ int snap_lvm_merge_check(const snap_lvm_opts *o, const snap_lvm_swap *sw, snap_e
 /*
  * lv closed, waited for up to wait_ms (a backend just torn down): LVM
  * defers a merge into an open volume to its next activation, which a
- * volume a domain keeps open never gets. Still open: SNAP_ERROR_BUSY.
+ * volume a domain keeps open never gets, and a thin swap would leave the
+ * old content in use. Still open: SNAP_ERROR_BUSY. Also for thin swaps.
  */
 int snap_lvm_merge_wait_closed(const snap_lvm_opts *o, const snap_lvm_swap *sw,
                                int wait_ms, snap_err *err);

@@ -179,11 +179,19 @@ static int plan_revert(snap_session *s, const char *name, const snap_revert_para
         rp->disks[rp->n].md = &rp->m.disks[i];
         rc = check_disk(s, &rp->disks[rp->n++], name, err);
     }
-    snap_lvm_opts o = {0}; /* a domain not stopped by the revert keeps its volumes */
+    /*
+     * A shut-off domain is not stopped by the revert: on Xen it is one kept
+     * shut down (on_poweroff="preserve"), whose backends hold its volumes
+     * open until it is destroyed; neither a merge nor a swap may touch them.
+     */
+    snap_lvm_opts o = {0};
     for (size_t i = 0; i < rp->n && !rc && s->dom.ref.state == SNAP_DOMAIN_SHUTOFF; i++)
-        if (rp->disks[i].merge &&
+        if ((rp->disks[i].merge || rp->disks[i].lvm) &&
             (rc = snap_lvm_merge_wait_closed(&o, &rp->disks[i].swap, 0, err)))
-            snap_err_context(err, "snapshot '%s', disk %s", name, rp->disks[i].md->vdev);
+            snap_err_context(err,
+                             "snapshot '%s', disk %s: domain %s is shut off but kept "
+                             "(its backend holds its volumes until it is destroyed)",
+                             name, rp->disks[i].md->vdev, s->dom.ref.name);
     for (size_t i = 0; i < rp->n && !rc && !p->force; i++)
         if (rp->disks[i].merge)
             rc = snap_err_set(err, SNAP_ERROR_INVAL,
