@@ -269,3 +269,310 @@ int snap_group_record_names(snap_meta_store *gst, char ***names_out, size_t *n_o
         qsort(*names_out, *n_out, sizeof **names_out, by_name);
     return 0;
 }
+
+/* ------------------------------------------------------------ group op journal */
+
+#define GROUP_OP_VERSION 1
+
+static const char *const revert_states[] = {
+    [SNAP_REVERT_STATE_AS_SNAPSHOT] = "as-snapshot",
+    [SNAP_REVERT_STATE_RUNNING] = "running",
+    [SNAP_REVERT_STATE_PAUSED] = "paused",
+};
+
+const char *snap_group_op_kind_name(snap_group_op_kind kind)
+{
+    return kind == SNAP_GROUP_OP_DELETE ? "delete" : "revert";
+}
+
+void snap_group_op_free(snap_group_op *op)
+{
+    if (!op)
+        return;
+    for (size_t i = 0; op->members && i < op->n_members; i++) {
+        free(op->members[i].domain_name);
+        free(op->members[i].domain_uuid);
+        free(op->members[i].snapshot);
+    }
+    free(op->members);
+    free(op->group);
+    free(op);
+}
+
+void snap_group_op_list_free(snap_group_op **ops, size_t n)
+{
+    for (size_t i = 0; ops && i < n; i++)
+        snap_group_op_free(ops[i]);
+    free(ops);
+}
+
+char *snap_group_op_to_json(const snap_group_op *op)
+{
+    yajl_gen gen = snap_json_gen_new(true);
+    yajl_gen_map_open(gen);
+    snap_json_kv_int(gen, "version", GROUP_OP_VERSION);
+    snap_json_kv_str(gen, "group", op->group);
+    snap_json_kv_str(gen, "op", snap_group_op_kind_name(op->kind));
+    snap_json_kv_int(gen, "owner_pid", op->owner_pid);
+    snap_json_kv_bool(gen, "force", op->force);
+    snap_json_kv_str(gen, "state", revert_states[op->state]);
+    snap_json_kv_bool(gen, "metadata_only", op->metadata_only);
+    snap_json_key(gen, "members");
+    yajl_gen_array_open(gen);
+    for (size_t i = 0; i < op->n_members; i++) {
+        const snap_group_op_member *m = &op->members[i];
+        yajl_gen_map_open(gen);
+        snap_json_kv_str(gen, "domain", m->domain_name);
+        snap_json_kv_str(gen, "uuid", m->domain_uuid);
+        snap_json_kv_str(gen, "snapshot", m->snapshot);
+        snap_json_kv_bool(gen, "done", m->done);
+        yajl_gen_map_close(gen);
+    }
+    yajl_gen_array_close(gen);
+    yajl_gen_map_close(gen);
+    return snap_json_gen_finish(gen, NULL);
+}
+
+/* *out is the index of the key's string value in names[n] (NULLs skipped). */
+static int read_choice(const snap_meta_reader *r, yajl_val obj, const char *key,
+                       const char *const *names, size_t n, int *out)
+{
+    char *s;
+    if (snap_meta_read_str(r, obj, key, false, &s) < 0)
+        return r->err->code;
+    for (size_t i = 0; i < n; i++)
+        if (names[i] && !strcmp(s, names[i])) {
+            *out = (int)i;
+            free(s);
+            return 0;
+        }
+    free(s);
+    return snap_meta_field_err(r, key, "unknown value");
+}
+
+static int parse_op_member(const snap_meta_reader *top, yajl_val v, size_t i,
+                           snap_group_op_member *m)
+{
+    char prefix[48];
+    snprintf(prefix, sizeof prefix, "members[%zu].", i);
+    snap_meta_reader r = {top->what, top->err, prefix};
+    if (!YAJL_IS_OBJECT(v))
+        return snap_meta_field_err(top, prefix, "expected an object");
+    if (snap_meta_read_str(&r, v, "domain", false, &m->domain_name) < 0 ||
+        snap_meta_read_str(&r, v, "uuid", false, &m->domain_uuid) < 0 ||
+        snap_meta_read_str(&r, v, "snapshot", false, &m->snapshot) < 0 ||
+        snap_meta_read_bool(&r, v, "done", &m->done) < 0)
+        return top->err->code;
+    if (!snap_uuid_valid(m->domain_uuid))
+        return snap_meta_field_err(&r, "uuid", "not a UUID");
+    return 0;
+}
+
+static int parse_op(const snap_meta_reader *r, yajl_val root, snap_group_op *op)
+{
+    static const char *const kinds[] = {
+        [SNAP_GROUP_OP_REVERT] = "revert", [SNAP_GROUP_OP_DELETE] = "delete"};
+    long long version, pid;
+    int kind = 0, state = 0;
+    if (!YAJL_IS_OBJECT(root))
+        return snap_err_set(r->err, SNAP_ERROR_INVAL, "%s: expected a JSON object",
+                            r->what);
+    if (snap_meta_read_int(r, root, "version", 0, INT32_MAX, &version) < 0)
+        return r->err->code;
+    if (version != GROUP_OP_VERSION)
+        return snap_err_set(r->err, SNAP_ERROR_UNSUPPORTED,
+                            "%s: group journal version %lld is not supported", r->what,
+                            version);
+    if (snap_meta_read_str(r, root, "group", false, &op->group) < 0 ||
+        read_choice(r, root, "op", kinds, SNAP_N_OF(kinds), &kind) < 0 ||
+        snap_meta_read_int(r, root, "owner_pid", 0, INT32_MAX, &pid) < 0 ||
+        snap_meta_read_bool(r, root, "force", &op->force) < 0 ||
+        read_choice(r, root, "state", revert_states, SNAP_N_OF(revert_states), &state) <
+            0 ||
+        snap_meta_read_bool(r, root, "metadata_only", &op->metadata_only) < 0)
+        return r->err->code;
+    op->kind = (snap_group_op_kind)kind;
+    op->owner_pid = (int)pid;
+    op->state = (snap_revert_state)state;
+    yajl_val members = snap_json_get_array(root, "members");
+    if (!members || !YAJL_IS_ARRAY(members) || members->u.array.len == 0)
+        return snap_meta_field_err(r, "members", "expected a non-empty array");
+    op->n_members = members->u.array.len;
+    op->members = snap_xcalloc(op->n_members, sizeof *op->members);
+    for (size_t i = 0; i < op->n_members; i++)
+        if (parse_op_member(r, members->u.array.values[i], i, &op->members[i]) < 0)
+            return r->err->code;
+    return 0;
+}
+
+int snap_group_op_from_json(const char *text, const char *what, snap_group_op **out,
+                            snap_err *err)
+{
+    *out = NULL;
+    yajl_val root = snap_json_parse(text, what, err);
+    if (!root) {
+        err->code = SNAP_ERROR_INVAL;
+        return err->code;
+    }
+    snap_group_op *op = snap_xcalloc(1, sizeof *op);
+    snap_meta_reader r = {what, err, ""};
+    int rc = parse_op(&r, root, op);
+    yajl_tree_free(root);
+    if (rc) {
+        snap_group_op_free(op);
+        return rc;
+    }
+    *out = op;
+    return 0;
+}
+
+static char *op_file(const char *group)
+{
+    return snap_xasprintf(".%s.op.json", group);
+}
+
+int snap_group_op_save(snap_meta_store *gst, const snap_group_op *op, snap_err *err)
+{
+    char *text = snap_group_op_to_json(op);
+    char *file = op_file(op->group);
+    int rc = snap_meta_store_write(gst, file, text, strlen(text), err);
+    free(file);
+    free(text);
+    return rc ? snap_err_context(err, "writing the journal of group '%s'", op->group) : 0;
+}
+
+int snap_group_op_load(snap_meta_store *gst, const char *group, snap_group_op **out,
+                       snap_err *err)
+{
+    char *file = op_file(group), *text = NULL;
+    *out = NULL;
+    int rc = snap_meta_store_read(gst, file, &text, NULL, err);
+    if (!rc) {
+        char *what = snap_meta_store_path(gst, file);
+        rc = snap_group_op_from_json(text, what, out, err);
+        free(what);
+    }
+    free(text);
+    free(file);
+    return rc;
+}
+
+int snap_group_op_remove(snap_meta_store *gst, const char *group, snap_err *err)
+{
+    char *file = op_file(group);
+    int rc = snap_meta_store_unlink(gst, file, err);
+    free(file);
+    return rc ? snap_err_context(err, "removing the journal of group '%s'", group) : 0;
+}
+
+/* The group a journal's file name is of (".<group>.op.json"), or NULL. */
+static char *op_file_group(const char *fname)
+{
+    static const char suffix[] = ".op.json";
+    size_t len = strlen(fname), sl = sizeof suffix - 1;
+    if (fname[0] != '.' || len <= sl + 1 || strcmp(fname + len - sl, suffix) ||
+        strstr(fname, ".tmp."))
+        return NULL;
+    return snap_xasprintf("%.*s", (int)(len - sl - 1), fname + 1);
+}
+
+int snap_group_op_names(snap_meta_store *gst, char ***names_out, size_t *n_out,
+                        snap_err *err)
+{
+    *names_out = NULL;
+    *n_out = 0;
+    int fd = dup(gst->dirfd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    if (!d) {
+        if (fd >= 0)
+            close(fd);
+        return snap_err_errno(err, SNAP_ERROR_IO, errno, "cannot list %s", gst->dir);
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        char *group = op_file_group(e->d_name);
+        if (!group)
+            continue;
+        *names_out = snap_xrealloc(*names_out, (*n_out + 1) * sizeof **names_out);
+        (*names_out)[(*n_out)++] = group;
+    }
+    closedir(d);
+    if (*n_out)
+        qsort(*names_out, *n_out, sizeof **names_out, by_name);
+    return 0;
+}
+
+bool snap_group_op_names_domain(const snap_group_op *op, const char *name,
+                                const char *uuid)
+{
+    for (size_t i = 0; i < op->n_members; i++) {
+        const snap_group_op_member *m = &op->members[i];
+        if ((uuid && !strcasecmp(m->domain_uuid, uuid)) ||
+            (name && !strcmp(m->domain_name, name)))
+            return true;
+    }
+    return false;
+}
+
+void snap_group_op_pending(const char *statedir, const char *name, const char *uuid,
+                           snap_group_op ***ops_out, size_t *n_out)
+{
+    snap_meta_store gst;
+    snap_err err;
+    char **names = NULL;
+    size_t n = 0;
+    *ops_out = NULL;
+    *n_out = 0;
+    if (snap_meta_store_open_groups(&gst, statedir, false, &err) != 0)
+        return;
+    if (snap_group_op_names(&gst, &names, &n, &err) == 0)
+        for (size_t i = 0; i < n; i++) {
+            snap_group_op *op = NULL;
+            if (snap_group_op_load(&gst, names[i], &op, &err) != 0 ||
+                !snap_group_op_names_domain(op, name, uuid)) {
+                snap_group_op_free(op);
+                continue;
+            }
+            *ops_out = snap_xrealloc(*ops_out, (*n_out + 1) * sizeof **ops_out);
+            (*ops_out)[(*n_out)++] = op;
+        }
+    snap_strv_free(names, n);
+    snap_meta_store_close(&gst);
+}
+
+char *snap_group_op_members(const snap_group_op *op, bool done)
+{
+    char *s = NULL;
+    for (size_t i = 0; i < op->n_members; i++) {
+        if (op->members[i].done != done)
+            continue;
+        char *t = snap_xasprintf("%s%s%s", s ? s : "", s ? ", " : "",
+                                 op->members[i].domain_name);
+        free(s);
+        s = t;
+    }
+    return s ? s : snap_xstrdup("none");
+}
+
+void snap_group_note_pending(xentoollog_logger *lg, const char *statedir,
+                             const char *name, const char *uuid)
+{
+    snap_group_op **ops = NULL;
+    size_t n = 0;
+    snap_group_op_pending(statedir, name, uuid, &ops, &n);
+    for (size_t i = 0; i < n; i++) {
+        if (ops[i]->owner_pid == (int)getpid())
+            continue;
+        char *done = snap_group_op_members(ops[i], true);
+        char *left = snap_group_op_members(ops[i], false);
+        snap_log(lg, XTL_NOTICE,
+                 "note: domain %s is a member of group '%s', whose %s was interrupted "
+                 "(done: %s; not yet: %s); the next snapshot-create, -revert or -delete "
+                 "of a member, or of the group, finishes it",
+                 name ? name : uuid, ops[i]->group, snap_group_op_kind_name(ops[i]->kind),
+                 done, left);
+        free(done);
+        free(left);
+    }
+    snap_group_op_list_free(ops, n);
+}
