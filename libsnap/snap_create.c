@@ -17,6 +17,7 @@
 #include "snap_lvm.h"
 #include "snap_memory.h"
 #include "snap_meta_io.h"
+#include "snap_ops.h"
 #include "snap_qcow2.h"
 #include "snap_qemuimg.h"
 #include "snap_qsnap_identity.h"
@@ -937,8 +938,8 @@ static int check_create_text(const snap_create_params *p, snap_err *err)
     return rc;
 }
 
-int snap_create(snap_ctx *ctx, const char *domain, const snap_create_params *p,
-                snap_info **info_out, char **plan_out)
+int snap_create_domain(snap_ctx *ctx, const char *domain, const snap_create_params *p,
+                       snap_info **info_out, char **plan_out)
 {
     snap_session s;
     snap_meta m;

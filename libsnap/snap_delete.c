@@ -13,6 +13,7 @@
 #include "snap_json.h"
 #include "snap_meta_io.h"
 #include "snap_meta_tree.h"
+#include "snap_ops.h"
 
 static int delete_one(snap_ctx *ctx, snap_session *s, const char *name, bool meta_only,
                       snap_err *err)
@@ -226,8 +227,8 @@ static char *damaged_plan_json(snap_session *s, const char *name)
     return snap_json_gen_finish(g, NULL);
 }
 
-int snap_delete(snap_ctx *ctx, const char *domain, const char *name,
-                const snap_delete_params *p, char **plan_out)
+int snap_delete_domain(snap_ctx *ctx, const char *domain, const char *name,
+                       const snap_delete_params *p, char **plan_out)
 {
     snap_session s;
     snap_err *err = &ctx->err;

@@ -21,10 +21,24 @@
  * the next command on any member finds its journal: a member whose group
  * record was never written is rolled back, at any phase (snap_recover.c).
  *
- * Deadlocks: the groups directory's lock is taken first, then the domains'
- * locks in domain-name order, so two group operations (or a group and a
- * single-domain one, which takes one domain lock) never wait for each other
- * in a cycle.
+ * snap_group_revert and snap_group_delete check every member (a dry run of
+ * each) under the groups lock, then journal the operation in the groups
+ * directory (snap_group_store.h: the members in order, which are done)
+ * before the first member changes, and run the members one by one, the
+ * journal rewritten durably after each (snap_group_pending.c); it is
+ * removed once the operation is complete (for a delete: after the group
+ * record). After a crash, the next create, revert or delete of any member,
+ * or of the group, rolls it forward first (snap_ops.c, and below).
+ *
+ * Lock order, never broken: the groups directory's lock first, then the
+ * domains' locks in domain-name order (each member operation takes and
+ * drops its own). A single-domain operation that finds a pending group
+ * operation naming its domain finishes it before taking its domain lock,
+ * under the groups lock. So two group operations (or a group and a
+ * single-domain one) never wait for each other in a cycle. The groups lock
+ * is never taken twice by one process (a second flock of the same file
+ * would wait for ever): under it, the members run through snap_ops.h, the
+ * internal path that skips the pending-group check.
  *
  * Threads: the freeze, the transactions and the thaw of the members run on
  * one thread per member, joined before the next phase; each member's agent,
@@ -38,8 +52,9 @@
 #include <string.h>
 
 #include "snap_create.h"
-#include "snap_group_store.h"
+#include "snap_group_pending.h"
 #include "snap_lock.h"
+#include "snap_ops.h"
 #include "snap_trace.h"
 
 typedef struct group_run {
@@ -340,6 +355,39 @@ static int group_create_locked(group_run *g, snap_meta_store *gst,
     return rc;
 }
 
+/*
+ * Under the groups lock: the members' pending group operations finished
+ * first, then the group made unless it exists.
+ */
+static int create_new_group(snap_ctx *ctx, snap_meta_store *gst, const char *group,
+                            const char **order, size_t n,
+                            const snap_create_params *params, snap_group_info **info_out,
+                            snap_err *err)
+{
+    int rc = 0;
+    for (size_t i = 0; !rc && i < n; i++)
+        rc = snap_group_finish_for_domain_locked(ctx, gst, order[i], err);
+    if (rc)
+        return rc;
+    snap_group_info *old = NULL;
+    if (snap_group_record_load(gst, group, &old, err) != SNAP_ERROR_NOTFOUND) {
+        snap_group_info_free(old);
+        return snap_err_set(err, SNAP_ERROR_EXISTS, "group '%s' already exists", group);
+    }
+    snap_err_clear(err);
+    group_run g = {ctx, group, snap_xcalloc(n, sizeof *g.mb), n, false, 0, 0};
+    snap_group_info *gi = NULL;
+    rc = group_create_locked(&g, gst, params, order, &gi, err);
+    for (size_t i = g.n; i-- > 0;)
+        snap_create_member_dispose(&g.mb[i]);
+    free(g.mb);
+    if (info_out)
+        *info_out = gi;
+    else
+        snap_group_info_free(gi);
+    return rc;
+}
+
 int snap_group_create(snap_ctx *ctx, const char *group, const char *const *domains,
                       size_t n, const snap_create_params *params,
                       snap_group_info **info_out)
@@ -364,28 +412,39 @@ int snap_group_create(snap_ctx *ctx, const char *group, const char *const *domai
     }
     rc = snap_lock_acquire(&gst, &lock, SNAP_LOCK_TIMEOUT_MS, err);
     if (!rc) {
-        snap_group_info *old = NULL;
-        if (snap_group_record_load(&gst, group, &old, err) != SNAP_ERROR_NOTFOUND) {
-            rc = snap_err_set(err, SNAP_ERROR_EXISTS, "group '%s' already exists", group);
-            snap_group_info_free(old);
-        } else {
-            snap_err_clear(err);
-            group_run g = {ctx, group, snap_xcalloc(n, sizeof *g.mb), n, false, 0, 0};
-            snap_group_info *gi = NULL;
-            rc = group_create_locked(&g, &gst, params, order, &gi, err);
-            for (size_t i = g.n; i-- > 0;)
-                snap_create_member_dispose(&g.mb[i]);
-            free(g.mb);
-            if (info_out)
-                *info_out = gi;
-            else
-                snap_group_info_free(gi);
-        }
+        snap_err local; /* the member calls reuse ctx->err */
+        snap_err_clear(&local);
+        rc = create_new_group(ctx, &gst, group, order, n, params, info_out, &local);
+        if (rc)
+            *err = local;
         snap_lock_release(&lock);
     }
     snap_meta_store_close(&gst);
     free(order);
     return rc ? snap_ctx_fail(ctx, err) : 0;
+}
+
+/* Logs a note when group has an operation a dead xlsnap left journaled. */
+static void note_group_op(snap_ctx *ctx, snap_meta_store *gst, const char *group)
+{
+    snap_group_op *op = NULL;
+    snap_err ignore;
+    if (snap_group_op_load(gst, group, &op, &ignore) == SNAP_ERROR_NOTFOUND)
+        return;
+    if (!op) {
+        snap_log(ctx->lg, XTL_WARN, "note: group '%s': %s", group, ignore.msg);
+        return;
+    }
+    char *done = snap_group_op_members(op, true),
+         *left = snap_group_op_members(op, false);
+    snap_log(ctx->lg, XTL_NOTICE,
+             "note: group '%s': its %s was interrupted (done: %s; not yet: %s); the "
+             "next snapshot-create, -revert or -delete of a member, or of the group, "
+             "finishes it",
+             group, snap_group_op_kind_name(op->kind), done, left);
+    free(done);
+    free(left);
+    snap_group_op_free(op);
 }
 
 /* The groups' store, for a group that must exist (a valid name, else NOTFOUND). */
@@ -409,6 +468,7 @@ int snap_group_get(snap_ctx *ctx, const char *group, snap_group_info **info_out)
     int rc = open_existing_group(ctx, group, &gst, err);
     if (rc)
         return snap_ctx_fail(ctx, err);
+    note_group_op(ctx, &gst, group);
     rc = snap_group_record_load(&gst, group, info_out, err);
     snap_meta_store_close(&gst);
     return rc ? snap_ctx_fail(ctx, err) : 0;
@@ -433,9 +493,11 @@ int snap_group_list(snap_ctx *ctx, snap_group_info ***list_out, size_t *n_out)
     rc = snap_group_record_names(&gst, &names, &n, err);
     snap_group_info **list = snap_xcalloc(n + 1, sizeof *list);
     size_t got = 0;
-    for (size_t i = 0; !rc && i < n; i++)
+    for (size_t i = 0; !rc && i < n; i++) {
+        note_group_op(ctx, &gst, names[i]);
         if ((rc = snap_group_record_load(&gst, names[i], &list[got], err)) == 0)
             got++;
+    }
     snap_strv_free(names, n);
     snap_meta_store_close(&gst);
     if (rc) {
@@ -478,130 +540,175 @@ static int check_members(snap_ctx *ctx, const snap_group_info *g, bool allow_mis
     return 0;
 }
 
-typedef int member_op(snap_ctx *ctx, const snap_group_member *m, bool dry_run,
-                      const void *params);
-
-static int revert_member(snap_ctx *ctx, const snap_group_member *m, bool dry_run,
-                         const void *params)
+/* A dry run of the member's revert or delete (snap_ops.h: the groups lock is ours). */
+static int dry_run_member(snap_ctx *ctx, const snap_group_op *op,
+                          const snap_group_op_member *m)
 {
-    snap_revert_params p = *(const snap_revert_params *)params;
-    p.dry_run = dry_run;
     char *plan = NULL;
-    int rc = snap_revert(ctx, m->domain_uuid, m->snapshot, &p, dry_run ? &plan : NULL);
+    int rc;
+    if (op->kind == SNAP_GROUP_OP_REVERT) {
+        snap_revert_params p;
+        snap_revert_params_init(&p);
+        p.force = op->force;
+        p.state = op->state;
+        p.dry_run = true;
+        rc = snap_revert_domain(ctx, m->domain_uuid, m->snapshot, &p, &plan);
+    } else {
+        snap_delete_params p;
+        snap_delete_params_init(&p);
+        p.metadata_only = op->metadata_only;
+        p.dry_run = true;
+        rc = snap_delete_domain(ctx, m->domain_uuid, m->snapshot, &p, &plan);
+    }
     free(plan);
     return rc;
 }
 
-static int delete_member(snap_ctx *ctx, const snap_group_member *m, bool dry_run,
-                         const void *params)
+/* The journal of op on g's members present (missing ones left out). */
+static snap_group_op *op_of(const snap_group_info *g, const bool *missing,
+                            snap_group_op_kind kind)
 {
-    snap_delete_params p = *(const snap_delete_params *)params;
-    p.dry_run = dry_run;
-    char *plan = NULL;
-    int rc = snap_delete(ctx, m->domain_uuid, m->snapshot, &p, dry_run ? &plan : NULL);
-    free(plan);
-    return rc;
+    snap_group_op *op = snap_xcalloc(1, sizeof *op);
+    op->group = snap_xstrdup(g->name);
+    op->kind = kind;
+    op->members = snap_xcalloc(g->n_members, sizeof *op->members);
+    for (size_t i = 0; i < g->n_members; i++) {
+        if (missing[i])
+            continue;
+        const snap_group_member *m = &g->members[i];
+        op->members[op->n_members++] = (snap_group_op_member){
+            .domain_name = snap_xstrdup(m->domain_name),
+            .domain_uuid = snap_xstrdup(m->domain_uuid),
+            .snapshot = snap_xstrdup(m->snapshot),
+        };
+    }
+    return op;
 }
 
 /*
- * op on every member present: first a dry run of each (the first refusal
- * stops the group before anything changed), then for real, in domain-name
- * order. A failure then says which members were done already.
+ * Every member dry-run first (the first refusal stops the group before
+ * anything changed); then, unless dry_run, the journal written and the
+ * members run in domain-name order (snap_group_pending.c). A delete whose
+ * members are all gone already just removes the record.
  */
-static int each_member(snap_ctx *ctx, const snap_group_info *g, const bool *missing,
-                       member_op *op, const void *params, bool dry_run, const char *verb,
-                       snap_err *err)
+static int run_journaled(snap_ctx *ctx, snap_meta_store *gst, const snap_group_info *g,
+                         snap_group_op *op, bool dry_run, snap_err *err)
 {
-    for (size_t i = 0; i < g->n_members; i++)
-        if (!missing[i] && op(ctx, &g->members[i], true, params) != 0)
+    const char *verb = op->kind == SNAP_GROUP_OP_DELETE ? "deleted" : "reverted";
+    for (size_t i = 0; i < op->n_members; i++)
+        if (dry_run_member(ctx, op, &op->members[i]) != 0)
             return snap_err_set(
                 err, ctx->err.code,
                 "group %s: domain %s cannot be %s: %s; nothing was changed", g->name,
-                g->members[i].domain_name, verb, snap_ctx_errmsg(ctx));
-    char done[1024] = "";
-    size_t used = 0;
-    for (size_t i = 0; !dry_run && i < g->n_members; i++) {
-        if (missing[i])
-            continue;
-        if (op(ctx, &g->members[i], false, params) != 0)
-            return snap_err_set(err, ctx->err.code,
-                                "group %s: domain %s: %s; %s already: %s", g->name,
-                                g->members[i].domain_name, snap_ctx_errmsg(ctx), verb,
-                                used ? done : "none");
-        int w = snprintf(done + used, sizeof done - used, "%s%s", used ? ", " : "",
-                         g->members[i].domain_name);
-        used += w > 0 && (size_t)w < sizeof done - used ? (size_t)w : 0;
-    }
-    return 0;
+                op->members[i].domain_name, verb, snap_ctx_errmsg(ctx));
+    if (dry_run)
+        return 0;
+    if (!op->n_members)
+        return snap_group_record_remove(gst, g->name, err);
+    return snap_group_op_run(ctx, gst, op, err);
 }
 
-/* Loads group under the groups lock and runs fn on it. */
-static int with_group(snap_ctx *ctx, const char *group,
-                      int (*fn)(snap_ctx *ctx, snap_meta_store *gst,
-                                const snap_group_info *g, const void *arg, snap_err *err),
-                      const void *arg)
+/*
+ * First what a dead xlsnap left journaled: the group's own operation
+ * (*done when it was this one: finishing it is the command), then any
+ * other naming one of the group's members.
+ */
+static int finish_pending(snap_ctx *ctx, snap_meta_store *gst, const char *group,
+                          snap_group_op_kind kind, bool *done, snap_err *err)
+{
+    bool found = false;
+    snap_group_op_kind was = kind;
+    *done = false;
+    int rc = snap_group_finish_group_locked(ctx, gst, group, &found, &was, err);
+    if (rc || (found && was == kind)) {
+        *done = !rc;
+        return rc;
+    }
+    snap_group_info *g = NULL;
+    rc = snap_group_record_load(gst, group, &g, err);
+    for (size_t i = 0; !rc && i < g->n_members; i++)
+        rc =
+            snap_group_finish_for_domain_locked(ctx, gst, g->members[i].domain_uuid, err);
+    snap_group_info_free(g);
+    return rc;
+}
+
+typedef struct group_op_args {
+    snap_group_op_kind kind;
+    bool dry_run;
+    const snap_revert_params *revert;
+    const snap_delete_params *del;
+} group_op_args;
+
+/* Under the groups lock: the pending first, then the group's members. */
+static int group_op_locked(snap_ctx *ctx, snap_meta_store *gst, const char *group,
+                           const group_op_args *a, snap_err *err)
+{
+    bool done = false;
+    int rc = a->dry_run ? 0 : finish_pending(ctx, gst, group, a->kind, &done, err);
+    if (rc || done)
+        return rc;
+    if (a->dry_run)
+        note_group_op(ctx, gst, group);
+    snap_group_info *g = NULL;
+    rc = snap_group_record_load(gst, group, &g, err);
+    if (rc)
+        return rc;
+    bool *missing = snap_xcalloc(g->n_members, sizeof *missing);
+    rc = check_members(ctx, g, a->kind == SNAP_GROUP_OP_DELETE, missing, err);
+    snap_group_op *op = rc ? NULL : op_of(g, missing, a->kind);
+    if (op && a->revert) {
+        op->force = a->revert->force;
+        op->state = a->revert->state;
+        op->progress = a->revert->progress;
+        op->progress_opaque = a->revert->progress_opaque;
+    }
+    if (op && a->del)
+        op->metadata_only = a->del->metadata_only;
+    if (op)
+        rc = run_journaled(ctx, gst, g, op, a->dry_run, err);
+    snap_group_op_free(op);
+    free(missing);
+    snap_group_info_free(g);
+    return rc;
+}
+
+/* Runs a's operation on group under the groups lock. */
+static int with_group(snap_ctx *ctx, const char *group, const group_op_args *a)
 {
     snap_err *err = &ctx->err;
     snap_meta_store gst;
     snap_lock lock;
-    snap_group_info *g = NULL;
     snap_err_clear(err);
     int rc = open_existing_group(ctx, group, &gst, err);
     if (rc)
         return snap_ctx_fail(ctx, err);
     rc = snap_lock_acquire(&gst, &lock, SNAP_LOCK_TIMEOUT_MS, err);
     if (!rc) {
-        rc = snap_group_record_load(&gst, group, &g, err);
-        snap_err local; /* fn's member calls reuse ctx->err */
-        if (!rc && (rc = fn(ctx, &gst, g, arg, &local)) != 0)
+        snap_err local; /* the member calls reuse ctx->err */
+        snap_err_clear(&local);
+        if ((rc = group_op_locked(ctx, &gst, group, a, &local)) != 0)
             *err = local;
-        snap_group_info_free(g);
         snap_lock_release(&lock);
     }
     snap_meta_store_close(&gst);
     return rc ? snap_ctx_fail(ctx, err) : 0;
 }
 
-static int revert_group(snap_ctx *ctx, snap_meta_store *gst, const snap_group_info *g,
-                        const void *arg, snap_err *err)
-{
-    const snap_revert_params *p = arg;
-    bool *missing = snap_xcalloc(g->n_members, sizeof *missing);
-    (void)gst;
-    int rc = check_members(ctx, g, false, missing, err);
-    if (!rc)
-        rc = each_member(ctx, g, missing, revert_member, p, p->dry_run, "reverted", err);
-    free(missing);
-    return rc;
-}
-
 int snap_group_revert(snap_ctx *ctx, const char *group, const snap_revert_params *params)
 {
-    return with_group(ctx, group, revert_group, params);
+    group_op_args a = {SNAP_GROUP_OP_REVERT, params->dry_run, params, NULL};
+    return with_group(ctx, group, &a);
 }
 
 /* Members first (one missing: deleted already), the record last. */
-static int delete_group(snap_ctx *ctx, snap_meta_store *gst, const snap_group_info *g,
-                        const void *arg, snap_err *err)
-{
-    const snap_delete_params *p = arg;
-    bool *missing = snap_xcalloc(g->n_members, sizeof *missing);
-    int rc = check_members(ctx, g, true, missing, err);
-    if (!rc)
-        rc = each_member(ctx, g, missing, delete_member, p, p->dry_run, "deleted", err);
-    if (!rc && !p->dry_run)
-        rc = snap_group_record_remove(gst, g->name, err);
-    free(missing);
-    return rc;
-}
-
 int snap_group_delete(snap_ctx *ctx, const char *group, const snap_delete_params *params)
 {
-    snap_delete_params p = *params;
-    if (p.scope != SNAP_DELETE_ONE) {
+    if (params->scope != SNAP_DELETE_ONE) {
         snap_err_set(&ctx->err, SNAP_ERROR_INVAL,
                      "group %s: a group's members are deleted one each", group);
         return snap_ctx_fail(ctx, &ctx->err);
     }
-    return with_group(ctx, group, delete_group, &p);
+    group_op_args a = {SNAP_GROUP_OP_DELETE, params->dry_run, NULL, params};
+    return with_group(ctx, group, &a);
 }

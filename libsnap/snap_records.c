@@ -9,6 +9,7 @@
 
 #include "snap_agent.h"
 #include "snap_domain.h"
+#include "snap_group_store.h"
 #include "snap_meta_io.h"
 #include "snap_meta_tree.h"
 #include "snap_revert_record.h"
@@ -25,6 +26,8 @@ static int open_for_reading(snap_ctx *ctx, const char *domain, snap_domain_ref *
                             "destroyed it; snapshot-revert, -create or -delete of it "
                             "finishes or rolls back that revert and creates it again",
                             domain);
+    if (!rc)
+        snap_group_note_pending(ctx->lg, ctx->statedir, ref->name, ref->uuid);
     if (!rc)
         rc = snap_meta_store_open(st, ctx->statedir, ref->uuid, ref->name, false, err);
     return rc;

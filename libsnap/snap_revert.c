@@ -25,6 +25,7 @@
 #include "snap_lvm_revert.h"
 #include "snap_memory.h"
 #include "snap_meta_io.h"
+#include "snap_ops.h"
 #include "snap_overlay_name.h"
 #include "snap_qemuimg.h"
 #include "snap_qsnap_identity.h"
@@ -510,8 +511,8 @@ static int revert_in_session(snap_ctx *ctx, snap_session *s, const char *name,
     return rc;
 }
 
-int snap_revert(snap_ctx *ctx, const char *domain, const char *name,
-                const snap_revert_params *p, char **plan_out)
+int snap_revert_domain(snap_ctx *ctx, const char *domain, const char *name,
+                       const snap_revert_params *p, char **plan_out)
 {
     snap_session s;
     snap_err *err = &ctx->err;
