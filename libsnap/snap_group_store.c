@@ -256,6 +256,7 @@ int snap_group_record_names(snap_meta_store *gst, char ***names_out, size_t *n_o
             close(fd);
         return snap_err_errno(err, SNAP_ERROR_IO, errno, "cannot list %s", gst->dir);
     }
+    rewinddir(d); /* the dup shares its offset with every earlier listing's */
     struct dirent *e;
     while ((e = readdir(d))) {
         size_t len = strlen(e->d_name);
@@ -488,6 +489,7 @@ int snap_group_op_names(snap_meta_store *gst, char ***names_out, size_t *n_out,
             close(fd);
         return snap_err_errno(err, SNAP_ERROR_IO, errno, "cannot list %s", gst->dir);
     }
+    rewinddir(d); /* the dup shares its offset with every earlier listing's */
     struct dirent *e;
     while ((e = readdir(d))) {
         char *group = op_file_group(e->d_name);
