@@ -12,8 +12,11 @@
  * shared window, xlsnap SIGKILLed inside the window and after the members
  * were recorded but before the group was: every time no domain keeps a
  * member snapshot (storage, xenstore, libxl config, metadata as before) and
- * every guest is thawed. Last a crash-consistent group (--quiesce=off),
- * which pauses both domains for the cut.
+ * every guest is thawed. Then a crash-consistent group (--quiesce=off),
+ * which pauses both domains for the cut, group deletes and reverts. Last
+ * xlsnap SIGKILLed once the first member (ga) of a group revert, then of a
+ * group delete, is done: a command on the other member (gb) finishes the
+ * group first (gb reverted, or its member deleted), then runs.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -43,6 +46,14 @@ static const char *group_record(const char *name)
 {
     static char path[4096];
     snprintf(path, sizeof path, "%s/groups/%s.json", th_xlsim_statedir(), name);
+    return path;
+}
+
+/* The journal of a group revert or delete in progress. */
+static const char *group_journal(const char *name)
+{
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/groups/.%s.op.json", th_xlsim_statedir(), name);
     return path;
 }
 
@@ -413,9 +424,137 @@ static void test_group_revert(void)
     CHECK_SNAP_CURRENT(&gb, "g7");
 }
 
+#define HOOK_MEMBER "XLSNAP_TEST_PAUSE_AFTER_GROUP_MEMBER"
+#define SAID_MEMBER "test hook: first member done"
+
+/*
+ * Runs the group command argv until its first member (ga) is done, checks
+ * the journal says so (the op, ga done, gb not), and SIGKILLs it.
+ */
+static bool kill_after_first_member(const char *const argv[], const char *group,
+                                    const char *op)
+{
+    char *log = snap_xasprintf("%s.log", group); /* its own: no earlier hook line */
+    pid_t pid = start_paused_at(argv, th_path(log), HOOK_MEMBER, SAID_MEMBER, "60000");
+    free(log);
+    if (pid <= 0)
+        return false;
+    char *j = th_read_file(group_journal(group));
+    char *want_op = snap_xasprintf("\"op\": \"%s\"", op);
+    CHECK_CONTAINS_ALL(j, want_op, "\"domain\": \"ga\"", "\"domain\": \"gb\"");
+    const char *done = j ? strstr(j, "\"done\": true") : NULL;
+    const char *left = j ? strstr(j, "\"done\": false") : NULL;
+    CHECK(done && left && done < left && !strstr(done + 1, "\"done\": true"));
+    free(want_op);
+    free(j);
+    kill(pid, SIGKILL);
+    return th_wait(pid, 10000) != -1;
+}
+
+/* A reader on gb only notes the pending group operation: it stays. */
+static void check_reader_notes(const char *group, const char *op)
+{
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-list", "gb", NULL);
+    CHECK_INT(r.rc, 0);
+    char *want = snap_xasprintf("group '%s', whose %s was interrupted (done: ga; not "
+                                "yet: gb)",
+                                group, op);
+    CHECK_CONTAINS(r.err, want);
+    free(want);
+    th_cmd_free(&r);
+    CHECK(access(group_journal(group), F_OK) == 0);
+}
+
+/*
+ * A group revert killed after ga: a snapshot-create of gb reverts gb first
+ * (both then at g8: their disks' current snapshot and the guests' files),
+ * then takes its snapshot.
+ */
+static void test_group_revert_sigkill(void)
+{
+    th_cmd r;
+    REQUIRE(all_up);
+    REQUIRE(th_snap_write_disk(&ga, "a before g8"));
+    REQUIRE(th_snap_write_disk(&gb, "b before g8"));
+    REQUIRE(XLSNAP_OK(NULL, "snapshot-create", "--group=g8", "ga", "gb"));
+    REQUIRE(th_snap_write_disk(&ga, "a after g8"));
+    REQUIRE(th_snap_write_disk(&gb, "b after g8"));
+    const char *argv[] = {"snapshot-revert", "--force", "--group", "g8", NULL};
+    REQUIRE(kill_after_first_member(argv, "g8", "revert"));
+    th_snap_adopt_new_qemu(&ga); /* ga was reverted: a new QEMU */
+    check_reader_notes("g8", "revert");
+    CHECK_GUEST_READS(&gb, "b after g8"); /* not reverted yet */
+    th_xlsnap(&r, "snapshot-create", "--quiesce=off", "gb", "p8", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.err, "group g8: finishing the interrupted group revert");
+    th_note("%s", r.err);
+    th_cmd_free(&r);
+    th_snap_adopt_new_qemu(&gb);
+    CHECK(access(group_journal("g8"), F_OK) != 0);
+    char *journals = th_snap_journal_text();
+    CHECK_STR(journals, "");
+    free(journals);
+    REQUIRE(th_snap_wait_agent(&ga) && th_snap_wait_agent(&gb));
+    CHECK_GUEST_READS(&ga, "a before g8");
+    CHECK_GUEST_READS(&gb, "b before g8");
+    CHECK_SNAP_CURRENT(&ga, "g8");
+    CHECK_SNAP_CURRENT(&gb, "p8"); /* the command itself ran, on the reverted disk */
+    char *img_b = th_snap_active_image(&gb, "xvdb");
+    CHECK(img_b && th_qemu_img_has_snapshot(img_b, "g8"));
+    CHECK(img_b && th_qemu_img_has_snapshot(img_b, "p8"));
+    free(img_b);
+    th_xlsnap(&r, "snapshot-info", "gb", "p8", NULL);
+    CHECK_CONTAINS(r.out, "g8");
+    th_cmd_free(&r);
+}
+
+/*
+ * A group delete killed after ga: a snapshot-delete of gb's p8 deletes
+ * gb's member and the group record first, then p8.
+ */
+static void test_group_delete_sigkill(void)
+{
+    th_cmd r;
+    REQUIRE(all_up);
+    REQUIRE(
+        XLSNAP_OK(NULL, "snapshot-create", "--quiesce=off", "--group=g9", "ga", "gb"));
+    char *img_a = th_snap_active_image(&ga, "xvdb");
+    char *img_b = th_snap_active_image(&gb, "xvdb");
+    REQUIRE(img_a && img_b);
+    CHECK(th_qemu_img_has_snapshot(img_a, "g9") && th_qemu_img_has_snapshot(img_b, "g9"));
+    const char *argv[] = {"snapshot-delete", "--group", "g9", NULL};
+    REQUIRE(kill_after_first_member(argv, "g9", "delete"));
+    CHECK_SNAP_GONE(&ga, "g9");
+    CHECK(!th_qemu_img_has_snapshot(img_a, "g9"));
+    check_reader_notes("g9", "delete");
+    CHECK_SNAP_EXISTS(&gb, "g9");
+    CHECK(access(group_record("g9"), F_OK) == 0);
+    th_xlsnap(&r, "snapshot-delete", "gb", "p8", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.err, "group g9: finishing the interrupted group delete");
+    th_note("%s", r.err);
+    th_cmd_free(&r);
+    CHECK_SNAP_GONE(&gb, "g9");
+    CHECK_SNAP_GONE(&gb, "p8"); /* the command itself ran */
+    CHECK(!th_qemu_img_has_snapshot(img_b, "g9"));
+    CHECK(!th_qemu_img_has_snapshot(img_b, "p8"));
+    CHECK(th_qemu_img_has_snapshot(img_b, "g8")); /* nothing else went */
+    CHECK(access(group_record("g9"), F_OK) != 0);
+    CHECK(access(group_journal("g9"), F_OK) != 0);
+    char *journals = th_snap_journal_text();
+    CHECK_STR(journals, "");
+    free(journals);
+    th_xlsnap(&r, "snapshot-list", "--groups", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK(r.out && !strstr(r.out, "g9 "));
+    th_cmd_free(&r);
+    free(img_a), free(img_b);
+}
+
 int main(void)
 {
-    th_plan(10);
+    th_plan(12);
     TH_RUN(test_boot);
     TH_RUN(test_group_quiesced);
     TH_RUN(test_group_list_info);
@@ -426,6 +565,8 @@ int main(void)
     TH_RUN(test_group_crash_consistent);
     TH_RUN(test_group_member_missing);
     TH_RUN(test_group_revert);
+    TH_RUN(test_group_revert_sigkill);
+    TH_RUN(test_group_delete_sigkill);
     th_xlsim_destroy(&ga);
     th_xlsim_destroy(&gb);
     th_xlsim_destroy(&gh);
