@@ -26,7 +26,7 @@
  *    XLSNAP_TRACE, XLSNAP_WATCHDOG, PATH (qemu-img), TMPDIR and
  *    XLSNAP_VERIFY_ROUTE (snap_verify), and the test hooks
  *    XLSNAP_TEST_PAUSE_AFTER_FREEZE / XLSNAP_TEST_PAUSE_IN_REVERT /
- *    XLSNAP_TEST_PAUSE_IN_VERIFY.
+ *    XLSNAP_TEST_PAUSE_IN_VERIFY / XLSNAP_TEST_PAUSE_AFTER_GROUP_MEMBER.
  *
  * Copyright (C) 2026 The xlsnap authors. LGPL-2.1-only (see COPYING).
  */
@@ -582,8 +582,14 @@ int snap_group_get(snap_ctx *ctx, const char *group, snap_group_info **info_out)
  * Reverts every member of group to its member snapshot (snap_revert with
  * params, domain by domain in name order). Before anything changes, every
  * member must still be the group's and pass a dry run of its revert: the
- * first that does not is the error and nothing was changed. A failure
- * after that names the members already reverted. params->dry_run: the
+ * first that does not is the error and nothing was changed. Then the
+ * group operation is journaled in the groups directory, and the members
+ * run one by one, each marked done. A failure after that names the members
+ * already reverted. A caller that dies leaves the journal: the next
+ * snap_create, snap_revert or snap_delete (not a dry run) of any member, or
+ * the group's own revert or delete, first finishes it for the members not
+ * done, with the same parameters (calling this again finishes it and does
+ * no more); snap_list and snap_info_get log a note. params->dry_run: the
  * checks only.
  */
 int snap_group_revert(snap_ctx *ctx, const char *group, const snap_revert_params *params);
@@ -591,7 +597,8 @@ int snap_group_revert(snap_ctx *ctx, const char *group, const snap_revert_params
  * Deletes every member snapshot of group (snap_delete, scope ONE: children
  * reparented), then the group record. A member already gone (deleted on
  * its own) is skipped; the others are dry-run first, as for
- * snap_group_revert. Interrupted, it is run again to finish.
+ * snap_group_revert, and journaled the same way: an interrupted group
+ * delete is finished by the next command on any member or on the group.
  */
 int snap_group_delete(snap_ctx *ctx, const char *group, const snap_delete_params *params);
 
