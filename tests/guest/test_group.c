@@ -552,9 +552,39 @@ static void test_group_delete_sigkill(void)
     free(img_a), free(img_b);
 }
 
+/* A group delete killed after ga: running it again finishes it, and no more. */
+static void test_group_delete_rerun(void)
+{
+    th_cmd r;
+    REQUIRE(all_up);
+    REQUIRE(
+        XLSNAP_OK(NULL, "snapshot-create", "--quiesce=off", "--group=g10", "ga", "gb"));
+    char *img_b = th_snap_active_image(&gb, "xvdb");
+    REQUIRE(img_b && th_qemu_img_has_snapshot(img_b, "g10"));
+    const char *argv[] = {"snapshot-delete", "--group", "g10", NULL};
+    REQUIRE(kill_after_first_member(argv, "g10", "delete"));
+    th_xlsnap(&r, "snapshot-info", "--group", "g10", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.err,
+                   "group 'g10': its delete was interrupted (done: ga; not yet: gb)");
+    th_cmd_free(&r);
+    CHECK(th_qemu_img_has_snapshot(img_b, "g10")); /* the reader changed nothing */
+    th_xlsnap(&r, "snapshot-delete", "--group", "g10", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.err, "group g10: finishing the interrupted group delete");
+    CHECK_CONTAINS(r.out, "Group g10 deleted");
+    th_cmd_free(&r);
+    CHECK_SNAP_GONE(&ga, "g10");
+    CHECK_SNAP_GONE(&gb, "g10");
+    CHECK(!th_qemu_img_has_snapshot(img_b, "g10"));
+    CHECK(access(group_record("g10"), F_OK) != 0);
+    CHECK(access(group_journal("g10"), F_OK) != 0);
+    free(img_b);
+}
+
 int main(void)
 {
-    th_plan(12);
+    th_plan(13);
     TH_RUN(test_boot);
     TH_RUN(test_group_quiesced);
     TH_RUN(test_group_list_info);
@@ -567,6 +597,7 @@ int main(void)
     TH_RUN(test_group_revert);
     TH_RUN(test_group_revert_sigkill);
     TH_RUN(test_group_delete_sigkill);
+    TH_RUN(test_group_delete_rerun);
     th_xlsim_destroy(&ga);
     th_xlsim_destroy(&gb);
     th_xlsim_destroy(&gh);
