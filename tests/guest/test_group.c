@@ -552,7 +552,10 @@ static void test_group_delete_sigkill(void)
     free(img_a), free(img_b);
 }
 
-/* A group delete killed after ga: running it again finishes it, and no more. */
+/*
+ * A group delete killed after ga: readers and a dry run only note it;
+ * running it again finishes it, and no more.
+ */
 static void test_group_delete_rerun(void)
 {
     th_cmd r;
@@ -569,6 +572,16 @@ static void test_group_delete_rerun(void)
                    "group 'g10': its delete was interrupted (done: ga; not yet: gb)");
     th_cmd_free(&r);
     CHECK(th_qemu_img_has_snapshot(img_b, "g10")); /* the reader changed nothing */
+    /* A dry run only notes it too: the journal and gb's member stay as they were. */
+    char *journal = th_read_file(group_journal("g10"));
+    th_xlsnap(&r, "-N", "snapshot-delete", "--group", "g10", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.err, "its delete was interrupted");
+    th_cmd_free(&r);
+    char *after = th_read_file(group_journal("g10"));
+    CHECK(journal && after && !strcmp(journal, after));
+    free(journal), free(after);
+    CHECK_SNAP_EXISTS(&gb, "g10");
     th_xlsnap(&r, "snapshot-delete", "--group", "g10", NULL);
     CHECK_INT(r.rc, 0);
     CHECK_CONTAINS(r.err, "group g10: finishing the interrupted group delete");
