@@ -93,8 +93,8 @@ typedef struct snap_journal {
      * besides each image's own directory; NULL: none given. */
     char *overlay_dir;
     /* The domain's state before the operation ("running", "paused",
-     * "shutoff"), for recovery to restart it accordingly; NULL: not recorded
-     * (journals of older xlsnap versions). */
+     * "shutoff", or SNAP_JOURNAL_KEPT_SHUTDOWN), for recovery to restart it
+     * accordingly; NULL: not recorded (journals of older xlsnap versions). */
     char *domain_state;
     /* create: the consistency group this snapshot is a member of (issue 20);
      * NULL: none. A member whose group record was never written is rolled
@@ -103,6 +103,14 @@ typedef struct snap_journal {
     snap_journal_disk *disks;
     size_t n_disks;
 } snap_journal;
+
+/*
+ * domain_state of a revert of a domain Xen kept shut down (on_poweroff=
+ * "preserve"), which the revert destroys: rolled back, the domain is
+ * created again paused and not booted (Xen cannot create it shut down);
+ * gone forward, it is booted afresh on its reverted disks.
+ */
+#define SNAP_JOURNAL_KEPT_SHUTDOWN "kept-shutdown"
 
 void snap_journal_init(snap_journal *j, snap_journal_op op, const char *snapshot);
 void snap_journal_dispose(snap_journal *j);

@@ -48,7 +48,14 @@ typedef struct revert_plan {
     size_t n;
     const char *memory; /* the checkpoint to restore, or NULL */
     bool was_live;      /* a device model ran the domain */
-    bool start;         /* start the domain at the end */
+    /*
+     * Shut down but kept by Xen (on_poweroff="preserve", `xl list` state s):
+     * its backends hold its disks until it is destroyed, so the revert
+     * destroys it first and creates it again from its stored config.
+     */
+    bool kept_shutdown;
+    bool stop;  /* the domain is stopped (destroyed on Xen) before its disks */
+    bool start; /* start the domain at the end */
     bool end_paused;
 } revert_plan;
 
@@ -139,11 +146,35 @@ static int check_disk(snap_session *s, revert_disk *rd, const char *name, snap_e
     return 0;
 }
 
+/*
+ * A domain Xen keeps shut down has no running state to lose, but the revert
+ * destroys it and boots it again, which its admin did not ask for by
+ * shutting it down: --force says so, as for a running domain.
+ */
+static int refuse_kept_shutdown(const snap_session *s, const revert_plan *rp,
+                                snap_err *err)
+{
+    bool merges = false;
+    for (size_t i = 0; i < rp->n; i++)
+        merges = merges || rp->disks[i].merge;
+    return snap_err_set(err, SNAP_ERROR_INVAL,
+                        "domain %s is shut down and kept by Xen (on_poweroff="
+                        "\"preserve\"; its backends hold its disks until it is "
+                        "destroyed): reverting it to snapshot '%s' destroys it, "
+                        "reverts its disks%s and boots it afresh from its stored "
+                        "config (--paused: created paused, not booted); use --force",
+                        s->dom.ref.name, rp->m.name,
+                        merges ? " (merging its classic snapshot volumes, which "
+                                 "consumes them)"
+                               : "");
+}
+
 /* Running state after the revert: the flags, else as at snapshot time. */
 static int plan_state(snap_session *s, const snap_revert_params *p, revert_plan *rp,
                       snap_err *err)
 {
     rp->was_live = s->dom.ref.state != SNAP_DOMAIN_SHUTOFF;
+    rp->stop = rp->was_live || rp->kept_shutdown;
     if (rp->m.has_memory) {
         if (access(rp->m.memory_path, R_OK) != 0)
             return snap_err_errno(err, SNAP_ERROR_NOTFOUND, errno,
@@ -163,36 +194,42 @@ static int plan_state(snap_session *s, const snap_revert_params *p, revert_plan 
                             "it afresh; use --force",
                             rp->m.name, s->dom.ref.name,
                             snap_domain_state_to_string(s->dom.ref.state));
-    rp->start = rp->was_live || p->state != SNAP_REVERT_STATE_AS_SNAPSHOT;
+    rp->start = rp->stop || p->state != SNAP_REVERT_STATE_AS_SNAPSHOT;
     rp->end_paused = p->state == SNAP_REVERT_STATE_PAUSED;
     return 0;
 }
 
+/*
+ * kept_shutdown: on a platform that forgets a stopped domain (Xen), a
+ * shut-off domain it still lists is one kept shut down.
+ */
 static int plan_revert(snap_session *s, const char *name, const snap_revert_params *p,
-                       revert_plan *rp, snap_err *err)
+                       bool kept_shutdown, revert_plan *rp, snap_err *err)
 {
     memset(rp, 0, sizeof *rp);
     int rc = snap_meta_load(&s->st, name, &rp->m, err);
     if (rc)
         return rc;
+    rp->kept_shutdown = kept_shutdown && s->dom.ref.state == SNAP_DOMAIN_SHUTOFF;
     rp->disks = snap_xcalloc(rp->m.n_disks, sizeof *rp->disks);
     for (size_t i = 0; i < rp->m.n_disks && !rc; i++) {
         rp->disks[rp->n].md = &rp->m.disks[i];
         rc = check_disk(s, &rp->disks[rp->n++], name, err);
     }
+    if (!rc && rp->kept_shutdown && !rp->m.has_memory && !p->force)
+        rc = refuse_kept_shutdown(s, rp, err);
     /*
-     * A shut-off domain is not stopped by the revert: on Xen it is one kept
-     * shut down (on_poweroff="preserve"), whose backends hold its volumes
-     * open until it is destroyed; neither a merge nor a swap may touch them.
+     * A shut-off domain the revert does not stop (the simulated dom0's) must
+     * not have its volumes held by anything else: neither a merge nor a swap
+     * may touch an open volume. One Xen keeps is destroyed first instead.
      */
     snap_lvm_opts o = {0};
-    for (size_t i = 0; i < rp->n && !rc && s->dom.ref.state == SNAP_DOMAIN_SHUTOFF; i++)
+    for (size_t i = 0; i < rp->n && !rc && s->dom.ref.state == SNAP_DOMAIN_SHUTOFF &&
+                       !rp->kept_shutdown;
+         i++)
         if ((rp->disks[i].merge || rp->disks[i].lvm) &&
             (rc = snap_lvm_merge_wait_closed(&o, &rp->disks[i].swap, 0, err)))
-            snap_err_context(err,
-                             "snapshot '%s', disk %s: domain %s is shut off but kept "
-                             "(its backend holds its volumes until it is destroyed)",
-                             name, rp->disks[i].md->vdev, s->dom.ref.name);
+            snap_err_context(err, "snapshot '%s', disk %s", name, rp->disks[i].md->vdev);
     for (size_t i = 0; i < rp->n && !rc && !p->force; i++)
         if (rp->disks[i].merge)
             rc = snap_err_set(err, SNAP_ERROR_INVAL,
@@ -209,7 +246,10 @@ static void journal_intent(snap_journal *j, const snap_session *s, const revert_
                            char *prev_current)
 {
     j->prev_current = prev_current;
-    j->domain_state = snap_xstrdup(snap_domain_state_to_string(s->dom.ref.state));
+    /* kept shut down: rolled back, created again paused; finished, booted */
+    j->domain_state =
+        snap_xstrdup(rp->kept_shutdown ? SNAP_JOURNAL_KEPT_SHUTDOWN
+                                       : snap_domain_state_to_string(s->dom.ref.state));
     for (size_t i = 0; i < rp->n; i++) {
         const revert_disk *rd = &rp->disks[i];
         snap_journal_disk *jd = snap_journal_add_disk(j, rd->md->vdev);
@@ -340,10 +380,18 @@ static int revert_journaled(snap_ctx *ctx, snap_session *s, const revert_plan *r
 {
     char *config = NULL;
     int rc = 0;
-    if (rp->was_live && !ctx->ops->keeps_stopped_domain)
+    if (rp->stop && !ctx->ops->keeps_stopped_domain)
         rc = snap_meta_store_write(&s->st, SNAP_REVERT_DOMAIN_FILE, s->dom.config,
                                    s->dom.config_len, err);
-    if (rp->was_live && !rc) {
+    if (rp->kept_shutdown && !rc)
+        snap_log(ctx->lg, XTL_NOTICE,
+                 "domain %s is shut down and kept by Xen: destroying it for the "
+                 "revert, then %s",
+                 s->dom.ref.name,
+                 rp->memory       ? "restoring it from the memory checkpoint"
+                 : rp->end_paused ? "creating it again paused, not booted"
+                                  : "booting it afresh from its stored config");
+    if (rp->stop && !rc) {
         rc = ctx->ops->stop(ctx, &s->dom.ref, err);
         if (!rc)
             rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_DOMAIN_STOPPED, err);
@@ -394,7 +442,7 @@ static void revert_failed(snap_ctx *ctx, snap_session *s, const revert_plan *rp,
         snap_err_context(err, "undoing the revert also failed (%s)", rerr.msg);
         return;
     }
-    if (!rp->was_live || j->phase < SNAP_PHASE_DOMAIN_STOPPED)
+    if (!rp->stop || j->phase < SNAP_PHASE_DOMAIN_STOPPED)
         return;
     snap_domain_ref ref = s->dom.ref;
     snap_domain_ref now;
@@ -458,7 +506,8 @@ static char *revert_plan_json(const snap_session *s, const revert_plan *rp,
     snap_json_kv_str(g, "domain", s->dom.ref.name);
     snap_json_kv_str(g, "snapshot", rp->m.name);
     snap_json_kv_str(g, "domain_state", snap_domain_state_to_string(s->dom.ref.state));
-    snap_json_kv_bool(g, "stop_domain", rp->was_live);
+    snap_json_kv_bool(g, "stop_domain", rp->stop);
+    snap_json_kv_bool(g, "kept_shutdown", rp->kept_shutdown);
     snap_json_kv_str(g, "memory", rp->memory);
     snap_json_kv_str(g, "start",
                      !rp->start   ? "no"
@@ -483,7 +532,7 @@ static int revert_in_session(snap_ctx *ctx, snap_session *s, const char *name,
 {
     revert_plan rp;
     char *current = NULL;
-    int rc = plan_revert(s, name, p, &rp, err);
+    int rc = plan_revert(s, name, p, !ctx->ops->keeps_stopped_domain, &rp, err);
     if (!rc)
         rc = snap_meta_get_current(&s->st, &current, err);
     if (!rc && p->dry_run && plan_out)

@@ -231,8 +231,10 @@ int snap_rollback_create(snap_ctx *ctx, snap_session *s, const snap_journal *j,
  * when its disks are as before (the running guest boots afresh: its memory
  * went with the stopped device model), else paused and not booted (applied
  * internal snapshots cannot be undone): never a guest booted on
- * half-reverted disks. Journals without domain_state (older xlsnap) leave
- * the domain as it is.
+ * half-reverted disks. One Xen kept shut down, which the revert destroyed,
+ * is created again paused and not booted: Xen has no way to create it shut
+ * down, and its admin had not meant it to run. Journals without
+ * domain_state (older xlsnap) leave the domain as it is.
  */
 static int restart_after_revert(snap_ctx *ctx, snap_session *s, const snap_journal *j,
                                 snap_err *err)
@@ -247,18 +249,21 @@ static int restart_after_revert(snap_ctx *ctx, snap_session *s, const snap_journ
         now = s->dom.ref; /* destroyed by the revert: created again from its config */
     else if (lrc || !ctx->ops->keeps_stopped_domain || now.state != SNAP_DOMAIN_SHUTOFF)
         return 0;
+    bool kept = !strcmp(j->domain_state, SNAP_JOURNAL_KEPT_SHUTDOWN);
     bool intact = true;
     for (size_t i = 0; i < j->n_disks; i++)
         intact = intact && (j->phase < SNAP_PHASE_DOMAIN_STOPPED ||
                             j->disks[i].overlay_created != NULL ||
                             j->disks[i].lvm_created != NULL); /* undone */
-    bool paused = !intact || !strcmp(j->domain_state, "paused");
+    bool paused = kept || !intact || !strcmp(j->domain_state, "paused");
     snap_log(ctx->lg, XTL_NOTICE, "domain %s was %s before the interrupted revert: %s",
-             now.name, j->domain_state,
-             !intact  ? "starting it paused and not booted (its internal snapshots "
-                        "may be applied already)"
-             : paused ? "starting it paused"
-                      : "booting it afresh on its disks as they were");
+             now.name, kept ? "shut down and kept by Xen" : j->domain_state,
+             kept      ? "creating it again paused and not booted (xl unpause boots "
+                         "it, xl destroy ends it)"
+             : !intact ? "starting it paused and not booted (its internal snapshots "
+                         "may be applied already)"
+             : paused  ? "starting it paused"
+                       : "booting it afresh on its disks as they were");
     int rc = ctx->ops->start(ctx, &now, s->dom.config, NULL, paused, err);
     return rc ? snap_err_context(err, "restarting domain %s", now.name) : 0;
 }
