@@ -153,6 +153,7 @@ static int parse_row(yajl_val row, snap_lv *lv, snap_err *err)
     lv->merging = lv->attr[0] == 'O' || lv->attr[0] == 'S';
     lv->merge_failed = lv->attr[4] == 'm' || lv->attr[4] == 'M';
     lv->open = lv->attr[5] == 'o';
+    lv->active = lv->attr[4] == 'a';
     int rc = parse_size(row, &lv->size, err);
     return rc ? snap_err_context(err, "volume %s/%s", lv->vg, lv->name) : 0;
 }
@@ -580,6 +581,40 @@ int snap_lvm_change(const snap_lvm_opts *o, const char *vg, const char *lv, int 
         larg(&a, full);
         rc = run_one(o, &a, "lvchange", full, err);
     }
+    free(full);
+    return rc;
+}
+
+int snap_lvm_activate_readonly(const snap_lvm_opts *o, const char *vg, const char *lv,
+                               snap_err *err)
+{
+    largv a;
+    char *full = snap_xasprintf("%s/%s", vg, lv);
+    char *config =
+        snap_xasprintf("activation { read_only_volume_list = [ \"%s\" ] }", full);
+    largv_init(&a, o, "lvchange");
+    larg(&a, "--config");
+    larg(&a, config);
+    larg(&a, "--activate");
+    larg(&a, "y");
+    larg(&a, "--ignoreactivationskip");
+    larg(&a, full);
+    int rc = run_one(o, &a, "lvchange --activate y (read-only)", full, err);
+    free(config);
+    free(full);
+    return rc;
+}
+
+int snap_lvm_deactivate(const snap_lvm_opts *o, const char *vg, const char *lv,
+                        snap_err *err)
+{
+    largv a;
+    char *full = snap_xasprintf("%s/%s", vg, lv);
+    largv_init(&a, o, "lvchange");
+    larg(&a, "--activate");
+    larg(&a, "n");
+    larg(&a, full);
+    int rc = run_one(o, &a, "lvchange --activate n", full, err);
     free(full);
     return rc;
 }

@@ -73,6 +73,7 @@ typedef struct snap_lv {
     bool merging;
     bool merge_failed; /* lv_attr[4] 'm' or 'M' */
     bool open;         /* in use: a domain's backend or a mount holds it */
+    bool active;       /* its device exists: lv_attr[4] 'a' */
 } snap_lv;
 
 /* "vg/lv" (malloc'd), the form LVM's commands take. */
@@ -191,5 +192,17 @@ int snap_lvm_rename(const snap_lvm_opts *o, const char *vg, const char *from,
  */
 int snap_lvm_change(const snap_lvm_opts *o, const char *vg, const char *lv, int tag,
                     bool activate, snap_err *err);
+
+/*
+ * Activates vg/lv for reading only: activation skip ignored (-K: thin
+ * snapshots skip activation), its device-mapper table made read-only by
+ * activation/read_only_volume_list given for this command alone (--config):
+ * nothing in LVM's metadata changes, nothing can write to the volume.
+ * Deactivate it again with snap_lvm_deactivate when it was not active.
+ */
+int snap_lvm_activate_readonly(const snap_lvm_opts *o, const char *vg, const char *lv,
+                               snap_err *err);
+int snap_lvm_deactivate(const snap_lvm_opts *o, const char *vg, const char *lv,
+                        snap_err *err);
 
 #endif

@@ -683,9 +683,43 @@ static void test_physical_device_check(void)
     CHECK_CONTAINS(err.msg, "disk xvdb: xenstore's backend");
 }
 
+/*
+ * snapshot-verify reads a snapshot volume that is not active (thin ones
+ * skip activation) after activating it read-only for this command alone
+ * (--config: LVM's metadata untouched), then deactivates it.
+ */
+static void test_read_only_activation(void)
+{
+    fake_lvm_reset();
+    fake_classic_pair();
+    snap_lv lv;
+    snap_err err = {0};
+    REQUIRE(snap_lvm_lookup(&opts, "xlsnaptest/dom1-disk-xlsnap-s1", &lv, &err) == 0);
+    CHECK(lv.active); /* swi-a-s--- */
+    snap_lv_dispose(&lv);
+    REQUIRE(snap_lvm_lookup(&opts, "xlsnaptest/dom1-disk", &lv, &err) == 0);
+    CHECK(lv.active); /* owi-a-s--- */
+    snap_lv_dispose(&lv);
+    REQUIRE(snap_lvm_lookup(&opts, "/dev/xlsnaptest/dom2-root", &lv, &err) == 0);
+    CHECK(!lv.active); /* Vwi-XXtz--: recorded without device-mapper */
+    snap_lv_dispose(&lv);
+    CHECK_INT(snap_lvm_activate_readonly(&opts, "xlsnaptest", "dom2-root", &err), 0);
+    CHECK_INT(snap_lvm_deactivate(&opts, "xlsnaptest", "dom2-root", &err), 0);
+    char *log = fake_lvm_log();
+    CHECK_CONTAINS(log, "lvchange --config activation { read_only_volume_list = [ "
+                        "\"xlsnaptest/dom2-root\" ] } --activate y "
+                        "--ignoreactivationskip xlsnaptest/dom2-root\n");
+    CHECK_CONTAINS(log, "lvchange --activate n xlsnaptest/dom2-root\n");
+    CHECK(!strstr(log, "setactivationskip") && !strstr(log, "--permission"));
+    free(log);
+    CHECK_INT(snap_lvm_activate_readonly(&opts, "xlsnaptest", "gone", &err),
+              SNAP_ERROR_NOTFOUND);
+    CHECK_CONTAINS(err.msg, "lvm lvchange --activate y (read-only) xlsnaptest/gone");
+}
+
 int main(void)
 {
-    th_plan(12);
+    th_plan(13);
     TH_RUN(test_parse_recorded_report);
     TH_RUN(test_parse_rejects_what_it_cannot_trust);
     TH_RUN(test_block_device_kinds);
@@ -698,5 +732,6 @@ int main(void)
     TH_RUN(test_parse_merge_states);
     TH_RUN(test_classic_revert_merge);
     TH_RUN(test_physical_device_check);
+    TH_RUN(test_read_only_activation);
     return th_finish();
 }
