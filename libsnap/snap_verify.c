@@ -39,6 +39,7 @@
 #include <unistd.h>
 
 #include "snap_child.h"
+#include "snap_lvm.h"
 #include "snap_meta_io.h"
 #include "snap_qsnap_identity.h"
 #include "snap_session.h"
@@ -391,15 +392,36 @@ static int vexport_open(vexport *x, const snap_meta_disk *md, uint64_t deadline,
     return rc;
 }
 
+/* An LVM snapshot volume that is there and holds its data (not merged, not invalid). */
+static int check_lvm_point(const snap_meta_disk *md, snap_err *err)
+{
+    if (md->lvm_merged)
+        return snap_err_set(err, SNAP_ERROR_NOTFOUND,
+                            "disk %s: its classic snapshot volume %s was merged into %s "
+                            "by a revert and no longer exists",
+                            md->vdev, md->lvm_snapshot, md->lvm_volume);
+    snap_lvm_opts o = {0};
+    snap_lv lv;
+    int rc = snap_lvm_lookup(&o, md->lvm_snapshot, &lv, err);
+    if (rc)
+        return snap_err_context(err, "disk %s: snapshot volume", md->vdev);
+    if (lv.invalid)
+        rc = snap_err_set(
+            err, SNAP_ERROR_IO,
+            "disk %s: LVM invalidated the classic snapshot %s (its "
+            "copy-on-write space filled up, lv_attr %s): its content is lost",
+            md->vdev, md->lvm_snapshot, lv.attr);
+    snap_lv_dispose(&lv);
+    return rc;
+}
+
 /* Refuses a disk whose snapshot point is gone: a clear error, nothing started. */
 static int check_snapshot_point(const snap_meta_disk *md, snap_err *err)
 {
     struct stat st;
-    if (snap_method_is_lvm(md->method)) /* base_path is the live volume, not the snapshot */
-        return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
-                            "disk %s: verifying LVM snapshot volumes (%s) is not "
-                            "supported yet",
-                            md->vdev, md->lvm_snapshot);
+    if (snap_method_is_lvm(
+            md->method)) /* base_path is the live volume, not the snapshot */
+        return check_lvm_point(md, err);
     if (stat(md->base_path, &st) < 0)
         return snap_err_errno(err, errno == ENOENT ? SNAP_ERROR_NOTFOUND : SNAP_ERROR_IO,
                               errno, "disk %s: image %s", md->vdev, md->base_path);
@@ -422,9 +444,47 @@ static int check_snapshot_point(const snap_meta_disk *md, snap_err *err)
     return rc;
 }
 
+/*
+ * An LVM snapshot volume is a block device: its filesystems are checked
+ * there, opened read-only. One not active (thin snapshots skip activation)
+ * is activated read-only for the check (snap_lvm_activate_readonly) and
+ * deactivated after it, whatever the check found.
+ */
+static int verify_lvm_disk(snap_ctx *ctx, const snap_meta_disk *md, uint64_t deadline,
+                           snap_verification *v, snap_err *err)
+{
+    snap_lvm_opts o = {.lg = ctx->lg};
+    snap_lv lv;
+    int rc = snap_lvm_lookup(&o, md->lvm_snapshot, &lv, err);
+    if (rc)
+        return snap_err_context(err, "disk %s", md->vdev);
+    bool activate = !lv.active;
+    snap_log(ctx->lg, XTL_INFO, "verifying disk %s (LVM snapshot volume %s%s)", md->vdev,
+             md->lvm_snapshot, activate ? ", activated read-only for it" : "");
+    if (activate)
+        rc = snap_lvm_activate_readonly(&o, lv.vg, lv.name, err);
+    char *path = lv.path && *lv.path ? snap_xstrdup(lv.path)
+                                     : snap_xasprintf("/dev/%s/%s", lv.vg, lv.name);
+    if (!rc)
+        rc = snap_vfy_check_raw(path, md->vdev, deadline, ctx->lg, v, err);
+    snap_err derr;
+    if (activate && snap_lvm_deactivate(&o, lv.vg, lv.name, &derr)) {
+        if (!rc)
+            *err = derr;
+        else
+            snap_log(ctx->lg, XTL_WARN, "%s", derr.msg);
+        rc = rc ? rc : derr.code;
+    }
+    free(path);
+    snap_lv_dispose(&lv);
+    return rc ? snap_err_context(err, "disk %s", md->vdev) : 0;
+}
+
 static int verify_disk(snap_ctx *ctx, const snap_meta_disk *md, const char *workdir,
                        size_t i, uint64_t deadline, snap_verification *v, snap_err *err)
 {
+    if (snap_method_is_lvm(md->method))
+        return verify_lvm_disk(ctx, md, deadline, v, err);
     vexport x;
     vexport_paths(&x, workdir, i);
     x.route = choose_route(ctx->lg);

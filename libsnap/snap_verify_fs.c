@@ -317,7 +317,9 @@ int snap_vfy_check_raw(const char *path, const char *vdev, uint64_t deadline,
     }
     snap_vfy_fs *fs = NULL;
     size_t n = 0;
-    int rc = snap_vfy_scan(fd, (uint64_t)st.st_size, &fs, &n, err);
+    /* a block device (an LVM snapshot volume) has no st_size: its end tells */
+    off_t end = S_ISBLK(st.st_mode) ? lseek(fd, 0, SEEK_END) : st.st_size;
+    int rc = snap_vfy_scan(fd, end > 0 ? (uint64_t)end : 0, &fs, &n, err);
     close(fd);
     if (rc)
         return snap_err_context(err, "disk %s", vdev);
