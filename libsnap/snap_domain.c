@@ -34,6 +34,7 @@ void snap_domain_dispose(snap_domain *dom)
     snap_xs_disks_free(dom->xs_disks, dom->n_disks);
     free(dom->disks);
     free(dom->qmp_path);
+    free(dom->kept_dm_socket);
     free(dom->agent_path);
     free(dom->config);
     memset(dom, 0, sizeof *dom);
@@ -337,6 +338,13 @@ int snap_domain_resolve(snap_ctx *ctx, const char *qualifier, snap_domain *dom,
     if (err->code == SNAP_ERROR_PROTOCOL)
         return snap_err_context(err, "domain %s", dom->ref.name);
     snap_err_clear(err);
+    if (dom->ref.state == SNAP_DOMAIN_SHUTOFF && !ctx->ops->keeps_stopped_domain) {
+        dom->kept_dm_socket = snap_qmp_socket_path(ctx, dom->ref.domid);
+        if (access(dom->kept_dm_socket, F_OK) != 0) {
+            free(dom->kept_dm_socket);
+            dom->kept_dm_socket = NULL;
+        }
+    }
     if (dom->ref.state != SNAP_DOMAIN_SHUTOFF) {
         dom->qmp_path = snap_qmp_socket_path(ctx, dom->ref.domid);
         /* a PV domain on phy: disks alone may run without any device model */

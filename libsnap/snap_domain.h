@@ -42,9 +42,15 @@ typedef struct snap_domain {
     size_t n_disks;
     snap_xs_disk *xs_disks; /* owned; disks[i].xs points into it */
     char *qmp_path;         /* NULL when no device model runs */
-    char *agent_path;       /* the agent channel's socket, NULL when none */
-    bool io_error_stop;     /* QEMU stopped the guest on an I/O error (io-error) */
-    char *config;           /* the stored libxl-json, as stored (NUL-terminated) */
+    /*
+     * Shut down but kept by Xen (on_poweroff="preserve"), its device model
+     * still running: that QMP socket. QEMU still holds its qdisk images
+     * (locked) until the domain is destroyed. NULL otherwise.
+     */
+    char *kept_dm_socket;
+    char *agent_path;   /* the agent channel's socket, NULL when none */
+    bool io_error_stop; /* QEMU stopped the guest on an I/O error (io-error) */
+    char *config;       /* the stored libxl-json, as stored (NUL-terminated) */
     size_t config_len;
 } snap_domain;
 

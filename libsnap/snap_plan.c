@@ -263,6 +263,30 @@ static int probe_offline_images(snap_plan *plan, snap_err *err)
     return rc;
 }
 
+/*
+ * A domain Xen keeps shut down whose device model still runs: QEMU holds
+ * (and locks) its qdisk images until the domain is destroyed, so qemu-img
+ * must not touch them; its LVM volumes are snapshotted as usual (blkback
+ * holds them, but the shut-down guest writes nothing).
+ */
+static int refuse_held_images(const snap_domain *dom, const snap_plan *plan,
+                              snap_err *err)
+{
+    for (size_t i = 0; i < plan->n_disks && dom->kept_dm_socket; i++) {
+        const snap_vdisk *d = plan->disks[i].disk;
+        if (d->xs->backend_type && !strcmp(d->xs->backend_type, "qdisk"))
+            return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
+                                "disk %s: domain %s is shut down but kept by Xen and "
+                                "its device model still runs (%s), holding %s open: "
+                                "it cannot be snapshotted offline; leave the disk out "
+                                "with --disks (snapshot-revert --force destroys the "
+                                "domain first, and reverts it)",
+                                d->xs->vdev, dom->ref.name, dom->kept_dm_socket,
+                                d->xs->path);
+    }
+    return 0;
+}
+
 static int plan_external(const snap_create_params *p, snap_plan *plan, snap_plan_disk *pd,
                          snap_err *err)
 {
@@ -548,6 +572,8 @@ int snap_plan_create(snap_ctx *ctx, snap_domain *dom, snap_meta_store *st,
         }
         plan->disks[plan->n_disks++].disk = d;
     }
+    if (!rc && plan->n_disks && dom->ref.state == SNAP_DOMAIN_SHUTOFF)
+        rc = refuse_held_images(dom, plan, err);
     if (!rc && plan->n_disks && dom->ref.state == SNAP_DOMAIN_SHUTOFF)
         rc = probe_offline_images(plan, err);
     for (size_t i = 0; i < plan->n_disks && !rc; i++)
