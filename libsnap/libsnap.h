@@ -454,7 +454,10 @@ void snap_verify_params_init(snap_verify_params *params);
  * superblock's needs_recovery flag (set while mounted read-write: only a
  * freeze or an unmount clears it) and `e2fsck -fn`; XFS with
  * `xfs_repair -n` when installed. Needs /dev/fuse, qemu-nbd,
- * qemu-storage-daemon and e2fsck. The domain lock is held throughout.
+ * qemu-storage-daemon and e2fsck. An LVM disk is read on its snapshot
+ * volume, a block device opened read-only (one not active, as thin
+ * snapshots are not, activated read-only for the check and deactivated
+ * after it). The domain lock is held throughout.
  *
  * Returns 0 when the check ran, whatever it found: the result is recorded
  * in the snapshot's record ("verification") and *info_out (if not NULL)
@@ -476,7 +479,14 @@ typedef enum snap_revert_state {
 
 typedef struct snap_revert_params {
     snap_revert_state state;
-    bool force; /* required to revert to a disk-only snapshot of a running domain */
+    /*
+     * Required to revert to a disk-only snapshot of a running domain, to
+     * one with classic LVM snapshot volumes (merged: consumed), and to
+     * revert a domain Xen keeps shut down (on_poweroff="preserve"): it is
+     * destroyed, its disks reverted, and it boots afresh (paused with
+     * SNAP_REVERT_STATE_PAUSED).
+     */
+    bool force;
     bool dry_run;
     snap_progress_fn *progress;
     void *progress_opaque;
