@@ -585,22 +585,17 @@ int snap_lvm_change(const snap_lvm_opts *o, const char *vg, const char *lv, int 
     return rc;
 }
 
-int snap_lvm_activate_readonly(const snap_lvm_opts *o, const char *vg, const char *lv,
-                               snap_err *err)
+int snap_lvm_activate_transient(const snap_lvm_opts *o, const char *vg, const char *lv,
+                                snap_err *err)
 {
     largv a;
     char *full = snap_xasprintf("%s/%s", vg, lv);
-    char *config =
-        snap_xasprintf("activation { read_only_volume_list = [ \"%s\" ] }", full);
     largv_init(&a, o, "lvchange");
-    larg(&a, "--config");
-    larg(&a, config);
     larg(&a, "--activate");
     larg(&a, "y");
     larg(&a, "--ignoreactivationskip");
     larg(&a, full);
-    int rc = run_one(o, &a, "lvchange --activate y (read-only)", full, err);
-    free(config);
+    int rc = run_one(o, &a, "lvchange --activate y", full, err);
     free(full);
     return rc;
 }

@@ -194,14 +194,15 @@ int snap_lvm_change(const snap_lvm_opts *o, const char *vg, const char *lv, int 
                     bool activate, snap_err *err);
 
 /*
- * Activates vg/lv for reading only: activation skip ignored (-K: thin
- * snapshots skip activation), its device-mapper table made read-only by
- * activation/read_only_volume_list given for this command alone (--config):
- * nothing in LVM's metadata changes, nothing can write to the volume.
- * Deactivate it again with snap_lvm_deactivate when it was not active.
+ * Activates vg/lv for now (lvchange -ay -K: a thin snapshot skips
+ * activation): LVM's metadata does not change, the volume's flags stay as
+ * they are. Device-mapper cannot load a thin volume's table read-only
+ * (LVM's read_only_volume_list makes the reload fail with EINVAL), so a
+ * caller that must only read sets the device read-only itself (BLKROSET)
+ * and deactivates it again with snap_lvm_deactivate.
  */
-int snap_lvm_activate_readonly(const snap_lvm_opts *o, const char *vg, const char *lv,
-                               snap_err *err);
+int snap_lvm_activate_transient(const snap_lvm_opts *o, const char *vg, const char *lv,
+                                snap_err *err);
 int snap_lvm_deactivate(const snap_lvm_opts *o, const char *vg, const char *lv,
                         snap_err *err);
 

@@ -352,7 +352,8 @@ static int switch_disks(snap_ctx *ctx, snap_session *s, const revert_plan *rp,
 }
 
 /*
- * Test hook, for tests/guest/test_revert*.c only: XLSNAP_TEST_PAUSE_IN_REVERT=<ms>
+ * Test hook, for tests/guest/test_revert*.c and check-xen's lvm scenario
+ * only: XLSNAP_TEST_PAUSE_IN_REVERT=<ms>
  * waits after the domain is stopped (and journaled so) before the disks are
  * touched, and says so on stderr, so a test can SIGKILL xlsnap mid-revert.
  */

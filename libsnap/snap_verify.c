@@ -32,6 +32,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
@@ -445,9 +447,28 @@ static int check_snapshot_point(const snap_meta_disk *md, snap_err *err)
 }
 
 /*
+ * Makes the block device at path read-only in the kernel (BLKROSET): no
+ * write through it can reach the volume, whoever would issue it.
+ */
+static int set_device_read_only(const char *path, snap_err *err)
+{
+    int one = 1, fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ioctl(fd, BLKROSET, &one) < 0) {
+        int e = errno;
+        if (fd >= 0)
+            close(fd);
+        return snap_err_errno(err, SNAP_ERROR_IO, e,
+                              "cannot make %s read-only (BLKROSET)", path);
+    }
+    close(fd);
+    return 0;
+}
+
+/*
  * An LVM snapshot volume is a block device: its filesystems are checked
  * there, opened read-only. One not active (thin snapshots skip activation)
- * is activated read-only for the check (snap_lvm_activate_readonly) and
+ * is activated for the check, made read-only in the kernel before anything
+ * reads it (device-mapper cannot load a thin table read-only), and
  * deactivated after it, whatever the check found.
  */
 static int verify_lvm_disk(snap_ctx *ctx, const snap_meta_disk *md, uint64_t deadline,
@@ -461,10 +482,12 @@ static int verify_lvm_disk(snap_ctx *ctx, const snap_meta_disk *md, uint64_t dea
     bool activate = !lv.active;
     snap_log(ctx->lg, XTL_INFO, "verifying disk %s (LVM snapshot volume %s%s)", md->vdev,
              md->lvm_snapshot, activate ? ", activated read-only for it" : "");
-    if (activate)
-        rc = snap_lvm_activate_readonly(&o, lv.vg, lv.name, err);
     char *path = lv.path && *lv.path ? snap_xstrdup(lv.path)
                                      : snap_xasprintf("/dev/%s/%s", lv.vg, lv.name);
+    if (activate)
+        rc = snap_lvm_activate_transient(&o, lv.vg, lv.name, err);
+    if (activate && !rc)
+        rc = set_device_read_only(path, err);
     if (!rc)
         rc = snap_vfy_check_raw(path, md->vdev, deadline, ctx->lg, v, err);
     snap_err derr;

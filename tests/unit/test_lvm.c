@@ -685,8 +685,8 @@ static void test_physical_device_check(void)
 
 /*
  * snapshot-verify reads a snapshot volume that is not active (thin ones
- * skip activation) after activating it read-only for this command alone
- * (--config: LVM's metadata untouched), then deactivates it.
+ * skip activation) after activating it for now (-K: LVM's metadata and the
+ * volume's activation skip flag untouched), then deactivates it.
  */
 static void test_read_only_activation(void)
 {
@@ -703,18 +703,17 @@ static void test_read_only_activation(void)
     REQUIRE(snap_lvm_lookup(&opts, "/dev/xlsnaptest/dom2-root", &lv, &err) == 0);
     CHECK(!lv.active); /* Vwi-XXtz--: recorded without device-mapper */
     snap_lv_dispose(&lv);
-    CHECK_INT(snap_lvm_activate_readonly(&opts, "xlsnaptest", "dom2-root", &err), 0);
+    CHECK_INT(snap_lvm_activate_transient(&opts, "xlsnaptest", "dom2-root", &err), 0);
     CHECK_INT(snap_lvm_deactivate(&opts, "xlsnaptest", "dom2-root", &err), 0);
     char *log = fake_lvm_log();
-    CHECK_CONTAINS(log, "lvchange --config activation { read_only_volume_list = [ "
-                        "\"xlsnaptest/dom2-root\" ] } --activate y "
-                        "--ignoreactivationskip xlsnaptest/dom2-root\n");
+    CHECK_CONTAINS(log,
+                   "lvchange --activate y --ignoreactivationskip xlsnaptest/dom2-root\n");
     CHECK_CONTAINS(log, "lvchange --activate n xlsnaptest/dom2-root\n");
     CHECK(!strstr(log, "setactivationskip") && !strstr(log, "--permission"));
     free(log);
-    CHECK_INT(snap_lvm_activate_readonly(&opts, "xlsnaptest", "gone", &err),
+    CHECK_INT(snap_lvm_activate_transient(&opts, "xlsnaptest", "gone", &err),
               SNAP_ERROR_NOTFOUND);
-    CHECK_CONTAINS(err.msg, "lvm lvchange --activate y (read-only) xlsnaptest/gone");
+    CHECK_CONTAINS(err.msg, "lvm lvchange --activate y xlsnaptest/gone");
 }
 
 int main(void)
