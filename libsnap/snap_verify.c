@@ -421,8 +421,8 @@ static int check_lvm_point(const snap_meta_disk *md, snap_err *err)
 static int check_snapshot_point(const snap_meta_disk *md, snap_err *err)
 {
     struct stat st;
-    if (snap_method_is_lvm(
-            md->method)) /* base_path is the live volume, not the snapshot */
+    /* an LVM disk's base_path is the live volume, not the snapshot */
+    if (snap_method_is_lvm(md->method))
         return check_lvm_point(md, err);
     if (stat(md->base_path, &st) < 0)
         return snap_err_errno(err, errno == ENOENT ? SNAP_ERROR_NOTFOUND : SNAP_ERROR_IO,
