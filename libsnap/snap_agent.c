@@ -10,6 +10,7 @@
 
 #include "snap_json.h"
 #include "snap_stream.h"
+#include "snap_trace.h"
 
 struct snap_agent {
     snap_stream s;
@@ -17,6 +18,9 @@ struct snap_agent {
     bool need_sync;     /* replies may be pending: resync before the next command */
     long long sync_id;  /* a sync sent by snap_agent_open_begin, not yet answered */
     unsigned requested; /* replies owed to snap_agent_request, not yet read */
+    /* XLSNAP_TRACE: stamps agent-answered when the agent's first answer on a
+     * fresh connection arrives (its wake-up), read or not */
+    snap_trace_watch *first_answer;
 };
 
 typedef snap_json_members_fn agent_args_fn;
@@ -276,6 +280,7 @@ static int agent_connect(const char *path, int timeout_ms, xentoollog_logger *lg
 
 static void agent_free(snap_agent *ag)
 {
+    snap_trace_watch_end(ag->first_answer);
     snap_stream_close(&ag->s);
     free(ag);
 }
@@ -314,6 +319,7 @@ int snap_agent_open_begin(const char *path, int timeout_ms, xentoollog_logger *l
         return rc;
     }
     ag->sync_id = id;
+    ag->first_answer = snap_trace_when_readable(ag->s.fd, "agent-answered");
     *out = ag;
     return 0;
 }
@@ -341,6 +347,8 @@ int snap_agent_reply(snap_agent *ag, const char *cmd, yajl_val *ret_out, int tim
         return snap_err_set(err, SNAP_ERROR_INVAL, "agent: %s: no reply is owed", cmd);
     if (ag->sync_id && !ag->need_sync) {
         int rc = agent_sync_wait(ag, ag->sync_id, deadline, NULL, NULL, err);
+        snap_trace_watch_end(ag->first_answer); /* it has answered, or never will */
+        ag->first_answer = NULL;
         if (rc) {
             ag->need_sync = true;
             return snap_err_context(err, "agent");

@@ -6,7 +6,11 @@
  */
 #include "snap_trace.h"
 
+#include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +23,8 @@ static struct {
 } trace_events[256];
 static size_t trace_n;
 
+static int trace_enabled = -1; /* -1: not decided yet (trace_on) */
+
 /* The events after the window's flush (records, journal, exit) at exit. */
 static void trace_at_exit(void)
 {
@@ -26,21 +32,28 @@ static void trace_at_exit(void)
     snap_trace_flush();
 }
 
+/* Whether this process traces, decided once (a group's threads may ask). */
+static bool trace_on(void)
+{
+    int enabled = __atomic_load_n(&trace_enabled, __ATOMIC_ACQUIRE);
+    if (enabled >= 0)
+        return enabled;
+    /* One process traces: not the helpers it spawns (the watchdog). */
+    const char *owner = getenv("XLSNAP_TRACE_PID");
+    enabled = getenv("XLSNAP_TRACE") && (!owner || atol(owner) == getpid());
+    if (enabled) {
+        char pid[24];
+        snprintf(pid, sizeof pid, "%ld", (long)getpid());
+        setenv("XLSNAP_TRACE_PID", pid, 1);
+        atexit(trace_at_exit);
+    }
+    __atomic_store_n(&trace_enabled, enabled, __ATOMIC_RELEASE);
+    return enabled;
+}
+
 void snap_trace(const char *event)
 {
-    static int enabled = -1;
-    if (enabled < 0) {
-        /* One process traces: not the helpers it spawns (the watchdog). */
-        const char *owner = getenv("XLSNAP_TRACE_PID");
-        enabled = getenv("XLSNAP_TRACE") && (!owner || atol(owner) == getpid());
-        if (enabled) {
-            char pid[24];
-            snprintf(pid, sizeof pid, "%ld", (long)getpid());
-            setenv("XLSNAP_TRACE_PID", pid, 1);
-            atexit(trace_at_exit);
-        }
-    }
-    if (!enabled)
+    if (!trace_on())
         return;
     /* A group's members stamp events from threads of their own (snap_group.c). */
     size_t i = __atomic_fetch_add(&trace_n, 1, __ATOMIC_RELAXED);
@@ -65,6 +78,58 @@ void snap_trace_flush(void)
     if (fd >= 0)
         close(fd);
     trace_n = 0;
+}
+
+struct snap_trace_watch {
+    pthread_t thread;
+    int fd, stop[2]; /* stop: a pipe whose write end ends the wait */
+    const char *event;
+};
+
+static void *trace_watch_run(void *opaque)
+{
+    snap_trace_watch *w = opaque;
+    struct pollfd p[2] = {{.fd = w->fd, .events = POLLIN},
+                          {.fd = w->stop[0], .events = POLLIN}};
+    int n;
+    do
+        n = poll(p, 2, -1);
+    while (n < 0);
+    if (p[0].revents && !p[1].revents)
+        snap_trace(w->event);
+    return NULL;
+}
+
+snap_trace_watch *snap_trace_when_readable(int fd, const char *event)
+{
+    if (!trace_on() || fd < 0)
+        return NULL;
+    snap_trace_watch *w = calloc(1, sizeof *w);
+    if (!w || pipe2(w->stop, O_CLOEXEC)) {
+        free(w);
+        return NULL;
+    }
+    w->fd = fd;
+    w->event = event;
+    if (pthread_create(&w->thread, NULL, trace_watch_run, w)) {
+        close(w->stop[0]);
+        close(w->stop[1]);
+        free(w);
+        return NULL;
+    }
+    return w;
+}
+
+void snap_trace_watch_end(snap_trace_watch *w)
+{
+    if (!w)
+        return;
+    while (write(w->stop[1], "", 1) < 0 && errno == EINTR)
+        ;
+    pthread_join(w->thread, NULL);
+    close(w->stop[0]);
+    close(w->stop[1]);
+    free(w);
 }
 
 /* XLSNAP_TRACE: the process's start-up (exec, dynamic loading) ends here. */

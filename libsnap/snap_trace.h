@@ -18,4 +18,15 @@
 void snap_trace(const char *event);
 void snap_trace_flush(void);
 
+/*
+ * Stamps EVENT when FD first has something to read, however busy the caller
+ * is then: a thread polls FD until then (the guest agent's first answer on
+ * a fresh connection, which xlsnap reads only later). NULL when tracing is
+ * off. snap_trace_watch_end stops the thread and frees the watch (NULL: no
+ * effect); call it before FD is closed.
+ */
+typedef struct snap_trace_watch snap_trace_watch;
+snap_trace_watch *snap_trace_when_readable(int fd, const char *event);
+void snap_trace_watch_end(snap_trace_watch *w);
+
 #endif

@@ -1,6 +1,8 @@
 /* Tests of the guest-agent client (snap_agent) and of the fake peer it is tested against.
  */
+#include <stdio.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <signal.h>
@@ -10,6 +12,7 @@
 #include "qga_guest.h"
 #include "snap_json.h"
 #include "snap_stream.h"
+#include "snap_trace.h"
 #include "th.h"
 
 /* Connects a plain line stream to a fake peer's socket. */
@@ -571,6 +574,63 @@ static void test_pipelined_replies_in_order(void)
     fake_peer_free(fp);
 }
 
+/* The last "EVENT <ns>" of the XLSNAP_TRACE file, 0 when absent. */
+static unsigned long long traced_at(const char *path, const char *event)
+{
+    char name[64];
+    unsigned long long ns, last = 0;
+    FILE *f = fopen(path, "r");
+    while (f && fscanf(f, "%63s %llu", name, &ns) == 2)
+        if (!strcmp(name, event))
+            last = ns;
+    if (f)
+        fclose(f);
+    return last;
+}
+
+static unsigned long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (unsigned long long)ts.tv_sec * 1000000000u + (unsigned long long)ts.tv_nsec;
+}
+
+/*
+ * XLSNAP_TRACE (set by main): agent-answered is stamped when the agent's
+ * first answer arrives (here 150 ms after the connect), not when the
+ * client, busy for 400 ms, reads it.
+ */
+static void test_first_answer_traced_when_it_arrives(void)
+{
+    static const fake_step script[] = {
+        FP_EXPECT("guest-sync-delimited"),
+        FP_EXPECT("guest-ping"),
+        FP_SLEEP(150),
+        FP_SEND(SYNC_REPLY RETURNS("{}")),
+    };
+    const char *path = th_path("answered.sock");
+    fake_peer *fp = fake_peer_start(path, script, FP_N(script));
+    if (!fp)
+        return;
+    snap_agent *ag = NULL;
+    snap_err err;
+    yajl_val ret = NULL;
+    unsigned long long opened = now_ns();
+    CHECK_INT(snap_agent_open_begin(path, 2000, NULL, &ag, &err), 0);
+    CHECK_INT(snap_agent_request(ag, "guest-ping", NULL, NULL, 1000, &err), 0);
+    usleep(400 * 1000); /* the caller's other work */
+    CHECK_INT(snap_agent_reply(ag, "guest-ping", &ret, 2000, &err), 0);
+    unsigned long long read_at = now_ns();
+    yajl_tree_free(ret);
+    snap_agent_close(ag);
+    snap_trace_flush();
+    unsigned long long answered = traced_at(getenv("XLSNAP_TRACE"), "agent-answered");
+    CHECK(answered > opened + 140000000ull);
+    CHECK(answered + 200000000ull < read_at);
+    CHECK(fake_peer_wait(fp, 2000));
+    fake_peer_free(fp);
+}
+
 static void drive_send_after_timeout(session *s)
 {
     snap_err err;
@@ -1062,9 +1122,19 @@ static void test_real_agent_with_freeze_blocked(void)
     th_kill(pid);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
-    th_plan(23);
+    /* libsnap decides whether a process traces when it is loaded: run again
+     * with XLSNAP_TRACE set (test_first_answer_traced_when_it_arrives). */
+    char trace[] = "/tmp/test_agent-trace.XXXXXX";
+    if (argc == 1 && !getenv("XLSNAP_TRACE")) {
+        int fd = mkstemp(trace);
+        if (fd >= 0 && !close(fd) && !setenv("XLSNAP_TRACE", trace, 1))
+            execv("/proc/self/exe", (char *[]){argv[0], "traced", NULL});
+        perror("test_agent: running again with XLSNAP_TRACE");
+        return 1;
+    }
+    th_plan(24);
     TH_RUN(test_fake_peer_echoes_captured_ids);
     TH_RUN(test_fake_peer_reports_mismatch_and_stops_promptly);
     TH_RUN(test_fake_peer_cuts_lines_and_accepts_again);
@@ -1080,6 +1150,7 @@ int main(void)
     TH_RUN(test_execute_returns_the_value_and_resyncs_after_timeout);
     TH_RUN(test_send_writes_without_reading);
     TH_RUN(test_pipelined_replies_in_order);
+    TH_RUN(test_first_answer_traced_when_it_arrives);
     TH_RUN(test_open_wait_for_a_late_agent);
     TH_RUN(test_guest_exec_polls_and_decodes);
     TH_RUN(test_guest_exec_bounded_by_its_timeout);
@@ -1088,5 +1159,9 @@ int main(void)
     TH_RUN(test_thaw_timeouts);
     TH_RUN(test_fsinfo_parsed_with_pci_addresses);
     TH_RUN(test_real_agent_with_freeze_blocked);
+    if (argc > 1) { /* and no flush at exit creates it again */
+        unlink(getenv("XLSNAP_TRACE"));
+        unsetenv("XLSNAP_TRACE");
+    }
     return th_finish();
 }
