@@ -409,7 +409,7 @@ bench_memory() {
             return
         fi
         for kase in "disks=2" $([ "$i" = 1 ] && echo "disks=2,first"); do
-            memory_trace_samples "$kase" "$T/trace"
+            memory_trace_samples "$kase" "$T/trace" "$(stat -c %s "$mem")"
             sample "memory $kase save_MBps $(awk -v m="$mib" -v t="$ms" 'BEGIN {printf "%.1f", m * 1.048576 / (t / 1000)}')"
         done
         bare_migration "$name"
@@ -443,9 +443,11 @@ bare_migration() {
 
 # From snap_memory.c's XLSNAP_TRACE points: how long the guest stayed paused
 # (pause -> resume), split into the disk snapshots (pause -> save start),
-# QEMU's migration to the file, the final fsync and the resume.
+# QEMU's migration to the file, the final fsync and the resume; with the
+# memory file's size (3rd argument), xlsnap's setup before its migrate and
+# the save's rate without it.
 memory_trace_samples() {
-    awk -v k="$1" '{ t[$1] = $2 }
+    awk -v k="$1" -v bytes="${3:-0}" '{ t[$1] = $2 }
         END {
             if (!("memory-paused" in t) || !("memory-resumed" in t)) exit
             printf "memory %s paused_ms %.3f\n", k, (t["memory-resumed"] - t["memory-paused"]) / 1e6
@@ -453,6 +455,13 @@ memory_trace_samples() {
             printf "memory %s migrate_ms %.3f\n", k, (t["memory-save-sent"] - t["memory-save-start"]) / 1e6
             printf "memory %s fsync_ms %.3f\n", k, (t["memory-save-synced"] - t["memory-save-sent"]) / 1e6
             printf "memory %s resume_ms %.3f\n", k, (t["memory-resumed"] - t["memory-save-synced"]) / 1e6
+            if (!("migrate-sent" in t) || !bytes) exit
+            # the QMP connection and setup commands of xlsnap before its
+            # migrate, and the rate without them (QEMU bare save sends them
+            # before it stops the guest)
+            printf "memory %s setup_ms %.3f\n", k, (t["migrate-sent"] - t["memory-save-start"]) / 1e6
+            printf "memory %s save_less_setup_MBps %.1f\n", k, bytes / 1e6 / \
+                ((t["memory-save-synced"] - t["migrate-sent"]) / 1e9)
         }' "$2" >>"$samples"
 }
 
@@ -481,6 +490,30 @@ checks() {
     sample "limit create:_peak_RSS_kB_(8_disks,_external,_quiesced) 8192 create disks=8,external,quiesced rss_kb"
 }
 
+# Issue 22's targets, one line each in bench_report's "Issue targets", and
+# for a target not met the measured floor and its reason (target-floor
+# lines: bench_report replaces {SECTION CASE METRIC} by that median).
+issue_targets() {
+    local n x v p
+    for n in 1 2; do
+        x="libvirt disks=$n,xlsnap-external" v="libvirt disks=$n,virsh-external" p="phases disks=$n,xlsnap-external"
+        sample "target create_wall,_${n}_disk(s),_quiesced:_xlsnap_/_virsh <= 0.8 $x wall_ms $v wall_ms"
+        sample "target-floor create_wall,_${n}_disk(s),_quiesced:_xlsnap_/_virsh $x wall_less_agent_wait_ms $v wall_ms | xlsnap's wall time less its wait for the guest agent, over virsh's. The agent's wake-up on a fresh connection: its first answer came {$x agent_wake_ms} ms after xlsnap connected (median; qemu-ga sleeps 100 ms between polls of a channel no host process holds, so 0-100 ms plus its answer), and xlsnap, its own work before the freeze done, still waited {$p agent_wait_ms} ms for the answers. libvirtd keeps its agent connection open and pays none of it; virsh: {$v wall_ms} ms wall, of which {$v window_ms} ms frozen."
+    done
+    for n in ${BENCH_LIBVIRT_DISKS:-1 2 4}; do
+        x="libvirt disks=$n,xlsnap-external" v="libvirt disks=$n,virsh-external"
+        sample "target frozen_window,_${n}_disk(s):_xlsnap_/_libvirt <= 0.8 $x window_ms $v window_ms"
+        sample "target-floor frozen_window,_${n}_disk(s):_xlsnap_/_libvirt $x window_agent_ms $v window_ms | the guest agent's own freeze and thaw ({$x window_agent_ms} ms of the window, the guest's time) over libvirt's window; xlsnap's work inside the window: {$x in_window_ms} ms, libvirt's {$v in_window_ms} ms."
+    done
+    for n in $disk_counts; do
+        sample "target offline,_${n}_disk(s):_xlsnap_/_parallel-shell_qemu-img <= 1.0 offline disks=$n wall_ms offline disks=$n,bare-qemu-img wall_ms"
+        sample "target-floor offline,_${n}_disk(s):_xlsnap_/_parallel-shell_qemu-img offline disks=$n write_ms offline disks=$n,bare-qemu-img wall_ms | xlsnap's qemu-img snapshot -c children alone ({offline disks=$n write_ms} ms), over the shell's; the rest of xlsnap's {offline disks=$n wall_ms} ms is its start, lookup, journal and record."
+    done
+    sample "target memory_save:_xlsnap_/_QEMU's_own_migration_(MB/s) >= 1.0 memory disks=2 save_MBps memory bare-qemu save_MBps"
+    sample "target-floor memory_save:_xlsnap_/_QEMU's_own_migration_(MB/s) memory disks=2 save_less_setup_MBps memory bare-qemu save_MBps | xlsnap's save without its QMP connection and setup commands ({memory disks=2 setup_ms} ms: events, getfd, max-bandwidth, which QEMU's bare save sends before it stops the guest), over QEMU's; xlsnap {memory disks=2 save_MBps} MB/s (migrate {memory disks=2 migrate_ms} ms + fsync {memory disks=2 fsync_ms} ms), QEMU's own {memory bare-qemu save_MBps} MB/s (migrate {memory bare-qemu migrate_ms} ms + fsync {memory bare-qemu fsync_ms} ms). The rest is QEMU's migration itself, which flushes the disks xlsnap has just snapshotted when it completes."
+    sample "target memory_snapshot_wall:_xlsnap_-m_/_virsh_--memspec <= 1.0 libvirt disks=2,xlsnap-m wall_ms libvirt disks=2,virsh-memspec wall_ms"
+}
+
 main() {
     local t0=$SECONDS n
     machine_meta
@@ -491,12 +524,14 @@ main() {
         boot_and_warm_up gfreeze
         bench_memory gfreeze
         checks
+        issue_targets
         "$B/bench_report" "$samples" "$out/results.json"
         return
     fi
     if [ "${BENCH_ONLY:-}" = offline ]; then
         for n in $disk_counts; do bench_offline_only "$n"; done
         checks
+        issue_targets
         "$B/bench_report" "$samples" "$out/results.json"
         return
     fi
@@ -515,6 +550,7 @@ main() {
     [ -z "$disk_counts" ] || bench_groups
     [ "${BENCH_ONLY:-}" = list ] || bench_libvirt
     case "${BENCH_ONLY:-}" in libvirt*) ;; *) checks ;; esac
+    case "${BENCH_ONLY:-}" in list) ;; *) issue_targets ;; esac
     sample "meta duration_s $((SECONDS - t0))"
     "$B/bench_report" "$samples" "$out/results.json"
     log "samples: $samples; results: $out/results.json"

@@ -17,6 +17,15 @@
  *                                          floor = max(median1, K x median2):
  *                                          e.g. a physical limit from the
  *                                          machine's CPU count)
+ *   target LABEL OP BOUND S1 C1 M1 [S2 C2 M2]
+ *                                         (an issue's target, printed apart as
+ *                                          MET or NOT MET: median1 [/ median2]
+ *                                          OP ("<=" or ">=") BOUND)
+ *   target-floor LABEL S1 C1 M1 [S2 C2 M2] | REASON...
+ *                                         (for target LABEL when not met: the
+ *                                          measured floor, median1 [/ median2],
+ *                                          and why; "{S C M}" in REASON is
+ *                                          replaced by that series' median)
  * Every ratio is of medians measured in the same run.
  *
  * Copyright (C) 2026 The xlsnap authors. GPL-2.0-only (see COPYING).
@@ -42,7 +51,19 @@ typedef struct check {
     double floor; /* of a "floor" check, printed beside it; else 0 */
 } check;
 
+typedef struct target {
+    char label[FIELD_MAX];
+    bool at_least; /* ">=": the value must reach the bound; else "<=" */
+    double bound, value;
+    bool known;
+    char *floor_reason; /* from its target-floor line, NULL without one */
+    double floor;
+    bool floor_known;
+} target;
+
 typedef struct report {
+    target *t;
+    size_t n_t;
     series *s;
     size_t n_s;
     check *c;
@@ -167,6 +188,102 @@ static void parse_check(report *r, const char *kind, char f[][FIELD_MAX], int n)
     }
 }
 
+/* LABEL of SAMPLES ('_' for ' ') as printed. */
+static void label_copy(char *dst, const char *src)
+{
+    snprintf(dst, FIELD_MAX, "%.127s", src);
+    for (char *u = strchr(dst, '_'); u; u = strchr(u, '_'))
+        *u = ' ';
+}
+
+/* median(f[0..2]), or its ratio to median(f[3..5]) when n == 6. */
+static bool value_of(report *r, char f[][FIELD_MAX], int n, double *out)
+{
+    double a = 0, b = 0;
+    if (n != 3 && n != 6)
+        return false;
+    if (!median_at(r, f[0], f[1], f[2], &a))
+        return false;
+    if (n == 3) {
+        *out = a;
+        return true;
+    }
+    if (!median_at(r, f[3], f[4], f[5], &b) || b <= 0)
+        return false;
+    *out = a / b;
+    return true;
+}
+
+/* target LABEL OP BOUND S1 C1 M1 [S2 C2 M2] (rest: after the keyword). */
+static void parse_target(report *r, const char *rest)
+{
+    char f[9][FIELD_MAX], label[FIELD_MAX], op[FIELD_MAX], bound[FIELD_MAX];
+    int n = sscanf(rest, "%127s %127s %127s %127s %127s %127s %127s %127s %127s", label,
+                   op, bound, f[0], f[1], f[2], f[3], f[4], f[5]);
+    if (n != 6 && n != 9) {
+        fprintf(stderr, "bench_report: malformed target line ignored: %s\n", rest);
+        return;
+    }
+    r->t = snap_xrealloc(r->t, (r->n_t + 1) * sizeof *r->t);
+    target *t = &r->t[r->n_t++];
+    memset(t, 0, sizeof *t);
+    label_copy(t->label, label);
+    t->at_least = !strcmp(op, ">=");
+    t->bound = atof(bound);
+    t->known = value_of(r, f, n - 3, &t->value);
+}
+
+/* REASON with every "{S C M}" replaced by that series' median ("?": none). */
+static char *expand_reason(report *r, const char *reason)
+{
+    size_t cap = strlen(reason) + 256, len = 0;
+    char *out = snap_xmalloc(cap);
+    for (const char *p = reason; *p;) {
+        const char *close = *p == '{' ? strchr(p, '}') : NULL;
+        char sec[FIELD_MAX], kase[FIELD_MAX], metric[FIELD_MAX], num[32] = "?";
+        if (!close) {
+            out[len++] = *p++;
+        } else {
+            double v;
+            char inner[3 * FIELD_MAX];
+            snprintf(inner, sizeof inner, "%.*s", (int)(close - p - 1), p + 1);
+            if (sscanf(inner, "%127s %127s %127s", sec, kase, metric) == 3 &&
+                median_at(r, sec, kase, metric, &v))
+                snprintf(num, sizeof num, "%.1f", v);
+            size_t k = strlen(num);
+            memcpy(out + len, num, k);
+            len += k;
+            p = close + 1;
+        }
+        if (len + 64 > cap)
+            out = snap_xrealloc(out, cap *= 2);
+    }
+    out[len] = 0;
+    return out;
+}
+
+/* target-floor LABEL S1 C1 M1 [S2 C2 M2] | REASON (rest: after the keyword). */
+static void parse_target_floor(report *r, const char *rest)
+{
+    char f[6][FIELD_MAX], label[FIELD_MAX], name[FIELD_MAX];
+    const char *bar = strstr(rest, " | ");
+    int n = sscanf(rest, "%127s %127s %127s %127s %127s %127s %127s", label, f[0], f[1],
+                   f[2], f[3], f[4], f[5]);
+    if (n >= 5 && !strcmp(f[3], "|"))
+        n = 4; /* no second series */
+    label_copy(name, label);
+    target *t = NULL;
+    for (size_t i = 0; i < r->n_t && !t; i++)
+        t = strcmp(r->t[i].label, name) ? NULL : &r->t[i];
+    if (!bar || (n != 4 && n != 7) || !t) {
+        fprintf(stderr, "bench_report: malformed target-floor line ignored: %s\n", rest);
+        return;
+    }
+    free(t->floor_reason);
+    t->floor_known = value_of(r, f, n - 1, &t->floor);
+    t->floor_reason = expand_reason(r, bar + 3);
+}
+
 static char **push_line(char **v, size_t *n, const char *line)
 {
     v = snap_xrealloc(v, (*n + 1) * sizeof *v);
@@ -184,6 +301,14 @@ static void parse_line(report *r, char *line)
     const char *rest = line + consumed;
     if (!strcmp(kind, "meta")) {
         r->meta = push_line(r->meta, &r->n_meta, rest);
+        return;
+    }
+    if (!strcmp(kind, "target")) {
+        parse_target(r, rest);
+        return;
+    }
+    if (!strcmp(kind, "target-floor")) {
+        parse_target_floor(r, rest);
         return;
     }
     if (!strcmp(kind, "pending")) {
@@ -229,6 +354,61 @@ static void print_table(const report *r)
         else
             printf("  %-52s %9s  (<= %g)  not measured\n", c->label, "-", c->max);
     }
+}
+
+static bool target_met(const target *t)
+{
+    return t->at_least ? t->value >= t->bound : t->value <= t->bound;
+}
+
+/* The issue's targets, one line each, and for a missed one its floor. */
+static void print_targets(const report *r)
+{
+    if (!r->n_t)
+        return;
+    printf("\nIssue targets (medians of this run):\n");
+    for (size_t i = 0; i < r->n_t; i++) {
+        const target *t = &r->t[i];
+        const char *op = t->at_least ? ">=" : "<=";
+        if (!t->known) {
+            printf("  %-56s %7s  (%s %g)  not measured\n", t->label, "-", op, t->bound);
+            continue;
+        }
+        printf("  %-56s %7.2f  (%s %g)  %s\n", t->label, t->value, op, t->bound,
+               target_met(t) ? "MET" : "NOT MET");
+        if (!target_met(t) && t->floor_reason && t->floor_known)
+            printf("      floor %.2f: %s\n", t->floor, t->floor_reason);
+        else if (!target_met(t) && t->floor_reason)
+            printf("      floor not measured: %s\n", t->floor_reason);
+    }
+}
+
+static void gen_target(yajl_gen g, const target *t)
+{
+    yajl_gen_map_open(g);
+    snap_json_kv_str(g, "target", t->label);
+    snap_json_kv_str(g, "op", t->at_least ? ">=" : "<=");
+    snap_json_key(g, "bound");
+    yajl_gen_double(g, t->bound);
+    snap_json_key(g, "value");
+    if (t->known)
+        yajl_gen_double(g, t->value);
+    else
+        snap_json_null(g);
+    snap_json_key(g, "met");
+    if (t->known)
+        snap_json_bool(g, target_met(t));
+    else
+        snap_json_null(g);
+    if (t->known && !target_met(t) && t->floor_reason) {
+        snap_json_key(g, "floor");
+        if (t->floor_known)
+            yajl_gen_double(g, t->floor);
+        else
+            snap_json_null(g);
+        snap_json_kv_str(g, "floor_reason", t->floor_reason);
+    }
+    yajl_gen_map_close(g);
 }
 
 static void gen_series(yajl_gen g, const series *s)
@@ -309,6 +489,11 @@ static int write_json(const report *r, const char *path)
     for (size_t i = 0; i < r->n_c; i++)
         gen_check(g, &r->c[i]);
     yajl_gen_array_close(g);
+    snap_json_key(g, "issue_targets");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < r->n_t; i++)
+        gen_target(g, &r->t[i]);
+    yajl_gen_array_close(g);
     yajl_gen_map_close(g);
     size_t len;
     char *text = snap_json_gen_finish(g, &len);
@@ -329,6 +514,9 @@ static void report_free(report *r)
         free(r->meta[i]);
     for (size_t i = 0; i < r->n_pending; i++)
         free(r->pending[i]);
+    for (size_t i = 0; i < r->n_t; i++)
+        free(r->t[i].floor_reason);
+    free(r->t);
     free(r->s);
     free(r->c);
     free(r->meta);
@@ -352,6 +540,7 @@ int main(int argc, char **argv)
         parse_line(&r, line);
     fclose(in);
     print_table(&r);
+    print_targets(&r);
     int rc = write_json(&r, argv[2]);
     report_free(&r);
     return rc;

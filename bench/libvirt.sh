@@ -223,10 +223,20 @@ lv_xlsnap() {
     rm -f "$T/trace"
     XLSNAP_TRACE=$T/trace run libvirt "$kase" \
         "$B/xlsnap" snapshot-create "--$method" -q "$q" "$name" "$method-$q-$i" || return 1
+    # agent_wake: connect to the agent's first answer (its wake-up);
+    # wall_less_agent_wait: the wall time without xlsnap's wait for the
+    # agent's answers; window_agent: the agent's freeze and thaw themselves.
     awk -v k="$kase" '{ if (!($1 in t)) t[$1] = $2 }
         END { if (!("freeze-sent" in t) || !("thaw-replied" in t)) exit
             printf "libvirt %s window_ms %.3f\n", k, (t["thaw-replied"] - t["freeze-sent"]) / 1e6
             printf "libvirt %s in_window_ms %.3f\n", k, (t["thaw-sent"] - t["freeze-replied"]) / 1e6
+            printf "libvirt %s window_agent_ms %.3f\n", k, (t["freeze-replied"] - t["freeze-sent"] + \
+                t["thaw-replied"] - t["thaw-sent"]) / 1e6
+            if ("agent-answered" in t)
+                printf "libvirt %s agent_wake_ms %.3f\n", k, (t["agent-answered"] - t["agent-open"]) / 1e6
+            if ("agent-ready" in t && "reaped" in t)
+                printf "libvirt %s wall_less_agent_wait_ms %.3f\n", k, (t["reaped"] - t["spawn"] - \
+                    (t["agent-ready"] - t["agent-wait"])) / 1e6
         }' "$T/trace" >>"$samples"
     phase_samples libvirt "$kase" "$T/trace"
 }

@@ -10,6 +10,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "snap_trace.h"
+
 /* Saving to a local file: do not let QEMU's 128 MiB/s default throttle it. */
 #define QMP_MIGRATE_BANDWIDTH (64LL << 30)
 /*
@@ -186,6 +188,7 @@ int snap_qmp_migrate_to_fd(snap_qmp *q, int fd, snap_qmp_progress_fn *progress,
                               snap_deadline_poll_ms(deadline), err);
     bool taken = false;
     if (!rc) {
+        snap_trace("migrate-sent"); /* XLSNAP_TRACE: the setup above is done */
         rc = snap_qmp_execute(q, "migrate", qmp_kv_args, &uri, NULL,
                               snap_deadline_poll_ms(deadline), err);
         taken = rc == 0;

@@ -95,7 +95,7 @@ static void *trace_watch_run(void *opaque)
     do
         n = poll(p, 2, -1);
     while (n < 0);
-    if (p[0].revents && !p[1].revents)
+    if (p[0].revents) /* also when told to stop as the answer came: it came */
         snap_trace(w->event);
     return NULL;
 }
