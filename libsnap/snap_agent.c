@@ -280,7 +280,7 @@ static int agent_connect(const char *path, int timeout_ms, xentoollog_logger *lg
 
 static void agent_free(snap_agent *ag)
 {
-    snap_trace_watch_end(ag->first_answer);
+    snap_trace_watch_end(ag->first_answer, false);
     snap_stream_close(&ag->s);
     free(ag);
 }
@@ -347,7 +347,7 @@ int snap_agent_reply(snap_agent *ag, const char *cmd, yajl_val *ret_out, int tim
         return snap_err_set(err, SNAP_ERROR_INVAL, "agent: %s: no reply is owed", cmd);
     if (ag->sync_id && !ag->need_sync) {
         int rc = agent_sync_wait(ag, ag->sync_id, deadline, NULL, NULL, err);
-        snap_trace_watch_end(ag->first_answer); /* it has answered, or never will */
+        snap_trace_watch_end(ag->first_answer, rc == 0); /* answered, or never will */
         ag->first_answer = NULL;
         if (rc) {
             ag->need_sync = true;

@@ -84,6 +84,7 @@ struct snap_trace_watch {
     pthread_t thread;
     int fd, stop[2]; /* stop: a pipe whose write end ends the wait */
     const char *event;
+    bool stamped; /* by the thread; read after the join */
 };
 
 static void *trace_watch_run(void *opaque)
@@ -95,8 +96,10 @@ static void *trace_watch_run(void *opaque)
     do
         n = poll(p, 2, -1);
     while (n < 0);
-    if (p[0].revents) /* also when told to stop as the answer came: it came */
+    if (p[0].revents) { /* also when told to stop as the answer came: it came */
         snap_trace(w->event);
+        w->stamped = true;
+    }
     return NULL;
 }
 
@@ -120,13 +123,15 @@ snap_trace_watch *snap_trace_when_readable(int fd, const char *event)
     return w;
 }
 
-void snap_trace_watch_end(snap_trace_watch *w)
+void snap_trace_watch_end(snap_trace_watch *w, bool arrived)
 {
     if (!w)
         return;
     while (write(w->stop[1], "", 1) < 0 && errno == EINTR)
         ;
     pthread_join(w->thread, NULL);
+    if (arrived && !w->stamped)
+        snap_trace(w->event);
     close(w->stop[0]);
     close(w->stop[1]);
     free(w);

@@ -5,6 +5,8 @@
 #ifndef SNAP_TRACE_H
 #define SNAP_TRACE_H
 
+#include <stdbool.h>
+
 /*
  * Opt-in timing trace of the freeze window (for `make bench`): with
  * XLSNAP_TRACE=<file> set, snap_trace stamps an event (freeze-sent,
@@ -23,10 +25,12 @@ void snap_trace_flush(void);
  * is then: a thread polls FD until then (the guest agent's first answer on
  * a fresh connection, which xlsnap reads only later). NULL when tracing is
  * off. snap_trace_watch_end stops the thread and frees the watch (NULL: no
- * effect); call it before FD is closed.
+ * effect); call it before FD is closed. ARRIVED: the caller has read what
+ * arrived; the event is stamped now if the thread, not scheduled in time,
+ * did not see it (the caller was then blocked reading, so now is when).
  */
 typedef struct snap_trace_watch snap_trace_watch;
 snap_trace_watch *snap_trace_when_readable(int fd, const char *event);
-void snap_trace_watch_end(snap_trace_watch *w);
+void snap_trace_watch_end(snap_trace_watch *w, bool arrived);
 
 #endif
