@@ -385,6 +385,12 @@ void snap_agent_close(snap_agent *ag)
     agent_free(ag);
 }
 
+void snap_agent_abandon(snap_agent *ag)
+{
+    if (ag)
+        agent_free(ag);
+}
+
 int snap_agent_sync(snap_agent *ag, int timeout_ms, snap_err *err)
 {
     int rc = agent_sync_until(ag, snap_deadline_in(timeout_ms), NULL, NULL, err);

@@ -43,6 +43,9 @@ int snap_agent_open(const char *path, int timeout_ms, xentoollog_logger *lg,
  * unix-listen may exit when a client leaves replies unread. NULL is a no-op.
  */
 void snap_agent_close(snap_agent *ag);
+/* Closes the connection without that drain (a peer known not to answer:
+ * the guest is paused). NULL is a no-op. */
+void snap_agent_abandon(snap_agent *ag);
 
 /* The connection's descriptor (-1 when closed), for the freeze watchdog to cut it. */
 int snap_agent_fd(const snap_agent *ag);

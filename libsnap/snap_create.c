@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include "snap_agent.h"
 #include "snap_create.h"
 #include "snap_fdpass.h"
 #include "snap_fsfreeze.h"
@@ -867,15 +868,61 @@ static void resume_after_io_stop(snap_ctx *ctx, snap_session *s, const snap_plan
                       "snapshot");
 }
 
+/*
+ * The agent's questions asked as soon as the session's lock is held
+ * (snap_session_open_then), before the domain's state and disks are read:
+ * qemu-ga polls a channel no host process holds only every 100 ms, so its
+ * first answer on a fresh connection takes up to that long, and xlsnap's
+ * own work before the freeze hides as much of it as it can.
+ */
+typedef struct first_ask {
+    const snap_create_params *p;
+    struct snap_agent *ag; /* NULL: not asked */
+    char *agent_path;
+    uint32_t domid;
+    bool tried; /* failed or not: the plan's prepare tries again and reports */
+} first_ask;
+
+static void ask_agent_first(snap_ctx *ctx, const snap_domain_ref *ref, void *opaque)
+{
+    first_ask *fa = opaque;
+    if (fa->p->quiesce == SNAP_QUIESCE_OFF || fa->p->memory || fa->p->dry_run)
+        return;
+    fa->tried = true;
+    fa->agent_path = snap_domain_agent_path(ctx, ref);
+    fa->domid = ref->domid;
+    fa->ag = snap_quiesce_ask_first(ctx, ref, fa->agent_path, fa->p);
+}
+
+/* The first ask's connection if it is to the domain the session resolved. */
+static struct snap_agent *take_first_ask(first_ask *fa, const snap_domain *dom)
+{
+    struct snap_agent *ag = fa->ag;
+    fa->ag = NULL;
+    if (ag && dom->ref.state != SNAP_DOMAIN_RUNNING) {
+        /* Asked before the state was read: a paused guest answers no
+         * drain, and the next client's resync skips what it answers later. */
+        snap_agent_abandon(ag);
+        ag = NULL;
+    } else if (ag && (fa->domid != dom->ref.domid || !dom->agent_path ||
+                      strcmp(fa->agent_path, dom->agent_path))) {
+        snap_quiesce_ask_discard(ag); /* another domain by now */
+        ag = NULL;
+    }
+    return ag;
+}
+
 static int create_in_session(snap_ctx *ctx, snap_session *s, const snap_create_params *p,
-                             snap_meta *m, char **plan_out, snap_err *err)
+                             first_ask *fa, snap_meta *m, char **plan_out, snap_err *err)
 {
     snap_plan plan;
     snap_quiesce *q = NULL;
     snap_journal j;
     char *current = NULL;
     /* The guest answers the agent's questions while the plan is made. */
-    struct snap_agent *asked = snap_quiesce_ask_early(ctx, &s->dom, p);
+    struct snap_agent *asked = take_first_ask(fa, &s->dom);
+    if (!asked && !fa->tried) /* a journal was recovered first */
+        asked = snap_quiesce_ask_early(ctx, &s->dom, p);
     int rc = snap_plan_create(ctx, &s->dom, &s->st, p, &plan, err);
     snap_trace("planned");
     if (!rc && s->dom.ref.state == SNAP_DOMAIN_RUNNING)
@@ -958,9 +1005,12 @@ int snap_create_domain(snap_ctx *ctx, const char *domain, const snap_create_para
     unsigned flags = SNAP_SESSION_CREATE_DIR;
     if (!p->dry_run)
         flags |= SNAP_SESSION_RECOVER_VANISHED;
-    int rc = snap_session_open(ctx, domain, flags, &s, err);
+    first_ask fa = {.p = p};
+    int rc = snap_session_open_then(ctx, domain, flags, ask_agent_first, &fa, &s, err);
     if (!rc)
-        rc = create_in_session(ctx, &s, p, &m, plan_out, err);
+        rc = create_in_session(ctx, &s, p, &fa, &m, plan_out, err);
+    snap_quiesce_ask_discard(fa.ag); /* the session failed */
+    free(fa.agent_path);
     if (!rc && info_out && !p->dry_run) {
         *info_out = snap_info_from_meta(&m);
         (*info_out)->current = true;

@@ -207,13 +207,12 @@ static int cannot_quiesce(snap_ctx *ctx, const snap_plan *plan, int rc, snap_err
  * the guest works on them while xlsnap journals, connects to QMP and arms
  * the watchdog, and read_agent_answers reads them.
  */
-static int ask_agent(snap_ctx *ctx, const snap_domain *dom, snap_agent **out,
-                     snap_err *err)
+static int ask_agent(snap_ctx *ctx, const char *domain, const char *agent_path,
+                     snap_agent **out, snap_err *err)
 {
     snap_agent *ag = NULL;
     snap_trace("agent-open");
-    int rc =
-        snap_agent_open_begin(dom->agent_path, AGENT_OPEN_TIMEOUT_MS, ctx->lg, &ag, err);
+    int rc = snap_agent_open_begin(agent_path, AGENT_OPEN_TIMEOUT_MS, ctx->lg, &ag, err);
     if (!rc)
         rc = snap_agent_request(ag, "guest-info", NULL, NULL, AGENT_CMD_TIMEOUT_MS, err);
     if (!rc)
@@ -222,8 +221,7 @@ static int ask_agent(snap_ctx *ctx, const snap_domain *dom, snap_agent **out,
     snap_trace("agent-asked");
     if (rc) {
         snap_agent_close(ag);
-        return snap_err_context(err, "domain %s: guest agent at %s", dom->ref.name,
-                                dom->agent_path);
+        return snap_err_context(err, "domain %s: guest agent at %s", domain, agent_path);
     }
     *out = ag;
     return 0;
@@ -294,12 +292,19 @@ static snap_quiesce *quiesce_new(snap_ctx *ctx, const snap_domain *dom,
 struct snap_agent *snap_quiesce_ask_early(snap_ctx *ctx, const snap_domain *dom,
                                           const snap_create_params *p)
 {
+    return snap_quiesce_ask_first(ctx, &dom->ref, dom->agent_path, p);
+}
+
+struct snap_agent *snap_quiesce_ask_first(snap_ctx *ctx, const snap_domain_ref *ref,
+                                          const char *agent_path,
+                                          const snap_create_params *p)
+{
     snap_agent *ag = NULL;
     snap_err ignored;
-    if (p->quiesce == SNAP_QUIESCE_OFF || p->memory || p->dry_run || !dom->agent_path ||
-        dom->ref.state != SNAP_DOMAIN_RUNNING)
+    if (p->quiesce == SNAP_QUIESCE_OFF || p->memory || p->dry_run || !agent_path ||
+        ref->state != SNAP_DOMAIN_RUNNING)
         return NULL;
-    return ask_agent(ctx, dom, &ag, &ignored) ? NULL : ag;
+    return ask_agent(ctx, ref->name, agent_path, &ag, &ignored) ? NULL : ag;
 }
 
 void snap_quiesce_ask_discard(struct snap_agent *asked)
@@ -333,7 +338,7 @@ int snap_quiesce_prepare_asked(snap_ctx *ctx, const snap_domain *dom,
             snap_err_context(err, "domain %s: cannot freeze safely", dom->ref.name), err);
     }
     snap_agent *ag = asked;
-    rc = ag ? 0 : ask_agent(ctx, dom, &ag, err);
+    rc = ag ? 0 : ask_agent(ctx, dom->ref.name, dom->agent_path, &ag, err);
     if (rc) {
         free(prog);
         return cannot_quiesce(ctx, plan, rc, err);

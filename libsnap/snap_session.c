@@ -107,8 +107,28 @@ static int lookup_or_recover(snap_ctx *ctx, const char *qualifier, unsigned flag
     return snap_domain_lookup(ctx, qualifier, SNAP_LOOKUP_IDENTIFY, ref, err);
 }
 
+/* An operation is journaled in the domain's directory (recovery is due). */
+static bool journal_pending(snap_meta_store *st)
+{
+    snap_journal j;
+    bool found = false;
+    snap_err ignore;
+    if (snap_journal_load(st, &j, &found, &ignore))
+        return true; /* unreadable: recovery will say why */
+    if (found)
+        snap_journal_dispose(&j);
+    return found;
+}
+
 int snap_session_open(snap_ctx *ctx, const char *qualifier, unsigned flags,
                       snap_session *s, snap_err *err)
+{
+    return snap_session_open_then(ctx, qualifier, flags, NULL, NULL, s, err);
+}
+
+int snap_session_open_then(snap_ctx *ctx, const char *qualifier, unsigned flags,
+                           snap_session_locked_fn *locked, void *opaque, snap_session *s,
+                           snap_err *err)
 {
     snap_domain_ref ref;
     memset(s, 0, sizeof *s);
@@ -126,6 +146,10 @@ int snap_session_open(snap_ctx *ctx, const char *qualifier, unsigned flags,
     if (rc)
         return rc;
     snap_meta_store_clean_temps(&s->st);
+    /* Under the lock, no other xlsnap talks to the domain's agent; without a
+     * journal, no recovery below will either. */
+    if (locked && !journal_pending(&s->st))
+        locked(ctx, &ref, opaque);
     rc = snap_domain_resolve(ctx, qualifier, &s->dom, err);
     if (rc)
         return rc;

@@ -32,6 +32,18 @@ enum {
  */
 int snap_session_open(snap_ctx *ctx, const char *qualifier, unsigned flags,
                       snap_session *s, snap_err *err);
+/*
+ * The same, calling locked(ctx, ref, opaque) as soon as the lock is held,
+ * before the domain's state and disks are read, when no operation is
+ * journaled (nothing will be recovered): snap_create asks the guest agent
+ * its questions then, so that the guest answers while xlsnap works. ref is
+ * the domain's identity; its state is not read yet.
+ */
+typedef void snap_session_locked_fn(snap_ctx *ctx, const snap_domain_ref *ref,
+                                    void *opaque);
+int snap_session_open_then(snap_ctx *ctx, const char *qualifier, unsigned flags,
+                           snap_session_locked_fn *locked, void *opaque, snap_session *s,
+                           snap_err *err);
 void snap_session_close(snap_session *s);
 
 #endif

@@ -317,6 +317,52 @@ static void test_list_and_info(void)
     th_cmd_free(&r);
 }
 
+/* The last "EVENT <ns>" of an XLSNAP_TRACE file, 0 when absent. */
+static unsigned long long traced_at(const char *path, const char *event)
+{
+    char name[64];
+    unsigned long long ns, last = 0;
+    FILE *f = fopen(path, "r");
+    while (f && fscanf(f, "%63s %llu", name, &ns) == 2)
+        if (!strcmp(name, event))
+            last = ns;
+    if (f)
+        fclose(f);
+    return last;
+}
+
+/*
+ * A quiesced create asks the agent as soon as it holds the domain's lock,
+ * before it has read whether the guest runs. Of a paused guest it takes a
+ * crash-consistent snapshot, and drops that connection without waiting up
+ * to 1 s (SNAP_AGENT_CLOSE_DRAIN_MS) for answers a paused guest cannot
+ * give; the agent, asked again once the guest runs, answers in step.
+ */
+static void test_paused_guest_asked_first(void)
+{
+    REQUIRE(th_xlsim_pause(&g, true));
+    const char *trace = th_path("paused.trace");
+    setenv("XLSNAP_TRACE", trace, 1);
+    th_cmd r;
+    th_xlsnap(&r, "snapshot-create", "-q", "best-effort", "g1", "pz1", NULL);
+    unsetenv("XLSNAP_TRACE");
+    th_note("xlsnap: %s", th_cmd_describe(&r));
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "crash-consistent");
+    th_cmd_free(&r);
+    unsigned long long asked = traced_at(trace, "agent-open"),
+                       done = traced_at(trace, "exit");
+    CHECK(asked && done);
+    th_note("agent asked %.1f ms before exit", (done - (double)asked) / 1e6);
+    CHECK(done - asked < 900000000ull); /* no 1000 ms drain */
+    CHECK(!traced_at(trace, "freeze-sent"));
+    CHECK(th_xlsim_pause(&g, false));
+    CHECK_GUEST_THAWED(&g);
+    XLSNAP_OK(&r, "snapshot-create", "-q", "required", "g1", "pz2");
+    CHECK_CONTAINS(r.out, "quiesced");
+    th_cmd_free(&r);
+}
+
 /* Powered off from inside: QEMU is gone, the domain stays; qemu-img does the work. */
 static void test_offline(void)
 {
@@ -337,7 +383,7 @@ static void test_offline(void)
 
 int main(void)
 {
-    th_plan(10);
+    th_plan(11);
     th_snap_run_boot(&g, "g1", MIN_RECORDS);
     TH_SNAP_RUN(test_internal_quiesced);
     TH_SNAP_RUN(test_plan_changes_nothing);
@@ -347,6 +393,7 @@ int main(void)
     TH_SNAP_RUN(test_excluded_disk);
     TH_SNAP_RUN(test_external);
     TH_SNAP_RUN(test_list_and_info);
+    TH_SNAP_RUN(test_paused_guest_asked_first);
     TH_SNAP_RUN(test_offline);
     return th_snap_finish();
 }
