@@ -117,7 +117,8 @@ trace_samples() {
 # guest's time not hidden behind xlsnap's own), watchdog (spawn until armed), the
 # window (agent freeze, work, agent thaw), release (agent closed, watchdog
 # released and reaped), exit (atexit to reaped), and own (xlsnap's code
-# between them). Samples
+# between them); agent-answered (the agent's first answer, stamped by a
+# thread whatever xlsnap does then) starts no step. Samples
 # "phases KASE STEP_ms" and, per command, "phases KASE n_STEP" counts.
 phase_samples() {
     [ -s "$3" ] || return 0
@@ -132,6 +133,8 @@ phase_samples() {
             start["agent-wait"] = "agent_wait"; start["quiesce-release"] = "release"
             split("startup qmp_connect qmp_cmd xs_connect xs_txn durable agent_open agent_wait watchdog window_freeze window_work window_thaw release exit own", order, " ")
         }
+        # stamped by a watching thread while xlsnap does something else: no step
+        $1 == "agent-answered" { next }
         NR > 1 {
             step = hs ? "qmp_connect" : win == 1 ? "window_work" : win == 2 ? "window_thaw" : \
                 (p in start) ? start[p] : "own"
