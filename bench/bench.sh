@@ -387,7 +387,7 @@ bench_list() {
 # dd copying that very file (same bytes, fsync'd) on the same file system
 # right after it: zeros from /dev/zero could be cheaper for the storage.
 bench_memory() {
-    local name=$1 i mib ms mem kase r
+    local name=$1 i ms mem kase r
     if ! "$B/xlsnap" help snapshot-create 2>&1 | grep -q -- '--memory'; then
         sample "pending memory checkpoint: needs snapshot-create --memory (revert issue)"
         return
@@ -405,7 +405,7 @@ bench_memory() {
             sample "pending memory checkpoint: snapshot-create -m failed (see above)"
             return
         fi
-        read -r mem mib ms < <(sed -n 's/.*memory saved to \(.*\) (\([0-9]*\) MiB, \([0-9]*\) ms).*/\1 \2 \3/p' \
+        read -r mem _ ms < <(sed -n 's/.*memory saved to \(.*\) (\([0-9]*\) MiB, \([0-9]*\) ms).*/\1 \2 \3/p' \
             "$T/log/last.log" | tail -1)
         if [ -z "${ms:-}" ] || [ "$ms" = 0 ] || [ ! -f "$mem" ]; then
             sample "pending memory checkpoint: no 'memory saved' line in xlsnap -v output"
@@ -413,7 +413,6 @@ bench_memory() {
         fi
         for kase in "disks=2" $([ "$i" = 1 ] && echo "disks=2,first"); do
             memory_trace_samples "$kase" "$T/trace" "$(stat -c %s "$mem")"
-            sample "memory $kase save_MBps $(awk -v m="$mib" -v t="$ms" 'BEGIN {printf "%.1f", m * 1.048576 / (t / 1000)}')"
         done
         bare_migration "$name"
         r=$("$B/bench_run" -- dd if="$mem" of="$XLSNAP_STATEDIR/raw.bin" bs=1M conv=fsync)
@@ -447,8 +446,9 @@ bare_migration() {
 # From snap_memory.c's XLSNAP_TRACE points: how long the guest stayed paused
 # (pause -> resume), split into the disk snapshots (pause -> save start),
 # QEMU's migration to the file, the final fsync and the resume; with the
-# memory file's size (3rd argument), xlsnap's setup before its migrate and
-# the save's rate without it.
+# memory file's size (3rd argument), the save's rate (migrate and fsync, as
+# QEMU's bare save is timed), xlsnap's setup before its migrate and the
+# rate without it.
 memory_trace_samples() {
     awk -v k="$1" -v bytes="${3:-0}" '{ t[$1] = $2 }
         END {
@@ -458,7 +458,12 @@ memory_trace_samples() {
             printf "memory %s migrate_ms %.3f\n", k, (t["memory-save-sent"] - t["memory-save-start"]) / 1e6
             printf "memory %s fsync_ms %.3f\n", k, (t["memory-save-synced"] - t["memory-save-sent"]) / 1e6
             printf "memory %s resume_ms %.3f\n", k, (t["memory-resumed"] - t["memory-save-synced"]) / 1e6
-            if (!("migrate-sent" in t) || !bytes) exit
+            if (!bytes) exit
+            # the same span as QEMU bare save: its migrate and the fsync, on
+            # the exact size (the log line says whole MiB and ms)
+            printf "memory %s save_MBps %.1f\n", k, bytes / 1e6 / \
+                ((t["memory-save-synced"] - t["memory-save-start"]) / 1e9)
+            if (!("migrate-sent" in t)) exit
             # the QMP connection and setup commands of xlsnap before its
             # migrate, and the rate without them (QEMU bare save sends them
             # before it stops the guest)
@@ -514,7 +519,8 @@ issue_targets() {
     done
     sample "target memory_save:_xlsnap_/_QEMU's_own_migration_(MB/s) >= 1.0 memory disks=2 save_MBps memory bare-qemu save_MBps"
     sample "target-floor memory_save:_xlsnap_/_QEMU's_own_migration_(MB/s) memory disks=2 save_less_setup_MBps memory bare-qemu save_MBps | xlsnap's save without its QMP connection and setup commands ({memory disks=2 setup_ms} ms: events, getfd, max-bandwidth, which QEMU's bare save sends before it stops the guest), over QEMU's; xlsnap {memory disks=2 save_MBps} MB/s (migrate {memory disks=2 migrate_ms} ms + fsync {memory disks=2 fsync_ms} ms), QEMU's own {memory bare-qemu save_MBps} MB/s (migrate {memory bare-qemu migrate_ms} ms + fsync {memory bare-qemu fsync_ms} ms). The rest is QEMU's migration itself, which flushes the disks xlsnap has just snapshotted when it completes."
-    sample "target memory_snapshot_wall:_xlsnap_-m_/_virsh_--memspec <= 1.0 libvirt disks=2,xlsnap-m wall_ms libvirt disks=2,virsh-memspec wall_ms"
+    sample "target beside_it:_memory_snapshot_wall,_xlsnap_-m_/_virsh_--memspec beside 1.0 libvirt disks=2,xlsnap-m wall_ms libvirt disks=2,virsh-memspec wall_ms"
+    sample "target beside_it:_guest_paused,_xlsnap_-m_(ms) beside 0 libvirt disks=2,xlsnap-m paused_ms"
 }
 
 main() {

@@ -20,7 +20,9 @@
  *   target LABEL OP BOUND S1 C1 M1 [S2 C2 M2]
  *                                         (an issue's target, printed apart as
  *                                          MET or NOT MET: median1 [/ median2]
- *                                          OP ("<=" or ">=") BOUND)
+ *                                          OP ("<=" or ">=") BOUND; OP
+ *                                          "beside": a figure shown next to
+ *                                          one, no verdict)
  *   target-floor LABEL S1 C1 M1 [S2 C2 M2] | REASON...
  *                                         (for target LABEL when not met: the
  *                                          measured floor, median1 [/ median2],
@@ -54,6 +56,7 @@ typedef struct check {
 typedef struct target {
     char label[FIELD_MAX];
     bool at_least; /* ">=": the value must reach the bound; else "<=" */
+    bool beside;   /* no bound: shown next to a target */
     double bound, value;
     bool known;
     char *floor_reason; /* from its target-floor line, NULL without one */
@@ -229,6 +232,7 @@ static void parse_target(report *r, const char *rest)
     memset(t, 0, sizeof *t);
     label_copy(t->label, label);
     t->at_least = !strcmp(op, ">=");
+    t->beside = !strcmp(op, "beside");
     t->bound = atof(bound);
     t->known = value_of(r, f, n - 3, &t->value);
 }
@@ -371,7 +375,11 @@ static void print_targets(const report *r)
         const target *t = &r->t[i];
         const char *op = t->at_least ? ">=" : "<=";
         if (!t->known) {
-            printf("  %-56s %7s  (%s %g)  not measured\n", t->label, "-", op, t->bound);
+            printf("  %-56s %7s  not measured\n", t->label, "-");
+            continue;
+        }
+        if (t->beside) {
+            printf("  %-56s %7.2f\n", t->label, t->value);
             continue;
         }
         printf("  %-56s %7.2f  (%s %g)  %s\n", t->label, t->value, op, t->bound,
@@ -387,7 +395,7 @@ static void gen_target(yajl_gen g, const target *t)
 {
     yajl_gen_map_open(g);
     snap_json_kv_str(g, "target", t->label);
-    snap_json_kv_str(g, "op", t->at_least ? ">=" : "<=");
+    snap_json_kv_str(g, "op", t->beside ? "beside" : t->at_least ? ">=" : "<=");
     snap_json_key(g, "bound");
     yajl_gen_double(g, t->bound);
     snap_json_key(g, "value");
@@ -396,11 +404,11 @@ static void gen_target(yajl_gen g, const target *t)
     else
         snap_json_null(g);
     snap_json_key(g, "met");
-    if (t->known)
+    if (t->known && !t->beside)
         snap_json_bool(g, target_met(t));
     else
         snap_json_null(g);
-    if (t->known && !target_met(t) && t->floor_reason) {
+    if (t->known && !t->beside && !target_met(t) && t->floor_reason) {
         snap_json_key(g, "floor");
         if (t->floor_known)
             yajl_gen_double(g, t->floor);
