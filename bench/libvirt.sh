@@ -276,11 +276,15 @@ read_writer_log() {
 lv_memory() {
     local x=$1 v=$2 i
     for i in $(seq "${BENCH_LIBVIRT_MEMORY:-3}"); do
+        # Each save starts from a settled file system, not during the
+        # writeback of the other tool's memory file (as bench_memory does).
+        sync
         run libvirt "disks=2,virsh-memspec" "${VIRSH[@]}" snapshot-create-as "$v" "m$i" \
             --memspec "file=$T/lv/$v.mem$i,snapshot=external" \
             --diskspec "vda,snapshot=external,file=$T/disks/$v-0.m$i.qcow2" \
             --diskspec "vdb,snapshot=external,file=$T/disks/$v-1.m$i.qcow2" || return 1
         rm -f "$T/trace"
+        sync
         XLSNAP_TRACE=$T/trace run libvirt "disks=2,xlsnap-m" \
             "$B/xlsnap" snapshot-create -m "$x" "mem-$i" || return 1
         awk '{ t[$1] = $2 } END { if ("memory-resumed" in t)
