@@ -585,33 +585,34 @@ int snap_lvm_change(const snap_lvm_opts *o, const char *vg, const char *lv, int 
     return rc;
 }
 
-int snap_lvm_activate_transient(const snap_lvm_opts *o, const char *vg, const char *lv,
-                                snap_err *err)
+/* lvchange --activate y|n of vg/lv; skip: also a volume LVM skips by default. */
+static int lvchange_activate(const snap_lvm_opts *o, const char *vg, const char *lv,
+                             bool on, bool skip, snap_err *err)
 {
     largv a;
     char *full = snap_xasprintf("%s/%s", vg, lv);
     largv_init(&a, o, "lvchange");
     larg(&a, "--activate");
-    larg(&a, "y");
-    larg(&a, "--ignoreactivationskip");
+    larg(&a, on ? "y" : "n");
+    if (skip)
+        larg(&a, "--ignoreactivationskip");
     larg(&a, full);
-    int rc = run_one(o, &a, "lvchange --activate y", full, err);
+    int rc =
+        run_one(o, &a, on ? "lvchange --activate y" : "lvchange --activate n", full, err);
     free(full);
     return rc;
+}
+
+int snap_lvm_activate_transient(const snap_lvm_opts *o, const char *vg, const char *lv,
+                                snap_err *err)
+{
+    return lvchange_activate(o, vg, lv, true, true, err);
 }
 
 int snap_lvm_deactivate(const snap_lvm_opts *o, const char *vg, const char *lv,
                         snap_err *err)
 {
-    largv a;
-    char *full = snap_xasprintf("%s/%s", vg, lv);
-    largv_init(&a, o, "lvchange");
-    larg(&a, "--activate");
-    larg(&a, "n");
-    larg(&a, full);
-    int rc = run_one(o, &a, "lvchange --activate n", full, err);
-    free(full);
-    return rc;
+    return lvchange_activate(o, vg, lv, false, false, err);
 }
 
 /* ------------------------------------------------------------ merge */
