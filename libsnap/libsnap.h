@@ -566,10 +566,11 @@ void snap_group_info_list_free(snap_group_info **list, size_t n);
 
 /*
  * Snapshots the n domains together as group `group` (also each member
- * snapshot's name; params->name is ignored, params->memory and dry_run are
- * refused). The domains are locked in name order, their journals recovered;
- * every domain is planned before anything is touched. Quiesced (every
- * member has an agent and quiesce is not OFF): all guests are frozen in
+ * snapshot's name; params->name is ignored, params->memory is refused;
+ * params->dry_run: the checks only, as snap_group_create_plan). The
+ * domains are locked in name order, their journals recovered; every
+ * domain is planned before anything is touched. Quiesced (every member
+ * has an agent and quiesce is not OFF): all guests are frozen in
  * parallel under one budget (params->freeze_budget_ms, counted from the
  * first freeze), every disk of every domain is cut by one QMP transaction
  * per QEMU, all sent in parallel inside the shared frozen window, then all
@@ -584,6 +585,21 @@ void snap_group_info_list_free(snap_group_info **list, size_t n);
 int snap_group_create(snap_ctx *ctx, const char *group, const char *const *domains,
                       size_t n, const snap_create_params *params,
                       snap_group_info **info_out);
+/*
+ * snap_group_create, and with params->dry_run its plan: nothing changes
+ * (no journal, no record, no freeze, no pause; the groups directory is not
+ * made) and *plan_out (if not NULL) receives the plan as JSON (malloc'd):
+ * "group", "domains", "cut" ("quiesced": every member is running with an
+ * agent and quiesce is not OFF; else "paused"), "how", and "members", each
+ * member's plan as snap_create's, in lock (name) order. Refused as the real
+ * run is: an existing group, a domain named twice, a member that cannot be
+ * snapshotted (the error names it). A member's own pending journal is
+ * recovered first, as for snap_create's dry run; pending group operations
+ * naming a member are only noted (the real run finishes them).
+ */
+int snap_group_create_plan(snap_ctx *ctx, const char *group, const char *const *domains,
+                           size_t n, const snap_create_params *params,
+                           snap_group_info **info_out, char **plan_out);
 /* Every group record, by name. */
 int snap_group_list(snap_ctx *ctx, snap_group_info ***list_out, size_t *n_out);
 /* One group record. SNAP_ERROR_NOTFOUND when there is none. */

@@ -1032,7 +1032,7 @@ static int member_fail(snap_create_member *mb, int rc, const snap_err *err)
     return mb->rc;
 }
 
-/* The plan, its checks and the agent: what create_in_session does first. */
+/* The plan and its checks: what create_in_session does before the agent. */
 static int member_plan(snap_ctx *ctx, snap_create_member *mb, const snap_create_params *p,
                        char **current, snap_err *err)
 {
@@ -1050,8 +1050,38 @@ static int member_plan(snap_ctx *ctx, snap_create_member *mb, const snap_create_
         rc = snap_meta_get_current(&s->st, current, err);
     if (!rc)
         rc = create_check_parent(&s->st, *current, err);
+    return rc;
+}
+
+/* A running member with an agent is frozen unless quiesce is off. */
+static bool member_would_freeze(const snap_create_member *mb)
+{
+    const snap_domain *dom = &mb->s.dom;
+    return mb->plan.quiesce != SNAP_QUIESCE_OFF && dom->agent_path &&
+           dom->ref.state == SNAP_DOMAIN_RUNNING;
+}
+
+int snap_create_member_dry_run(snap_ctx *ctx, const char *domain,
+                               const snap_create_params *p, char **plan_json,
+                               bool *would_freeze, snap_err *err)
+{
+    snap_create_member mb;
+    char *current = NULL;
+    memset(&mb, 0, sizeof mb);
+    snap_meta_init(&mb.m);
+    *plan_json = NULL;
+    *would_freeze = false;
+    /* As snapshot-create -N: the domain's lock, no vanished domain recovered. */
+    int rc = snap_session_open(ctx, domain, SNAP_SESSION_CREATE_DIR, &mb.s, err);
+    mb.session_open = rc == 0;
     if (!rc)
-        rc = snap_quiesce_prepare(ctx, &s->dom, &mb->plan, &mb->q, err);
+        rc = member_plan(ctx, &mb, p, &current, err);
+    if (!rc) {
+        *plan_json = snap_plan_to_json(&mb.plan, &mb.s.dom);
+        *would_freeze = member_would_freeze(&mb);
+    }
+    free(current);
+    snap_create_member_dispose(&mb); /* nothing was journaled, nor frozen */
     return rc;
 }
 
@@ -1069,6 +1099,8 @@ int snap_create_member_prepare(snap_ctx *ctx, snap_create_member *mb, const char
     mb->session_open = rc == 0;
     if (!rc)
         rc = member_plan(ctx, mb, p, &current, &err);
+    if (!rc)
+        rc = snap_quiesce_prepare(ctx, &mb->s.dom, &mb->plan, &mb->q, &err);
     if (rc) {
         free(current);
         return member_fail(mb, rc, &err);

@@ -53,6 +53,15 @@ typedef struct snap_create_member {
 /* Session, plan and agent (no QMP yet); then the journal, naming group. */
 int snap_create_member_prepare(snap_ctx *ctx, snap_create_member *mb, const char *domain,
                                const snap_create_params *p, const char *group);
+/*
+ * A member's dry run: the checks of prepare (session, plan, a shut-off
+ * domain refused, room, parent) and nothing written; its plan as
+ * snapshot-create -N's JSON (malloc'd), and whether it would be frozen (a
+ * running domain with an agent, quiesce not off). ctx only logs.
+ */
+int snap_create_member_dry_run(snap_ctx *ctx, const char *domain,
+                               const snap_create_params *p, char **plan_json,
+                               bool *would_freeze, snap_err *err);
 /* The group is crash-consistent: no freeze (the agent is closed). */
 void snap_create_member_no_quiesce(snap_create_member *mb);
 /* QMP connected, overlays prepared, the transaction built. */

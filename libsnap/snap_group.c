@@ -53,6 +53,7 @@
 
 #include "snap_create.h"
 #include "snap_group_pending.h"
+#include "snap_json.h"
 #include "snap_lock.h"
 #include "snap_ops.h"
 #include "snap_trace.h"
@@ -321,10 +322,11 @@ static int check_group_params(const char *group, size_t n, const snap_create_par
         return snap_err_context(err, "group name");
     if (n < 1)
         return snap_err_set(err, SNAP_ERROR_INVAL, "group %s: no domain given", group);
-    if (p->memory || p->dry_run)
+    if (p->memory)
         return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
-                            "group %s: %s is not supported for a consistency group",
-                            group, p->memory ? "a memory checkpoint" : "a dry run");
+                            "group %s: a memory checkpoint is not supported for a "
+                            "consistency group",
+                            group);
     return 0;
 }
 
@@ -388,10 +390,131 @@ static int create_new_group(snap_ctx *ctx, snap_meta_store *gst, const char *gro
     return rc;
 }
 
+/* ------------------------------------------------------------ dry run */
+
+/* The group's plan: a header naming the group and its cut, each member's plan. */
+static char *group_plan_json(const char *group, bool quiesced, char *const *plans,
+                             size_t n)
+{
+    yajl_gen g = snap_json_gen_new(true);
+    yajl_gen_map_open(g);
+    snap_json_kv_str(g, "group", group);
+    snap_json_kv_int(g, "domains", (long long)n);
+    snap_json_kv_str(g, "cut", quiesced ? "quiesced" : "paused");
+    snap_json_kv_str(g, "how",
+                     quiesced ? "every guest frozen in parallel under one budget, every "
+                                "disk cut in the shared frozen window (one QMP "
+                                "transaction per QEMU), all thawed"
+                              : "crash-consistent: every domain paused for the cut, "
+                                "then unpaused");
+    snap_json_key(g, "members");
+    yajl_gen_array_open(g);
+    for (size_t i = 0; i < n; i++) {
+        snap_err ignore;
+        yajl_val v = snap_json_parse(plans[i], "a member's plan", &ignore);
+        snap_json_tree(g, v); /* our own JSON: it parses */
+        yajl_tree_free(v);
+    }
+    yajl_gen_array_close(g);
+    yajl_gen_map_close(g);
+    return snap_json_gen_finish(g, NULL);
+}
+
+/*
+ * Every member checked and planned as the real run would, in lock order;
+ * the first that cannot be snapshotted is the error. Nothing is journaled,
+ * frozen or paused; pending group operations on a member are only noted.
+ */
+static int plan_members(snap_ctx *ctx, const char *group, const char **order, size_t n,
+                        const snap_create_params *params, char **plan_out, snap_err *err)
+{
+    snap_create_params p = *params;
+    p.name = group;
+    char **plans = snap_xcalloc(n, sizeof *plans);
+    bool quiesced = true;
+    int rc = 0;
+    for (size_t i = 0; i < n && !rc; i++) {
+        bool freezes = false;
+        snap_group_note_pending(ctx->lg, ctx->statedir, order[i], order[i]);
+        rc = snap_create_member_dry_run(ctx, order[i], &p, &plans[i], &freezes, err);
+        if (rc)
+            snap_err_context(err, "group %s: domain %s cannot be snapshotted", group,
+                             order[i]);
+        quiesced = quiesced && freezes;
+    }
+    if (!rc && plan_out)
+        *plan_out = group_plan_json(group, quiesced, plans, n);
+    for (size_t i = 0; i < n; i++)
+        free(plans[i]);
+    free(plans);
+    return rc;
+}
+
+/* The dry run: refused as the real run would be, under the groups lock if any. */
+static int plan_group(snap_ctx *ctx, const char *group, const char **order, size_t n,
+                      const snap_create_params *params, char **plan_out, snap_err *err)
+{
+    snap_meta_store gst;
+    snap_lock lock;
+    /* No groups directory yet: no group exists, and none is made here. */
+    int rc = snap_meta_store_open_groups(&gst, ctx->statedir, false, err);
+    if (rc == SNAP_ERROR_NOTFOUND) {
+        snap_err_clear(err);
+        return plan_members(ctx, group, order, n, params, plan_out, err);
+    }
+    if (rc)
+        return rc;
+    rc = snap_lock_acquire(&gst, &lock, SNAP_LOCK_TIMEOUT_MS, err);
+    if (!rc) {
+        snap_group_info *old = NULL;
+        if (snap_group_record_load(&gst, group, &old, err) != SNAP_ERROR_NOTFOUND)
+            rc = snap_err_set(err, SNAP_ERROR_EXISTS, "group '%s' already exists", group);
+        snap_group_info_free(old);
+        if (!rc) {
+            snap_err_clear(err);
+            rc = plan_members(ctx, group, order, n, params, plan_out, err);
+        }
+        snap_lock_release(&lock);
+    }
+    snap_meta_store_close(&gst);
+    return rc;
+}
+
+int snap_group_create_plan(snap_ctx *ctx, const char *group, const char *const *domains,
+                           size_t n, const snap_create_params *params,
+                           snap_group_info **info_out, char **plan_out)
+{
+    if (plan_out)
+        *plan_out = NULL;
+    if (!params->dry_run)
+        return snap_group_create(ctx, group, domains, n, params, info_out);
+    snap_err *err = &ctx->err;
+    const char **order = NULL;
+    snap_err_clear(err);
+    if (info_out)
+        *info_out = NULL;
+    snap_trace("group-create-plan");
+    int rc = check_group_params(group, n, params, err);
+    if (!rc)
+        rc = sorted_domains(domains, n, &order, err);
+    if (!rc) {
+        snap_err local; /* the member calls reuse ctx->err */
+        snap_err_clear(&local);
+        rc = plan_group(ctx, group, order, n, params, plan_out, &local);
+        if (rc)
+            *err = local;
+    }
+    free(order);
+    return rc ? snap_ctx_fail(ctx, err) : 0;
+}
+
 int snap_group_create(snap_ctx *ctx, const char *group, const char *const *domains,
                       size_t n, const snap_create_params *params,
                       snap_group_info **info_out)
 {
+    if (params->dry_run)
+        return snap_group_create_plan(ctx, group, domains, n, params, info_out, NULL);
+
     snap_err *err = &ctx->err;
     snap_meta_store gst;
     snap_lock lock;
