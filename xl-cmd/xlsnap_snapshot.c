@@ -196,22 +196,28 @@ static int print_group_result(int rc, const char *what, snap_group_info *g, bool
 static int create_group(const char *group, int n, char **domains,
                         const snap_create_params *p, bool json, bool verify)
 {
-    if (p->memory || verify || dryrun_only) {
+    if (p->memory || verify) {
         fprintf(stderr, "--group cannot be combined with %s\n",
-                p->memory ? "-m/--memory"
-                : verify  ? "--verify"
-                          : "-N (dry run)");
+                p->memory ? "-m/--memory" : "--verify");
         return 2;
     }
     if (n < 1) {
         fprintf(stderr, "--group needs at least one domain\n");
         return 2;
     }
+    snap_create_params gp = *p;
+    gp.dry_run = dryrun_only;
     snap_group_info *g = NULL;
-    int rc = snap_group_create(xlsnap_ctx(), group, (const char *const *)domains,
-                               (size_t)n, p, &g);
-    return print_group_result(rc, "snapshot-create --group", g, json,
-                              print_group_created);
+    char *plan = NULL;
+    int rc = snap_group_create_plan(xlsnap_ctx(), group, (const char *const *)domains,
+                                    (size_t)n, &gp, &g, &plan);
+    if (rc || !plan)
+        return print_group_result(rc, "snapshot-create --group", g, json,
+                                  print_group_created);
+    /* -N: the plan, as for one domain. */
+    printf("%s\n", json_term_safe(plan));
+    free(plan);
+    return EXIT_SUCCESS;
 }
 
 /*
