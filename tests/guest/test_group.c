@@ -240,6 +240,103 @@ static void test_group_freeze_fails(void)
     CHECK_WORLD_KEPT(&gh, before_h);
 }
 
+/* The records in d's writer log (0 when it cannot be read). */
+static long writer_records(const th_xlsim_dom *d)
+{
+    char *text = th_snap_writer_log(d);
+    th_writer_log log;
+    long n = text && th_writer_log_parse(text, &log) ? log.records : 0;
+    free(text);
+    return n;
+}
+
+/*
+ * -N --group prints the group's plan (a header naming it and its cut, each
+ * member's plan) and changes nothing: no member snapshot in any qcow2
+ * table, no group record, no journal, no guest frozen (a freeze would stop
+ * at the test hook and say so); the writers keep writing.
+ */
+static void test_group_dry_run(void)
+{
+    th_cmd r;
+    REQUIRE(all_up);
+    char *before_a = th_world_capture(&ga, TH_WORLD_LIVE);
+    char *before_b = th_world_capture(&gb, TH_WORLD_LIVE);
+    char *img_a = th_snap_active_image(&ga, "xvdb");
+    char *img_b = th_snap_active_image(&gb, "xvdb");
+    REQUIRE(img_a && img_b);
+    char *table_a = th_snap_table(img_a), *table_b = th_snap_table(img_b);
+    long records_a = writer_records(&ga), records_b = writer_records(&gb);
+    setenv("XLSNAP_TEST_PAUSE_AFTER_FREEZE", "60000", 1);
+    th_xlsnap(&r, "-N", "snapshot-create", "--quiesce=required", "--group=g6", "gb", "ga",
+              NULL);
+    unsetenv("XLSNAP_TEST_PAUSE_AFTER_FREEZE");
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS_ALL(r.out, "\"group\": \"g6\"", "\"domains\": 2",
+                       "\"cut\": \"quiesced\"", "shared frozen window",
+                       "\"domain\": \"ga\"", "\"domain\": \"gb\"", "\"snapshot\": \"g6\"",
+                       "\"vdev\": \"xvdb\"");
+    CHECK(strstr(r.out, "\"domain\": \"ga\"") < strstr(r.out, "\"domain\": \"gb\""));
+    CHECK(!r.err || !strstr(r.err, "test hook"));
+    th_note("%s", r.out);
+    th_cmd_free(&r);
+    CHECK(access(group_record("g6"), F_OK) != 0);
+    char *journals = th_snap_journal_text();
+    CHECK_STR(journals, "");
+    free(journals);
+    CHECK(access(group_journal("g6"), F_OK) != 0);
+    char *after_a = th_snap_table(img_a), *after_b = th_snap_table(img_b);
+    CHECK_STR(after_a, table_a);
+    CHECK_STR(after_b, table_b);
+    CHECK_GUEST_THAWED(&ga);
+    CHECK_GUEST_THAWED(&gb);
+    CHECK(th_snap_wait_for_records(&ga, records_a + 10));
+    CHECK(th_snap_wait_for_records(&gb, records_b + 10));
+    CHECK_WORLD_KEPT(&ga, before_a);
+    CHECK_WORLD_KEPT(&gb, before_b);
+    /* Crash-consistent: the plan says both are paused for the cut. */
+    th_xlsnap(&r, "-N", "snapshot-create", "--quiesce=off", "--group=g6", "ga", "gb",
+              NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS_ALL(r.out, "\"cut\": \"paused\"", "every domain paused");
+    th_cmd_free(&r);
+    CHECK(access(group_record("g6"), F_OK) != 0);
+    free(table_a), free(table_b), free(after_a), free(after_b), free(img_a), free(img_b);
+}
+
+/* -N refuses what the real run refuses, naming the group or the member. */
+static void test_group_dry_run_refused(void)
+{
+    th_cmd r;
+    REQUIRE(all_up);
+    REQUIRE(access(group_record("g1"), F_OK) == 0);
+    th_xlsnap(&r, "-N", "snapshot-create", "--group=g1", "ga", "gb", NULL);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS(r.err, "group 'g1' already exists");
+    CHECK_STR(r.out, "");
+    th_cmd_free(&r);
+    th_xlsnap(&r, "-N", "snapshot-create", "--group=g7", "ga", "gb", "ga", NULL);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS(r.err, "domain ga is named twice");
+    th_cmd_free(&r);
+    /* gh already has a snapshot h0 (test_group_freeze_fails): gh is named. */
+    th_xlsnap(&r, "-N", "snapshot-create", "--group=h0", "ga", "gh", NULL);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS_ALL(r.err, "group h0: domain gh cannot be snapshotted", "h0");
+    CHECK_STR(r.out, "");
+    th_note("%s", r.err);
+    th_cmd_free(&r);
+    th_xlsnap(&r, "-N", "snapshot-create", "--group=g7", "ga", "nosuchdom", NULL);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS(r.err, "nosuchdom");
+    th_cmd_free(&r);
+    CHECK(access(group_record("g7"), F_OK) != 0);
+    CHECK(access(group_record("h0"), F_OK) != 0);
+    char *journals = th_snap_journal_text();
+    CHECK_STR(journals, "");
+    free(journals);
+}
+
 /* gb's transaction fails inside the shared window (its overlay path taken). */
 static void test_group_transaction_fails(void)
 {
@@ -597,11 +694,13 @@ static void test_group_delete_rerun(void)
 
 int main(void)
 {
-    th_plan(13);
+    th_plan(15);
     TH_RUN(test_boot);
     TH_RUN(test_group_quiesced);
     TH_RUN(test_group_list_info);
     TH_RUN(test_group_freeze_fails);
+    TH_RUN(test_group_dry_run);
+    TH_RUN(test_group_dry_run_refused);
     TH_RUN(test_group_transaction_fails);
     TH_RUN(test_group_sigkill_in_window);
     TH_RUN(test_group_sigkill_before_group_record);
