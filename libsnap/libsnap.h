@@ -544,6 +544,9 @@ typedef struct snap_group_member {
     int frozen_count;      /* filesystems frozen */
     int64_t window_ms;     /* this domain's own window: freeze sent -> thaw answered
                             * (quiesced), or pause -> unpause (crash-consistent) */
+    bool shut_off;         /* the domain was shut off: its disks cut by qemu-img
+                            * before the window; its level does not lower the
+                            * group's */
 } snap_group_member;
 
 typedef struct snap_group_info {

@@ -1039,11 +1039,7 @@ static int member_plan(snap_ctx *ctx, snap_create_member *mb, const snap_create_
     snap_session *s = &mb->s;
     int rc = snap_plan_create(ctx, &s->dom, &s->st, p, &mb->plan, err);
     mb->planned = true; /* a failed plan is disposed too, as create_in_session does */
-    if (!rc && plan_is_offline(s, &mb->plan))
-        rc = snap_err_set(err, SNAP_ERROR_UNSUPPORTED,
-                          "domain %s is shut off: a consistency group snapshots running "
-                          "(or paused) domains through their QEMU",
-                          s->dom.ref.name);
+    mb->offline = !rc && plan_is_offline(s, &mb->plan);
     if (!rc && s->dom.ref.state == SNAP_DOMAIN_RUNNING)
         rc = check_room(&mb->plan, err);
     if (!rc)
@@ -1063,7 +1059,7 @@ static bool member_would_freeze(const snap_create_member *mb)
 
 int snap_create_member_dry_run(snap_ctx *ctx, const char *domain,
                                const snap_create_params *p, char **plan_json,
-                               bool *would_freeze, snap_err *err)
+                               bool *would_freeze, bool *offline, snap_err *err)
 {
     snap_create_member mb;
     char *current = NULL;
@@ -1071,6 +1067,7 @@ int snap_create_member_dry_run(snap_ctx *ctx, const char *domain,
     snap_meta_init(&mb.m);
     *plan_json = NULL;
     *would_freeze = false;
+    *offline = false;
     /* As snapshot-create -N: the domain's lock, no vanished domain recovered. */
     int rc = snap_session_open(ctx, domain, SNAP_SESSION_CREATE_DIR, &mb.s, err);
     mb.session_open = rc == 0;
@@ -1079,6 +1076,7 @@ int snap_create_member_dry_run(snap_ctx *ctx, const char *domain,
     if (!rc) {
         *plan_json = snap_plan_to_json(&mb.plan, &mb.s.dom);
         *would_freeze = member_would_freeze(&mb);
+        *offline = mb.offline;
     }
     free(current);
     snap_create_member_dispose(&mb); /* nothing was journaled, nor frozen */
@@ -1125,7 +1123,7 @@ void snap_create_member_no_quiesce(snap_create_member *mb)
 int snap_create_member_connect(snap_ctx *ctx, snap_create_member *mb)
 {
     snap_err err;
-    if (mb->rc)
+    if (mb->rc || mb->offline)
         return mb->rc;
     /* A member whose disks are all LVM volumes needs no QEMU (it may have none). */
     int rc = plan_has(&mb->plan, false)
@@ -1135,6 +1133,17 @@ int snap_create_member_connect(snap_ctx *ctx, snap_create_member *mb)
         rc = prepare_overlays(ctx, mb->qmp, &mb->plan, &mb->by_fd, &mb->fp, &err);
     if (!rc)
         mb->tx = build_transaction(&mb->plan, mb->by_fd);
+    return member_fail(mb, rc, &err);
+}
+
+int snap_create_member_cut_offline(snap_ctx *ctx, snap_create_member *mb)
+{
+    snap_err err;
+    if (mb->rc || !mb->offline)
+        return mb->rc;
+    int rc = snapshot_via_qemu_img(ctx, &mb->plan, &err);
+    if (rc)
+        snap_err_context(&err, "domain %s (shut off)", mb->s.dom.ref.name);
     return member_fail(mb, rc, &err);
 }
 
@@ -1183,7 +1192,7 @@ int snap_create_member_tx_timeout_ms(const snap_create_member *mb)
 int snap_create_member_cut(snap_ctx *ctx, snap_create_member *mb, int timeout_ms)
 {
     snap_err err;
-    if (mb->rc)
+    if (mb->rc || mb->offline) /* cut before the window */
         return mb->rc;
     if (snap_quiesce_in_window(mb->q) && timeout_ms <= 1)
         return member_fail(mb,
@@ -1201,6 +1210,8 @@ int snap_create_member_cut(snap_ctx *ctx, snap_create_member *mb, int timeout_ms
 
 int snap_create_member_thaw(snap_ctx *ctx, snap_create_member *mb)
 {
+    if (mb->offline) /* no QEMU, nothing frozen */
+        return mb->rc;
     snap_err err = mb->err;
     /* a transaction answered in time awaits nothing late, whatever failed after */
     bool tx_unsettled = mb->tx_sent && (!mb->rc || mb->tx_rc);

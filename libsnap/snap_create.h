@@ -5,6 +5,11 @@
  * that the group runs each phase on every member before the next (in
  * parallel for the freeze, the transaction and the thaw). Not installed.
  *
+ * A shut-off member (offline) has no QEMU and no window: its disks are
+ * cut by snap_create_member_cut_offline (qemu-img and lvcreate children,
+ * as snapshot-create's offline create) before any guest is frozen or
+ * paused; connect, cut and thaw skip it; commit and rollback as any.
+ *
  * A member's phases, each skipped once mb->rc is set:
  *   prepare (session: lock, recovery; plan; agent; journal "planned")
  *   -> connect (QMP, overlays, the transaction built; no QMP for a domain
@@ -28,6 +33,7 @@
 
 typedef struct snap_create_member {
     const char *domain; /* as the caller named it */
+    bool offline;       /* shut off: cut by qemu-img before any window */
     snap_session s;
     bool session_open;
     snap_plan plan;
@@ -55,17 +61,19 @@ int snap_create_member_prepare(snap_ctx *ctx, snap_create_member *mb, const char
                                const snap_create_params *p, const char *group);
 /*
  * A member's dry run: the checks of prepare (session, plan, a shut-off
- * domain refused, room, parent) and nothing written; its plan as
+ * domain's plan too, room, parent) and nothing written; its plan as
  * snapshot-create -N's JSON (malloc'd), and whether it would be frozen (a
  * running domain with an agent, quiesce not off). ctx only logs.
  */
 int snap_create_member_dry_run(snap_ctx *ctx, const char *domain,
                                const snap_create_params *p, char **plan_json,
-                               bool *would_freeze, snap_err *err);
+                               bool *would_freeze, bool *offline, snap_err *err);
 /* The group is crash-consistent: no freeze (the agent is closed). */
 void snap_create_member_no_quiesce(snap_create_member *mb);
 /* QMP connected, overlays prepared, the transaction built. */
 int snap_create_member_connect(snap_ctx *ctx, snap_create_member *mb);
+/* A shut-off member's disks, snapshotted (no-op for a running or paused one). */
+int snap_create_member_cut_offline(snap_ctx *ctx, snap_create_member *mb);
 /* Freezes (thread-safe against other members). A best-effort fall-back fails. */
 int snap_create_member_freeze(snap_ctx *ctx, snap_create_member *mb);
 /* Pauses a running domain (crash-consistent groups). */

@@ -189,10 +189,13 @@ static void cut_quiesced(group_run *g)
 /* No freeze for some member: every domain paused for the cut instead. */
 static void cut_paused(group_run *g)
 {
+    size_t live = 0;
+    for (size_t i = 0; i < g->n; i++)
+        live += !g->mb[i].offline;
     snap_log(g->ctx->lg, XTL_NOTICE,
-             "group %s: not every member can be quiesced: pausing all %zu domains for "
+             "group %s: not every member can be quiesced: pausing all %zu domains%s for "
              "the cut (crash-consistent)",
-             g->name, g->n);
+             g->name, live, live < g->n ? " not shut off" : "");
     for (size_t i = 0; i < g->n; i++)
         snap_create_member_no_quiesce(&g->mb[i]);
     snap_trace("group-pause");
@@ -259,6 +262,7 @@ static snap_group_info *group_info_of(const group_run *g)
             .consistency = snap_meta_consistency_public(m->quiesce.state),
             .frozen_count = m->quiesce.frozen_count,
             .window_ms = g->mb[i].qres.window_ms,
+            .shut_off = g->mb[i].offline,
         };
     }
     gi->json = snap_group_record_to_json(gi);
@@ -337,11 +341,16 @@ static int group_create_locked(group_run *g, snap_meta_store *gst,
 {
     snap_create_params p = *params;
     p.name = g->name;
-    g->quiesced = true;
+    bool frozen = true, live = false; /* shut-off members need no freeze */
     for (size_t i = 0; i < g->n && !first_failed(g); i++) {
         snap_create_member_prepare(g->ctx, &g->mb[i], order[i], &p, g->name);
-        g->quiesced = g->quiesced && g->mb[i].q;
+        live = live || !g->mb[i].offline;
+        frozen = frozen && (g->mb[i].offline || g->mb[i].q);
     }
+    g->quiesced = live && frozen;
+    /* Their disks do not change: cut before the window, which they would lengthen. */
+    for (size_t i = 0; i < g->n && !first_failed(g); i++)
+        snap_create_member_cut_offline(g->ctx, &g->mb[i]);
     if (!first_failed(g)) {
         if (g->quiesced)
             cut_quiesced(g);
@@ -431,19 +440,21 @@ static int plan_members(snap_ctx *ctx, const char *group, const char **order, si
     snap_create_params p = *params;
     p.name = group;
     char **plans = snap_xcalloc(n, sizeof *plans);
-    bool quiesced = true;
+    bool frozen = true, live = false; /* as group_create_locked decides */
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
-        bool freezes = false;
+        bool freezes = false, offline = false;
         snap_group_note_pending(ctx->lg, ctx->statedir, order[i], order[i]);
-        rc = snap_create_member_dry_run(ctx, order[i], &p, &plans[i], &freezes, err);
+        rc = snap_create_member_dry_run(ctx, order[i], &p, &plans[i], &freezes, &offline,
+                                        err);
         if (rc)
             snap_err_context(err, "group %s: domain %s cannot be snapshotted", group,
                              order[i]);
-        quiesced = quiesced && freezes;
+        live = live || !offline;
+        frozen = frozen && (offline || freezes);
     }
     if (!rc && plan_out)
-        *plan_out = group_plan_json(group, quiesced, plans, n);
+        *plan_out = group_plan_json(group, live && frozen, plans, n);
     for (size_t i = 0; i < n; i++)
         free(plans[i]);
     free(plans);

@@ -39,12 +39,13 @@ void snap_group_info_list_free(snap_group_info **list, size_t n)
     free(list);
 }
 
-/* The group's level: its lowest member's (crash-consistent when paused). */
+/* The group's level: its lowest running member's (crash-consistent when paused). */
 static snap_consistency group_level(const snap_group_info *g)
 {
     snap_consistency c = g->quiesced ? SNAP_CONSISTENCY_QUIESCED : SNAP_CONSISTENCY_CRASH;
     for (size_t i = 0; i < g->n_members; i++)
-        c = g->members[i].consistency < c ? g->members[i].consistency : c;
+        if (!g->members[i].shut_off) /* nothing ran on it: nothing to freeze */
+            c = g->members[i].consistency < c ? g->members[i].consistency : c;
     return c;
 }
 
@@ -72,6 +73,8 @@ char *snap_group_record_to_json(const snap_group_info *g)
         snap_json_kv_str(gen, "consistency", snap_consistency_to_string(m->consistency));
         snap_json_kv_int(gen, "frozen_count", m->frozen_count);
         snap_json_kv_int(gen, "window_ms", m->window_ms);
+        if (m->shut_off) /* absent: running or paused (records before it existed) */
+            snap_json_kv_bool(gen, "shut_off", true);
         yajl_gen_map_close(gen);
     }
     yajl_gen_array_close(gen);
@@ -115,6 +118,8 @@ static int parse_member(const snap_meta_reader *top, yajl_val v, size_t i,
         return top->err->code;
     m->frozen_count = (int)frozen;
     m->window_ms = window;
+    bool shut_off = false;
+    m->shut_off = snap_json_get_bool(v, "shut_off", &shut_off) && shut_off;
     return 0;
 }
 

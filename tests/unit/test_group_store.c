@@ -39,13 +39,15 @@ static snap_group_info *sample_group(const char *name)
                                         snap_xstrdup(name),
                                         SNAP_CONSISTENCY_QUIESCED,
                                         2,
-                                        158};
+                                        158,
+                                        false};
     g->members[1] = (snap_group_member){snap_xstrdup("web"),
                                         snap_xstrdup(UUID_B),
                                         snap_xstrdup(name),
                                         SNAP_CONSISTENCY_PARTIAL,
                                         1,
-                                        174};
+                                        174,
+                                        false};
     return g;
 }
 
@@ -71,6 +73,39 @@ static void test_round_trip(void)
     /* The group's level is its lowest member's. */
     CHECK_CONTAINS(text, "\"consistency\": \"partially-quiesced\",\n    \"window_ms\"");
     free(text);
+    snap_group_info_free(g);
+    snap_group_info_free(back);
+}
+
+/*
+ * A shut-off member (crash-consistent, nothing frozen) does not lower the
+ * group's level, and says so in the record; older records without the
+ * field read as running members.
+ */
+static void test_shut_off_member(void)
+{
+    snap_group_info *g = sample_group("g2"), *back = NULL;
+    snap_err err = {0};
+    g->members[1].consistency = SNAP_CONSISTENCY_CRASH;
+    g->members[1].frozen_count = 0;
+    g->members[1].shut_off = true;
+    char *text = snap_group_record_to_json(g);
+    CHECK_CONTAINS(text, "\"consistency\": \"quiesced\",\n    \"window_ms\"");
+    CHECK_CONTAINS(text, "\"shut_off\": true");
+    REQUIRE(snap_group_record_from_json(text, "g2.json", &back, &err) == 0);
+    CHECK(back->quiesced);
+    CHECK(back->members[1].shut_off);
+    CHECK(!back->members[0].shut_off);
+    snap_group_info_free(back);
+    back = NULL;
+    g->members[1].shut_off = false; /* a running member: it lowers the level */
+    char *old = snap_group_record_to_json(g);
+    CHECK(strstr(old, "shut_off") == NULL);
+    CHECK_CONTAINS(old, "\"consistency\": \"crash-consistent\",\n    \"window_ms\"");
+    REQUIRE(snap_group_record_from_json(old, "g2.json", &back, &err) == 0);
+    CHECK(!back->members[1].shut_off);
+    free(text);
+    free(old);
     snap_group_info_free(g);
     snap_group_info_free(back);
 }
@@ -346,8 +381,9 @@ static void test_op_store(void)
 
 int main(void)
 {
-    th_plan(7);
+    th_plan(8);
     TH_RUN(test_round_trip);
+    TH_RUN(test_shut_off_member);
     TH_RUN(test_strict_reading);
     TH_RUN(test_store_and_recovery_question);
     TH_RUN(test_member_fields);
