@@ -531,17 +531,25 @@ void print_group_created(const snap_group_info *g)
                        : "crash-consistent (all paused together)",
            (long long)g->window_ms);
     for (size_t i = 0; i < g->n_members; i++)
-        printf("%s%s %lld ms", i ? ", " : " (", term_safe(g->members[i].domain_name),
-               (long long)g->members[i].window_ms);
+        if (g->members[i].shut_off)
+            printf("%s%s shut off", i ? ", " : " (",
+                   term_safe(g->members[i].domain_name));
+        else
+            printf("%s%s %lld ms", i ? ", " : " (", term_safe(g->members[i].domain_name),
+                   (long long)g->members[i].window_ms);
     printf(").\n");
 }
 
-/* "quiesced", "partially-quiesced" (a member was) or "crash-consistent". */
+/*
+ * "quiesced", "partially-quiesced" (a member was) or "crash-consistent"; a
+ * shut-off member, with nothing to freeze, does not lower it.
+ */
 static const char *group_level(const snap_group_info *g)
 {
     snap_consistency c = g->quiesced ? SNAP_CONSISTENCY_QUIESCED : SNAP_CONSISTENCY_CRASH;
     for (size_t i = 0; i < g->n_members; i++)
-        c = g->members[i].consistency < c ? g->members[i].consistency : c;
+        if (!g->members[i].shut_off)
+            c = g->members[i].consistency < c ? g->members[i].consistency : c;
     return snap_consistency_to_string(c);
 }
 
@@ -577,9 +585,14 @@ void print_group_info(const snap_group_info *g)
            "Own window");
     for (size_t i = 0; i < g->n_members; i++) {
         const snap_group_member *m = &g->members[i];
-        printf("%-20s %-36s %-20s %-17s %lld ms\n", term_safe(m->domain_name),
-               term_safe(m->domain_uuid), term_safe(m->snapshot),
-               snap_consistency_to_string(m->consistency), (long long)m->window_ms);
+        if (m->shut_off)
+            printf("%-20s %-36s %-20s %-17s shut off\n", term_safe(m->domain_name),
+                   term_safe(m->domain_uuid), term_safe(m->snapshot),
+                   snap_consistency_to_string(m->consistency));
+        else
+            printf("%-20s %-36s %-20s %-17s %lld ms\n", term_safe(m->domain_name),
+                   term_safe(m->domain_uuid), term_safe(m->snapshot),
+                   snap_consistency_to_string(m->consistency), (long long)m->window_ms);
     }
 }
 #endif
