@@ -578,7 +578,9 @@ void snap_group_info_list_free(snap_group_info **list, size_t n);
  * first freeze), every disk of every domain is cut by one QMP transaction
  * per QEMU, all sent in parallel inside the shared frozen window, then all
  * are thawed. Crash-consistent (quiesce OFF, or a member without agent
- * under best-effort): every domain is paused for the cut instead. All or
+ * under best-effort): every domain is paused for the cut instead. A
+ * shut-off domain is cut by qemu-img (and lvcreate) children before any
+ * freeze or pause, and counts for neither (members[].shut_off). All or
  * nothing: if any member fails to freeze, or its transaction fails, every
  * member is rolled back and every guest thawed (resumed). Crash safety:
  * each member is journaled with the group's name and the group record is
