@@ -2,7 +2,7 @@
  * Consistency groups (issue 20) through the real `xlsnap` command on xlsim
  * domains: ga and gb run the guest's writer (an fsync'd record every 20 ms
  * on xvdb), gh's fsfreeze hook sleeps 8 s (its freeze times out under
- * --freeze-timeout=2). The three boot side by side.
+ * --freeze-timeout=2). The four (gs too) boot side by side.
  *
  * A quiesced group of ga and gb: both cut inside their frozen windows (each
  * base image's ext4 is clean, without a journal to replay; each writer log
@@ -17,6 +17,12 @@
  * xlsnap SIGKILLed once the first member (ga) of a group revert, then of a
  * group delete, is done: a command on the other member (gb) finishes the
  * group first (gb reverted, or its member deleted), then runs.
+ *
+ * -N --group plans a group and changes nothing, and refuses what the real
+ * run refuses. gs boots, then is shut off: a group of ga and gs is
+ * quiesced, gs's member cut by qemu-img before the window; gs's member is
+ * undone when gh's freeze fails, and when ga's transaction fails after
+ * gs's overlay was made.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -36,7 +42,7 @@
 #define BOOT_TIMEOUT_MS 150000
 #define MIN_RECORDS     20
 
-static th_xlsim_dom ga, gb, gh;
+static th_xlsim_dom ga, gb, gh, gs;
 static bool all_up;
 
 /* ------------------------------------------------------------ helpers */
@@ -142,10 +148,14 @@ static void test_boot(void)
     bool ca = th_xlsim_create(&ga, "ga", &writer);
     bool cb = th_xlsim_create(&gb, "gb", &writer);
     bool ch = th_xlsim_create(&gh, "gh", &hang);
+    bool cs = th_xlsim_create(&gs, "gs", NULL);
     bool ua = ca && th_xlsim_wait_agent(&ga, BOOT_TIMEOUT_MS);
     bool ub = cb && th_xlsim_wait_agent(&gb, BOOT_TIMEOUT_MS);
     bool uh = ch && th_xlsim_wait_agent(&gh, BOOT_TIMEOUT_MS);
-    all_up = ua && ub && uh && th_snap_wait_for_records(&ga, MIN_RECORDS) &&
+    bool us = cs && th_xlsim_wait_agent(&gs, BOOT_TIMEOUT_MS);
+    /* gs is shut off: an offline member, its disks cut by qemu-img. */
+    bool off = us && th_xlsim_poweroff(&gs, 60000);
+    all_up = ua && ub && uh && off && th_snap_wait_for_records(&ga, MIN_RECORDS) &&
              th_snap_wait_for_records(&gb, MIN_RECORDS);
     CHECK(all_up);
 }
@@ -692,9 +702,118 @@ static void test_group_delete_rerun(void)
     free(img_b);
 }
 
+/*
+ * A running domain (ga, frozen) and a shut-off one (gs, qemu-img): one
+ * quiesced group, gs's member in its qcow2 images; -N plans it the same.
+ */
+static void test_group_shut_off_member(void)
+{
+    th_cmd r;
+    REQUIRE(all_up);
+    th_xlsnap(&r, "-N", "snapshot-create", "--quiesce=required", "--group=g11", "ga",
+              "gs", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS_ALL(r.out, "\"cut\": \"quiesced\"", "\"state\": \"shutoff\"",
+                       "\"via\": \"qemu-img\"");
+    th_cmd_free(&r);
+    CHECK(!th_qemu_img_has_snapshot(gs.data, "g11"));
+    char *img_a = th_snap_active_image(&ga, "xvdb");
+    REQUIRE(img_a);
+    th_xlsnap(&r, "snapshot-create", "--quiesce=required", "--group=g11", "gs", "ga",
+              NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS_ALL(r.out,
+                       "Group g11 created: 2 domains, quiesced (all frozen together)",
+                       "gs shut off");
+    th_note("%s%s", r.out, r.err ? r.err : "");
+    th_cmd_free(&r);
+    CHECK(access(group_record("g11"), F_OK) == 0);
+    CHECK(th_qemu_img_has_snapshot(gs.root, "g11"));
+    CHECK(th_qemu_img_has_snapshot(gs.data, "g11"));
+    CHECK(th_qemu_img_has_snapshot(img_a, "g11"));
+    CHECK_GUEST_THAWED(&ga);
+    th_xlsnap(&r, "snapshot-info", "--group", "g11", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS_ALL(r.out, "Consistency:    quiesced (every domain frozen", "\ngs ",
+                       " shut off\n");
+    th_note("%s", r.out);
+    th_cmd_free(&r);
+    th_xlsnap(&r, "snapshot-info", "gs", "g11", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "Group:          g11");
+    th_cmd_free(&r);
+    char *journals = th_snap_journal_text();
+    CHECK_STR(journals, "");
+    free(journals);
+    free(img_a);
+}
+
+/*
+ * gh's freeze fails after gs's member was cut (before the window): both
+ * undone, gs's qcow2 tables and world as before, gh thawed.
+ */
+static void test_group_shut_off_undone(void)
+{
+    th_cmd r;
+    REQUIRE(all_up);
+    /* LIVE for gs too: qemu-img wrote its images (the member made, then
+     * removed); their snapshot tables and chains still count. */
+    char *before_s = th_world_capture(&gs, TH_WORLD_LIVE);
+    char *before_h = th_world_capture(&gh, TH_WORLD_LIVE);
+    th_xlsnap(&r, "snapshot-create", "--freeze-timeout=2", "--group=g12", "gs", "gh",
+              NULL);
+    CHECK_INT(r.rc, 1);
+    CHECK_CONTAINS_ALL(r.err, "gh",
+                       "group 'g12' was rolled back: no domain kept a member snapshot");
+    CHECK_CONTAINS(r.err, "rolling back snapshot 'g12' of domain gs");
+    th_note("%s", r.err);
+    th_cmd_free(&r);
+    CHECK(access(group_record("g12"), F_OK) != 0);
+    CHECK(!th_qemu_img_has_snapshot(gs.root, "g12"));
+    CHECK(!th_qemu_img_has_snapshot(gs.data, "g12"));
+    CHECK(!th_qemu_img_has_snapshot(gh.data, "g12"));
+    CHECK_GUEST_THAWED(&gh);
+    CHECK_WORLD_KEPT(&gs, before_s);
+    CHECK_WORLD_KEPT(&gh, before_h);
+}
+
+/*
+ * gs's member is cut before the window (its overlay is there while ga is
+ * frozen); ga's transaction then fails (its overlay path taken): both
+ * undone, gs's overlay removed, both worlds as before.
+ */
+static void test_group_shut_off_undone_after_cut(void)
+{
+    REQUIRE(all_up);
+    char *before_a = th_world_capture(&ga, TH_WORLD_LIVE);
+    char *before_s = th_world_capture(&gs, TH_WORLD_LIVE);
+    char *ov_a = snap_xasprintf("%s/data.g13.qcow2", ga.disk_dir);
+    char *ov_s = snap_xasprintf("%s/data.g13.qcow2", gs.disk_dir);
+    const char *argv[] = {"snapshot-create", "-e", "--group=g13", "ga", "gs", NULL};
+    pid_t pid =
+        start_paused_at(argv, th_path("g13.log"), "XLSNAP_TEST_PAUSE_AFTER_FREEZE",
+                        "test hook: frozen", "3000");
+    REQUIRE(pid > 0);
+    CHECK(access(ov_s, F_OK) == 0); /* gs cut already */
+    CHECK(mkdir(ov_a, 0700) == 0);
+    int status = th_wait(pid, 90000);
+    char *log = th_read_file(th_path("g13.log"));
+    CHECK(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 1);
+    CHECK_CONTAINS_ALL(log, "domain ga", "rolling back snapshot 'g13' of domain gs",
+                       "group 'g13' was rolled back: no domain kept a member snapshot");
+    th_note("xlsnap: %s", log ? log : "");
+    rmdir(ov_a);
+    CHECK(access(ov_s, F_OK) != 0);
+    CHECK(access(group_record("g13"), F_OK) != 0);
+    CHECK_GUEST_THAWED(&ga);
+    CHECK_WORLD_KEPT(&ga, before_a);
+    CHECK_WORLD_KEPT(&gs, before_s);
+    free(log), free(ov_a), free(ov_s);
+}
+
 int main(void)
 {
-    th_plan(15);
+    th_plan(18);
     TH_RUN(test_boot);
     TH_RUN(test_group_quiesced);
     TH_RUN(test_group_list_info);
@@ -710,8 +829,12 @@ int main(void)
     TH_RUN(test_group_revert_sigkill);
     TH_RUN(test_group_delete_sigkill);
     TH_RUN(test_group_delete_rerun);
+    TH_RUN(test_group_shut_off_member);
+    TH_RUN(test_group_shut_off_undone);
+    TH_RUN(test_group_shut_off_undone_after_cut);
     th_xlsim_destroy(&ga);
     th_xlsim_destroy(&gb);
     th_xlsim_destroy(&gh);
+    th_xlsim_destroy(&gs);
     return th_finish();
 }
