@@ -90,6 +90,8 @@ char *snap_text_escape(const char *s);
 #define LIBSNAP_HAVE_FREEZE_MOUNTS 1
 /* snap_group_create, _list, _get, _revert, _delete; snap_info.group (issue 20) */
 #define LIBSNAP_HAVE_SNAPSHOT_GROUPS 1
+#define LIBSNAP_HAVE_GROUP_PLAN      1 /* snap_group_create_plan */
+#define LIBSNAP_HAVE_GROUP_SHUT_OFF  1 /* snap_group_member.shut_off */
 
 /* ------------------------------------------------------------------ context */
 
