@@ -351,7 +351,7 @@ static int group_create_locked(group_run *g, snap_meta_store *gst,
     /* Their disks do not change: cut before the window, which they would lengthen. */
     for (size_t i = 0; i < g->n && !first_failed(g); i++)
         snap_create_member_cut_offline(g->ctx, &g->mb[i]);
-    if (!first_failed(g)) {
+    if (!first_failed(g) && live) { /* all shut off: no window at all */
         if (g->quiesced)
             cut_quiesced(g);
         else
