@@ -811,9 +811,38 @@ static void test_group_shut_off_undone_after_cut(void)
     free(log), free(ov_a), free(ov_s);
 }
 
+/*
+ * The group of a running and a shut-off member reverts (checks only) and
+ * is deleted like any: gs's member leaves its qcow2 images (qemu-img).
+ */
+static void test_group_shut_off_delete(void)
+{
+    th_cmd r;
+    REQUIRE(access(group_record("g11"), F_OK) == 0);
+    th_xlsnap(&r, "-N", "snapshot-revert", "--force", "--group", "g11", NULL);
+    CHECK_INT(r.rc, 0);
+    th_cmd_free(&r);
+    th_xlsnap(&r, "snapshot-delete", "--group", "g11", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "Group g11 deleted");
+    th_cmd_free(&r);
+    CHECK_SNAP_GONE(&ga, "g11");
+    CHECK_SNAP_GONE(&gs, "g11");
+    CHECK(!th_qemu_img_has_snapshot(gs.root, "g11"));
+    CHECK(!th_qemu_img_has_snapshot(gs.data, "g11"));
+    CHECK(access(group_record("g11"), F_OK) != 0);
+    /* A group of shut-off domains alone: no window, nothing paused. */
+    th_xlsnap(&r, "snapshot-create", "--group=g14", "gs", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS(r.out, "Group g14 created: 1 domain, crash-consistent");
+    CHECK(r.err == NULL || strstr(r.err, "pausing") == NULL);
+    th_cmd_free(&r);
+    CHECK(th_qemu_img_has_snapshot(gs.data, "g14"));
+}
+
 int main(void)
 {
-    th_plan(18);
+    th_plan(19);
     TH_RUN(test_boot);
     TH_RUN(test_group_quiesced);
     TH_RUN(test_group_list_info);
@@ -832,6 +861,7 @@ int main(void)
     TH_RUN(test_group_shut_off_member);
     TH_RUN(test_group_shut_off_undone);
     TH_RUN(test_group_shut_off_undone_after_cut);
+    TH_RUN(test_group_shut_off_delete);
     th_xlsim_destroy(&ga);
     th_xlsim_destroy(&gb);
     th_xlsim_destroy(&gh);
