@@ -100,6 +100,52 @@ static int parse_consistency(const snap_meta_reader *r, yajl_val obj,
     return snap_meta_field_err(r, "consistency", "unknown consistency");
 }
 
+/* root: a JSON object of version expected ("%s ... version" names kind). */
+static int check_version(const snap_meta_reader *r, yajl_val root, long long expected,
+                         const char *kind)
+{
+    long long version;
+    if (!YAJL_IS_OBJECT(root))
+        return snap_err_set(r->err, SNAP_ERROR_INVAL, "%s: expected a JSON object",
+                            r->what);
+    if (snap_meta_read_int(r, root, "version", 0, INT32_MAX, &version) < 0)
+        return r->err->code;
+    if (version != expected)
+        return snap_err_set(r->err, SNAP_ERROR_UNSUPPORTED,
+                            "%s: %s version %lld is not supported", r->what, kind,
+                            version);
+    return 0;
+}
+
+/* root's "members": a non-empty array (*n its length), or NULL and r's error. */
+static yajl_val members_of(const snap_meta_reader *r, yajl_val root, size_t *n)
+{
+    yajl_val members = snap_json_get_array(root, "members");
+    if (!members || !YAJL_IS_ARRAY(members) || members->u.array.len == 0) {
+        snap_meta_field_err(r, "members", "expected a non-empty array");
+        return NULL;
+    }
+    *n = members->u.array.len;
+    return members;
+}
+
+typedef int parse_root_fn(const snap_meta_reader *r, yajl_val root, void *obj);
+
+/* text parsed as JSON and handed to parse, which fills obj. */
+static int parse_document(const char *text, const char *what, parse_root_fn *parse,
+                          void *obj, snap_err *err)
+{
+    yajl_val root = snap_json_parse(text, what, err);
+    if (!root) {
+        err->code = SNAP_ERROR_INVAL;
+        return err->code;
+    }
+    snap_meta_reader r = {what, err, ""};
+    int rc = parse(&r, root, obj);
+    yajl_tree_free(root);
+    return rc;
+}
+
 static int parse_member(const snap_meta_reader *top, yajl_val v, size_t i,
                         snap_group_member *m)
 {
@@ -123,20 +169,14 @@ static int parse_member(const snap_meta_reader *top, yajl_val v, size_t i,
     return 0;
 }
 
-static int parse_group(const snap_meta_reader *r, yajl_val root, snap_group_info *g)
+static int parse_group(const snap_meta_reader *r, yajl_val root, void *obj)
 {
-    long long version, sec, nsec, window;
+    snap_group_info *g = obj;
+    long long sec, nsec, window;
     yajl_val ctime, members;
     char *consistency = NULL;
-    if (!YAJL_IS_OBJECT(root))
-        return snap_err_set(r->err, SNAP_ERROR_INVAL, "%s: expected a JSON object",
-                            r->what);
-    if (snap_meta_read_int(r, root, "version", 0, INT32_MAX, &version) < 0)
+    if (check_version(r, root, GROUP_RECORD_VERSION, "group record") < 0)
         return r->err->code;
-    if (version != GROUP_RECORD_VERSION)
-        return snap_err_set(r->err, SNAP_ERROR_UNSUPPORTED,
-                            "%s: group record version %lld is not supported", r->what,
-                            version);
     if (snap_meta_read_str(r, root, "name", false, &g->name) < 0 ||
         snap_meta_read_obj(r, root, "creation_time", false, &ctime) < 0 ||
         snap_meta_read_int(r, ctime, "sec", INT64_MIN, INT64_MAX, &sec) < 0 ||
@@ -151,10 +191,8 @@ static int parse_group(const snap_meta_reader *r, yajl_val root, snap_group_info
     g->window_ms = window;
     g->quiesced = strcmp(consistency, "crash-consistent") != 0; /* frozen, not paused */
     free(consistency);
-    members = snap_json_get_array(root, "members");
-    if (!members || !YAJL_IS_ARRAY(members) || members->u.array.len == 0)
-        return snap_meta_field_err(r, "members", "expected a non-empty array");
-    g->n_members = members->u.array.len;
+    if (!(members = members_of(r, root, &g->n_members)))
+        return r->err->code;
     g->members = snap_xcalloc(g->n_members, sizeof *g->members);
     for (size_t i = 0; i < g->n_members; i++)
         if (parse_member(r, members->u.array.values[i], i, &g->members[i]) < 0)
@@ -166,15 +204,8 @@ int snap_group_record_from_json(const char *text, const char *what, snap_group_i
                                 snap_err *err)
 {
     *out = NULL;
-    yajl_val root = snap_json_parse(text, what, err);
-    if (!root) {
-        err->code = SNAP_ERROR_INVAL;
-        return err->code;
-    }
     snap_group_info *g = snap_xcalloc(1, sizeof *g);
-    snap_meta_reader r = {what, err, ""};
-    int rc = parse_group(&r, root, g);
-    yajl_tree_free(root);
+    int rc = parse_document(text, what, parse_group, g, err);
     if (rc) {
         snap_group_info_free(g);
         return rc;
@@ -374,21 +405,15 @@ static int parse_op_member(const snap_meta_reader *top, yajl_val v, size_t i,
     return 0;
 }
 
-static int parse_op(const snap_meta_reader *r, yajl_val root, snap_group_op *op)
+static int parse_op(const snap_meta_reader *r, yajl_val root, void *obj)
 {
+    snap_group_op *op = obj;
     static const char *const kinds[] = {
         [SNAP_GROUP_OP_REVERT] = "revert", [SNAP_GROUP_OP_DELETE] = "delete"};
-    long long version, pid;
+    long long pid;
     int kind = 0, state = 0;
-    if (!YAJL_IS_OBJECT(root))
-        return snap_err_set(r->err, SNAP_ERROR_INVAL, "%s: expected a JSON object",
-                            r->what);
-    if (snap_meta_read_int(r, root, "version", 0, INT32_MAX, &version) < 0)
+    if (check_version(r, root, GROUP_OP_VERSION, "group journal") < 0)
         return r->err->code;
-    if (version != GROUP_OP_VERSION)
-        return snap_err_set(r->err, SNAP_ERROR_UNSUPPORTED,
-                            "%s: group journal version %lld is not supported", r->what,
-                            version);
     if (snap_meta_read_str(r, root, "group", false, &op->group) < 0 ||
         read_choice(r, root, "op", kinds, SNAP_N_OF(kinds), &kind) < 0 ||
         snap_meta_read_int(r, root, "owner_pid", 0, INT32_MAX, &pid) < 0 ||
@@ -400,10 +425,9 @@ static int parse_op(const snap_meta_reader *r, yajl_val root, snap_group_op *op)
     op->kind = (snap_group_op_kind)kind;
     op->owner_pid = (int)pid;
     op->state = (snap_revert_state)state;
-    yajl_val members = snap_json_get_array(root, "members");
-    if (!members || !YAJL_IS_ARRAY(members) || members->u.array.len == 0)
-        return snap_meta_field_err(r, "members", "expected a non-empty array");
-    op->n_members = members->u.array.len;
+    yajl_val members = members_of(r, root, &op->n_members);
+    if (!members)
+        return r->err->code;
     op->members = snap_xcalloc(op->n_members, sizeof *op->members);
     for (size_t i = 0; i < op->n_members; i++)
         if (parse_op_member(r, members->u.array.values[i], i, &op->members[i]) < 0)
@@ -415,15 +439,8 @@ int snap_group_op_from_json(const char *text, const char *what, snap_group_op **
                             snap_err *err)
 {
     *out = NULL;
-    yajl_val root = snap_json_parse(text, what, err);
-    if (!root) {
-        err->code = SNAP_ERROR_INVAL;
-        return err->code;
-    }
     snap_group_op *op = snap_xcalloc(1, sizeof *op);
-    snap_meta_reader r = {what, err, ""};
-    int rc = parse_op(&r, root, op);
-    yajl_tree_free(root);
+    int rc = parse_document(text, what, parse_op, op, err);
     if (rc) {
         snap_group_op_free(op);
         return rc;
