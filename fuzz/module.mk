@@ -7,7 +7,7 @@
 # artifacts to $(BUILD)/fuzz/artifacts/.
 FUZZ_CC       ?= clang
 FUZZ_SECONDS  ?= 30
-FUZZ_ALL      := qmp agent xenstored xsdtree qimg qcow2 meta index journal domcfg cli
+FUZZ_ALL      := qmp agent xenstored xsdtree qimg qcow2 meta index journal group domcfg cli
 FUZZ_TARGETS  ?= $(FUZZ_ALL)
 FUZZ_DIR      := $(BUILD)/fuzz
 FUZZ_SAN      := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
@@ -29,6 +29,7 @@ fuzz_qcow2_OBJS     := fuzz/fuzz_qcow2.c
 fuzz_meta_OBJS      := fuzz/fuzz_meta.c
 fuzz_index_OBJS     := fuzz/fuzz_index.c
 fuzz_journal_OBJS   := fuzz/fuzz_journal.c
+fuzz_group_OBJS     := fuzz/fuzz_group.c
 fuzz_domcfg_OBJS    := fuzz/fuzz_domcfg.c
 fuzz_cli_OBJS       := fuzz/fuzz_cli.c
 

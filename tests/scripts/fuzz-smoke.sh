@@ -20,7 +20,7 @@ cd "$top" || exit 1
 # (each call has a 300 ms deadline, and a script that stalls a call costs it),
 # index and xsdtree write and fsync real files for every input.
 declare -A min_rate=([qmp]=150 [agent]=25 [xenstored]=1000 [xsdtree]=40 [qimg]=1000 [qcow2]=3000
-    [meta]=500 [index]=5 [journal]=1000 [domcfg]=2000 [cli]=1500)
+    [meta]=500 [index]=5 [journal]=1000 [group]=1000 [domcfg]=2000 [cli]=1500)
 # Two checks per target (replay, fuzz); the targets are the fuzz/fuzz_*.c
 # files defining LLVMFuzzerTestOneInput, counted apart from the make list.
 n_targets=$(grep -l LLVMFuzzerTestOneInput fuzz/fuzz_*.c | wc -l)
