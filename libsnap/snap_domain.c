@@ -68,6 +68,11 @@ static char *agent_path_from_config(const char *config, snap_err *err)
     return path;
 }
 
+bool snap_domain_kept_shutdown(const snap_ctx *ctx, const snap_domain_ref *ref)
+{
+    return ref->state == SNAP_DOMAIN_SHUTOFF && !ctx->ops->keeps_stopped_domain;
+}
+
 char *snap_domain_agent_path(snap_ctx *ctx, const snap_domain_ref *ref)
 {
     char *config = NULL;
@@ -338,7 +343,7 @@ int snap_domain_resolve(snap_ctx *ctx, const char *qualifier, snap_domain *dom,
     if (err->code == SNAP_ERROR_PROTOCOL)
         return snap_err_context(err, "domain %s", dom->ref.name);
     snap_err_clear(err);
-    if (dom->ref.state == SNAP_DOMAIN_SHUTOFF && !ctx->ops->keeps_stopped_domain) {
+    if (snap_domain_kept_shutdown(ctx, &dom->ref)) {
         dom->kept_dm_socket = snap_qmp_socket_path(ctx, dom->ref.domid);
         if (access(dom->kept_dm_socket, F_OK) != 0) {
             free(dom->kept_dm_socket);

@@ -85,6 +85,12 @@ int snap_domain_lookup(snap_ctx *ctx, const char *qualifier, unsigned flags,
 
 /* The agent channel's socket from the domain's stored config; NULL: none known. */
 char *snap_domain_agent_path(snap_ctx *ctx, const snap_domain_ref *ref);
+/*
+ * Shut down but kept by Xen (on_poweroff="preserve", `xl list` state s):
+ * on a platform that forgets a stopped domain, a shut-off domain it still
+ * lists. Its backends hold its disks until it is destroyed.
+ */
+bool snap_domain_kept_shutdown(const snap_ctx *ctx, const snap_domain_ref *ref);
 
 /* Finds the domain and everything about its disks; validates consistency. */
 int snap_domain_resolve(snap_ctx *ctx, const char *qualifier, snap_domain *dom,

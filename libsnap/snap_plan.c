@@ -272,7 +272,9 @@ static int probe_offline_images(snap_plan *plan, snap_err *err)
 static int refuse_held_images(const snap_domain *dom, const snap_plan *plan,
                               snap_err *err)
 {
-    for (size_t i = 0; i < plan->n_disks && dom->kept_dm_socket; i++) {
+    if (!dom->kept_dm_socket)
+        return 0;
+    for (size_t i = 0; i < plan->n_disks; i++) {
         const snap_vdisk *d = plan->disks[i].disk;
         if (d->xs->backend_type && !strcmp(d->xs->backend_type, "qdisk"))
             return snap_err_set(err, SNAP_ERROR_UNSUPPORTED,

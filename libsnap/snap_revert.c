@@ -199,10 +199,7 @@ static int plan_state(snap_session *s, const snap_revert_params *p, revert_plan 
     return 0;
 }
 
-/*
- * kept_shutdown: on a platform that forgets a stopped domain (Xen), a
- * shut-off domain it still lists is one kept shut down.
- */
+/* kept_shutdown: snap_domain_kept_shutdown, which the revert destroys first. */
 static int plan_revert(snap_session *s, const char *name, const snap_revert_params *p,
                        bool kept_shutdown, revert_plan *rp, snap_err *err)
 {
@@ -210,7 +207,7 @@ static int plan_revert(snap_session *s, const char *name, const snap_revert_para
     int rc = snap_meta_load(&s->st, name, &rp->m, err);
     if (rc)
         return rc;
-    rp->kept_shutdown = kept_shutdown && s->dom.ref.state == SNAP_DOMAIN_SHUTOFF;
+    rp->kept_shutdown = kept_shutdown;
     rp->disks = snap_xcalloc(rp->m.n_disks, sizeof *rp->disks);
     for (size_t i = 0; i < rp->m.n_disks && !rc; i++) {
         rp->disks[rp->n].md = &rp->m.disks[i];
@@ -224,9 +221,8 @@ static int plan_revert(snap_session *s, const char *name, const snap_revert_para
      * may touch an open volume. One Xen keeps is destroyed first instead.
      */
     snap_lvm_opts o = {0};
-    for (size_t i = 0; i < rp->n && !rc && s->dom.ref.state == SNAP_DOMAIN_SHUTOFF &&
-                       !rp->kept_shutdown;
-         i++)
+    bool must_be_closed = s->dom.ref.state == SNAP_DOMAIN_SHUTOFF && !rp->kept_shutdown;
+    for (size_t i = 0; i < rp->n && !rc && must_be_closed; i++)
         if ((rp->disks[i].merge || rp->disks[i].lvm) &&
             (rc = snap_lvm_merge_wait_closed(&o, &rp->disks[i].swap, 0, err)))
             snap_err_context(err, "snapshot '%s', disk %s", name, rp->disks[i].md->vdev);
@@ -533,7 +529,8 @@ static int revert_in_session(snap_ctx *ctx, snap_session *s, const char *name,
 {
     revert_plan rp;
     char *current = NULL;
-    int rc = plan_revert(s, name, p, !ctx->ops->keeps_stopped_domain, &rp, err);
+    int rc =
+        plan_revert(s, name, p, snap_domain_kept_shutdown(ctx, &s->dom.ref), &rp, err);
     if (!rc)
         rc = snap_meta_get_current(&s->st, &current, err);
     if (!rc && p->dry_run && plan_out)
