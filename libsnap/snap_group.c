@@ -401,17 +401,23 @@ static int create_new_group(snap_ctx *ctx, snap_meta_store *gst, const char *gro
 
 /* ------------------------------------------------------------ dry run */
 
-/* The group's plan: a header naming the group and its cut, each member's plan. */
-static char *group_plan_json(const char *group, bool quiesced, char *const *plans,
-                             size_t n)
+/*
+ * The group's plan: a header naming the group and its cut (live: a member
+ * runs, so there is a window; frozen: every running member would be
+ * frozen), each member's plan.
+ */
+static char *group_plan_json(const char *group, bool live, bool frozen,
+                             char *const *plans, size_t n)
 {
     yajl_gen g = snap_json_gen_new(true);
     yajl_gen_map_open(g);
     snap_json_kv_str(g, "group", group);
     snap_json_kv_int(g, "domains", (long long)n);
-    snap_json_kv_str(g, "cut", quiesced ? "quiesced" : "paused");
+    snap_json_kv_str(g, "cut", !live ? "none" : frozen ? "quiesced" : "paused");
     snap_json_kv_str(g, "how",
-                     quiesced ? "every guest frozen in parallel under one budget, every "
+                     !live    ? "every domain is shut off: its disks are snapshotted "
+                                "as they are, no guest frozen or paused"
+                     : frozen ? "every guest frozen in parallel under one budget, every "
                                 "disk cut in the shared frozen window (one QMP "
                                 "transaction per QEMU), all thawed"
                               : "crash-consistent: every domain paused for the cut, "
@@ -454,7 +460,7 @@ static int plan_members(snap_ctx *ctx, const char *group, const char **order, si
         frozen = frozen && (offline || freezes);
     }
     if (!rc && plan_out)
-        *plan_out = group_plan_json(group, live && frozen, plans, n);
+        *plan_out = group_plan_json(group, live, frozen, plans, n);
     for (size_t i = 0; i < n; i++)
         free(plans[i]);
     free(plans);

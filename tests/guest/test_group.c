@@ -832,6 +832,11 @@ static void test_group_shut_off_delete(void)
     CHECK(!th_qemu_img_has_snapshot(gs.data, "g11"));
     CHECK(access(group_record("g11"), F_OK) != 0);
     /* A group of shut-off domains alone: no window, nothing paused. */
+    th_xlsnap(&r, "-N", "snapshot-create", "--group=g14", "gs", NULL);
+    CHECK_INT(r.rc, 0);
+    CHECK_CONTAINS_ALL(r.out, "\"cut\": \"none\"", "no guest frozen or paused");
+    th_cmd_free(&r);
+    CHECK(!th_qemu_img_has_snapshot(gs.data, "g14"));
     th_xlsnap(&r, "snapshot-create", "--group=g14", "gs", NULL);
     CHECK_INT(r.rc, 0);
     CHECK_CONTAINS(r.out, "Group g14 created: 1 domain, crash-consistent");
