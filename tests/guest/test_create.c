@@ -317,20 +317,6 @@ static void test_list_and_info(void)
     th_cmd_free(&r);
 }
 
-/* The last "EVENT <ns>" of an XLSNAP_TRACE file, 0 when absent. */
-static unsigned long long traced_at(const char *path, const char *event)
-{
-    char name[64];
-    unsigned long long ns, last = 0;
-    FILE *f = fopen(path, "r");
-    while (f && fscanf(f, "%63s %llu", name, &ns) == 2)
-        if (!strcmp(name, event))
-            last = ns;
-    if (f)
-        fclose(f);
-    return last;
-}
-
 /*
  * A quiesced create asks the agent as soon as it holds the domain's lock,
  * before it has read whether the guest runs. Of a paused guest it takes a
@@ -350,12 +336,12 @@ static void test_paused_guest_asked_first(void)
     CHECK_INT(r.rc, 0);
     CHECK_CONTAINS(r.out, "crash-consistent");
     th_cmd_free(&r);
-    unsigned long long asked = traced_at(trace, "agent-open"),
-                       done = traced_at(trace, "exit");
+    unsigned long long asked = th_traced_at(trace, "agent-open"),
+                       done = th_traced_at(trace, "exit");
     CHECK(asked && done);
     th_note("agent asked %.1f ms before exit", (done - (double)asked) / 1e6);
     CHECK(done - asked < 900000000ull); /* no 1000 ms drain */
-    CHECK(!traced_at(trace, "freeze-sent"));
+    CHECK(!th_traced_at(trace, "freeze-sent"));
     CHECK(th_xlsim_pause(&g, false));
     CHECK_GUEST_THAWED(&g);
     XLSNAP_OK(&r, "snapshot-create", "-q", "required", "g1", "pz2");

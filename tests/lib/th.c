@@ -198,6 +198,19 @@ const char *th_path(const char *name)
     return b;
 }
 
+unsigned long long th_traced_at(const char *path, const char *event)
+{
+    char name[64];
+    unsigned long long ns, last = 0;
+    FILE *f = path ? fopen(path, "r") : NULL;
+    while (f && fscanf(f, "%63s %llu", name, &ns) == 2)
+        if (!strcmp(name, event))
+            last = ns;
+    if (f)
+        fclose(f);
+    return last;
+}
+
 const char *th_build_path(const char *name)
 {
     const char *d = getenv("XLSNAP_BUILDDIR");

@@ -90,6 +90,8 @@ const char *th_path(const char *name);
 const char *th_build_path(const char *name);
 /* $XLSNAP_TOP/name (the source tree). */
 const char *th_top_path(const char *name);
+/* The last "EVENT <ns>" of an XLSNAP_TRACE file, 0 when absent. */
+unsigned long long th_traced_at(const char *path, const char *event);
 
 /*
  * Starts argv[0] (searched in PATH) with stdout+stderr to log_path (or

@@ -574,20 +574,6 @@ static void test_pipelined_replies_in_order(void)
     fake_peer_free(fp);
 }
 
-/* The last "EVENT <ns>" of the XLSNAP_TRACE file, 0 when absent. */
-static unsigned long long traced_at(const char *path, const char *event)
-{
-    char name[64];
-    unsigned long long ns, last = 0;
-    FILE *f = fopen(path, "r");
-    while (f && fscanf(f, "%63s %llu", name, &ns) == 2)
-        if (!strcmp(name, event))
-            last = ns;
-    if (f)
-        fclose(f);
-    return last;
-}
-
 static unsigned long long now_ns(void)
 {
     struct timespec ts;
@@ -624,7 +610,7 @@ static void test_first_answer_traced_when_it_arrives(void)
     yajl_tree_free(ret);
     snap_agent_close(ag);
     snap_trace_flush();
-    unsigned long long answered = traced_at(getenv("XLSNAP_TRACE"), "agent-answered");
+    unsigned long long answered = th_traced_at(getenv("XLSNAP_TRACE"), "agent-answered");
     CHECK(answered > opened + 140000000ull);
     CHECK(answered + 200000000ull < read_at);
     CHECK(fake_peer_wait(fp, 2000));
