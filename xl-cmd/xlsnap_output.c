@@ -523,6 +523,15 @@ void print_info(const snap_info *s)
 }
 
 #ifdef LIBSNAP_HAVE_SNAPSHOT_GROUPS
+/* A member's own window ("N ms"), or "shut off": it had none. */
+static const char *member_window(const snap_group_member *m, char *buf, size_t len)
+{
+    if (m->shut_off)
+        return "shut off";
+    snprintf(buf, len, "%lld ms", (long long)m->window_ms);
+    return buf;
+}
+
 void print_group_created(const snap_group_info *g)
 {
     printf("Group %s created: %zu domain%s, %s, shared window %lld ms",
@@ -530,13 +539,11 @@ void print_group_created(const snap_group_info *g)
            g->quiesced ? "quiesced (all frozen together)"
                        : "crash-consistent (all paused together)",
            (long long)g->window_ms);
-    for (size_t i = 0; i < g->n_members; i++)
-        if (g->members[i].shut_off)
-            printf("%s%s shut off", i ? ", " : " (",
-                   term_safe(g->members[i].domain_name));
-        else
-            printf("%s%s %lld ms", i ? ", " : " (", term_safe(g->members[i].domain_name),
-                   (long long)g->members[i].window_ms);
+    for (size_t i = 0; i < g->n_members; i++) {
+        char window[32];
+        printf("%s%s %s", i ? ", " : " (", term_safe(g->members[i].domain_name),
+               member_window(&g->members[i], window, sizeof window));
+    }
     printf(").\n");
 }
 
@@ -585,14 +592,11 @@ void print_group_info(const snap_group_info *g)
            "Own window");
     for (size_t i = 0; i < g->n_members; i++) {
         const snap_group_member *m = &g->members[i];
-        if (m->shut_off)
-            printf("%-20s %-36s %-20s %-17s shut off\n", term_safe(m->domain_name),
-                   term_safe(m->domain_uuid), term_safe(m->snapshot),
-                   snap_consistency_to_string(m->consistency));
-        else
-            printf("%-20s %-36s %-20s %-17s %lld ms\n", term_safe(m->domain_name),
-                   term_safe(m->domain_uuid), term_safe(m->snapshot),
-                   snap_consistency_to_string(m->consistency), (long long)m->window_ms);
+        char window[32];
+        printf("%-20s %-36s %-20s %-17s %s\n", term_safe(m->domain_name),
+               term_safe(m->domain_uuid), term_safe(m->snapshot),
+               snap_consistency_to_string(m->consistency),
+               member_window(m, window, sizeof window));
     }
 }
 #endif
