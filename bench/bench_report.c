@@ -391,6 +391,15 @@ static void print_targets(const report *r)
     }
 }
 
+/* v, or null when it was not measured. */
+static void gen_double_or_null(yajl_gen g, bool known, double v)
+{
+    if (known)
+        yajl_gen_double(g, v);
+    else
+        snap_json_null(g);
+}
+
 static void gen_target(yajl_gen g, const target *t)
 {
     yajl_gen_map_open(g);
@@ -399,10 +408,7 @@ static void gen_target(yajl_gen g, const target *t)
     snap_json_key(g, "bound");
     yajl_gen_double(g, t->bound);
     snap_json_key(g, "value");
-    if (t->known)
-        yajl_gen_double(g, t->value);
-    else
-        snap_json_null(g);
+    gen_double_or_null(g, t->known, t->value);
     snap_json_key(g, "met");
     if (t->known && !t->beside)
         snap_json_bool(g, target_met(t));
@@ -410,10 +416,7 @@ static void gen_target(yajl_gen g, const target *t)
         snap_json_null(g);
     if (t->known && !t->beside && !target_met(t) && t->floor_reason) {
         snap_json_key(g, "floor");
-        if (t->floor_known)
-            yajl_gen_double(g, t->floor);
-        else
-            snap_json_null(g);
+        gen_double_or_null(g, t->floor_known, t->floor);
         snap_json_kv_str(g, "floor_reason", t->floor_reason);
     }
     yajl_gen_map_close(g);
@@ -447,10 +450,7 @@ static void gen_check(yajl_gen g, const check *c)
     snap_json_key(g, "max");
     yajl_gen_double(g, c->max);
     snap_json_key(g, "value");
-    if (c->known)
-        yajl_gen_double(g, c->value);
-    else
-        snap_json_null(g);
+    gen_double_or_null(g, c->known, c->value);
     if (c->floor > 0) {
         snap_json_key(g, "floor");
         yajl_gen_double(g, c->floor);
