@@ -162,10 +162,12 @@ static int parse_member(const snap_meta_reader *top, yajl_val v, size_t i,
         snap_meta_read_int(&r, v, "frozen_count", 0, INT32_MAX, &frozen) < 0 ||
         snap_meta_read_int(&r, v, "window_ms", 0, INT64_MAX, &window) < 0)
         return top->err->code;
+    /* absent in records of running or paused members, and before it existed */
+    if (snap_json_get(v, "shut_off") &&
+        snap_meta_read_bool(&r, v, "shut_off", &m->shut_off) < 0)
+        return top->err->code;
     m->frozen_count = (int)frozen;
     m->window_ms = window;
-    bool shut_off = false;
-    m->shut_off = snap_json_get_bool(v, "shut_off", &shut_off) && shut_off;
     return 0;
 }
 

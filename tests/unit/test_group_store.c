@@ -77,6 +77,15 @@ static void test_round_trip(void)
     snap_group_info_free(back);
 }
 
+/* text with the first occurrence of from replaced by to (malloc'd). */
+static char *replaced(const char *text, const char *from, const char *to)
+{
+    const char *at = strstr(text, from);
+    if (!at)
+        return snap_xstrdup(text);
+    return snap_xasprintf("%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
+}
+
 /*
  * A shut-off member (crash-consistent, nothing frozen) does not lower the
  * group's level, and says so in the record; older records without the
@@ -98,6 +107,13 @@ static void test_shut_off_member(void)
     CHECK(!back->members[0].shut_off);
     snap_group_info_free(back);
     back = NULL;
+    /* anything but true or false is refused, never read as a running member */
+    char *odd = replaced(text, "\"shut_off\": true", "\"shut_off\": \"yes\"");
+    CHECK(strcmp(odd, text) != 0);
+    CHECK(snap_group_record_from_json(odd, "g2.json", &back, &err) != 0);
+    CHECK(back == NULL);
+    CHECK_CONTAINS(err.msg, "field 'members[1].shut_off'");
+    free(odd);
     g->members[1].shut_off = false; /* a running member: it lowers the level */
     char *old = snap_group_record_to_json(g);
     CHECK(strstr(old, "shut_off") == NULL);
@@ -108,15 +124,6 @@ static void test_shut_off_member(void)
     free(old);
     snap_group_info_free(g);
     snap_group_info_free(back);
-}
-
-/* text with the first occurrence of from replaced by to (malloc'd). */
-static char *replaced(const char *text, const char *from, const char *to)
-{
-    const char *at = strstr(text, from);
-    if (!at)
-        return snap_xstrdup(text);
-    return snap_xasprintf("%.*s%s%s", (int)(at - text), text, to, at + strlen(from));
 }
 
 static void test_strict_reading(void)
