@@ -9,7 +9,8 @@
 #      and next to the same qemu-img commands run in parallel by bash;
 #   4. snapshot-list / snapshot-info with 10, 1,000, 10,000 snapshots;
 #   5. memory checkpoints next to dd's throughput on the same file system and
-#      next to QEMU's own migration of the same guest without xlsnap (floor);
+#      next to QEMU's own migration of the same guest without xlsnap (floor),
+#      alone and after the same internal disk snapshots, order alternating;
 #   6. peak RSS of every xlsnap run;
 #   6b. consistency groups: the shared window of 1, 2, 4 domains next to
 #      a single domain's window (BENCH_ONLY=groups);
@@ -23,8 +24,8 @@
 # Environment: XLSNAP_BUILDDIR (default build/), BENCH_REPS (3: runs per
 # create/offline case), BENCH_FREEZE_RUNS (20: quiesced runs of gfreeze, a
 # 2-disk guest of its own, so g1..g8 hold the same history per disk), BENCH_DISKS ("1 2 4 8"), BENCH_LIST_COUNTS ("10 1000 10000"),
-# BENCH_MEMORY_RUNS (5: memory checkpoints of the 2-disk guest, each followed
-# by QEMU's bare migration of it, the floor), BENCH_ONLY (list: only the
+# BENCH_MEMORY_RUNS (5: memory checkpoints of the 2-disk guest, each beside
+# QEMU's own saves of it, the floor), BENCH_ONLY (list: only the
 # listings; offline: only the offline case, on domains never booted;
 # libvirt: only the libvirt comparison; libvirt-idle: only its firmware-only,
 # crash-consistent part, no Linux guest; memory: only the memory checkpoints
@@ -382,65 +383,87 @@ bench_list() {
 }
 
 # Memory checkpoints of guest NAME (BENCH_MEMORY_RUNS of them; the first of a
-# QEMU process is also reported apart): save throughput from xlsnap's own log
-# line "memory saved to P (N MiB, M ms)" (QEMU's migration + fsync), next to
-# dd copying that very file (same bytes, fsync'd) on the same file system
-# right after it: zeros from /dev/zero could be cheaper for the storage.
+# QEMU process is also reported apart): save throughput from xlsnap's own
+# trace (QEMU's migration + fsync), next to QEMU's own saves of the same guest
+# (bare_save) and to dd copying that very file (same bytes, fsync'd) on
+# the same file system right after it: zeros from /dev/zero could be cheaper
+# for the storage. The order alternates: odd runs xlsnap, QEMU's plain save,
+# QEMU's save after disk snapshots; even runs the reverse, so neither side
+# always follows the other's writes.
 bench_memory() {
-    local name=$1 i ms mem kase r
+    local name=$1 i r mem # mem: set by memory_checkpoint
     if ! "$B/xlsnap" help snapshot-create 2>&1 | grep -q -- '--memory'; then
         sample "pending memory checkpoint: needs snapshot-create --memory (revert issue)"
         return
     fi
+    local domid
+    domid=$("$B/xlsim" domid "$name")
     for i in $(seq "$memory_runs"); do
-        : >"$T/log/last.log"
-        rm -f "$T/trace"
-        # Each save starts from the same settled file system: without this
-        # sync xlsnap's followed the removal of two 85 MB files (the bare
-        # save's and dd's copy) whose freeing ext4 was still writing back,
-        # QEMU's bare save followed none.
-        sync
-        if ! XLSNAP_TRACE=$T/trace run memory "disks=2" \
-            "$B/xlsnap" -v snapshot-create -m "$name" "memory-$i"; then
-            sample "pending memory checkpoint: snapshot-create -m failed (see above)"
-            return
+        if [ $((i % 2)) = 1 ]; then
+            memory_checkpoint "$name" "$i" || return 0
+            bare_save "$domid" bare-qemu
+            bare_save "$domid" bare-qemu-internal --internal bench-bare
+        else
+            bare_save "$domid" bare-qemu-internal --internal bench-bare
+            bare_save "$domid" bare-qemu
+            memory_checkpoint "$name" "$i" || return 0
         fi
-        read -r mem _ ms < <(sed -n 's/.*memory saved to \(.*\) (\([0-9]*\) MiB, \([0-9]*\) ms).*/\1 \2 \3/p' \
-            "$T/log/last.log" | tail -1)
-        if [ -z "${ms:-}" ] || [ "$ms" = 0 ] || [ ! -f "$mem" ]; then
-            sample "pending memory checkpoint: no 'memory saved' line in xlsnap -v output"
-            return
-        fi
-        for kase in "disks=2" $([ "$i" = 1 ] && echo "disks=2,first"); do
-            memory_trace_samples "$kase" "$T/trace" "$(stat -c %s "$mem")"
-        done
-        bare_migration "$name"
         r=$("$B/bench_run" -- dd if="$mem" of="$XLSNAP_STATEDIR/raw.bin" bs=1M conv=fsync)
         sample "memory raw-dd save_MBps $(awk -v m="$(stat -c %s "$mem")" -v t="${r%% *}" 'BEGIN {printf "%.1f", m / 1e6 / (t / 1000)}')"
         rm -f "$XLSNAP_STATEDIR/raw.bin"
     done
 }
 
-# The floor of a checkpoint: QEMU's own save of the same guest, right after
-# xlsnap's, to the same file system (stop; migrate to an fd; fsync; cont:
-# bench_migrate, no xlsnap code but its QMP client).
-bare_migration() {
-    local domid r
-    domid=$("$B/xlsim" domid "$1")
-    sync # settled, as before xlsnap's save (bench_memory)
-    if ! r=$("$B/bench_migrate" "$XLSNAP_XEN_RUNDIR/qmp-libxl-$domid" "$XLSNAP_STATEDIR/bare.mem" 2>&1); then
-        log "bare migration of $1 failed: $r"
-        sample "pending memory bare QEMU migration failed: $r"
+# memory_checkpoint NAME I: xlsnap's checkpoint memory-I of NAME, its trace as
+# samples; sets mem (the memory file). Non-zero (a pending sample) on failure.
+memory_checkpoint() {
+    local name=$1 i=$2 ms kase
+    : >"$T/log/last.log"
+    rm -f "$T/trace"
+    # Each save starts from the same settled file system: without this sync
+    # a save followed the removal of two 85 MB files (a bare save's and dd's
+    # copy) whose freeing ext4 was still writing back.
+    sync
+    if ! XLSNAP_TRACE=$T/trace run memory "disks=2" \
+        "$B/xlsnap" -v snapshot-create -m "$name" "memory-$i"; then
+        sample "pending memory checkpoint: snapshot-create -m failed (see above)"
+        return 1
+    fi
+    read -r mem _ ms < <(sed -n 's/.*memory saved to \(.*\) (\([0-9]*\) MiB, \([0-9]*\) ms).*/\1 \2 \3/p' \
+        "$T/log/last.log" | tail -1)
+    if [ -z "${ms:-}" ] || [ "$ms" = 0 ] || [ ! -f "$mem" ]; then
+        sample "pending memory checkpoint: no 'memory saved' line in xlsnap -v output"
+        return 1
+    fi
+    for kase in "disks=2" $([ "$i" = 1 ] && echo "disks=2,first"); do
+        memory_trace_samples "$kase" "$T/trace" "$(stat -c %s "$mem")"
+    done
+}
+
+# bare_save DOMID KASE [--internal NAME]: QEMU's own save of the same guest
+# to the same file system (stop; migrate to an fd; fsync; cont: bench_migrate,
+# no xlsnap code but its QMP client), as samples of KASE: the floor of a
+# checkpoint. With --internal, after internal snapshots of both disks in the
+# pause, as a checkpoint takes them: what the disk snapshots cost the save
+# that follows.
+bare_save() {
+    local domid=$1 kase=$2 r
+    shift 2
+    sync # settled, as before xlsnap's save (memory_checkpoint)
+    if ! r=$("$B/bench_migrate" "$@" "$XLSNAP_XEN_RUNDIR/qmp-libxl-$domid" "$XLSNAP_STATEDIR/bare.mem" 2>&1); then
+        log "$kase migration of domain $domid failed: $r"
+        sample "pending memory $kase QEMU migration failed: $r"
         return 0
     fi
     rm -f "$XLSNAP_STATEDIR/bare.mem"
-    # shellcheck disable=SC2086 # five numbers
+    # shellcheck disable=SC2086 # six numbers
     set -- $r
-    sample "memory bare-qemu paused_ms $1"
-    sample "memory bare-qemu migrate_ms $2"
-    sample "memory bare-qemu fsync_ms $3"
-    sample "memory bare-qemu resume_ms $4"
-    sample "memory bare-qemu save_MBps $(awk -v m="$5" -v t="$(awk -v a="$2" -v b="$3" 'BEGIN {print a + b}')" 'BEGIN {printf "%.1f", m / 1e6 / (t / 1000)}')"
+    sample "memory $kase paused_ms $1"
+    sample "memory $kase migrate_ms $2"
+    sample "memory $kase fsync_ms $3"
+    sample "memory $kase resume_ms $4"
+    sample "memory $kase disks_ms $6"
+    sample "memory $kase save_MBps $(awk -v m="$5" -v t="$(awk -v a="$2" -v b="$3" 'BEGIN {print a + b}')" 'BEGIN {printf "%.1f", m / 1e6 / (t / 1000)}')"
 }
 
 # From snap_memory.c's XLSNAP_TRACE points: how long the guest stayed paused
@@ -518,7 +541,8 @@ issue_targets() {
         sample "target-floor offline,_${n}_disk(s):_xlsnap_/_parallel-shell_qemu-img offline disks=$n write_ms offline disks=$n,bare-qemu-img wall_ms | xlsnap's qemu-img snapshot -c children alone ({offline disks=$n write_ms} ms), over the shell's; the rest of xlsnap's {offline disks=$n wall_ms} ms is its start, lookup, journal and record."
     done
     sample "target memory_save:_xlsnap_/_QEMU's_own_migration_(MB/s) >= 1.0 memory disks=2 save_MBps memory bare-qemu save_MBps"
-    sample "target-floor memory_save:_xlsnap_/_QEMU's_own_migration_(MB/s) memory disks=2 save_less_setup_MBps memory bare-qemu save_MBps | xlsnap's save without its QMP connection and setup commands ({memory disks=2 setup_ms} ms: events, getfd, max-bandwidth, which QEMU's bare save sends before it stops the guest), over QEMU's; xlsnap {memory disks=2 save_MBps} MB/s (migrate {memory disks=2 migrate_ms} ms + fsync {memory disks=2 fsync_ms} ms), QEMU's own {memory bare-qemu save_MBps} MB/s (migrate {memory bare-qemu migrate_ms} ms + fsync {memory bare-qemu fsync_ms} ms). The rest is the fsync of the memory file, longer after a checkpoint: it also commits the qcow2 snapshot metadata the checkpoint wrote just before (inferred from the phases)."
+    sample "target-floor memory_save:_xlsnap_/_QEMU's_own_migration_(MB/s) memory disks=2 save_less_setup_MBps memory bare-qemu save_MBps | xlsnap's save without its QMP connection and setup commands ({memory disks=2 setup_ms} ms: events, getfd, max-bandwidth, which QEMU's bare save sends before it stops the guest), over QEMU's; xlsnap {memory disks=2 save_MBps} MB/s (migrate {memory disks=2 migrate_ms} ms + fsync {memory disks=2 fsync_ms} ms), QEMU's own {memory bare-qemu save_MBps} MB/s (migrate {memory bare-qemu migrate_ms} ms + fsync {memory bare-qemu fsync_ms} ms). QEMU's own save after the same internal snapshots of both disks in the pause, measured beside it: {memory bare-qemu-internal save_MBps} MB/s (snapshots {memory bare-qemu-internal disks_ms} ms, then migrate {memory bare-qemu-internal migrate_ms} ms + fsync {memory bare-qemu-internal fsync_ms} ms)."
+    sample "target beside_it:_memory_save,_xlsnap_/_QEMU's_own_after_the_same_disk_snapshots beside 1.0 memory disks=2 save_MBps memory bare-qemu-internal save_MBps"
     sample "target beside_it:_memory_snapshot_wall,_xlsnap_-m_/_virsh_--memspec beside 1.0 libvirt disks=2,xlsnap-m wall_ms libvirt disks=2,virsh-memspec wall_ms"
     sample "target beside_it:_guest_paused,_xlsnap_-m_(ms) beside 0 libvirt disks=2,xlsnap-m paused_ms"
 }
