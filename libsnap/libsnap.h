@@ -92,6 +92,7 @@ char *snap_text_escape(const char *s);
 #define LIBSNAP_HAVE_SNAPSHOT_GROUPS 1
 #define LIBSNAP_HAVE_GROUP_PLAN      1 /* snap_group_create_plan */
 #define LIBSNAP_HAVE_GROUP_SHUT_OFF  1 /* snap_group_member.shut_off */
+#define LIBSNAP_HAVE_GROUP_LEVEL     1 /* snap_group_consistency */
 
 /* ------------------------------------------------------------------ context */
 
@@ -541,14 +542,14 @@ int snap_discard_journal(snap_ctx *ctx, const char *domain, char **moved_to);
 typedef struct snap_group_member {
     char *domain_name;
     char *domain_uuid;
-    char *snapshot;        /* the member snapshot's name (the group's) */
+    char *snapshot; /* the member snapshot's name (the group's) */
     snap_consistency consistency;
-    int frozen_count;      /* filesystems frozen */
-    int64_t window_ms;     /* this domain's own window: freeze sent -> thaw answered
-                            * (quiesced), or pause -> unpause (crash-consistent) */
-    bool shut_off;         /* the domain was shut off: its disks cut by qemu-img
-                            * before the window; its level does not lower the
-                            * group's */
+    int frozen_count;  /* filesystems frozen */
+    int64_t window_ms; /* this domain's own window: freeze sent -> thaw answered
+                        * (quiesced), or pause -> unpause (crash-consistent) */
+    bool shut_off;     /* the domain was shut off: its disks cut by qemu-img
+                        * before the window; its level does not lower the
+                        * group's */
 } snap_group_member;
 
 typedef struct snap_group_info {
@@ -568,6 +569,12 @@ typedef struct snap_group_info {
 
 void snap_group_info_free(snap_group_info *info);
 void snap_group_info_list_free(snap_group_info **list, size_t n);
+/*
+ * The group's level (LIBSNAP_HAVE_GROUP_LEVEL), as its record states it:
+ * the lowest of its running members' levels, crash-consistent when the
+ * group was paused for the cut. A shut-off member does not lower it.
+ */
+snap_consistency snap_group_consistency(const snap_group_info *info);
 
 /*
  * Snapshots the n domains together as group `group` (also each member

@@ -39,8 +39,8 @@ void snap_group_info_list_free(snap_group_info **list, size_t n)
     free(list);
 }
 
-/* The group's level: its lowest running member's (crash-consistent when paused). */
-static snap_consistency group_level(const snap_group_info *g)
+/* The level the record states (libsnap.h); shut-off members do not lower it. */
+snap_consistency snap_group_consistency(const snap_group_info *g)
 {
     snap_consistency c = g->quiesced ? SNAP_CONSISTENCY_QUIESCED : SNAP_CONSISTENCY_CRASH;
     for (size_t i = 0; i < g->n_members; i++)
@@ -60,7 +60,8 @@ char *snap_group_record_to_json(const snap_group_info *g)
     snap_json_kv_int(gen, "sec", g->creation_sec);
     snap_json_kv_int(gen, "nsec", g->creation_nsec);
     yajl_gen_map_close(gen);
-    snap_json_kv_str(gen, "consistency", snap_consistency_to_string(group_level(g)));
+    snap_json_kv_str(gen, "consistency",
+                     snap_consistency_to_string(snap_group_consistency(g)));
     snap_json_kv_int(gen, "window_ms", g->window_ms);
     snap_json_key(gen, "members");
     yajl_gen_array_open(gen);

@@ -547,19 +547,6 @@ void print_group_created(const snap_group_info *g)
     printf(").\n");
 }
 
-/*
- * "quiesced", "partially-quiesced" (a member was) or "crash-consistent"; a
- * shut-off member, with nothing to freeze, does not lower it.
- */
-static const char *group_level(const snap_group_info *g)
-{
-    snap_consistency c = g->quiesced ? SNAP_CONSISTENCY_QUIESCED : SNAP_CONSISTENCY_CRASH;
-    for (size_t i = 0; i < g->n_members; i++)
-        if (!g->members[i].shut_off)
-            c = g->members[i].consistency < c ? g->members[i].consistency : c;
-    return snap_consistency_to_string(c);
-}
-
 void print_group_list(snap_group_info **list, size_t n)
 {
     char tbuf[32];
@@ -568,7 +555,8 @@ void print_group_list(snap_group_info **list, size_t n)
     for (size_t i = 0; i < n; i++) {
         const snap_group_info *g = list[i];
         printf("%-32s %-20s %-17s %6lld ms ", term_safe(g->name),
-               fmt_time(g->creation_sec, tbuf, sizeof tbuf), group_level(g),
+               fmt_time(g->creation_sec, tbuf, sizeof tbuf),
+               snap_consistency_to_string(snap_group_consistency(g)),
                (long long)g->window_ms);
         for (size_t k = 0; k < g->n_members; k++)
             printf("%s%s", k ? "," : "", term_safe(g->members[k].domain_name));
@@ -581,7 +569,8 @@ void print_group_info(const snap_group_info *g)
     char tbuf[32];
     printf("%-15s %s\n", "Group:", term_safe(g->name));
     printf("%-15s %s UTC\n", "Created:", fmt_time(g->creation_sec, tbuf, sizeof tbuf));
-    printf("%-15s %s (%s)\n", "Consistency:", group_level(g),
+    printf("%-15s %s (%s)\n",
+           "Consistency:", snap_consistency_to_string(snap_group_consistency(g)),
            g->quiesced ? "every domain frozen in one shared window"
                        : "every domain paused for the cut");
     printf("%-15s %lld ms (%s)\n", "Window:", (long long)g->window_ms,

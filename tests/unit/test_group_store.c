@@ -105,6 +105,7 @@ static void test_shut_off_member(void)
     CHECK(back->quiesced);
     CHECK(back->members[1].shut_off);
     CHECK(!back->members[0].shut_off);
+    CHECK(snap_group_consistency(back) == SNAP_CONSISTENCY_QUIESCED);
     snap_group_info_free(back);
     back = NULL;
     /* anything but true or false is refused, never read as a running member */
@@ -120,6 +121,7 @@ static void test_shut_off_member(void)
     CHECK_CONTAINS(old, "\"consistency\": \"crash-consistent\",\n    \"window_ms\"");
     REQUIRE(snap_group_record_from_json(old, "g2.json", &back, &err) == 0);
     CHECK(!back->members[1].shut_off);
+    CHECK(snap_group_consistency(back) == SNAP_CONSISTENCY_CRASH);
     free(text);
     free(old);
     snap_group_info_free(g);
