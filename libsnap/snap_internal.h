@@ -46,10 +46,17 @@ typedef struct snap_platform_ops {
     int (*pause)(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err);
     int (*unpause)(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err);
     /*
+     * What the save needs that outlasts a connection to the device model,
+     * sent before the domain is paused so that the pause does not wait for
+     * it (sim: QEMU's migration events and bandwidth). NULL: nothing.
+     */
+    int (*prepare_save_memory)(snap_ctx *ctx, const snap_domain_ref *dom, snap_err *err);
+    /*
      * Memory checkpoint of a paused domain into fd, in the format start()
-     * restores (libxl: xl's save format; sim: QEMU's migration stream).
-     * The domain stays paused; resume_after_save() makes it usable again
-     * (running, or paused when running is false).
+     * restores (libxl: xl's save format; sim: QEMU's migration stream),
+     * after prepare_save_memory(). The domain stays paused;
+     * resume_after_save() makes it usable again (running, or paused when
+     * running is false).
      */
     int (*save_memory)(snap_ctx *ctx, const snap_domain_ref *dom, int fd,
                        snap_progress_fn *progress, void *opaque, snap_err *err);

@@ -24,9 +24,12 @@ char *snap_memory_path(const snap_meta_store *st, const char *name)
 
 int snap_memory_pause(snap_ctx *ctx, snap_session *s, snap_memory_save *ms, snap_err *err)
 {
-    if (s->dom.ref.state != SNAP_DOMAIN_RUNNING)
-        return 0;
-    int rc = ctx->ops->pause(ctx, &s->dom.ref, err);
+    int rc = ctx->ops->prepare_save_memory
+                 ? ctx->ops->prepare_save_memory(ctx, &s->dom.ref, err)
+                 : 0;
+    if (rc || s->dom.ref.state != SNAP_DOMAIN_RUNNING)
+        return rc;
+    rc = ctx->ops->pause(ctx, &s->dom.ref, err);
     if (!rc) {
         ms->paused_by_us = true;
         snap_trace("memory-paused"); /* XLSNAP_TRACE: how long the guest stays paused */

@@ -19,7 +19,7 @@ typedef struct snap_memory_save {
     uint64_t size; /* bytes written, once saved */
 } snap_memory_save;
 
-/* Pauses a running domain (a paused one stays as it is). */
+/* Prepares the save, then pauses a running domain (a paused one stays as it is). */
 int snap_memory_pause(snap_ctx *ctx, snap_session *s, snap_memory_save *ms,
                       snap_err *err);
 /*

@@ -254,6 +254,21 @@ static void sim_progress_cb(uint64_t done, uint64_t total, void *opaque)
         p->fn(p->opaque, "Saving memory", done, total);
 }
 
+/* QEMU keeps its migration settings: set them before the pause, not in it. */
+static int sim_prepare_save_memory(snap_ctx *ctx, const snap_domain_ref *dom,
+                                   snap_err *err)
+{
+    snap_qmp *qmp;
+    int rc = sim_qmp_open(ctx, dom, &qmp, err);
+    if (!rc) {
+        rc = snap_qmp_migrate_prepare(qmp, SIM_QMP_TIMEOUT_MS, err);
+        snap_qmp_close(qmp);
+    }
+    return rc ? snap_err_context(err, "preparing to save the memory of domain %s",
+                                 dom->name)
+              : 0;
+}
+
 /* QEMU is stopped already: its migration stream is the checkpoint. */
 static int sim_save_memory(snap_ctx *ctx, const snap_domain_ref *dom, int fd,
                            snap_progress_fn *progress, void *opaque, snap_err *err)
@@ -262,8 +277,8 @@ static int sim_save_memory(snap_ctx *ctx, const snap_domain_ref *dom, int fd,
     sim_progress p = {progress, opaque};
     int rc = sim_qmp_open(ctx, dom, &qmp, err);
     if (!rc) {
-        rc = snap_qmp_migrate_to_fd(qmp, fd, sim_progress_cb, &p, SIM_SAVE_TIMEOUT_MS,
-                                    err);
+        rc = snap_qmp_migrate_prepared_to_fd(qmp, fd, sim_progress_cb, &p,
+                                             SIM_SAVE_TIMEOUT_MS, err);
         snap_qmp_close(qmp);
     }
     return rc ? snap_err_context(err, "saving the memory of domain %s", dom->name) : 0;
@@ -372,6 +387,7 @@ const snap_platform_ops snap_platform_sim = {
     .lookup_uuid = sim_lookup_uuid,
     .pause = sim_pause,
     .unpause = sim_unpause,
+    .prepare_save_memory = sim_prepare_save_memory,
     .save_memory = sim_save_memory,
     .resume_after_save = sim_resume_after_save,
     .stop = sim_stop,

@@ -378,14 +378,24 @@ typedef void snap_qmp_progress_fn(uint64_t transferred, uint64_t total, void *op
 
 /*
  * Saves the VM state into fd (the caller keeps its own fd; QEMU gets a copy
- * through getfd): raises max-bandwidth, migrate "fd:NAME", then polls
- * query-migrate until completed or failed (QEMU's error-desc verbatim). On
+ * through getfd): raises max-bandwidth, migrate "fd:NAME", then waits for
+ * QEMU's MIGRATION event saying completed, asking query-migrate for progress
+ * meanwhile and for the reason of a failure (QEMU's error-desc verbatim). On
  * timeout the migration is cancelled. Stop the VM first for a consistent image.
  * Afterwards QEMU sits in "postmigrate" (cont before migrating again), and the
  * raised max-bandwidth stays set in that QEMU.
  */
 int snap_qmp_migrate_to_fd(snap_qmp *qmp, int fd, snap_qmp_progress_fn *progress,
                            void *opaque, int timeout_ms, snap_err *err);
+/*
+ * The part of snap_qmp_migrate_to_fd that QEMU keeps across connections
+ * (the MIGRATION events on, max-bandwidth raised), to send before the guest
+ * is paused; then snap_qmp_migrate_prepared_to_fd, on any connection, does
+ * the rest. Fails when QEMU refuses either.
+ */
+int snap_qmp_migrate_prepare(snap_qmp *qmp, int timeout_ms, snap_err *err);
+int snap_qmp_migrate_prepared_to_fd(snap_qmp *qmp, int fd, snap_qmp_progress_fn *progress,
+                                    void *opaque, int timeout_ms, snap_err *err);
 /* The same into a new file (created 0600, must not exist; removed on failure). */
 int snap_qmp_migrate_to_file(snap_qmp *qmp, const char *path,
                              snap_qmp_progress_fn *progress, void *opaque, int timeout_ms,

@@ -124,12 +124,30 @@ bool snap_qmp_migration_ended(const snap_qmp_event *ev, void *opaque)
 }
 
 /*
- * Asks query-migrate until completed/failed/cancelled, sleeping on the socket
- * until QEMU's MIGRATION event says it ended (or the poll interval passed);
- * other events stay queued.
+ * After QEMU's "completed" event: the last progress report says done, with
+ * the bytes the file got. False when fd is no regular file (then a query
+ * reports it).
  */
-static int qmp_migrate_wait(snap_qmp *q, snap_qmp_progress_fn *progress, void *opaque,
-                            int poll_ms, uint64_t deadline, snap_err *err)
+static bool report_done(int fd, snap_qmp_progress_fn *progress, void *opaque)
+{
+    struct stat st;
+    if (!progress)
+        return true;
+    if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+        return false;
+    progress((uint64_t)st.st_size, (uint64_t)st.st_size, opaque);
+    return true;
+}
+
+/*
+ * Asks query-migrate for progress until completed/failed/cancelled, sleeping
+ * on the socket until QEMU's MIGRATION event says it ended (or the poll
+ * interval passed); other events stay queued. A "completed" event ends the
+ * wait without another round trip (the guest is paused meanwhile): events
+ * of an earlier migration were dropped before this one started.
+ */
+static int qmp_migrate_wait(snap_qmp *q, int fd, snap_qmp_progress_fn *progress,
+                            void *opaque, int poll_ms, uint64_t deadline, snap_err *err)
 {
     uint64_t transferred = 0, total = 0;
     for (;;) {
@@ -159,41 +177,60 @@ static int qmp_migrate_wait(snap_qmp *q, snap_qmp_progress_fn *progress, void *o
         snap_qmp_event *ev = NULL;
         rc = snap_qmp_wait_event(q, "MIGRATION", snap_qmp_migration_ended, NULL,
                                  wait >= 0 && wait < poll_ms ? wait : poll_ms, &ev, err);
+        const char *s = rc ? NULL : snap_json_get_string(ev->data, "status");
+        bool completed = s && strcmp(s, "completed") == 0;
         snap_qmp_event_free(ev);
+        if (completed && report_done(fd, progress, opaque))
+            return 0; /* failed or cancelled: the query says why */
         if (rc && rc != SNAP_ERROR_TIMEDOUT)
             return rc;
     }
 }
 
-int snap_qmp_migrate_to_fd(snap_qmp *q, int fd, snap_qmp_progress_fn *progress,
-                           void *opaque, int timeout_ms, snap_err *err)
+/* Drops the queued MIGRATION events of an earlier migration on this connection. */
+static void qmp_drop_migration_events(snap_qmp *q)
+{
+    snap_qmp_event *ev = NULL;
+    snap_err ignored;
+    while (snap_qmp_wait_event(q, "MIGRATION", NULL, NULL, 0, &ev, &ignored) == 0) {
+        snap_qmp_event_free(ev);
+        ev = NULL;
+    }
+}
+
+int snap_qmp_migrate_prepare(snap_qmp *q, int timeout_ms, snap_err *err)
 {
     uint64_t deadline = snap_deadline_in(timeout_ms);
-    static const char fdname[] = "libsnap-migrate";
-    qmp_kv name = {"fdname", fdname, 0};
     qmp_kv bw = {"max-bandwidth", NULL, QMP_MIGRATE_BANDWIDTH};
-    qmp_kv uri = {"uri", "fd:libsnap-migrate", 0};
-    snap_err ignored;
-
-    /* The MIGRATION event ends the wait at once; without it, polling still does. */
-    int poll_ms =
-        snap_qmp_migration_events_on(q, snap_deadline_poll_ms(deadline), &ignored) == 0
-            ? QMP_MIGRATE_POLL_MS
-            : QMP_MIGRATE_POLL_NO_EVENTS_MS;
-
-    int rc = snap_qmp_execute_with_fd(q, "getfd", qmp_kv_args, &name, fd, NULL,
-                                      snap_deadline_poll_ms(deadline), err);
+    int rc = snap_qmp_migration_events_on(q, timeout_ms, err);
     if (!rc)
         rc = snap_qmp_execute(q, "migrate-set-parameters", qmp_kv_args, &bw, NULL,
                               snap_deadline_poll_ms(deadline), err);
+    return rc;
+}
+
+/* getfd, migrate and the wait; poll_ms: between progress queries. */
+static int qmp_migrate_fd(snap_qmp *q, int fd, int poll_ms,
+                          snap_qmp_progress_fn *progress, void *opaque, uint64_t deadline,
+                          snap_err *err)
+{
+    static const char fdname[] = "libsnap-migrate";
+    qmp_kv name = {"fdname", fdname, 0};
+    qmp_kv uri = {"uri", "fd:libsnap-migrate", 0};
+    snap_err ignored;
+
+    int rc = snap_qmp_execute_with_fd(q, "getfd", qmp_kv_args, &name, fd, NULL,
+                                      snap_deadline_poll_ms(deadline), err);
     bool taken = false;
     if (!rc) {
+        /* any earlier migration's events arrived before getfd's answer */
+        qmp_drop_migration_events(q);
         snap_trace("migrate-sent"); /* XLSNAP_TRACE: the setup above is done */
         rc = snap_qmp_execute(q, "migrate", qmp_kv_args, &uri, NULL,
                               snap_deadline_poll_ms(deadline), err);
         taken = rc == 0;
         if (!rc)
-            rc = qmp_migrate_wait(q, progress, opaque, poll_ms, deadline, err);
+            rc = qmp_migrate_wait(q, fd, progress, opaque, poll_ms, deadline, err);
         if (rc == SNAP_ERROR_TIMEDOUT)
             snap_qmp_execute(q, "migrate_cancel", NULL, NULL, NULL, 2000, &ignored);
     }
@@ -203,6 +240,29 @@ int snap_qmp_migrate_to_fd(snap_qmp *q, int fd, snap_qmp_progress_fn *progress,
     if (!taken)
         snap_qmp_execute(q, "closefd", qmp_kv_args, &name, NULL, 2000, &ignored);
     return rc;
+}
+
+int snap_qmp_migrate_to_fd(snap_qmp *q, int fd, snap_qmp_progress_fn *progress,
+                           void *opaque, int timeout_ms, snap_err *err)
+{
+    uint64_t deadline = snap_deadline_in(timeout_ms);
+    qmp_kv bw = {"max-bandwidth", NULL, QMP_MIGRATE_BANDWIDTH};
+    snap_err ignored;
+    /* The MIGRATION event ends the wait at once; without it, polling still does. */
+    int poll_ms =
+        snap_qmp_migration_events_on(q, snap_deadline_poll_ms(deadline), &ignored) == 0
+            ? QMP_MIGRATE_POLL_MS
+            : QMP_MIGRATE_POLL_NO_EVENTS_MS;
+    int rc = snap_qmp_execute(q, "migrate-set-parameters", qmp_kv_args, &bw, NULL,
+                              snap_deadline_poll_ms(deadline), err);
+    return rc ? rc : qmp_migrate_fd(q, fd, poll_ms, progress, opaque, deadline, err);
+}
+
+int snap_qmp_migrate_prepared_to_fd(snap_qmp *q, int fd, snap_qmp_progress_fn *progress,
+                                    void *opaque, int timeout_ms, snap_err *err)
+{
+    return qmp_migrate_fd(q, fd, QMP_MIGRATE_POLL_MS, progress, opaque,
+                          snap_deadline_in(timeout_ms), err);
 }
 
 int snap_qmp_migrate_to_file(snap_qmp *q, const char *path,

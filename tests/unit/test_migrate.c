@@ -3,11 +3,13 @@
  * random data (loaded by -device loader): the save ends on QEMU's MIGRATION
  * event with the guest's pages in the file (a QEMU stream: "QEVM"), and a
  * second save on the same connection is not ended early by the first one's
- * events.
+ * events; a save prepared on one connection (as before a pause) runs on a
+ * fresh one.
  *
  * Copyright (C) 2026 The xlsnap authors. GPL-2.0-only (see COPYING).
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -118,13 +120,14 @@ static void check_no_fd_left(snap_qmp *q)
 }
 
 /* One save into a fresh file, opened write-only as xlsnap opens it. */
-static void save_once(snap_qmp *q, const char *name)
+static void save_once(snap_qmp *q, const char *name, bool prepared)
 {
     const char *path = th_path(name);
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     REQUIRE(fd >= 0);
     snap_err err;
-    int rc = snap_qmp_migrate_to_fd(q, fd, NULL, NULL, T_MS, &err);
+    int rc = prepared ? snap_qmp_migrate_prepared_to_fd(q, fd, NULL, NULL, T_MS, &err)
+                      : snap_qmp_migrate_to_fd(q, fd, NULL, NULL, T_MS, &err);
     CHECK_INT(rc, 0);
     if (rc)
         th_note("%s: %s", name, err.msg);
@@ -144,14 +147,14 @@ static void test_save_content_and_events(void)
     snap_err err;
     REQUIRE(snap_qmp_connect(vm.qmp_path, T_MS, &q, &err) == 0);
     CHECK_INT(snap_qmp_stop(q, T_MS, &err), 0);
-    save_once(q, "first.state");
+    save_once(q, "first.state", false);
     check_no_fd_left(q);
     CHECK(events_capability_on(q));
 
     /* The first save's MIGRATION events may still be queued: no early end. */
     CHECK_INT(snap_qmp_cont(q, T_MS, &err), 0);
     CHECK_INT(snap_qmp_stop(q, T_MS, &err), 0);
-    save_once(q, "second.state");
+    save_once(q, "second.state", false);
     snap_qmp_status status;
     CHECK_INT(snap_qmp_query_status(q, &status, T_MS, &err), 0);
     CHECK_STR(status.status, "postmigrate");
@@ -159,9 +162,30 @@ static void test_save_content_and_events(void)
     th_qemu_stop(&vm);
 }
 
+/* The sim's order: settings on one connection, then the pause and the save. */
+static void test_prepared_save(void)
+{
+    th_qemu vm;
+    REQUIRE(start_vm_with_data(&vm));
+    snap_qmp *q = NULL;
+    snap_err err;
+    REQUIRE(snap_qmp_connect(vm.qmp_path, T_MS, &q, &err) == 0);
+    CHECK(!events_capability_on(q)); /* QEMU's default: what prepare changes */
+    CHECK_INT(snap_qmp_migrate_prepare(q, T_MS, &err), 0);
+    snap_qmp_close(q);
+    REQUIRE(snap_qmp_connect(vm.qmp_path, T_MS, &q, &err) == 0);
+    CHECK(events_capability_on(q));
+    CHECK_INT(snap_qmp_stop(q, T_MS, &err), 0);
+    save_once(q, "prepared.state", true);
+    check_no_fd_left(q);
+    snap_qmp_close(q);
+    th_qemu_stop(&vm);
+}
+
 int main(void)
 {
-    th_plan(1);
+    th_plan(2);
     TH_RUN(test_save_content_and_events);
+    TH_RUN(test_prepared_save);
     return th_finish();
 }
