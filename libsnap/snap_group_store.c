@@ -101,23 +101,6 @@ static int parse_consistency(const snap_meta_reader *r, yajl_val obj,
     return snap_meta_field_err(r, "consistency", "unknown consistency");
 }
 
-/* root: a JSON object of version expected ("%s ... version" names kind). */
-static int check_version(const snap_meta_reader *r, yajl_val root, long long expected,
-                         const char *kind)
-{
-    long long version;
-    if (!YAJL_IS_OBJECT(root))
-        return snap_err_set(r->err, SNAP_ERROR_INVAL, "%s: expected a JSON object",
-                            r->what);
-    if (snap_meta_read_int(r, root, "version", 0, INT32_MAX, &version) < 0)
-        return r->err->code;
-    if (version != expected)
-        return snap_err_set(r->err, SNAP_ERROR_UNSUPPORTED,
-                            "%s: %s version %lld is not supported", r->what, kind,
-                            version);
-    return 0;
-}
-
 /* root's "members": a non-empty array (*n its length), or NULL and r's error. */
 static yajl_val members_of(const snap_meta_reader *r, yajl_val root, size_t *n)
 {
@@ -128,23 +111,6 @@ static yajl_val members_of(const snap_meta_reader *r, yajl_val root, size_t *n)
     }
     *n = members->u.array.len;
     return members;
-}
-
-typedef int parse_root_fn(const snap_meta_reader *r, yajl_val root, void *obj);
-
-/* text parsed as JSON and handed to parse, which fills obj. */
-static int parse_document(const char *text, const char *what, parse_root_fn *parse,
-                          void *obj, snap_err *err)
-{
-    yajl_val root = snap_json_parse(text, what, err);
-    if (!root) {
-        err->code = SNAP_ERROR_INVAL;
-        return err->code;
-    }
-    snap_meta_reader r = {what, err, ""};
-    int rc = parse(&r, root, obj);
-    yajl_tree_free(root);
-    return rc;
 }
 
 static int parse_member(const snap_meta_reader *top, yajl_val v, size_t i,
@@ -178,7 +144,7 @@ static int parse_group(const snap_meta_reader *r, yajl_val root, void *obj)
     long long sec, nsec, window;
     yajl_val ctime, members;
     char *consistency = NULL;
-    if (check_version(r, root, GROUP_RECORD_VERSION, "group record") < 0)
+    if (snap_meta_read_version(r, root, "group record", GROUP_RECORD_VERSION) < 0)
         return r->err->code;
     if (snap_meta_read_str(r, root, "name", false, &g->name) < 0 ||
         snap_meta_read_obj(r, root, "creation_time", false, &ctime) < 0 ||
@@ -208,7 +174,7 @@ int snap_group_record_from_json(const char *text, const char *what, snap_group_i
 {
     *out = NULL;
     snap_group_info *g = snap_xcalloc(1, sizeof *g);
-    int rc = parse_document(text, what, parse_group, g, err);
+    int rc = snap_meta_read_document(text, what, parse_group, g, err);
     if (rc) {
         snap_group_info_free(g);
         return rc;
@@ -415,7 +381,7 @@ static int parse_op(const snap_meta_reader *r, yajl_val root, void *obj)
         [SNAP_GROUP_OP_REVERT] = "revert", [SNAP_GROUP_OP_DELETE] = "delete"};
     long long pid;
     int kind = 0, state = 0;
-    if (check_version(r, root, GROUP_OP_VERSION, "group journal") < 0)
+    if (snap_meta_read_version(r, root, "group journal", GROUP_OP_VERSION) < 0)
         return r->err->code;
     if (snap_meta_read_str(r, root, "group", false, &op->group) < 0 ||
         read_choice(r, root, "op", kinds, SNAP_N_OF(kinds), &kind) < 0 ||
@@ -443,7 +409,7 @@ int snap_group_op_from_json(const char *text, const char *what, snap_group_op **
 {
     *out = NULL;
     snap_group_op *op = snap_xcalloc(1, sizeof *op);
-    int rc = parse_document(text, what, parse_op, op, err);
+    int rc = snap_meta_read_document(text, what, parse_op, op, err);
     if (rc) {
         snap_group_op_free(op);
         return rc;

@@ -265,20 +265,13 @@ static int read_disks(const snap_meta_reader *r, yajl_val root, snap_journal *j)
     return 0;
 }
 
-static int read_root(const snap_meta_reader *r, yajl_val root, snap_journal *j)
+static int read_root(const snap_meta_reader *r, yajl_val root, void *obj)
 {
-    long long version, started, updated, lease;
+    snap_journal *j = obj;
+    long long started, updated, lease;
     int op, phase;
-    if (!YAJL_IS_OBJECT(root))
-        return snap_err_set(r->err, SNAP_ERROR_INVAL, "%s: expected a JSON object",
-                            r->what);
-    if (snap_meta_read_int(r, root, "version", 0, INT32_MAX, &version) < 0)
+    if (snap_meta_read_version(r, root, "journal", SNAP_JOURNAL_VERSION) < 0)
         return RC(r);
-    if (version != SNAP_JOURNAL_VERSION)
-        return snap_err_set(r->err, SNAP_ERROR_UNSUPPORTED,
-                            "%s: journal version %lld is not supported (this xlsnap "
-                            "reads version %d)",
-                            r->what, version, SNAP_JOURNAL_VERSION);
     if (read_enum(r, root, "operation", op_names, SNAP_N_OF(op_names), &op) < 0 ||
         read_enum(r, root, "phase", phase_names, SNAP_N_OF(phase_names), &phase) < 0 ||
         snap_meta_read_str(r, root, "snapshot", false, &j->snapshot) < 0 ||
@@ -309,14 +302,7 @@ int snap_journal_from_json(snap_journal *j, const char *text, const char *what,
     if (!err)
         err = &local;
     snap_journal_init(j, SNAP_JOURNAL_CREATE, NULL);
-    yajl_val root = snap_json_parse(text, what, err);
-    if (!root) {
-        err->code = SNAP_ERROR_INVAL;
-        return err->code;
-    }
-    snap_meta_reader r = {what, err, ""};
-    int rc = read_root(&r, root, j);
-    yajl_tree_free(root);
+    int rc = snap_meta_read_document(text, what, read_root, j, err);
     if (rc < 0)
         snap_journal_dispose(j);
     return rc;

@@ -874,19 +874,11 @@ static int take_config(const snap_meta_reader *r, yajl_val root, snap_meta *m)
     return 0;
 }
 
-static int parse_root(const snap_meta_reader *r, yajl_val root, snap_meta *m)
+static int parse_root(const snap_meta_reader *r, yajl_val root, void *obj)
 {
-    long long version;
-    if (!YAJL_IS_OBJECT(root))
-        return snap_err_set(r->err, SNAP_ERROR_INVAL, "%s: expected a JSON object",
-                            r->what);
-    if (snap_meta_read_int(r, root, "version", 0, INT32_MAX, &version) < 0)
+    snap_meta *m = obj;
+    if (snap_meta_read_version(r, root, "metadata", SNAP_META_VERSION) < 0)
         return RC(r);
-    if (version != SNAP_META_VERSION)
-        return snap_err_set(r->err, SNAP_ERROR_UNSUPPORTED,
-                            "%s: metadata version %lld is not supported (this xlsnap "
-                            "reads version %d)",
-                            r->what, version, SNAP_META_VERSION);
     if (snap_meta_read_str(r, root, "name", false, &m->name) < 0 ||
         snap_meta_read_str(r, root, "description", true, &m->description) < 0 ||
         snap_meta_read_str(r, root, "parent", true, &m->parent) < 0 ||
@@ -910,14 +902,7 @@ int snap_meta_from_json(snap_meta *m, const char *text, const char *what, snap_e
         p++;
     if (!*p)
         return snap_err_set(err, SNAP_ERROR_INVAL, "%s: empty file", what);
-    yajl_val root = snap_json_parse(text, what, err);
-    if (!root) {
-        err->code = SNAP_ERROR_INVAL; /* a damaged file, not a misbehaving peer */
-        return err->code;
-    }
-    snap_meta_reader r = {what, err, ""};
-    int rc = parse_root(&r, root, m);
-    yajl_tree_free(root);
+    int rc = snap_meta_read_document(text, what, parse_root, m, err);
     if (rc < 0)
         snap_meta_dispose(m);
     return rc;

@@ -240,6 +240,17 @@ typedef struct snap_meta_reader {
     const char *prefix; /* "" or "disks[1]." */
 } snap_meta_reader;
 
+/*
+ * text parsed as JSON (a damaged file is SNAP_ERROR_INVAL) and its root
+ * handed to read_root with a reader naming the file what; read_root's rc.
+ */
+typedef int snap_meta_root_fn(const snap_meta_reader *r, yajl_val root, void *obj);
+int snap_meta_read_document(const char *text, const char *what,
+                            snap_meta_root_fn *read_root, void *obj, snap_err *err);
+/* root is an object whose "version" is expected; kind names the file's
+ * kind in the error ("metadata", "journal", "group record"). */
+int snap_meta_read_version(const snap_meta_reader *r, yajl_val root, const char *kind,
+                           long long expected);
 int snap_meta_field_err(const snap_meta_reader *r, const char *key, const char *msg);
 int snap_meta_read_str(const snap_meta_reader *r, yajl_val obj, const char *key,
                        bool nullable, char **out);

@@ -9,6 +9,37 @@
 #include "snap_json.h"
 
 /* Strict typed access to parsed files; see snap_meta.h. */
+int snap_meta_read_document(const char *text, const char *what,
+                            snap_meta_root_fn *read_root, void *obj, snap_err *err)
+{
+    yajl_val root = snap_json_parse(text, what, err);
+    if (!root) {
+        err->code = SNAP_ERROR_INVAL; /* a damaged file, not a misbehaving peer */
+        return err->code;
+    }
+    snap_meta_reader r = {what, err, ""};
+    int rc = read_root(&r, root, obj);
+    yajl_tree_free(root);
+    return rc;
+}
+
+int snap_meta_read_version(const snap_meta_reader *r, yajl_val root, const char *kind,
+                           long long expected)
+{
+    long long version;
+    if (!YAJL_IS_OBJECT(root))
+        return snap_err_set(r->err, SNAP_ERROR_INVAL, "%s: expected a JSON object",
+                            r->what);
+    if (snap_meta_read_int(r, root, "version", 0, INT32_MAX, &version) < 0)
+        return r->err->code;
+    if (version != expected)
+        return snap_err_set(r->err, SNAP_ERROR_UNSUPPORTED,
+                            "%s: %s version %lld is not supported (this xlsnap reads "
+                            "version %lld)",
+                            r->what, kind, version, expected);
+    return 0;
+}
+
 int snap_meta_field_err(const snap_meta_reader *r, const char *key, const char *msg)
 {
     return snap_err_set(r->err, SNAP_ERROR_INVAL, "%s: field '%s%s': %s", r->what,
