@@ -366,6 +366,18 @@ static int group_create_locked(group_run *g, snap_meta_store *gst,
     return rc;
 }
 
+/* Under the groups lock: a group of that name must not exist yet. */
+static int refuse_existing_group(snap_meta_store *gst, const char *group, snap_err *err)
+{
+    snap_group_info *old = NULL;
+    int rc = snap_group_record_load(gst, group, &old, err);
+    snap_group_info_free(old);
+    if (rc != SNAP_ERROR_NOTFOUND)
+        return snap_err_set(err, SNAP_ERROR_EXISTS, "group '%s' already exists", group);
+    snap_err_clear(err);
+    return 0;
+}
+
 /*
  * Under the groups lock: the members' pending group operations finished
  * first, then the group made unless it exists.
@@ -378,14 +390,10 @@ static int create_new_group(snap_ctx *ctx, snap_meta_store *gst, const char *gro
     int rc = 0;
     for (size_t i = 0; !rc && i < n; i++)
         rc = snap_group_finish_for_domain_locked(ctx, gst, order[i], err);
+    if (!rc)
+        rc = refuse_existing_group(gst, group, err);
     if (rc)
         return rc;
-    snap_group_info *old = NULL;
-    if (snap_group_record_load(gst, group, &old, err) != SNAP_ERROR_NOTFOUND) {
-        snap_group_info_free(old);
-        return snap_err_set(err, SNAP_ERROR_EXISTS, "group '%s' already exists", group);
-    }
-    snap_err_clear(err);
     group_run g = {ctx, group, snap_xcalloc(n, sizeof *g.mb), n, false, 0, 0};
     snap_group_info *gi = NULL;
     rc = group_create_locked(&g, gst, params, order, &gi, err);
@@ -483,41 +491,56 @@ static int plan_group(snap_ctx *ctx, const char *group, const char **order, size
         return rc;
     rc = snap_lock_acquire(&gst, &lock, SNAP_LOCK_TIMEOUT_MS, err);
     if (!rc) {
-        snap_group_info *old = NULL;
-        if (snap_group_record_load(&gst, group, &old, err) != SNAP_ERROR_NOTFOUND)
-            rc = snap_err_set(err, SNAP_ERROR_EXISTS, "group '%s' already exists", group);
-        snap_group_info_free(old);
-        if (!rc) {
-            snap_err_clear(err);
+        rc = refuse_existing_group(&gst, group, err);
+        if (!rc)
             rc = plan_members(ctx, group, order, n, params, plan_out, err);
-        }
         snap_lock_release(&lock);
     }
     snap_meta_store_close(&gst);
     return rc;
 }
 
-int snap_group_create_plan(snap_ctx *ctx, const char *group, const char *const *domains,
-                           size_t n, const snap_create_params *params,
-                           snap_group_info **info_out, char **plan_out)
+/* Under a new or existing groups store's lock: the group made (create_new_group). */
+static int create_group(snap_ctx *ctx, const char *group, const char **order, size_t n,
+                        const snap_create_params *params, snap_group_info **info_out,
+                        snap_err *err)
 {
-    if (plan_out)
-        *plan_out = NULL;
-    if (!params->dry_run)
-        return snap_group_create(ctx, group, domains, n, params, info_out);
+    snap_meta_store gst;
+    snap_lock lock;
+    int rc = snap_meta_store_open_groups(&gst, ctx->statedir, true, err);
+    if (rc)
+        return rc;
+    rc = snap_lock_acquire(&gst, &lock, SNAP_LOCK_TIMEOUT_MS, err);
+    if (!rc) {
+        rc = create_new_group(ctx, &gst, group, order, n, params, info_out, err);
+        snap_lock_release(&lock);
+    }
+    snap_meta_store_close(&gst);
+    return rc;
+}
+
+/* The group made, or with params->dry_run its plan: the same checks first. */
+static int create_or_plan(snap_ctx *ctx, const char *group, const char *const *domains,
+                          size_t n, const snap_create_params *params,
+                          snap_group_info **info_out, char **plan_out)
+{
     snap_err *err = &ctx->err;
     const char **order = NULL;
     snap_err_clear(err);
     if (info_out)
         *info_out = NULL;
-    snap_trace("group-create-plan");
+    if (plan_out)
+        *plan_out = NULL;
+    snap_trace(params->dry_run ? "group-create-plan" : "group-create");
     int rc = check_group_params(group, n, params, err);
     if (!rc)
         rc = sorted_domains(domains, n, &order, err);
     if (!rc) {
         snap_err local; /* the member calls reuse ctx->err */
         snap_err_clear(&local);
-        rc = plan_group(ctx, group, order, n, params, plan_out, &local);
+        rc = params->dry_run
+                 ? plan_group(ctx, group, order, n, params, plan_out, &local)
+                 : create_group(ctx, group, order, n, params, info_out, &local);
         if (rc)
             *err = local;
     }
@@ -525,43 +548,18 @@ int snap_group_create_plan(snap_ctx *ctx, const char *group, const char *const *
     return rc ? snap_ctx_fail(ctx, err) : 0;
 }
 
+int snap_group_create_plan(snap_ctx *ctx, const char *group, const char *const *domains,
+                           size_t n, const snap_create_params *params,
+                           snap_group_info **info_out, char **plan_out)
+{
+    return create_or_plan(ctx, group, domains, n, params, info_out, plan_out);
+}
+
 int snap_group_create(snap_ctx *ctx, const char *group, const char *const *domains,
                       size_t n, const snap_create_params *params,
                       snap_group_info **info_out)
 {
-    if (params->dry_run)
-        return snap_group_create_plan(ctx, group, domains, n, params, info_out, NULL);
-
-    snap_err *err = &ctx->err;
-    snap_meta_store gst;
-    snap_lock lock;
-    const char **order = NULL;
-    snap_err_clear(err);
-    if (info_out)
-        *info_out = NULL;
-    snap_trace("group-create");
-    int rc = check_group_params(group, n, params, err);
-    if (!rc)
-        rc = sorted_domains(domains, n, &order, err);
-    if (rc)
-        return snap_ctx_fail(ctx, err);
-    rc = snap_meta_store_open_groups(&gst, ctx->statedir, true, err);
-    if (rc) {
-        free(order);
-        return snap_ctx_fail(ctx, err);
-    }
-    rc = snap_lock_acquire(&gst, &lock, SNAP_LOCK_TIMEOUT_MS, err);
-    if (!rc) {
-        snap_err local; /* the member calls reuse ctx->err */
-        snap_err_clear(&local);
-        rc = create_new_group(ctx, &gst, group, order, n, params, info_out, &local);
-        if (rc)
-            *err = local;
-        snap_lock_release(&lock);
-    }
-    snap_meta_store_close(&gst);
-    free(order);
-    return rc ? snap_ctx_fail(ctx, err) : 0;
+    return create_or_plan(ctx, group, domains, n, params, info_out, NULL);
 }
 
 /* Logs a note when group has an operation a dead xlsnap left journaled. */
