@@ -886,7 +886,8 @@ typedef struct first_ask {
 static void ask_agent_first(snap_ctx *ctx, const snap_domain_ref *ref, void *opaque)
 {
     first_ask *fa = opaque;
-    if (fa->p->quiesce == SNAP_QUIESCE_OFF || fa->p->memory || fa->p->dry_run)
+    if (!snap_quiesce_asks_early(
+            fa->p)) /* no config read for a create that will not ask */
         return;
     fa->tried = true;
     fa->agent_path = snap_domain_agent_path(ctx, ref);

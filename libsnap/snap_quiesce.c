@@ -295,14 +295,18 @@ struct snap_agent *snap_quiesce_ask_early(snap_ctx *ctx, const snap_domain *dom,
     return snap_quiesce_ask_first(ctx, &dom->ref, dom->agent_path, p);
 }
 
+bool snap_quiesce_asks_early(const snap_create_params *p)
+{
+    return p->quiesce != SNAP_QUIESCE_OFF && !p->memory && !p->dry_run;
+}
+
 struct snap_agent *snap_quiesce_ask_first(snap_ctx *ctx, const snap_domain_ref *ref,
                                           const char *agent_path,
                                           const snap_create_params *p)
 {
     snap_agent *ag = NULL;
     snap_err ignored;
-    if (p->quiesce == SNAP_QUIESCE_OFF || p->memory || p->dry_run || !agent_path ||
-        ref->state != SNAP_DOMAIN_RUNNING)
+    if (!snap_quiesce_asks_early(p) || !agent_path || ref->state != SNAP_DOMAIN_RUNNING)
         return NULL;
     return ask_agent(ctx, ref->name, agent_path, &ag, &ignored) ? NULL : ag;
 }

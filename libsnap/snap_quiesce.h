@@ -45,6 +45,8 @@ int snap_quiesce_prepare(snap_ctx *ctx, const snap_domain *dom, const snap_plan 
  */
 struct snap_agent *snap_quiesce_ask_early(snap_ctx *ctx, const snap_domain *dom,
                                           const snap_create_params *p);
+/* Whether p will likely freeze: the early questions are worth asking. */
+bool snap_quiesce_asks_early(const snap_create_params *p);
 /* The same before the domain is resolved: its identity (state: running
  * unless known otherwise) and the agent channel's socket. */
 struct snap_agent *snap_quiesce_ask_first(snap_ctx *ctx, const snap_domain_ref *ref,
