@@ -54,7 +54,6 @@ typedef struct revert_plan {
      * destroys it first and creates it again from its stored config.
      */
     bool kept_shutdown;
-    bool stop;  /* the domain is stopped (destroyed on Xen) before its disks */
     bool start; /* start the domain at the end */
     bool end_paused;
 } revert_plan;
@@ -146,6 +145,12 @@ static int check_disk(snap_session *s, revert_disk *rd, const char *name, snap_e
     return 0;
 }
 
+/* The domain is stopped (destroyed on Xen) before its disks are reverted. */
+static bool stops_domain(const revert_plan *rp)
+{
+    return rp->was_live || rp->kept_shutdown;
+}
+
 /*
  * A domain Xen keeps shut down has no running state to lose, but the revert
  * destroys it and boots it again, which its admin did not ask for by
@@ -174,7 +179,6 @@ static int plan_state(snap_session *s, const snap_revert_params *p, revert_plan 
                       snap_err *err)
 {
     rp->was_live = s->dom.ref.state != SNAP_DOMAIN_SHUTOFF;
-    rp->stop = rp->was_live || rp->kept_shutdown;
     if (rp->m.has_memory) {
         if (access(rp->m.memory_path, R_OK) != 0)
             return snap_err_errno(err, SNAP_ERROR_NOTFOUND, errno,
@@ -194,7 +198,7 @@ static int plan_state(snap_session *s, const snap_revert_params *p, revert_plan 
                             "it afresh; use --force",
                             rp->m.name, s->dom.ref.name,
                             snap_domain_state_to_string(s->dom.ref.state));
-    rp->start = rp->stop || p->state != SNAP_REVERT_STATE_AS_SNAPSHOT;
+    rp->start = stops_domain(rp) || p->state != SNAP_REVERT_STATE_AS_SNAPSHOT;
     rp->end_paused = p->state == SNAP_REVERT_STATE_PAUSED;
     return 0;
 }
@@ -377,7 +381,7 @@ static int revert_journaled(snap_ctx *ctx, snap_session *s, const revert_plan *r
 {
     char *config = NULL;
     int rc = 0;
-    if (rp->stop && !ctx->ops->keeps_stopped_domain)
+    if (stops_domain(rp) && !ctx->ops->keeps_stopped_domain)
         rc = snap_meta_store_write(&s->st, SNAP_REVERT_DOMAIN_FILE, s->dom.config,
                                    s->dom.config_len, err);
     if (rp->kept_shutdown && !rc)
@@ -388,7 +392,7 @@ static int revert_journaled(snap_ctx *ctx, snap_session *s, const revert_plan *r
                  rp->memory       ? "restoring it from the memory checkpoint"
                  : rp->end_paused ? "creating it again paused, not booted"
                                   : "booting it afresh from its stored config");
-    if (rp->stop && !rc) {
+    if (stops_domain(rp) && !rc) {
         rc = ctx->ops->stop(ctx, &s->dom.ref, err);
         if (!rc)
             rc = snap_journal_set_phase(&s->st, j, SNAP_PHASE_DOMAIN_STOPPED, err);
@@ -439,7 +443,7 @@ static void revert_failed(snap_ctx *ctx, snap_session *s, const revert_plan *rp,
         snap_err_context(err, "undoing the revert also failed (%s)", rerr.msg);
         return;
     }
-    if (!rp->stop || j->phase < SNAP_PHASE_DOMAIN_STOPPED)
+    if (!stops_domain(rp) || j->phase < SNAP_PHASE_DOMAIN_STOPPED)
         return;
     snap_domain_ref ref = s->dom.ref;
     snap_domain_ref now;
@@ -503,7 +507,7 @@ static char *revert_plan_json(const snap_session *s, const revert_plan *rp,
     snap_json_kv_str(g, "domain", s->dom.ref.name);
     snap_json_kv_str(g, "snapshot", rp->m.name);
     snap_json_kv_str(g, "domain_state", snap_domain_state_to_string(s->dom.ref.state));
-    snap_json_kv_bool(g, "stop_domain", rp->stop);
+    snap_json_kv_bool(g, "stop_domain", stops_domain(rp));
     snap_json_kv_bool(g, "kept_shutdown", rp->kept_shutdown);
     snap_json_kv_str(g, "memory", rp->memory);
     snap_json_kv_str(g, "start",
