@@ -496,6 +496,25 @@ static void test_group_member_missing(void)
 }
 
 /*
+ * "a before G" and "b before G" on ga's and gb's disks, the group G of
+ * both, then "a after G" and "b after G": what a revert must undo.
+ */
+static bool group_between_writes(const char *group)
+{
+    char *text[4] = {
+        snap_xasprintf("a before %s", group), snap_xasprintf("b before %s", group),
+        snap_xasprintf("a after %s", group), snap_xasprintf("b after %s", group)};
+    char *opt = snap_xasprintf("--group=%s", group);
+    bool ok = th_snap_write_disk(&ga, text[0]) && th_snap_write_disk(&gb, text[1]) &&
+              XLSNAP_OK(NULL, "snapshot-create", opt, "ga", "gb") &&
+              th_snap_write_disk(&ga, text[2]) && th_snap_write_disk(&gb, text[3]);
+    for (size_t i = 0; i < 4; i++)
+        free(text[i]);
+    free(opt);
+    return ok;
+}
+
+/*
  * A group revert: without --force (disk-only snapshots of running domains)
  * refused before any change; with it, both domains boot afresh on their
  * disks as the group cut them.
@@ -504,11 +523,7 @@ static void test_group_revert(void)
 {
     th_cmd r;
     REQUIRE(all_up);
-    REQUIRE(th_snap_write_disk(&ga, "a before g7"));
-    REQUIRE(th_snap_write_disk(&gb, "b before g7"));
-    REQUIRE(XLSNAP_OK(NULL, "snapshot-create", "--group=g7", "ga", "gb"));
-    REQUIRE(th_snap_write_disk(&ga, "a after g7"));
-    REQUIRE(th_snap_write_disk(&gb, "b after g7"));
+    REQUIRE(group_between_writes("g7"));
     char *before_a = th_world_capture(&ga, TH_WORLD_LIVE);
     char *before_b = th_world_capture(&gb, TH_WORLD_LIVE);
     th_xlsnap(&r, "snapshot-revert", "--group", "g7", NULL);
@@ -582,11 +597,7 @@ static void test_group_revert_sigkill(void)
 {
     th_cmd r;
     REQUIRE(all_up);
-    REQUIRE(th_snap_write_disk(&ga, "a before g8"));
-    REQUIRE(th_snap_write_disk(&gb, "b before g8"));
-    REQUIRE(XLSNAP_OK(NULL, "snapshot-create", "--group=g8", "ga", "gb"));
-    REQUIRE(th_snap_write_disk(&ga, "a after g8"));
-    REQUIRE(th_snap_write_disk(&gb, "b after g8"));
+    REQUIRE(group_between_writes("g8"));
     const char *argv[] = {"snapshot-revert", "--force", "--group", "g8", NULL};
     REQUIRE(kill_after_first_member(argv, "g8", "revert"));
     th_snap_adopt_new_qemu(&ga); /* ga was reverted: a new QEMU */
